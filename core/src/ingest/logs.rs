@@ -1,0 +1,109 @@
+//! `ExportLogsServiceRequest` → [`EventRecord`]s, with prompt text redacted unless opted in.
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+
+use super::attrs::{self, AttrValue};
+use super::model::*;
+use super::Privacy;
+
+/// What stands in for text the user did not opt in to keep; the same marker Claude Code uses.
+pub const REDACTED: &str = "<REDACTED>";
+
+/// Attributes that carry the user's words or file contents. Their length is kept (Claude Code
+/// already sends `prompt_length` / `response_length`; for the others we add `<key>_length`).
+const PRIVATE_KEYS: &[&str] = &["prompt", "prompt_text", "response", "user_prompt", "tool_input", "content"];
+
+pub fn normalize(req: ExportLogsServiceRequest, received_ns: i64, privacy: Privacy) -> Batch {
+    let mut batch = Batch::default();
+    for rl in req.resource_logs {
+        let resource = super::resource(rl.resource);
+        if batch.client.is_none() {
+            batch.client = super::client_of(&resource);
+        }
+        for sl in rl.scope_logs {
+            for record in sl.log_records {
+                let body_name = match record.body.and_then(|b| b.value) {
+                    Some(Value::StringValue(s)) => Some(s),
+                    _ => None,
+                };
+                let mut attrs = attrs::from_proto(record.attributes);
+                let name = body_name
+                    .filter(|s| !s.is_empty() && s.len() <= 256)
+                    .or_else(|| (!record.event_name.is_empty()).then(|| record.event_name.clone()))
+                    .or_else(|| attrs::get_str(&attrs, "event.name").map(|n| format!("claude_code.{n}")))
+                    .unwrap_or_else(|| "log".to_string());
+                if !privacy.store_prompts {
+                    redact(&mut attrs);
+                }
+                let time_ns = [record.time_unix_nano, record.observed_time_unix_nano]
+                    .into_iter()
+                    .find(|t| *t != 0)
+                    .map(|t| t.min(i64::MAX as u64) as i64)
+                    .unwrap_or(received_ns);
+                let s = |k: &str| attrs::get_str(&attrs, k).map(str::to_string);
+                let i = |k: &str| attrs::get(&attrs, k).and_then(AttrValue::as_i64);
+                batch.events.push(EventRecord {
+                    time_ns,
+                    session_id: s("session.id"),
+                    prompt_id: s("prompt.id"),
+                    model: s("model"),
+                    cost_usd: attrs::get(&attrs, "cost_usd").and_then(AttrValue::as_f64).filter(|c| c.is_finite()),
+                    input_tokens: i("input_tokens"),
+                    output_tokens: i("output_tokens"),
+                    cache_read_tokens: i("cache_read_tokens"),
+                    cache_creation_tokens: i("cache_creation_tokens"),
+                    duration_ms: i("duration_ms"),
+                    name,
+                    resource: resource.clone(),
+                    attrs,
+                });
+            }
+        }
+    }
+    batch
+}
+
+/// Replaces private text with [`REDACTED`], keeping its length in characters.
+pub fn redact(attrs: &mut attrs::Attrs) {
+    let mut lengths = Vec::new();
+    for (key, value) in attrs.iter_mut() {
+        if !PRIVATE_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        if let AttrValue::Str(text) = value {
+            if text != REDACTED {
+                lengths.push((format!("{key}_length"), text.chars().count() as i64));
+            }
+        }
+        *value = AttrValue::Str(REDACTED.to_string());
+    }
+    for (key, len) in lengths {
+        if attrs::get(attrs, &key).is_none() {
+            attrs.push((key, AttrValue::Int(len)));
+        }
+    }
+    attrs.sort_by(|a, b| a.0.cmp(&b.0));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_keeps_lengths_not_text() {
+        let mut attrs = vec![
+            ("prompt".to_string(), AttrValue::Str("secret plan".into())),
+            ("prompt_length".to_string(), AttrValue::Str("11".into())),
+            ("tool_input".to_string(), AttrValue::Str("{\"content\":\"x\"}".into())),
+            ("model".to_string(), AttrValue::Str("m".into())),
+        ];
+        attrs.sort_by(|a, b| a.0.cmp(&b.0));
+        redact(&mut attrs);
+        assert_eq!(attrs::get_str(&attrs, "prompt"), Some(REDACTED));
+        assert_eq!(attrs::get_str(&attrs, "prompt_length"), Some("11"), "client's length is kept");
+        assert_eq!(attrs::get(&attrs, "tool_input_length"), Some(&AttrValue::Int(15)));
+        assert_eq!(attrs::get_str(&attrs, "model"), Some("m"));
+        assert!(!attrs::to_json(&attrs).contains("secret"));
+    }
+}

@@ -1,0 +1,48 @@
+//! From OTLP export requests to normalised [`Batch`]es.
+//!
+//! This layer is stateless and protocol-agnostic: gRPC, HTTP/protobuf and HTTP/JSON all decode
+//! to the same protobuf messages, which come here. Invalid points are counted as rejected (OTLP
+//! `partial_success`) instead of failing the whole request.
+
+pub mod attrs;
+pub mod logs;
+pub mod metrics;
+pub mod model;
+pub mod traces;
+
+pub use model::{Batch, EventRecord, MetricPoint, PointValue, Resource, SeriesDesc, Shape, SpanRecord, Temporality};
+
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
+use xxhash_rust::xxh3::Xxh3;
+
+/// What the user chose to keep of event content.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Privacy {
+    /// Keep prompt, response and tool-input text. Off by default: only lengths are kept.
+    pub store_prompts: bool,
+}
+
+pub(crate) fn resource(proto: Option<ProtoResource>) -> Arc<Resource> {
+    let attrs = attrs::from_proto(proto.map(|r| r.attributes).unwrap_or_default());
+    let mut h = Xxh3::new();
+    attrs::hash_attrs(&mut h, &attrs);
+    Arc::new(Resource { key: h.digest128(), attrs })
+}
+
+pub(crate) fn client_of(resource: &Resource) -> Option<String> {
+    let name = attrs::get_str(&resource.attrs, "service.name")?;
+    Some(match attrs::get_str(&resource.attrs, "service.version") {
+        Some(v) => format!("{name}/{v}"),
+        None => name.to_string(),
+    })
+}
+
+/// Current wall-clock time in unix nanoseconds.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}

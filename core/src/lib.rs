@@ -1,0 +1,32 @@
+//! tokentray-core: the headless engine of tokentray.
+//!
+//! Claude Code exports OpenTelemetry metrics and events; this crate receives them, keeps an exact
+//! local history and shows it the way the OpenTelemetry Collector + Prometheus stack would, without
+//! that stack. It builds and is tested without any GUI toolkit; the Tauri shell (`src-tauri/`)
+//! and the CLI only call into it.
+//!
+//! Data flows top to bottom through one folder per concern:
+//!
+//! * [`receiver`] — OTLP/gRPC (tonic) and OTLP/HTTP with protobuf or JSON bodies (axum): content
+//!   types, gzip, size limits, the browser-origin guard, OTLP error and partial-success answers.
+//! * [`ingest`] — stateless normalisation of export requests into series points, events and
+//!   spans; redaction of prompt text unless the user opted in.
+//! * [`store`] — SQLite (WAL, versioned migrations). A single writer thread applies the exact
+//!   delta/cumulative accounting ([`store::accounting`]) and group-commits; a request is answered
+//!   only after its data is on disk. [`store::Reader`] serves reports.
+//! * [`query`] — periods in the local time zone and the report vocabulary.
+//! * [`exposition`] — Prometheus names (otlptranslator rules) and the pure `encode` of a snapshot.
+//! * [`server`] — bind the listeners, then `run(listeners, store, config, shutdown)`.
+//! * [`config`] — defaults, TOML file, `TOKENTRAY_*` environment.
+//! * [`testkit`] — builders of Claude Code-shaped requests, shared by tests and benchmarks.
+//!
+//! Library code does not panic on input: each module has its own `thiserror` error type.
+
+pub mod config;
+pub mod exposition;
+pub mod ingest;
+pub mod query;
+pub mod receiver;
+pub mod server;
+pub mod store;
+pub mod testkit;

@@ -1,0 +1,130 @@
+//! The report shape shared by `tokentray report --json`, the window and budgets.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Claude Code's metric names, which reports turn into named figures.
+pub mod names {
+    pub const COST: &str = "claude_code.cost.usage";
+    pub const TOKENS: &str = "claude_code.token.usage";
+    pub const SESSIONS: &str = "claude_code.session.count";
+    pub const ACTIVE_TIME: &str = "claude_code.active_time.total";
+    pub const API_REQUEST: &str = "claude_code.api_request";
+}
+
+/// Tokens by Claude Code's `type` attribute.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Tokens {
+    pub input: f64,
+    pub output: f64,
+    #[serde(rename = "cacheRead")]
+    pub cache_read: f64,
+    #[serde(rename = "cacheCreation")]
+    pub cache_creation: f64,
+    pub total: f64,
+}
+
+impl Tokens {
+    fn add(&mut self, kind: Option<&str>, value: f64) {
+        match kind {
+            Some("input") => self.input += value,
+            Some("output") => self.output += value,
+            Some("cacheRead") => self.cache_read += value,
+            Some("cacheCreation") => self.cache_creation += value,
+            _ => {}
+        }
+        self.total += value;
+    }
+
+    /// Share of prompt tokens served from the cache: cacheRead / (input + cacheRead + cacheCreation).
+    pub fn cache_hit_ratio(&self) -> Option<f64> {
+        let prompt = self.input + self.cache_read + self.cache_creation;
+        (prompt > 0.0).then(|| self.cache_read / prompt)
+    }
+}
+
+/// Sums over Claude Code's own `api_request` events (an independent check on the metrics).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ApiRequests {
+    pub count: u64,
+    pub cost_usd: f64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_creation_tokens: i64,
+}
+
+/// Figures for a period, or for one group of it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Figures {
+    pub cost_usd: f64,
+    pub tokens: Tokens,
+    /// Sessions started (`claude_code.session.count`).
+    pub sessions: f64,
+    pub active_time_seconds: f64,
+    /// Every monotonic sum by OTel metric name.
+    pub metrics: BTreeMap<String, f64>,
+    pub api_requests: ApiRequests,
+    /// Events by name (`claude_code.api_request`, `claude_code.tool_result`, …).
+    pub events: BTreeMap<String, u64>,
+}
+
+/// Aggregated events of one name within one group.
+#[derive(Debug, Clone, Default)]
+pub struct EventSums {
+    pub count: u64,
+    pub cost_usd: f64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_creation_tokens: i64,
+}
+
+impl Figures {
+    /// Adds the increments of one metric (for one token/lines type).
+    pub fn add_metric(&mut self, metric: &str, kind: Option<&str>, value: f64) {
+        *self.metrics.entry(metric.to_string()).or_insert(0.0) += value;
+        match metric {
+            names::COST => self.cost_usd += value,
+            names::TOKENS => self.tokens.add(kind, value),
+            names::SESSIONS => self.sessions += value,
+            names::ACTIVE_TIME => self.active_time_seconds += value,
+            _ => {}
+        }
+    }
+
+    pub fn add_events(&mut self, name: &str, sums: &EventSums) {
+        *self.events.entry(name.to_string()).or_insert(0) += sums.count;
+        if name == names::API_REQUEST {
+            let a = &mut self.api_requests;
+            a.count += sums.count;
+            a.cost_usd += sums.cost_usd;
+            a.input_tokens += sums.input_tokens;
+            a.output_tokens += sums.output_tokens;
+            a.cache_read_tokens += sums.cache_read_tokens;
+            a.cache_creation_tokens += sums.cache_creation_tokens;
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Group {
+    pub key: String,
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub period: String,
+    /// RFC 3339, local time; null when unbounded.
+    pub start: Option<String>,
+    pub end: Option<String>,
+    #[serde(flatten)]
+    pub figures: Figures,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<Group>>,
+}

@@ -1,0 +1,24 @@
+//! `GET /metrics` in Prometheus text 0.0.4, or OpenMetrics 1.0 when the scraper asks for it.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::exposition::{encode, Format};
+use crate::store::Store;
+
+pub fn router(store: Store) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(store)
+}
+
+async fn metrics(State(store): State<Store>, headers: HeaderMap) -> Response {
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let snapshot = store.snapshot();
+    let mut body = Vec::with_capacity(64 * 1024);
+    match encode(&mut body, &snapshot, format) {
+        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot render metrics: {e}")).into_response(),
+    }
+}

@@ -1,0 +1,173 @@
+//! Running the engine: bind the three listeners first (so a taken port fails fast and port 0
+//! works for tests), then serve until shutdown.
+
+pub mod metrics_endpoint;
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+
+use tokio::sync::watch;
+
+use crate::config::{Config, Listen};
+use crate::receiver::{grpc, http, Receiver};
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{what} address '{addr}' is not a valid HOST:PORT ({reason}); set it with {flag} or [listen] {key} in the config")]
+    BadAddress { what: &'static str, addr: String, reason: String, flag: &'static str, key: &'static str },
+    #[error("port {port} ({what}, {addr}) is already in use{by}; stop the other program or choose another port with {flag} (or [listen] {key} in the config, or {env})")]
+    PortInUse { what: &'static str, addr: SocketAddr, port: u16, by: String, flag: &'static str, key: &'static str, env: &'static str },
+    #[error("cannot listen on {addr} for {what}: {reason}")]
+    Bind { what: &'static str, addr: SocketAddr, reason: String },
+    #[error("{what} server failed: {reason}")]
+    Serve { what: &'static str, reason: String },
+}
+
+/// The three bound sockets.
+pub struct Listeners {
+    pub otlp_grpc: TcpListener,
+    pub otlp_http: TcpListener,
+    pub metrics: TcpListener,
+}
+
+/// Addresses actually bound (port 0 resolved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoundAddrs {
+    pub otlp_grpc: SocketAddr,
+    pub otlp_http: SocketAddr,
+    pub metrics: SocketAddr,
+}
+
+impl std::fmt::Display for BoundAddrs {
+    /// The line scripts parse: `listening otlp-grpc=HOST:PORT otlp-http=HOST:PORT metrics=HOST:PORT`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "listening otlp-grpc={} otlp-http={} metrics={}", self.otlp_grpc, self.otlp_http, self.metrics)
+    }
+}
+
+struct Spec {
+    what: &'static str,
+    flag: &'static str,
+    key: &'static str,
+    env: &'static str,
+}
+
+const GRPC: Spec = Spec { what: "OTLP/gRPC", flag: "--otlp-grpc", key: "otlp_grpc", env: "TOKENTRAY_OTLP_GRPC" };
+const HTTP: Spec = Spec { what: "OTLP/HTTP", flag: "--otlp-http", key: "otlp_http", env: "TOKENTRAY_OTLP_HTTP" };
+const METRICS: Spec = Spec { what: "Prometheus /metrics", flag: "--metrics", key: "metrics", env: "TOKENTRAY_METRICS" };
+
+fn bind_one(addr: &str, spec: &Spec) -> Result<TcpListener, ServerError> {
+    let parsed: SocketAddr = addr.parse().map_err(|e: std::net::AddrParseError| ServerError::BadAddress {
+        what: spec.what,
+        addr: addr.to_string(),
+        reason: e.to_string(),
+        flag: spec.flag,
+        key: spec.key,
+    })?;
+    let listener = TcpListener::bind(parsed).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => ServerError::PortInUse {
+            what: spec.what,
+            addr: parsed,
+            port: parsed.port(),
+            by: String::new(),
+            flag: spec.flag,
+            key: spec.key,
+            env: spec.env,
+        },
+        _ => ServerError::Bind { what: spec.what, addr: parsed, reason: e.to_string() },
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| ServerError::Bind { what: spec.what, addr: parsed, reason: e.to_string() })?;
+    Ok(listener)
+}
+
+impl Listeners {
+    /// Binds all three or none.
+    pub fn bind(listen: &Listen) -> Result<Listeners, ServerError> {
+        Ok(Listeners {
+            otlp_grpc: bind_one(&listen.otlp_grpc, &GRPC)?,
+            otlp_http: bind_one(&listen.otlp_http, &HTTP)?,
+            metrics: bind_one(&listen.metrics, &METRICS)?,
+        })
+    }
+
+    pub fn addrs(&self) -> std::io::Result<BoundAddrs> {
+        Ok(BoundAddrs { otlp_grpc: self.otlp_grpc.local_addr()?, otlp_http: self.otlp_http.local_addr()?, metrics: self.metrics.local_addr()? })
+    }
+}
+
+fn to_tokio(l: TcpListener, what: &'static str) -> Result<tokio::net::TcpListener, ServerError> {
+    tokio::net::TcpListener::from_std(l).map_err(|e| ServerError::Serve { what, reason: e.to_string() })
+}
+
+/// Serves OTLP/gRPC, OTLP/HTTP and `/metrics` on bound listeners until `shutdown` resolves, then
+/// drains in-flight requests and lets the store finish its queue. Must run inside a Tokio runtime.
+pub async fn run(listeners: Listeners, store: Store, config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    let receiver = Receiver::new(store.clone(), config);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let grpc_listener = to_tokio(listeners.otlp_grpc, GRPC.what)?;
+    let http_listener = to_tokio(listeners.otlp_http, HTTP.what)?;
+    let metrics_listener = to_tokio(listeners.metrics, METRICS.what)?;
+
+    let (metrics_svc, logs_svc, trace_svc) = grpc::services(receiver.clone());
+    let grpc_task = tokio::spawn({
+        let stop = stopped(stop_rx.clone());
+        async move {
+            tonic::transport::Server::builder()
+                .add_service(metrics_svc)
+                .add_service(logs_svc)
+                .add_service(trace_svc)
+                .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(grpc_listener), stop)
+                .await
+                .map_err(|e| ServerError::Serve { what: GRPC.what, reason: e.to_string() })
+        }
+    });
+    let http_task = tokio::spawn({
+        let stop = stopped(stop_rx.clone());
+        let app = http::router(receiver.clone());
+        async move {
+            axum::serve(http_listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+                .map_err(|e| ServerError::Serve { what: HTTP.what, reason: e.to_string() })
+        }
+    });
+    let metrics_task = tokio::spawn({
+        let stop = stopped(stop_rx.clone());
+        let app = metrics_endpoint::router(store.clone());
+        async move {
+            axum::serve(metrics_listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+                .map_err(|e| ServerError::Serve { what: METRICS.what, reason: e.to_string() })
+        }
+    });
+
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    let mut first_error = None;
+    for task in [grpc_task, http_task, metrics_task] {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(ServerError::Serve { what: "server task", reason: e.to_string() });
+            }
+        }
+    }
+    // Everything acknowledged is committed already; this only waits for queued work.
+    let closing = store.clone();
+    let _ = tokio::task::spawn_blocking(move || closing.close()).await;
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

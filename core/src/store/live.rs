@@ -1,0 +1,264 @@
+//! The in-memory totals behind `/metrics`, shaped the way the Collector's prometheus exporter
+//! shapes them.
+//!
+//! Several stored series can render to the same Prometheus label set (the exporter drops resource
+//! attributes other than `job`/`instance`), so a [`Row`] is keyed by family name + labels and
+//! counters of colliding series are added into it, as Prometheus would need them to be.
+
+use std::collections::HashMap;
+
+use crate::exposition::naming::{self, MetricType};
+use crate::exposition::{Family, FamilyKind, HistogramValue, Labels, Series, SeriesValue, Snapshot};
+use crate::ingest::attrs::{self, AttrValue};
+use crate::ingest::{Resource, Shape};
+
+/// Where a stored series shows up in `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowRef {
+    pub family: u32,
+    pub row: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct Live {
+    families: Vec<FamilyState>,
+    by_name: HashMap<String, u32>,
+    targets: Vec<Labels>,
+    target_index: HashMap<Labels, ()>,
+}
+
+#[derive(Debug)]
+struct FamilyState {
+    name: String,
+    help: String,
+    unit: String,
+    kind: FamilyKind,
+    rows: Vec<Row>,
+    by_labels: HashMap<Labels, u32>,
+}
+
+#[derive(Debug)]
+struct Row {
+    labels: Labels,
+    value: SeriesValue,
+    created_ms: i64,
+    /// Gauges keep the value of the latest point, whichever series of the row sent it.
+    time_ns: u64,
+}
+
+/// Rendered identity of a series in `/metrics`.
+#[derive(Debug, Clone)]
+pub struct ExpoKey {
+    pub family: String,
+    pub help: String,
+    pub unit: String,
+    pub kind: FamilyKind,
+    pub labels: Labels,
+    pub target: Option<Labels>,
+}
+
+pub fn kind_of(shape: Shape) -> FamilyKind {
+    match shape {
+        Shape::MonotonicSum => FamilyKind::Counter,
+        Shape::NonMonotonicSum | Shape::Gauge => FamilyKind::Gauge,
+        Shape::Histogram => FamilyKind::Histogram,
+    }
+}
+
+/// Translates a series into its Prometheus family and labels (otlptranslator rules).
+pub fn expo_key(
+    metric: &str,
+    unit: &str,
+    description: &str,
+    shape: Shape,
+    resource: &Resource,
+    scope_name: &str,
+    scope_version: &str,
+    point_attrs: &[(String, AttrValue)],
+) -> ExpoKey {
+    let kind = kind_of(shape);
+    let mtype = match kind {
+        FamilyKind::Counter => MetricType::MonotonicCounter,
+        FamilyKind::Gauge => MetricType::Gauge,
+        FamilyKind::Histogram => MetricType::Histogram,
+    };
+    let mut pairs: Vec<(String, String)> =
+        point_attrs.iter().map(|(k, v)| (k.clone(), v.to_label())).collect();
+    if !scope_name.is_empty() {
+        pairs.push(("otel_scope_name".into(), scope_name.into()));
+    }
+    if !scope_version.is_empty() {
+        pairs.push(("otel_scope_version".into(), scope_version.into()));
+    }
+    let (job_instance, target) = target_labels(resource);
+    pairs.extend(job_instance);
+    ExpoKey {
+        family: naming::metric_name(metric, unit, mtype),
+        help: description.to_string(),
+        unit: naming::unit_name(unit, mtype),
+        kind,
+        labels: naming::render_labels(&pairs),
+        target,
+    }
+}
+
+/// `job`/`instance` for every series of the resource, and the `target_info` labels where the
+/// Collector emits one (a resource with attributes beyond the service identity).
+fn target_labels(resource: &Resource) -> (Vec<(String, String)>, Option<Labels>) {
+    let get = |k| attrs::get_str(&resource.attrs, k).filter(|s| !s.is_empty());
+    let mut ids = Vec::new();
+    if let Some(name) = get("service.name") {
+        let job = match get("service.namespace") {
+            Some(ns) => format!("{ns}/{name}"),
+            None => name.to_string(),
+        };
+        ids.push(("job".to_string(), job));
+    }
+    if let Some(instance) = get("service.instance.id") {
+        ids.push(("instance".to_string(), instance.to_string()));
+    }
+    let rest: Vec<(String, String)> = resource
+        .attrs
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "service.name" | "service.namespace" | "service.instance.id"))
+        .map(|(k, v)| (k.clone(), v.to_label()))
+        .collect();
+    if rest.is_empty() {
+        return (ids, None);
+    }
+    let mut all = ids.clone();
+    all.extend(rest);
+    (ids, Some(naming::render_labels(&all)))
+}
+
+/// A family exists under the same name with another type (e.g. a gauge and a counter both named
+/// `x_total`): Prometheus cannot show both.
+#[derive(Debug, Clone)]
+pub struct KindConflict {
+    pub family: String,
+    pub existing: FamilyKind,
+}
+
+impl Live {
+    /// The type of an existing family, to refuse conflicting points before they are committed.
+    pub fn family_kind(&self, name: &str) -> Option<FamilyKind> {
+        self.by_name.get(name).map(|&i| self.families[i as usize].kind)
+    }
+
+    /// Finds or creates the row for a series. Idempotent.
+    pub fn row_for(&mut self, key: &ExpoKey, created_ms: i64, bounds: Option<&[f64]>) -> Result<RowRef, KindConflict> {
+        let fi = match self.by_name.get(&key.family) {
+            Some(&fi) => {
+                let fam = &self.families[fi as usize];
+                if fam.kind != key.kind {
+                    return Err(KindConflict { family: key.family.clone(), existing: fam.kind });
+                }
+                fi
+            }
+            None => {
+                let fi = self.families.len() as u32;
+                self.families.push(FamilyState {
+                    name: key.family.clone(),
+                    help: key.help.clone(),
+                    unit: key.unit.clone(),
+                    kind: key.kind,
+                    rows: Vec::new(),
+                    by_labels: HashMap::new(),
+                });
+                self.by_name.insert(key.family.clone(), fi);
+                fi
+            }
+        };
+        if let Some(target) = &key.target {
+            if self.target_index.insert(target.clone(), ()).is_none() {
+                self.targets.push(target.clone());
+            }
+        }
+        let fam = &mut self.families[fi as usize];
+        if let Some(&ri) = fam.by_labels.get(&key.labels) {
+            return Ok(RowRef { family: fi, row: ri });
+        }
+        let ri = fam.rows.len() as u32;
+        let value = match key.kind {
+            FamilyKind::Histogram => {
+                let bounds = bounds.unwrap_or_default().to_vec();
+                SeriesValue::Histogram(HistogramValue { counts: vec![0.0; bounds.len() + 1], bounds, sum: 0.0, count: 0.0 })
+            }
+            _ => SeriesValue::Number(0.0),
+        };
+        fam.rows.push(Row { labels: key.labels.clone(), value, created_ms, time_ns: 0 });
+        fam.by_labels.insert(key.labels.clone(), ri);
+        Ok(RowRef { family: fi, row: ri })
+    }
+
+    /// Bucket bounds of a histogram row, to refuse points whose bounds differ.
+    pub fn histogram_bounds(&self, at: RowRef) -> Option<&[f64]> {
+        match &self.row(at)?.value {
+            SeriesValue::Histogram(h) => Some(&h.bounds),
+            SeriesValue::Number(_) => None,
+        }
+    }
+
+    fn row(&self, at: RowRef) -> Option<&Row> {
+        self.families.get(at.family as usize)?.rows.get(at.row as usize)
+    }
+
+    fn row_mut(&mut self, at: RowRef) -> Option<&mut Row> {
+        self.families.get_mut(at.family as usize)?.rows.get_mut(at.row as usize)
+    }
+
+    /// Adds a counter increment (or a delta of an up-down counter).
+    pub fn add(&mut self, at: RowRef, inc: f64) {
+        if let Some(Row { value: SeriesValue::Number(v), .. }) = self.row_mut(at) {
+            *v += inc;
+        }
+    }
+
+    /// Sets a gauge, unless the row already holds a newer point.
+    pub fn set(&mut self, at: RowRef, value: f64, time_ns: u64) {
+        if let Some(row) = self.row_mut(at) {
+            if time_ns >= row.time_ns {
+                row.time_ns = time_ns;
+                row.value = SeriesValue::Number(value);
+            }
+        }
+    }
+
+    /// Adds per-bucket increments to a histogram row with the same bounds.
+    pub fn add_histogram(&mut self, at: RowRef, counts: &[f64], sum: f64, count: f64) {
+        if let Some(Row { value: SeriesValue::Histogram(h), .. }) = self.row_mut(at) {
+            for (c, inc) in h.counts.iter_mut().zip(counts) {
+                *c += inc;
+            }
+            h.sum += sum;
+            h.count += count;
+        }
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.families.iter().map(|f| f.rows.len()).sum()
+    }
+
+    /// Copies the totals out, so encoding never holds the writer up.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut families: Vec<Family> = self
+            .families
+            .iter()
+            .map(|f| Family {
+                name: f.name.clone(),
+                help: f.help.clone(),
+                unit: f.unit.clone(),
+                kind: f.kind,
+                series: f
+                    .rows
+                    .iter()
+                    .map(|r| Series { labels: r.labels.clone(), value: r.value.clone(), created_ms: r.created_ms })
+                    .collect(),
+            })
+            .collect();
+        families.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut targets = self.targets.clone();
+        targets.sort();
+        Snapshot { families, targets }
+    }
+}

@@ -1,0 +1,175 @@
+//! Local history in SQLite: the only state tokentray has.
+//!
+//! * [`Store`] owns one writer thread ([`writer`]) that applies batches with exact accounting
+//!   ([`accounting`]) and acknowledges a request only after its transaction committed.
+//! * `/metrics` reads the in-memory totals ([`live`]) the writer keeps in step with the database,
+//!   rebuilt from the `series` table at start.
+//! * Reports read the database through [`Reader`] ([`read`]), from `serve` or any other process.
+
+pub mod accounting;
+pub mod live;
+pub mod read;
+pub mod schema;
+mod writer;
+
+pub use read::Reader;
+pub use writer::SLOT_SECONDS;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::exposition::Snapshot;
+use crate::ingest::Batch;
+use live::Live;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(String),
+    #[error("cannot create the data directory {path}: {reason}")]
+    DataDir { path: PathBuf, reason: String },
+    #[error("the database was written by a newer tokentray (schema {found}, this build knows up to {supported}); upgrade tokentray")]
+    TooNew { found: i64, supported: i64 },
+    #[error("could not encode state: {0}")]
+    Encode(String),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("internal lock poisoned")]
+    Poisoned,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e.to_string())
+    }
+}
+
+/// What became of one request's records once committed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Ack {
+    /// Data points, log records and spans stored.
+    pub accepted: usize,
+    /// Refused, with the first reason (reported to the client as OTLP partial success).
+    pub rejected: u64,
+    pub reason: Option<String>,
+}
+
+/// Published after each commit, so the UI and budgets react to new data without polling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub points: usize,
+    pub events: usize,
+    pub at_ns: i64,
+}
+
+/// Handle to the store; cheap to clone. The writer thread stops once the last handle is dropped,
+/// after finishing what was queued.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    jobs: Mutex<Option<mpsc::Sender<writer::Job>>>,
+    live: Arc<RwLock<Live>>,
+    changes: broadcast::Sender<Change>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "tokentray.sqlite3";
+
+/// Opens a connection with the settings every tokentray connection uses.
+pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // WAL lets reports read while the writer writes. FULL makes each commit durable before the
+    // client is acknowledged (the group commit pays one fsync for many requests).
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating and migrating as needed) the database in `data_dir` and starts the writer.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::DataDir { path: data_dir.to_path_buf(), reason: e.to_string() })?;
+        let path = data_dir.join(DB_FILE);
+        let mut conn = connect(&path)?;
+        schema::migrate(&mut conn)?;
+        let live = Arc::new(RwLock::new(Live::default()));
+        let (changes, _) = broadcast::channel(64);
+        let writer = writer::Writer::load(conn, live.clone(), changes.clone())?;
+        let (tx, rx) = mpsc::channel(1024);
+        let handle = std::thread::Builder::new()
+            .name("tokentray-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Sqlite(format!("cannot start the writer thread: {e}")))?;
+        Ok(Store {
+            inner: Arc::new(Inner { path, jobs: Mutex::new(Some(tx)), live, changes, writer: Mutex::new(Some(handle)) }),
+        })
+    }
+
+    /// Stores a batch; resolves once it is committed to disk.
+    pub async fn ingest(&self, batch: Batch) -> Result<Ack, StoreError> {
+        let sender = self.inner.jobs.lock().map_err(|_| StoreError::Poisoned)?.clone().ok_or(StoreError::Closed)?;
+        let (reply, rx) = oneshot::channel();
+        sender.send(writer::Job { batch, reply }).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Current totals for `/metrics`.
+    pub fn snapshot(&self) -> Snapshot {
+        match self.inner.live.read() {
+            Ok(live) => live.snapshot(),
+            Err(poisoned) => poisoned.into_inner().snapshot(),
+        }
+    }
+
+    /// Number of series `/metrics` shows.
+    pub fn series_count(&self) -> usize {
+        self.inner.live.read().map(|l| l.series_count()).unwrap_or(0)
+    }
+
+    /// Notifications of committed changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.inner.changes.subscribe()
+    }
+
+    /// A read connection for reports and dashboards.
+    pub fn reader(&self) -> Result<Reader, StoreError> {
+        Reader::open_file(&self.inner.path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Stops accepting batches, lets the writer finish what is queued, and waits for it.
+    pub fn close(&self) {
+        if let Ok(mut jobs) = self.inner.jobs.lock() {
+            jobs.take();
+        }
+        let handle = self.inner.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+        if let Some(handle) = self.writer.lock().ok().and_then(|mut h| h.take()) {
+            let _ = handle.join();
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Read-side queries over the history (reports, dashboards, diagnostics).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::Local;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use super::{schema, StoreError, DB_FILE, SLOT_SECONDS};
+use crate::query::report::{EventSums, Figures};
+use crate::query::{local_bucket, GroupBy, Group, Report, TimeRange};
+
+/// A connection for queries. Several may be open while `serve` writes (WAL).
+pub struct Reader {
+    conn: Connection,
+}
+
+/// One stored event, for the activity list and the "last request" line.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EventRow {
+    pub time_ns: i64,
+    pub name: String,
+    pub session_id: Option<String>,
+    pub model: Option<String>,
+    pub cost_usd: Option<f64>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub cache_read_tokens: Option<i64>,
+    pub cache_creation_tokens: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub attrs: serde_json::Value,
+}
+
+const SLOT_NS: i64 = SLOT_SECONDS * 1_000_000_000;
+
+impl Reader {
+    /// Opens the database of a data directory, creating it if this is the first run.
+    pub fn open(data_dir: &Path) -> Result<Reader, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::DataDir { path: data_dir.to_path_buf(), reason: e.to_string() })?;
+        Reader::open_file(&data_dir.join(DB_FILE))
+    }
+
+    pub(super) fn open_file(path: &Path) -> Result<Reader, StoreError> {
+        let mut conn = super::connect(path)?;
+        schema::migrate(&mut conn)?;
+        Ok(Reader { conn })
+    }
+
+    /// Spend, tokens, sessions, active time and events for a range, optionally broken down.
+    pub fn report(&self, period: &str, range: TimeRange, by: Option<GroupBy>) -> Result<Report, StoreError> {
+        let (start_ns, end_ns) = range.bounds_ns();
+        let slot_lo = start_ns.div_euclid(SLOT_NS);
+        let slot_hi = if end_ns == i64::MAX { i64::MAX } else { end_ns.div_euclid(SLOT_NS) + i64::from(end_ns.rem_euclid(SLOT_NS) != 0) };
+        let series_key = match by {
+            None | Some(GroupBy::Type) => "''",
+            Some(GroupBy::Model) => "COALESCE(s.model, '')",
+            Some(GroupBy::Session) => "COALESCE(s.session_id, '')",
+            Some(GroupBy::Day) | Some(GroupBy::Hour) => "u.slot",
+        };
+        let mut total = Figures::default();
+        let mut groups: BTreeMap<String, Figures> = BTreeMap::new();
+        let tz = Local;
+        let key_of = |raw: rusqlite::types::Value, kind: Option<&str>, slot_scale: i64| -> String {
+            match by {
+                Some(GroupBy::Type) => kind.unwrap_or_default().to_string(),
+                Some(g @ (GroupBy::Day | GroupBy::Hour)) => match raw {
+                    rusqlite::types::Value::Integer(v) => local_bucket(&tz, v.saturating_mul(slot_scale), g),
+                    _ => String::new(),
+                },
+                _ => match raw {
+                    rusqlite::types::Value::Text(t) => t,
+                    _ => String::new(),
+                },
+            }
+        };
+
+        let sql = format!(
+            "SELECT s.metric, s.type, {series_key} AS k, SUM(u.value)
+             FROM usage u JOIN series s ON s.id = u.series_id
+             WHERE u.slot >= ?1 AND u.slot < ?2
+             GROUP BY s.metric, s.type, k"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params![slot_lo, slot_hi])?;
+        while let Some(r) = rows.next()? {
+            let metric: String = r.get(0)?;
+            let kind: Option<String> = r.get(1)?;
+            let value: f64 = r.get(3)?;
+            total.add_metric(&metric, kind.as_deref(), value);
+            if by.is_some() {
+                let key = key_of(r.get(2)?, kind.as_deref(), SLOT_NS);
+                groups.entry(key).or_default().add_metric(&metric, kind.as_deref(), value);
+            }
+        }
+
+        let event_key = match by {
+            None | Some(GroupBy::Type) => "''",
+            Some(GroupBy::Model) => "COALESCE(model, '')",
+            Some(GroupBy::Session) => "COALESCE(session_id, '')",
+            // Grouped by 15-minute slot in SQL, then folded into local days or hours.
+            Some(GroupBy::Day) | Some(GroupBy::Hour) => "(time_ns / 900000000000)",
+        };
+        let sql = format!(
+            "SELECT name, {event_key} AS k, COUNT(*), COALESCE(SUM(cost_usd), 0), COALESCE(SUM(input_tokens), 0),
+                    COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cache_read_tokens), 0), COALESCE(SUM(cache_creation_tokens), 0)
+             FROM events WHERE time_ns >= ?1 AND time_ns < ?2 GROUP BY name, k"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params![start_ns, end_ns])?;
+        while let Some(r) = rows.next()? {
+            let name: String = r.get(0)?;
+            let sums = EventSums {
+                count: r.get::<_, i64>(2)? as u64,
+                cost_usd: r.get(3)?,
+                input_tokens: r.get(4)?,
+                output_tokens: r.get(5)?,
+                cache_read_tokens: r.get(6)?,
+                cache_creation_tokens: r.get(7)?,
+            };
+            total.add_events(&name, &sums);
+            if by.is_some() {
+                let key = key_of(r.get(1)?, None, SLOT_NS);
+                groups.entry(key).or_default().add_events(&name, &sums);
+            }
+        }
+
+        let fmt = |ns: Option<i64>| ns.map(|ns| tz.timestamp_nanos(ns).to_rfc3339());
+        use chrono::TimeZone;
+        Ok(Report {
+            period: period.to_string(),
+            start: fmt(range.start_ns),
+            end: fmt(range.end_ns),
+            figures: total,
+            by: by.map(|b| b.name().to_string()),
+            groups: by.map(|_| groups.into_iter().map(|(key, figures)| Group { key, figures }).collect()),
+        })
+    }
+
+    /// The most recent events, newest first, optionally of one session and/or one name.
+    pub fn recent_events(&self, limit: usize, session: Option<&str>, name: Option<&str>) -> Result<Vec<EventRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT time_ns, name, session_id, model, cost_usd, input_tokens, output_tokens, cache_read_tokens,
+                    cache_creation_tokens, duration_ms, attrs
+             FROM events
+             WHERE (?1 IS NULL OR session_id = ?1) AND (?2 IS NULL OR name = ?2)
+             ORDER BY time_ns DESC, id DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![session, name, limit as i64], |r| {
+            Ok(EventRow {
+                time_ns: r.get(0)?,
+                name: r.get(1)?,
+                session_id: r.get(2)?,
+                model: r.get(3)?,
+                cost_usd: r.get(4)?,
+                input_tokens: r.get(5)?,
+                output_tokens: r.get(6)?,
+                cache_read_tokens: r.get(7)?,
+                cache_creation_tokens: r.get(8)?,
+                duration_ms: r.get(9)?,
+                attrs: serde_json::from_str(&r.get::<_, String>(10)?).unwrap_or(serde_json::Value::Null),
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Distinct sessions with any usage in the range.
+    pub fn session_ids(&self, range: TimeRange) -> Result<Vec<String>, StoreError> {
+        let (start_ns, end_ns) = range.bounds_ns();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT s.session_id FROM usage u JOIN series s ON s.id = u.series_id
+             WHERE s.session_id IS NOT NULL AND u.slot >= ?1 AND u.slot < ?2 ORDER BY 1",
+        )?;
+        let rows = stmt.query_map(params![start_ns.div_euclid(SLOT_NS), end_ns.div_euclid(SLOT_NS).saturating_add(1)], |r| r.get(0))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// A value the writer records in `meta` (`last_ingest_ns`, `last_client`).
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    }
+
+    /// Number of stored spans (traces are accepted and counted).
+    pub fn span_count(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row("SELECT COUNT(*) FROM spans", [], |r| r.get(0))?)
+    }
+
+    /// `PRAGMA quick_check`: "ok" when the database is healthy.
+    pub fn quick_check(&self) -> Result<String, StoreError> {
+        Ok(self.conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?)
+    }
+}

@@ -1,0 +1,109 @@
+//! Versioned schema migrations, tracked in `PRAGMA user_version`.
+//!
+//! Each entry upgrades the database by one version inside one transaction. Never edit a
+//! released migration: append a new one.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // v1
+    r#"
+    CREATE TABLE resources (
+        id    INTEGER PRIMARY KEY,
+        key   BLOB NOT NULL UNIQUE,          -- xxh3-128 of the attributes
+        attrs TEXT NOT NULL                  -- JSON object
+    );
+    -- One row per time series, holding its running state so that a restart rebuilds /metrics
+    -- without re-reading history.
+    CREATE TABLE series (
+        id            INTEGER PRIMARY KEY,
+        key           BLOB NOT NULL UNIQUE,  -- xxh3-128 of metric + resource + scope + attributes
+        metric        TEXT NOT NULL,
+        unit          TEXT NOT NULL,
+        description   TEXT NOT NULL,
+        shape         INTEGER NOT NULL,      -- 1 monotonic sum, 2 non-monotonic sum, 3 gauge, 4 histogram
+        resource_id   INTEGER NOT NULL,
+        scope_name    TEXT NOT NULL,
+        scope_version TEXT NOT NULL,
+        attrs         TEXT NOT NULL,         -- JSON object of the point attributes
+        session_id    TEXT,                  -- promoted attributes, for reports
+        model         TEXT,
+        type          TEXT,
+        user_id       TEXT,
+        created_ns    INTEGER NOT NULL,
+        total         REAL NOT NULL DEFAULT 0,  -- sums: running total; gauges: last value
+        hist          TEXT,                  -- histograms: accumulated buckets (JSON)
+        cum_start_ns  INTEGER,               -- last cumulative point seen, for increments
+        cum_time_ns   INTEGER,
+        cum_value     TEXT,
+        last_time_ns  INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX series_metric ON series(metric);
+    -- Increments of monotonic sums per 15-minute slot (unix seconds / 900). Every time zone in
+    -- use is offset by a multiple of 15 minutes, so local hours and days are exact unions of slots.
+    CREATE TABLE usage (
+        slot      INTEGER NOT NULL,
+        series_id INTEGER NOT NULL,
+        value     REAL NOT NULL,
+        PRIMARY KEY (slot, series_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE events (
+        id                    INTEGER PRIMARY KEY,
+        time_ns               INTEGER NOT NULL,
+        name                  TEXT NOT NULL,
+        resource_id           INTEGER NOT NULL,
+        session_id            TEXT,
+        prompt_id             TEXT,
+        model                 TEXT,
+        cost_usd              REAL,
+        input_tokens          INTEGER,
+        output_tokens         INTEGER,
+        cache_read_tokens     INTEGER,
+        cache_creation_tokens INTEGER,
+        duration_ms           INTEGER,
+        attrs                 TEXT NOT NULL
+    );
+    CREATE INDEX events_time ON events(time_ns);
+    CREATE INDEX events_session ON events(session_id, time_ns);
+    CREATE TABLE spans (
+        id          INTEGER PRIMARY KEY,
+        start_ns    INTEGER NOT NULL,
+        end_ns      INTEGER NOT NULL,
+        name        TEXT NOT NULL,
+        trace_id    TEXT NOT NULL,
+        span_id     TEXT NOT NULL,
+        session_id  TEXT,
+        status_code INTEGER NOT NULL
+    );
+    CREATE INDEX spans_time ON spans(start_ns);
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    "#,
+];
+
+/// The schema version this build writes.
+pub const LATEST: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database up to [`LATEST`]. Refuses a database written by a newer tokentray.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > LATEST {
+        return Err(StoreError::TooNew { found: current, supported: LATEST });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Another process may have migrated while we waited for the lock.
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now > i as i64 {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+        tx.commit()?;
+    }
+    Ok(())
+}

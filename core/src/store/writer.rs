@@ -1,0 +1,390 @@
+//! The single writer: owns the read-write connection, applies batches with exact accounting and
+//! commits them, several requests per transaction when they queue up (group commit).
+//!
+//! A request is acknowledged only after the transaction holding it has committed, so whatever a
+//! client was told is on disk. In-memory state (series totals, `/metrics` rows) changes only after
+//! the commit succeeded; a failed transaction leaves both exactly as they were.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::accounting::{Effect, HistAcc, Refusal, SeriesTotals};
+use super::live::{self, Live, RowRef};
+use super::{Ack, Change, StoreError};
+use crate::ingest::attrs;
+use crate::ingest::{Batch, MetricPoint, Resource, SeriesDesc, Shape};
+
+/// Most requests folded into one transaction; bounds the latency a large group adds.
+const MAX_GROUP: usize = 256;
+
+/// Seconds per usage slot (see the `usage` table).
+pub const SLOT_SECONDS: i64 = 900;
+
+pub(super) struct Job {
+    pub batch: Batch,
+    pub reply: oneshot::Sender<Result<Ack, StoreError>>,
+}
+
+#[derive(Debug, Clone)]
+struct SeriesState {
+    id: i64,
+    shape: Shape,
+    row: RowRef,
+    totals: SeriesTotals,
+}
+
+pub(super) struct Writer {
+    conn: Connection,
+    series: HashMap<u128, SeriesState>,
+    resources: HashMap<u128, i64>,
+    live: Arc<RwLock<Live>>,
+    changes: broadcast::Sender<Change>,
+}
+
+/// Changes of one transaction, applied to memory only once it has committed.
+#[derive(Default)]
+struct Pending {
+    series: HashMap<u128, SeriesState>,
+    resources: HashMap<u128, i64>,
+    usage: HashMap<(i64, i64), f64>,
+    live_ops: Vec<(RowRef, Effect, u64)>,
+}
+
+fn slot_of(time_ns: u64) -> i64 {
+    (time_ns / 1_000_000_000) as i64 / SLOT_SECONDS
+}
+
+fn clamp_i64(v: u64) -> i64 {
+    v.min(i64::MAX as u64) as i64
+}
+
+impl Writer {
+    /// Loads every series' running state and rebuilds the `/metrics` rows from it.
+    pub fn load(conn: Connection, live: Arc<RwLock<Live>>, changes: broadcast::Sender<Change>) -> Result<Writer, StoreError> {
+        let mut series = HashMap::new();
+        let mut resources = HashMap::new();
+        {
+            let mut live_w = live.write().map_err(|_| StoreError::Poisoned)?;
+            let mut stmt = conn.prepare(
+                "SELECT r.id, r.key, r.attrs FROM resources r",
+            )?;
+            let mut resource_by_id: HashMap<i64, Arc<Resource>> = HashMap::new();
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?)))?;
+            for row in rows {
+                let (id, key, attrs_json) = row?;
+                let key = key_from_blob(&key);
+                resources.insert(key, id);
+                resource_by_id.insert(id, Arc::new(Resource { attrs: attrs::from_json(&attrs_json), key }));
+            }
+            let mut stmt = conn.prepare(
+                "SELECT id, key, metric, unit, description, shape, resource_id, scope_name, scope_version, attrs,
+                        created_ns, total, hist, cum_start_ns, cum_time_ns, cum_value, last_time_ns
+                 FROM series ORDER BY id",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let id: i64 = r.get(0)?;
+                let key = key_from_blob(&r.get::<_, Vec<u8>>(1)?);
+                let metric: String = r.get(2)?;
+                let Some(shape) = Shape::from_code(r.get(5)?) else { continue };
+                let Some(resource) = resource_by_id.get(&r.get::<_, i64>(6)?) else { continue };
+                let point_attrs = attrs::from_json(&r.get::<_, String>(9)?);
+                let expo = live::expo_key(&metric, &r.get::<_, String>(3)?, &r.get::<_, String>(4)?, shape, resource, &r.get::<_, String>(7)?, &r.get::<_, String>(8)?, &point_attrs);
+                let created_ms = r.get::<_, i64>(10)? / 1_000_000;
+                let hist: Option<HistAcc> = r.get::<_, Option<String>>(12)?.and_then(|t| serde_json::from_str(&t).ok());
+                let cum = match (r.get::<_, Option<i64>>(13)?, r.get::<_, Option<i64>>(14)?, r.get::<_, Option<String>>(15)?) {
+                    (Some(start), Some(time), Some(value)) => serde_json::from_str(&value).ok().map(|value| super::accounting::CumMark { start_ns: start as u64, time_ns: time as u64, value }),
+                    _ => None,
+                };
+                let totals = SeriesTotals { total: r.get(11)?, hist, cum, last_time_ns: r.get::<_, i64>(16)? as u64 };
+                let bounds = totals.hist.as_ref().map(|h| h.bounds.clone());
+                // A stored series always got its row when it was created; a conflict here means the
+                // naming rules changed between versions, and the series is left out of /metrics.
+                let Ok(row) = live_w.row_for(&expo, created_ms, bounds.as_deref()) else {
+                    tracing::warn!(metric, "series no longer maps to a consistent Prometheus family; not exposed");
+                    continue;
+                };
+                match shape {
+                    Shape::MonotonicSum => live_w.add(row, totals.total),
+                    Shape::NonMonotonicSum if totals.cum.is_none() => live_w.add(row, totals.total),
+                    Shape::NonMonotonicSum | Shape::Gauge => live_w.set(row, totals.total, totals.last_time_ns),
+                    Shape::Histogram => {
+                        if let Some(h) = &totals.hist {
+                            live_w.add_histogram(row, &h.counts, h.sum, h.count);
+                        }
+                    }
+                }
+                series.insert(key, SeriesState { id, shape, row, totals });
+            }
+        }
+        Ok(Writer { conn, series, resources, live, changes })
+    }
+
+    /// Serves jobs until every sender is gone.
+    pub fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        while let Some(first) = jobs.blocking_recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match jobs.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<Job>) {
+        let (batches, replies): (Vec<Batch>, Vec<_>) = group.into_iter().map(|j| (j.batch, j.reply)).unzip();
+        if batches.iter().all(Batch::is_empty) {
+            for (batch, reply) in batches.into_iter().zip(replies) {
+                let _ = reply.send(Ok(Ack { accepted: 0, rejected: batch.rejected, reason: batch.reject_reason }));
+            }
+            return;
+        }
+        match self.write(&batches) {
+            Ok((pending, acks)) => {
+                self.apply(pending);
+                let change = Change {
+                    points: acks.iter().map(|a| a.accepted).sum(),
+                    events: batches.iter().map(|b| b.events.len()).sum(),
+                    at_ns: crate::ingest::now_ns(),
+                };
+                for (reply, ack) in replies.into_iter().zip(acks) {
+                    let _ = reply.send(Ok(ack));
+                }
+                let _ = self.changes.send(change);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, requests = batches.len(), "could not store telemetry; clients will retry");
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    fn write(&self, batches: &[Batch]) -> Result<(Pending, Vec<Ack>), StoreError> {
+        // The writer is the only one writing; `unchecked` lets the methods below borrow `self` too.
+        let tx = self.conn.unchecked_transaction()?;
+        let mut pending = Pending::default();
+        let mut acks = Vec::with_capacity(batches.len());
+        let mut client = None;
+        for batch in batches {
+            let mut ack = Ack { accepted: 0, rejected: batch.rejected, reason: batch.reject_reason.clone() };
+            for point in &batch.points {
+                match self.apply_point(&tx, &mut pending, point)? {
+                    Ok(()) => ack.accepted += 1,
+                    Err(reason) => {
+                        ack.rejected += 1;
+                        ack.reason.get_or_insert(reason);
+                    }
+                }
+            }
+            for event in &batch.events {
+                let resource_id = self.resource_id(&tx, &mut pending, &event.resource)?;
+                tx.prepare_cached(
+                    "INSERT INTO events (time_ns, name, resource_id, session_id, prompt_id, model, cost_usd, input_tokens,
+                        output_tokens, cache_read_tokens, cache_creation_tokens, duration_ms, attrs)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                )?
+                .execute(params![
+                    event.time_ns,
+                    event.name,
+                    resource_id,
+                    event.session_id,
+                    event.prompt_id,
+                    event.model,
+                    event.cost_usd,
+                    event.input_tokens,
+                    event.output_tokens,
+                    event.cache_read_tokens,
+                    event.cache_creation_tokens,
+                    event.duration_ms,
+                    attrs::to_json(&event.attrs),
+                ])?;
+                ack.accepted += 1;
+            }
+            for span in &batch.spans {
+                tx.prepare_cached(
+                    "INSERT INTO spans (start_ns, end_ns, name, trace_id, span_id, session_id, status_code)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![span.start_ns, span.end_ns, span.name, span.trace_id, span.span_id, span.session_id, span.status_code])?;
+                ack.accepted += 1;
+            }
+            if batch.client.is_some() {
+                client = batch.client.clone();
+            }
+            acks.push(ack);
+        }
+        self.flush(&tx, &pending, client)?;
+        tx.commit()?;
+        Ok((pending, acks))
+    }
+
+    /// Applies one point to the pending state. The outer error aborts the transaction; the inner
+    /// one refuses just this point (OTLP partial success).
+    fn apply_point(&self, tx: &Transaction, pending: &mut Pending, point: &MetricPoint) -> Result<Result<(), String>, StoreError> {
+        let desc = &point.series;
+        if !pending.series.contains_key(&desc.key) {
+            let state = match self.series.get(&desc.key) {
+                Some(s) => s.clone(),
+                None => match self.create_series(tx, pending, desc, point)? {
+                    Ok(s) => s,
+                    Err(reason) => return Ok(Err(reason)),
+                },
+            };
+            pending.series.insert(desc.key, state);
+        }
+        let Some(state) = pending.series.get_mut(&desc.key) else { return Ok(Err("internal: series state missing".into())) };
+        // The series' shape is fixed by its first point; a histogram turning into a number (or
+        // back) is refused by the accounting.
+        let effect = match state.totals.apply(state.shape, point.temporality, point.start_ns, point.time_ns, &point.value) {
+            Ok(effect) => effect,
+            Err(Refusal::BoundsChanged) => return Ok(Err(format!("metric {}: histogram bucket bounds changed", desc.metric))),
+            Err(Refusal::WrongValueType) => return Ok(Err(format!("metric {}: data type changed", desc.metric))),
+        };
+        if let (Shape::MonotonicSum, Effect::Add(inc)) = (state.shape, &effect) {
+            if *inc != 0.0 {
+                *pending.usage.entry((slot_of(point.time_ns), state.id)).or_insert(0.0) += inc;
+            }
+        }
+        if effect != Effect::None {
+            pending.live_ops.push((state.row, effect, point.time_ns));
+        }
+        Ok(Ok(()))
+    }
+
+    fn create_series(&self, tx: &Transaction, pending: &mut Pending, desc: &SeriesDesc, point: &MetricPoint) -> Result<Result<SeriesState, String>, StoreError> {
+        let expo = live::expo_key(&desc.metric, &desc.unit, &desc.description, desc.shape, &desc.resource, &desc.scope_name, &desc.scope_version, &desc.attrs);
+        let bounds = match &point.value {
+            crate::ingest::PointValue::Histogram(h) => Some(h.bounds.as_slice()),
+            _ => None,
+        };
+        // The row is created before commit; if the transaction fails it stays at zero, which
+        // /metrics shows as a series that has counted nothing yet.
+        let row = {
+            let mut live_w = self.live.write().map_err(|_| StoreError::Poisoned)?;
+            match live_w.row_for(&expo, clamp_i64(point.time_ns) / 1_000_000, bounds) {
+                Ok(row) => {
+                    if let (Some(b), Some(existing)) = (bounds, live_w.histogram_bounds(row)) {
+                        if b != existing {
+                            return Ok(Err(format!("metric {}: histogram bucket bounds differ from another series with the same labels", desc.metric)));
+                        }
+                    }
+                    row
+                }
+                Err(conflict) => {
+                    return Ok(Err(format!(
+                        "metric {} maps to Prometheus family {} which already exists as a {:?}",
+                        desc.metric, conflict.family, conflict.existing
+                    )))
+                }
+            }
+        };
+        let resource_id = self.resource_id(tx, pending, &desc.resource)?;
+        let get = |k| attrs::get_str(&desc.attrs, k);
+        tx.prepare_cached(
+            "INSERT INTO series (key, metric, unit, description, shape, resource_id, scope_name, scope_version, attrs,
+                session_id, model, type, user_id, created_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?
+        .execute(params![
+            desc.key.to_be_bytes().as_slice(),
+            desc.metric,
+            desc.unit,
+            desc.description,
+            desc.shape.code(),
+            resource_id,
+            desc.scope_name,
+            desc.scope_version,
+            attrs::to_json(&desc.attrs),
+            get("session.id"),
+            get("model"),
+            get("type"),
+            get("user.id"),
+            clamp_i64(point.time_ns),
+        ])?;
+        let id = tx.last_insert_rowid();
+        Ok(Ok(SeriesState { id, shape: desc.shape, row, totals: SeriesTotals::default() }))
+    }
+
+    fn resource_id(&self, tx: &Transaction, pending: &mut Pending, resource: &Resource) -> Result<i64, StoreError> {
+        if let Some(&id) = self.resources.get(&resource.key).or_else(|| pending.resources.get(&resource.key)) {
+            return Ok(id);
+        }
+        let key = resource.key.to_be_bytes();
+        let existing: Option<i64> = tx.query_row("SELECT id FROM resources WHERE key = ?1", [key.as_slice()], |r| r.get(0)).optional()?;
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                tx.execute("INSERT INTO resources (key, attrs) VALUES (?1, ?2)", params![key.as_slice(), attrs::to_json(&resource.attrs)])?;
+                tx.last_insert_rowid()
+            }
+        };
+        pending.resources.insert(resource.key, id);
+        Ok(id)
+    }
+
+    /// Writes the new running state of every touched series and the usage increments.
+    fn flush(&self, tx: &Transaction, pending: &Pending, client: Option<String>) -> Result<(), StoreError> {
+        let mut update = tx.prepare_cached(
+            "UPDATE series SET total = ?2, hist = ?3, cum_start_ns = ?4, cum_time_ns = ?5, cum_value = ?6, last_time_ns = ?7 WHERE id = ?1",
+        )?;
+        for state in pending.series.values() {
+            let t = &state.totals;
+            let hist = t.hist.as_ref().map(serde_json::to_string).transpose().map_err(|e| StoreError::Encode(e.to_string()))?;
+            let cum_value = t.cum.as_ref().map(|c| serde_json::to_string(&c.value)).transpose().map_err(|e| StoreError::Encode(e.to_string()))?;
+            update.execute(params![
+                state.id,
+                t.total,
+                hist,
+                t.cum.as_ref().map(|c| clamp_i64(c.start_ns)),
+                t.cum.as_ref().map(|c| clamp_i64(c.time_ns)),
+                cum_value,
+                clamp_i64(t.last_time_ns),
+            ])?;
+        }
+        let mut usage = tx.prepare_cached(
+            "INSERT INTO usage (slot, series_id, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (slot, series_id) DO UPDATE SET value = value + excluded.value",
+        )?;
+        for (&(slot, series_id), &value) in &pending.usage {
+            usage.execute(params![slot, series_id, value])?;
+        }
+        let mut meta = tx.prepare_cached(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )?;
+        meta.execute(params!["last_ingest_ns", crate::ingest::now_ns().to_string()])?;
+        if let Some(client) = client {
+            meta.execute(params!["last_client", client])?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, pending: Pending) {
+        if let Ok(mut live) = self.live.write() {
+            for (row, effect, time_ns) in &pending.live_ops {
+                match effect {
+                    Effect::None => {}
+                    Effect::Add(inc) => live.add(*row, *inc),
+                    Effect::Set(v) => live.set(*row, *v, *time_ns),
+                    Effect::Histogram { counts, sum, count } => live.add_histogram(*row, counts, *sum, *count),
+                }
+            }
+        }
+        self.series.extend(pending.series);
+        self.resources.extend(pending.resources);
+    }
+}
+
+fn key_from_blob(blob: &[u8]) -> u128 {
+    let mut bytes = [0u8; 16];
+    let n = blob.len().min(16);
+    bytes[..n].copy_from_slice(&blob[..n]);
+    u128::from_be_bytes(bytes)
+}

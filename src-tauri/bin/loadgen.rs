@@ -1,0 +1,2 @@
+//! Load generator (benchmark binary) — being written.
+fn main() {}

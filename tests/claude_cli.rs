@@ -1,0 +1,270 @@
+//! The real Claude Code CLI (npm `@anthropic-ai/claude-code@2.1.330`, installed by
+//! `tests/setup.sh` into `tests/.cache/claude-code/`) against a local stand-in for the Anthropic
+//! Messages API, exporting its telemetry to a real `tokentray serve` over each of its three OTLP
+//! protocols. The stand-in's fixed token usage times the number of calls it answered is the
+//! ground truth.
+//!
+//! The only allowed skip: the CLI binary is missing after setup (npm unreachable).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::anthropic::{StandIn, Usage};
+use support::{eventually, prom, tempdir, Checker, Serve};
+
+const CLI_VERSION: &str = "2.1.330";
+const REPLY: &str = "hi from the stand-in";
+const USAGE: Usage = Usage { input: 1111, output: 23, cache_read: 4444, cache_creation: 555 };
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn claude_bin() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/.cache/claude-code/node_modules/.bin/claude")
+}
+
+/// The CLI, or `None` (with the one allowed skip message) when setup could not install it.
+fn claude_or_skip() -> Option<PathBuf> {
+    let bin = claude_bin();
+    if !bin.exists() {
+        println!("skipped: claude CLI not installed (run tests/setup.sh)");
+        return None;
+    }
+    let out = Command::new(&bin).arg("--version").env("HOME", std::env::temp_dir()).output();
+    let version = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    assert!(
+        version.starts_with(CLI_VERSION),
+        "{} --version printed {version:?}, want {CLI_VERSION} (re-run tests/setup.sh)",
+        bin.display()
+    );
+    Some(bin)
+}
+
+struct Run {
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: String,
+    debug_log: String,
+}
+
+impl Run {
+    fn describe(&self) -> String {
+        let tail: String = {
+            let lines: Vec<&str> = self.debug_log.lines().collect();
+            let interesting: Vec<&str> =
+                lines.iter().copied().filter(|l| l.contains("telemetry") || l.contains("OTLP") || l.contains("rror")).collect();
+            interesting[interesting.len().saturating_sub(30)..].join("\n")
+        };
+        format!(
+            "exit {:?}\nstdout:\n{}\nstderr:\n{}\ndebug log (telemetry/error lines):\n{}",
+            self.status.code(),
+            self.stdout,
+            self.stderr,
+            tail
+        )
+    }
+}
+
+/// `claude -p PROMPT` with a throwaway HOME, nothing inherited but PATH, telemetry to `endpoint`.
+fn run_claude(bin: &Path, api: &StandIn, protocol: &str, endpoint: &str, prompt: &str) -> Run {
+    let dir = tempdir("tokentray-claude-");
+    let home = dir.path().join("home");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let debug_file = dir.path().join("debug.log");
+    let out_file = dir.path().join("stdout");
+    let err_file = dir.path().join("stderr");
+    let mut cmd = Command::new(bin);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("TERM", "dumb")
+        .env("CLAUDE_CODE_ENABLE_TELEMETRY", "1")
+        .env("OTEL_METRICS_EXPORTER", "otlp")
+        .env("OTEL_LOGS_EXPORTER", "otlp")
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "1000")
+        .env("OTEL_LOGS_EXPORT_INTERVAL", "1000")
+        .env("ANTHROPIC_BASE_URL", api.base_url())
+        .env("ANTHROPIC_API_KEY", "sk-ant-dummy")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("DISABLE_ERROR_REPORTING", "1")
+        .arg("-p")
+        .arg(prompt)
+        .arg("--debug-file")
+        .arg(&debug_file)
+        .current_dir(&work)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(std::fs::File::create(&err_file).unwrap());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "claude -p ({protocol}) did not exit within {RUN_TIMEOUT:?}\nstdout:\n{}\nstderr:\n{}\nstand-in log: {:?}",
+                std::fs::read_to_string(&out_file).unwrap_or_default(),
+                std::fs::read_to_string(&err_file).unwrap_or_default(),
+                api.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Run {
+        status,
+        stdout: std::fs::read_to_string(&out_file).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err_file).unwrap_or_default(),
+        debug_log: std::fs::read_to_string(&debug_file).unwrap_or_default(),
+    }
+}
+
+/// The harness itself, independent of tokentray: the real CLI talks to the stand-in and prints
+/// its reply (telemetry goes to a port where nothing listens; the CLI still exits 0).
+#[test]
+fn stand_in_answers_the_real_cli() {
+    let Some(bin) = claude_or_skip() else { return };
+    let api = StandIn::start(USAGE, REPLY);
+    let dead = support::free_port();
+    let run = run_claude(&bin, &api, "http/json", &format!("http://127.0.0.1:{dead}"), "say hi");
+    assert!(run.status.success(), "claude -p failed\n{}\nstand-in log: {:?}", run.describe(), api.log());
+    assert!(run.stdout.contains(REPLY), "reply not printed\n{}", run.describe());
+    assert!(api.calls() >= 1, "the CLI never called the stand-in: {:?}", api.log());
+}
+
+#[test]
+fn real_cli_over_grpc_http_protobuf_and_http_json() {
+    let Some(bin) = claude_or_skip() else { return };
+    let api = StandIn::start(USAGE, REPLY);
+    let serve = Serve::start();
+    let runs = [
+        ("grpc", format!("http://{}", serve.grpc)),
+        ("http/protobuf", format!("http://{}", serve.http)),
+        ("http/json", format!("http://{}", serve.http)),
+    ];
+    for (protocol, endpoint) in &runs {
+        let before = api.calls();
+        let run = run_claude(&bin, &api, protocol, endpoint, "say hi");
+        assert!(
+            run.status.success() && run.stdout.contains(REPLY),
+            "claude -p over {protocol} failed\n{}\nstand-in log: {:?}\nserve stderr:\n{}",
+            run.describe(),
+            api.log(),
+            serve.stderr()
+        );
+        assert!(api.calls() > before, "claude -p over {protocol} never called the stand-in: {:?}", api.log());
+        assert!(
+            !run.debug_log.contains("First metrics export: FAILED"),
+            "the CLI reports a failed metrics export over {protocol}\n{}\nserve stderr:\n{}",
+            run.describe(),
+            serve.stderr()
+        );
+    }
+    let n_runs = runs.len() as f64;
+    let calls = api.calls();
+    let mut calls_by_model: BTreeMap<String, u64> = BTreeMap::new();
+    for m in api.models() {
+        *calls_by_model.entry(m).or_default() += 1;
+    }
+    let want_tokens = |c: u64| {
+        [
+            ("input", (USAGE.input * c) as f64),
+            ("output", (USAGE.output * c) as f64),
+            ("cacheRead", (USAGE.cache_read * c) as f64),
+            ("cacheCreation", (USAGE.cache_creation * c) as f64),
+        ]
+    };
+
+    // The CLI flushed at exit; give the engine a moment to make it visible, then check.
+    let check = || {
+        let mut c = Checker::new();
+        let r = serve.report(&["all", "--json"]);
+        for (k, want) in want_tokens(calls) {
+            c.num(format!("report tokens.{k}"), f(&r["tokens"][k]), want);
+        }
+        c.num("report tokens.total", f(&r["tokens"]["total"]), want_tokens(calls).iter().map(|(_, v)| v).sum());
+        c.num("report sessions", f(&r["sessions"]), n_runs);
+        c.num("report metrics[claude_code.session.count]", f(&r["metrics"]["claude_code.session.count"]), n_runs);
+        let a = &r["api_requests"];
+        c.num("report api_requests.count", f(&a["count"]), calls as f64);
+        c.num("report events[claude_code.api_request]", f(&r["events"]["claude_code.api_request"]), calls as f64);
+        c.num("report api_requests.input_tokens", f(&a["input_tokens"]), (USAGE.input * calls) as f64);
+        c.num("report api_requests.output_tokens", f(&a["output_tokens"]), (USAGE.output * calls) as f64);
+        c.num("report api_requests.cache_read_tokens", f(&a["cache_read_tokens"]), (USAGE.cache_read * calls) as f64);
+        c.num(
+            "report api_requests.cache_creation_tokens",
+            f(&a["cache_creation_tokens"]),
+            (USAGE.cache_creation * calls) as f64,
+        );
+        // Cost: Claude Code's own price computation, as both the metric and the events carry it.
+        let cost_metric = f(&r["metrics"]["claude_code.cost.usage"]);
+        let cost_events = f(&a["cost_usd"]);
+        c.check(cost_metric > 0.0, || format!("metrics[claude_code.cost.usage] = {cost_metric}, want > 0"));
+        c.num("report metrics[claude_code.cost.usage] vs api_requests.cost_usd", cost_metric, cost_events);
+        c.num("report cost_usd vs metrics[claude_code.cost.usage]", f(&r["cost_usd"]), cost_metric);
+
+        // Per model, as the stand-in saw the requests.
+        let by_model = serve.report(&["all", "--by", "model", "--json"]);
+        let groups = groups(&by_model);
+        for (model, n) in &calls_by_model {
+            match groups.get(model) {
+                None => c.fail(format!("report --by model: no group {model:?} (groups: {:?})", groups.keys())),
+                Some(g) => {
+                    for (k, want) in want_tokens(*n) {
+                        c.num(format!("report --by model [{model}] tokens.{k}"), f(&g["tokens"][k]), want);
+                    }
+                }
+            }
+        }
+
+        // /metrics: tokens by type, one session per run.
+        let samples = prom::parse(&serve.scrape());
+        let by_type = prom::sum_by(&samples, "claude_code_token_usage_tokens_total", &["type"]);
+        for (k, want) in want_tokens(calls) {
+            c.num(
+                format!("/metrics sum by (type) claude_code_token_usage_tokens_total{{type={k:?}}}"),
+                by_type.get(&vec![k.to_string()]).copied().unwrap_or(0.0),
+                want,
+            );
+        }
+        let sessions = prom::sum_by(&samples, "claude_code_session_count_total", &["session_id"]);
+        c.check(sessions.len() == runs.len() && !sessions.contains_key(&vec![String::new()]), || {
+            format!("/metrics: claude_code_session_count_total session_id values {:?}, want {} distinct", sessions.keys(), runs.len())
+        });
+        c.num("/metrics sum(claude_code_session_count_total)", prom::sum(&samples, "claude_code_session_count_total"), n_runs);
+        c.num(
+            "/metrics sum(claude_code_cost_usage_USD_total) vs report cost",
+            prom::sum(&samples, "claude_code_cost_usage_USD_total"),
+            cost_events,
+        );
+        c
+    };
+    let c = eventually(Duration::from_secs(10), check);
+    if !c.ok() {
+        eprintln!("stand-in log: {:?}\nserve stderr:\n{}", api.log(), serve.stderr());
+    }
+    c.assert_ok(&format!("real claude CLI, {} runs, {calls} API calls answered", runs.len()));
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+fn groups(report: &Value) -> BTreeMap<String, Value> {
+    report["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|g| (g["key"].as_str().unwrap_or_default().to_string(), g.clone()))
+        .collect()
+}

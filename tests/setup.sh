@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Installs what the end-to-end acceptance tests need, idempotently, on Debian/Ubuntu:
+#   * prometheus + promtool (Debian package `prometheus`) for tests/prometheus_server.rs
+#   * the real Claude Code CLI (npm, pinned) into tests/.cache/claude-code/ for tests/claude_cli.rs
+# Prints what it did. Safe to run again: it only installs what is missing.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+CLAUDE_CODE_VERSION="2.1.330"
+claude_prefix="$here/.cache/claude-code"
+claude_bin="$claude_prefix/node_modules/.bin/claude"
+
+say() { printf 'setup: %s\n' "$*"; }
+
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  SUDO=(sudo -n)
+else
+  SUDO=()
+  say "not root and no password-less sudo: package installs may fail"
+fi
+
+apt_updated=0
+apt_install() {
+  if ! command -v apt-get >/dev/null 2>&1; then
+    say "apt-get not available; please install: $*"
+    return 1
+  fi
+  if [ "$apt_updated" -eq 0 ]; then
+    say "apt-get update"
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    apt_updated=1
+  fi
+  say "apt-get install --no-install-recommends $*"
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# --- Prometheus -----------------------------------------------------------------------------
+if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
+  say "prometheus already installed ($(prometheus --version 2>&1 | head -n1))"
+else
+  # Keep the package's own service from being started by the postinst (policy-rc.d = 101 means
+  # "action forbidden"), and remove our policy afterwards only if we created it.
+  policy=/usr/sbin/policy-rc.d
+  created_policy=0
+  if [ ! -e "$policy" ] && [ -w /usr/sbin ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created_policy=1
+  fi
+  rc=0
+  apt_install prometheus || rc=$?
+  if [ "$created_policy" -eq 1 ]; then rm -f "$policy"; fi
+  [ "$rc" -eq 0 ] || { say "installing prometheus failed"; exit "$rc"; }
+  say "installed prometheus ($(prometheus --version 2>&1 | head -n1))"
+fi
+# The Debian package ships a service listening on :9090. The tests never use it; if it runs
+# (systemd hosts), stop and disable it so it is not in the way.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  if systemctl is-active --quiet prometheus 2>/dev/null || systemctl is-enabled --quiet prometheus 2>/dev/null; then
+    "${SUDO[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+    say "stopped and disabled the prometheus system service"
+  fi
+fi
+if [ -x /etc/init.d/prometheus ] && pgrep -x prometheus -u prometheus >/dev/null 2>&1; then
+  "${SUDO[@]}" /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+  say "stopped the prometheus init.d service"
+fi
+
+# --- Claude Code CLI ------------------------------------------------------------------------
+if [ -x "$claude_bin" ] && "$claude_bin" --version 2>/dev/null | grep -q "^$CLAUDE_CODE_VERSION"; then
+  say "claude CLI already installed ($("$claude_bin" --version 2>/dev/null))"
+else
+  if ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm || say "could not install nodejs/npm"
+  fi
+  if command -v npm >/dev/null 2>&1; then
+    mkdir -p "$claude_prefix"
+    say "npm install --prefix $claude_prefix @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION"
+    if npm install --prefix "$claude_prefix" --no-audit --no-fund --loglevel=error \
+        "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION"; then
+      if "$claude_bin" --version >/dev/null 2>&1; then
+        say "installed claude CLI ($("$claude_bin" --version 2>/dev/null))"
+      else
+        say "claude CLI installed but does not run; tests/claude_cli.rs will be skipped"
+      fi
+    else
+      say "npm install failed (registry unreachable?); tests/claude_cli.rs will be skipped"
+    fi
+  else
+    say "npm not available; tests/claude_cli.rs will be skipped"
+  fi
+fi
+say "done"

@@ -1,0 +1,98 @@
+//! Shared helpers of the end-to-end acceptance tests: the real binary as a child process
+//! ([`Serve`]), the recorded Claude Code requests ([`fixtures`]), their replay over the real
+//! transports ([`replay`]), a Prometheus text parser ([`prom`]) and a stand-in for the Anthropic
+//! Messages API ([`anthropic`]).
+#![allow(dead_code)]
+
+pub mod anthropic;
+pub mod fixtures;
+pub mod prom;
+pub mod replay;
+pub mod serve;
+
+use std::time::{Duration, Instant};
+
+pub use fixtures::{discover_sets, Expected, FixtureSet, Request, Signal, Transport};
+pub use replay::Replayer;
+pub use serve::Serve;
+
+/// Relative tolerance of every float comparison (the README of the fixtures asks for ~1e-9).
+pub const REL_TOL: f64 = 1e-9;
+
+/// `a ≈ b` within [`REL_TOL`] (absolute 1e-12 near zero).
+pub fn approx_eq(a: f64, b: f64) -> bool {
+    if a == b {
+        return true;
+    }
+    let diff = (a - b).abs();
+    diff <= 1e-12 || diff <= REL_TOL * a.abs().max(b.abs())
+}
+
+/// Collects mismatches instead of stopping at the first one, so one failing run shows everything
+/// that is wrong.
+#[derive(Default, Debug)]
+pub struct Checker {
+    pub errors: Vec<String>,
+}
+
+impl Checker {
+    pub fn new() -> Checker {
+        Checker::default()
+    }
+
+    pub fn num(&mut self, what: impl AsRef<str>, got: f64, want: f64) {
+        if !approx_eq(got, want) {
+            self.errors.push(format!("{}: got {got}, want {want}", what.as_ref()));
+        }
+    }
+
+    pub fn check(&mut self, ok: bool, msg: impl FnOnce() -> String) {
+        if !ok {
+            self.errors.push(msg());
+        }
+    }
+
+    pub fn fail(&mut self, msg: impl Into<String>) {
+        self.errors.push(msg.into());
+    }
+
+    pub fn ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    pub fn merge(&mut self, prefix: &str, other: Checker) {
+        self.errors.extend(other.errors.into_iter().map(|e| format!("{prefix}{e}")));
+    }
+
+    /// Panics listing every mismatch.
+    pub fn assert_ok(&self, context: &str) {
+        if !self.errors.is_empty() {
+            panic!("{context}: {} mismatch(es):\n  {}", self.errors.len(), self.errors.join("\n  "));
+        }
+    }
+}
+
+/// Runs `check` until it reports no error or `timeout` passes; returns the last result.
+/// For data that becomes visible shortly after it was acknowledged; never hides a wrong value,
+/// only waits for it to settle.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> Checker) -> Checker {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let c = check();
+        if c.ok() || Instant::now() >= deadline {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Directory for throwaway files of a test (removed on drop).
+pub fn tempdir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(prefix).tempdir().expect("tempdir")
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for a child that binds it
+/// right away).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
