@@ -140,6 +140,7 @@ fn stand_in_answers_the_real_cli() {
     assert!(run.status.success(), "claude -p failed\n{}\nstand-in log: {:?}", run.describe(), api.log());
     assert!(run.stdout.contains(REPLY), "reply not printed\n{}", run.describe());
     assert!(api.calls() >= 1, "the CLI never called the stand-in: {:?}", api.log());
+    eprintln!("stand-in log: {:?}\nclaude stdout: {}", api.log(), run.stdout.trim());
 }
 
 #[test]

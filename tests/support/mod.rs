@@ -2,11 +2,12 @@
 //! ([`Serve`]), the recorded Claude Code requests ([`fixtures`]), their replay over the real
 //! transports ([`replay`]), a Prometheus text parser ([`prom`]) and a stand-in for the Anthropic
 //! Messages API ([`anthropic`]).
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod anthropic;
 pub mod fixtures;
 pub mod prom;
+pub mod prometheus;
 pub mod replay;
 pub mod serve;
 

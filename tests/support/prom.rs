@@ -32,8 +32,7 @@ fn parse_line(line: &str) -> Result<Sample, String> {
     let mut rest = &line[name_end..];
     if rest.starts_with('{') {
         let mut chars = rest[1..].char_indices().peekable();
-        let mut end = None;
-        loop {
+        let end = loop {
             // skip separators
             while let Some((_, c)) = chars.peek() {
                 if *c == ',' || *c == ' ' {
@@ -43,10 +42,7 @@ fn parse_line(line: &str) -> Result<Sample, String> {
                 }
             }
             match chars.peek() {
-                Some((i, '}')) => {
-                    end = Some(*i);
-                    break;
-                }
+                Some((i, '}')) => break *i,
                 None => return Err("unterminated label set".into()),
                 _ => {}
             }
@@ -86,8 +82,7 @@ fn parse_line(line: &str) -> Result<Sample, String> {
             if labels.insert(key.clone(), val).is_some() {
                 return Err(format!("duplicate label {key}"));
             }
-        }
-        let end = end.unwrap();
+        };
         rest = &rest[1 + end + 1..];
     }
     let mut fields = rest.split_whitespace();

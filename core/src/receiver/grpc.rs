@@ -43,6 +43,23 @@ impl GrpcReceiver {
     }
 }
 
+/// Corrects two statuses tonic gives for bad input, which happen before any handler runs (so
+/// they are trailers-only responses with the status in the headers):
+/// * an undecodable message is INTERNAL; for the client it is INVALID_ARGUMENT (HTTP 400's twin);
+/// * a message over the size limit is OUT_OF_RANGE, which OTLP clients retry forever; grpc-go
+///   and the Collector say RESOURCE_EXHAUSTED, which they do not retry.
+pub fn fix_bad_input_status<B>(mut resp: http::Response<B>) -> http::Response<B> {
+    let headers = resp.headers();
+    let message = headers.get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let fixed = match headers.get("grpc-status").and_then(|v| v.to_str().ok()) {
+        Some("13") if message.starts_with("failed%20to%20decode") || message.starts_with("failed to decode") => "3",
+        Some("11") if message.contains("too%20large") || message.contains("too large") => "8",
+        _ => return resp,
+    };
+    resp.headers_mut().insert("grpc-status", http::HeaderValue::from_static(fixed));
+    resp
+}
+
 fn unavailable(e: StoreError) -> Status {
     Status::unavailable(format!("could not store the data, retry later: {e}"))
 }

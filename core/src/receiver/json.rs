@@ -17,6 +17,11 @@
 //! spelling the sender used, because the person reading the error has the sender's JSON in front
 //! of them.
 //!
+//! Doubles are only exact if serde_json's `float_roundtrip` feature is enabled in the workspace:
+//! its default parser is "best effort" and turns Claude Code's `0.059699999999999996` into the
+//! neighbouring double `0.0597`, so the same request would be stored differently over http/json
+//! and http/protobuf (`doubles_are_parsed_exactly` checks this).
+//!
 //! Exemplars are skipped on purpose: tokentray never reads them, and skipping them means a
 //! malformed exemplar cannot get an otherwise good request rejected.
 
@@ -93,6 +98,7 @@ pub enum JsonError {
 
 impl JsonError {
     /// The JSON path of the offending value, for errors that have one.
+    #[must_use]
     pub fn path(&self) -> Option<&str> {
         match self {
             JsonError::WrongType { path, .. } | JsonError::InvalidValue { path, .. } => Some(path),
@@ -121,6 +127,11 @@ impl Signal {
 }
 
 /// Decodes the body of an OTLP/HTTP `POST /v1/metrics` with `Content-Type: application/json`.
+///
+/// # Errors
+///
+/// [`JsonError`] when the body is not JSON, or a known field has a type or value the OTLP/JSON
+/// encoding does not allow; the error names the field's path.
 pub fn decode_metrics(body: &[u8]) -> Result<ExportMetricsServiceRequest, JsonError> {
     Ok(ExportMetricsServiceRequest {
         resource_metrics: decode_root(
@@ -133,6 +144,11 @@ pub fn decode_metrics(body: &[u8]) -> Result<ExportMetricsServiceRequest, JsonEr
 }
 
 /// Decodes the body of an OTLP/HTTP `POST /v1/logs` with `Content-Type: application/json`.
+///
+/// # Errors
+///
+/// [`JsonError`] when the body is not JSON, or a known field has a type or value the OTLP/JSON
+/// encoding does not allow; the error names the field's path.
 pub fn decode_logs(body: &[u8]) -> Result<ExportLogsServiceRequest, JsonError> {
     Ok(ExportLogsServiceRequest {
         resource_logs: decode_root(body, "resourceLogs", "resource_logs", resource_logs)?,
@@ -140,6 +156,11 @@ pub fn decode_logs(body: &[u8]) -> Result<ExportLogsServiceRequest, JsonError> {
 }
 
 /// Decodes the body of an OTLP/HTTP `POST /v1/traces` with `Content-Type: application/json`.
+///
+/// # Errors
+///
+/// [`JsonError`] when the body is not JSON, or a known field has a type or value the OTLP/JSON
+/// encoding does not allow; the error names the field's path.
 pub fn decode_traces(body: &[u8]) -> Result<ExportTraceServiceRequest, JsonError> {
     Ok(ExportTraceServiceRequest {
         resource_spans: decode_root(body, "resourceSpans", "resource_spans", resource_spans)?,
@@ -154,6 +175,7 @@ pub fn decode_traces(body: &[u8]) -> Result<ExportTraceServiceRequest, JsonError
 /// uses that form to pass warnings to the client. An empty message is omitted (proto3 JSON
 /// leaves out default values). The fields are written in a fixed order, independent of
 /// serde_json's map features, so responses are byte-stable.
+#[must_use]
 pub fn encode_partial_success(signal: Signal, rejected: i64, message: &str) -> Vec<u8> {
     if rejected == 0 && message.is_empty() {
         return b"{}".to_vec();
@@ -174,6 +196,7 @@ pub fn encode_partial_success(signal: Signal, rejected: i64, message: &str) -> V
 /// google.rpc.Status as JSON: {"code":3,"message":"..."}
 ///
 /// OTLP/HTTP sends this as the body of 4xx/5xx responses when the request was JSON.
+#[must_use]
 pub fn encode_status(code: i32, message: &str) -> Vec<u8> {
     format!("{{\"code\":{code},\"message\":{}}}", json_string(message)).into_bytes()
 }
@@ -203,7 +226,7 @@ enum Segment<'a> {
     Index(usize),
 }
 
-impl<'a> Path<'a> {
+impl Path<'_> {
     const ROOT: Path<'static> = Path {
         parent: None,
         segment: Segment::Root,

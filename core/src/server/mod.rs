@@ -120,6 +120,7 @@ pub async fn run(listeners: Listeners, store: Store, config: &Config, shutdown: 
         let stop = stopped(stop_rx.clone());
         async move {
             tonic::transport::Server::builder()
+                .layer(tower::util::MapResponseLayer::new(grpc::fix_bad_input_status::<tonic::body::Body>))
                 .add_service(metrics_svc)
                 .add_service(logs_svc)
                 .add_service(trace_svc)
