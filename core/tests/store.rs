@@ -1,0 +1,148 @@
+//! The store over a real SQLite file: totals rebuilt after a restart equal those before it,
+//! cumulative series keep counting across our restart, concurrent requests group-commit without
+//! losing anything, and reports cut time ranges exactly.
+
+use opentelemetry_proto::tonic::metrics::v1::{metric::Data, AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint};
+use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
+use tokentray_core::exposition::{encode, Format};
+use tokentray_core::ingest;
+use tokentray_core::query::{GroupBy, TimeRange};
+use tokentray_core::store::{Reader, Store};
+use tokentray_core::testkit::{self, Usage};
+
+const S: u64 = 1_000_000_000;
+
+fn text(store: &Store) -> String {
+    let mut out = Vec::new();
+    encode(&mut out, &store.snapshot(), Format::Text004).expect("encode");
+    String::from_utf8(out).expect("utf8")
+}
+
+async fn ingest_metrics(store: &Store, metrics: Vec<Metric>) {
+    let batch = ingest::metrics::normalize(testkit::metrics_request(metrics), 0);
+    let ack = store.ingest(batch).await.expect("stored");
+    assert_eq!(ack.rejected, 0, "{:?}", ack.reason);
+}
+
+fn usage(cost: f64) -> Usage {
+    Usage { cost_usd: cost, input: cost * 1000.0, output: 1.0, cache_read: 2.0, cache_creation: 3.0 }
+}
+
+fn gauge(name: &str, value: f64, time_ns: u64) -> Metric {
+    Metric {
+        name: name.into(),
+        data: Some(Data::Gauge(Gauge {
+            data_points: vec![NumberDataPoint { time_unix_nano: time_ns, value: Some(Value::AsDouble(value)), ..Default::default() }],
+        })),
+        ..Default::default()
+    }
+}
+
+fn histogram(name: &str, counts: Vec<u64>, sum: f64, start: u64, time: u64, temporality: AggregationTemporality) -> Metric {
+    Metric {
+        name: name.into(),
+        unit: "ms".into(),
+        data: Some(Data::Histogram(Histogram {
+            data_points: vec![HistogramDataPoint {
+                start_time_unix_nano: start,
+                time_unix_nano: time,
+                count: counts.iter().sum(),
+                sum: Some(sum),
+                bucket_counts: counts,
+                explicit_bounds: vec![10.0, 100.0],
+                ..Default::default()
+            }],
+            aggregation_temporality: temporality as i32,
+        })),
+        ..Default::default()
+    }
+}
+
+fn cost_of(store_dir: &std::path::Path, range: TimeRange) -> f64 {
+    Reader::open(store_dir).expect("reader").report("r", range, None).expect("report").figures.cost_usd
+}
+
+#[tokio::test]
+async fn restart_rebuilds_identical_totals_and_cumulative_keeps_counting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    // Delta session, cumulative session (two exports), a gauge and a cumulative histogram.
+    ingest_metrics(&store, testkit::usage_metrics("delta", "u", "m1", usage(0.5), 1 * S, 2 * S, false)).await;
+    ingest_metrics(&store, testkit::usage_metrics("delta", "u", "m1", usage(0.25), 5 * S, 6 * S, false)).await;
+    ingest_metrics(&store, testkit::usage_metrics("cum", "u", "m2", usage(1.0), 10 * S, 11 * S, true)).await;
+    ingest_metrics(&store, testkit::usage_metrics("cum", "u", "m2", usage(3.0), 10 * S, 12 * S, true)).await;
+    ingest_metrics(&store, vec![gauge("queue.depth", 7.0, 12 * S)]).await;
+    ingest_metrics(&store, vec![histogram("api.latency", vec![1, 2, 0], 150.0, 10 * S, 11 * S, AggregationTemporality::Cumulative)]).await;
+    let before = text(&store);
+    assert!(before.contains("claude_code_cost_usage_USD_total"), "{before}");
+    assert_eq!(cost_of(dir.path(), TimeRange::ALL), 3.75);
+    store.close();
+    drop(store);
+
+    let store = Store::open(dir.path()).expect("reopen");
+    assert_eq!(text(&store), before, "/metrics after a restart equals /metrics before it");
+
+    // The cumulative client keeps sending running totals after our restart: only the increase
+    // counts (3.0 → 4.5), and a re-sent old point adds nothing.
+    ingest_metrics(&store, testkit::usage_metrics("cum", "u", "m2", usage(3.0), 10 * S, 12 * S, true)).await;
+    ingest_metrics(&store, testkit::usage_metrics("cum", "u", "m2", usage(4.5), 10 * S, 13 * S, true)).await;
+    ingest_metrics(&store, vec![histogram("api.latency", vec![1, 3, 1], 400.0, 10 * S, 13 * S, AggregationTemporality::Cumulative)]).await;
+    assert_eq!(cost_of(dir.path(), TimeRange::ALL), 5.25);
+    let after = text(&store);
+    let sample = |name: &str| {
+        after.lines().find(|l| l.starts_with(&format!("{name}{{"))).and_then(|l| l.rsplit(' ').next()).map(str::to_string)
+    };
+    assert_eq!(sample("api_latency_milliseconds_count").as_deref(), Some("5"), "{after}");
+    assert_eq!(sample("api_latency_milliseconds_sum").as_deref(), Some("400"), "{after}");
+    assert_eq!(sample("queue_depth").as_deref(), Some("7"), "{after}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_all_land() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let mut tasks = Vec::new();
+    for i in 0..64u64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            // Half the requests hit the same series, half their own.
+            let session = if i % 2 == 0 { "shared".to_string() } else { format!("s{i}") };
+            let batch = ingest::metrics::normalize(
+                testkit::metrics_request(testkit::usage_metrics(&session, "u", "m", usage(0.125), i * S, (i + 1) * S, false)),
+                0,
+            );
+            store.ingest(batch).await.expect("stored")
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task").accepted, 5);
+    }
+    let report = store.reader().expect("reader").report("all", TimeRange::ALL, Some(GroupBy::Session)).expect("report");
+    assert_eq!(report.figures.cost_usd, 8.0);
+    assert_eq!(report.figures.tokens.input, 8000.0);
+    let shared = report.groups.expect("groups").into_iter().find(|g| g.key == "shared").expect("shared session");
+    assert_eq!(shared.figures.cost_usd, 4.0);
+}
+
+#[tokio::test]
+async fn reports_cut_ranges_by_point_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let day = 86_400 * S;
+    let t0 = 20_000 * day; // a midnight UTC
+    ingest_metrics(&store, testkit::usage_metrics("a", "u", "m", usage(1.0), t0, t0 + 3600 * S, false)).await;
+    ingest_metrics(&store, testkit::usage_metrics("a", "u", "m", usage(2.0), t0, t0 + day + 3600 * S, false)).await;
+    ingest_metrics(&store, testkit::usage_metrics("b", "u", "m", usage(4.0), t0, t0 + 2 * day + 60 * S, false)).await;
+    let ns = |t: u64| t as i64;
+    assert_eq!(cost_of(dir.path(), TimeRange::between(ns(t0), ns(t0 + day))), 1.0);
+    assert_eq!(cost_of(dir.path(), TimeRange::between(ns(t0 + day), ns(t0 + 3 * day))), 6.0);
+    assert_eq!(cost_of(dir.path(), TimeRange::between(ns(t0 + 2 * day + 900 * S), ns(t0 + 3 * day))), 0.0);
+    assert_eq!(cost_of(dir.path(), TimeRange::ALL), 7.0);
+
+    let reader = store.reader().expect("reader");
+    let by_hour = reader.report("all", TimeRange::ALL, Some(GroupBy::Hour)).expect("report");
+    let groups = by_hour.groups.expect("groups");
+    assert_eq!(groups.len(), 3, "{groups:?}");
+    assert_eq!(groups.iter().map(|g| g.figures.cost_usd).sum::<f64>(), 7.0);
+    assert_eq!(reader.session_ids(TimeRange::ALL).expect("sessions"), vec!["a".to_string(), "b".to_string()]);
+}

@@ -1,0 +1,87 @@
+//! The `tokentray` binary as a user runs it: port conflicts, config precedence, empty history.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn tokentray(dir: &tempfile::TempDir) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokentray"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TOKENTRAY_")) {
+        cmd.env_remove(k);
+    }
+    cmd.arg("--data-dir").arg(dir.path().join("data")).arg("--config").arg(dir.path().join("config.toml"));
+    cmd
+}
+
+#[test]
+fn port_in_use_exits_non_zero_naming_the_port_and_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let out = tokentray(&dir)
+        .args(["serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", &format!("127.0.0.1:{port}"), "--metrics", "127.0.0.1:0"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("port {port}")), "{err}");
+    assert!(err.contains("--otlp-http"), "{err}");
+    assert!(out.stdout.is_empty(), "no listening line when not listening");
+}
+
+#[test]
+fn bad_address_and_bad_config_are_explained() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = tokentray(&dir).args(["serve", "--metrics", "localhost"]).output().expect("runs");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--metrics"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    std::fs::write(dir.path().join("config.toml"), "[listen]\nmetricz = 1\n").expect("write");
+    let out = tokentray(&dir).args(["report"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("config.toml"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn config_file_and_env_choose_the_ports() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The file asks for fixed ports; the environment overrides one of them with port 0.
+    let grpc = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let grpc_port = grpc.local_addr().expect("addr").port();
+    drop(grpc);
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!("[listen]\notlp_grpc = \"127.0.0.1:{grpc_port}\"\notlp_http = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:1\"\n"),
+    )
+    .expect("write");
+    let mut child = tokentray(&dir)
+        .arg("serve")
+        .env("TOKENTRAY_METRICS", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    let started = Instant::now();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("line");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(line.starts_with(&format!("listening otlp-grpc=127.0.0.1:{grpc_port} otlp-http=127.0.0.1:")), "{line}");
+    assert!(!line.contains("metrics=127.0.0.1:1\n"), "env overrides the file: {line}");
+}
+
+#[test]
+fn report_on_an_empty_history_says_what_to_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = tokentray(&dir).args(["report", "today"]).output().expect("runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("No data yet"), "{text}");
+    let out = tokentray(&dir).args(["report", "all", "--json"]).output().expect("runs");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["cost_usd"], serde_json::json!(0.0));
+    assert_eq!(v["period"], "all");
+    let out = tokentray(&dir).args(["report", "fortnight"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2), "clap usage error");
+}
