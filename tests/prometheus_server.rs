@@ -192,10 +192,12 @@ fn real_prometheus_scrapes_the_guides_numbers() {
     let n_before = min_samples(&prometheus);
     wait_for("5 more scrapes", Duration::from_secs(30), || (min_samples(&prometheus) >= n_before + 5.0).then_some(()), &ctx);
 
+    // n first: the increase evaluated a moment later has at least n samples, so the bound holds.
+    let n = min_samples(&prometheus);
     let inc_q = format!("sum(increase({COST}[1h]))");
     let inc = prometheus.query_one(&inc_q).unwrap_or(f64::NAN);
-    let n = min_samples(&prometheus);
     let upper = d * (1.0 + 1.6 / (n - 1.0));
+    eprintln!("{inc_q} = {inc}: new spend {d}, bound {upper} for n = {n} samples");
     assert!(
         inc >= d * (1.0 - 1e-9) && inc <= upper * (1.0 + 1e-9),
         "{inc_q} = {inc}; want the new spend {d} ≤ it ≤ {upper} (extrapolation bound for n = {n} samples)\n\

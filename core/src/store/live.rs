@@ -77,10 +77,11 @@ pub fn expo_key(
     point_attrs: &[(String, AttrValue)],
 ) -> ExpoKey {
     let kind = kind_of(shape);
-    let mtype = match kind {
-        FamilyKind::Counter => MetricType::MonotonicCounter,
-        FamilyKind::Gauge => MetricType::Gauge,
-        FamilyKind::Histogram => MetricType::Histogram,
+    let mtype = match shape {
+        Shape::MonotonicSum => MetricType::MonotonicCounter,
+        Shape::NonMonotonicSum => MetricType::NonMonotonicSum,
+        Shape::Gauge => MetricType::Gauge,
+        Shape::Histogram => MetricType::Histogram,
     };
     let mut pairs: Vec<(String, String)> =
         point_attrs.iter().map(|(k, v)| (k.clone(), v.to_label())).collect();
@@ -147,6 +148,11 @@ impl Live {
 
     /// Finds or creates the row for a series. Idempotent.
     pub fn row_for(&mut self, key: &ExpoKey, created_ms: i64, bounds: Option<&[f64]>) -> Result<RowRef, KindConflict> {
+        if key.family.is_empty() {
+            // Nothing of the OTLP name survives translation (e.g. only punctuation): the
+            // Collector drops such metrics too.
+            return Err(KindConflict { family: String::new(), existing: key.kind });
+        }
         let fi = match self.by_name.get(&key.family) {
             Some(&fi) => {
                 let fam = &self.families[fi as usize];

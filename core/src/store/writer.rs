@@ -278,6 +278,9 @@ impl Writer {
                     }
                     row
                 }
+                Err(conflict) if conflict.family.is_empty() => {
+                    return Ok(Err(format!("metric name '{}' has no valid Prometheus form", desc.metric)))
+                }
                 Err(conflict) => {
                     return Ok(Err(format!(
                         "metric {} maps to Prometheus family {} which already exists as a {:?}",
