@@ -226,3 +226,32 @@ async fn prompts_are_redacted_unless_opted_in() {
         assert!(attrs.contains("prompt_length"), "{attrs}");
     }
 }
+
+#[tokio::test]
+async fn traces_are_accepted_and_counted() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    let h = harness(Config::default());
+    let span = |name: &str, id: u8| Span {
+        trace_id: vec![1; 16],
+        span_id: vec![id; 8],
+        name: name.into(),
+        start_time_unix_nano: 1_000,
+        end_time_unix_nano: 2_000,
+        attributes: vec![testkit::kv("session.id", "s1"), testkit::kv("user_prompt", "private words")],
+        ..Default::default()
+    };
+    let req = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(testkit::resource()),
+            scope_spans: vec![ScopeSpans { spans: vec![span("claude_code.interaction", 1), span("claude_code.llm_request", 2)], ..Default::default() }],
+            ..Default::default()
+        }],
+    };
+    let (status, _, _) = post(&h.app, "/v1/traces", &[PB], req.encode_to_vec()).await;
+    assert_eq!(status, StatusCode::OK);
+    let json = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","name":"claude_code.tool","kind":1,"startTimeUnixNano":"5","endTimeUnixNano":"9"}]}]}]}"#;
+    let (status, _, _) = post(&h.app, "/v1/traces", &[JSON], json.to_vec()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(h.store.reader().expect("reader").span_count().expect("count"), 3);
+}
