@@ -19,7 +19,12 @@ use support::{eventually, prom, tempdir, Checker, Serve};
 
 const CLI_VERSION: &str = "2.1.330";
 const REPLY: &str = "hi from the stand-in";
-const USAGE: Usage = Usage { input: 1111, output: 23, cache_read: 4444, cache_creation: 555 };
+const USAGE: Usage = Usage {
+    input: 1111,
+    output: 23,
+    cache_read: 4444,
+    cache_creation: 555,
+};
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn claude_bin() -> PathBuf {
@@ -33,8 +38,14 @@ fn claude_or_skip() -> Option<PathBuf> {
         println!("skipped: claude CLI not installed (run tests/setup.sh)");
         return None;
     }
-    let out = Command::new(&bin).arg("--version").env("HOME", std::env::temp_dir()).output();
-    let version = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let home = tempdir("tokentray-claude-version-");
+    let out = Command::new(&bin)
+        .arg("--version")
+        .env("HOME", home.path())
+        .output();
+    let version = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     assert!(
         version.starts_with(CLI_VERSION),
         "{} --version printed {version:?}, want {CLI_VERSION} (re-run tests/setup.sh)",
@@ -54,8 +65,11 @@ impl Run {
     fn describe(&self) -> String {
         let tail: String = {
             let lines: Vec<&str> = self.debug_log.lines().collect();
-            let interesting: Vec<&str> =
-                lines.iter().copied().filter(|l| l.contains("telemetry") || l.contains("OTLP") || l.contains("rror")).collect();
+            let interesting: Vec<&str> = lines
+                .iter()
+                .copied()
+                .filter(|l| l.contains("telemetry") || l.contains("OTLP") || l.contains("rror"))
+                .collect();
             interesting[interesting.len().saturating_sub(30)..].join("\n")
         };
         format!(
@@ -103,7 +117,9 @@ fn run_claude(bin: &Path, api: &StandIn, protocol: &str, endpoint: &str, prompt:
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_file).unwrap())
         .stderr(std::fs::File::create(&err_file).unwrap());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
     let deadline = Instant::now() + RUN_TIMEOUT;
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
@@ -136,11 +152,34 @@ fn stand_in_answers_the_real_cli() {
     let Some(bin) = claude_or_skip() else { return };
     let api = StandIn::start(USAGE, REPLY);
     let dead = support::free_port();
-    let run = run_claude(&bin, &api, "http/json", &format!("http://127.0.0.1:{dead}"), "say hi");
-    assert!(run.status.success(), "claude -p failed\n{}\nstand-in log: {:?}", run.describe(), api.log());
-    assert!(run.stdout.contains(REPLY), "reply not printed\n{}", run.describe());
-    assert!(api.calls() >= 1, "the CLI never called the stand-in: {:?}", api.log());
-    eprintln!("stand-in log: {:?}\nclaude stdout: {}", api.log(), run.stdout.trim());
+    let run = run_claude(
+        &bin,
+        &api,
+        "http/json",
+        &format!("http://127.0.0.1:{dead}"),
+        "say hi",
+    );
+    assert!(
+        run.status.success(),
+        "claude -p failed\n{}\nstand-in log: {:?}",
+        run.describe(),
+        api.log()
+    );
+    assert!(
+        run.stdout.contains(REPLY),
+        "reply not printed\n{}",
+        run.describe()
+    );
+    assert!(
+        api.calls() >= 1,
+        "the CLI never called the stand-in: {:?}",
+        api.log()
+    );
+    eprintln!(
+        "stand-in log: {:?}\nclaude stdout: {}",
+        api.log(),
+        run.stdout.trim()
+    );
 }
 
 #[test]
@@ -153,7 +192,7 @@ fn real_cli_over_grpc_http_protobuf_and_http_json() {
         ("http/protobuf", format!("http://{}", serve.http)),
         ("http/json", format!("http://{}", serve.http)),
     ];
-    for (protocol, endpoint) in &runs {
+    for (i, (protocol, endpoint)) in runs.iter().enumerate() {
         let before = api.calls();
         let run = run_claude(&bin, &api, protocol, endpoint, "say hi");
         assert!(
@@ -163,13 +202,32 @@ fn real_cli_over_grpc_http_protobuf_and_http_json() {
             api.log(),
             serve.stderr()
         );
-        assert!(api.calls() > before, "claude -p over {protocol} never called the stand-in: {:?}", api.log());
+        assert!(
+            api.calls() > before,
+            "claude -p over {protocol} never called the stand-in: {:?}",
+            api.log()
+        );
         assert!(
             !run.debug_log.contains("First metrics export: FAILED"),
             "the CLI reports a failed metrics export over {protocol}\n{}\nserve stderr:\n{}",
             run.describe(),
             serve.stderr()
         );
+        // This run's session arrived over its protocol.
+        let c = eventually(Duration::from_secs(10), || {
+            let mut c = Checker::new();
+            let r = serve.report(&["all", "--json"]);
+            c.num(
+                format!("report sessions after the {protocol} run"),
+                f(&r["sessions"]),
+                (i + 1) as f64,
+            );
+            c
+        });
+        if !c.ok() {
+            eprintln!("{}\nserve stderr:\n{}", run.describe(), serve.stderr());
+        }
+        c.assert_ok(&format!("claude -p over {protocol}"));
     }
     let n_runs = runs.len() as f64;
     let calls = api.calls();
@@ -193,15 +251,39 @@ fn real_cli_over_grpc_http_protobuf_and_http_json() {
         for (k, want) in want_tokens(calls) {
             c.num(format!("report tokens.{k}"), f(&r["tokens"][k]), want);
         }
-        c.num("report tokens.total", f(&r["tokens"]["total"]), want_tokens(calls).iter().map(|(_, v)| v).sum());
+        c.num(
+            "report tokens.total",
+            f(&r["tokens"]["total"]),
+            want_tokens(calls).iter().map(|(_, v)| v).sum(),
+        );
         c.num("report sessions", f(&r["sessions"]), n_runs);
-        c.num("report metrics[claude_code.session.count]", f(&r["metrics"]["claude_code.session.count"]), n_runs);
+        c.num(
+            "report metrics[claude_code.session.count]",
+            f(&r["metrics"]["claude_code.session.count"]),
+            n_runs,
+        );
         let a = &r["api_requests"];
         c.num("report api_requests.count", f(&a["count"]), calls as f64);
-        c.num("report events[claude_code.api_request]", f(&r["events"]["claude_code.api_request"]), calls as f64);
-        c.num("report api_requests.input_tokens", f(&a["input_tokens"]), (USAGE.input * calls) as f64);
-        c.num("report api_requests.output_tokens", f(&a["output_tokens"]), (USAGE.output * calls) as f64);
-        c.num("report api_requests.cache_read_tokens", f(&a["cache_read_tokens"]), (USAGE.cache_read * calls) as f64);
+        c.num(
+            "report events[claude_code.api_request]",
+            f(&r["events"]["claude_code.api_request"]),
+            calls as f64,
+        );
+        c.num(
+            "report api_requests.input_tokens",
+            f(&a["input_tokens"]),
+            (USAGE.input * calls) as f64,
+        );
+        c.num(
+            "report api_requests.output_tokens",
+            f(&a["output_tokens"]),
+            (USAGE.output * calls) as f64,
+        );
+        c.num(
+            "report api_requests.cache_read_tokens",
+            f(&a["cache_read_tokens"]),
+            (USAGE.cache_read * calls) as f64,
+        );
         c.num(
             "report api_requests.cache_creation_tokens",
             f(&a["cache_creation_tokens"]),
@@ -210,19 +292,36 @@ fn real_cli_over_grpc_http_protobuf_and_http_json() {
         // Cost: Claude Code's own price computation, as both the metric and the events carry it.
         let cost_metric = f(&r["metrics"]["claude_code.cost.usage"]);
         let cost_events = f(&a["cost_usd"]);
-        c.check(cost_metric > 0.0, || format!("metrics[claude_code.cost.usage] = {cost_metric}, want > 0"));
-        c.num("report metrics[claude_code.cost.usage] vs api_requests.cost_usd", cost_metric, cost_events);
-        c.num("report cost_usd vs metrics[claude_code.cost.usage]", f(&r["cost_usd"]), cost_metric);
+        c.check(cost_metric > 0.0, || {
+            format!("metrics[claude_code.cost.usage] = {cost_metric}, want > 0")
+        });
+        c.num(
+            "report metrics[claude_code.cost.usage] vs api_requests.cost_usd",
+            cost_metric,
+            cost_events,
+        );
+        c.num(
+            "report cost_usd vs metrics[claude_code.cost.usage]",
+            f(&r["cost_usd"]),
+            cost_metric,
+        );
 
         // Per model, as the stand-in saw the requests.
         let by_model = serve.report(&["all", "--by", "model", "--json"]);
         let groups = groups(&by_model);
         for (model, n) in &calls_by_model {
             match groups.get(model) {
-                None => c.fail(format!("report --by model: no group {model:?} (groups: {:?})", groups.keys())),
+                None => c.fail(format!(
+                    "report --by model: no group {model:?} (groups: {:?})",
+                    groups.keys()
+                )),
                 Some(g) => {
                     for (k, want) in want_tokens(*n) {
-                        c.num(format!("report --by model [{model}] tokens.{k}"), f(&g["tokens"][k]), want);
+                        c.num(
+                            format!("report --by model [{model}] tokens.{k}"),
+                            f(&g["tokens"][k]),
+                            want,
+                        );
                     }
                 }
             }
@@ -233,7 +332,9 @@ fn real_cli_over_grpc_http_protobuf_and_http_json() {
         let by_type = prom::sum_by(&samples, "claude_code_token_usage_tokens_total", &["type"]);
         for (k, want) in want_tokens(calls) {
             c.num(
-                format!("/metrics sum by (type) claude_code_token_usage_tokens_total{{type={k:?}}}"),
+                format!(
+                    "/metrics sum by (type) claude_code_token_usage_tokens_total{{type={k:?}}}"
+                ),
                 by_type.get(&vec![k.to_string()]).copied().unwrap_or(0.0),
                 want,
             );
@@ -242,7 +343,11 @@ fn real_cli_over_grpc_http_protobuf_and_http_json() {
         c.check(sessions.len() == runs.len() && !sessions.contains_key(&vec![String::new()]), || {
             format!("/metrics: claude_code_session_count_total session_id values {:?}, want {} distinct", sessions.keys(), runs.len())
         });
-        c.num("/metrics sum(claude_code_session_count_total)", prom::sum(&samples, "claude_code_session_count_total"), n_runs);
+        c.num(
+            "/metrics sum(claude_code_session_count_total)",
+            prom::sum(&samples, "claude_code_session_count_total"),
+            n_runs,
+        );
         c.num(
             "/metrics sum(claude_code_cost_usage_USD_total) vs report cost",
             prom::sum(&samples, "claude_code_cost_usage_USD_total"),
@@ -252,9 +357,17 @@ fn real_cli_over_grpc_http_protobuf_and_http_json() {
     };
     let c = eventually(Duration::from_secs(10), check);
     if !c.ok() {
-        eprintln!("stand-in log: {:?}\nserve stderr:\n{}", api.log(), serve.stderr());
+        eprintln!(
+            "stand-in log: {:?}\nserve stderr:\n{}",
+            api.log(),
+            serve.stderr()
+        );
     }
-    c.assert_ok(&format!("real claude CLI, {} runs, {calls} API calls answered", runs.len()));
+    c.assert_ok(&format!(
+        "real claude CLI, {} runs, {calls} API calls answered",
+        runs.len()
+    ));
+    eprintln!("real claude CLI: {} runs, {calls} API calls answered ({calls_by_model:?}), all totals match", runs.len());
 }
 
 fn f(v: &Value) -> f64 {

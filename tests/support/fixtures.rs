@@ -22,7 +22,11 @@ pub fn discover_sets() -> Vec<PathBuf> {
         .filter(|p| p.join("index.jsonl").is_file() && p.join("expected.json").is_file())
         .collect();
     sets.sort();
-    assert!(!sets.is_empty(), "no fixture sets found under {}", root.display());
+    assert!(
+        !sets.is_empty(),
+        "no fixture sets found under {}",
+        root.display()
+    );
     sets
 }
 
@@ -80,7 +84,9 @@ impl Request {
     }
 
     pub fn is_json(&self) -> bool {
-        self.content_type.as_deref().is_some_and(|c| c.starts_with("application/json"))
+        self.content_type
+            .as_deref()
+            .is_some_and(|c| c.starts_with("application/json"))
     }
 }
 
@@ -111,7 +117,11 @@ impl FixtureSet {
         let index = std::fs::read_to_string(dir.join("index.jsonl"))
             .unwrap_or_else(|e| panic!("{}: read index.jsonl: {e}", dir.display()));
         let mut requests = Vec::new();
-        for (i, line) in index.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        for (i, line) in index
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             let il: IndexLine = serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("{name}/index.jsonl line {}: {e}", i + 1));
             let signal = match il.signal.as_str() {
@@ -137,7 +147,8 @@ impl FixtureSet {
                 .unwrap_or_else(|| panic!("{name}: unexpected body file name {}", il.file));
             let hpath = dir.join(format!("{stem}.headers.json"));
             let h: Value = serde_json::from_str(
-                &std::fs::read_to_string(&hpath).unwrap_or_else(|e| panic!("read {}: {e}", hpath.display())),
+                &std::fs::read_to_string(&hpath)
+                    .unwrap_or_else(|e| panic!("read {}: {e}", hpath.display())),
             )
             .unwrap_or_else(|e| panic!("parse {}: {e}", hpath.display()));
             let (path, headers) = match transport {
@@ -152,12 +163,18 @@ impl FixtureSet {
                     (path, headers)
                 }
                 Transport::Grpc => {
-                    let path = h["method"].as_str().expect("headers.json: method").to_string();
+                    let path = h["method"]
+                        .as_str()
+                        .expect("headers.json: method")
+                        .to_string();
                     let mut headers = Vec::new();
                     if let Some(md) = h["metadata"].as_object() {
                         for (k, vs) in md {
                             for v in vs.as_array().into_iter().flatten() {
-                                headers.push((k.to_ascii_lowercase(), v.as_str().unwrap_or_default().to_string()));
+                                headers.push((
+                                    k.to_ascii_lowercase(),
+                                    v.as_str().unwrap_or_default().to_string(),
+                                ));
                             }
                         }
                     }
@@ -165,10 +182,16 @@ impl FixtureSet {
                 }
             };
             let header = |name: &str| {
-                headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+                headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
             };
             let content_type = il.content_type.clone().or_else(|| header("content-type"));
-            let content_encoding = il.content_encoding.clone().or_else(|| header("content-encoding"));
+            let content_encoding = il
+                .content_encoding
+                .clone()
+                .or_else(|| header("content-encoding"));
             // The body's file extension and the recorded encoding must agree.
             assert_eq!(
                 il.file.ends_with(".gz"),
@@ -191,14 +214,22 @@ impl FixtureSet {
         }
         assert!(!requests.is_empty(), "{name}: index.jsonl lists no request");
         let expected = Expected::load(&dir.join("expected.json"));
-        let n_metrics = requests.iter().filter(|r| r.signal == Signal::Metrics).count() as u64;
+        let n_metrics = requests
+            .iter()
+            .filter(|r| r.signal == Signal::Metrics)
+            .count() as u64;
         let n_logs = requests.iter().filter(|r| r.signal == Signal::Logs).count() as u64;
         assert_eq!(
             (expected.requests.metrics, expected.requests.logs),
             (n_metrics, n_logs),
             "{name}: expected.json request counts vs index.jsonl"
         );
-        FixtureSet { name, dir: dir.to_path_buf(), requests, expected }
+        FixtureSet {
+            name,
+            dir: dir.to_path_buf(),
+            requests,
+            expected,
+        }
     }
 
     /// Every distinct string value of a data-point / log-record attribute (e.g. `user.id`) in
@@ -212,7 +243,9 @@ impl FixtureSet {
         let mut out = BTreeSet::new();
         let take = |attrs: &[KeyValue], out: &mut BTreeSet<String>| {
             for kv in attrs.iter().filter(|kv| kv.key == key) {
-                if let Some(any_value::Value::StringValue(s)) = kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                if let Some(any_value::Value::StringValue(s)) =
+                    kv.value.as_ref().and_then(|v| v.value.as_ref())
+                {
                     out.insert(s.clone());
                 }
             }
@@ -227,18 +260,37 @@ impl FixtureSet {
             match r.signal {
                 Signal::Metrics => {
                     let m = ExportMetricsServiceRequest::decode(&body[..]).expect("decode metrics");
-                    for metric in m.resource_metrics.iter().flat_map(|rm| &rm.scope_metrics).flat_map(|sm| &sm.metrics) {
+                    for metric in m
+                        .resource_metrics
+                        .iter()
+                        .flat_map(|rm| &rm.scope_metrics)
+                        .flat_map(|sm| &sm.metrics)
+                    {
                         match &metric.data {
-                            Some(Data::Sum(s)) => s.data_points.iter().for_each(|p| take(&p.attributes, &mut out)),
-                            Some(Data::Gauge(g)) => g.data_points.iter().for_each(|p| take(&p.attributes, &mut out)),
-                            Some(Data::Histogram(h)) => h.data_points.iter().for_each(|p| take(&p.attributes, &mut out)),
+                            Some(Data::Sum(s)) => s
+                                .data_points
+                                .iter()
+                                .for_each(|p| take(&p.attributes, &mut out)),
+                            Some(Data::Gauge(g)) => g
+                                .data_points
+                                .iter()
+                                .for_each(|p| take(&p.attributes, &mut out)),
+                            Some(Data::Histogram(h)) => h
+                                .data_points
+                                .iter()
+                                .for_each(|p| take(&p.attributes, &mut out)),
                             _ => {}
                         }
                     }
                 }
                 Signal::Logs => {
                     let l = ExportLogsServiceRequest::decode(&body[..]).expect("decode logs");
-                    for rec in l.resource_logs.iter().flat_map(|rl| &rl.scope_logs).flat_map(|sl| &sl.log_records) {
+                    for rec in l
+                        .resource_logs
+                        .iter()
+                        .flat_map(|rl| &rl.scope_logs)
+                        .flat_map(|sl| &sl.log_records)
+                    {
                         take(&rec.attributes, &mut out);
                     }
                 }
@@ -333,7 +385,8 @@ pub struct ApiRequests {
 
 impl Expected {
     pub fn load(path: &Path) -> Expected {
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
     }
 

@@ -43,7 +43,8 @@ impl Checker {
 
     pub fn num(&mut self, what: impl AsRef<str>, got: f64, want: f64) {
         if !approx_eq(got, want) {
-            self.errors.push(format!("{}: got {got}, want {want}", what.as_ref()));
+            self.errors
+                .push(format!("{}: got {got}, want {want}", what.as_ref()));
         }
     }
 
@@ -62,13 +63,18 @@ impl Checker {
     }
 
     pub fn merge(&mut self, prefix: &str, other: Checker) {
-        self.errors.extend(other.errors.into_iter().map(|e| format!("{prefix}{e}")));
+        self.errors
+            .extend(other.errors.into_iter().map(|e| format!("{prefix}{e}")));
     }
 
     /// Panics listing every mismatch.
     pub fn assert_ok(&self, context: &str) {
         if !self.errors.is_empty() {
-            panic!("{context}: {} mismatch(es):\n  {}", self.errors.len(), self.errors.join("\n  "));
+            panic!(
+                "{context}: {} mismatch(es):\n  {}",
+                self.errors.len(),
+                self.errors.join("\n  ")
+            );
         }
     }
 }
@@ -89,11 +95,18 @@ pub fn eventually(timeout: Duration, mut check: impl FnMut() -> Checker) -> Chec
 
 /// Directory for throwaway files of a test (removed on drop).
 pub fn tempdir(prefix: &str) -> tempfile::TempDir {
-    tempfile::Builder::new().prefix(prefix).tempdir().expect("tempdir")
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("tempdir")
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for a child that binds it
 /// right away).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -53,7 +53,10 @@ impl Prometheus {
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
         let child = Command::new(&bin)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--log.level=warn")
             .current_dir(dir.path())
@@ -66,7 +69,10 @@ impl Prometheus {
             child: Some(child),
             dir,
             addr,
-            http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -104,7 +110,9 @@ impl Prometheus {
             .query(&[("query", expr)])
             .send()
             .unwrap_or_else(|e| panic!("query {expr}: {e}"));
-        let v: Value = resp.json().unwrap_or_else(|e| panic!("query {expr}: response not JSON: {e}"));
+        let v: Value = resp
+            .json()
+            .unwrap_or_else(|e| panic!("query {expr}: response not JSON: {e}"));
         assert_eq!(v["status"], "success", "query {expr}: {v}");
         let value = |x: &Value| -> f64 {
             let s = x[1].as_str().unwrap_or("NaN");
@@ -122,7 +130,11 @@ impl Prometheus {
                 .map(|r| {
                     let labels = r["metric"]
                         .as_object()
-                        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
+                        .map(|m| {
+                            m.iter()
+                                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                                .collect()
+                        })
                         .unwrap_or_default();
                     (labels, value(&r["value"]))
                 })
@@ -135,13 +147,19 @@ impl Prometheus {
     /// The single value of a query that aggregates to one element (None when empty).
     pub fn query_one(&self, expr: &str) -> Option<f64> {
         let r = self.query(expr);
-        assert!(r.len() <= 1, "query {expr}: want at most one element, got {r:?}");
+        assert!(
+            r.len() <= 1,
+            "query {expr}: want at most one element, got {r:?}"
+        );
         r.first().map(|(_, v)| *v)
     }
 
     /// `sum by (label) (...)`-style result keyed by one label's value.
     pub fn query_by(&self, expr: &str, label: &str) -> BTreeMap<String, f64> {
-        self.query(expr).into_iter().map(|(l, v)| (l.get(label).cloned().unwrap_or_default(), v)).collect()
+        self.query(expr)
+            .into_iter()
+            .map(|(l, v)| (l.get(label).cloned().unwrap_or_default(), v))
+            .collect()
     }
 
     /// State of the scrape target(s): health and last error, for failure messages.

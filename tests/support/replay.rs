@@ -5,13 +5,17 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use prost::Message;
 use serde_json::Value;
 
@@ -37,7 +41,10 @@ impl Replayer {
                 .timeout(Duration::from_secs(15))
                 .build()
                 .expect("reqwest client"),
-            rt: tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime"),
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime"),
             channel: None,
         }
     }
@@ -71,7 +78,9 @@ impl Replayer {
                 rb = rb.header(k.as_str(), v.as_str());
             }
         }
-        let resp = rb.send().unwrap_or_else(|e| panic!("POST {url} ({}): {e}", req.file));
+        let resp = rb
+            .send()
+            .unwrap_or_else(|e| panic!("POST {url} ({}): {e}", req.file));
         let status = resp.status();
         let ct = resp
             .headers()
@@ -91,10 +100,11 @@ impl Replayer {
 
     fn channel(&mut self) -> tonic::transport::Channel {
         if self.channel.is_none() {
-            let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", self.grpc_addr))
-                .expect("endpoint")
-                .timeout(Duration::from_secs(15))
-                .connect_timeout(Duration::from_secs(5));
+            let endpoint =
+                tonic::transport::Endpoint::from_shared(format!("http://{}", self.grpc_addr))
+                    .expect("endpoint")
+                    .timeout(Duration::from_secs(15))
+                    .connect_timeout(Duration::from_secs(5));
             let ch = self
                 .rt
                 .block_on(endpoint.connect())
@@ -111,28 +121,40 @@ impl Replayer {
         let md: Vec<(String, String)> = req
             .headers
             .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "user-agent" | "accept-encoding" | "content-type" | "te"))
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "user-agent" | "accept-encoding" | "content-type" | "te"
+                )
+            })
             .cloned()
             .collect();
         fn request<T>(msg: T, md: &[(String, String)]) -> tonic::Request<T> {
             let mut r = tonic::Request::new(msg);
             for (k, v) in md {
-                let key = tonic::metadata::MetadataKey::from_bytes(k.as_bytes()).expect("metadata key");
-                r.metadata_mut().append(key, v.parse().expect("metadata value"));
+                let key =
+                    tonic::metadata::MetadataKey::from_bytes(k.as_bytes()).expect("metadata key");
+                r.metadata_mut()
+                    .append(key, v.parse().expect("metadata value"));
             }
             r
         }
         let what = format!("gRPC {} ({})", req.path, req.file);
         match req.path.as_str() {
             "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export" => {
-                let msg = ExportMetricsServiceRequest::decode(message).expect("decode metrics request");
+                let msg =
+                    ExportMetricsServiceRequest::decode(message).expect("decode metrics request");
                 let resp: ExportMetricsServiceResponse = self
                     .rt
                     .block_on(MetricsServiceClient::new(ch).export(request(msg, &md)))
                     .unwrap_or_else(|e| panic!("{what}: {e}"))
                     .into_inner();
                 if let Some(ps) = resp.partial_success {
-                    assert_eq!(ps.rejected_data_points, 0, "{what}: partial success: {}", ps.error_message);
+                    assert_eq!(
+                        ps.rejected_data_points, 0,
+                        "{what}: partial success: {}",
+                        ps.error_message
+                    );
                 }
             }
             "/opentelemetry.proto.collector.logs.v1.LogsService/Export" => {
@@ -143,7 +165,11 @@ impl Replayer {
                     .unwrap_or_else(|e| panic!("{what}: {e}"))
                     .into_inner();
                 if let Some(ps) = resp.partial_success {
-                    assert_eq!(ps.rejected_log_records, 0, "{what}: partial success: {}", ps.error_message);
+                    assert_eq!(
+                        ps.rejected_log_records, 0,
+                        "{what}: partial success: {}",
+                        ps.error_message
+                    );
                 }
             }
             "/opentelemetry.proto.collector.trace.v1.TraceService/Export" => {
@@ -154,7 +180,11 @@ impl Replayer {
                     .unwrap_or_else(|e| panic!("{what}: {e}"))
                     .into_inner();
                 if let Some(ps) = resp.partial_success {
-                    assert_eq!(ps.rejected_spans, 0, "{what}: partial success: {}", ps.error_message);
+                    assert_eq!(
+                        ps.rejected_spans, 0,
+                        "{what}: partial success: {}",
+                        ps.error_message
+                    );
                 }
             }
             other => panic!("{}: unknown gRPC method {other}", req.file),
@@ -171,7 +201,11 @@ fn check_http_partial_success(req: &Request, content_type: &str, body: &[u8]) {
     let rejected: i64 = if content_type.starts_with("application/json") {
         let v: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
-            Err(e) => panic!("{}: response is not JSON ({e}): {}", req.file, String::from_utf8_lossy(body)),
+            Err(e) => panic!(
+                "{}: response is not JSON ({e}): {}",
+                req.file,
+                String::from_utf8_lossy(body)
+            ),
         };
         let ps = &v["partialSuccess"];
         ["rejectedDataPoints", "rejectedLogRecords", "rejectedSpans"]
@@ -200,7 +234,13 @@ fn check_http_partial_success(req: &Request, content_type: &str, body: &[u8]) {
     } else {
         0
     };
-    assert_eq!(rejected, 0, "{}: receiver rejected part of the request: {}", req.file, String::from_utf8_lossy(body));
+    assert_eq!(
+        rejected,
+        0,
+        "{}: receiver rejected part of the request: {}",
+        req.file,
+        String::from_utf8_lossy(body)
+    );
 }
 
 /// OTLP/JSON body with every `timeUnixNano` / `startTimeUnixNano` / `observedTimeUnixNano`
@@ -211,7 +251,10 @@ pub fn shift_json_times(body: &[u8], shift_ns: u64) -> Vec<u8> {
         match v {
             Value::Object(m) => {
                 for (k, child) in m.iter_mut() {
-                    if matches!(k.as_str(), "timeUnixNano" | "startTimeUnixNano" | "observedTimeUnixNano") {
+                    if matches!(
+                        k.as_str(),
+                        "timeUnixNano" | "startTimeUnixNano" | "observedTimeUnixNano"
+                    ) {
                         match child {
                             Value::String(s) => {
                                 let t: u64 = s.parse().expect("timestamp string");
@@ -242,7 +285,10 @@ pub fn json_time_span_ns<'a>(bodies: impl IntoIterator<Item = &'a [u8]>) -> (u64
         match v {
             Value::Object(m) => {
                 for (k, child) in m {
-                    if matches!(k.as_str(), "timeUnixNano" | "startTimeUnixNano" | "observedTimeUnixNano") {
+                    if matches!(
+                        k.as_str(),
+                        "timeUnixNano" | "startTimeUnixNano" | "observedTimeUnixNano"
+                    ) {
                         let t = match child {
                             Value::String(s) => s.parse().ok(),
                             Value::Number(n) => n.as_u64(),

@@ -31,7 +31,10 @@ pub fn command(data_dir: &Path, config: &Path) -> Command {
             cmd.env_remove(&k);
         }
     }
-    cmd.arg("--data-dir").arg(data_dir).arg("--config").arg(config);
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .arg("--config")
+        .arg(config);
     cmd
 }
 
@@ -53,7 +56,10 @@ pub struct Serve {
 impl Serve {
     /// Starts `serve` on a fresh temporary data dir.
     pub fn start() -> Serve {
-        let tmp = tempfile::Builder::new().prefix("tokentray-test-").tempdir().expect("tempdir");
+        let tmp = tempfile::Builder::new()
+            .prefix("tokentray-test-")
+            .tempdir()
+            .expect("tempdir");
         let data_dir = tmp.path().join("data");
         std::fs::create_dir_all(&data_dir).expect("create data dir");
         // Deliberately not created: the binary must run with defaults.
@@ -89,19 +95,27 @@ impl Serve {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", bin()));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin()));
 
         // stderr: collected for failure messages (each generation appended, labelled).
         let stderr_buf = self.stderr.clone();
         let generation = self.generation;
         let mut err = child.stderr.take().unwrap();
-        stderr_buf.lock().unwrap().push_str(&format!("--- serve #{generation} stderr ---\n"));
+        stderr_buf
+            .lock()
+            .unwrap()
+            .push_str(&format!("--- serve #{generation} stderr ---\n"));
         thread::spawn(move || {
             let mut buf = [0u8; 4096];
             loop {
                 match err.read(&mut buf) {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => stderr_buf.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n])),
+                    Ok(n) => stderr_buf
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n])),
                 }
             }
         });
@@ -117,7 +131,10 @@ impl Serve {
             }
             drop(tx);
             for line in lines.map_while(Result::ok) {
-                stdout_rest.lock().unwrap().push_str(&format!("[stdout] {line}\n"));
+                stdout_rest
+                    .lock()
+                    .unwrap()
+                    .push_str(&format!("[stdout] {line}\n"));
             }
         });
         self.child = Some(child);
@@ -165,14 +182,20 @@ impl Serve {
     /// Sends SIGTERM and waits for the exit; asserts exit code 0.
     pub fn stop(&mut self) {
         let pid = self.pid();
-        let st = Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("run kill");
+        let st = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("run kill");
         assert!(st.success(), "kill -TERM {pid} failed");
         let status = self.wait_exit(STOP_TIMEOUT);
         match status {
             Some(s) if s.success() => {}
             other => {
                 self.kill_child();
-                panic!("serve did not exit with 0 within {STOP_TIMEOUT:?} of SIGTERM: {other:?}\n{}", self.stderr())
+                panic!(
+                    "serve did not exit with 0 within {STOP_TIMEOUT:?} of SIGTERM: {other:?}\n{}",
+                    self.stderr()
+                )
             }
         }
     }
@@ -230,7 +253,11 @@ impl Serve {
             .unwrap_or_else(|e| panic!("GET {}: {e}\n{}", self.metrics_url(), self.stderr()));
         let status = resp.status();
         let body = resp.text().expect("read /metrics body");
-        assert!(status.is_success(), "GET /metrics: {status}: {body}\n{}", self.stderr());
+        assert!(
+            status.is_success(),
+            "GET /metrics: {status}: {body}\n{}",
+            self.stderr()
+        );
         body
     }
 
