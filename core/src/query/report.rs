@@ -2,7 +2,34 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+
+/// Sums of counts (tokens, sessions) are kept as `f64` because Claude Code sends every value as a
+/// double; whole values are written as JSON integers so scripts see `27334`, not `27334.0`.
+pub fn whole_as_int<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
+}
+
+fn map_whole_as_int<S: Serializer>(m: &BTreeMap<String, f64>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(m.len()))?;
+    for (k, v) in m {
+        map.serialize_entry(k, &AsInt(*v))?;
+    }
+    map.end()
+}
+
+struct AsInt(f64);
+
+impl Serialize for AsInt {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        whole_as_int(&self.0, s)
+    }
+}
 
 /// Claude Code's metric names, which reports turn into named figures.
 pub mod names {
@@ -16,12 +43,15 @@ pub mod names {
 /// Tokens by Claude Code's `type` attribute.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Tokens {
+    #[serde(serialize_with = "whole_as_int")]
     pub input: f64,
+    #[serde(serialize_with = "whole_as_int")]
     pub output: f64,
-    #[serde(rename = "cacheRead")]
+    #[serde(rename = "cacheRead", serialize_with = "whole_as_int")]
     pub cache_read: f64,
-    #[serde(rename = "cacheCreation")]
+    #[serde(rename = "cacheCreation", serialize_with = "whole_as_int")]
     pub cache_creation: f64,
+    #[serde(serialize_with = "whole_as_int")]
     pub total: f64,
 }
 
@@ -61,9 +91,11 @@ pub struct Figures {
     pub cost_usd: f64,
     pub tokens: Tokens,
     /// Sessions started (`claude_code.session.count`).
+    #[serde(serialize_with = "whole_as_int")]
     pub sessions: f64,
     pub active_time_seconds: f64,
     /// Every monotonic sum by OTel metric name.
+    #[serde(serialize_with = "map_whole_as_int")]
     pub metrics: BTreeMap<String, f64>,
     pub api_requests: ApiRequests,
     /// Events by name (`claude_code.api_request`, `claude_code.tool_result`, …).
@@ -127,4 +159,23 @@ pub struct Report {
     pub by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<Group>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_counts_are_integers_in_json() {
+        let mut f = Figures::default();
+        f.add_metric(names::TOKENS, Some("input"), 27334.0);
+        f.add_metric(names::COST, None, 0.0193);
+        f.add_metric(names::SESSIONS, None, 5.0);
+        let v = serde_json::to_value(&f).expect("json");
+        assert_eq!(v["tokens"]["input"], serde_json::json!(27334));
+        assert_eq!(v["sessions"], serde_json::json!(5));
+        assert_eq!(v["metrics"][names::COST], serde_json::json!(0.0193));
+        assert_eq!(v["metrics"][names::TOKENS], serde_json::json!(27334));
+        assert_eq!(f.tokens.cache_hit_ratio(), Some(0.0));
+    }
 }
