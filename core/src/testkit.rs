@@ -174,6 +174,11 @@ pub fn load_request(points: usize, first_session: usize, time_ns: u64) -> Export
 
 /// One `claude_code.api_request` event.
 pub fn api_request_log(session_id: &str, user_id: &str, model: &str, usage: Usage, time_ns: u64) -> ExportLogsServiceRequest {
+    logs_request(vec![api_request_record(session_id, user_id, model, usage, time_ns)])
+}
+
+/// The log record of one `claude_code.api_request` event, to batch several in one request.
+pub fn api_request_record(session_id: &str, user_id: &str, model: &str, usage: Usage, time_ns: u64) -> LogRecord {
     let mut attrs = common_attrs(session_id, user_id);
     attrs.extend([
         kv("event.name", "api_request"),
@@ -185,13 +190,13 @@ pub fn api_request_log(session_id: &str, user_id: &str, model: &str, usage: Usag
         kv_double("cost_usd", usage.cost_usd),
         kv_int("duration_ms", 1200),
     ]);
-    logs_request(vec![LogRecord {
+    LogRecord {
         time_unix_nano: time_ns,
         observed_time_unix_nano: time_ns,
         body: Some(AnyValue { value: Some(any_value::Value::StringValue("claude_code.api_request".into())) }),
         attributes: attrs,
         ..Default::default()
-    }])
+    }
 }
 
 /// One `claude_code.user_prompt` event carrying `prompt` text.
@@ -218,5 +223,119 @@ pub fn logs_request(records: Vec<LogRecord>) -> ExportLogsServiceRequest {
             }],
             ..Default::default()
         }],
+    }
+}
+
+/// `claude_code.active_time.total` (unit `s`, attribute `type`) of a session, as a delta.
+pub fn active_time_metric(session_id: &str, user_id: &str, kind: &str, seconds: f64, start_ns: u64, time_ns: u64) -> Metric {
+    let mut a = common_attrs(session_id, user_id);
+    a.push(kv("type", kind));
+    sum_metric("claude_code.active_time.total", "s", "Total active time in seconds", false, vec![point(a, start_ns, time_ns, seconds)])
+}
+
+/// Models a heavy user switches between in [`synthetic_session`].
+pub const MODELS: [&str; 3] = [MODEL, "claude-sonnet-5", "claude-haiku-5"];
+
+/// Shape of one synthetic Claude Code session (see [`synthetic_session`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SessionPlan {
+    /// Distinguishes sessions: the session id, the model and the usage derive from it.
+    pub index: u64,
+    /// When the session starts (unix ns).
+    pub start_ns: u64,
+    /// Exports, one per 15 minutes of the session, each carrying the session's usage since the
+    /// previous one (DELTA, as Claude Code sends by default).
+    pub exports: u32,
+    /// `claude_code.api_request` events, spread evenly over the session.
+    pub api_requests: u32,
+}
+
+/// A synthetic session: the metrics requests Claude Code would send (session.count in the first
+/// export, cost + four token types in each, active time in the last) and one logs request with
+/// its `api_request` events. The sums of the events equal the sums of the metrics, as with the
+/// real client.
+#[derive(Debug, Clone)]
+pub struct SyntheticSession {
+    pub metrics: Vec<ExportMetricsServiceRequest>,
+    pub logs: ExportLogsServiceRequest,
+    /// What the requests add up to.
+    pub cost_usd: f64,
+    pub tokens: Usage,
+    pub active_seconds: f64,
+    /// Metric data points plus log records in the requests.
+    pub points: usize,
+    pub records: usize,
+    pub model: &'static str,
+}
+
+/// Builds the requests of one session following `plan`; deterministic in `plan`.
+pub fn synthetic_session(plan: SessionPlan) -> SyntheticSession {
+    const SLOT_NS: u64 = 900 * 1_000_000_000;
+    let session = format!("5e55{:04x}-0000-4000-8000-{:012x}", plan.index % 0xffff, plan.index);
+    let user = "synthetic-user";
+    let model = MODELS[(plan.index % MODELS.len() as u64) as usize];
+    let exports = plan.exports.max(1) as u64;
+    let calls = plan.api_requests.max(1) as u64;
+    // Usage of the k-th API call: varies with the session and the call, in whole tokens and
+    // prices that are exact in binary where it matters little (costs are sums of doubles anyway).
+    let call_usage = |k: u64| {
+        let input = (200 + (plan.index * 37 + k * 11) % 3000) as f64;
+        let output = (50 + (plan.index * 13 + k * 7) % 1500) as f64;
+        let cache_read = (5000 + (plan.index * 101 + k * 53) % 40000) as f64;
+        let cache_creation = ((plan.index * 17 + k * 29) % 2000) as f64;
+        let cost_usd = (input * 3.0 + output * 15.0 + cache_read * 0.3 + cache_creation * 3.75) / 1e6;
+        Usage { cost_usd, input, output, cache_read, cache_creation }
+    };
+    let mut records = Vec::with_capacity(calls as usize);
+    let mut per_export = vec![Usage { cost_usd: 0.0, input: 0.0, output: 0.0, cache_read: 0.0, cache_creation: 0.0 }; exports as usize];
+    let span = exports * SLOT_NS;
+    for k in 0..calls {
+        let u = call_usage(k);
+        let t = plan.start_ns + span * k / calls + 1_000_000_000;
+        let e = ((t - plan.start_ns) / SLOT_NS).min(exports - 1) as usize;
+        let acc = &mut per_export[e];
+        acc.cost_usd += u.cost_usd;
+        acc.input += u.input;
+        acc.output += u.output;
+        acc.cache_read += u.cache_read;
+        acc.cache_creation += u.cache_creation;
+        records.push(api_request_record(&session, user, model, u, t));
+    }
+    let active_seconds = (60 + plan.index % 1800) as f64;
+    let mut metrics = Vec::with_capacity(exports as usize);
+    let mut total = Usage { cost_usd: 0.0, input: 0.0, output: 0.0, cache_read: 0.0, cache_creation: 0.0 };
+    let mut points = 0;
+    for (e, usage) in per_export.iter().enumerate() {
+        let start = plan.start_ns + e as u64 * SLOT_NS;
+        let time = start + SLOT_NS - 1_000_000_000;
+        let mut ms = Vec::new();
+        if e == 0 {
+            ms.push(session_start_metric(&session, user, start, start + 1_000_000_000));
+            points += 1;
+        }
+        if usage.input + usage.output + usage.cache_read + usage.cache_creation > 0.0 {
+            ms.extend(usage_metrics(&session, user, model, *usage, start, time, false));
+            points += 5;
+            total.cost_usd += usage.cost_usd;
+            total.input += usage.input;
+            total.output += usage.output;
+            total.cache_read += usage.cache_read;
+            total.cache_creation += usage.cache_creation;
+        }
+        if e as u64 == exports - 1 {
+            ms.push(active_time_metric(&session, user, "cli", active_seconds, plan.start_ns, time));
+            points += 1;
+        }
+        metrics.push(metrics_request(ms));
+    }
+    SyntheticSession {
+        metrics,
+        logs: logs_request(records),
+        cost_usd: total.cost_usd,
+        tokens: total,
+        active_seconds,
+        points,
+        records: calls as usize,
+        model,
     }
 }
