@@ -1,8 +1,11 @@
-//! The `tokentray` binary: CLI commands over the headless core. The tray shell (desktop issue)
-//! plugs in here as another command behind the `desktop` feature; everything it shows comes from
-//! `tokentray-core`, as everything the CLI prints does.
+//! The `tokentray` binary: CLI commands over the headless core, and (with the default `desktop`
+//! feature) the tray app, which `tokentray` with no command starts. Everything either shows comes
+//! from `tokentray-core`.
 
+mod alerts;
 mod cli;
+#[cfg(feature = "desktop")]
+mod desktop;
 
 use std::process::ExitCode;
 

@@ -91,3 +91,23 @@ else
   fi
 fi
 say "done"
+"$here/setup-desktop.sh" || say "tests/setup-desktop.sh failed; the desktop build and tests/desktop_*.rs need its packages"
+
+# --- D-Bus session bus (budget alerts: tests/desktop_alerts.rs) ---------------------------------
+# Each of those tests runs on its own private session bus (`dbus-run-session`) with a recording
+# notification server; Debian's dbus-daemon package has both programs (older releases: `dbus`).
+if command -v dbus-run-session >/dev/null 2>&1 && command -v dbus-daemon >/dev/null 2>&1; then
+  say "dbus-run-session already installed"
+else
+  apt_install dbus-daemon || apt_install dbus || say "could not install dbus-daemon; tests/desktop_alerts.rs will fail"
+fi
+# --- end D-Bus session bus ------------------------------------------------------------------------
+
+# --- Chromium + chromedriver (dashboard page in a browser: tests/dashboard_web.rs) ---------------
+# The test drives Debian's headless Chromium over W3C WebDriver; both come from Debian packages.
+if [ -x /usr/bin/chromedriver ] && [ -x /usr/bin/chromium ]; then
+  say "chromium + chromedriver already installed ($(/usr/bin/chromedriver --version 2>/dev/null | head -n1))"
+else
+  apt_install chromium chromium-driver || say "could not install chromium/chromium-driver; tests/dashboard_web.rs will fail"
+fi
+# --- end Chromium + chromedriver ----------------------------------------------------------------

@@ -17,12 +17,17 @@
 //! * [`query`] — periods in the local time zone and the report vocabulary.
 //! * [`exposition`] — Prometheus names (otlptranslator rules) and the pure `encode` of a snapshot.
 //! * [`server`] — bind the listeners, then `run(listeners, store, config, shutdown)`.
+//! * [`dashboard`] — what the window and the page at `/` on the metrics listener show.
+//! * [`budget`] — daily/weekly/monthly budgets: spend, forecast, one alert per threshold and
+//!   period through a [`budget::Notifier`], evaluated after each commit.
 //! * [`config`] — defaults, TOML file, `TOKENTRAY_*` environment.
 //! * [`testkit`] — builders of Claude Code-shaped requests, shared by tests and benchmarks.
 //!
 //! Library code does not panic on input: each module has its own `thiserror` error type.
 
+pub mod budget;
 pub mod config;
+pub mod dashboard;
 pub mod exposition;
 pub mod ingest;
 pub mod query;

@@ -1,5 +1,6 @@
 //! Command-line interface. `anyhow` lives here, at the binary's edge; the core has typed errors.
 
+mod budget;
 mod report;
 mod serve;
 
@@ -19,8 +20,9 @@ pub struct Args {
     /// Config file [default: config.toml in the platform config directory]
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// With no command: the tray app (`tray`), when built with the `desktop` feature
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -29,22 +31,49 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Spend, tokens, sessions and active time from the local history.
     Report(report::ReportArgs),
+    /// Daily, weekly and monthly spending limits: set, unset, status (exit 0/1/2), pause alerts.
+    #[command(subcommand)]
+    Budget(budget::BudgetCommand),
+    /// The tray app with the engine inside (the default with no command): today's spend in the
+    /// tray, a dashboard window, the same ports, data and config as `serve`.
+    #[cfg(feature = "desktop")]
+    Tray(crate::desktop::TrayArgs),
+    /// The dashboard window, in its own process (started by the tray, which it follows on stdin).
+    #[cfg(feature = "desktop")]
+    #[command(hide = true)]
+    Window(crate::desktop::WindowArgs),
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = load_config(&args)?;
+    let config_file = config_path(&args)?;
     match args.command {
-        Command::Serve(serve_args) => serve::run(config, serve_args),
-        Command::Report(report_args) => report::run(&config, report_args),
+        Some(Command::Serve(serve_args)) => serve::run(config, serve_args, config_file),
+        Some(Command::Budget(budget_cmd)) => budget::run(&config, budget_cmd, &config_file),
+        Some(Command::Report(report_args)) => report::run(&config, report_args),
+        #[cfg(feature = "desktop")]
+        Some(Command::Tray(tray_args)) => tray(config, tray_args, &args.data_dir, &args.config),
+        #[cfg(feature = "desktop")]
+        Some(Command::Window(window_args)) => Ok(crate::desktop::run_window(config, window_args)?),
+        #[cfg(feature = "desktop")]
+        None => tray(config, crate::desktop::TrayArgs::default(), &args.data_dir, &args.config),
+        #[cfg(not(feature = "desktop"))]
+        None => {
+            eprintln!("tokentray: this build has no tray app (built without the `desktop` feature); use `tokentray serve` or `tokentray report`, see --help");
+            Ok(ExitCode::from(2))
+        }
     }
+}
+
+#[cfg(feature = "desktop")]
+fn tray(config: Config, tray_args: crate::desktop::TrayArgs, data_dir: &Option<PathBuf>, config_path: &Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let launch = crate::desktop::Launch { data_dir: data_dir.clone(), config: config_path.clone() };
+    Ok(crate::desktop::run(config, tray_args, launch)?)
 }
 
 /// Defaults, then the file, then `TOKENTRAY_*`, then `--data-dir`.
 fn load_config(args: &Args) -> anyhow::Result<Config> {
-    let path = match args.config.clone().or_else(|| std::env::var_os("TOKENTRAY_CONFIG").map(PathBuf::from)) {
-        Some(p) => p,
-        None => config::default_config_path()?,
-    };
+    let path = config_path(args)?;
     let mut config = Config::from_file(&path)?;
     config.apply_env(std::env::vars().filter(|(k, _)| k.starts_with("TOKENTRAY_")))?;
     if let Some(dir) = &args.data_dir {
@@ -52,4 +81,12 @@ fn load_config(args: &Args) -> anyhow::Result<Config> {
     }
     config.data_dir().context("finding the data directory")?;
     Ok(config)
+}
+
+/// The config file in effect: `--config`, else `TOKENTRAY_CONFIG`, else the platform default.
+fn config_path(args: &Args) -> anyhow::Result<PathBuf> {
+    Ok(match args.config.clone().or_else(|| std::env::var_os("TOKENTRAY_CONFIG").map(PathBuf::from)) {
+        Some(p) => p,
+        None => config::default_config_path()?,
+    })
 }

@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use chrono::Weekday;
 use clap::Args;
 use tokentray_core::config::Config;
 use tokentray_core::query::{report::Figures, GroupBy, Period, Report};
@@ -23,7 +22,8 @@ pub struct ReportArgs {
 
 pub fn run(config: &Config, args: ReportArgs) -> anyhow::Result<ExitCode> {
     let reader = Reader::open(&config.data_dir()?)?;
-    let range = args.period.range_now(Weekday::Mon);
+    // Weeks start where the weekly budget says (`[budgets] week_start`, Monday by default).
+    let range = args.period.range_now(config.budgets.week_start.0);
     let report = reader.report(args.period.name(), range, args.by)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -1,10 +1,13 @@
 //! `tokentray serve`: the engine without a window.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use tokentray_core::budget::Evaluator;
 use tokentray_core::config::Config;
 use tokentray_core::server::{self, Listeners};
 use tokentray_core::store::Store;
@@ -22,7 +25,7 @@ pub struct ServeArgs {
     pub metrics: Option<String>,
 }
 
-pub fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub fn run(mut config: Config, args: ServeArgs, config_file: PathBuf) -> anyhow::Result<ExitCode> {
     init_logging();
     if let Some(a) = args.otlp_grpc {
         config.listen.otlp_grpc = a;
@@ -46,6 +49,12 @@ pub fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let data_dir = config.data_dir()?;
     let store = Store::open(&data_dir).with_context(|| format!("opening the history in {}", data_dir.display()))?;
     tracing::info!(data_dir = %data_dir.display(), series = store.series_count(), "history loaded");
+    // Budgets are evaluated after every commit; alerts go to the log and, as configured, to the
+    // desktop, a command and a webhook. Dropped (stopped) when serving ends.
+    let notifier = crate::alerts::for_serve(&config.alerts)?;
+    let _budgets = Evaluator::new(&store, config.budgets.clone(), Arc::new(notifier))
+        .and_then(|e| e.reload_budgets_from(config_file).spawn())
+        .context("starting budget alerts")?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{addrs}")?;

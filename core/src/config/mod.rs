@@ -1,9 +1,11 @@
 //! Settings: defaults, then the TOML file, then `TOKENTRAY_*` environment variables; the CLI's
 //! flags come last (applied by the binary).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use chrono::Weekday;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -25,6 +27,12 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     pub receiver: ReceiverConfig,
     pub privacy: PrivacyConfig,
+    pub budgets: BudgetsConfig,
+    pub alerts: AlertsConfig,
+    /// The file this was read from (set by [`Config::from_file`], even when the file did not
+    /// exist yet), so that long-running parts can pick up `tokentray budget set` edits.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +61,171 @@ pub struct PrivacyConfig {
     pub store_prompts: bool,
 }
 
+/// `[budgets]`: spending limits per local day, week and month, for all models together and/or
+/// per model. Evaluated by [`crate::budget`].
+///
+/// ```toml
+/// [budgets]
+/// week_start = "monday"
+/// daily = 20                                          # USD, thresholds 50, 80, 100 %
+/// monthly = { limit_usd = 300, thresholds = [80, 100] }
+/// [budgets.models.claude-opus-5-5]
+/// daily = 10
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BudgetsConfig {
+    /// First day of the week for the weekly budget.
+    pub week_start: WeekStart,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily: Option<BudgetLimit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weekly: Option<BudgetLimit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monthly: Option<BudgetLimit>,
+    /// Limits for one model (Claude Code's `model` attribute, e.g. `claude-opus-5-5`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, ModelBudgets>,
+}
+
+/// The limits of one model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelBudgets {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily: Option<BudgetLimit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weekly: Option<BudgetLimit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monthly: Option<BudgetLimit>,
+}
+
+/// Percentages of the limit that notify when crossed, unless a budget lists its own.
+pub const DEFAULT_THRESHOLDS: [u32; 3] = [50, 80, 100];
+/// Highest threshold accepted (10× the limit): beyond that a typo is likelier than intent.
+pub const MAX_THRESHOLD: u32 = 1000;
+
+/// One limit: `daily = 20` or `daily = { limit_usd = 20, thresholds = [50, 80, 100] }`.
+/// Validated when read: a positive finite amount, thresholds 1..=1000 (sorted, deduplicated).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetLimit {
+    pub limit_usd: f64,
+    pub thresholds: Vec<u32>,
+}
+
+impl BudgetLimit {
+    /// A validated limit; `thresholds` empty means [`DEFAULT_THRESHOLDS`].
+    pub fn new(limit_usd: f64, thresholds: &[u32]) -> Result<BudgetLimit, String> {
+        if !limit_usd.is_finite() || limit_usd <= 0.0 {
+            return Err(format!("a budget must be a positive amount of USD, not {limit_usd}"));
+        }
+        let mut t: Vec<u32> = if thresholds.is_empty() { DEFAULT_THRESHOLDS.to_vec() } else { thresholds.to_vec() };
+        if let Some(bad) = t.iter().find(|&&p| p == 0 || p > MAX_THRESHOLD) {
+            return Err(format!("threshold {bad}% is out of range (1 to {MAX_THRESHOLD} percent of the limit)"));
+        }
+        t.sort_unstable();
+        t.dedup();
+        Ok(BudgetLimit { limit_usd, thresholds: t })
+    }
+}
+
+impl<'de> Deserialize<'de> for BudgetLimit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A visitor rather than an untagged enum, so that a typo inside the table is reported by
+        // name instead of as "did not match any variant".
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            limit_usd: f64,
+            #[serde(default)]
+            thresholds: Vec<u32>,
+        }
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = BudgetLimit;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an amount in USD or a table { limit_usd = 20, thresholds = [50, 80, 100] }")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<BudgetLimit, E> {
+                BudgetLimit::new(v, &[]).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<BudgetLimit, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<BudgetLimit, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<BudgetLimit, A::Error> {
+                let full = Full::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                BudgetLimit::new(full.limit_usd, &full.thresholds).map_err(serde::de::Error::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// First day of the week, written as its English name (`"monday"`, `"sun"`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeekStart(pub Weekday);
+
+impl Default for WeekStart {
+    fn default() -> Self {
+        WeekStart(Weekday::Mon)
+    }
+}
+
+impl std::str::FromStr for WeekStart {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.trim().parse::<Weekday>().map(WeekStart).map_err(|_| format!("'{s}' is not a day of the week (monday … sunday)"))
+    }
+}
+
+impl std::fmt::Display for WeekStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Weekday::Mon => "monday",
+            Weekday::Tue => "tuesday",
+            Weekday::Wed => "wednesday",
+            Weekday::Thu => "thursday",
+            Weekday::Fri => "friday",
+            Weekday::Sat => "saturday",
+            Weekday::Sun => "sunday",
+        })
+    }
+}
+
+impl Serialize for WeekStart {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for WeekStart {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `[alerts]`: where budget alerts go besides the log.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Desktop notifications (D-Bus `org.freedesktop.Notifications`). Unset: on in the tray app,
+    /// off for `tokentray serve`; `true` turns them on for `serve` too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub desktop: Option<bool>,
+    /// A program to run per alert, as an argument list (no shell): `["notify-send", "{summary}",
+    /// "{body}"]`. Placeholders: `{summary}`, `{body}`, `{period}`, `{model}`, `{threshold}`,
+    /// `{percent}`, `{spent_usd}`, `{limit_usd}`, `{forecast_usd}`, `{reach_limit_at}`, `{json}`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// A URL to POST each alert to as JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+}
+
 pub const DEFAULT_OTLP_GRPC: &str = "127.0.0.1:4317";
 pub const DEFAULT_OTLP_HTTP: &str = "127.0.0.1:4318";
 pub const DEFAULT_METRICS: &str = "127.0.0.1:8889";
@@ -72,7 +245,15 @@ impl Default for ReceiverConfig {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { listen: Listen::default(), data_dir: None, receiver: ReceiverConfig::default(), privacy: PrivacyConfig::default() }
+        Config {
+            listen: Listen::default(),
+            data_dir: None,
+            receiver: ReceiverConfig::default(),
+            privacy: PrivacyConfig::default(),
+            budgets: BudgetsConfig::default(),
+            alerts: AlertsConfig::default(),
+            source: None,
+        }
     }
 }
 
@@ -88,11 +269,13 @@ pub fn default_config_path() -> Result<PathBuf, ConfigError> {
 impl Config {
     /// Reads the file if it exists (a missing file means defaults).
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(e) => Err(ConfigError::Read { path: path.into(), reason: e.to_string() }),
-        }
+        let mut config: Config = match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+            Err(e) => return Err(ConfigError::Read { path: path.into(), reason: e.to_string() }),
+        };
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
     /// Applies `TOKENTRAY_*` overrides from the given environment.
@@ -147,6 +330,49 @@ mod tests {
         assert_eq!(c.listen.metrics, "127.0.0.1:0");
         assert!(!c.privacy.store_prompts);
         assert!(c.apply_env([("TOKENTRAY_MAX_BODY_BYTES".to_string(), "lots".to_string())]).is_err());
+    }
+
+    #[test]
+    fn budgets_and_alerts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            r#"
+[budgets]
+week_start = "sunday"
+daily = 20
+monthly = { limit_usd = 300.5, thresholds = [100, 80, 80] }
+[budgets.models.claude-opus-5-5]
+weekly = { limit_usd = 10 }
+[alerts]
+command = ["notify-send", "{summary}", "{body}"]
+webhook = "http://127.0.0.1:9/hook"
+"#,
+        )
+        .expect("write");
+        let c = Config::from_file(&path).expect("parses");
+        assert_eq!(c.budgets.week_start, WeekStart(Weekday::Sun));
+        assert_eq!(c.budgets.daily, Some(BudgetLimit { limit_usd: 20.0, thresholds: vec![50, 80, 100] }));
+        assert_eq!(c.budgets.monthly, Some(BudgetLimit { limit_usd: 300.5, thresholds: vec![80, 100] }));
+        assert_eq!(c.budgets.weekly, None);
+        let opus = c.budgets.models.get("claude-opus-5-5").expect("model budget");
+        assert_eq!(opus.weekly.as_ref().map(|b| b.limit_usd), Some(10.0));
+        assert_eq!(c.alerts.command.len(), 3);
+        assert_eq!(c.alerts.desktop, None);
+
+        for (bad, needle) in [
+            ("[budgets]\ndaily = -1\n", "positive"),
+            ("[budgets]\ndaily = { limit_usd = 5, thresholds = [0] }\n", "threshold"),
+            ("[budgets]\ndaily = { limit = 5 }\n", "limit"),
+            ("[budgets]\nweek_start = \"someday\"\n", "someday"),
+            ("[budgets]\nhourly = 5\n", "hourly"),
+            ("[alerts]\nsound = true\n", "sound"),
+        ] {
+            std::fs::write(&path, bad).expect("write");
+            let err = Config::from_file(&path).expect_err(bad);
+            assert!(err.to_string().contains(needle), "{bad}: {err}");
+        }
     }
 
     #[test]

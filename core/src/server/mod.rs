@@ -1,6 +1,7 @@
 //! Running the engine: bind the three listeners first (so a taken port fails fast and port 0
 //! works for tests), then serve until shutdown.
 
+pub mod dashboard_endpoint;
 pub mod metrics_endpoint;
 
 use std::future::Future;
@@ -111,6 +112,8 @@ pub async fn run(listeners: Listeners, store: Store, config: &Config, shutdown: 
         let _ = rx.wait_for(|s| *s).await;
     };
 
+    // The dashboard's setup instructions name the ports actually bound.
+    let addrs = listeners.addrs().map_err(|e| ServerError::Serve { what: METRICS.what, reason: e.to_string() })?;
     let grpc_listener = to_tokio(listeners.otlp_grpc, GRPC.what)?;
     let http_listener = to_tokio(listeners.otlp_http, HTTP.what)?;
     let metrics_listener = to_tokio(listeners.metrics, METRICS.what)?;
@@ -141,7 +144,12 @@ pub async fn run(listeners: Listeners, store: Store, config: &Config, shutdown: 
     });
     let metrics_task = tokio::spawn({
         let stop = stopped(stop_rx.clone());
-        let app = metrics_endpoint::router(store.clone());
+        let app = metrics_endpoint::router(store.clone()).merge(dashboard_endpoint::router(
+            store.clone(),
+            crate::dashboard::Endpoints::from_bound(&addrs),
+            crate::budget::BudgetsSource::of(config),
+            stop_rx.clone(),
+        ));
         async move {
             axum::serve(metrics_listener, app)
                 .with_graceful_shutdown(stop)

@@ -32,6 +32,13 @@ pub struct EventRow {
     pub attrs: serde_json::Value,
 }
 
+/// First and last stored instant of one session (dashboard's session list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTimes {
+    pub first_ns: i64,
+    pub last_ns: i64,
+}
+
 const SLOT_NS: i64 = SLOT_SECONDS * 1_000_000_000;
 
 impl Reader {
@@ -46,6 +53,12 @@ impl Reader {
         let mut conn = super::connect(path)?;
         schema::migrate(&mut conn)?;
         Ok(Reader { conn })
+    }
+
+    /// The connection, for queries of other core modules (budgets) that live next to their
+    /// vocabulary rather than here.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
     }
 
     /// Spend, tokens, sessions, active time and events for a range, optionally broken down.
@@ -189,5 +202,50 @@ impl Reader {
     /// `PRAGMA quick_check`: "ok" when the database is healthy.
     pub fn quick_check(&self) -> Result<String, StoreError> {
         Ok(self.conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?)
+    }
+
+    /// Whether anything at all was ever stored: the window shows its setup instructions until
+    /// the first metric point, event or span arrives.
+    pub fn has_any_data(&self) -> Result<bool, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM series) OR EXISTS(SELECT 1 FROM events) OR EXISTS(SELECT 1 FROM spans)",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// First and last stored instant of every session with usage or events in `range`, over all
+    /// of the session's events and the series it had usage on within `range` (a series' first
+    /// and last point time). Sessions are what Claude Code's `session.id` names; the session
+    /// list of the dashboard shows when each started and how long it has run without one query
+    /// per session.
+    pub fn session_times(&self, range: TimeRange) -> Result<BTreeMap<String, SessionTimes>, StoreError> {
+        let (start_ns, end_ns) = range.bounds_ns();
+        let slot_lo = start_ns.div_euclid(SLOT_NS);
+        let slot_hi = if end_ns == i64::MAX { i64::MAX } else { end_ns.div_euclid(SLOT_NS) + i64::from(end_ns.rem_euclid(SLOT_NS) != 0) };
+        let mut stmt = self.conn.prepare_cached(
+            "WITH in_range AS (
+                 SELECT s.session_id AS sid, MIN(s.created_ns) AS t0, MAX(s.last_time_ns) AS t1
+                 FROM usage u JOIN series s ON s.id = u.series_id
+                 WHERE u.slot >= ?1 AND u.slot < ?2 AND s.session_id IS NOT NULL
+                 GROUP BY s.session_id
+             ),
+             ids AS (
+                 SELECT sid FROM in_range
+                 UNION
+                 SELECT session_id FROM events WHERE time_ns >= ?3 AND time_ns < ?4 AND session_id IS NOT NULL
+             ),
+             spans_of AS (
+                 SELECT sid, t0, t1 FROM in_range
+                 UNION ALL
+                 SELECT e.session_id, MIN(e.time_ns), MAX(e.time_ns) FROM events e
+                 WHERE e.session_id IN (SELECT sid FROM ids) GROUP BY e.session_id
+             )
+             SELECT sid, MIN(t0), MAX(t1) FROM spans_of GROUP BY sid",
+        )?;
+        let rows = stmt.query_map(params![slot_lo, slot_hi, start_ns, end_ns], |r| {
+            Ok((r.get::<_, String>(0)?, SessionTimes { first_ns: r.get(1)?, last_ns: r.get(2)? }))
+        })?;
+        Ok(rows.collect::<Result<BTreeMap<_, _>, _>>()?)
     }
 }

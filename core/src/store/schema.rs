@@ -83,6 +83,23 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
+    // v2: budget alerts. A threshold notifies at most once per budget and period, across
+    // restarts and across processes (the tray app and `serve` on the same data directory).
+    r#"
+    CREATE TABLE alerts_fired (
+        budget_key      TEXT NOT NULL,       -- period, model and limit (a changed limit re-arms)
+        period_start_ns INTEGER NOT NULL,    -- start of the local day/week/month
+        threshold       INTEGER NOT NULL,    -- percent of the limit
+        fired_at_ns     INTEGER NOT NULL,
+        silent          INTEGER NOT NULL,    -- 1: marked without a notification (paused, or a higher one notified)
+        PRIMARY KEY (budget_key, period_start_ns, threshold)
+    ) WITHOUT ROWID;
+    -- User settings kept with the history, not in the config file (e.g. alerts paused until).
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,394 @@
+//! Budgets: spend per local day, week and month against limits, a forecast of where each period
+//! ends, and one alert per threshold and period.
+//!
+//! * [`status`] — the figures of every configured budget at an instant (what `tokentray budget
+//!   status --json`, the tray label and the dashboard show).
+//! * [`Evaluator`] — subscribed to [`Store::subscribe`](crate::store::Store::subscribe): after
+//!   each commit it recomputes the budgets and notifies a threshold crossed for the first time
+//!   in its period, through a [`Notifier`] (desktop, log, command, webhook: the core does not
+//!   know which). A timer to the next period boundary republishes the status when a day, week
+//!   or month starts; no data is polled.
+//! * [`AlertState`] — which thresholds fired (SQLite, so a restart does not repeat them) and
+//!   whether alerts are paused.
+//! * [`forecast`] — the projection, and why it counts active hours rather than wall-clock ones.
+//! * [`edit`] — `budget set`/`unset` on the TOML file, keeping the user's comments.
+//! * [`BudgetsSource`] — the budgets in effect for the dashboard and tray, following the file.
+//!
+//! Periods are in the evaluator's time zone (the local one in production; any
+//! `chrono::TimeZone` in tests), so DST days have 23 or 25 hours and nothing else changes.
+
+mod alert;
+mod clock;
+pub mod edit;
+mod evaluator;
+pub mod forecast;
+mod source;
+mod state;
+
+pub use alert::{usd_short, Alert, LogNotifier, Notifier, Notifiers, NotifyError};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use evaluator::{Evaluator, EvaluatorHandle};
+pub use source::BudgetsSource;
+pub use state::AlertState;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Display;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Duration, NaiveTime, SecondsFormat, TimeZone, Utc, Weekday};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::config::{BudgetLimit, BudgetsConfig};
+use crate::query::report::names;
+use crate::query::{local_midnight_ns, Period};
+use crate::store::{Reader, StoreError};
+use forecast::{ActivityProfile, SlotCosts, SLOT_NS};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BudgetError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("budget state: {0}")]
+    Sqlite(String),
+    #[error("cannot read {path}: {reason}")]
+    ReadConfig { path: PathBuf, reason: String },
+    #[error("cannot write {path}: {reason}")]
+    WriteConfig { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    InvalidConfig { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the budget evaluator has stopped")]
+    Stopped,
+}
+
+impl From<rusqlite::Error> for BudgetError {
+    fn from(e: rusqlite::Error) -> Self {
+        BudgetError::Sqlite(e.to_string())
+    }
+}
+
+/// The period a budget covers, in local time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetPeriod {
+    Daily,
+    Weekly,
+    Monthly,
+}
+
+impl BudgetPeriod {
+    pub const ALL: [BudgetPeriod; 3] = [BudgetPeriod::Daily, BudgetPeriod::Weekly, BudgetPeriod::Monthly];
+
+    /// `daily`, `weekly`, `monthly`: the config key and the CLI word.
+    pub fn name(self) -> &'static str {
+        match self {
+            BudgetPeriod::Daily => "daily",
+            BudgetPeriod::Weekly => "weekly",
+            BudgetPeriod::Monthly => "monthly",
+        }
+    }
+
+    /// `day`, `week`, `month`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            BudgetPeriod::Daily => "day",
+            BudgetPeriod::Weekly => "week",
+            BudgetPeriod::Monthly => "month",
+        }
+    }
+
+    pub fn period(self) -> Period {
+        match self {
+            BudgetPeriod::Daily => Period::Today,
+            BudgetPeriod::Weekly => Period::Week,
+            BudgetPeriod::Monthly => Period::Month,
+        }
+    }
+
+    /// `[start, end)` in unix nanoseconds of the period containing `now`.
+    pub fn range_at<Tz: TimeZone>(self, now: &DateTime<Tz>, week_start: Weekday) -> (i64, i64) {
+        let r = self.period().range_at(now, week_start);
+        // Named periods are always bounded; the fallbacks only keep this total.
+        (r.start_ns.unwrap_or(i64::MIN), r.end_ns.unwrap_or(i64::MAX))
+    }
+}
+
+impl std::str::FromStr for BudgetPeriod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "daily" | "day" | "today" => BudgetPeriod::Daily,
+            "weekly" | "week" => BudgetPeriod::Weekly,
+            "monthly" | "month" => BudgetPeriod::Monthly,
+            other => return Err(format!("unknown budget period '{other}' (daily, weekly, monthly)")),
+        })
+    }
+}
+
+impl Display for BudgetPeriod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One configured budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    pub period: BudgetPeriod,
+    /// Only this model's spend; `None` is every model together.
+    pub model: Option<String>,
+    pub limit_usd: f64,
+    /// Percentages of the limit, ascending.
+    pub thresholds: Vec<u32>,
+}
+
+impl Budget {
+    fn new(period: BudgetPeriod, model: Option<&str>, limit: &BudgetLimit) -> Budget {
+        Budget { period, model: model.map(str::to_string), limit_usd: limit.limit_usd, thresholds: limit.thresholds.clone() }
+    }
+
+    /// Identifies the budget in the fired-alert state. The limit is part of it: raising or
+    /// lowering a limit makes a new budget whose thresholds are armed again.
+    pub fn key(&self) -> String {
+        format!("{}:{}:{}", self.period.name(), self.model.as_deref().unwrap_or("*"), self.limit_usd)
+    }
+
+    /// The highest threshold `spent` has reached (reaching counts: $16 of $20 is 80%).
+    pub fn highest_crossed(&self, spent: f64) -> Option<u32> {
+        // Compared as spent × 100 ≥ limit × t: no division, so 16 of 20 is exactly 80.
+        self.thresholds.iter().copied().filter(|&t| spent * 100.0 >= self.limit_usd * f64::from(t)).max()
+    }
+}
+
+/// Every budget of the config: daily, weekly, monthly for all models, then per model.
+pub fn budgets(config: &BudgetsConfig) -> Vec<Budget> {
+    let mut out = Vec::new();
+    for (period, limit) in [(BudgetPeriod::Daily, &config.daily), (BudgetPeriod::Weekly, &config.weekly), (BudgetPeriod::Monthly, &config.monthly)] {
+        if let Some(limit) = limit {
+            out.push(Budget::new(period, None, limit));
+        }
+    }
+    for (model, m) in &config.models {
+        for (period, limit) in [(BudgetPeriod::Daily, &m.daily), (BudgetPeriod::Weekly, &m.weekly), (BudgetPeriod::Monthly, &m.monthly)] {
+            if let Some(limit) = limit {
+                out.push(Budget::new(period, Some(model), limit));
+            }
+        }
+    }
+    out
+}
+
+/// Where one budget stands (one entry of `budget status --json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetState {
+    pub period: BudgetPeriod,
+    pub model: Option<String>,
+    pub limit_usd: f64,
+    /// Exact sum of `claude_code.cost.usage` in the period (what `tokentray report` says).
+    pub spent_usd: f64,
+    /// Of the limit, rounded to 0.01.
+    pub percent: f64,
+    pub thresholds: Vec<u32>,
+    pub highest_crossed: Option<u32>,
+    /// Projected spend at the end of the period (see [`forecast`]), rounded to cents.
+    pub forecast_usd: f64,
+    /// When the projection reaches the limit (RFC 3339, local); null if it has or will not.
+    pub reach_limit_at: Option<String>,
+    pub period_start: String,
+    pub period_end: String,
+    #[serde(skip)]
+    pub key: String,
+    #[serde(skip)]
+    pub period_start_ns: i64,
+    #[serde(skip)]
+    pub period_end_ns: i64,
+    #[serde(skip)]
+    pub reach_limit_at_ns: Option<i64>,
+}
+
+impl BudgetState {
+    pub fn over_limit(&self) -> bool {
+        self.spent_usd >= self.limit_usd
+    }
+}
+
+/// Every budget at one instant, and whether alerts are paused.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetStatus {
+    pub budgets: Vec<BudgetState>,
+    /// RFC 3339, local; null when alerts are on.
+    pub paused_until: Option<String>,
+    #[serde(skip)]
+    pub paused_until_ns: Option<i64>,
+}
+
+/// How bad it is, for exit codes and icons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Under every threshold.
+    Ok = 0,
+    /// Past a threshold.
+    Threshold = 1,
+    /// At or past a limit.
+    OverLimit = 2,
+}
+
+impl BudgetStatus {
+    pub fn level(&self) -> Level {
+        self.budgets
+            .iter()
+            .map(|b| {
+                if b.over_limit() {
+                    Level::OverLimit
+                } else if b.highest_crossed.is_some() {
+                    Level::Threshold
+                } else {
+                    Level::Ok
+                }
+            })
+            .max()
+            .unwrap_or(Level::Ok)
+    }
+
+    pub fn is_paused(&self, now: DateTime<Utc>) -> bool {
+        self.paused_until_ns.zip(now.timestamp_nanos_opt()).is_some_and(|(until, now)| now < until)
+    }
+}
+
+/// The figures of every budget in `budgets` at `now` (periods in `now`'s time zone).
+pub fn status<Tz>(reader: &Reader, budgets: &BudgetsConfig, now: &DateTime<Tz>) -> Result<BudgetStatus, BudgetError>
+where
+    Tz: TimeZone,
+    Tz::Offset: Display,
+{
+    let conn = reader.conn();
+    let list = self::budgets(budgets);
+    let states = compute(conn, &list, budgets.week_start.0, now)?;
+    let now_ns = now.timestamp_nanos_opt().unwrap_or(i64::MAX);
+    let paused_until_ns = state::read_paused_until(conn)?.filter(|&until| until > now_ns);
+    Ok(BudgetStatus { budgets: states, paused_until: paused_until_ns.map(|ns| rfc3339(&now.timezone(), ns)), paused_until_ns })
+}
+
+pub(crate) fn rfc3339<Tz: TimeZone>(tz: &Tz, ns: i64) -> String
+where
+    Tz::Offset: Display,
+{
+    tz.timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::Secs, false)
+}
+
+fn round_to(v: f64, step: f64) -> f64 {
+    (v / step).round() * step
+}
+
+/// Spend per (slot, model) of `claude_code.cost.usage` in `[lo, hi)` slots.
+fn cost_rows(conn: &Connection, lo_slot: i64, hi_slot: i64) -> Result<Vec<(i64, String, f64)>, BudgetError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.slot, COALESCE(s.model, ''), SUM(u.value)
+         FROM usage u JOIN series s ON s.id = u.series_id
+         WHERE s.metric = ?3 AND u.slot >= ?1 AND u.slot < ?2
+         GROUP BY u.slot, s.model",
+    )?;
+    let rows = stmt.query_map(params![lo_slot, hi_slot, names::COST], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+fn ceil_slot(ns: i64) -> i64 {
+    ns.div_euclid(SLOT_NS) + i64::from(ns.rem_euclid(SLOT_NS) != 0)
+}
+
+/// Spend, percent and forecast of each budget at `now`, from one query over the union of their
+/// periods and the forecast's history window.
+pub(crate) fn compute<Tz>(conn: &Connection, list: &[Budget], week_start: Weekday, now: &DateTime<Tz>) -> Result<Vec<BudgetState>, BudgetError>
+where
+    Tz: TimeZone,
+    Tz::Offset: Display,
+{
+    if list.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tz = now.timezone();
+    let now_ns = now.timestamp_nanos_opt().ok_or_else(|| BudgetError::Invalid("the clock is out of range".into()))?;
+    let today = now.date_naive();
+    let today_start_ns = local_midnight_ns(&tz, today);
+    let profile_start_ns = local_midnight_ns(&tz, today - Duration::days(forecast::PROFILE_DAYS));
+    let ranges: Vec<(i64, i64)> = list.iter().map(|b| b.period.range_at(now, week_start)).collect();
+    let lo_ns = ranges.iter().map(|r| r.0).min().unwrap_or(today_start_ns).min(profile_start_ns);
+    let hi_ns = ranges.iter().map(|r| r.1).max().unwrap_or(now_ns).max(now_ns);
+
+    let history_start: Option<i64> = conn.query_row("SELECT MIN(slot) FROM usage", [], |r| r.get(0)).optional()?.flatten();
+    let mut per_model: HashMap<String, SlotCosts> = HashMap::new();
+    let mut all = SlotCosts::new();
+    for (slot, model, cost) in cost_rows(conn, lo_ns.div_euclid(SLOT_NS), ceil_slot(hi_ns))? {
+        *all.entry(slot).or_insert(0.0) += cost;
+        *per_model.entry(model).or_default().entry(slot).or_insert(0.0) += cost;
+    }
+    let empty = SlotCosts::new();
+    // One profile and rate per model filter, shared by its daily, weekly and monthly budgets.
+    let mut profiles: BTreeMap<Option<&str>, (ActivityProfile, f64)> = BTreeMap::new();
+
+    let mut out = Vec::with_capacity(list.len());
+    for (budget, &(start_ns, end_ns)) in list.iter().zip(&ranges) {
+        let costs = match &budget.model {
+            None => &all,
+            Some(m) => per_model.get(m).unwrap_or(&empty),
+        };
+        // `+ 0.0`: an empty float sum is -0.0, which would print as "$-0.00".
+        let spent: f64 = costs.range(start_ns.div_euclid(SLOT_NS)..ceil_slot(end_ns)).map(|(_, c)| c).sum::<f64>() + 0.0;
+        let (profile, rate) = profiles.entry(budget.model.as_deref()).or_insert_with(|| {
+            (ActivityProfile::build(costs, &tz, today_start_ns, now_ns, history_start), forecast::burn_rate(costs, now_ns))
+        });
+        let projection = forecast::project(profile, *rate, &tz, now_ns.max(start_ns), end_ns, spent, budget.limit_usd);
+        out.push(BudgetState {
+            period: budget.period,
+            model: budget.model.clone(),
+            limit_usd: budget.limit_usd,
+            spent_usd: spent,
+            percent: round_to(spent / budget.limit_usd * 100.0, 0.01),
+            thresholds: budget.thresholds.clone(),
+            highest_crossed: budget.highest_crossed(spent),
+            forecast_usd: round_to(projection.forecast_usd, 0.01),
+            reach_limit_at: projection.reach_limit_at_ns.map(|ns| rfc3339(&tz, ns)),
+            period_start: rfc3339(&tz, start_ns),
+            period_end: rfc3339(&tz, end_ns),
+            key: budget.key(),
+            period_start_ns: start_ns,
+            period_end_ns: end_ns,
+            reach_limit_at_ns: projection.reach_limit_at_ns,
+        });
+    }
+    Ok(out)
+}
+
+/// Start of the next local day after `now`: when "pause until tomorrow" ends.
+pub fn tomorrow_start<Tz: TimeZone>(now: &DateTime<Tz>) -> DateTime<Utc> {
+    Utc.timestamp_nanos(local_midnight_ns(&now.timezone(), now.date_naive() + Duration::days(1)))
+}
+
+/// The next time the local clock shows `at` after `now` (today if still ahead, else tomorrow);
+/// for `budget pause --until 14:30`. A time skipped by a DST jump resolves to the first instant
+/// after the gap.
+pub fn next_local_time<Tz: TimeZone>(now: &DateTime<Tz>, at: NaiveTime) -> DateTime<Utc> {
+    let tz = now.timezone();
+    let resolve = |day: chrono::NaiveDate| {
+        let mut probe = day.and_time(at);
+        for _ in 0..8 {
+            match tz.from_local_datetime(&probe) {
+                chrono::LocalResult::Single(t) => return t.with_timezone(&Utc),
+                chrono::LocalResult::Ambiguous(first, _) => return first.with_timezone(&Utc),
+                chrono::LocalResult::None => probe += Duration::minutes(15),
+            }
+        }
+        tz.from_utc_datetime(&probe).with_timezone(&Utc)
+    };
+    let today = resolve(now.date_naive());
+    if today > now.with_timezone(&Utc) {
+        today
+    } else {
+        resolve(now.date_naive() + Duration::days(1))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,70 @@
+//! The budgets in effect for a long-running reader (the dashboard page, the window, the tray):
+//! those of the config it started with, re-read when the config file changes, so a
+//! `tokentray budget set` shows up without a restart. The evaluator does the same on its own
+//! thread (`Evaluator::reload_budgets_from`).
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use crate::config::{BudgetsConfig, Config};
+
+pub struct BudgetsSource {
+    file: Option<PathBuf>,
+    /// The file's modification time when last read, and the budgets then in effect.
+    cache: Mutex<(Option<SystemTime>, BudgetsConfig)>,
+}
+
+impl BudgetsSource {
+    /// The budgets of `config`, followed in `config.source` when it has one.
+    pub fn of(config: &Config) -> BudgetsSource {
+        let seen = config.source.as_deref().and_then(modified);
+        BudgetsSource { file: config.source.clone(), cache: Mutex::new((seen, config.budgets.clone())) }
+    }
+
+    /// The budgets now: re-read if the file changed since the last call. A file that cannot be
+    /// read or parsed keeps the budgets last in effect (and says so in the log).
+    pub fn current(&self) -> BudgetsConfig {
+        let Ok(mut cache) = self.cache.lock() else {
+            return BudgetsConfig::default();
+        };
+        if let Some(path) = &self.file {
+            let now = modified(path);
+            if now != cache.0 {
+                cache.0 = now;
+                match Config::from_file(path) {
+                    Ok(config) => cache.1 = config.budgets,
+                    Err(e) => tracing::warn!(error = %e, "config file changed but cannot be read; keeping the budgets in effect"),
+                }
+            }
+        }
+        cache.1.clone()
+    }
+}
+
+fn modified(path: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_edits_of_the_config_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        let config = Config::from_file(&path).expect("missing file is defaults");
+        let source = BudgetsSource::of(&config);
+        assert!(source.current().daily.is_none());
+
+        std::fs::write(&path, "[budgets]\ndaily = 20\n").expect("write");
+        assert_eq!(source.current().daily.map(|d| d.limit_usd), Some(20.0));
+
+        // A broken edit keeps the last good budgets.
+        std::fs::write(&path, "[budgets\ndaily = ").expect("write");
+        let later = SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options().write(true).open(&path).and_then(|f| f.set_modified(later)).expect("touch");
+        assert_eq!(source.current().daily.map(|d| d.limit_usd), Some(20.0));
+    }
+}

@@ -1,0 +1,264 @@
+//! The dashboard: everything the tray window shows, in one serialisable value.
+//!
+//! The same [`Dashboard`] feeds the Tauri window (through a command) and the read-only page the
+//! engine serves on the metrics listener (`GET /api/dashboard`), so the two cannot disagree.
+//! Spend and tokens come from the `claude_code.cost.usage` / `claude_code.token.usage` metrics
+//! through [`Reader::report`], the code behind `tokentray report` and the same increments
+//! `/metrics` adds up, so the window, the CLI and Prometheus show one number. Events only supply
+//! what metrics cannot: the last API request and when sessions started and ended.
+//!
+//! [`build`] runs on every committed change while a window is open, so it is a fixed handful of
+//! indexed queries (no per-session or per-day loop).
+
+pub mod assets;
+pub mod endpoints;
+
+pub use endpoints::Endpoints;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Local, TimeZone};
+use serde::Serialize;
+
+use crate::budget::{self, BudgetStatus};
+use crate::config::BudgetsConfig;
+use crate::query::report::{names, Figures, Report};
+use crate::query::{local_midnight_ns, GroupBy, Period, TimeRange, Tokens};
+use crate::store::{Reader, StoreError};
+
+/// Days in the daily chart, today included.
+pub const DAILY_DAYS: i64 = 30;
+
+/// Everything the window shows. Field names are the JSON contract with `ui/app.js`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Dashboard {
+    /// When this was computed (RFC 3339, local time).
+    pub generated_at: String,
+    /// False until anything was ever received: the window then shows how to set Claude Code up.
+    pub has_data: bool,
+    pub today: PeriodSummary,
+    pub week: PeriodSummary,
+    pub month: PeriodSummary,
+    /// Today's cacheRead / (input + cacheRead + cacheCreation); null with no prompt tokens.
+    pub cache_hit_ratio: Option<f64>,
+    /// This month, most expensive first.
+    pub models: Vec<ModelRow>,
+    /// Sessions with usage or events today, most recently started first.
+    pub sessions_today: Vec<SessionRow>,
+    /// The last [`DAILY_DAYS`] local days, oldest first, zero days included.
+    pub daily: Vec<DayCost>,
+    /// Today's 24 local hours.
+    pub hourly: Vec<HourCost>,
+    /// The newest `claude_code.api_request` event.
+    pub last_request: Option<LastRequest>,
+    /// Every configured budget with its spend, forecast and thresholds, and whether alerts are
+    /// paused; null when no budget is set.
+    pub budgets: Option<BudgetStatus>,
+    /// Why the budgets could not be computed, in words (the rest of the dashboard still shows).
+    pub budgets_error: Option<String>,
+    pub endpoints: Endpoints,
+    /// [`Endpoints::claude_code_env`], for the empty state's copy button.
+    pub setup_env: String,
+}
+
+/// Figures of today, this week or this month.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PeriodSummary {
+    pub cost_usd: f64,
+    pub tokens: Tokens,
+    /// Sessions started (`claude_code.session.count`).
+    pub sessions: f64,
+    pub active_time_seconds: f64,
+    /// Number of `claude_code.api_request` events.
+    pub api_requests: u64,
+    /// Bounds of the period (RFC 3339, local).
+    pub start: Option<String>,
+    pub end: Option<String>,
+}
+
+impl PeriodSummary {
+    fn of(report: &Report) -> PeriodSummary {
+        let f = &report.figures;
+        PeriodSummary {
+            cost_usd: f.cost_usd,
+            tokens: f.tokens.clone(),
+            sessions: f.sessions,
+            active_time_seconds: f.active_time_seconds,
+            api_requests: f.api_requests.count,
+            start: report.start.clone(),
+            end: report.end.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ModelRow {
+    /// Empty when Claude Code sent usage without a `model` attribute.
+    pub model: String,
+    pub cost_usd: f64,
+    pub tokens: Tokens,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SessionRow {
+    /// Empty for usage sent without `session.id` (`OTEL_METRICS_INCLUDE_SESSION_ID=false`).
+    pub session_id: String,
+    /// Today's spend and tokens of the session (from metrics).
+    pub cost_usd: f64,
+    pub tokens: Tokens,
+    pub api_requests: u64,
+    /// First stored event or metric point of the session (RFC 3339, local); null if unknown.
+    pub started_at: Option<String>,
+    /// From the first to the last stored event or point.
+    pub duration_seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DayCost {
+    /// Local calendar day, `YYYY-MM-DD`.
+    pub date: String,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HourCost {
+    /// Local hour of today, `HH:00`.
+    pub hour: String,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LastRequest {
+    /// RFC 3339, local.
+    pub time: String,
+    /// Seconds between the request and `generated_at` (never negative).
+    pub seconds_ago: i64,
+    pub session_id: Option<String>,
+    pub model: Option<String>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub cache_read_tokens: Option<i64>,
+    pub cache_creation_tokens: Option<i64>,
+    pub cost_usd: Option<f64>,
+    pub duration_ms: Option<i64>,
+}
+
+fn rfc3339(ns: i64) -> String {
+    Local.timestamp_nanos(ns).to_rfc3339()
+}
+
+fn has_usage(f: &Figures) -> bool {
+    f.cost_usd != 0.0 || f.tokens.total != 0.0
+}
+
+/// Everything the window shows, computed from the history at `now` (local time zone). Weeks
+/// start on `budgets.week_start` (Monday unless configured), as for the weekly budget.
+pub fn build(reader: &Reader, now: DateTime<Local>, endpoints: &Endpoints, budgets: &BudgetsConfig) -> Result<Dashboard, StoreError> {
+    let week_start = budgets.week_start.0;
+    let today_range = Period::Today.range_at(&now, week_start);
+    let week_range = Period::Week.range_at(&now, week_start);
+    let month_range = Period::Month.range_at(&now, week_start);
+    let today_day = now.date_naive();
+    let first_day = today_day - Duration::days(DAILY_DAYS - 1);
+    let daily_range = TimeRange { start_ns: Some(local_midnight_ns(&Local, first_day)), end_ns: today_range.end_ns };
+
+    // Totals of a period come with its breakdown: one report per question.
+    let today = reader.report("today", today_range, Some(GroupBy::Session))?;
+    let week = reader.report("week", week_range, None)?;
+    let month = reader.report("month", month_range, Some(GroupBy::Model))?;
+    let by_hour = reader.report("today", today_range, Some(GroupBy::Hour))?;
+    let by_day = reader.report("daily", daily_range, Some(GroupBy::Day))?;
+    let times = reader.session_times(today_range)?;
+    let last = reader.recent_events(1, None, Some(names::API_REQUEST))?;
+    let has_data = reader.has_any_data()?;
+
+    let mut models: Vec<ModelRow> = month
+        .groups
+        .iter()
+        .flatten()
+        .filter(|g| has_usage(&g.figures))
+        .map(|g| ModelRow { model: g.key.clone(), cost_usd: g.figures.cost_usd, tokens: g.figures.tokens.clone() })
+        .collect();
+    models.sort_by(|a, b| b.cost_usd.total_cmp(&a.cost_usd).then_with(|| b.tokens.total.total_cmp(&a.tokens.total)).then_with(|| a.model.cmp(&b.model)));
+
+    let mut sessions_today: Vec<(Option<i64>, SessionRow)> = today
+        .groups
+        .iter()
+        .flatten()
+        // The unnamed group also collects session-less metrics (none today means nothing to show).
+        .filter(|g| !g.key.is_empty() || has_usage(&g.figures))
+        .map(|g| {
+            let t = times.get(&g.key);
+            let row = SessionRow {
+                session_id: g.key.clone(),
+                cost_usd: g.figures.cost_usd,
+                tokens: g.figures.tokens.clone(),
+                api_requests: g.figures.api_requests.count,
+                started_at: t.map(|t| rfc3339(t.first_ns)),
+                duration_seconds: t.map(|t| (t.last_ns.saturating_sub(t.first_ns)).max(0) as f64 / 1e9).unwrap_or(0.0),
+            };
+            (t.map(|t| t.first_ns), row)
+        })
+        .collect();
+    sessions_today.sort_by(|(a, ra), (b, rb)| b.cmp(a).then_with(|| ra.session_id.cmp(&rb.session_id)));
+
+    let day_costs: BTreeMap<&str, f64> = by_day.groups.iter().flatten().map(|g| (g.key.as_str(), g.figures.cost_usd)).collect();
+    let daily = (0..DAILY_DAYS)
+        .map(|i| {
+            let date = (first_day + Duration::days(i)).format("%Y-%m-%d").to_string();
+            let cost_usd = day_costs.get(date.as_str()).copied().unwrap_or(0.0);
+            DayCost { date, cost_usd }
+        })
+        .collect();
+
+    // Keys are `YYYY-MM-DDTHH:00`; on a day with a repeated hour (DST) both fold into one label.
+    let mut hour_costs = [0.0f64; 24];
+    for g in by_hour.groups.iter().flatten() {
+        if let Some(h) = g.key.get(11..13).and_then(|h| h.parse::<usize>().ok()).filter(|h| *h < 24) {
+            hour_costs[h] += g.figures.cost_usd;
+        }
+    }
+    let hourly = hour_costs.iter().enumerate().map(|(h, c)| HourCost { hour: format!("{h:02}:00"), cost_usd: *c }).collect();
+
+    let now_ns = now.timestamp_nanos_opt().unwrap_or(i64::MAX);
+    let last_request = last.into_iter().next().map(|e| LastRequest {
+        time: rfc3339(e.time_ns),
+        seconds_ago: (now_ns.saturating_sub(e.time_ns) / 1_000_000_000).max(0),
+        session_id: e.session_id,
+        model: e.model,
+        input_tokens: e.input_tokens,
+        output_tokens: e.output_tokens,
+        cache_read_tokens: e.cache_read_tokens,
+        cache_creation_tokens: e.cache_creation_tokens,
+        cost_usd: e.cost_usd,
+        duration_ms: e.duration_ms,
+    });
+
+    let (budgets, budgets_error) = if budget::budgets(budgets).is_empty() {
+        (None, None)
+    } else {
+        match budget::status(reader, budgets, &now) {
+            Ok(status) => (Some(status), None),
+            Err(budget::BudgetError::Store(e)) => return Err(e),
+            Err(e) => (None, Some(format!("cannot compute the budgets: {e}"))),
+        }
+    };
+
+    Ok(Dashboard {
+        generated_at: now.to_rfc3339(),
+        has_data,
+        cache_hit_ratio: today.figures.tokens.cache_hit_ratio(),
+        today: PeriodSummary::of(&today),
+        week: PeriodSummary::of(&week),
+        month: PeriodSummary::of(&month),
+        models,
+        sessions_today: sessions_today.into_iter().map(|(_, r)| r).collect(),
+        daily,
+        hourly,
+        last_request,
+        budgets,
+        budgets_error,
+        endpoints: endpoints.clone(),
+        setup_env: endpoints.claude_code_env(),
+    })
+}

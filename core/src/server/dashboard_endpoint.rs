@@ -1,0 +1,180 @@
+//! The read-only dashboard on the metrics listener, for machines without a tray:
+//!
+//! * `GET /`, `/app.js`, `/style.css` — the window's own files ([`crate::dashboard::assets`]);
+//! * `GET /api/dashboard` — the [`Dashboard`] JSON the window renders;
+//! * `GET /api/events` — Server-Sent Events: `event: change` after each commit (data: the
+//!   change's counts), and a comment every 15 s so proxies and browsers keep the stream open.
+//!
+//! The page only reads; nothing here writes to the store.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+// tonic re-exports the `Stream` trait (futures-core's) for generated code; using it keeps the
+// engine free of one more direct dependency.
+use tonic::codegen::tokio_stream::Stream;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::budget::BudgetsSource;
+use crate::dashboard::{self, assets, Dashboard, Endpoints};
+use crate::store::{Reader, Store, StoreError};
+
+/// How often an idle event stream carries a keep-alive comment.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// What the browser waits before reconnecting a dropped event stream.
+const RECONNECT: Duration = Duration::from_secs(2);
+
+/// The page may load its own script and style and talk to its own origin, nothing else: it must
+/// work offline and a compromised dependency could not phone home.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; \
+                   base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+struct Shared {
+    store: Store,
+    endpoints: Endpoints,
+    budgets: BudgetsSource,
+    /// One read connection reused across requests (opening one runs the migration check).
+    reader: Mutex<Option<Reader>>,
+    /// Turns true when the server shuts down: open event streams end so that the graceful
+    /// shutdown, which waits for every response to finish, does not wait forever.
+    stop: watch::Receiver<bool>,
+}
+
+/// Routes to merge into the metrics listener's router. `stop` is the server's shutdown signal.
+pub fn router(store: Store, endpoints: Endpoints, budgets: BudgetsSource, stop: watch::Receiver<bool>) -> Router {
+    let shared = Arc::new(Shared { store, endpoints, budgets, reader: Mutex::new(None), stop });
+    Router::new()
+        .route("/", get(index))
+        .route("/index.html", get(index))
+        .route("/app.js", get(app_js))
+        .route("/style.css", get(style_css))
+        .route("/api/dashboard", get(api_dashboard))
+        .route("/api/events", get(api_events))
+        .with_state(shared)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn index() -> Response {
+    asset("text/html; charset=utf-8", assets::INDEX_HTML)
+}
+
+async fn app_js() -> Response {
+    asset("text/javascript; charset=utf-8", assets::APP_JS)
+}
+
+async fn style_css() -> Response {
+    asset("text/css; charset=utf-8", assets::STYLE_CSS)
+}
+
+fn build_now(shared: &Shared) -> Result<Dashboard, StoreError> {
+    let cached = shared.reader.lock().map_err(|_| StoreError::Poisoned)?.take();
+    let reader = match cached {
+        Some(r) => r,
+        None => shared.store.reader()?,
+    };
+    let result = dashboard::build(&reader, chrono::Local::now(), &shared.endpoints, &shared.budgets.current());
+    // A failed query may mean a broken connection: only a reader that worked is kept.
+    if result.is_ok() {
+        if let Ok(mut slot) = shared.reader.lock() {
+            slot.get_or_insert(reader);
+        }
+    }
+    result
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    resp
+}
+
+async fn api_dashboard(State(shared): State<Arc<Shared>>) -> Response {
+    let built = tokio::task::spawn_blocking(move || build_now(&shared)).await;
+    let result = match built {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("dashboard task failed: {e}")),
+    };
+    match result.and_then(|d| serde_json::to_vec(&d).map_err(|e| e.to_string())) {
+        Ok(body) => json_response(StatusCode::OK, body),
+        Err(message) => {
+            tracing::warn!(error = %message, "cannot build the dashboard");
+            let body = serde_json::to_vec(&serde_json::json!({ "error": message })).unwrap_or_default();
+            json_response(StatusCode::INTERNAL_SERVER_ERROR, body)
+        }
+    }
+}
+
+/// Events forwarded by a task that owns the store subscription; the stream ends when that task
+/// stops (client gone, server stopping, store closed).
+struct Events(mpsc::Receiver<Event>);
+
+impl Stream for Events {
+    type Item = Result<Event, Infallible>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|e| e.map(Ok))
+    }
+}
+
+async fn api_events(State(shared): State<Arc<Shared>>) -> Response {
+    let mut changes = shared.store.subscribe();
+    let mut stop = shared.stop.clone();
+    let (tx, rx) = mpsc::channel::<Event>(16);
+    tokio::spawn(async move {
+        let stopping = async move {
+            // A dropped sender means no shutdown will ever be signalled: never stop then.
+            if stop.wait_for(|s| *s).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::pin!(stopping);
+        // Tells the browser how soon to come back after a dropped connection.
+        if tx.send(Event::default().retry(RECONNECT).comment("connected")).await.is_err() {
+            return;
+        }
+        loop {
+            let event = tokio::select! {
+                _ = &mut stopping => break,
+                _ = tx.closed() => break,
+                change = changes.recv() => match change {
+                    Ok(c) => Event::default()
+                        .event("change")
+                        .data(format!(r#"{{"points":{},"events":{},"at_ns":{}}}"#, c.points, c.events, c.at_ns)),
+                    // Missed some notifications: one "something changed" covers them all.
+                    Err(broadcast::error::RecvError::Lagged(_)) => Event::default().event("change").data("{}"),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+            };
+            if tx.send(event).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut resp = Sse::new(Events(rx)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")).into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}

@@ -1,0 +1,57 @@
+//! "Start at login": the command line the login entry runs.
+//!
+//! tauri-plugin-autostart writes `~/.config/autostart/tokentray.desktop` on Linux with
+//! `Exec=<binary> <args joined by spaces>`, unquoted; so each argument is quoted here as the
+//! Desktop Entry spec requires. A launch with `--data-dir`/`--config` keeps them at login, so the
+//! login start reads the same history as the launch that enabled it.
+
+use super::Launch;
+
+pub fn args(launch: &Launch) -> Vec<String> {
+    let mut args = vec!["tray".to_string()];
+    for (flag, path) in [("--data-dir", &launch.data_dir), ("--config", &launch.config)] {
+        if let Some(p) = path {
+            let abs = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+            args.push(flag.to_string());
+            args.push(quote(&abs.to_string_lossy()));
+        }
+    }
+    args
+}
+
+/// Quotes one `Exec` argument: reserved characters inside double quotes, `"` `` ` `` `$` `\`
+/// escaped with a backslash, `%` doubled (field codes).
+fn quote(arg: &str) -> String {
+    let plain = !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+,:@=".contains(c));
+    if plain {
+        return arg.to_string();
+    }
+    let mut out = String::with_capacity(arg.len() + 2);
+    out.push('"');
+    for c in arg.chars() {
+        match c {
+            '"' | '`' | '$' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '%' => out.push_str("%%"),
+            _ => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_entry_arguments_are_quoted_for_exec() {
+        assert_eq!(quote("/home/a/.local/share/tokentray"), "/home/a/.local/share/tokentray");
+        assert_eq!(quote("/home/a b/$x%"), "\"/home/a b/\\$x%%\"");
+        let launch = Launch { data_dir: Some("/tmp/d".into()), config: None };
+        assert_eq!(args(&launch), vec!["tray", "--data-dir", "/tmp/d"]);
+        assert_eq!(args(&Launch::default()), vec!["tray"]);
+    }
+}

@@ -1,0 +1,130 @@
+//! The desktop app: a tray icon with today's spend and the engine inside (`tokentray`,
+//! `tokentray tray`), and a dashboard window.
+//!
+//! Light when idle: the window runs in a child process (`tokentray window`, started on "Open
+//! dashboard") that exits when the window closes. WebKit's web and network processes
+//! (250–400 MiB) and the UI-side heap of a webview go away with it; destroying the webview in
+//! the tray process would not be enough, since WebKitGTK keeps its network process, and Tauri
+//! its web context, for the lifetime of the process. The tray process never creates a webview.
+//!
+//! * [`tray_app`] — the tray process: single instance, engine, tray, login entry.
+//! * [`engine`] — bind, open the history, serve on a Tokio runtime, stop on Quit.
+//! * [`tray`] — the icon, its label (today's spend) and menu.
+//! * [`live`] — reacts to committed changes: refreshes the tray, tells the window.
+//! * [`launcher`] — starts, shows, feeds and ends the window process from the tray.
+//! * [`window`] — the window process: the webview, and what the tray tells it on stdin.
+//! * [`commands`] — what the window's JavaScript may call (thin calls into the core).
+//! * [`autostart`] — the arguments the login entry starts the app with.
+
+mod autostart;
+mod commands;
+mod engine;
+mod error;
+mod launcher;
+mod live;
+mod tray;
+mod tray_app;
+mod window;
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use tokentray_core::budget::BudgetsSource;
+use tokentray_core::dashboard::Endpoints;
+use tokentray_core::store::{Reader, StoreError};
+
+pub use error::DesktopError;
+pub use tray_app::run;
+pub use window::run as run_window;
+
+/// `tokentray tray` flags: the listen addresses as in `serve`, plus what to show at start.
+#[derive(Debug, Default, clap::Args)]
+pub struct TrayArgs {
+    /// OTLP/gRPC listen address (port 0 picks a free port)
+    #[arg(long, value_name = "ADDR")]
+    pub otlp_grpc: Option<String>,
+    /// OTLP/HTTP listen address
+    #[arg(long, value_name = "ADDR")]
+    pub otlp_http: Option<String>,
+    /// Prometheus /metrics listen address
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// Open the dashboard window right away (otherwise only the tray icon appears)
+    #[arg(long)]
+    pub open: bool,
+}
+
+/// `tokentray window` (started by the tray): where the engine listens, for the setup
+/// instructions; the history comes from `--data-dir`.
+#[derive(Debug, Default, clap::Args)]
+pub struct WindowArgs {
+    /// OTLP/gRPC address the engine listens on
+    #[arg(long, value_name = "ADDR")]
+    pub otlp_grpc: Option<String>,
+    /// OTLP/HTTP address the engine listens on
+    #[arg(long, value_name = "ADDR")]
+    pub otlp_http: Option<String>,
+    /// Prometheus /metrics address the engine listens on
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+}
+
+/// The global flags this launch was given, so that a login start behaves the same.
+#[derive(Debug, Default, Clone)]
+pub struct Launch {
+    pub data_dir: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+}
+
+/// How a process reads the history: the data dir and one read connection.
+pub struct Shared {
+    pub endpoints: Endpoints,
+    /// The budgets in effect, following edits of the config file.
+    pub budgets: BudgetsSource,
+    data_dir: PathBuf,
+    /// Opened on first use and kept (a report needs no fresh connection); dropped after an
+    /// error so the next call reopens it.
+    reader: Mutex<Option<Reader>>,
+}
+
+impl Shared {
+    pub fn new(data_dir: PathBuf, endpoints: Endpoints, budgets: BudgetsSource) -> Shared {
+        Shared { endpoints, budgets, data_dir, reader: Mutex::new(None) }
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    /// Runs a query on the shared read connection. Blocking: call from a blocking thread.
+    pub fn read<T, E: Into<DesktopError>>(&self, query: impl FnOnce(&Reader) -> Result<T, E>) -> Result<T, DesktopError> {
+        let mut slot = self.reader.lock().map_err(|_| DesktopError::Store(StoreError::Poisoned))?;
+        let reader = match slot.take() {
+            Some(r) => r,
+            None => Reader::open(&self.data_dir)?,
+        };
+        let result = query(&reader);
+        if result.is_ok() {
+            *slot = Some(reader);
+        }
+        result.map_err(Into::into)
+    }
+}
+
+/// The app context (tauri.conf.json, capabilities, icons, ui/), generated once for both
+/// processes.
+fn context() -> tauri::Context {
+    tauri::generate_context!()
+}
+
+/// Logs go to stderr (stdout carries the `listening` line). `TOKENTRAY_LOG` sets the filter.
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENTRAY_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}

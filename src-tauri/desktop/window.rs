@@ -1,0 +1,105 @@
+//! The window process (`tokentray window`, started by the tray): one dashboard window, ~420×640.
+//! It exits when the window closes, taking WebKit's processes and memory with it. It reads the
+//! history itself (SQLite allows many readers); the tray tells it on stdin when to reload.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tauri::{AppHandle, Emitter, EventTarget, Manager, RunEvent, WebviewUrl, WebviewWindowBuilder, WindowEvent};
+use tokentray_core::budget::BudgetsSource;
+use tokentray_core::config::Config;
+use tokentray_core::dashboard::Endpoints;
+
+use super::{commands, context, init_logging, DesktopError, Shared, WindowArgs};
+
+pub const LABEL: &str = "main";
+
+/// The event the page listens to (`tokentray://changed`).
+pub const CHANGED: &str = "tokentray://changed";
+
+#[derive(Debug, Clone, Serialize)]
+struct Changed {
+    /// `data` (new data committed) or `day` (the local date changed).
+    reason: String,
+}
+
+pub fn run(config: Config, args: WindowArgs) -> Result<ExitCode, DesktopError> {
+    init_logging();
+    let endpoints = Endpoints {
+        otlp_grpc: args.otlp_grpc.unwrap_or_else(|| config.listen.otlp_grpc.clone()),
+        otlp_http: args.otlp_http.unwrap_or_else(|| config.listen.otlp_http.clone()),
+        metrics: args.metrics.unwrap_or_else(|| config.listen.metrics.clone()),
+    };
+    let shared = Arc::new(Shared::new(config.data_dir()?, endpoints, BudgetsSource::of(&config)));
+    let app = tauri::Builder::default()
+        .manage(shared)
+        .invoke_handler(tauri::generate_handler![commands::dashboard])
+        .setup(|app| {
+            // Errors returned from here make Tauri panic: report them and exit instead.
+            match build(app.handle()) {
+                Ok(()) => follow_tray(app.handle().clone()),
+                Err(e) => {
+                    eprintln!("tokentray: cannot open the dashboard window: {e}");
+                    app.handle().exit(1);
+                }
+            }
+            Ok(())
+        })
+        .build(context())?;
+    // Closing the window closes the last one: Tauri then exits the event loop.
+    let code = app.run_return(|_app, event| {
+        if let RunEvent::WindowEvent { event: WindowEvent::Destroyed, .. } = event {
+            // Tests wait for this line; users see it with the other logs.
+            tracing::info!("window closed");
+        }
+    });
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+fn build(app: &AppHandle) -> Result<(), DesktopError> {
+    WebviewWindowBuilder::new(app, LABEL, WebviewUrl::App("index.html".into()))
+        .title("tokentray")
+        .inner_size(420.0, 640.0)
+        .min_inner_size(360.0, 420.0)
+        .build()?;
+    tracing::info!("window opened");
+    Ok(())
+}
+
+/// Follows the tray's lines on stdin until it closes them (Quit, or the tray died).
+fn follow_tray(app: AppHandle) {
+    let spawned = std::thread::Builder::new().name("tokentray-tray-link".into()).spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some("show") => show(&app),
+                Some("changed") => {
+                    let reason = words.next().unwrap_or("data").to_string();
+                    if let Err(e) = app.emit_to(EventTarget::webview_window(LABEL), CHANGED, Changed { reason }) {
+                        tracing::warn!("cannot notify the page: {e}");
+                    }
+                }
+                _ => {}
+            }
+        }
+        app.exit(0);
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot follow the tray: {e}");
+    }
+}
+
+fn show(app: &AppHandle) {
+    if let Some(w) = app.get_webview_window(LABEL) {
+        let _ = w.unminimize();
+        let results = [w.show(), w.set_focus()];
+        for r in results {
+            if let Err(e) = r {
+                tracing::warn!("cannot bring the window to the front: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The tray, tested the way a panel uses it: over D-Bus. A StatusNotifierWatcher (in this test)
+//! records the item the app registers; the test reads its label and menu and clicks the entries,
+//! in a headless X + D-Bus session the test starts itself (see support_desktop::session).
+
+#[path = "support_desktop/mod.rs"]
+mod support_desktop;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use support_desktop::app::{self, App, Dirs};
+use support_desktop::notifications::Notifications;
+use support_desktop::otlp;
+use support_desktop::session;
+use support_desktop::sni::{Item, MenuNode, Watcher};
+use support_desktop::{proc, wait_for, x11};
+
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Counts as the tray prints them (`tokentray report` style).
+fn count(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn info_line(f: &otlp::Figures) -> String {
+    let sessions = if f.sessions == 1.0 { "1 session".to_string() } else { format!("{} sessions", count(f.sessions)) };
+    format!("Today: {} · {sessions} · {} tokens", otlp::usd(f.cost), count(f.total_tokens()))
+}
+
+fn wait_label(item: &Item, want: &str, timeout: Duration) -> Result<Duration, String> {
+    let start = Instant::now();
+    wait_for(timeout, || (item.label() == want).then(|| start.elapsed())).ok_or_else(|| format!("label {:?}, want {want:?}", item.label()))
+}
+
+fn entry<'a>(menu: &'a MenuNode, label: &str) -> &'a MenuNode {
+    menu.find(label).unwrap_or_else(|| panic!("no menu entry {label:?} in {:#?}", menu.flatten().iter().map(|n| &n.label).collect::<Vec<_>>()))
+}
+
+/// Mapped dashboard windows (GTK's tray fallback icon may carry the name too, at 16x16).
+fn dashboards() -> usize {
+    x11::windows("tokentray", 300).len()
+}
+
+/// The window's processes under the tray: `tokentray window` and WebKit's helpers.
+fn window_processes(pid: u32) -> usize {
+    proc::descendants(pid).into_iter().filter(|(_, n)| n.starts_with("WebKit") || n.starts_with("tokentray")).count()
+}
+
+/// The menu once the app exported it (the label can be there a moment before the entries).
+fn menu_with(item: &Item, label: &str) -> MenuNode {
+    wait_for(Duration::from_secs(10), || {
+        let m = item.menu();
+        m.find(label).is_some().then_some(m)
+    })
+    .unwrap_or_else(|| panic!("no menu entry {label:?} in {:?}", item.menu().flatten().iter().map(|n| &n.label).collect::<Vec<_>>()))
+}
+
+fn autostart_file() -> std::path::PathBuf {
+    std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".config/autostart/tokentray.desktop")
+}
+
+#[test]
+fn tray_shows_spend_and_its_menu_works_over_dbus() {
+    if !session::enter("tray_shows_spend_and_its_menu_works_over_dbus", &[]) {
+        return;
+    }
+    let watcher = Watcher::start();
+    let dirs = Dirs::new();
+    let (mut tray, ports) = App::start(&dirs, &[]);
+    let item = watcher.wait_item(0, REGISTER_TIMEOUT).unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
+
+    // Empty history: $0.00, and the menu has its final shape.
+    wait_label(&item, "$0.00", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+    let menu = menu_with(&item, "Today: $0.00");
+    let labels: Vec<&str> = menu.flatten().into_iter().filter(|n| n.visible && !n.separator).map(|n| n.label.as_str()).collect();
+    assert_eq!(labels, ["Open dashboard", "Today: $0.00 · 0 sessions · 0 tokens", "Forward to team", "Start at login", "Pause alerts", "Quit"], "{menu:#?}");
+    assert!(entry(&menu, "Open dashboard").enabled);
+    assert!(!entry(&menu, "Today:").enabled, "the info row is not clickable");
+    for (label, enabled) in [("Forward to team", false), ("Start at login", true), ("Pause alerts", true)] {
+        let e = entry(&menu, label);
+        assert_eq!(e.toggle_type, "checkmark", "{label} is a checkbox");
+        assert_eq!(e.enabled, enabled, "{label} enabled");
+        assert_eq!(e.toggle_state, 0, "{label} unchecked at start");
+    }
+    assert!(entry(&menu, "Quit").enabled);
+
+    // Spend arrives over OTLP: the label and the info row follow within a second.
+    let history = otlp::history();
+    otlp::send(ports.http, &history);
+    let expected = otlp::expected(&history);
+    let latency = wait_label(&item, &otlp::usd(expected.today.cost), Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+    println!("tray label updated {} ms after the data was acknowledged", latency.as_millis());
+    assert!(latency <= Duration::from_secs(1), "label took {latency:?}");
+    let want_info = info_line(&expected.today);
+    assert!(wait_for(Duration::from_secs(3), || item.menu().find("Today:").filter(|n| n.label == want_info).map(|_| ())).is_some(), "info row {:?}, want {want_info:?}", item.menu().find("Today:").map(|n| n.label.clone()));
+
+    // Open dashboard: a window appears on the display.
+    assert_eq!(dashboards(), 0, "no window before it is asked for");
+    item.click(entry(&item.menu(), "Open dashboard").id);
+    assert!(tray.out.wait_for("window opened", Duration::from_secs(20)), "no window opened:\n{}", tray.out.text());
+    assert!(wait_for(Duration::from_secs(10), || (dashboards() == 1).then_some(())).is_some(), "no dashboard window mapped");
+    assert!(wait_for(Duration::from_secs(10), || (window_processes(tray.pid) >= 2).then_some(())).is_some(), "no window process with WebKit: {:?}", proc::descendants(tray.pid));
+
+    // Closing it (as the window manager's close button does) keeps the app and its engine in the
+    // tray, and ends every process of the window: nothing of WebKit stays resident.
+    assert_eq!(x11::close("tokentray", 300), 1);
+    assert!(tray.out.wait_for("window closed", Duration::from_secs(10)), "window not closed:\n{}", tray.out.text());
+    assert!(wait_for(Duration::from_secs(15), || (window_processes(tray.pid) == 0).then_some(())).is_some(), "still running after close: {:?}", proc::descendants(tray.pid));
+    assert_eq!(dashboards(), 0);
+    assert!(tray.try_status().is_none(), "the app exited with its window:\n{}", tray.out.text());
+    assert!(app::metrics_ok(ports.metrics), "the engine stopped with the window");
+
+    // A second launch hands over to the first, which opens its window anew, and exits without
+    // starting an engine.
+    let started = Instant::now();
+    let mut second = App::spawn(&dirs.args(&[]));
+    let status = second.wait_exit(Duration::from_secs(20)).unwrap_or_else(|| panic!("second launch still running:\n{}", second.out.text()));
+    println!("second launch exited in {} ms", started.elapsed().as_millis());
+    assert!(status.success(), "second launch: {status}\n{}", second.out.text());
+    assert!(!second.out.contains("listening "), "second launch started an engine:\n{}", second.out.text());
+    assert!(tray.out.wait_for("another launch: opening the window", Duration::from_secs(5)), "{}", tray.out.text());
+    assert!(wait_for(Duration::from_secs(20), || (tray.out.count("window opened") == 2).then_some(())).is_some(), "window not reopened:\n{}", tray.out.text());
+    assert!(wait_for(Duration::from_secs(10), || (dashboards() == 1).then_some(())).is_some(), "no dashboard window after the second launch");
+    assert!(app::metrics_ok(ports.metrics), "the first instance still serves /metrics");
+    assert_eq!(watcher.registered(), 1, "only one tray item");
+
+    // Start at login: writes and removes the XDG autostart entry; the checkbox shows the real state.
+    let file = autostart_file();
+    assert!(!file.exists());
+    item.click(entry(&item.menu(), "Start at login").id);
+    assert!(wait_for(Duration::from_secs(5), || file.exists().then_some(())).is_some(), "{} not written:\n{}", file.display(), tray.out.text());
+    let text = std::fs::read_to_string(&file).expect("read autostart entry");
+    let exec = text.lines().find(|l| l.starts_with("Exec=")).unwrap_or_default().to_string();
+    assert!(exec.starts_with(&format!("Exec={} tray --data-dir {}", app::bin(), dirs.data_dir.display())), "{text}");
+    assert!(wait_for(Duration::from_secs(3), || (entry(&item.menu(), "Start at login").toggle_state == 1).then_some(())).is_some(), "checkbox not checked");
+    item.click(entry(&item.menu(), "Start at login").id);
+    assert!(wait_for(Duration::from_secs(5), || (!file.exists()).then_some(())).is_some(), "{} not removed", file.display());
+    assert!(wait_for(Duration::from_secs(3), || (entry(&item.menu(), "Start at login").toggle_state == 0).then_some(())).is_some(), "checkbox still checked");
+
+    // Quit (with the window open): exit code 0, the window process gone, every port released.
+    let window_pids: Vec<u32> = proc::children(tray.pid).into_iter().filter(|(_, n)| n.starts_with("tokentray")).map(|(p, _)| p).collect();
+    assert_eq!(window_pids.len(), 1, "one window process: {:?}", proc::descendants(tray.pid));
+    item.click(entry(&item.menu(), "Quit").id);
+    let status = tray.wait_exit(Duration::from_secs(20)).unwrap_or_else(|| panic!("still running after Quit:\n{}", tray.out.text()));
+    assert_eq!(status.code(), Some(0), "{}", tray.out.text());
+    assert!(wait_for(Duration::from_secs(5), || (!proc::alive(window_pids[0])).then_some(())).is_some(), "the window process outlived Quit");
+    for addr in [ports.grpc, ports.http, ports.metrics] {
+        assert!(TcpListener::bind(addr).is_ok(), "{addr} still held after Quit");
+    }
+}
+
+#[test]
+fn ports_in_use_are_said_plainly_and_the_app_keeps_running() {
+    if !session::enter("ports_in_use_are_said_plainly_and_the_app_keeps_running", &[]) {
+        return;
+    }
+    // `tokentray serve` already runs on the same data dir and holds the ports.
+    let dirs = Dirs::new();
+    let mut serve = App::spawn(&{
+        let mut a = vec!["--data-dir".to_string(), dirs.data_dir.display().to_string(), "--config".into(), dirs.config.display().to_string(), "serve".into()];
+        for flag in ["--otlp-grpc", "--otlp-http", "--metrics"] {
+            a.push(flag.into());
+            a.push("127.0.0.1:0".into());
+        }
+        a
+    });
+    let held = serve.out.wait_listening(Duration::from_secs(30)).unwrap_or_else(|| panic!("serve did not start:\n{}", serve.out.text()));
+    let port = held.grpc.port();
+    let watcher = Watcher::start();
+    let (grpc, http, metrics) = (held.grpc.to_string(), held.http.to_string(), held.metrics.to_string());
+    let mut tray = App::spawn(&dirs.args(&["--otlp-grpc", &grpc, "--otlp-http", &http, "--metrics", &metrics]));
+    let item = watcher.wait_item(0, REGISTER_TIMEOUT).unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
+
+    wait_label(&item, "Ports in use — engine not started", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+    let menu = menu_with(&item, "Today: $0.00");
+    let status = entry(&menu, "Ports in use — engine not started");
+    assert!(status.label.contains(&format!("port {port}")), "{status:?}");
+    assert!(!status.enabled);
+    assert!(tray.out.contains(&format!("port {port} (OTLP/gRPC, {grpc}) is already in use")), "{}", tray.out.text());
+    assert!(!tray.out.contains("listening "), "no engine started:\n{}", tray.out.text());
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(tray.try_status().is_none(), "the app exited:\n{}", tray.out.text());
+
+    // It still reads the shared history: what `serve` receives shows in the info row.
+    let history = otlp::history();
+    otlp::send(held.http, &history);
+    let want = info_line(&otlp::expected(&history).today);
+    assert!(
+        wait_for(Duration::from_secs(10), || item.menu().find("Today:").filter(|n| n.label == want).map(|_| ())).is_some(),
+        "info row {:?}, want {want:?}",
+        item.menu().find("Today:").map(|n| n.label.clone())
+    );
+    assert_eq!(item.label(), "Ports in use — engine not started");
+
+    // SIGTERM (logout, `kill`) ends it as Quit does; `serve` keeps its ports.
+    proc::signal(tray.pid, "TERM");
+    let code = tray.wait_exit(Duration::from_secs(20)).and_then(|s| s.code());
+    assert_eq!(code, Some(0), "{}", tray.out.text());
+    assert!(app::metrics_ok(held.metrics), "serve lost its ports");
+    serve.kill();
+}
+
+/// With a daily budget the label reads `$spent / $limit`; crossing a threshold pops one desktop
+/// notification from the tray app itself; "Pause alerts" silences the next crossing and
+/// unpausing lets the following one through.
+#[test]
+fn budget_in_the_label_alerts_on_the_desktop_and_pause_silences_them() {
+    if !session::enter("budget_in_the_label_alerts_on_the_desktop_and_pause_silences_them", &[]) {
+        return;
+    }
+    let notifications = Notifications::start();
+    let watcher = Watcher::start();
+    let dirs = Dirs::new();
+    std::fs::write(&dirs.config, "[budgets]\ndaily = 2\n").expect("write config");
+    let (mut tray, ports) = App::start(&dirs, &[]);
+    let item = watcher.wait_item(0, REGISTER_TIMEOUT).unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
+    wait_label(&item, "$0.00 / $2", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+
+    let spend = |session: &str, cost: f64| otlp::send(ports.http, &[otlp::point(session, "claude-opus-4-5", cost, [100.0, 10.0, 0.0, 0.0], 0)]);
+
+    // $1.25 of $2: 62.5 %, past 50.
+    spend("11111111-aaaa-4000-8000-00000000000a", 1.25);
+    wait_label(&item, "$1.25 / $2", Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+    let shown = notifications.wait_count(1, Duration::from_secs(5)).unwrap_or_else(|| panic!("no notification:\n{}", tray.out.text()));
+    assert_eq!(shown[0].app_name, "tokentray");
+    assert_eq!(shown[0].summary, "Daily budget: 50% reached");
+    assert!(shown[0].body.starts_with("50% of your $2 daily Claude Code budget ($1.25)."), "{:?}", shown[0]);
+
+    // Paused: crossing 80 % shows nothing; the checkbox says so.
+    item.click(entry(&item.menu(), "Pause alerts").id);
+    assert!(wait_for(Duration::from_secs(3), || (entry(&item.menu(), "Pause alerts").toggle_state == 1).then_some(())).is_some(), "checkbox not checked");
+    assert!(tray.out.wait_for("budget alerts paused", Duration::from_secs(3)), "{}", tray.out.text());
+    spend("11111111-aaaa-4000-8000-00000000000a", 0.5);
+    wait_label(&item, "$1.75 / $2", Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(notifications.shown().len(), 1, "notified while paused: {:?}", notifications.shown());
+
+    // Resumed: reaching the limit notifies (80 % stays handled, it was crossed while paused).
+    item.click(entry(&item.menu(), "Pause alerts").id);
+    assert!(wait_for(Duration::from_secs(3), || (entry(&item.menu(), "Pause alerts").toggle_state == 0).then_some(())).is_some(), "checkbox still checked");
+    spend("11111111-aaaa-4000-8000-00000000000a", 0.25);
+    wait_label(&item, "$2.00 / $2", Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+    let shown = notifications.wait_count(2, Duration::from_secs(5)).unwrap_or_else(|| panic!("no notification at the limit:\n{}", tray.out.text()));
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    assert_eq!(shown[1].summary, "Daily budget: 100% reached");
+    assert!(shown[1].body.starts_with("100% of your $2 daily Claude Code budget ($2.00)."), "{:?}", shown[1]);
+
+    item.click(entry(&item.menu(), "Quit").id);
+    let status = tray.wait_exit(Duration::from_secs(20)).unwrap_or_else(|| panic!("still running after Quit:\n{}", tray.out.text()));
+    assert_eq!(status.code(), Some(0), "{}", tray.out.text());
+}

@@ -1,0 +1,303 @@
+//! The dashboard window end to end over WebDriver: WebKitWebDriver launches `tokentray tray
+//! --open` and drives its webview, in a headless X + D-Bus session the test starts itself.
+//! Data goes in over OTLP; the window must show the right figures, update live without a
+//! reload, and close to the tray without keeping WebKit alive. Writes light and dark screenshots
+//! to target/screenshots/.
+
+#[path = "support_desktop/mod.rs"]
+mod support_desktop;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support_desktop::app::{self, Dirs, Listening};
+use support_desktop::otlp::{self, approx, Expected};
+use support_desktop::webdriver::{Driver, Session};
+use support_desktop::{proc, screenshot_dir, session, wait_for, x11};
+
+/// What the page shows, read in one script (ids and data attributes of ui/index.html, app.js).
+const STATE: &str = r#"
+const q = (s) => document.querySelector(s);
+const shown = (s) => { const e = q(s); return !!e && !e.hidden; };
+const val = (s) => { const e = q(s); return e && e.dataset.value !== undefined ? Number(e.dataset.value) : null; };
+const bg = getComputedStyle(document.body).backgroundColor;
+return {
+  empty: shown('#empty-state'),
+  dashboard: shown('#dashboard'),
+  env: (q('#setup-env') || {}).textContent || '',
+  today: val('#spend-today'), week: val('#spend-week'), month: val('#spend-month'),
+  todayText: (q('#spend-today') || {}).textContent || '',
+  tokens: ['input', 'output', 'cacheRead', 'cacheCreation'].map((k) => val('#tokens-' + k)),
+  models: Array.from(document.querySelectorAll('[data-testid=model-row]')).map((r) => ({ model: r.dataset.model, cost: Number(r.dataset.cost), text: r.textContent })),
+  budgets: Array.from(document.querySelectorAll('[data-testid=budget]')).map((b) => ({
+    period: b.dataset.period, model: b.dataset.model, level: b.dataset.level,
+    spent: Number(b.dataset.spent), limit: Number(b.dataset.limit), text: b.textContent,
+    bar: Number((b.querySelector('rect.fill') || { getAttribute: () => NaN }).getAttribute('width')),
+  })),
+  budgetsShown: shown('#budgets'),
+  marker: window.__tokentrayMarker === undefined ? null : window.__tokentrayMarker,
+  error: shown('#error') ? q('#error').textContent : null,
+  dark: window.matchMedia('(prefers-color-scheme: dark)').matches,
+  background: bg,
+};
+"#;
+
+fn state(s: &Session) -> Value {
+    s.execute(STATE, json!([])).unwrap_or_else(|e| json!({ "script_error": e }))
+}
+
+/// Mismatches between the page and `want` (empty when it shows exactly that).
+fn mismatches(v: &Value, want: &Expected) -> Vec<String> {
+    let mut errs = Vec::new();
+    if v["dashboard"] != json!(true) {
+        errs.push("dashboard not shown".into());
+    }
+    for (name, got, want) in [("today", &v["today"], want.today.cost), ("week", &v["week"], want.week.cost), ("month", &v["month"], want.month.cost)] {
+        match got.as_f64() {
+            Some(g) if approx(g, want) => {}
+            other => errs.push(format!("{name} spend {other:?}, want {want}")),
+        }
+    }
+    let tokens: Vec<Option<f64>> = v["tokens"].as_array().map(|a| a.iter().map(Value::as_f64).collect()).unwrap_or_default();
+    let want_tokens: Vec<Option<f64>> = want.today.tokens.iter().map(|t| Some(*t)).collect();
+    if tokens != want_tokens {
+        errs.push(format!("today's tokens {tokens:?}, want {want_tokens:?}"));
+    }
+    let models: Vec<(String, f64)> = v["models"].as_array().map(|a| a.iter().map(|m| (m["model"].as_str().unwrap_or("").to_string(), m["cost"].as_f64().unwrap_or(f64::NAN))).collect()).unwrap_or_default();
+    let mut want_models: Vec<(String, f64)> = want.models.iter().map(|(m, c)| (m.clone(), *c)).collect();
+    want_models.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let same = models.len() == want_models.len() && models.iter().zip(&want_models).all(|(a, b)| a.0 == b.0 && approx(a.1, b.1));
+    if !same {
+        errs.push(format!("model rows {models:?}, want {want_models:?} (most expensive first)"));
+    }
+    if !v["error"].is_null() {
+        errs.push(format!("error shown: {}", v["error"]));
+    }
+    errs.extend(budget_mismatches(v, want));
+    errs
+}
+
+/// The budgets of [`CONFIG`]: a bar each, with today's and this month's spend against the limit.
+fn budget_mismatches(v: &Value, want: &Expected) -> Vec<String> {
+    let mut errs = Vec::new();
+    if v["budgetsShown"] != json!(true) {
+        errs.push("budget section not shown".into());
+    }
+    let bars = v["budgets"].as_array().cloned().unwrap_or_default();
+    for (period, limit, spent) in [("daily", DAILY_LIMIT, want.today.cost), ("monthly", MONTHLY_LIMIT, want.month.cost)] {
+        let Some(b) = bars.iter().find(|b| b["period"] == json!(period) && b["model"] == json!("")) else {
+            errs.push(format!("no {period} budget bar in {bars:?}"));
+            continue;
+        };
+        let level = if spent >= limit { "over" } else if spent / limit >= 0.5 { "warn" } else { "ok" };
+        let text = b["text"].as_str().unwrap_or("");
+        let bar = (spent / limit).min(1.0) * 100.0;
+        if !(b["spent"].as_f64().is_some_and(|g| approx(g, spent))
+            && b["limit"] == json!(limit)
+            && b["level"] == json!(level)
+            && b["bar"].as_f64().is_some_and(|w| (w - bar).abs() < 1e-6)
+            && text.contains(&format!("{} of ${limit:.2}", otlp::usd(spent))))
+        {
+            errs.push(format!("{period} budget bar {b}, want ${spent} of ${limit} ({level}, bar {bar:.1}%)"));
+        }
+    }
+    errs
+}
+
+const DAILY_LIMIT: f64 = 2.0;
+const MONTHLY_LIMIT: f64 = 50.0;
+/// Budgets the window shows as bars: today's history spend is past 80 % of the daily one; the
+/// live point takes it to the limit.
+const CONFIG: &str = "[budgets]\ndaily = 2\nmonthly = 50\n";
+
+fn wait_until(s: &Session, what: &str, timeout: Duration, check: impl Fn(&Value) -> Vec<String>) -> Value {
+    let mut last = (Value::Null, Vec::new());
+    let ok = wait_for(timeout, || {
+        let v = state(s);
+        let errs = check(&v);
+        if errs.is_empty() {
+            Some(v)
+        } else {
+            last = (v, errs);
+            None
+        }
+    });
+    ok.unwrap_or_else(|| panic!("{what}: {}\npage: {:#}", last.1.join("; "), last.0))
+}
+
+fn save(s: &Session, name: &str) {
+    // The DOM is in the expected state; give WebKit a moment to paint it.
+    std::thread::sleep(Duration::from_millis(800));
+    let png = s.screenshot();
+    assert!(png.starts_with(b"\x89PNG"), "screenshot is not a PNG");
+    let path = screenshot_dir().join(name);
+    std::fs::write(&path, png).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    println!("screenshot: {}", path.display());
+}
+
+/// Luminance (0–1) of a CSS `rgb(r, g, b)` colour.
+fn luminance(css: &str) -> Option<f64> {
+    let inner = css.split_once('(')?.1.trim_end_matches(')');
+    let c: Vec<f64> = inner.split(',').take(3).filter_map(|p| p.trim().parse().ok()).collect();
+    (c.len() == 3).then(|| (0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]) / 255.0)
+}
+
+fn window_flow(theme: &str) {
+    let dark = theme == "dark";
+    let env: Vec<(&str, &str)> = if dark { vec![("GTK_THEME", "Adwaita:dark")] } else { vec![("GTK_THEME", "Adwaita")] };
+    let driver = Driver::start(&env);
+    let dirs = Dirs::new();
+    std::fs::write(&dirs.config, CONFIG).expect("write config");
+    let s = driver.session(&app::bin(), &dirs.args(&["--open"]));
+    let ports: Listening = driver.out.wait_listening(Duration::from_secs(30)).unwrap_or_else(|| panic!("no listening line:\n{}", driver.out.text()));
+
+    // Empty data dir: the setup instructions, pointing at the ports actually bound.
+    let grpc = format!("OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{}", ports.grpc.port());
+    let http = format!("http://127.0.0.1:{}", ports.http.port());
+    let v = wait_until(&s, "empty state", Duration::from_secs(20), |v| {
+        let env = v["env"].as_str().unwrap_or("");
+        let mut e = Vec::new();
+        if v["empty"] != json!(true) || v["dashboard"] != json!(false) {
+            e.push("empty state not shown".to_string());
+        }
+        if !env.contains(&grpc) || !env.contains(&http) {
+            e.push(format!("env block does not name the bound ports {grpc} / {http}"));
+        }
+        e
+    });
+    assert_eq!(v["dark"], json!(dark), "prefers-color-scheme under GTK_THEME for {theme}");
+    let lum = v["background"].as_str().and_then(luminance).unwrap_or_else(|| panic!("background {}", v["background"]));
+    assert!(if dark { lum < 0.3 } else { lum > 0.7 }, "{theme} background {} (luminance {lum:.2})", v["background"]);
+    save(&s, &format!("window-{theme}-empty.png"));
+
+    // History arrives over OTLP while the window is open.
+    let mut points = otlp::history();
+    s.execute("window.__tokentrayMarker = 42; return true;", json!([])).expect("set marker");
+    otlp::send(ports.http, &points);
+    let want = otlp::expected(&points);
+    let v = wait_until(&s, "figures after ingest", Duration::from_secs(10), |v| mismatches(v, &want));
+    assert!(v["todayText"].as_str().unwrap_or("").contains(&format!("{:.2}", want.today.cost)), "today shown as {}", v["todayText"]);
+    save(&s, &format!("window-{theme}-data.png"));
+
+    // More data: shown without a reload (the page's own state survives).
+    let live = otlp::live_point();
+    otlp::send(ports.http, std::slice::from_ref(&live));
+    points.push(live);
+    let want = otlp::expected(&points);
+    let v = wait_until(&s, "live update", Duration::from_secs(10), |v| mismatches(v, &want));
+    assert_eq!(v["marker"], json!(42), "the page was reloaded");
+
+    // Close: the app stays in the tray with its engine, and WebKit's processes are gone.
+    let app_pid = driver.app_pid().unwrap_or_else(|| panic!("app process not found under the driver"));
+    // The window process (`tokentray window`) and WebKit's helpers under it.
+    let webkit = || proc::descendants(app_pid).into_iter().filter(|(_, n)| n.starts_with("WebKit") || n.starts_with("tokentray")).count();
+    let open_rss = proc::tree_rss_kib(app_pid);
+    assert!(webkit() > 0, "no WebKit process while the window is open");
+    assert_eq!(x11::close("tokentray", 300), 1, "one dashboard window to close");
+    assert!(driver.out.wait_for("window closed", Duration::from_secs(10)), "window not closed:\n{}", driver.out.text());
+    let gone = wait_for(Duration::from_secs(15), || (webkit() == 0).then_some(()));
+    std::thread::sleep(Duration::from_secs(3));
+    let closed_rss = proc::tree_rss_kib(app_pid);
+    println!("{theme}: process tree RSS with the window open {} MiB, after closing it {} MiB (debug build)", open_rss / 1024, closed_rss / 1024);
+    assert!(gone.is_some(), "window processes still running after close: {:?}", proc::descendants(app_pid));
+    assert!(proc::alive(app_pid), "the app exited when its window closed:\n{}", driver.out.text());
+    assert!(app::metrics_ok(ports.metrics), "the engine stopped when the window closed");
+    s.end();
+}
+
+#[test]
+fn window_shows_history_live_light() {
+    if session::enter("window_shows_history_live_light", &["WebKitWebDriver"]) {
+        window_flow("light");
+    }
+}
+
+#[test]
+fn window_shows_history_live_dark() {
+    if session::enter("window_shows_history_live_dark", &["WebKitWebDriver"]) {
+        window_flow("dark");
+    }
+}
+
+/// Numbers for BENCHMARKS.md (desktop section), not a pass/fail test:
+/// `cargo test --release --features custom-protocol --test desktop_window -- --ignored --nocapture measure_footprint`
+/// Cold start to tray visible (item registered on the bus), memory of the whole process tree
+/// idle / window open / after closing it, and CPU over 60 s idle.
+#[test]
+#[ignore = "measurement for BENCHMARKS.md (desktop section)"]
+fn measure_footprint() {
+    if !session::enter_with_timeout("measure_footprint", &["WebKitWebDriver"], Duration::from_secs(300)) {
+        return;
+    }
+    use support_desktop::app::App;
+    use support_desktop::sni::Watcher;
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let watcher = Watcher::start();
+
+    // Cold start: process spawn to the StatusNotifierItem registered (what a panel needs).
+    let mut starts = Vec::new();
+    let mut idle_rss = 0;
+    for run in 0..3 {
+        let dirs = Dirs::new();
+        let t0 = std::time::Instant::now();
+        let mut tray = App::spawn(&dirs.args(&[]));
+        let item = watcher.wait_item(run, Duration::from_secs(30)).expect("tray item");
+        starts.push(t0.elapsed().as_secs_f64() * 1000.0);
+        if run == 2 {
+            std::thread::sleep(Duration::from_secs(5));
+            idle_rss = proc::tree_rss_kib(tray.pid);
+            println!(
+                "MEASURE idle tray process: Pss {:.1} MiB, of which anonymous {:.1} MiB (the rest is mapped code and data of the linked libraries)",
+                mib(proc::rollup_kib(tray.pid, "Pss").unwrap_or(0)),
+                mib(proc::rollup_kib(tray.pid, "Anonymous").unwrap_or(0))
+            );
+        }
+        if run == 2 {
+            // "Open dashboard" to the window's webview created (its process started from scratch).
+            let open = item.menu().find("Open dashboard").expect("Open dashboard").id;
+            let t1 = std::time::Instant::now();
+            item.click(open);
+            assert!(tray.out.wait_for("window opened", Duration::from_secs(20)));
+            println!("MEASURE Open dashboard to window created: {:.0} ms", t1.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(x11::close("tokentray", 300), 1);
+            assert!(tray.out.wait_for("window closed", Duration::from_secs(10)));
+        }
+        let quit = item.menu().find("Quit").expect("Quit").id;
+        item.click(quit);
+        assert_eq!(tray.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()), Some(0));
+    }
+    println!("MEASURE cold start to tray item registered: {:?} ms", starts.iter().map(|s| s.round()).collect::<Vec<_>>());
+    println!("MEASURE idle, window never opened: process tree RSS {:.1} MiB", mib(idle_rss));
+
+    // Window open with data, then closed.
+    let driver = Driver::start(&[]);
+    let dirs = Dirs::new();
+    std::fs::write(&dirs.config, CONFIG).expect("write config");
+    let s = driver.session(&app::bin(), &dirs.args(&["--open"]));
+    let ports = driver.out.wait_listening(Duration::from_secs(30)).expect("listening");
+    let points = otlp::history();
+    otlp::send(ports.http, &points);
+    let want = otlp::expected(&points);
+    wait_until(&s, "figures", Duration::from_secs(10), |v| mismatches(v, &want));
+    std::thread::sleep(Duration::from_secs(3));
+    let pid = driver.app_pid().expect("app pid");
+    let tree = |pid: u32| {
+        let mut parts = vec![format!("tokentray {:.1}", mib(proc::rss_kib(pid).unwrap_or(0)))];
+        parts.extend(proc::descendants(pid).into_iter().map(|(p, n)| format!("{n} {:.1}", mib(proc::rss_kib(p).unwrap_or(0)))));
+        parts.join(" + ")
+    };
+    println!("MEASURE window open: process tree RSS {:.1} MiB ({})", mib(proc::tree_rss_kib(pid)), tree(pid));
+    assert_eq!(x11::close("tokentray", 300), 1, "one dashboard window to close");
+    assert!(driver.out.wait_for("window closed", Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_secs(5));
+    println!("MEASURE window closed (5 s later): process tree RSS {:.1} MiB ({})", mib(proc::tree_rss_kib(pid)), tree(pid));
+
+    // Idle CPU over 60 s with the window closed.
+    let ticks_per_s = 100.0; // USER_HZ on Linux
+    let c0 = proc::tree_cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(60));
+    let c1 = proc::tree_cpu_ticks(pid);
+    println!("MEASURE idle 60 s, window closed: {:.2} s CPU ({:.2}% of one core)", (c1 - c0) as f64 / ticks_per_s, (c1 - c0) as f64 / ticks_per_s / 60.0 * 100.0);
+    println!("MEASURE after the idle minute: process tree RSS {:.1} MiB", mib(proc::tree_rss_kib(pid)));
+    s.end();
+}

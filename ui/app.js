@@ -1,0 +1,541 @@
+// tokentray window. Renders the Dashboard JSON computed by tokentray-core (`dashboard::build`).
+//
+// Two hosts, one page:
+//  * inside the Tauri tray app: `window.__TAURI__.core.invoke('dashboard')`, live updates from
+//    the `tokentray://changed` event;
+//  * in a browser, from the engine's metrics listener: `GET api/dashboard`, live updates from
+//    the Server-Sent Events at `api/events`.
+// Each change triggers a re-fetch, at most one per second (changes arriving meanwhile coalesce).
+// No framework, no network beyond the host: charts are plain SVG built here.
+'use strict';
+
+(function () {
+  const MIN_REFRESH_MS = 1000;      // never fetch more often than this
+  const BACKSTOP_REFRESH_MS = 60000; // re-fetch anyway: rolls "today" over at midnight
+
+  const $ = (id) => document.getElementById(id);
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+
+  // ---- formatting (user's locale, USD) -------------------------------------------------------
+
+  const usdCache = new Map();
+  function usd(v) {
+    const value = Number(v) || 0;
+    // As `tokentray report`: cents, or four decimals for amounts under a cent.
+    const digits = value !== 0 && Math.abs(value) < 0.01 ? 4 : 2;
+    let f = usdCache.get(digits);
+    if (!f) {
+      f = new Intl.NumberFormat(undefined, { style: 'currency', currency: 'USD', minimumFractionDigits: digits, maximumFractionDigits: digits });
+      usdCache.set(digits, f);
+    }
+    return f.format(value);
+  }
+  const compactFmt = new Intl.NumberFormat(undefined, { notation: 'compact', maximumFractionDigits: 1 });
+  const exactFmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+  const pctFmt = new Intl.NumberFormat(undefined, { style: 'percent', maximumFractionDigits: 0 });
+  const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+  const dayTimeFmt = new Intl.DateTimeFormat(undefined, { weekday: 'short', hour: '2-digit', minute: '2-digit' });
+  const shortDateFmt = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short' });
+  const longDateFmt = new Intl.DateTimeFormat(undefined, { weekday: 'short', day: 'numeric', month: 'short' });
+  const relFmt = typeof Intl.RelativeTimeFormat === 'function' ? new Intl.RelativeTimeFormat(undefined, { numeric: 'auto', style: 'short' }) : null;
+
+  const tokens = (v) => compactFmt.format(Number(v) || 0);
+  const exact = (v) => exactFmt.format(Number(v) || 0);
+
+  function duration(seconds) {
+    const s = Math.max(0, Math.round(Number(seconds) || 0));
+    const h = Math.floor(s / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    if (h > 0) return `${h} h ${String(m).padStart(2, '0')} min`;
+    if (m > 0) return `${m} min`;
+    return `${s} s`;
+  }
+
+  function ago(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    if (!relFmt) return s < 60 ? `${s} s ago` : s < 3600 ? `${Math.floor(s / 60)} min ago` : `${Math.floor(s / 3600)} h ago`;
+    if (s < 60) return relFmt.format(-s, 'second');
+    if (s < 3600) return relFmt.format(-Math.floor(s / 60), 'minute');
+    if (s < 86400) return relFmt.format(-Math.floor(s / 3600), 'hour');
+    return relFmt.format(-Math.floor(s / 86400), 'day');
+  }
+
+  /** "YYYY-MM-DD" as a local date (Date parses bare ISO dates as UTC). */
+  function localDate(ymd) {
+    const [y, m, d] = String(ymd).split('-').map(Number);
+    return new Date(y, (m || 1) - 1, d || 1);
+  }
+
+  // ---- small DOM helpers ---------------------------------------------------------------------
+
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null) continue;
+      if (k === 'text') e.textContent = v;
+      else if (k === 'class') e.className = v;
+      else e.setAttribute(k, v);
+    }
+    for (const c of children) if (c !== null && c !== undefined) e.append(c);
+    return e;
+  }
+
+  function svg(tag, attrs, parent) {
+    const e = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null) continue;
+      if (k === 'text') e.textContent = v;
+      else e.setAttribute(k, String(v));
+    }
+    if (parent) parent.append(e);
+    return e;
+  }
+
+  function setMoney(node, value) {
+    node.textContent = usd(value);
+    node.dataset.value = String(Number(value) || 0);
+  }
+
+  function setTokens(node, value) {
+    node.textContent = tokens(value);
+    node.dataset.value = String(Number(value) || 0);
+    node.title = `${exact(value)} tokens`;
+  }
+
+  function setTextIfChanged(node, text) {
+    // Leaves a user's text selection alone when nothing changed.
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  // ---- data source ---------------------------------------------------------------------------
+
+  function describeError(e) {
+    if (e === null || e === undefined) return 'unknown error';
+    if (typeof e === 'string') return e;
+    if (e.message) return e.message;
+    try { return JSON.stringify(e); } catch (_) { return String(e); }
+  }
+
+  function tauriSource(tauri) {
+    return {
+      kind: 'tauri',
+      load: () => tauri.core.invoke('dashboard'),
+      subscribe(onChange, onStatus) {
+        if (!tauri.event || typeof tauri.event.listen !== 'function') {
+          onStatus('error', 'live updates unavailable (no Tauri event API)');
+          return;
+        }
+        tauri.event.listen('tokentray://changed', () => onChange())
+          .then(() => onStatus('live'))
+          .catch((e) => onStatus('error', `live updates unavailable: ${describeError(e)}`));
+      },
+    };
+  }
+
+  function httpSource() {
+    return {
+      kind: 'http',
+      async load() {
+        let resp;
+        try {
+          resp = await fetch('api/dashboard', { cache: 'no-store', headers: { Accept: 'application/json' } });
+        } catch (e) {
+          throw new Error(`tokentray is not reachable (${describeError(e)}). Is \`tokentray serve\` still running?`);
+        }
+        const body = await resp.text();
+        let data;
+        try { data = JSON.parse(body); } catch (_) { data = null; }
+        if (!resp.ok) throw new Error((data && data.error) || `HTTP ${resp.status}: ${body.slice(0, 200)}`);
+        if (!data) throw new Error('the engine answered with something that is not JSON');
+        return data;
+      },
+      subscribe(onChange, onStatus) {
+        if (typeof EventSource !== 'function') {
+          onStatus('live', 'polling');
+          setInterval(onChange, 5000);
+          return;
+        }
+        const es = new EventSource('api/events');
+        es.addEventListener('change', () => onChange());
+        // After a reconnect changes may have been missed: fetch once.
+        es.addEventListener('open', () => { onStatus('live'); onChange(); });
+        es.addEventListener('error', () => onStatus(es.readyState === EventSource.CLOSED ? 'error' : 'reconnecting'));
+      },
+    };
+  }
+
+  const source = (window.__TAURI__ && window.__TAURI__.core && typeof window.__TAURI__.core.invoke === 'function')
+    ? tauriSource(window.__TAURI__)
+    : httpSource();
+
+  // ---- refresh scheduling --------------------------------------------------------------------
+
+  let inFlight = false;
+  let again = false;
+  let lastStart = 0;
+  let timer = null;
+  let current = null;      // last Dashboard rendered
+  let receivedAt = 0;      // Date.now() when it arrived, to age the "last request" line locally
+
+  function refresh() {
+    if (inFlight) { again = true; return; }
+    const wait = lastStart + MIN_REFRESH_MS - Date.now();
+    if (wait > 0) {
+      if (!timer) timer = setTimeout(() => { timer = null; refresh(); }, wait);
+      return;
+    }
+    inFlight = true;
+    lastStart = Date.now();
+    Promise.resolve()
+      .then(() => source.load())
+      .then((data) => {
+        current = data;
+        receivedAt = Date.now();
+        render(data);
+        showError(null);
+      })
+      .catch((e) => showError(`Could not load the dashboard: ${describeError(e)}`))
+      .finally(() => {
+        inFlight = false;
+        if (again) { again = false; refresh(); }
+      });
+  }
+
+  function setStatus(state, detail) {
+    const s = $('status');
+    s.dataset.state = state;
+    const text = { connecting: 'connecting…', live: 'live', reconnecting: 'reconnecting…', error: 'not live' }[state] || state;
+    s.textContent = detail && state !== 'live' ? `${text}` : text;
+    s.title = detail || '';
+  }
+
+  function showError(message) {
+    const box = $('error');
+    if (!message) { box.hidden = true; box.textContent = ''; return; }
+    box.textContent = message;
+    box.hidden = false;
+    $('loading').hidden = true;
+    if (!current) setStatus('error', message);
+  }
+
+  // ---- rendering -----------------------------------------------------------------------------
+
+  function render(d) {
+    $('loading').hidden = true;
+    const empty = !d.has_data;
+    $('empty-state').hidden = !empty;
+    $('dashboard').hidden = empty;
+    setTextIfChanged($('setup-env'), d.setup_env || '');
+    if (empty) return;
+
+    setMoney($('spend-today'), d.today.cost_usd);
+    setMoney($('spend-week'), d.week.cost_usd);
+    setMoney($('spend-month'), d.month.cost_usd);
+    const sub = [];
+    const nSessions = (d.sessions_today || []).filter((s) => s.session_id).length;
+    sub.push(`${exact(nSessions)} session${nSessions === 1 ? '' : 's'}`);
+    sub.push(`${exact(d.today.api_requests)} request${d.today.api_requests === 1 ? '' : 's'}`);
+    if (d.today.active_time_seconds > 0) sub.push(`${duration(d.today.active_time_seconds)} active`);
+    $('today-sub').textContent = sub.join(' · ');
+
+    renderBudgets(d.budgets, d.budgets_error);
+    renderTokens(d.today.tokens, d.cache_hit_ratio);
+    renderLastRequest();
+    renderDaily(d.daily || []);
+    renderHourly(d.hourly || [], d.generated_at);
+    renderModels(d.models || []);
+    renderSessions(d.sessions_today || [], d.daily && d.daily.length ? d.daily[d.daily.length - 1].date : null);
+    renderFooter(d);
+  }
+
+  const TOKEN_TYPES = ['input', 'output', 'cacheRead', 'cacheCreation'];
+
+  function renderTokens(t, ratio) {
+    for (const k of TOKEN_TYPES) setTokens($(`tokens-${k}`), t[k]);
+    const bar = $('tokens-bar');
+    bar.replaceChildren();
+    const total = TOKEN_TYPES.reduce((a, k) => a + (Number(t[k]) || 0), 0);
+    let x = 0;
+    if (total > 0) {
+      for (const k of TOKEN_TYPES) {
+        const w = (Number(t[k]) || 0) / total * 100;
+        if (w > 0) svg('rect', { x, y: 0, width: w, height: 6, class: k }, bar);
+        x += w;
+      }
+    }
+    bar.setAttribute('aria-label', `Token mix today: ${TOKEN_TYPES.map((k) => `${k} ${exact(t[k])}`).join(', ')}`);
+    const r = $('cache-ratio');
+    r.textContent = ratio === null || ratio === undefined ? '–' : pctFmt.format(ratio);
+    r.dataset.value = ratio === null || ratio === undefined ? '' : String(ratio);
+  }
+
+  function renderLastRequest() {
+    const line = $('last-request');
+    const text = $('last-request-text');
+    const lr = current && current.last_request;
+    if (!lr) {
+      line.classList.remove('fresh');
+      setTextIfChanged(text, 'No API request recorded yet');
+      $('last-request-ago').textContent = '';
+      line.dataset.state = 'none';
+      return;
+    }
+    const age = lr.seconds_ago + (Date.now() - receivedAt) / 1000;
+    const cached = (Number(lr.cache_read_tokens) || 0) + (Number(lr.cache_creation_tokens) || 0);
+    const parts = [
+      el('span', { class: 'model', id: 'last-request-model', text: lr.model || 'unknown model' }),
+      ' · ',
+      el('span', { id: 'last-request-tokens', text: `${tokens(lr.input_tokens)} in · ${tokens(lr.output_tokens)} out${cached ? ` · ${tokens(cached)} cache` : ''}` }),
+      ' · ',
+      el('span', { id: 'last-request-cost', 'data-value': String(lr.cost_usd ?? ''), text: lr.cost_usd === null || lr.cost_usd === undefined ? 'cost n/a' : usd(lr.cost_usd) }),
+    ];
+    // Kept outside the truncated text: "how long ago" is what the line is for.
+    $('last-request-ago').textContent = ago(age);
+    text.replaceChildren(...parts);
+    const when = new Date(lr.time);
+    text.title = `Last API request at ${isNaN(when) ? lr.time : when.toLocaleString()}` +
+      (lr.duration_ms !== null && lr.duration_ms !== undefined ? `, took ${(lr.duration_ms / 1000).toFixed(1)} s` : '') +
+      (lr.session_id ? `, session ${lr.session_id}` : '');
+    line.dataset.state = 'request';
+    line.classList.toggle('fresh', age < 60);
+  }
+
+  /** Age the "… ago" text between fetches without asking the engine. */
+  function tick() {
+    const lr = current && current.last_request;
+    const node = $('last-request-ago');
+    if (!lr) return;
+    const age = lr.seconds_ago + (Date.now() - receivedAt) / 1000;
+    setTextIfChanged(node, ago(age));
+    $('last-request').classList.toggle('fresh', age < 60);
+  }
+
+  /**
+   * A bar chart in plain SVG. items: [{value, title, cls, attrs}], ticks: [{index, text}].
+   */
+  function barChart(node, items, ticks, label) {
+    const W = 396, H = 100, top = 16, bottom = 16;
+    const plotH = H - top - bottom;
+    node.replaceChildren();
+    node.setAttribute('viewBox', `0 0 ${W} ${H}`);
+    node.setAttribute('aria-label', label);
+    const max = items.reduce((m, it) => Math.max(m, Number(it.value) || 0), 0);
+    const n = Math.max(1, items.length);
+    const slot = W / n;
+    const gap = Math.max(1, slot * 0.22);
+    const base = top + plotH;
+    svg('line', { class: 'grid', x1: 0, x2: W, y1: top, y2: top, 'stroke-dasharray': '2 3' }, node);
+    svg('line', { class: 'grid', x1: 0, x2: W, y1: base + 0.5, y2: base + 0.5 }, node);
+    svg('text', { class: 'max', x: W, y: top - 4, 'text-anchor': 'end', text: max > 0 ? usd(max) : usd(0) }, node);
+    items.forEach((it, i) => {
+      const v = Number(it.value) || 0;
+      const h = max > 0 && v > 0 ? Math.max(1.5, (v / max) * plotH) : 1.5;
+      const rect = svg('rect', {
+        class: `bar ${v > 0 ? '' : 'zero'} ${it.cls || ''}`.trim(),
+        x: (i * slot + gap / 2).toFixed(2),
+        y: (base - h).toFixed(2),
+        width: Math.max(1, slot - gap).toFixed(2),
+        height: h.toFixed(2),
+        rx: Math.min(2, (slot - gap) / 2).toFixed(2),
+        'data-value': String(v),
+        ...(it.attrs || {}),
+      }, node);
+      svg('title', { text: it.title }, rect);
+    });
+    for (const t of ticks) {
+      const x = t.index * slot + slot / 2;
+      const anchor = t.index === 0 ? 'start' : t.index === items.length - 1 ? 'end' : 'middle';
+      svg('text', { x: anchor === 'start' ? 0 : anchor === 'end' ? W : x, y: H - 3, 'text-anchor': anchor, text: t.text }, node);
+    }
+  }
+
+  function renderDaily(daily) {
+    const last = daily.length - 1;
+    const items = daily.map((d, i) => ({
+      value: d.cost_usd,
+      title: `${longDateFmt.format(localDate(d.date))}: ${usd(d.cost_usd)}`,
+      cls: i === last ? 'today' : 'past',
+      attrs: { 'data-date': d.date },
+    }));
+    const ticks = daily.length ? [
+      { index: 0, text: shortDateFmt.format(localDate(daily[0].date)) },
+      { index: Math.floor(last / 2), text: shortDateFmt.format(localDate(daily[Math.floor(last / 2)].date)) },
+      { index: last, text: 'today' },
+    ] : [];
+    const total = daily.reduce((a, d) => a + (Number(d.cost_usd) || 0), 0);
+    const top = daily.reduce((b, d) => (!b || d.cost_usd > b.cost_usd ? d : b), null);
+    const label = `Daily spend, last ${daily.length} days: ${usd(total)} in total` +
+      (top && top.cost_usd > 0 ? `, highest ${usd(top.cost_usd)} on ${longDateFmt.format(localDate(top.date))}` : '');
+    barChart($('chart-daily'), items, ticks, label);
+  }
+
+  function renderHourly(hourly, generatedAt) {
+    const nowHour = Number(String(generatedAt || '').slice(11, 13));
+    const items = hourly.map((h, i) => ({
+      value: h.cost_usd,
+      title: `${h.hour}: ${usd(h.cost_usd)}`,
+      cls: i > nowHour ? 'future' : i === nowHour ? 'now' : 'past',
+      attrs: { 'data-hour': h.hour },
+    }));
+    const ticks = [0, 6, 12, 18, 23].filter((i) => i < hourly.length).map((i) => ({ index: i, text: hourly[i].hour.slice(0, 2) }));
+    const busiest = hourly.reduce((b, h) => (!b || h.cost_usd > b.cost_usd ? h : b), null);
+    const label = 'Spend by hour today' + (busiest && busiest.cost_usd > 0 ? `, highest ${usd(busiest.cost_usd)} at ${busiest.hour}` : ', none yet');
+    barChart($('chart-hourly'), items, ticks, label);
+  }
+
+  function minibar(fraction) {
+    const s = svg('svg', { class: 'minibar', viewBox: '0 0 100 3', preserveAspectRatio: 'none', 'aria-hidden': 'true' });
+    svg('rect', { class: 'track', x: 0, y: 0, width: 100, height: 3, rx: 1.5 }, s);
+    svg('rect', { x: 0, y: 0, width: Math.max(0, Math.min(1, fraction)) * 100, height: 3, rx: 1.5 }, s);
+    return s;
+  }
+
+  // ---- budgets -------------------------------------------------------------------------------
+
+  const PERIOD_TITLE = { daily: 'Today', weekly: 'This week', monthly: 'This month' };
+
+  /** "16:40" today, "Thu 16:40" later this week, "Nov 28" further out. */
+  function when(iso) {
+    const t = new Date(iso);
+    if (isNaN(t)) return iso;
+    const days = (localDate(iso.slice(0, 10)) - localDate(new Date().toLocaleDateString('en-CA'))) / 86400000;
+    if (days === 0) return timeFmt.format(t);
+    if (days > 0 && days < 7) return dayTimeFmt.format(t);
+    return shortDateFmt.format(t);
+  }
+
+  function renderBudgets(status, error) {
+    const section = $('budgets');
+    const list = (status && status.budgets) || [];
+    section.hidden = list.length === 0 && !error;
+    if (section.hidden) return;
+    const head = el('h2', { text: 'Budgets' });
+    if (status && status.paused_until) {
+      head.append(' ', el('span', { class: 'muted', 'data-testid': 'alerts-paused', text: `· alerts paused until ${when(status.paused_until)}` }));
+    }
+    const rows = list.map((b) => {
+      const fraction = b.limit_usd > 0 ? b.spent_usd / b.limit_usd : 0;
+      const level = b.spent_usd >= b.limit_usd ? 'over' : b.highest_crossed ? 'warn' : 'ok';
+      const name = (PERIOD_TITLE[b.period] || b.period) + (b.model ? ` · ${b.model}` : '');
+      const bar = svg('svg', { class: 'budgetbar', viewBox: '0 0 100 6', preserveAspectRatio: 'none', role: 'img',
+        'aria-label': `${pctFmt.format(fraction)} of ${usd(b.limit_usd)}` });
+      svg('rect', { class: 'track', x: 0, y: 0, width: 100, height: 6, rx: 3 }, bar);
+      svg('rect', { class: 'fill', x: 0, y: 0, width: Math.min(1, Math.max(0, fraction)) * 100, height: 6, rx: 3 }, bar);
+      for (const t of b.thresholds || []) {
+        if (t > 0 && t < 100) svg('rect', { class: 'tick', x: t - 0.3, y: 0, width: 0.6, height: 6 }, bar);
+      }
+      let forecast = '';
+      if (b.spent_usd < b.limit_usd && b.reach_limit_at) forecast = `At this pace ${usd(b.limit_usd)} around ${when(b.reach_limit_at)}`;
+      else if (b.forecast_usd > b.spent_usd + 0.005) forecast = `Forecast ${usd(b.forecast_usd)} by the end of the ${b.period === 'daily' ? 'day' : b.period === 'weekly' ? 'week' : 'month'}`;
+      return el('div', { class: 'budget', 'data-testid': 'budget', 'data-period': b.period, 'data-model': b.model || '', 'data-level': level,
+          'data-spent': String(b.spent_usd), 'data-limit': String(b.limit_usd), 'data-percent': String(b.percent) },
+        el('div', { class: 'budget-line' },
+          el('span', { class: 'budget-name', text: name }),
+          el('span', { class: 'budget-figures', 'data-testid': 'budget-figures', text: `${usd(b.spent_usd)} of ${usd(b.limit_usd)} · ${pctFmt.format(b.percent / 100)}` })),
+        bar,
+        forecast ? el('p', { class: 'sub', 'data-testid': 'budget-forecast', text: forecast }) : null);
+    });
+    section.replaceChildren(head, ...rows, error ? el('p', { class: 'error', text: error }) : null);
+  }
+
+  function renderModels(models) {
+    const body = $('models-body');
+    const max = models.reduce((m, r) => Math.max(m, r.cost_usd), 0);
+    body.replaceChildren(...models.map((m) => {
+      const name = m.model || '(no model)';
+      const nameCell = el('td', { class: 'name' }, el('span', { text: name, title: name }), minibar(max > 0 ? m.cost_usd / max : 0));
+      return el('tr', { 'data-model': m.model, 'data-testid': 'model-row', 'data-cost': String(m.cost_usd) },
+        nameCell,
+        el('td', { class: 'num', title: `${exact(m.tokens.total)} tokens`, text: tokens(m.tokens.total) }),
+        el('td', { class: 'num cost', text: usd(m.cost_usd) }));
+    }));
+    $('models-empty').hidden = models.length > 0;
+    $('models').hidden = models.length === 0;
+  }
+
+  function renderSessions(sessions, todayDate) {
+    const body = $('sessions-body');
+    body.replaceChildren(...sessions.map((s) => {
+      const id = s.session_id || '';
+      const started = s.started_at ? new Date(s.started_at) : null;
+      let startedText = '–';
+      if (started && !isNaN(started)) {
+        const sameDay = todayDate && s.started_at.slice(0, 10) === todayDate;
+        startedText = sameDay ? timeFmt.format(started) : dayTimeFmt.format(started);
+      }
+      return el('tr', { 'data-session': id, 'data-testid': 'session-row', 'data-cost': String(s.cost_usd) },
+        el('td', { class: 'name mono' }, el('span', { text: id ? id.slice(0, 8) : '(no session id)', title: id ? `Session ${id}` : 'Usage sent without session.id' })),
+        el('td', { text: startedText }),
+        el('td', { class: 'num', text: duration(s.duration_seconds) }),
+        el('td', { class: 'num cost', text: usd(s.cost_usd) }));
+    }));
+    $('sessions-empty').hidden = sessions.length > 0;
+    $('sessions').hidden = sessions.length === 0;
+  }
+
+  function renderFooter(d) {
+    const e = d.endpoints || {};
+    const updated = new Date(d.generated_at);
+    $('footer').replaceChildren(
+      'OTLP gRPC ', el('code', { text: e.otlp_grpc || '?' }),
+      ' · HTTP ', el('code', { text: e.otlp_http || '?' }),
+      ' · Prometheus ', el('code', { text: `${e.metrics || '?'}/metrics` }),
+      el('br'),
+      `Updated ${isNaN(updated) ? d.generated_at : updated.toLocaleTimeString()}`,
+    );
+  }
+
+  // ---- copy button ---------------------------------------------------------------------------
+
+  function copyFallback(text) {
+    // Off-screen textarea + execCommand: works where the async clipboard API is missing or denied.
+    const ta = el('textarea', { readonly: '', 'aria-hidden': 'true', class: 'offscreen' });
+    ta.value = text;
+    document.body.append(ta);
+    ta.select();
+    let ok = false;
+    try { ok = document.execCommand('copy'); } catch (_) { ok = false; }
+    ta.remove();
+    return ok;
+  }
+
+  function selectPre(pre) {
+    const range = document.createRange();
+    range.selectNodeContents(pre);
+    const sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+  }
+
+  async function copyEnv() {
+    const button = $('copy-env');
+    const pre = $('setup-env');
+    const text = pre.textContent;
+    let ok = false;
+    try {
+      if (navigator.clipboard && typeof navigator.clipboard.writeText === 'function') {
+        await navigator.clipboard.writeText(text);
+        ok = true;
+      }
+    } catch (_) { ok = false; }
+    if (!ok) ok = copyFallback(text);
+    if (!ok) selectPre(pre);
+    button.dataset.state = ok ? 'copied' : 'select';
+    button.textContent = ok ? 'Copied' : 'Press Ctrl+C';
+    setTimeout(() => { button.dataset.state = ''; button.textContent = 'Copy'; }, 2500);
+  }
+
+  // ---- start ---------------------------------------------------------------------------------
+
+  function start() {
+    $('copy-env').addEventListener('click', () => { copyEnv(); });
+    source.subscribe(refresh, setStatus);
+    refresh();
+    setInterval(tick, 1000);
+    setInterval(refresh, BACKSTOP_REFRESH_MS);
+    document.addEventListener('visibilitychange', () => { if (!document.hidden) refresh(); });
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
+})();
