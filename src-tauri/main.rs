@@ -6,6 +6,7 @@ mod alerts;
 mod cli;
 #[cfg(feature = "desktop")]
 mod desktop;
+mod process;
 
 use std::process::ExitCode;
 

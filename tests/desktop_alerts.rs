@@ -1,7 +1,7 @@
 //! Budget alerts as desktop notifications, on a real D-Bus session bus.
 //!
 //! Each test re-runs itself under `dbus-run-session` (its own private bus, torn down after it),
-//! where a small notification server written with zbus owns `org.freedesktop.Notifications` and
+//! where a small notification server (tests/support_desktop/notifications.rs) owns `org.freedesktop.Notifications` and
 //! records every `Notify` call. The data goes in through the real store (`Store::ingest`), so the
 //! evaluator is triggered by the store's `Change` as in production, and the notifications are
 //! sent by the binary's own `DesktopNotifier` (compiled in from `src-tauri/alerts/desktop.rs`)
@@ -11,10 +11,12 @@
 
 #[path = "../src-tauri/alerts/desktop.rs"]
 mod desktop;
+#[path = "support_desktop/mod.rs"]
+mod support_desktop;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone};
 use chrono_tz::Europe::Berlin;
@@ -23,6 +25,7 @@ use tokentray_core::budget::{AlertState, Clock, Evaluator, EvaluatorHandle, Manu
 use tokentray_core::config::{BudgetLimit, BudgetsConfig, ModelBudgets};
 use tokentray_core::ingest;
 use tokentray_core::store::Store;
+use support_desktop::notifications::Notifications;
 use tokentray_core::testkit::{self, Usage};
 
 /// Set in the re-run child: the test body runs instead of spawning the bus.
@@ -57,57 +60,10 @@ fn on_private_bus(name: &str, body: impl FnOnce()) {
     assert!(stdout.contains("1 passed"), "{name} did not run on the private bus:\n{stdout}\n{stderr}");
 }
 
-/// One `Notify` call as the server saw it.
-#[derive(Debug, Clone, PartialEq)]
-struct Shown {
-    app_name: String,
-    summary: String,
-    body: String,
-}
-
-struct NotificationServer {
-    shown: Arc<Mutex<Vec<Shown>>>,
-    next_id: u32,
-}
-
-#[zbus::interface(name = "org.freedesktop.Notifications")]
-impl NotificationServer {
-    #[allow(clippy::too_many_arguments)]
-    fn notify(
-        &mut self,
-        app_name: String,
-        _replaces_id: u32,
-        _app_icon: String,
-        summary: String,
-        body: String,
-        _actions: Vec<String>,
-        _hints: HashMap<String, zbus::OwnedVariant>,
-        _expire_timeout: i32,
-    ) -> u32 {
-        if let Ok(mut shown) = self.shown.lock() {
-            shown.push(Shown { app_name, summary, body });
-        }
-        self.next_id += 1;
-        self.next_id
-    }
-
-    fn get_capabilities(&self) -> Vec<String> {
-        vec!["body".into()]
-    }
-
-    #[zbus(out_args("name", "vendor", "version", "spec_version"))]
-    fn get_server_information(&self) -> (String, String, String, String) {
-        ("recorder".into(), "tokentray tests".into(), "1.0".into(), "1.2".into())
-    }
-
-    fn close_notification(&self, _id: u32) {}
-}
-
 /// Store, evaluator with the desktop notifier, manual clock, and the notification server.
 struct Rig {
     _dir: tempfile::TempDir,
-    _bus: zbus::Connection,
-    shown: Arc<Mutex<Vec<Shown>>>,
+    notifications: Notifications,
     store: Store,
     clock: ManualClock,
     handle: EvaluatorHandle,
@@ -133,19 +89,13 @@ fn evaluator(store: &Store, budgets: BudgetsConfig, clock: &ManualClock) -> Eval
 
 impl Rig {
     async fn new(now: DateTime<Tz>, budgets: BudgetsConfig) -> Rig {
-        let shown = Arc::new(Mutex::new(Vec::new()));
-        let bus = zbus::connection::Builder::session()
-            .name("org.freedesktop.Notifications")
-            .serve_at("/org/freedesktop/Notifications", NotificationServer { shown: shown.clone(), next_id: 0 })
-            .build()
-            .await
-            .expect("own org.freedesktop.Notifications on the private bus");
+        let notifications = Notifications::start();
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("store");
         let clock = ManualClock::new(&now);
         let handle = evaluator(&store, budgets, &clock);
         handle.evaluate_now().await.expect("first evaluation");
-        Rig { _dir: dir, _bus: bus, shown, store, clock, handle, session: 0 }
+        Rig { _dir: dir, notifications, store, clock, handle, session: 0 }
     }
 
     fn at(&self, t: DateTime<Tz>) {
@@ -168,7 +118,7 @@ impl Rig {
 
     /// Notifications since the last call, as (summary, body); every one from app "tokentray".
     fn take(&self) -> Vec<(String, String)> {
-        let shown: Vec<Shown> = self.shown.lock().expect("lock").drain(..).collect();
+        let shown = self.notifications.take();
         for s in &shown {
             assert_eq!(s.app_name, "tokentray", "{s:?}");
         }

@@ -35,6 +35,7 @@ return {
     bar: Number((b.querySelector('rect.fill') || { getAttribute: () => NaN }).getAttribute('width')),
   })),
   budgetsShown: shown('#budgets'),
+  budgetsText: (q('#budgets') || {}).textContent || null,
   marker: window.__tokentrayMarker === undefined ? null : window.__tokentrayMarker,
   error: shown('#error') ? q('#error').textContent : null,
   dark: window.matchMedia('(prefers-color-scheme: dark)').matches,
@@ -83,6 +84,9 @@ fn budget_mismatches(v: &Value, want: &Expected) -> Vec<String> {
     if v["budgetsShown"] != json!(true) {
         errs.push("budget section not shown".into());
     }
+    if v["budgetsText"].as_str().is_none_or(|t| t.contains("null") || t.contains("undefined")) {
+        errs.push(format!("budget section text {}", v["budgetsText"]));
+    }
     let bars = v["budgets"].as_array().cloned().unwrap_or_default();
     for (period, limit, spent) in [("daily", DAILY_LIMIT, want.today.cost), ("monthly", MONTHLY_LIMIT, want.month.cost)] {
         let Some(b) = bars.iter().find(|b| b["period"] == json!(period) && b["model"] == json!("")) else {
@@ -93,7 +97,7 @@ fn budget_mismatches(v: &Value, want: &Expected) -> Vec<String> {
         let text = b["text"].as_str().unwrap_or("");
         let bar = (spent / limit).min(1.0) * 100.0;
         if !(b["spent"].as_f64().is_some_and(|g| approx(g, spent))
-            && b["limit"] == json!(limit)
+            && b["limit"].as_f64() == Some(limit)
             && b["level"] == json!(level)
             && b["bar"].as_f64().is_some_and(|w| (w - bar).abs() < 1e-6)
             && text.contains(&format!("{} of ${limit:.2}", otlp::usd(spent))))

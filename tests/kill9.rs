@@ -13,18 +13,18 @@
 //! SIGKILL ends the process, not the machine: this proves the ack-after-commit order and that a
 //! killed writer leaves a database SQLite recovers, not fsync behaviour on power loss.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use prost::Message;
-use serde_json::Value;
 use tokentray_core::testkit;
+
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{prom, Serve};
 
 const THREADS: u64 = 4;
 const POINTS: usize = 100;
@@ -33,92 +33,6 @@ const SESSIONS: u64 = 20;
 const LOAD_FOR: Duration = Duration::from_secs(2);
 const MIN_ACKED: u64 = 20;
 const MAX_WAIT: Duration = Duration::from_secs(20);
-
-fn tokentray(data_dir: &Path, config: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokentray"));
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("TOKENTRAY_") {
-            cmd.env_remove(&k);
-        }
-    }
-    cmd.arg("--data-dir").arg(data_dir).arg("--config").arg(config);
-    cmd
-}
-
-/// `tokentray serve` on port 0; killed on drop.
-struct Serve {
-    child: Option<Child>,
-    http: SocketAddr,
-    metrics: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Serve {
-    fn start(data_dir: &Path, config: &Path) -> Serve {
-        let mut child = tokentray(data_dir, config)
-            .args(["serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tokentray serve");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err = child.stderr.take().expect("stderr");
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = err.read(&mut buf) {
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(out).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("no listening line ({e}); stderr:\n{}", stderr.lock().unwrap());
-            }
-        };
-        let addr = |key: &str| -> SocketAddr {
-            line.split(' ')
-                .find_map(|part| part.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("no {key}= in the listening line {line:?}"))
-        };
-        Serve { http: addr("otlp-http"), metrics: addr("metrics"), child: Some(child), stderr }
-    }
-
-    /// SIGKILL (std's `Child::kill` on Unix), then reap.
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().expect("kill -9");
-            let status = c.wait().expect("wait");
-            assert!(!status.success(), "serve exited normally instead of being killed: {status}");
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn now_ns() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
@@ -179,29 +93,10 @@ fn load(url: String, thread: u64, stop: Arc<AtomicBool>, counts: Arc<Counts>, er
     }
 }
 
-fn report_all(data_dir: &Path, config: &Path) -> Value {
-    let out = tokentray(data_dir, config).args(["report", "all", "--json"]).stdin(Stdio::null()).output().expect("run report");
-    assert!(out.status.success(), "report failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("report JSON")
-}
-
-fn scrape_sum(metrics: SocketAddr, family: &str, want_labels: &[&str]) -> f64 {
-    let text = reqwest::blocking::get(format!("http://{metrics}/metrics")).expect("GET /metrics").text().expect("body");
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.starts_with(family) && l[family.len()..].starts_with('{'))
-        .filter(|l| want_labels.iter().all(|w| l.contains(w)))
-        .map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or_else(|| panic!("bad sample {l:?}")))
-        .sum()
-}
-
 #[test]
 fn acknowledged_points_survive_kill_9() {
     let started = Instant::now();
-    let tmp = tempfile::Builder::new().prefix("tokentray-kill9-").tempdir().expect("tempdir");
-    let data_dir: PathBuf = tmp.path().join("data");
-    let config = tmp.path().join("no-such-config.toml");
-    let mut serve = Serve::start(&data_dir, &config);
+    let mut serve = Serve::start();
     let url = format!("http://{}/v1/metrics", serve.http);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -235,8 +130,8 @@ fn acknowledged_points_survive_kill_9() {
     eprintln!("kill -9 after {:.1?} of load: {acked} requests acknowledged, {unanswered} unanswered", t0.elapsed());
 
     // Same data dir, new process: SQLite recovers the WAL; /metrics is rebuilt from it.
-    let serve = Serve::start(&data_dir, &config);
-    let report = report_all(&data_dir, &config);
+    serve.start_again();
+    let report = serve.report(&["all", "--json"]);
     let f = |path: &[&str]| -> f64 {
         let mut v = &report;
         for p in path {
@@ -273,9 +168,10 @@ fn acknowledged_points_survive_kill_9() {
 
     // The restarted server's /metrics (rebuilt from the series table) agrees with the report
     // (summed from the usage table).
-    let expo_input = scrape_sum(serve.metrics, "claude_code_token_usage_tokens_total", &["type=\"input\""]);
+    let samples = prom::parse(&serve.scrape());
+    let expo_input: f64 = prom::sum_by(&samples, "claude_code_token_usage_tokens_total", &["type"]).get(&vec!["input".to_string()]).copied().unwrap_or(0.0);
     assert_eq!(expo_input, input, "/metrics input tokens after restart");
-    let expo_cost = scrape_sum(serve.metrics, "claude_code_cost_usage_USD_total", &[]);
+    let expo_cost = prom::sum(&samples, "claude_code_cost_usage_USD_total");
     assert!(close(expo_cost, f(&["cost_usd"])), "/metrics cost {expo_cost} vs report {}", f(&["cost_usd"]));
     drop(serve);
     eprintln!("kill9 test took {:.1?}", started.elapsed());

@@ -11,11 +11,6 @@
 //! recorded so far (floats within 1e-9 relative).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry::metrics::MeterProvider as _;
@@ -23,171 +18,12 @@ use opentelemetry::KeyValue;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use opentelemetry_sdk::Resource;
-use serde_json::Value;
 
-// ---------------------------------------------------------------------------------------------
-// The binary under test as a child process.
+#[path = "support/mod.rs"]
+mod support;
 
-/// `tokentray serve` on port 0 everywhere with its own temporary data dir; killed on drop.
-struct Serve {
-    child: Option<Child>,
-    _tmp: tempfile::TempDir,
-    data_dir: PathBuf,
-    config: PathBuf,
-    grpc: SocketAddr,
-    http: SocketAddr,
-    metrics: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-}
-
-fn tokentray(data_dir: &Path, config: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokentray"));
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("TOKENTRAY_") {
-            cmd.env_remove(&k);
-        }
-    }
-    cmd.arg("--data-dir").arg(data_dir).arg("--config").arg(config);
-    cmd
-}
-
-impl Serve {
-    fn start() -> Serve {
-        let tmp = tempfile::Builder::new().prefix("tokentray-otlp-client-").tempdir().expect("tempdir");
-        let data_dir = tmp.path().join("data");
-        let config = tmp.path().join("no-such-config.toml");
-        let mut cmd = tokentray(&data_dir, &config);
-        cmd.args(["serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn tokentray serve");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err = child.stderr.take().expect("stderr");
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = err.read(&mut buf) {
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(out).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
-        let mut serve = Serve {
-            child: Some(child),
-            _tmp: tmp,
-            data_dir,
-            config,
-            grpc: ([127, 0, 0, 1], 0).into(),
-            http: ([127, 0, 0, 1], 0).into(),
-            metrics: ([127, 0, 0, 1], 0).into(),
-            stderr,
-        };
-        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|e| panic!("no listening line ({e}); stderr:\n{}", serve.stderr()));
-        let addr = |key: &str| -> SocketAddr {
-            line.split(' ')
-                .find_map(|part| part.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("no {key}= in the listening line {line:?}"))
-        };
-        assert!(line.starts_with("listening "), "unexpected first line {line:?}");
-        serve.grpc = addr("otlp-grpc");
-        serve.http = addr("otlp-http");
-        serve.metrics = addr("metrics");
-        serve
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn scrape(&self) -> String {
-        let url = format!("http://{}/metrics", self.metrics);
-        let resp = reqwest::blocking::Client::new().get(&url).timeout(Duration::from_secs(10)).send().unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
-        resp.text().expect("body")
-    }
-
-    fn report_all(&self) -> Value {
-        let out = tokentray(&self.data_dir, &self.config).args(["report", "all", "--json"]).stdin(Stdio::null()).output().expect("run report");
-        assert!(out.status.success(), "report failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("report is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Prometheus text, just enough of it.
-
-#[derive(Debug)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-fn parse_exposition(text: &str) -> Vec<Sample> {
-    let mut out = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-        let name_end = line.find(['{', ' ']).unwrap_or_else(|| panic!("bad line {line:?}"));
-        let name = line[..name_end].to_string();
-        let mut labels = BTreeMap::new();
-        let mut rest = &line[name_end..];
-        if let Some(body) = rest.strip_prefix('{') {
-            let mut chars = body.char_indices();
-            let mut key = String::new();
-            let end = loop {
-                let (i, c) = chars.next().unwrap_or_else(|| panic!("unterminated labels in {line:?}"));
-                match c {
-                    '}' => break i,
-                    ',' | ' ' => {}
-                    '=' => {
-                        assert_eq!(chars.next().map(|(_, c)| c), Some('"'), "unquoted value in {line:?}");
-                        let mut value = String::new();
-                        loop {
-                            match chars.next().map(|(_, c)| c) {
-                                Some('\\') => match chars.next().map(|(_, c)| c) {
-                                    Some('n') => value.push('\n'),
-                                    Some(c) => value.push(c),
-                                    None => panic!("bad escape in {line:?}"),
-                                },
-                                Some('"') => break,
-                                Some(c) => value.push(c),
-                                None => panic!("unterminated value in {line:?}"),
-                            }
-                        }
-                        labels.insert(std::mem::take(&mut key), value);
-                    }
-                    c => key.push(c),
-                }
-            };
-            rest = &body[end + 1..];
-        }
-        let value_text = rest.split_whitespace().next().unwrap_or_else(|| panic!("no value in {line:?}"));
-        let value = match value_text {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            v => v.parse().unwrap_or_else(|e| panic!("bad value {v:?} in {line:?}: {e}")),
-        };
-        out.push(Sample { name, labels, value });
-    }
-    out
-}
+use support::prom::{self, Sample};
+use support::Serve;
 
 /// The one sample named `name` whose labels include all of `want`.
 fn sample(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f64> {
@@ -333,7 +169,7 @@ impl Client {
 
 fn check(serve: &Serve, want: &Totals, when: &str) {
     let text = serve.scrape();
-    let samples = parse_exposition(&text);
+    let samples = prom::parse(&text);
     let mut errors = Vec::new();
     for (model, v) in &want.cost {
         match sample(&samples, "test_cost_USD_total", &[("model", model)]) {
@@ -368,7 +204,7 @@ fn check(serve: &Serve, want: &Totals, when: &str) {
         }
     }
 
-    let report = serve.report_all();
+    let report = serve.report(&["all", "--json"]);
     let metric = |name: &str| report["metrics"][name].as_f64();
     let want_cost: f64 = want.cost.values().sum();
     let want_tokens: u64 = want.tokens.values().sum();

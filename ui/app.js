@@ -435,7 +435,9 @@
         bar,
         forecast ? el('p', { class: 'sub', 'data-testid': 'budget-forecast', text: forecast }) : null);
     });
-    section.replaceChildren(head, ...rows, error ? el('p', { class: 'error', text: error }) : null);
+    const parts = [head, ...rows];
+    if (error) parts.push(el('p', { class: 'error', 'data-testid': 'budgets-error', text: error }));
+    section.replaceChildren(...parts);
   }
 
   function renderModels(models) {

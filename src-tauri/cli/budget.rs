@@ -12,7 +12,7 @@ use tokentray_core::budget::{self, edit, AlertState, BudgetPeriod, BudgetStatus,
 use tokentray_core::config::{BudgetLimit, Config};
 use tokentray_core::store::Reader;
 
-use super::report::usd;
+use tokentray_core::query::format::usd;
 
 #[derive(Debug, Subcommand)]
 pub enum BudgetCommand {

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use tokentray_core::config::Config;
+use tokentray_core::query::format::{count, usd};
 use tokentray_core::query::{report::Figures, GroupBy, Period, Report};
 use tokentray_core::store::Reader;
 
@@ -31,27 +32,6 @@ pub fn run(config: &Config, args: ReportArgs) -> anyhow::Result<ExitCode> {
         print!("{}", render(&report));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-pub fn usd(v: f64) -> String {
-    if v != 0.0 && v.abs() < 0.01 {
-        format!("${v:.4}")
-    } else {
-        format!("${v:.2}")
-    }
-}
-
-pub fn count(v: f64) -> String {
-    let a = v.abs();
-    if a >= 1e9 {
-        format!("{:.1}B", v / 1e9)
-    } else if a >= 1e6 {
-        format!("{:.1}M", v / 1e6)
-    } else if a >= 1e3 {
-        format!("{:.1}k", v / 1e3)
-    } else {
-        format!("{v:.0}")
-    }
 }
 
 fn duration(seconds: f64) -> String {

@@ -12,30 +12,17 @@ use tokentray_core::config::Config;
 use tokentray_core::server::{self, Listeners};
 use tokentray_core::store::Store;
 
+use crate::process::{init_logging, terminated, ListenArgs};
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// OTLP/gRPC listen address (port 0 picks a free port)
-    #[arg(long, value_name = "ADDR")]
-    pub otlp_grpc: Option<String>,
-    /// OTLP/HTTP listen address
-    #[arg(long, value_name = "ADDR")]
-    pub otlp_http: Option<String>,
-    /// Prometheus /metrics listen address
-    #[arg(long, value_name = "ADDR")]
-    pub metrics: Option<String>,
+    #[command(flatten)]
+    pub listen: ListenArgs,
 }
 
 pub fn run(mut config: Config, args: ServeArgs, config_file: PathBuf) -> anyhow::Result<ExitCode> {
     init_logging();
-    if let Some(a) = args.otlp_grpc {
-        config.listen.otlp_grpc = a;
-    }
-    if let Some(a) = args.otlp_http {
-        config.listen.otlp_http = a;
-    }
-    if let Some(a) = args.metrics {
-        config.listen.metrics = a;
-    }
+    args.listen.apply(&mut config.listen);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     // Bind first: a taken port is reported before anything else happens.
     let listeners = match Listeners::bind(&config.listen) {
@@ -60,40 +47,7 @@ pub fn run(mut config: Config, args: ServeArgs, config_file: PathBuf) -> anyhow:
         writeln!(out, "{addrs}")?;
         out.flush()?;
     }
-    runtime.block_on(server::run(listeners, store, &config, shutdown_signal()))?;
+    runtime.block_on(server::run(listeners, store, &config, terminated()))?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-}
-
-/// Logs go to stderr (stdout carries the `listening` line). `TOKENTRAY_LOG` sets the filter.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENTRAY_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
 }

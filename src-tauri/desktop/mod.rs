@@ -30,6 +30,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use tokentray_core::budget::BudgetsSource;
+
+use crate::process::ListenArgs;
 use tokentray_core::dashboard::Endpoints;
 use tokentray_core::store::{Reader, StoreError};
 
@@ -40,15 +42,8 @@ pub use window::run as run_window;
 /// `tokentray tray` flags: the listen addresses as in `serve`, plus what to show at start.
 #[derive(Debug, Default, clap::Args)]
 pub struct TrayArgs {
-    /// OTLP/gRPC listen address (port 0 picks a free port)
-    #[arg(long, value_name = "ADDR")]
-    pub otlp_grpc: Option<String>,
-    /// OTLP/HTTP listen address
-    #[arg(long, value_name = "ADDR")]
-    pub otlp_http: Option<String>,
-    /// Prometheus /metrics listen address
-    #[arg(long, value_name = "ADDR")]
-    pub metrics: Option<String>,
+    #[command(flatten)]
+    pub listen: ListenArgs,
     /// Open the dashboard window right away (otherwise only the tray icon appears)
     #[arg(long)]
     pub open: bool,
@@ -58,15 +53,8 @@ pub struct TrayArgs {
 /// instructions; the history comes from `--data-dir`.
 #[derive(Debug, Default, clap::Args)]
 pub struct WindowArgs {
-    /// OTLP/gRPC address the engine listens on
-    #[arg(long, value_name = "ADDR")]
-    pub otlp_grpc: Option<String>,
-    /// OTLP/HTTP address the engine listens on
-    #[arg(long, value_name = "ADDR")]
-    pub otlp_http: Option<String>,
-    /// Prometheus /metrics address the engine listens on
-    #[arg(long, value_name = "ADDR")]
-    pub metrics: Option<String>,
+    #[command(flatten)]
+    pub listen: ListenArgs,
 }
 
 /// The global flags this launch was given, so that a login start behaves the same.
@@ -115,16 +103,4 @@ impl Shared {
 /// processes.
 fn context() -> tauri::Context {
     tauri::generate_context!()
-}
-
-/// Logs go to stderr (stdout carries the `listening` line). `TOKENTRAY_LOG` sets the filter.
-fn init_logging() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENTRAY_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
 }

@@ -9,7 +9,8 @@ use tauri::menu::{CheckMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
 use tauri::{AppHandle, Manager, Wry};
 use tauri_plugin_autostart::ManagerExt;
-use tokentray_core::budget::{tomorrow_start, usd_short, AlertState};
+use tokentray_core::budget::{tomorrow_start, AlertState};
+use tokentray_core::query::format::{count, usd, usd_short};
 use tokentray_core::query::report::Figures;
 
 use super::engine::EngineStatus;
@@ -206,29 +207,6 @@ fn toggle_pause(app: &AppHandle) -> Result<bool, DesktopError> {
         tracing::info!(until = %until.with_timezone(&chrono::Local).to_rfc3339(), "budget alerts paused");
     }
     Ok(!paused)
-}
-
-/// Dollars as `tokentray report` prints them: cents, or four decimals below one cent.
-pub fn usd(v: f64) -> String {
-    if v != 0.0 && v.abs() < 0.01 {
-        format!("${v:.4}")
-    } else {
-        format!("${v:.2}")
-    }
-}
-
-/// Counts as `tokentray report` prints them: 950, 1.2k, 3.4M, 1.0B.
-pub fn count(v: f64) -> String {
-    let a = v.abs();
-    if a >= 1e9 {
-        format!("{:.1}B", v / 1e9)
-    } else if a >= 1e6 {
-        format!("{:.1}M", v / 1e6)
-    } else if a >= 1e3 {
-        format!("{:.1}k", v / 1e3)
-    } else {
-        format!("{v:.0}")
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use tokentray_core::config::Config;
 
 use super::engine::Engine;
 use super::launcher::Launcher;
-use super::{autostart, context, init_logging, live, tray, DesktopError, Launch, Shared, TrayArgs};
+use super::{autostart, context, live, tray, DesktopError, Launch, Shared, TrayArgs};
+use crate::process::{init_logging, terminated};
 
 /// The engine, reachable from `setup` (which starts it) and from `run` (which stops it after the
 /// event loop ended).
@@ -25,15 +26,7 @@ pub fn run(mut config: Config, args: TrayArgs, launch: Launch) -> Result<ExitCod
     if gl_set_here {
         std::env::set_var("GDK_GL", "disable");
     }
-    if let Some(a) = args.otlp_grpc {
-        config.listen.otlp_grpc = a;
-    }
-    if let Some(a) = args.otlp_http {
-        config.listen.otlp_http = a;
-    }
-    if let Some(a) = args.metrics {
-        config.listen.metrics = a;
-    }
+    args.listen.apply(&mut config.listen);
     let open_now = args.open;
     let engine_slot: EngineSlot = Arc::new(Mutex::new(None));
     let slot = engine_slot.clone();
@@ -115,26 +108,4 @@ fn setup(app: &tauri::AppHandle, config: &Config, launch: &Launch, slot: &Engine
         launcher.open()?;
     }
     Ok(launcher)
-}
-
-/// SIGTERM or SIGINT.
-async fn terminated() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {},
-        _ = terminate => {},
-    }
 }

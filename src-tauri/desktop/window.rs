@@ -12,7 +12,8 @@ use tokentray_core::budget::BudgetsSource;
 use tokentray_core::config::Config;
 use tokentray_core::dashboard::Endpoints;
 
-use super::{commands, context, init_logging, DesktopError, Shared, WindowArgs};
+use super::{commands, context, DesktopError, Shared, WindowArgs};
+use crate::process::init_logging;
 
 pub const LABEL: &str = "main";
 
@@ -27,11 +28,9 @@ struct Changed {
 
 pub fn run(config: Config, args: WindowArgs) -> Result<ExitCode, DesktopError> {
     init_logging();
-    let endpoints = Endpoints {
-        otlp_grpc: args.otlp_grpc.unwrap_or_else(|| config.listen.otlp_grpc.clone()),
-        otlp_http: args.otlp_http.unwrap_or_else(|| config.listen.otlp_http.clone()),
-        metrics: args.metrics.unwrap_or_else(|| config.listen.metrics.clone()),
-    };
+    let mut listen = config.listen.clone();
+    args.listen.apply(&mut listen);
+    let endpoints = Endpoints { otlp_grpc: listen.otlp_grpc, otlp_http: listen.otlp_http, metrics: listen.metrics };
     let shared = Arc::new(Shared::new(config.data_dir()?, endpoints, BudgetsSource::of(&config)));
     let app = tauri::Builder::default()
         .manage(shared)

@@ -78,6 +78,11 @@ impl Notifications {
         self.shown.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// The notifications shown since the last call.
+    pub fn take(&self) -> Vec<Shown> {
+        self.shown.lock().map(|mut s| s.drain(..).collect()).unwrap_or_default()
+    }
+
     /// Waits until at least `n` notifications were shown; returns them all.
     pub fn wait_count(&self, n: usize, timeout: Duration) -> Option<Vec<Shown>> {
         super::wait_for(timeout, || {

@@ -8,6 +8,7 @@ use chrono::{DateTime, TimeZone};
 use serde::Serialize;
 
 use super::{rfc3339, BudgetPeriod, BudgetState};
+use crate::query::format::usd_short;
 
 /// One threshold of one budget crossed for the first time in its period.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -114,16 +115,6 @@ impl Notifier for Notifiers {
             }
         }
         first.map_or(Ok(()), Err)
-    }
-}
-
-/// `$20` for whole amounts, `$12.50` otherwise.
-/// Dollars without cents when whole: `$20`, `$12.50` (limits in sentences and the tray).
-pub fn usd_short(v: f64) -> String {
-    if (v - v.round()).abs() < 0.005 {
-        format!("${:.0}", v.round())
-    } else {
-        format!("${v:.2}")
     }
 }
 

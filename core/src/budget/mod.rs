@@ -25,7 +25,7 @@ pub mod forecast;
 mod source;
 mod state;
 
-pub use alert::{usd_short, Alert, LogNotifier, Notifier, Notifiers, NotifyError};
+pub use alert::{Alert, LogNotifier, Notifier, Notifiers, NotifyError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use evaluator::{Evaluator, EvaluatorHandle};
 pub use source::BudgetsSource;

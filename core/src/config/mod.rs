@@ -19,7 +19,7 @@ pub enum ConfigError {
     NoHome,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub listen: Listen,
@@ -243,20 +243,6 @@ impl Default for ReceiverConfig {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            listen: Listen::default(),
-            data_dir: None,
-            receiver: ReceiverConfig::default(),
-            privacy: PrivacyConfig::default(),
-            budgets: BudgetsConfig::default(),
-            alerts: AlertsConfig::default(),
-            source: None,
-        }
-    }
-}
-
 /// Platform directories (`~/.config/tokentray`, `~/.local/share/tokentray` on Linux).
 pub fn project_dirs() -> Result<directories::ProjectDirs, ConfigError> {
     directories::ProjectDirs::from("dev", "tokentray", "tokentray").ok_or(ConfigError::NoHome)
@@ -378,7 +364,8 @@ webhook = "http://127.0.0.1:9/hook"
     #[test]
     fn missing_file_is_defaults_and_typos_are_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert_eq!(Config::from_file(&dir.path().join("none.toml")).expect("defaults"), Config::default());
+        let none = dir.path().join("none.toml");
+        assert_eq!(Config::from_file(&none).expect("defaults"), Config { source: Some(none.clone()), ..Config::default() });
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "[listen]\nmetric = \"x\"\n").expect("write");
         let err = Config::from_file(&path).expect_err("unknown key");

@@ -2,6 +2,7 @@
 //! period in the user's local time zone, optionally broken down by model, token type, session,
 //! day or hour. The SQL lives in [`crate::store::read`]; this module owns the vocabulary.
 
+pub mod format;
 pub mod report;
 
 pub use report::{ApiRequests, Group, Report, Tokens};

@@ -1,0 +1,51 @@
+//! Amounts and counts as people read them, shared by `tokentray report`, `budget status`, the
+//! tray label and the alert texts, so that every place prints `$3.42` and `1.2M` alike.
+
+/// Dollars: cents, or four decimals below one cent (`$0.0040`), so small sessions are not `$0.00`.
+pub fn usd(v: f64) -> String {
+    if v != 0.0 && v.abs() < 0.01 {
+        format!("${v:.4}")
+    } else {
+        format!("${v:.2}")
+    }
+}
+
+/// Dollars without cents when whole: `$20`, `$12.50` (limits in sentences and the tray).
+pub fn usd_short(v: f64) -> String {
+    if (v - v.round()).abs() < 0.005 {
+        format!("${:.0}", v.round())
+    } else {
+        format!("${v:.2}")
+    }
+}
+
+/// Counts: 950, 1.2k, 3.4M, 1.0B.
+pub fn count(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e9 {
+        format!("{:.1}B", v / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if a >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_like_a_receipt() {
+        assert_eq!(usd(3.4249), "$3.42");
+        assert_eq!(usd(0.004), "$0.0040");
+        assert_eq!(usd(0.0), "$0.00");
+        assert_eq!(usd_short(20.0), "$20");
+        assert_eq!(usd_short(12.5), "$12.50");
+        assert_eq!(count(950.0), "950");
+        assert_eq!(count(1_234_567.0), "1.2M");
+        assert_eq!(count(2_000.0), "2.0k");
+    }
+}
