@@ -14,6 +14,7 @@ use support_desktop::app::{self, Dirs, Listening};
 use support_desktop::otlp::{self, approx, Expected};
 use support_desktop::webdriver::{Driver, Session};
 use support_desktop::{proc, screenshot_dir, session, wait_for, x11};
+use tokentray_core::config::Config;
 
 /// What the page shows, read in one script (ids and data attributes of ui/index.html, app.js).
 const STATE: &str = r#"
@@ -35,6 +36,10 @@ return {
     bar: Number((b.querySelector('rect.fill') || { getAttribute: () => NaN }).getAttribute('width')),
   })),
   budgetsShown: shown('#budgets'),
+  settingsShown: shown('#budget-settings'),
+  pausedNote: (q('[data-testid=alerts-paused]') || {}).textContent || null,
+  settingsStatus: (q('#budget-form-status') || {}).textContent || '',
+  settingsInputs: ['daily', 'weekly', 'monthly'].map((p) => (q('#budget-input-' + p) || {}).value),
   budgetsText: (q('#budgets') || {}).textContent || null,
   marker: window.__tokentrayMarker === undefined ? null : window.__tokentrayMarker,
   error: shown('#error') ? q('#error').textContent : null,
@@ -221,6 +226,104 @@ fn window_shows_history_live_dark() {
     if session::enter("window_shows_history_live_dark", &["WebKitWebDriver"]) {
         window_flow("dark");
     }
+}
+
+/// Budgets set in the window's settings land in the config file (as `tokentray budget set`
+/// writes it) and show as bars at once; emptying a field removes that budget.
+#[test]
+fn window_settings_set_and_clear_budgets() {
+    if !session::enter("window_settings_set_and_clear_budgets", &["WebKitWebDriver"]) {
+        return;
+    }
+    let driver = Driver::start(&[("GTK_THEME", "Adwaita")]);
+    let dirs = Dirs::new();
+    assert!(!dirs.config.exists());
+    let s = driver.session(&app::bin(), &dirs.args(&["--open"]));
+    let ports = driver.out.wait_listening(Duration::from_secs(30)).unwrap_or_else(|| panic!("no listening line:\n{}", driver.out.text()));
+    let points = otlp::history();
+    otlp::send(ports.http, &points);
+    let want = otlp::expected(&points);
+
+    // No budget yet: no bars; the settings are there with empty fields.
+    wait_until(&s, "settings without budgets", Duration::from_secs(20), |v| {
+        let mut e = Vec::new();
+        if v["settingsShown"] != json!(true) {
+            e.push("budget settings not shown".to_string());
+        }
+        if v["budgetsShown"] != json!(false) || v["budgets"].as_array().is_none_or(|b| !b.is_empty()) {
+            e.push(format!("budget bars without a budget: {}", v["budgets"]));
+        }
+        if v["settingsInputs"] != json!(["", "", ""]) {
+            e.push(format!("fields {}", v["settingsInputs"]));
+        }
+        if !v["today"].as_f64().is_some_and(|t| approx(t, want.today.cost)) {
+            e.push("data not shown yet".into());
+        }
+        e
+    });
+
+    let field = |period: &str| s.find(&format!("[data-testid=budget-input-{period}]")).unwrap_or_else(|e| panic!("{e}"));
+    let click_save = || s.click(&s.find("[data-testid=budget-save]").unwrap_or_else(|e| panic!("{e}"))).unwrap_or_else(|e| panic!("click Save: {e}"));
+    let (daily, monthly) = (field("daily"), field("monthly"));
+    s.type_text(&daily, "2").expect("type daily");
+    s.type_text(&monthly, "50").expect("type monthly");
+    click_save();
+    wait_until(&s, "bars after saving", Duration::from_secs(10), |v| {
+        let mut e = budget_mismatches(v, &want);
+        if v["settingsStatus"] != json!("Saved.") {
+            e.push(format!("status {}", v["settingsStatus"]));
+        }
+        e
+    });
+    let budgets = Config::from_file(&dirs.config).expect("the config file the window wrote").budgets;
+    assert_eq!(budgets.daily.as_ref().map(|b| (b.limit_usd, b.thresholds.clone())), Some((2.0, vec![50, 80, 100])));
+    assert_eq!(budgets.monthly.as_ref().map(|b| b.limit_usd), Some(50.0));
+    assert!(budgets.weekly.is_none());
+    save(&s, "window-light-budgets.png");
+
+    // Emptying the daily field removes the daily budget (file and bar); the monthly one stays.
+    s.clear(&daily).expect("clear daily");
+    click_save();
+    wait_until(&s, "daily budget removed", Duration::from_secs(10), |v| {
+        let periods: Vec<&str> = v["budgets"].as_array().map(|b| b.iter().filter_map(|x| x["period"].as_str()).collect()).unwrap_or_default();
+        if periods == ["monthly"] && v["settingsInputs"] == json!(["", "", "50"]) {
+            Vec::new()
+        } else {
+            vec![format!("bars {periods:?}, fields {}", v["settingsInputs"])]
+        }
+    });
+    let budgets = Config::from_file(&dirs.config).expect("config").budgets;
+    assert!(budgets.daily.is_none() && budgets.monthly.is_some(), "{budgets:?}");
+
+    // Alerts paused (here from the CLI; the tray's checkbox writes the same state): the window
+    // says so with its next refresh.
+    let out = app::command()
+        .args(["--data-dir", &dirs.data_dir.display().to_string(), "--config", &dirs.config.display().to_string(), "budget", "pause"])
+        .output()
+        .expect("run budget pause");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    otlp::send(ports.http, &[otlp::live_point()]);
+    wait_until(&s, "paused alerts shown", Duration::from_secs(10), |v| {
+        if v["pausedNote"].as_str().is_some_and(|t| t.contains("alerts paused until")) {
+            Vec::new()
+        } else {
+            vec![format!("pause note {}", v["pausedNote"])]
+        }
+    });
+
+    // Nonsense is refused in words, and nothing is written.
+    let before = std::fs::read_to_string(&dirs.config).expect("read config");
+    s.type_text(&daily, "-3").expect("type");
+    click_save();
+    wait_until(&s, "refusal", Duration::from_secs(5), |v| {
+        if v["settingsStatus"].as_str().is_some_and(|t| t.contains("must be a positive amount")) {
+            Vec::new()
+        } else {
+            vec![format!("status {}", v["settingsStatus"])]
+        }
+    });
+    assert_eq!(std::fs::read_to_string(&dirs.config).expect("read config"), before);
+    s.end();
 }
 
 /// Numbers for BENCHMARKS.md (desktop section), not a pass/fail test:

@@ -120,6 +120,7 @@
     return {
       kind: 'tauri',
       load: () => tauri.core.invoke('dashboard'),
+      saveBudgets: (limits) => tauri.core.invoke('set_budgets', { limits }),
       subscribe(onChange, onStatus) {
         if (!tauri.event || typeof tauri.event.listen !== 'function') {
           onStatus('error', 'live updates unavailable (no Tauri event API)');
@@ -239,6 +240,7 @@
     $('today-sub').textContent = sub.join(' · ');
 
     renderBudgets(d.budgets, d.budgets_error);
+    renderBudgetSettings(d.budgets);
     renderTokens(d.today.tokens, d.cache_hit_ratio);
     renderLastRequest();
     renderDaily(d.daily || []);
@@ -440,6 +442,51 @@
     section.replaceChildren(...parts);
   }
 
+  // ---- budget settings (the app's window only; the page `serve` publishes is read-only) --------
+
+  const BUDGET_PERIODS = ['daily', 'weekly', 'monthly'];
+  let budgetFormDirty = false;
+
+  function renderBudgetSettings(status) {
+    const section = $('budget-settings');
+    section.hidden = typeof source.saveBudgets !== 'function';
+    // Never overwrite what the user is typing.
+    if (section.hidden || budgetFormDirty) return;
+    const list = (status && status.budgets) || [];
+    for (const p of BUDGET_PERIODS) {
+      const b = list.find((x) => x.period === p && !x.model);
+      $(`budget-input-${p}`).value = b ? String(b.limit_usd) : '';
+    }
+  }
+
+  async function saveBudgets(ev) {
+    ev.preventDefault();
+    const note = $('budget-form-status');
+    const say = (state, text) => { note.dataset.state = state; note.textContent = text; };
+    const limits = {};
+    for (const p of BUDGET_PERIODS) {
+      const input = $(`budget-input-${p}`);
+      const raw = input.value.trim();
+      if (raw === '' && !(input.validity && input.validity.badInput)) { limits[p] = null; continue; }
+      const v = Number(raw);
+      if (!Number.isFinite(v) || v <= 0) {
+        say('error', `The ${p} budget must be a positive amount of USD, or empty for none.`);
+        input.focus();
+        return;
+      }
+      limits[p] = v;
+    }
+    say('saving', 'Saving…');
+    try {
+      await source.saveBudgets(limits);
+      budgetFormDirty = false;
+      say('saved', 'Saved.');
+      refresh();
+    } catch (e) {
+      say('error', `Could not save: ${describeError(e)}`);
+    }
+  }
+
   function renderModels(models) {
     const body = $('models-body');
     const max = models.reduce((m, r) => Math.max(m, r.cost_usd), 0);
@@ -531,6 +578,8 @@
 
   function start() {
     $('copy-env').addEventListener('click', () => { copyEnv(); });
+    $('budget-form').addEventListener('submit', saveBudgets);
+    for (const ev of ['input', 'change']) $('budget-form').addEventListener(ev, () => { budgetFormDirty = true; });
     source.subscribe(refresh, setStatus);
     refresh();
     setInterval(tick, 1000);

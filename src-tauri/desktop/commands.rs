@@ -4,6 +4,9 @@
 use std::sync::Arc;
 
 use chrono::Local;
+use serde::Deserialize;
+use tokentray_core::budget::{edit, BudgetError, BudgetPeriod};
+use tokentray_core::config::BudgetLimit;
 use tokentray_core::dashboard::{self, Dashboard};
 
 use super::{DesktopError, Shared};
@@ -15,4 +18,45 @@ pub async fn dashboard(shared: tauri::State<'_, Arc<Shared>>) -> Result<Dashboar
     tauri::async_runtime::spawn_blocking(move || shared.read(|reader| dashboard::build(reader, Local::now(), &shared.endpoints, &shared.budgets.current())))
         .await
         .map_err(|e| DesktopError::Interrupted(e.to_string()))?
+}
+
+/// The limits the window's budget settings edit: USD per period for all models; `null` (an
+/// empty field) removes that budget.
+#[derive(Debug, Deserialize)]
+pub struct BudgetLimits {
+    pub daily: Option<f64>,
+    pub weekly: Option<f64>,
+    pub monthly: Option<f64>,
+}
+
+/// Writes the limits to the config file, as `tokentray budget set/unset` would (comments and
+/// other keys kept; thresholds a budget already had are kept, new ones get 50/80/100 %). The
+/// tray's evaluator and every view follow the file.
+#[tauri::command]
+pub async fn set_budgets(shared: tauri::State<'_, Arc<Shared>>, limits: BudgetLimits) -> Result<(), DesktopError> {
+    let shared = Arc::clone(&shared);
+    tauri::async_runtime::spawn_blocking(move || {
+        let file = shared.budgets.file().ok_or_else(|| DesktopError::Window("no config file to save budgets in".into()))?;
+        let current = shared.budgets.current();
+        for (period, limit, had) in [
+            (BudgetPeriod::Daily, limits.daily, &current.daily),
+            (BudgetPeriod::Weekly, limits.weekly, &current.weekly),
+            (BudgetPeriod::Monthly, limits.monthly, &current.monthly),
+        ] {
+            match limit {
+                Some(usd) => {
+                    let thresholds = had.as_ref().map(|h| h.thresholds.clone()).unwrap_or_default();
+                    let limit = BudgetLimit::new(usd, &thresholds).map_err(|e| BudgetError::Invalid(format!("{} budget: {e}", period.name())))?;
+                    edit::set_budget(file, period, None, &limit)?;
+                }
+                None => {
+                    edit::unset_budget(file, period, None)?;
+                }
+            }
+        }
+        tracing::info!(daily = ?limits.daily, weekly = ?limits.weekly, monthly = ?limits.monthly, "budgets saved from the window");
+        Ok(())
+    })
+    .await
+    .map_err(|e| DesktopError::Interrupted(e.to_string()))?
 }

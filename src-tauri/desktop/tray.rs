@@ -168,8 +168,14 @@ fn on_menu_event(app: &AppHandle, event: MenuEvent) {
                     tracing::warn!("cannot update the tray: {e}");
                 }
             }
-            if let Err(e) = paused {
-                tracing::warn!("cannot pause or resume alerts: {e}");
+            match paused {
+                // The open window shows the pause in its budget section.
+                Ok(_) => {
+                    if let Some(launcher) = app.try_state::<std::sync::Arc<Launcher>>() {
+                        launcher.changed("pause");
+                    }
+                }
+                Err(e) => tracing::warn!("cannot pause or resume alerts: {e}"),
             }
         }
         ID_QUIT => {

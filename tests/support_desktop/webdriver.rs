@@ -111,6 +111,31 @@ impl Session {
         self.call(reqwest::Method::POST, "/execute/sync", Some(json!({ "script": script, "args": args })))
     }
 
+    /// The element matching a CSS selector (W3C "Find Element"); its WebDriver reference.
+    pub fn find(&self, css: &str) -> Result<String, String> {
+        let v = self.call(reqwest::Method::POST, "/element", Some(json!({ "using": "css selector", "value": css })))?;
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| format!("{css}: no element reference in {v}"))
+    }
+
+    /// Clears an input as a user would (W3C "Element Clear").
+    pub fn clear(&self, element: &str) -> Result<(), String> {
+        self.call(reqwest::Method::POST, &format!("/element/{element}/clear"), Some(json!({}))).map(|_| ())
+    }
+
+    /// Types into an element (W3C "Element Send Keys": real key events).
+    pub fn type_text(&self, element: &str, text: &str) -> Result<(), String> {
+        self.call(reqwest::Method::POST, &format!("/element/{element}/value"), Some(json!({ "text": text }))).map(|_| ())
+    }
+
+    /// Clicks an element (W3C "Element Click": the pointer, at its centre).
+    pub fn click(&self, element: &str) -> Result<(), String> {
+        self.call(reqwest::Method::POST, &format!("/element/{element}/click"), Some(json!({}))).map(|_| ())
+    }
+
     /// The window content as PNG.
     pub fn screenshot(&self) -> Vec<u8> {
         let v = self.call(reqwest::Method::GET, "/screenshot", None).unwrap_or_else(|e| panic!("screenshot: {e}"));

@@ -22,6 +22,11 @@ impl BudgetsSource {
         BudgetsSource { file: config.source.clone(), cache: Mutex::new((seen, config.budgets.clone())) }
     }
 
+    /// The config file followed (where edits from the window are written).
+    pub fn file(&self) -> Option<&std::path::Path> {
+        self.file.as_deref()
+    }
+
     /// The budgets now: re-read if the file changed since the last call. A file that cannot be
     /// read or parsed keeps the budgets last in effect (and says so in the log).
     pub fn current(&self) -> BudgetsConfig {
