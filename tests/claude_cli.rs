@@ -84,10 +84,17 @@ impl Run {
 
 /// `claude -p PROMPT` with a throwaway HOME, nothing inherited but PATH, telemetry to `endpoint`.
 fn run_claude(bin: &Path, api: &StandIn, protocol: &str, endpoint: &str, prompt: &str) -> Run {
+    let dir = tempdir("tokentray-claude-home-");
+    run_claude_in(bin, api, &dir.path().join("home"), Some((protocol, endpoint)), prompt)
+}
+
+/// `claude -p PROMPT` with `home` as HOME and nothing inherited but PATH; telemetry turned on
+/// through the environment when `otel` (protocol, endpoint) is given, else only by whatever
+/// `home/.claude/settings.json` says.
+fn run_claude_in(bin: &Path, api: &StandIn, home: &Path, otel: Option<(&str, &str)>, prompt: &str) -> Run {
     let dir = tempdir("tokentray-claude-");
-    let home = dir.path().join("home");
     let work = dir.path().join("work");
-    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(home).unwrap();
     std::fs::create_dir_all(&work).unwrap();
     let debug_file = dir.path().join("debug.log");
     let out_file = dir.path().join("stdout");
@@ -95,15 +102,8 @@ fn run_claude(bin: &Path, api: &StandIn, protocol: &str, endpoint: &str, prompt:
     let mut cmd = Command::new(bin);
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &home)
+        .env("HOME", home)
         .env("TERM", "dumb")
-        .env("CLAUDE_CODE_ENABLE_TELEMETRY", "1")
-        .env("OTEL_METRICS_EXPORTER", "otlp")
-        .env("OTEL_LOGS_EXPORTER", "otlp")
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-        .env("OTEL_METRIC_EXPORT_INTERVAL", "1000")
-        .env("OTEL_LOGS_EXPORT_INTERVAL", "1000")
         .env("ANTHROPIC_BASE_URL", api.base_url())
         .env("ANTHROPIC_API_KEY", "sk-ant-dummy")
         .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
@@ -117,6 +117,16 @@ fn run_claude(bin: &Path, api: &StandIn, protocol: &str, endpoint: &str, prompt:
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_file).unwrap())
         .stderr(std::fs::File::create(&err_file).unwrap());
+    if let Some((protocol, endpoint)) = otel {
+        cmd.env("CLAUDE_CODE_ENABLE_TELEMETRY", "1")
+            .env("OTEL_METRICS_EXPORTER", "otlp")
+            .env("OTEL_LOGS_EXPORTER", "otlp")
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            .env("OTEL_METRIC_EXPORT_INTERVAL", "1000")
+            .env("OTEL_LOGS_EXPORT_INTERVAL", "1000");
+    }
+    let protocol = otel.map(|o| o.0).unwrap_or("settings.json");
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
@@ -381,4 +391,50 @@ fn groups(report: &Value) -> BTreeMap<String, Value> {
         .flatten()
         .map(|g| (g["key"].as_str().unwrap_or_default().to_string(), g.clone()))
         .collect()
+}
+
+/// `tokentray setup` is all the configuration Claude Code needs: with no OTEL variable in its
+/// environment, the `env` block setup merged into `~/.claude/settings.json` sends the session,
+/// its tokens and its events to tokentray.
+#[test]
+fn settings_written_by_tokentray_setup_are_all_claude_code_needs() {
+    let Some(bin) = claude_or_skip() else { return };
+    let api = StandIn::start(USAGE, REPLY);
+    let serve = Serve::start();
+    let dir = tempdir("tokentray-setup-");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join(".claude")).unwrap();
+    // A user's settings with other keys: setup must keep them.
+    std::fs::write(home.join(".claude/settings.json"), "{\n  \"includeCoAuthoredBy\": false\n}\n").unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, format!("[listen]\notlp_grpc = \"{}\"\notlp_http = \"{}\"\n", serve.grpc, serve.http)).unwrap();
+    let out = support::serve::command(&serve.data_dir, &config)
+        .env("HOME", &home)
+        .env_remove("CLAUDE_CONFIG_DIR")
+        .env("TOKENTRAY_CLAUDE_MANAGED_SETTINGS", dir.path().join("no-managed-settings.json"))
+        .arg("setup")
+        .output()
+        .expect("run tokentray setup");
+    assert!(out.status.success(), "setup failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let settings: Value = serde_json::from_str(&std::fs::read_to_string(home.join(".claude/settings.json")).unwrap()).unwrap();
+    assert_eq!(settings["includeCoAuthoredBy"], Value::Bool(false), "{settings:#}");
+    assert_eq!(settings["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"], format!("http://{}", serve.grpc), "{settings:#}");
+
+    let run = run_claude_in(&bin, &api, &home, None, "say hi");
+    assert!(run.status.success() && run.stdout.contains(REPLY), "claude -p failed\n{}\nstand-in log: {:?}", run.describe(), api.log());
+    let calls = api.calls();
+    assert!(calls >= 1, "the CLI never called the stand-in: {:?}", api.log());
+    let c = eventually(Duration::from_secs(15), || {
+        let mut c = Checker::new();
+        let r = serve.report(&["all", "--json"]);
+        c.num("report sessions", f(&r["sessions"]), 1.0);
+        c.num("report tokens.input", f(&r["tokens"]["input"]), (USAGE.input * calls) as f64);
+        c.num("report tokens.cacheRead", f(&r["tokens"]["cacheRead"]), (USAGE.cache_read * calls) as f64);
+        c.num("report events[claude_code.api_request]", f(&r["events"]["claude_code.api_request"]), calls as f64);
+        c
+    });
+    if !c.ok() {
+        eprintln!("{}\nserve stderr:\n{}", run.describe(), serve.stderr());
+    }
+    c.assert_ok("claude -p configured only by tokentray setup");
 }

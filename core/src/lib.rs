@@ -20,6 +20,7 @@
 //! * [`dashboard`] — what the window and the page at `/` on the metrics listener show.
 //! * [`budget`] — daily/weekly/monthly budgets: spend, forecast, one alert per threshold and
 //!   period through a [`budget::Notifier`], evaluated after each commit.
+//! * [`setup`] — Claude Code's `settings.json`: merge the telemetry `env`, back up, undo.
 //! * [`config`] — defaults, TOML file, `TOKENTRAY_*` environment.
 //! * [`testkit`] — builders of Claude Code-shaped requests, shared by tests and benchmarks.
 //!
@@ -29,9 +30,11 @@ pub mod budget;
 pub mod config;
 pub mod dashboard;
 pub mod exposition;
+mod fsutil;
 pub mod ingest;
 pub mod query;
 pub mod receiver;
 pub mod server;
+pub mod setup;
 pub mod store;
 pub mod testkit;

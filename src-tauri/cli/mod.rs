@@ -3,6 +3,7 @@
 mod budget;
 mod report;
 mod serve;
+mod setup;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Spend, tokens, sessions and active time from the local history.
     Report(report::ReportArgs),
+    /// Point Claude Code at tokentray: merge the telemetry settings into ~/.claude/settings.json
+    /// (or $CLAUDE_CONFIG_DIR/settings.json), with --dry-run and --undo.
+    Setup(setup::SetupArgs),
     /// Daily, weekly and monthly spending limits: set, unset, status (exit 0/1/2), pause alerts.
     #[command(subcommand)]
     Budget(budget::BudgetCommand),
@@ -51,6 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(Command::Serve(serve_args)) => serve::run(config, serve_args, config_file),
         Some(Command::Budget(budget_cmd)) => budget::run(&config, budget_cmd, &config_file),
         Some(Command::Report(report_args)) => report::run(&config, report_args),
+        Some(Command::Setup(setup_args)) => setup::run(&config, setup_args),
         #[cfg(feature = "desktop")]
         Some(Command::Tray(tray_args)) => tray(config, tray_args, &args.data_dir, &args.config),
         #[cfg(feature = "desktop")]

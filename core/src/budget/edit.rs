@@ -65,21 +65,7 @@ fn edit<T>(path: &Path, change: impl FnOnce(&mut DocumentMut) -> Result<T, Budge
 }
 
 fn write_atomically(path: &Path, text: &str) -> Result<(), BudgetError> {
-    let err = |e: std::io::Error| BudgetError::WriteConfig { path: path.into(), reason: e.to_string() };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tokentray-tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, text).map_err(err)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(&tmp, meta.permissions());
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        err(e)
-    })
+    crate::fsutil::write_atomic(path, text).map_err(|e| BudgetError::WriteConfig { path: path.into(), reason: e.to_string() })
 }
 
 /// `[budgets]` or `[budgets.models.<model>]`, created when `create` (as implicit tables where

@@ -22,12 +22,21 @@ impl Endpoints {
         Endpoints { otlp_grpc: addrs.otlp_grpc.to_string(), otlp_http: addrs.otlp_http.to_string(), metrics: addrs.metrics.to_string() }
     }
 
+    /// The OTLP/gRPC address a client on this machine connects to.
+    pub fn connectable_grpc(&self) -> String {
+        connectable(&self.otlp_grpc)
+    }
+
+    /// The OTLP/HTTP address a client on this machine connects to.
+    pub fn connectable_http(&self) -> String {
+        connectable(&self.otlp_http)
+    }
+
     /// The env block for Claude Code: `export` lines to paste into a shell profile, pointing at
     /// these ports (gRPC first, as in the README; the HTTP alternative as a comment, so both
     /// ports the user may need are on screen). Lines stay short enough for the 420 px window.
     pub fn claude_code_env(&self) -> String {
-        let grpc = connectable(&self.otlp_grpc);
-        let http = connectable(&self.otlp_http);
+        let (grpc, http) = (self.connectable_grpc(), self.connectable_http());
         format!(
             "export CLAUDE_CODE_ENABLE_TELEMETRY=1\n\
              export OTEL_METRICS_EXPORTER=otlp\n\

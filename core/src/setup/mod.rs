@@ -1,0 +1,266 @@
+//! Points Claude Code at tokentray through its own settings file, so no shell profile needs
+//! editing: `env` in `~/.claude/settings.json` (or `$CLAUDE_CONFIG_DIR/settings.json`) is applied
+//! by Claude Code to every session, wherever it is started from.
+//!
+//! The edit is a merge: only the telemetry keys under `env` are written, every other key (and
+//! the order of the keys) is kept. The file as it was before tokentray first touched it is kept
+//! next to it ([`backup_path`]), so [`undo`] can put it back exactly, and a file that did not
+//! exist is removed again. Writing is atomic (a sibling temporary file renamed over the file).
+//! Managed settings (set by an administrator, which win over the user's file) are checked first:
+//! if they fix one of these keys to another value, writing the user's file would change nothing,
+//! and the user is told so instead.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::dashboard::Endpoints;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("{path} is not valid JSON ({reason}); fix or move it, nothing was written")]
+    InvalidJson { path: PathBuf, reason: String },
+    #[error("{path} holds JSON but not an object at the top (or its \"env\" is not an object); nothing was written")]
+    NotAnObject { path: PathBuf },
+    #[error("cannot read {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("cannot write {path}: {reason}")]
+    Write { path: PathBuf, reason: String },
+    #[error("managed settings in {path} set {key}={value}, which wins over your settings file; ask whoever manages this machine to point it at tokentray ({wanted}), or run tokentray on the endpoint they chose")]
+    Managed { path: PathBuf, key: String, value: String, wanted: String },
+    #[error("nothing to undo: {path} was not changed by tokentray setup (no {backup})")]
+    NothingToUndo { path: PathBuf, backup: PathBuf },
+    #[error("no home directory; set HOME or CLAUDE_CONFIG_DIR")]
+    NoHome,
+}
+
+/// The OTLP protocol Claude Code should use; each has its own port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Grpc,
+    HttpProtobuf,
+    HttpJson,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "grpc",
+            Protocol::HttpProtobuf => "http/protobuf",
+            Protocol::HttpJson => "http/json",
+        }
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "grpc" => Ok(Protocol::Grpc),
+            "http/protobuf" | "http" => Ok(Protocol::HttpProtobuf),
+            "http/json" => Ok(Protocol::HttpJson),
+            other => Err(format!("unknown protocol '{other}' (grpc, http/protobuf, http/json)")),
+        }
+    }
+}
+
+/// Metrics every 10 s and events every 5 s: the tray and window follow a session closely,
+/// where Claude Code's defaults (60 s, 5 s) would leave the spend a minute behind.
+const METRIC_INTERVAL_MS: &str = "10000";
+const LOGS_INTERVAL_MS: &str = "5000";
+
+/// The `env` entries that send Claude Code's telemetry to `endpoints` over `protocol`.
+pub fn telemetry_env(endpoints: &Endpoints, protocol: Protocol) -> Vec<(&'static str, String)> {
+    let addr = match protocol {
+        Protocol::Grpc => endpoints.connectable_grpc(),
+        Protocol::HttpProtobuf | Protocol::HttpJson => endpoints.connectable_http(),
+    };
+    vec![
+        ("CLAUDE_CODE_ENABLE_TELEMETRY", "1".to_string()),
+        ("OTEL_METRICS_EXPORTER", "otlp".to_string()),
+        ("OTEL_LOGS_EXPORTER", "otlp".to_string()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.name().to_string()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
+        ("OTEL_METRIC_EXPORT_INTERVAL", METRIC_INTERVAL_MS.to_string()),
+        ("OTEL_LOGS_EXPORT_INTERVAL", LOGS_INTERVAL_MS.to_string()),
+    ]
+}
+
+/// `$CLAUDE_CONFIG_DIR/settings.json` when that is set (as Claude Code does), else
+/// `~/.claude/settings.json`.
+pub fn settings_path(home: Option<&Path>, claude_config_dir: Option<&Path>) -> Result<PathBuf, SetupError> {
+    match (claude_config_dir.filter(|d| !d.as_os_str().is_empty()), home) {
+        (Some(dir), _) => Ok(dir.join("settings.json")),
+        (None, Some(home)) => Ok(home.join(".claude").join("settings.json")),
+        (None, None) => Err(SetupError::NoHome),
+    }
+}
+
+/// Where Claude Code reads managed (administrator) settings on this platform.
+pub fn managed_settings_paths() -> Vec<PathBuf> {
+    if cfg!(target_os = "macos") {
+        vec![PathBuf::from("/Library/Application Support/ClaudeCode/managed-settings.json")]
+    } else if cfg!(windows) {
+        vec![PathBuf::from(r"C:\ProgramData\ClaudeCode\managed-settings.json"), PathBuf::from(r"C:\Program Files\ClaudeCode\managed-settings.json")]
+    } else {
+        vec![PathBuf::from("/etc/claude-code/managed-settings.json")]
+    }
+}
+
+/// The original file, kept by the first change.
+pub fn backup_path(settings: &Path) -> PathBuf {
+    sibling(settings, ".tokentray-backup")
+}
+
+/// Left by the first change when there was no file: undo then removes the file.
+fn absent_marker(settings: &Path) -> PathBuf {
+    sibling(settings, ".tokentray-created")
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// What setup would do to one settings file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub path: PathBuf,
+    /// The file's text now; `None` when it does not exist.
+    pub before: Option<String>,
+    /// The text it would have.
+    pub after: String,
+    /// Keys whose value changes (added or different), in the order written.
+    pub changed_keys: Vec<String>,
+}
+
+impl Plan {
+    pub fn is_noop(&self) -> bool {
+        self.changed_keys.is_empty()
+    }
+
+    /// A unified diff of the change, for `--dry-run`.
+    pub fn diff(&self) -> String {
+        let before = self.before.as_deref().unwrap_or("");
+        let old = if self.before.is_some() { self.path.display().to_string() } else { "/dev/null".to_string() };
+        similar::TextDiff::from_lines(before, &self.after).unified_diff().context_radius(3).header(&old, &self.path.display().to_string()).to_string()
+    }
+}
+
+/// Reads the settings and works out the merged file, without writing anything.
+pub fn plan(path: &Path, env: &[(&'static str, String)], managed: &[PathBuf]) -> Result<Plan, SetupError> {
+    check_managed(managed, env)?;
+    let before = read_optional(path)?;
+    let mut root = match &before {
+        None => Map::new(),
+        Some(text) if text.trim().is_empty() => Map::new(),
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => return Err(SetupError::NotAnObject { path: path.to_path_buf() }),
+            Err(e) => return Err(SetupError::InvalidJson { path: path.to_path_buf(), reason: e.to_string() }),
+        },
+    };
+    let env_map = root.entry("env").or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(env_map) = env_map else {
+        return Err(SetupError::NotAnObject { path: path.to_path_buf() });
+    };
+    let mut changed_keys = Vec::new();
+    for (key, value) in env {
+        if env_map.get(*key).and_then(Value::as_str) != Some(value.as_str()) {
+            env_map.insert((*key).to_string(), Value::String(value.clone()));
+            changed_keys.push((*key).to_string());
+        }
+    }
+    let after = if changed_keys.is_empty() {
+        before.clone().unwrap_or_default()
+    } else {
+        // Claude Code writes its settings with two-space indentation; so do we.
+        let mut text = serde_json::to_string_pretty(&Value::Object(root)).map_err(|e| SetupError::Write { path: path.to_path_buf(), reason: e.to_string() })?;
+        text.push('\n');
+        text
+    };
+    Ok(Plan { path: path.to_path_buf(), before, after, changed_keys })
+}
+
+/// Writes the plan: the backup of the original first (only on the first change), then the file.
+pub fn apply(plan: &Plan) -> Result<(), SetupError> {
+    if plan.is_noop() {
+        return Ok(());
+    }
+    let backup = backup_path(&plan.path);
+    let marker = absent_marker(&plan.path);
+    if !backup.exists() && !marker.exists() {
+        match &plan.before {
+            Some(original) => write_atomic(&backup, original)?,
+            None => write_atomic(&marker, "tokentray setup created settings.json; `tokentray setup --undo` removes it\n")?,
+        }
+    }
+    write_atomic(&plan.path, &plan.after)
+}
+
+/// What [`undo`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undone {
+    /// The original file is back.
+    Restored,
+    /// There was no file before setup: it is gone again.
+    Removed,
+}
+
+/// Puts the settings file back as it was before the first `setup`.
+pub fn undo(path: &Path) -> Result<Undone, SetupError> {
+    let backup = backup_path(path);
+    let marker = absent_marker(path);
+    if let Some(original) = read_optional(&backup)? {
+        write_atomic(path, &original)?;
+        remove(&backup)?;
+        return Ok(Undone::Restored);
+    }
+    if marker.exists() {
+        if path.exists() {
+            remove(path)?;
+        }
+        remove(&marker)?;
+        return Ok(Undone::Removed);
+    }
+    Err(SetupError::NothingToUndo { path: path.to_path_buf(), backup })
+}
+
+/// Refuses when managed settings pin one of our keys to a different value.
+fn check_managed(managed: &[PathBuf], env: &[(&'static str, String)]) -> Result<(), SetupError> {
+    for path in managed {
+        let Some(text) = read_optional(path)? else { continue };
+        // An unreadable managed file is Claude Code's problem to report; it fixes nothing here.
+        let Ok(Value::Object(root)) = serde_json::from_str::<Value>(&text) else { continue };
+        let Some(Value::Object(menv)) = root.get("env") else { continue };
+        for (key, wanted) in env {
+            if let Some(value) = menv.get(*key) {
+                let value = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
+                if &value != wanted {
+                    return Err(SetupError::Managed { path: path.clone(), key: (*key).to_string(), value, wanted: format!("{key}={wanted}") });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>, SetupError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(SetupError::Read { path: path.to_path_buf(), reason: e.to_string() }),
+    }
+}
+
+fn remove(path: &Path) -> Result<(), SetupError> {
+    std::fs::remove_file(path).map_err(|e| SetupError::Write { path: path.to_path_buf(), reason: e.to_string() })
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<(), SetupError> {
+    crate::fsutil::write_atomic(path, text).map_err(|e| SetupError::Write { path: path.to_path_buf(), reason: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests;

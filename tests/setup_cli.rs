@@ -1,0 +1,165 @@
+//! `tokentray setup` as a user runs it, over temporary HOMEs: Claude Code's settings file absent,
+//! holding other keys, holding an `env` block, holding invalid JSON, under `CLAUDE_CONFIG_DIR`;
+//! `--dry-run`, idempotence, `--undo`, and managed settings that pin another endpoint. (That
+//! the real Claude Code CLI then sends its data with no other configuration is in
+//! tests/claude_cli.rs.)
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Home {
+        Home { dir: tempfile::Builder::new().prefix("tokentray-setup-home-").tempdir().expect("tempdir") }
+    }
+
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    fn settings(&self) -> PathBuf {
+        self.home().join(".claude/settings.json")
+    }
+
+    fn write_settings(&self, text: &str) {
+        std::fs::create_dir_all(self.home().join(".claude")).expect("mkdir");
+        std::fs::write(self.settings(), text).expect("write settings");
+    }
+
+    /// `tokentray --config C setup ARGS` with this HOME; the engine configured on ports 5317/5318.
+    fn setup(&self, args: &[&str], env: &[(&str, &Path)]) -> Output {
+        let config = self.dir.path().join("config.toml");
+        std::fs::write(&config, "[listen]\notlp_grpc = \"127.0.0.1:5317\"\notlp_http = \"127.0.0.1:5318\"\n").expect("write config");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokentray"));
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("TOKENTRAY_") || k == "CLAUDE_CONFIG_DIR" {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.env("HOME", self.home())
+            .env("TOKENTRAY_CLAUDE_MANAGED_SETTINGS", self.dir.path().join("no-managed-settings.json"))
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .arg("--config")
+            .arg(&config)
+            .arg("setup")
+            .args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run tokentray setup")
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))).expect("valid JSON")
+}
+
+fn assert_points_at_tokentray(v: &Value, protocol: &str, endpoint: &str) {
+    let env = &v["env"];
+    for (k, want) in [
+        ("CLAUDE_CODE_ENABLE_TELEMETRY", "1"),
+        ("OTEL_METRICS_EXPORTER", "otlp"),
+        ("OTEL_LOGS_EXPORTER", "otlp"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+    ] {
+        assert_eq!(env[k], want, "{k} in {v:#}");
+    }
+}
+
+#[test]
+fn absent_settings_are_created_and_undo_removes_them() {
+    let h = Home::new();
+    let out = h.setup(&[], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("grpc → http://127.0.0.1:5317"), "{}", text(&out));
+    assert_points_at_tokentray(&read_json(&h.settings()), "grpc", "http://127.0.0.1:5317");
+
+    let again = h.setup(&[], &[]);
+    assert!(again.status.success() && text(&again).contains("already set up"), "{}", text(&again));
+
+    let undo = h.setup(&["--undo"], &[]);
+    assert!(undo.status.success(), "{}", text(&undo));
+    assert!(!h.settings().exists(), "settings.json should be gone again");
+}
+
+#[test]
+fn other_keys_and_an_existing_env_block_are_kept_and_undo_restores_the_bytes() {
+    let h = Home::new();
+    let original = "{\n  \"model\": \"opus\",\n  \"env\": {\n    \"HTTPS_PROXY\": \"http://proxy:3128\",\n    \"OTEL_EXPORTER_OTLP_ENDPOINT\": \"http://old-collector:4317\"\n  },\n  \"permissions\": { \"deny\": [\"Read(./.env)\"] }\n}\n";
+    h.write_settings(original);
+    let out = h.setup(&["--protocol", "http/protobuf"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v = read_json(&h.settings());
+    assert_points_at_tokentray(&v, "http/protobuf", "http://127.0.0.1:5318");
+    assert_eq!(v["model"], "opus");
+    assert_eq!(v["env"]["HTTPS_PROXY"], "http://proxy:3128");
+    assert_eq!(v["permissions"]["deny"][0], "Read(./.env)");
+    let keys: Vec<&str> = v.as_object().expect("object").keys().map(String::as_str).collect();
+    assert_eq!(keys, ["model", "env", "permissions"]);
+
+    let undo = h.setup(&["--undo"], &[]);
+    assert!(undo.status.success(), "{}", text(&undo));
+    assert_eq!(std::fs::read_to_string(h.settings()).expect("read"), original, "undo restores the file byte for byte");
+    let again = h.setup(&["--undo"], &[]);
+    assert!(!again.status.success() && text(&again).contains("nothing to undo"), "{}", text(&again));
+}
+
+#[test]
+fn dry_run_shows_the_diff_and_writes_nothing() {
+    let h = Home::new();
+    h.write_settings("{\n  \"model\": \"sonnet\"\n}\n");
+    let out = h.setup(&["--dry-run"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("+  \"env\": {") && t.contains("+    \"OTEL_EXPORTER_OTLP_ENDPOINT\": \"http://127.0.0.1:5317\""), "{t}");
+    assert!(t.contains("dry run: nothing written"), "{t}");
+    assert_eq!(std::fs::read_to_string(h.settings()).expect("read"), "{\n  \"model\": \"sonnet\"\n}\n");
+    let siblings: Vec<_> = std::fs::read_dir(h.home().join(".claude")).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(siblings.len(), 1, "no backup or temp file: {siblings:?}");
+}
+
+#[test]
+fn invalid_json_is_a_clear_error_and_nothing_is_written() {
+    let h = Home::new();
+    let broken = "{\n  \"model\": \"opus\",\n}\n";
+    h.write_settings(broken);
+    let out = h.setup(&[], &[]);
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(t.contains("is not valid JSON") && t.contains("line 3") && t.contains("nothing was written"), "{t}");
+    assert_eq!(std::fs::read_to_string(h.settings()).expect("read"), broken);
+    assert_eq!(std::fs::read_dir(h.home().join(".claude")).expect("ls").count(), 1, "no backup written");
+}
+
+#[test]
+fn claude_config_dir_is_respected() {
+    let h = Home::new();
+    let custom = h.dir.path().join("claude-config");
+    let out = h.setup(&[], &[("CLAUDE_CONFIG_DIR", &custom)]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_points_at_tokentray(&read_json(&custom.join("settings.json")), "grpc", "http://127.0.0.1:5317");
+    assert!(!h.settings().exists(), "~/.claude/settings.json must not be touched");
+}
+
+#[test]
+fn managed_settings_pinning_another_endpoint_are_explained() {
+    let h = Home::new();
+    let managed = h.dir.path().join("managed-settings.json");
+    std::fs::write(&managed, r#"{"env": {"OTEL_EXPORTER_OTLP_ENDPOINT": "https://otel.corp.example:4317"}}"#).expect("write");
+    let out = h.setup(&[], &[("TOKENTRAY_CLAUDE_MANAGED_SETTINGS", &managed)]);
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(t.contains("managed settings") && t.contains("https://otel.corp.example:4317") && t.contains("OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:5317"), "{t}");
+    assert!(!h.settings().exists());
+}
