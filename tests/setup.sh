@@ -111,3 +111,10 @@ else
   apt_install chromium chromium-driver || say "could not install chromium/chromium-driver; tests/dashboard_web.rs will fail"
 fi
 # --- end Chromium + chromedriver ----------------------------------------------------------------
+
+# --- python3 (a foreign program holding a port: tests/doctor_cli.rs) ------------------------------
+if command -v python3 >/dev/null 2>&1; then
+  say "python3 already installed"
+else
+  apt_install python3 || say "could not install python3; tests/doctor_cli.rs will fail"
+fi

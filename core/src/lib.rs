@@ -20,6 +20,7 @@
 //! * [`dashboard`] — what the window and the page at `/` on the metrics listener show.
 //! * [`budget`] — daily/weekly/monthly budgets: spend, forecast, one alert per threshold and
 //!   period through a [`budget::Notifier`], evaluated after each commit.
+//! * [`doctor`] — who holds a port, whether Claude Code's settings point here.
 //! * [`setup`] — Claude Code's `settings.json`: merge the telemetry `env`, back up, undo.
 //! * [`config`] — defaults, TOML file, `TOKENTRAY_*` environment.
 //! * [`testkit`] — builders of Claude Code-shaped requests, shared by tests and benchmarks.
@@ -29,6 +30,7 @@
 pub mod budget;
 pub mod config;
 pub mod dashboard;
+pub mod doctor;
 pub mod exposition;
 mod fsutil;
 pub mod ingest;

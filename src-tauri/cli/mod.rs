@@ -1,6 +1,7 @@
 //! Command-line interface. `anyhow` lives here, at the binary's edge; the core has typed errors.
 
 mod budget;
+mod doctor;
 mod report;
 mod serve;
 mod setup;
@@ -35,6 +36,9 @@ pub enum Command {
     /// Point Claude Code at tokentray: merge the telemetry settings into ~/.claude/settings.json
     /// (or $CLAUDE_CONFIG_DIR/settings.json), with --dry-run and --undo.
     Setup(setup::SetupArgs),
+    /// Check, in order, what stands between Claude Code and tokentray, with a fix for each
+    /// problem (exit 0 when all is well, 10–14 for the first kind of failure)
+    Doctor,
     /// Daily, weekly and monthly spending limits: set, unset, status (exit 0/1/2), pause alerts.
     #[command(subcommand)]
     Budget(budget::BudgetCommand),
@@ -56,6 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(Command::Budget(budget_cmd)) => budget::run(&config, budget_cmd, &config_file),
         Some(Command::Report(report_args)) => report::run(&config, report_args),
         Some(Command::Setup(setup_args)) => setup::run(&config, setup_args),
+        Some(Command::Doctor) => doctor::run(&config),
         #[cfg(feature = "desktop")]
         Some(Command::Tray(tray_args)) => tray(config, tray_args, &args.data_dir, &args.config),
         #[cfg(feature = "desktop")]

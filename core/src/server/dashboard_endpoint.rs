@@ -2,6 +2,7 @@
 //!
 //! * `GET /`, `/app.js`, `/style.css` — the window's own files ([`crate::dashboard::assets`]);
 //! * `GET /api/dashboard` — the [`Dashboard`] JSON the window renders;
+//! * `GET /api/health` — who is listening (for `tokentray doctor`);
 //! * `GET /api/events` — Server-Sent Events: `event: change` after each commit (data: the
 //!   change's counts), and a comment every 15 s so proxies and browsers keep the stream open.
 //!
@@ -59,6 +60,7 @@ pub fn router(store: Store, endpoints: Endpoints, budgets: BudgetsSource, stop: 
         .route("/style.css", get(style_css))
         .route("/api/dashboard", get(api_dashboard))
         .route("/api/events", get(api_events))
+        .route("/api/health", get(api_health))
         .with_state(shared)
 }
 
@@ -127,6 +129,18 @@ async fn api_dashboard(State(shared): State<Arc<Shared>>) -> Response {
             json_response(StatusCode::INTERNAL_SERVER_ERROR, body)
         }
     }
+}
+
+/// Who answers on this port, for `tokentray doctor`: that it is tokentray, which process, and
+/// where its listeners are (so a port held by another program can be told apart).
+async fn api_health(State(shared): State<Arc<Shared>>) -> Response {
+    let body = serde_json::json!({
+        "service": "tokentray",
+        "version": env!("CARGO_PKG_VERSION"),
+        "pid": std::process::id(),
+        "endpoints": shared.endpoints,
+    });
+    json_response(StatusCode::OK, serde_json::to_vec(&body).unwrap_or_default())
 }
 
 /// Events forwarded by a task that owns the store subscription; the stream ends when that task

@@ -1,0 +1,207 @@
+//! `tokentray doctor`: checks, in order, what stands between Claude Code and a number in the
+//! tray, and says for each what is wrong and how to fix it. Exit code 0 when nothing failed,
+//! else the most fundamental failure's (`tokentray_core::doctor::Problem`): 10 a port is taken
+//! by another program, 11 the engine is not running, 12 Claude Code's settings do not point
+//! here, 13 no data received yet, 14 the database is damaged.
+
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokentray_core::config::Config;
+use tokentray_core::dashboard::Endpoints;
+use tokentray_core::doctor::{self, Check, Problem, Status};
+use tokentray_core::setup;
+use tokentray_core::store::{Reader, DB_FILE};
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
+    let listen = &config.listen;
+    let configured = Endpoints { otlp_grpc: listen.otlp_grpc.clone(), otlp_http: listen.otlp_http.clone(), metrics: listen.metrics.clone() };
+    let mut checks = Vec::new();
+
+    // 1. The engine: whoever answers /api/health on the metrics port.
+    let health = probe_health(&configured.metrics);
+    checks.push(match &health {
+        Some(h) => Check {
+            name: "engine",
+            status: Status::Ok,
+            detail: format!("tokentray {} is running (pid {}), dashboard at http://{}/", h.version, h.pid, configured.metrics),
+            fix: None,
+        },
+        None => Check {
+            name: "engine",
+            status: Status::Fail(Problem::EngineDown),
+            detail: format!("no tokentray answers at {}", configured.metrics),
+            fix: Some("start the tray app (`tokentray`) or the headless engine (`tokentray serve`); `tokentray tray --help` for options".into()),
+        },
+    });
+
+    // 2. The ports: ours, someone else's, or free.
+    for (what, addr, flag) in [("OTLP/gRPC", &listen.otlp_grpc, "--otlp-grpc / [listen] otlp_grpc"), ("OTLP/HTTP", &listen.otlp_http, "--otlp-http / [listen] otlp_http"), ("metrics", &listen.metrics, "--metrics / [listen] metrics")] {
+        checks.push(port_check(what, addr, flag, health.as_ref()));
+    }
+
+    // 3. Claude Code's settings, 4. the shell's environment.
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let claude_dir = std::env::var_os("CLAUDE_CONFIG_DIR").map(PathBuf::from);
+    let settings = setup::settings_path(home.as_deref(), claude_dir.as_deref()).map_err(|e| e.to_string()).and_then(|path| {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str::<Value>(&text).map(|v| (path.clone(), Some(v))).map_err(|e| format!("{} is not valid JSON ({e})", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((path, None)),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    });
+    let (grpc_port, http_port) = (port_of(&listen.otlp_grpc), port_of(&listen.otlp_http));
+    checks.push(match &settings {
+        Ok((path, Some(v))) => match doctor::claude_settings_point_here(v, grpc_port, http_port) {
+            Ok(how) => Check { name: "Claude Code settings", status: Status::Ok, detail: format!("{}: telemetry on, {how}", path.display()), fix: None },
+            Err(why) => Check { name: "Claude Code settings", status: Status::Fail(Problem::ClaudeSettings), detail: format!("{}: {why}", path.display()), fix: Some("run `tokentray setup` (add `--protocol http/protobuf` for HTTP)".into()) },
+        },
+        Ok((path, None)) => Check { name: "Claude Code settings", status: Status::Fail(Problem::ClaudeSettings), detail: format!("{} does not exist: Claude Code is not set up to send telemetry here", path.display()), fix: Some("run `tokentray setup`".into()) },
+        Err(why) => Check { name: "Claude Code settings", status: Status::Fail(Problem::ClaudeSettings), detail: why.clone(), fix: Some("fix the file, then run `tokentray setup`".into()) },
+    });
+    let shell: Vec<(String, String)> = std::env::vars().collect();
+    let empty = Value::Null;
+    let settings_value = settings.as_ref().ok().and_then(|(_, v)| v.as_ref()).unwrap_or(&empty);
+    let overrides = doctor::shell_overrides(settings_value, &shell);
+    checks.push(if overrides.is_empty() {
+        Check { name: "shell environment", status: Status::Ok, detail: "no telemetry variable set in this shell that differs from the settings".into(), fix: None }
+    } else {
+        let list: Vec<String> = overrides.iter().map(|(k, v, s)| format!("{k}={v} (settings: {})", s.as_deref().unwrap_or("unset"))).collect();
+        Check {
+            name: "shell environment",
+            status: Status::Warn,
+            detail: format!("this shell sets {}", list.join(", ")),
+            fix: Some(format!("Claude Code started from this shell may send elsewhere: remove them from your shell profile (`unset {}`)", overrides.iter().map(|o| o.0.as_str()).collect::<Vec<_>>().join(" "))),
+        }
+    });
+
+    // 5. Data, 6. forwarding, 7. the database.
+    let data_dir = config.data_dir()?;
+    let db = data_dir.join(DB_FILE);
+    let reader = if db.exists() { Some(Reader::open(&data_dir)) } else { None };
+    let now_ns = tokentray_core::ingest::now_ns();
+    checks.push(match &reader {
+        Some(Ok(r)) => match r.meta("last_ingest_ns").ok().flatten().and_then(|v| v.parse::<i64>().ok()) {
+            Some(at) => {
+                let client = r.meta("last_client").ok().flatten().unwrap_or_else(|| "an unnamed client".into());
+                Check { name: "data", status: Status::Ok, detail: format!("last received {} ago, from {client}", ago(now_ns.saturating_sub(at))), fix: None }
+            }
+            None => no_data(&data_dir),
+        },
+        _ => no_data(&data_dir),
+    });
+    checks.push(Check { name: "forwarding", status: Status::Info, detail: "off (forwarding to a team collector is not in this version)".into(), fix: None });
+    checks.push(match &reader {
+        None => Check { name: "database", status: Status::Info, detail: format!("no history yet at {}", db.display()), fix: None },
+        Some(Err(e)) => Check { name: "database", status: Status::Fail(Problem::Database), detail: format!("{}: {e}", db.display()), fix: Some(format!("stop tokentray and move {} aside; it starts a new history", db.display())) },
+        Some(Ok(r)) => match r.quick_check() {
+            Ok(v) if v == "ok" => Check { name: "database", status: Status::Ok, detail: format!("{} passes SQLite's quick_check", db.display()), fix: None },
+            Ok(v) => Check { name: "database", status: Status::Fail(Problem::Database), detail: format!("{}: quick_check says {v}", db.display()), fix: Some(format!("stop tokentray and move {} aside; it starts a new history", db.display())) },
+            Err(e) => Check { name: "database", status: Status::Fail(Problem::Database), detail: format!("{}: {e}", db.display()), fix: Some(format!("stop tokentray and move {} aside; it starts a new history", db.display())) },
+        },
+    });
+
+    print(&checks);
+    Ok(ExitCode::from(doctor::exit_code(&checks)))
+}
+
+fn no_data(data_dir: &std::path::Path) -> Check {
+    Check {
+        name: "data",
+        status: Status::Fail(Problem::NoData),
+        detail: format!("nothing received yet (history in {})", data_dir.display()),
+        fix: Some("start a new Claude Code session after `tokentray setup`; running sessions keep their old settings".into()),
+    }
+}
+
+struct Health {
+    version: String,
+    pid: u64,
+    ports: Vec<u16>,
+}
+
+/// `GET /api/health` on the metrics address; `None` unless tokentray answers.
+fn probe_health(metrics: &str) -> Option<Health> {
+    let agent = ureq::Agent::new_with_config(ureq::Agent::config_builder().timeout_global(Some(PROBE_TIMEOUT)).build());
+    let addr = connectable(metrics)?;
+    let mut resp = agent.get(&format!("http://{addr}/api/health")).call().ok()?;
+    let text = resp.body_mut().read_to_string().ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    if v["service"] != "tokentray" {
+        return None;
+    }
+    let ports = ["otlp_grpc", "otlp_http", "metrics"].iter().filter_map(|k| v["endpoints"][k].as_str().map(port_of)).collect();
+    Some(Health { version: v["version"].as_str().unwrap_or("?").to_string(), pid: v["pid"].as_u64().unwrap_or(0), ports })
+}
+
+fn port_check(what: &str, addr: &str, flag: &str, health: Option<&Health>) -> Check {
+    let name = "port";
+    let port = port_of(addr);
+    if health.is_some_and(|h| h.ports.contains(&port)) {
+        return Check { name, status: Status::Ok, detail: format!("{addr} ({what}) is tokentray's"), fix: None };
+    }
+    let taken = |by: String| Check {
+        name,
+        status: Status::Fail(Problem::PortTaken),
+        detail: format!("{addr} ({what}) is held by {by}"),
+        fix: Some(format!("stop that program, or move tokentray to another port with {flag} (and run `tokentray setup` again)")),
+    };
+    let Some(sock) = connectable(addr) else {
+        return Check { name, status: Status::Warn, detail: format!("{addr} ({what}) is not a valid address"), fix: Some(format!("fix {flag}")) };
+    };
+    if let Some(owner) = doctor::port_owner(sock) {
+        let by = if owner.pid == std::process::id() { "this process".into() } else { format!("{} (pid {})", owner.name, owner.pid) };
+        return taken(by);
+    }
+    if TcpStream::connect_timeout(&sock, PROBE_TIMEOUT).is_ok() {
+        return taken("another program (not visible to this user)".into());
+    }
+    Check { name, status: Status::Info, detail: format!("{addr} ({what}) is free: tokentray binds it when it starts"), fix: None }
+}
+
+/// A wildcard bind as the loopback address a client would use.
+fn connectable(addr: &str) -> Option<SocketAddr> {
+    let e = Endpoints { otlp_grpc: addr.into(), otlp_http: String::new(), metrics: String::new() };
+    e.connectable_grpc().to_socket_addrs().ok()?.next()
+}
+
+fn port_of(addr: &str) -> u16 {
+    addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0)
+}
+
+fn ago(ns: i64) -> String {
+    let s = ns / 1_000_000_000;
+    match s {
+        ..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min", s / 60),
+        3600..=86_399 => format!("{} h", s / 3600),
+        _ => format!("{} days", s / 86_400),
+    }
+}
+
+fn print(checks: &[Check]) {
+    println!("tokentray doctor");
+    for c in checks {
+        let mark = match c.status {
+            Status::Ok => "  ok ",
+            Status::Info => " info",
+            Status::Warn => " warn",
+            Status::Fail(_) => " FAIL",
+        };
+        println!("{mark}  {:<21} {}", c.name, c.detail);
+        if let Some(fix) = &c.fix {
+            println!("       {:<21} fix: {fix}", "");
+        }
+    }
+    let code = doctor::exit_code(checks);
+    if code == 0 {
+        println!("All good: Claude Code's usage reaches tokentray.");
+    } else {
+        println!("Exit code {code}: fix the first FAIL above first.");
+    }
+}

@@ -1,0 +1,155 @@
+//! `tokentray doctor`: every failure it names is produced for real (nothing running, a port held
+//! by another program, Claude Code's protocol sent to the wrong port, no data yet) and gives its
+//! own message and exit code; with all of it fixed it says so and exits 0.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use prost::Message;
+use support::{free_port, tempdir, Serve};
+use tokentray_core::testkit;
+
+/// A HOME for Claude Code's settings and a config file naming the ports.
+struct Machine {
+    dir: tempfile::TempDir,
+}
+
+impl Machine {
+    fn new() -> Machine {
+        let m = Machine { dir: tempdir("tokentray-doctor-") };
+        std::fs::create_dir_all(m.home().join(".claude")).expect("mkdir");
+        m
+    }
+
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    fn listen(&self, grpc: &str, http: &str, metrics: &str) {
+        std::fs::write(self.config(), format!("[listen]\notlp_grpc = \"{grpc}\"\notlp_http = \"{http}\"\nmetrics = \"{metrics}\"\n")).expect("write config");
+    }
+
+    fn tokentray(&self, data_dir: &Path, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokentray"));
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if k.starts_with("TOKENTRAY_") || k.starts_with("OTEL_") || k.starts_with("CLAUDE_") {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.env("HOME", self.home())
+            .env("TOKENTRAY_CLAUDE_MANAGED_SETTINGS", self.dir.path().join("no-managed.json"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .output()
+            .expect("run tokentray")
+    }
+
+    fn doctor(&self, data_dir: &Path) -> (i32, String) {
+        let out = self.tokentray(data_dir, &["doctor"]);
+        (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+/// The `FAIL` lines of a report.
+fn failures(report: &str) -> Vec<&str> {
+    report.lines().filter(|l| l.trim_start().starts_with("FAIL")).collect()
+}
+
+#[test]
+fn engine_down_is_exit_11() {
+    let m = Machine::new();
+    let (g, h, p) = (free_port(), free_port(), free_port());
+    m.listen(&format!("127.0.0.1:{g}"), &format!("127.0.0.1:{h}"), &format!("127.0.0.1:{p}"));
+    let data = m.dir.path().join("data");
+    let (code, report) = m.doctor(&data);
+    assert_eq!(code, 11, "{report}");
+    assert!(report.contains(&format!("no tokentray answers at 127.0.0.1:{p}")) && report.contains("`tokentray serve`"), "{report}");
+    assert!(report.contains(&format!("127.0.0.1:{g} (OTLP/gRPC) is free")), "{report}");
+}
+
+#[test]
+fn a_port_held_by_another_program_is_named_with_exit_10() {
+    let m = Machine::new();
+    let (g, h, p) = (free_port(), free_port(), free_port());
+    m.listen(&format!("127.0.0.1:{g}"), &format!("127.0.0.1:{h}"), &format!("127.0.0.1:{p}"));
+    // Another program (here Python's web server) sits on the gRPC port.
+    let mut other: Child = Command::new("python3")
+        .args(["-m", "http.server", &g.to_string(), "--bind", "127.0.0.1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 (on every Debian/Ubuntu machine this runs on)");
+    let listening = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(25));
+        std::net::TcpStream::connect(("127.0.0.1", g)).is_ok()
+    });
+    assert!(listening, "python3 http.server did not start");
+    let (code, report) = m.doctor(&m.dir.path().join("data"));
+    let _ = other.kill();
+    let _ = other.wait();
+    assert_eq!(code, 10, "{report}");
+    let line = failures(&report).into_iter().find(|l| l.contains(&format!(":{g} (OTLP/gRPC)"))).unwrap_or_else(|| panic!("no FAIL for the port:\n{report}"));
+    assert!(line.contains(&format!("is held by python3 (pid {})", other.id())), "{line}\n{report}");
+    assert!(report.contains("--otlp-grpc / [listen] otlp_grpc"), "{report}");
+}
+
+#[test]
+fn protocol_sent_to_the_wrong_port_is_exit_12_then_no_data_13_then_all_good() {
+    let m = Machine::new();
+    let serve = Serve::start();
+    m.listen(&serve.grpc.to_string(), &serve.http.to_string(), &serve.metrics.to_string());
+
+    // http/protobuf pointed at the gRPC port: a classic of the Docker-stack guides.
+    let settings = m.home().join(".claude/settings.json");
+    std::fs::write(
+        &settings,
+        format!(
+            r#"{{"env": {{"CLAUDE_CODE_ENABLE_TELEMETRY": "1", "OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:{}"}}}}"#,
+            serve.grpc.port()
+        ),
+    )
+    .expect("write settings");
+    let (code, report) = m.doctor(&serve.data_dir);
+    assert_eq!(code, 12, "{report}");
+    assert!(report.contains(&format!("protocol http/protobuf is sent to port {}, tokentray's OTLP/gRPC port", serve.grpc.port())), "{report}");
+    assert!(report.contains("fix: run `tokentray setup`"), "{report}");
+    assert!(report.contains(&format!("{} (OTLP/gRPC) is tokentray's", serve.grpc)), "the engine's own ports are recognised:\n{report}");
+
+    // Fixed with setup: now the only failure is that nothing arrived yet.
+    let out = m.tokentray(&serve.data_dir, &["setup"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, report) = m.doctor(&serve.data_dir);
+    assert_eq!(code, 13, "{report}");
+    assert_eq!(failures(&report).len(), 1, "{report}");
+    assert!(report.contains("nothing received yet"), "{report}");
+
+    // Data arrives (as Claude Code would send it): all good.
+    let now = testkit_now();
+    let req = testkit::metrics_request(testkit::usage_metrics("s-1", "u", "claude-opus-4-5", testkit::Usage::TYPICAL, now - 1_000_000_000, now, false));
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("http://{}/v1/metrics", serve.http))
+        .header("content-type", "application/x-protobuf")
+        .body(req.encode_to_vec())
+        .send()
+        .expect("POST /v1/metrics");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let (code, report) = m.doctor(&serve.data_dir);
+    assert_eq!(code, 0, "{report}");
+    assert!(report.contains("last received") && report.contains("from claude-code"), "{report}");
+    assert!(report.contains("passes SQLite's quick_check") && report.contains("All good"), "{report}");
+}
+
+fn testkit_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64
+}
