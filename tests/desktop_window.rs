@@ -228,6 +228,39 @@ fn window_shows_history_live_dark() {
     }
 }
 
+/// The empty state's one button sets Claude Code up: `~/.claude/settings.json` (of the session's
+/// temporary HOME) then points at the ports this engine bound, and the window says so.
+#[test]
+fn empty_state_sets_up_claude_code_with_one_click() {
+    if !session::enter("empty_state_sets_up_claude_code_with_one_click", &["WebKitWebDriver"]) {
+        return;
+    }
+    let home = std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME"));
+    let settings = home.join(".claude/settings.json");
+    std::fs::create_dir_all(home.join(".claude")).expect("mkdir");
+    std::fs::write(&settings, "{\n  \"theme\": \"dark\"\n}\n").expect("write settings");
+    let driver = Driver::start(&[("GTK_THEME", "Adwaita"), ("TOKENTRAY_CLAUDE_MANAGED_SETTINGS", "/nonexistent/managed-settings.json")]);
+    let dirs = Dirs::new();
+    let s = driver.session(&app::bin(), &dirs.args(&["--open"]));
+    let ports = driver.out.wait_listening(Duration::from_secs(30)).unwrap_or_else(|| panic!("no listening line:\n{}", driver.out.text()));
+    wait_until(&s, "empty state", Duration::from_secs(20), |v| if v["empty"] == json!(true) { Vec::new() } else { vec!["empty state not shown".into()] });
+
+    let button = s.find("[data-testid=setup-claude]").unwrap_or_else(|e| panic!("{e}"));
+    s.click(&button).expect("click Set up Claude Code");
+    let result = wait_for(Duration::from_secs(10), || {
+        let t = s.execute("return document.querySelector('[data-testid=setup-result]').textContent;", json!([])).ok()?;
+        t.as_str().filter(|t| !t.is_empty()).map(str::to_string)
+    })
+    .unwrap_or_else(|| panic!("no result shown:\n{}", driver.out.text()));
+    let endpoint = format!("http://127.0.0.1:{}", ports.grpc.port());
+    assert!(result.contains("Claude Code now sends its telemetry to tokentray") && result.contains(&endpoint), "{result}");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&settings).expect("read settings")).expect("JSON");
+    assert_eq!(v["theme"], "dark", "other keys kept: {v:#}");
+    assert_eq!(v["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"], endpoint.as_str(), "{v:#}");
+    assert_eq!(v["env"]["CLAUDE_CODE_ENABLE_TELEMETRY"], "1", "{v:#}");
+    s.end();
+}
+
 /// Budgets set in the window's settings land in the config file (as `tokentray budget set`
 /// writes it) and show as bars at once; emptying a field removes that budget.
 #[test]

@@ -121,6 +121,7 @@
       kind: 'tauri',
       load: () => tauri.core.invoke('dashboard'),
       saveBudgets: (limits) => tauri.core.invoke('set_budgets', { limits }),
+      setupClaudeCode: () => tauri.core.invoke('setup_claude_code'),
       subscribe(onChange, onStatus) {
         if (!tauri.event || typeof tauri.event.listen !== 'function') {
           onStatus('error', 'live updates unavailable (no Tauri event API)');
@@ -580,6 +581,21 @@
     $('copy-env').addEventListener('click', () => { copyEnv(); });
     $('budget-form').addEventListener('submit', saveBudgets);
     for (const ev of ['input', 'change']) $('budget-form').addEventListener(ev, () => { budgetFormDirty = true; });
+    if (typeof source.setupClaudeCode === 'function') {
+      $('setup-auto').hidden = false;
+      $('setup-claude').addEventListener('click', async () => {
+        const result = $('setup-result');
+        $('setup-claude').disabled = true;
+        try {
+          result.textContent = await source.setupClaudeCode();
+          result.dataset.state = 'done';
+        } catch (e) {
+          result.textContent = `Could not set up Claude Code: ${describeError(e)}`;
+          result.dataset.state = 'error';
+          $('setup-claude').disabled = false;
+        }
+      });
+    }
     source.subscribe(refresh, setStatus);
     refresh();
     setInterval(tick, 1000);

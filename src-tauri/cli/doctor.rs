@@ -5,7 +5,6 @@
 //! here, 13 no data received yet, 14 the database is damaged.
 
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -46,9 +45,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     }
 
     // 3. Claude Code's settings, 4. the shell's environment.
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let claude_dir = std::env::var_os("CLAUDE_CONFIG_DIR").map(PathBuf::from);
-    let settings = setup::settings_path(home.as_deref(), claude_dir.as_deref()).map_err(|e| e.to_string()).and_then(|path| {
+    let settings = setup::user_settings_path().map_err(|e| e.to_string()).and_then(|path| {
         match std::fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str::<Value>(&text).map(|v| (path.clone(), Some(v))).map_err(|e| format!("{} is not valid JSON ({e})", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((path, None)),

@@ -1,7 +1,6 @@
 //! `tokentray setup`: points Claude Code at this tokentray through its settings file
 //! (`tokentray_core::setup` does the merge, the backup and the undo).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -23,19 +22,8 @@ pub struct SetupArgs {
     pub undo: bool,
 }
 
-/// Managed-settings files to honour; `TOKENTRAY_CLAUDE_MANAGED_SETTINGS` (a path list) replaces
-/// the platform's, for tests and unusual installs.
-fn managed_paths() -> Vec<PathBuf> {
-    match std::env::var_os("TOKENTRAY_CLAUDE_MANAGED_SETTINGS") {
-        Some(list) => std::env::split_paths(&list).collect(),
-        None => setup::managed_settings_paths(),
-    }
-}
-
 pub fn run(config: &Config, args: SetupArgs) -> anyhow::Result<ExitCode> {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let claude_dir = std::env::var_os("CLAUDE_CONFIG_DIR").map(PathBuf::from);
-    let path = setup::settings_path(home.as_deref(), claude_dir.as_deref())?;
+    let path = setup::user_settings_path()?;
 
     if args.undo {
         match setup::undo(&path)? {
@@ -48,9 +36,9 @@ pub fn run(config: &Config, args: SetupArgs) -> anyhow::Result<ExitCode> {
     let listen = &config.listen;
     let endpoints = Endpoints { otlp_grpc: listen.otlp_grpc.clone(), otlp_http: listen.otlp_http.clone(), metrics: listen.metrics.clone() };
     let env = setup::telemetry_env(&endpoints, args.protocol);
-    let plan = setup::plan(&path, &env, &managed_paths())?;
+    let plan = setup::plan(&path, &env, &setup::managed_settings_paths())?;
     if plan.is_noop() {
-        println!("Claude Code is already set up: {} sends telemetry to tokentray ({} → {}). Nothing to change.", path.display(), args.protocol.name(), endpoint(&env));
+        println!("{}", setup::describe(&plan, &env));
         return Ok(ExitCode::SUCCESS);
     }
     if args.dry_run {
@@ -59,17 +47,12 @@ pub fn run(config: &Config, args: SetupArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     setup::apply(&plan)?;
-    println!("Claude Code now sends its telemetry to tokentray ({} → {}).", args.protocol.name(), endpoint(&env));
-    println!("Updated {}: {}.", path.display(), plan.changed_keys.join(", "));
+    println!("{}", setup::describe(&plan, &env));
+    println!("Set: {}.", plan.changed_keys.join(", "));
     if plan.before.is_some() {
         println!("The previous file is kept as {}; `tokentray setup --undo` puts it back.", setup::backup_path(&path).display());
     } else {
         println!("`tokentray setup --undo` removes it again.");
     }
-    println!("New Claude Code sessions pick this up; restart running ones.");
     Ok(ExitCode::SUCCESS)
-}
-
-fn endpoint<'a>(env: &'a [(&'static str, String)]) -> &'a str {
-    env.iter().find(|(k, _)| *k == "OTEL_EXPORTER_OTLP_ENDPOINT").map(|(_, v)| v.as_str()).unwrap_or("?")
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use tokentray_core::budget::{edit, BudgetError, BudgetPeriod};
 use tokentray_core::config::BudgetLimit;
 use tokentray_core::dashboard::{self, Dashboard};
+use tokentray_core::setup::{self, Protocol};
 
 use super::{DesktopError, Shared};
 
@@ -56,6 +57,23 @@ pub async fn set_budgets(shared: tauri::State<'_, Arc<Shared>>, limits: BudgetLi
         }
         tracing::info!(daily = ?limits.daily, weekly = ?limits.weekly, monthly = ?limits.monthly, "budgets saved from the window");
         Ok(())
+    })
+    .await
+    .map_err(|e| DesktopError::Interrupted(e.to_string()))?
+}
+
+/// The empty state's "Set up Claude Code" button: what `tokentray setup` does, for the ports
+/// this engine actually listens on. Returns the sentence to show.
+#[tauri::command]
+pub async fn setup_claude_code(shared: tauri::State<'_, Arc<Shared>>) -> Result<String, DesktopError> {
+    let shared = Arc::clone(&shared);
+    tauri::async_runtime::spawn_blocking(move || {
+        let env = setup::telemetry_env(&shared.endpoints, Protocol::Grpc);
+        let path = setup::user_settings_path()?;
+        let plan = setup::plan(&path, &env, &setup::managed_settings_paths())?;
+        setup::apply(&plan)?;
+        tracing::info!(settings = %path.display(), changed = plan.changed_keys.len(), "Claude Code set up from the window");
+        Ok(setup::describe(&plan, &env))
     })
     .await
     .map_err(|e| DesktopError::Interrupted(e.to_string()))?

@@ -5,6 +5,7 @@
 use serde::{Serialize, Serializer};
 use tokentray_core::budget::BudgetError;
 use tokentray_core::config::ConfigError;
+use tokentray_core::setup::SetupError;
 use tokentray_core::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +16,8 @@ pub enum DesktopError {
     Config(#[from] ConfigError),
     #[error("{0}")]
     Budget(#[from] BudgetError),
+    #[error("{0}")]
+    Setup(#[from] SetupError),
     #[error("cannot start the engine's async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("the desktop shell failed: {0}")]

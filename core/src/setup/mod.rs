@@ -96,8 +96,19 @@ pub fn settings_path(home: Option<&Path>, claude_config_dir: Option<&Path>) -> R
     }
 }
 
-/// Where Claude Code reads managed (administrator) settings on this platform.
+/// The settings file of the user running this process (`HOME`, `CLAUDE_CONFIG_DIR`).
+pub fn user_settings_path() -> Result<PathBuf, SetupError> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let claude_dir = std::env::var_os("CLAUDE_CONFIG_DIR").map(PathBuf::from);
+    settings_path(home.as_deref(), claude_dir.as_deref())
+}
+
+/// Where Claude Code reads managed (administrator) settings on this platform;
+/// `TOKENTRAY_CLAUDE_MANAGED_SETTINGS` (a path list) replaces them, for tests and unusual installs.
 pub fn managed_settings_paths() -> Vec<PathBuf> {
+    if let Some(list) = std::env::var_os("TOKENTRAY_CLAUDE_MANAGED_SETTINGS") {
+        return std::env::split_paths(&list).collect();
+    }
     if cfg!(target_os = "macos") {
         vec![PathBuf::from("/Library/Application Support/ClaudeCode/managed-settings.json")]
     } else if cfg!(windows) {
@@ -145,6 +156,17 @@ impl Plan {
         let before = self.before.as_deref().unwrap_or("");
         let old = if self.before.is_some() { self.path.display().to_string() } else { "/dev/null".to_string() };
         similar::TextDiff::from_lines(before, &self.after).unified_diff().context_radius(3).header(&old, &self.path.display().to_string()).to_string()
+    }
+}
+
+/// What one setup did, in a sentence for the CLI and the window.
+pub fn describe(plan: &Plan, env: &[(&'static str, String)]) -> String {
+    let protocol = env.iter().find(|(k, _)| *k == "OTEL_EXPORTER_OTLP_PROTOCOL").map_or("?", |(_, v)| v.as_str());
+    let endpoint = env.iter().find(|(k, _)| *k == "OTEL_EXPORTER_OTLP_ENDPOINT").map_or("?", |(_, v)| v.as_str());
+    if plan.is_noop() {
+        format!("Claude Code is already set up: {} sends telemetry to tokentray ({protocol} → {endpoint}). Nothing to change.", plan.path.display())
+    } else {
+        format!("Claude Code now sends its telemetry to tokentray ({protocol} → {endpoint}): updated {}. New Claude Code sessions pick this up; restart running ones.", plan.path.display())
     }
 }
 
