@@ -14,13 +14,23 @@ use tokentray_core::store::Store;
 
 use crate::process::{init_logging, terminated, ListenArgs};
 
+#[path = "service.rs"]
+mod service;
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub listen: ListenArgs,
+    /// Instead of serving: install, enable and start a systemd user service that runs this
+    /// `serve` with the same data dir, config file and listen flags
+    #[arg(long)]
+    pub install_service: bool,
 }
 
 pub fn run(mut config: Config, args: ServeArgs, config_file: PathBuf) -> anyhow::Result<ExitCode> {
+    if args.install_service {
+        return service::install(&config, &args.listen, &config_file);
+    }
     init_logging();
     args.listen.apply(&mut config.listen);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
