@@ -38,6 +38,7 @@ return {
   budgetsShown: shown('#budgets'),
   settingsShown: shown('#budget-settings'),
   pausedNote: (q('[data-testid=alerts-paused]') || {}).textContent || null,
+  plan: Array.from(document.querySelectorAll('[data-testid=plan-window]')).map((w) => ({ window: w.dataset.window, percent: Number(w.dataset.percent), text: w.textContent })),
   settingsStatus: (q('#budget-form-status') || {}).textContent || '',
   settingsInputs: ['daily', 'weekly', 'monthly'].map((p) => (q('#budget-input-' + p) || {}).value),
   budgetsText: (q('#budgets') || {}).textContent || null,
@@ -343,6 +344,27 @@ fn window_settings_set_and_clear_budgets() {
             vec![format!("pause note {}", v["pausedNote"])]
         }
     });
+
+    // Plan usage handed over by the statusline command shows in the window.
+    let mut child = app::command()
+        .args(["--data-dir", &dirs.data_dir.display().to_string(), "--config", &dirs.config.display().to_string(), "statusline"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run statusline");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), br#"{"rate_limits": {"five_hour": {"used_percentage": 37}, "seven_day": {"used_percentage": 12.5}}}"#).expect("stdin");
+    let line = child.wait_with_output().expect("statusline");
+    assert!(String::from_utf8_lossy(&line.stdout).contains("5h 37% · 7d 12%"), "{}", String::from_utf8_lossy(&line.stdout));
+    otlp::send(ports.http, &[otlp::live_point()]);
+    wait_until(&s, "plan usage shown", Duration::from_secs(10), |v| {
+        let plan: Vec<(String, f64)> = v["plan"].as_array().map(|a| a.iter().map(|w| (w["window"].as_str().unwrap_or("").to_string(), w["percent"].as_f64().unwrap_or(f64::NAN))).collect()).unwrap_or_default();
+        if plan == [("five_hour".to_string(), 37.0), ("seven_day".to_string(), 12.5)] {
+            Vec::new()
+        } else {
+            vec![format!("plan windows {plan:?}")]
+        }
+    });
+    save(&s, "window-light-plan.png");
 
     // Nonsense is refused in words, and nothing is written.
     let before = std::fs::read_to_string(&dirs.config).expect("read config");

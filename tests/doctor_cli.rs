@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use prost::Message;
 use support::{free_port, tempdir, Serve};
 use tokentray_core::testkit;
 
@@ -135,21 +134,9 @@ fn protocol_sent_to_the_wrong_port_is_exit_12_then_no_data_13_then_all_good() {
     assert!(report.contains("nothing received yet"), "{report}");
 
     // Data arrives (as Claude Code would send it): all good.
-    let now = testkit_now();
-    let req = testkit::metrics_request(testkit::usage_metrics("s-1", "u", "claude-opus-4-5", testkit::Usage::TYPICAL, now - 1_000_000_000, now, false));
-    let resp = reqwest::blocking::Client::new()
-        .post(format!("http://{}/v1/metrics", serve.http))
-        .header("content-type", "application/x-protobuf")
-        .body(req.encode_to_vec())
-        .send()
-        .expect("POST /v1/metrics");
-    assert!(resp.status().is_success(), "{}", resp.status());
+    support::post_usage(serve.http, testkit::Usage::TYPICAL);
     let (code, report) = m.doctor(&serve.data_dir);
     assert_eq!(code, 0, "{report}");
     assert!(report.contains("last received") && report.contains("from claude-code"), "{report}");
     assert!(report.contains("passes SQLite's quick_check") && report.contains("All good"), "{report}");
-}
-
-fn testkit_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64
 }

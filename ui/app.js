@@ -242,6 +242,7 @@
 
     renderBudgets(d.budgets, d.budgets_error);
     renderBudgetSettings(d.budgets);
+    renderPlanLimits(d.plan_limits);
     renderTokens(d.today.tokens, d.cache_hit_ratio);
     renderLastRequest();
     renderDaily(d.daily || []);
@@ -401,7 +402,8 @@
   function when(iso) {
     const t = new Date(iso);
     if (isNaN(t)) return iso;
-    const days = (localDate(iso.slice(0, 10)) - localDate(new Date().toLocaleDateString('en-CA'))) / 86400000;
+    const day = (x) => new Date(x.getFullYear(), x.getMonth(), x.getDate()).getTime();
+    const days = Math.round((day(t) - day(new Date())) / 86400000);
     if (days === 0) return timeFmt.format(t);
     if (days > 0 && days < 7) return dayTimeFmt.format(t);
     return shortDateFmt.format(t);
@@ -486,6 +488,31 @@
     } catch (e) {
       say('error', `Could not save: ${describeError(e)}`);
     }
+  }
+
+  // ---- plan usage (from `tokentray statusline`) -----------------------------------------------
+
+  function renderPlanLimits(p) {
+    const section = $('plan-limits');
+    const windows = p ? [['five_hour', '5-hour window', p.five_hour], ['seven_day', '7-day window', p.seven_day]].filter((w) => w[2]) : [];
+    section.hidden = windows.length === 0;
+    if (section.hidden) return;
+    const head = el('h2', { text: 'Plan usage' });
+    const reported = new Date(p.reported_at);
+    if (!isNaN(reported)) head.append(' ', el('span', { class: 'muted', text: `· as of ${when(p.reported_at)}` }));
+    const rows = windows.map(([key, label, w]) => {
+      const pct = Math.max(0, Math.min(100, Number(w.used_percentage) || 0));
+      const bar = svg('svg', { class: 'budgetbar', viewBox: '0 0 100 6', preserveAspectRatio: 'none', role: 'img', 'aria-label': `${label}: ${pct.toFixed(0)}% used` });
+      svg('rect', { class: 'track', x: 0, y: 0, width: 100, height: 6, rx: 3 }, bar);
+      svg('rect', { class: 'fill', x: 0, y: 0, width: pct, height: 6, rx: 3 }, bar);
+      const resets = w.resets_at ? ` · resets ${when(w.resets_at)}` : '';
+      return el('div', { class: 'budget', 'data-testid': 'plan-window', 'data-window': key, 'data-percent': String(w.used_percentage), 'data-level': pct >= 100 ? 'over' : 'ok' },
+        el('div', { class: 'budget-line' },
+          el('span', { class: 'budget-name', text: label }),
+          el('span', { class: 'budget-figures', text: `${pct.toFixed(0)}% used${resets}` })),
+        bar);
+    });
+    section.replaceChildren(head, ...rows);
   }
 
   function renderModels(models) {

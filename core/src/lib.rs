@@ -20,6 +20,7 @@
 //! * [`dashboard`] — what the window and the page at `/` on the metrics listener show.
 //! * [`budget`] — daily/weekly/monthly budgets: spend, forecast, one alert per threshold and
 //!   period through a [`budget::Notifier`], evaluated after each commit.
+//! * [`plan`] — plan usage (5-hour and 7-day windows) handed over by the statusline command.
 //! * [`doctor`] — who holds a port, whether Claude Code's settings point here.
 //! * [`setup`] — Claude Code's `settings.json`: merge the telemetry `env`, back up, undo.
 //! * [`config`] — defaults, TOML file, `TOKENTRAY_*` environment.
@@ -34,6 +35,7 @@ pub mod doctor;
 pub mod exposition;
 mod fsutil;
 pub mod ingest;
+pub mod plan;
 pub mod query;
 pub mod receiver;
 pub mod server;

@@ -5,6 +5,7 @@ mod doctor;
 mod report;
 mod serve;
 mod setup;
+mod statusline;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,9 @@ pub enum Command {
     /// Check, in order, what stands between Claude Code and tokentray, with a fix for each
     /// problem (exit 0 when all is well, 10–14 for the first kind of failure)
     Doctor,
+    /// A Claude Code statusLine command: today's spend and the plan's 5-hour / 7-day usage (read
+    /// from the JSON on stdin and handed to the engine)
+    Statusline(statusline::StatuslineArgs),
     /// Daily, weekly and monthly spending limits: set, unset, status (exit 0/1/2), pause alerts.
     #[command(subcommand)]
     Budget(budget::BudgetCommand),
@@ -61,6 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(Command::Report(report_args)) => report::run(&config, report_args),
         Some(Command::Setup(setup_args)) => setup::run(&config, setup_args),
         Some(Command::Doctor) => doctor::run(&config),
+        Some(Command::Statusline(a)) => statusline::run(&config, a),
         #[cfg(feature = "desktop")]
         Some(Command::Tray(tray_args)) => tray(config, tray_args, &args.data_dir, &args.config),
         #[cfg(feature = "desktop")]

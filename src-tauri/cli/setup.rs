@@ -20,6 +20,10 @@ pub struct SetupArgs {
     /// Put the settings file back as it was before the first `tokentray setup`
     #[arg(long)]
     pub undo: bool,
+    /// Also make `tokentray statusline` Claude Code's status line (today's spend and plan usage);
+    /// an existing statusLine command keeps running in front of it
+    #[arg(long, conflicts_with = "undo")]
+    pub statusline: bool,
 }
 
 pub fn run(config: &Config, args: SetupArgs) -> anyhow::Result<ExitCode> {
@@ -36,7 +40,10 @@ pub fn run(config: &Config, args: SetupArgs) -> anyhow::Result<ExitCode> {
     let listen = &config.listen;
     let endpoints = Endpoints { otlp_grpc: listen.otlp_grpc.clone(), otlp_http: listen.otlp_http.clone(), metrics: listen.metrics.clone() };
     let env = setup::telemetry_env(&endpoints, args.protocol);
-    let plan = setup::plan(&path, &env, &setup::managed_settings_paths())?;
+    let mut plan = setup::plan(&path, &env, &setup::managed_settings_paths())?;
+    if args.statusline {
+        plan = setup::with_statusline(plan, &statusline_command(config)?)?;
+    }
     if plan.is_noop() {
         println!("{}", setup::describe(&plan, &env));
         return Ok(ExitCode::SUCCESS);
@@ -55,4 +62,13 @@ pub fn run(config: &Config, args: SetupArgs) -> anyhow::Result<ExitCode> {
         println!("`tokentray setup --undo` removes it again.");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// This binary's `statusline`, with the data directory it should read.
+fn statusline_command(config: &Config) -> anyhow::Result<String> {
+    let exe = setup::shell_quote(&std::env::current_exe()?.to_string_lossy());
+    Ok(match &config.data_dir {
+        Some(dir) => format!("{exe} --data-dir {} statusline", setup::shell_quote(&dir.to_string_lossy())),
+        None => format!("{exe} statusline"),
+    })
 }

@@ -110,3 +110,18 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Posts one Claude Code-shaped usage export (cost and the four token types of session `s-1`,
+/// ending now) to an OTLP/HTTP receiver as protobuf; panics unless it is accepted.
+pub fn post_usage(http: std::net::SocketAddr, usage: tokentray_core::testkit::Usage) {
+    use prost::Message;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
+    let req = tokentray_core::testkit::metrics_request(tokentray_core::testkit::usage_metrics("s-1", "u", "claude-opus-4-5", usage, now - 1_000_000_000, now, false));
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("http://{http}/v1/metrics"))
+        .header("content-type", "application/x-protobuf")
+        .body(req.encode_to_vec())
+        .send()
+        .expect("POST /v1/metrics");
+    assert!(resp.status().is_success(), "POST /v1/metrics: {}", resp.status());
+}

@@ -56,6 +56,8 @@ pub struct Dashboard {
     pub budgets: Option<BudgetStatus>,
     /// Why the budgets could not be computed, in words (the rest of the dashboard still shows).
     pub budgets_error: Option<String>,
+    /// The latest plan usage from `tokentray statusline`; null until it ran with rate limits.
+    pub plan_limits: Option<crate::plan::PlanLimits>,
     pub endpoints: Endpoints,
     /// [`Endpoints::claude_code_env`], for the empty state's copy button.
     pub setup_env: String,
@@ -171,6 +173,7 @@ pub fn build(reader: &Reader, now: DateTime<Local>, endpoints: &Endpoints, budge
     let times = reader.session_times(today_range)?;
     let last = reader.recent_events(1, None, Some(names::API_REQUEST))?;
     let has_data = reader.has_any_data()?;
+    let plan_limits = crate::plan::load(reader)?;
 
     let mut models: Vec<ModelRow> = month
         .groups
@@ -258,6 +261,7 @@ pub fn build(reader: &Reader, now: DateTime<Local>, endpoints: &Endpoints, budge
         last_request,
         budgets,
         budgets_error,
+        plan_limits,
         endpoints: endpoints.clone(),
         setup_env: endpoints.claude_code_env(),
     })

@@ -205,6 +205,34 @@ pub fn plan(path: &Path, env: &[(&'static str, String)], managed: &[PathBuf]) ->
     Ok(Plan { path: path.to_path_buf(), before, after, changed_keys })
 }
 
+/// Adds tokentray's `statusLine` command (`tokentray_statusline`, e.g. `/usr/bin/tokentray
+/// statusline`) to a plan. A statusLine command the user already had keeps running: ours gets it
+/// as `--after '<their command>'` and prints its line first. Nothing changes when ours is there.
+pub fn with_statusline(mut plan: Plan, tokentray_statusline: &str) -> Result<Plan, SetupError> {
+    let mut root = match serde_json::from_str::<Value>(&plan.after) {
+        Ok(Value::Object(map)) => map,
+        _ if plan.after.trim().is_empty() => Map::new(),
+        _ => return Err(SetupError::NotAnObject { path: plan.path.clone() }),
+    };
+    let existing = root.get("statusLine").and_then(|s| s.get("command")).and_then(Value::as_str).map(str::to_string);
+    let command = match existing {
+        Some(c) if c.contains("tokentray") && c.contains(" statusline") => return Ok(plan),
+        Some(c) => format!("{tokentray_statusline} --after {}", shell_quote(&c)),
+        None => tokentray_statusline.to_string(),
+    };
+    root.insert("statusLine".into(), serde_json::json!({ "type": "command", "command": command }));
+    let mut text = serde_json::to_string_pretty(&Value::Object(root)).map_err(|e| SetupError::Write { path: plan.path.clone(), reason: e.to_string() })?;
+    text.push('\n');
+    plan.after = text;
+    plan.changed_keys.push("statusLine".into());
+    Ok(plan)
+}
+
+/// `s` as one word for `sh`: single-quoted, with `'` written as `'\''`.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
 /// Writes the plan: the backup of the original first (only on the first change), then the file.
 pub fn apply(plan: &Plan) -> Result<(), SetupError> {
     if plan.is_noop() {

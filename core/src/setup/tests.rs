@@ -112,3 +112,27 @@ fn managed_settings_that_pin_another_endpoint_are_explained() {
     std::fs::write(&managed, r#"{"env": {"CLAUDE_CODE_ENABLE_TELEMETRY": "1"}}"#).expect("write");
     assert!(plan(&path, &env(Protocol::Grpc), &[managed]).is_ok());
 }
+
+#[test]
+fn statusline_is_added_and_an_existing_one_is_chained() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("settings.json");
+    let ours = "/usr/bin/tokentray statusline";
+
+    let fresh = with_statusline(plan(&path, &env(Protocol::Grpc), &[]).expect("plan"), ours).expect("statusline");
+    assert_eq!(json(&fresh.after)["statusLine"], json(r#"{"type": "command", "command": "/usr/bin/tokentray statusline"}"#));
+    assert!(fresh.changed_keys.contains(&"statusLine".to_string()));
+
+    let theirs = "echo \"it's me\" | tr a-z A-Z";
+    std::fs::write(&path, serde_json::json!({ "statusLine": { "type": "command", "command": theirs }, "model": "opus" }).to_string()).expect("write");
+    let chained = with_statusline(plan(&path, &env(Protocol::Grpc), &[]).expect("plan"), ours).expect("statusline");
+    let command = json(&chained.after)["statusLine"]["command"].as_str().expect("command").to_string();
+    let quoted = command.strip_prefix("/usr/bin/tokentray statusline --after ").expect("ours first");
+    // sh reads the quoted word back as exactly their command.
+    let out = std::process::Command::new("sh").arg("-c").arg(format!("printf %s {quoted}")).output().expect("sh");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), theirs);
+
+    apply(&chained).expect("apply");
+    let again = with_statusline(plan(&path, &env(Protocol::Grpc), &[]).expect("plan"), ours).expect("statusline");
+    assert!(again.is_noop(), "{:?}", again.changed_keys);
+}

@@ -1,0 +1,109 @@
+//! Plan usage (the 5-hour and 7-day rate-limit windows of a Claude subscription), as Claude Code
+//! reports it to its `statusLine` command. tokentray reads no credential and asks no server:
+//! `tokentray statusline` receives the JSON Claude Code passes on stdin, keeps the latest
+//! `rate_limits` in the history database (the `settings` table, shared with the running engine),
+//! and the window and `/api/dashboard` show them from there.
+
+use std::path::Path;
+
+use chrono::{Local, TimeZone};
+use rusqlite::OptionalExtension;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::store::{self, schema, Reader, StoreError, DB_FILE};
+
+const KEY: &str = "plan.rate_limits";
+
+/// One rate-limit window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    /// Share of the window's allowance used, 0–100.
+    pub used_percentage: f64,
+    /// When the window resets (RFC 3339, local), if Claude Code said.
+    pub resets_at: Option<String>,
+}
+
+/// The latest plan usage Claude Code reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanLimits {
+    pub five_hour: Option<Window>,
+    pub seven_day: Option<Window>,
+    /// When the statusline handed it over (RFC 3339, local).
+    pub reported_at: String,
+}
+
+/// The `rate_limits` of a statusline JSON, or `None` when it carries none (API-key users, older
+/// Claude Code versions).
+pub fn from_statusline(input: &Value, now_ns: i64) -> Option<PlanLimits> {
+    let limits = input.get("rate_limits")?;
+    let window = |name: &str| {
+        let w = limits.get(name)?;
+        let used = w.get("used_percentage").and_then(Value::as_f64)?;
+        Some(Window { used_percentage: used, resets_at: w.get("resets_at").and_then(resets_at) })
+    };
+    let (five_hour, seven_day) = (window("five_hour"), window("seven_day"));
+    if five_hour.is_none() && seven_day.is_none() {
+        return None;
+    }
+    Some(PlanLimits { five_hour, seven_day, reported_at: Local.timestamp_nanos(now_ns).to_rfc3339() })
+}
+
+/// A reset time as RFC 3339: given as text (kept), or as unix seconds or milliseconds.
+fn resets_at(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => {
+            let n = n.as_f64()?;
+            // Milliseconds since 1970 are > 1e11 for any date after 1973; seconds are not.
+            let ms = if n > 1e11 { n } else { n * 1000.0 };
+            Local.timestamp_millis_opt(ms as i64).single().map(|t| t.to_rfc3339())
+        }
+        _ => None,
+    }
+}
+
+/// Stores the limits in the history of `data_dir` (creating it on a first run).
+pub fn save(data_dir: &Path, limits: &PlanLimits) -> Result<(), StoreError> {
+    std::fs::create_dir_all(data_dir).map_err(|e| StoreError::DataDir { path: data_dir.to_path_buf(), reason: e.to_string() })?;
+    let mut conn = store::connect(&data_dir.join(DB_FILE))?;
+    schema::migrate(&mut conn)?;
+    let json = serde_json::to_string(limits).map_err(|e| StoreError::Encode(e.to_string()))?;
+    conn.execute("INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [KEY, json.as_str()])?;
+    Ok(())
+}
+
+/// The latest stored limits.
+pub fn load(reader: &Reader) -> Result<Option<PlanLimits>, StoreError> {
+    let text: Option<String> = reader.conn().query_row("SELECT value FROM settings WHERE key = ?1", [KEY], |r| r.get(0)).optional()?;
+    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_are_read_from_the_statusline_json() {
+        let input: Value = serde_json::from_str(
+            r#"{"model": {"display_name": "Opus"}, "rate_limits": {"five_hour": {"used_percentage": 37.5, "resets_at": 1796400000}, "seven_day": {"used_percentage": 12}}}"#,
+        )
+        .expect("json");
+        let p = from_statusline(&input, 0).expect("limits");
+        assert_eq!(p.five_hour.as_ref().map(|w| w.used_percentage), Some(37.5));
+        let reset = p.five_hour.and_then(|w| w.resets_at).expect("reset");
+        assert_eq!(chrono::DateTime::parse_from_rfc3339(&reset).expect("rfc3339").timestamp(), 1_796_400_000);
+        assert_eq!(p.seven_day, Some(Window { used_percentage: 12.0, resets_at: None }));
+        let none: Value = serde_json::from_str(r#"{"model": {"display_name": "Opus"}, "cost": {"total_cost_usd": 0.5}}"#).expect("json");
+        assert_eq!(from_statusline(&none, 0), None);
+    }
+
+    #[test]
+    fn saved_limits_are_read_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limits = PlanLimits { five_hour: Some(Window { used_percentage: 37.0, resets_at: None }), seven_day: None, reported_at: "2026-11-29T10:00:00+00:00".into() };
+        save(dir.path(), &limits).expect("save");
+        let reader = Reader::open(dir.path()).expect("reader");
+        assert_eq!(load(&reader).expect("load"), Some(limits));
+    }
+}
