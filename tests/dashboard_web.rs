@@ -449,6 +449,24 @@ fn dashboard_page_shows_setup_then_live_data_without_reload() {
     assert_eq!(api["has_data"], true);
     assert_eq!(api["last_request"]["model"], "claude-sonnet-5");
 
+    // The page's Activity list, over HTTP like the rest of the read-only page: newest first, and
+    // filtered by session.
+    let deadline = Instant::now() + UPDATE_TIMEOUT;
+    let activity = loop {
+        let a = page.js("return Array.from(document.querySelectorAll('[data-testid=activity-row]')).map((r) => r.dataset.session);");
+        if a.as_array().is_some_and(|a| a.len() == 2) || Instant::now() > deadline {
+            break a;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(activity, serde_json::json!(["web-session-2", "web-session-1"]), "activity rows");
+    let (status, _, body) = get(&http, &format!("{base}/api/activity?session=web-session-1&kind=api_request"));
+    assert_eq!(status, 200, "{body}");
+    let rows: Value = serde_json::from_str(&body).expect("activity JSON");
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    assert_eq!(rows[0]["model"], testkit::MODEL);
+    assert_eq!(rows[0]["kind"], "api_request");
+
     page.screenshot("web-light-data");
     {
         let dark = driver.session(true);

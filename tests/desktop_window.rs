@@ -38,6 +38,7 @@ return {
   budgetsShown: shown('#budgets'),
   settingsShown: shown('#budget-settings'),
   pausedNote: (q('[data-testid=alerts-paused]') || {}).textContent || null,
+  activity: Array.from(document.querySelectorAll('[data-testid=activity-row]')).map((r) => ({ kind: r.dataset.kind, session: r.dataset.session, text: r.textContent })),
   plan: Array.from(document.querySelectorAll('[data-testid=plan-window]')).map((w) => ({ window: w.dataset.window, percent: Number(w.dataset.percent), text: w.textContent })),
   settingsStatus: (q('#budget-form-status') || {}).textContent || '',
   settingsInputs: ['daily', 'weekly', 'monthly'].map((p) => (q('#budget-input-' + p) || {}).value),
@@ -259,6 +260,61 @@ fn empty_state_sets_up_claude_code_with_one_click() {
     assert_eq!(v["theme"], "dark", "other keys kept: {v:#}");
     assert_eq!(v["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"], endpoint.as_str(), "{v:#}");
     assert_eq!(v["env"]["CLAUDE_CODE_ENABLE_TELEMETRY"], "1", "{v:#}");
+    s.end();
+}
+
+/// The Activity list shows recent events in words, and its two filters (type, session) narrow
+/// it, driven with real clicks on the selects' options.
+#[test]
+fn activity_lists_events_and_filters_by_type_and_session() {
+    if !session::enter("activity_lists_events_and_filters_by_type_and_session", &["WebKitWebDriver"]) {
+        return;
+    }
+    let driver = Driver::start(&[("GTK_THEME", "Adwaita")]);
+    let dirs = Dirs::new();
+    let s = driver.session(&app::bin(), &dirs.args(&["--open"]));
+    let ports = driver.out.wait_listening(Duration::from_secs(30)).unwrap_or_else(|| panic!("no listening line:\n{}", driver.out.text()));
+    let points = otlp::history();
+    otlp::send(ports.http, &points);
+    let (a, b) = (points[0].session.clone(), points[1].session.clone());
+    let t = otlp::now_ns();
+    otlp::send_events(
+        ports.http,
+        vec![
+            tokentray_core::testkit::event_record(&a, "tool_decision", &[("tool_name", "Bash"), ("decision", "accept"), ("source", "config")], t),
+            tokentray_core::testkit::event_record(&a, "tool_result", &[("tool_name", "Bash"), ("success", "true"), ("duration_ms", "340")], t + 1_000_000),
+            tokentray_core::testkit::event_record(&b, "api_error", &[("error", "Overloaded"), ("status_code", "529")], t + 2_000_000),
+        ],
+    );
+    let rows = |v: &Value| -> Vec<(String, String, String)> {
+        v["activity"].as_array().map(|a| a.iter().map(|r| (r["kind"].as_str().unwrap_or("").to_string(), r["session"].as_str().unwrap_or("").to_string(), r["text"].as_str().unwrap_or("").to_string())).collect()).unwrap_or_default()
+    };
+    let v = wait_until(&s, "all events listed", Duration::from_secs(20), |v| {
+        let r = rows(v);
+        if r.len() == points.len() + 3 { Vec::new() } else { vec![format!("{} rows: {r:?}", r.len())] }
+    });
+    let all = rows(&v);
+    assert_eq!(all[0].0, "api_error", "newest first: {all:?}");
+    assert!(all[0].2.contains("Overloaded (529)"), "{all:?}");
+    assert!(all.iter().any(|r| r.0 == "tool_result" && r.2.contains("Bash succeeded")), "{all:?}");
+    assert_eq!(all.iter().filter(|r| r.0 == "api_request").count(), points.len(), "{all:?}");
+
+    let pick = |css: &str| s.click(&s.find(css).unwrap_or_else(|e| panic!("{e}"))).unwrap_or_else(|e| panic!("click {css}: {e}"));
+    pick("#activity-kind");
+    pick("#activity-kind option[value=tool_result]");
+    wait_until(&s, "only tool results", Duration::from_secs(10), |v| {
+        let r = rows(v);
+        if r.len() == 1 && r[0].0 == "tool_result" { Vec::new() } else { vec![format!("rows {r:?}")] }
+    });
+    pick("#activity-kind option[value='']");
+    pick(&format!("#activity-session option[value='{a}']"));
+    wait_until(&s, "only session A", Duration::from_secs(10), |v| {
+        let r = rows(v);
+        let kinds: Vec<&str> = r.iter().map(|x| x.0.as_str()).collect();
+        if r.iter().all(|x| x.1 == a) && kinds == ["tool_result", "tool_decision", "api_request"] { Vec::new() } else { vec![format!("rows {r:?}")] }
+    });
+    s.execute("document.querySelector('[data-testid=activity]').scrollIntoView(); return true;", json!([])).expect("scroll");
+    save(&s, "window-light-activity.png");
     s.end();
 }
 

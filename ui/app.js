@@ -122,6 +122,7 @@
       load: () => tauri.core.invoke('dashboard'),
       saveBudgets: (limits) => tauri.core.invoke('set_budgets', { limits }),
       setupClaudeCode: () => tauri.core.invoke('setup_claude_code'),
+      activity: (session, kind) => tauri.core.invoke('activity', { session, kind }),
       subscribe(onChange, onStatus) {
         if (!tauri.event || typeof tauri.event.listen !== 'function') {
           onStatus('error', 'live updates unavailable (no Tauri event API)');
@@ -149,6 +150,13 @@
         try { data = JSON.parse(body); } catch (_) { data = null; }
         if (!resp.ok) throw new Error((data && data.error) || `HTTP ${resp.status}: ${body.slice(0, 200)}`);
         if (!data) throw new Error('the engine answered with something that is not JSON');
+        return data;
+      },
+      async activity(session, kind) {
+        const q = new URLSearchParams({ session: session || '', kind: kind || '', limit: '100' });
+        const resp = await fetch(`api/activity?${q}`, { cache: 'no-store', headers: { Accept: 'application/json' } });
+        const data = await resp.json().catch(() => null);
+        if (!resp.ok || !Array.isArray(data)) throw new Error((data && data.error) || `HTTP ${resp.status}`);
         return data;
       },
       subscribe(onChange, onStatus) {
@@ -243,6 +251,8 @@
     renderBudgets(d.budgets, d.budgets_error);
     renderBudgetSettings(d.budgets);
     renderPlanLimits(d.plan_limits);
+    renderSessionFilter(d.sessions_today || []);
+    loadActivity();
     renderTokens(d.today.tokens, d.cache_hit_ratio);
     renderLastRequest();
     renderDaily(d.daily || []);
@@ -515,6 +525,51 @@
     section.replaceChildren(head, ...rows);
   }
 
+  // ---- activity ----------------------------------------------------------------------------
+
+  const KIND_LABEL = { api_request: 'API', api_error: 'error', tool_decision: 'decision', tool_result: 'tool', user_prompt: 'prompt' };
+
+  function renderSessionFilter(sessions) {
+    const select = $('activity-session');
+    const chosen = select.value;
+    const ids = sessions.map((s) => s.session_id).filter(Boolean);
+    if (chosen && !ids.includes(chosen)) ids.push(chosen);
+    const wanted = ['', ...ids].join('\n');
+    if (select.dataset.ids === wanted) return;
+    select.dataset.ids = wanted;
+    select.replaceChildren(el('option', { value: '', text: 'All sessions' }), ...ids.map((id) => el('option', { value: id, text: id.slice(0, 8) })));
+    select.value = chosen;
+  }
+
+  let activitySeq = 0;
+  async function loadActivity() {
+    if (typeof source.activity !== 'function') return;
+    const seq = ++activitySeq;
+    const session = $('activity-session').value;
+    const kind = $('activity-kind').value;
+    let rows;
+    try {
+      rows = await source.activity(session, kind);
+    } catch (e) {
+      if (seq === activitySeq) $('activity-list').replaceChildren(el('li', { class: 'error', text: `Could not load the activity: ${describeError(e)}` }));
+      return;
+    }
+    if (seq !== activitySeq) return; // a newer filter won
+    const list = $('activity-list');
+    list.dataset.session = session;
+    list.dataset.kind = kind;
+    list.replaceChildren(...rows.map((r) => {
+      const t = new Date(r.time);
+      const right = r.cost_usd != null ? usd(r.cost_usd) : (r.duration_ms != null ? (r.duration_ms < 1000 ? `${r.duration_ms} ms` : duration(r.duration_ms / 1000)) : '');
+      return el('li', { 'data-testid': 'activity-row', 'data-kind': r.kind, 'data-session': r.session_id || '', class: `act act-${r.kind}` },
+        el('span', { class: 'act-time', text: isNaN(t) ? '' : timeFmt.format(t) }),
+        el('span', { class: 'act-kind', text: KIND_LABEL[r.kind] || r.kind }),
+        el('span', { class: 'act-summary', title: [r.model, r.session_id].filter(Boolean).join(' · '), text: (r.model ? `${r.model} · ` : '') + r.summary }),
+        el('span', { class: 'act-right', text: right }));
+    }));
+    $('activity-empty').hidden = rows.length > 0;
+  }
+
   function renderModels(models) {
     const body = $('models-body');
     const max = models.reduce((m, r) => Math.max(m, r.cost_usd), 0);
@@ -607,6 +662,7 @@
   function start() {
     $('copy-env').addEventListener('click', () => { copyEnv(); });
     $('budget-form').addEventListener('submit', saveBudgets);
+    for (const id of ['activity-session', 'activity-kind']) $(id).addEventListener('change', () => { loadActivity(); });
     for (const ev of ['input', 'change']) $('budget-form').addEventListener(ev, () => { budgetFormDirty = true; });
     if (typeof source.setupClaudeCode === 'function') {
       $('setup-auto').hidden = false;

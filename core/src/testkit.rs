@@ -212,6 +212,21 @@ pub fn user_prompt_log(session_id: &str, prompt: &str, time_ns: u64) -> ExportLo
     }])
 }
 
+/// One Claude Code event `claude_code.<name>` with string attributes, as Claude Code sends most
+/// of them (`tool_result`'s `success` and `duration_ms` are strings too).
+pub fn event_record(session_id: &str, name: &str, attrs: &[(&str, &str)], time_ns: u64) -> LogRecord {
+    let mut a = common_attrs(session_id, "u");
+    a.push(kv("event.name", name));
+    a.extend(attrs.iter().map(|(k, v)| kv(k, v)));
+    LogRecord {
+        time_unix_nano: time_ns,
+        observed_time_unix_nano: time_ns,
+        body: Some(AnyValue { value: Some(any_value::Value::StringValue(format!("claude_code.{name}"))) }),
+        attributes: a,
+        ..Default::default()
+    }
+}
+
 pub fn logs_request(records: Vec<LogRecord>) -> ExportLogsServiceRequest {
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {

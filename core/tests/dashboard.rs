@@ -240,3 +240,37 @@ async fn dashboard_carries_the_budgets_in_their_periods() {
     assert_eq!(json["budgets"]["budgets"].as_array().map(Vec::len), Some(3));
     store.close();
 }
+
+/// The Activity list: newest first, each kind described in words, filtered by session and kind.
+#[tokio::test]
+async fn activity_describes_events_and_filters_them() {
+    use tokentray_core::dashboard::activity;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open store");
+    let t0 = ns(local(2026, 11, 18, 9, 0));
+    let records = vec![
+        testkit::event_record("s-1", "user_prompt", &[("prompt_length", "42"), ("prompt", "<REDACTED>")], t0),
+        testkit::api_request_record("s-1", "u", OPUS, usage(0.5, 100.0, 10.0, 1000.0, 0.0), t0 + 1_000_000_000),
+        testkit::event_record("s-1", "tool_decision", &[("tool_name", "Bash"), ("decision", "accept"), ("source", "config")], t0 + 2_000_000_000),
+        testkit::event_record("s-1", "tool_result", &[("tool_name", "Bash"), ("success", "true"), ("duration_ms", "340")], t0 + 3_000_000_000),
+        testkit::event_record("s-2", "api_error", &[("error", "Overloaded"), ("status_code", "529"), ("model", SONNET)], t0 + 4_000_000_000),
+    ];
+    let ack = store.ingest(ingest::logs::normalize(testkit::logs_request(records), 0, Privacy::default())).await.expect("stored");
+    assert_eq!(ack.rejected, 0);
+    let reader = store.reader().expect("reader");
+
+    let all = activity::activity(&reader, None, None, 100).expect("activity");
+    let kinds: Vec<&str> = all.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, ["api_error", "tool_result", "tool_decision", "api_request", "user_prompt"]);
+    let summaries: Vec<&str> = all.iter().map(|r| r.summary.as_str()).collect();
+    assert_eq!(summaries, ["Overloaded (529)", "Bash succeeded", "Bash: accept (config)", "100 in · 10 out · 1000 cache read", "prompt of 42 characters"]);
+    assert_eq!(all[1].duration_ms, Some(340), "a duration sent as a string is read");
+    assert_eq!(all[3].cost_usd, Some(0.5));
+
+    let tools = activity::activity(&reader, None, Some("tool_result"), 100).expect("activity");
+    assert_eq!(tools.len(), 1);
+    let s2 = activity::activity(&reader, Some("s-2"), None, 100).expect("activity");
+    assert_eq!(s2.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(), ["api_error"]);
+    assert_eq!(activity::activity(&reader, None, None, 2).expect("activity").len(), 2);
+    store.close();
+}

@@ -7,6 +7,7 @@ use chrono::Local;
 use serde::Deserialize;
 use tokentray_core::budget::{edit, BudgetError, BudgetPeriod};
 use tokentray_core::config::BudgetLimit;
+use tokentray_core::dashboard::activity::{self, ActivityRow};
 use tokentray_core::dashboard::{self, Dashboard};
 use tokentray_core::setup::{self, Protocol};
 
@@ -77,4 +78,15 @@ pub async fn setup_claude_code(shared: tauri::State<'_, Arc<Shared>>) -> Result<
     })
     .await
     .map_err(|e| DesktopError::Interrupted(e.to_string()))?
+}
+
+/// The Activity list: recent events, optionally of one session and one kind (`api_request`, …).
+#[tauri::command]
+pub async fn activity(shared: tauri::State<'_, Arc<Shared>>, session: Option<String>, kind: Option<String>) -> Result<Vec<ActivityRow>, DesktopError> {
+    let shared = Arc::clone(&shared);
+    let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
+    let (session, kind) = (nonempty(session), nonempty(kind));
+    tauri::async_runtime::spawn_blocking(move || shared.read(|reader| activity::activity(reader, session.as_deref(), kind.as_deref(), 100)))
+        .await
+        .map_err(|e| DesktopError::Interrupted(e.to_string()))?
 }

@@ -34,7 +34,7 @@ pub fn run(config: Config, args: WindowArgs) -> Result<ExitCode, DesktopError> {
     let shared = Arc::new(Shared::new(config.data_dir()?, endpoints, BudgetsSource::of(&config)));
     let app = tauri::Builder::default()
         .manage(shared)
-        .invoke_handler(tauri::generate_handler![commands::dashboard, commands::set_budgets, commands::setup_claude_code])
+        .invoke_handler(tauri::generate_handler![commands::dashboard, commands::set_budgets, commands::setup_claude_code, commands::activity])
         .setup(|app| {
             // Errors returned from here make Tauri panic: report them and exit instead.
             match build(app.handle()) {

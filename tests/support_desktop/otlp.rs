@@ -79,6 +79,22 @@ pub fn send(http: SocketAddr, points: &[Point]) {
     }
 }
 
+/// Sends Claude Code events (log records) in one OTLP/HTTP request; panics unless accepted.
+pub fn send_events(http: SocketAddr, records: Vec<opentelemetry_proto::tonic::logs::v1::LogRecord>) {
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("http://{http}/v1/logs"))
+        .header("content-type", "application/x-protobuf")
+        .body(testkit::logs_request(records).encode_to_vec())
+        .send()
+        .unwrap_or_else(|e| panic!("POST /v1/logs to {http}: {e}"));
+    assert!(resp.status().is_success(), "POST /v1/logs answered {}", resp.status());
+}
+
+/// Now, in unix nanoseconds.
+pub fn now_ns() -> u64 {
+    time_ns(0)
+}
+
 /// Figures of one period.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Figures {

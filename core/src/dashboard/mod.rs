@@ -10,6 +10,7 @@
 //! [`build`] runs on every committed change while a window is open, so it is a fixed handful of
 //! indexed queries (no per-session or per-day loop).
 
+pub mod activity;
 pub mod assets;
 pub mod endpoints;
 

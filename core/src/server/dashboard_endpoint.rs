@@ -2,6 +2,7 @@
 //!
 //! * `GET /`, `/app.js`, `/style.css` — the window's own files ([`crate::dashboard::assets`]);
 //! * `GET /api/dashboard` — the [`Dashboard`] JSON the window renders;
+//! * `GET /api/activity?session=&kind=&limit=` — recent events for the Activity list;
 //! * `GET /api/health` — who is listening (for `tokentray doctor`);
 //! * `GET /api/events` — Server-Sent Events: `event: change` after each commit (data: the
 //!   change's counts), and a comment every 15 s so proxies and browsers keep the stream open.
@@ -14,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -26,7 +27,7 @@ use tonic::codegen::tokio_stream::Stream;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::budget::BudgetsSource;
-use crate::dashboard::{self, assets, Dashboard, Endpoints};
+use crate::dashboard::{self, activity, assets, Dashboard, Endpoints};
 use crate::store::{Reader, Store, StoreError};
 
 /// How often an idle event stream carries a keep-alive comment.
@@ -61,6 +62,7 @@ pub fn router(store: Store, endpoints: Endpoints, budgets: BudgetsSource, stop: 
         .route("/api/dashboard", get(api_dashboard))
         .route("/api/events", get(api_events))
         .route("/api/health", get(api_health))
+        .route("/api/activity", get(api_activity))
         .with_state(shared)
 }
 
@@ -90,13 +92,14 @@ async fn style_css() -> Response {
     asset("text/css; charset=utf-8", assets::STYLE_CSS)
 }
 
-fn build_now(shared: &Shared) -> Result<Dashboard, StoreError> {
+/// Runs `query` on the shared read connection (opened on first use).
+fn with_reader<T>(shared: &Shared, query: impl FnOnce(&Reader) -> Result<T, StoreError>) -> Result<T, StoreError> {
     let cached = shared.reader.lock().map_err(|_| StoreError::Poisoned)?.take();
     let reader = match cached {
         Some(r) => r,
         None => shared.store.reader()?,
     };
-    let result = dashboard::build(&reader, chrono::Local::now(), &shared.endpoints, &shared.budgets.current());
+    let result = query(&reader);
     // A failed query may mean a broken connection: only a reader that worked is kept.
     if result.is_ok() {
         if let Ok(mut slot) = shared.reader.lock() {
@@ -104,6 +107,10 @@ fn build_now(shared: &Shared) -> Result<Dashboard, StoreError> {
         }
     }
     result
+}
+
+fn build_now(shared: &Shared) -> Result<Dashboard, StoreError> {
+    with_reader(shared, |reader| dashboard::build(reader, chrono::Local::now(), &shared.endpoints, &shared.budgets.current()))
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
@@ -115,16 +122,35 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     resp
 }
 
+/// `?session=ID&kind=api_request&limit=N` of the Activity list.
+#[derive(Debug, serde::Deserialize)]
+struct ActivityQuery {
+    session: Option<String>,
+    kind: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn api_activity(State(shared): State<Arc<Shared>>, Query(q): Query<ActivityQuery>) -> Response {
+    let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
+    let (session, kind) = (nonempty(q.session), nonempty(q.kind));
+    let limit = q.limit.unwrap_or(100);
+    json_result(tokio::task::spawn_blocking(move || with_reader(&shared, |r| activity::activity(r, session.as_deref(), kind.as_deref(), limit))).await)
+}
+
 async fn api_dashboard(State(shared): State<Arc<Shared>>) -> Response {
-    let built = tokio::task::spawn_blocking(move || build_now(&shared)).await;
+    json_result(tokio::task::spawn_blocking(move || build_now(&shared)).await)
+}
+
+/// A blocking query's result as JSON: 200 with the value, or 500 with `{"error": …}`.
+fn json_result<T: serde::Serialize>(built: Result<Result<T, StoreError>, tokio::task::JoinError>) -> Response {
     let result = match built {
         Ok(r) => r.map_err(|e| e.to_string()),
-        Err(e) => Err(format!("dashboard task failed: {e}")),
+        Err(e) => Err(format!("query task failed: {e}")),
     };
     match result.and_then(|d| serde_json::to_vec(&d).map_err(|e| e.to_string())) {
         Ok(body) => json_response(StatusCode::OK, body),
         Err(message) => {
-            tracing::warn!(error = %message, "cannot build the dashboard");
+            tracing::warn!(error = %message, "cannot answer the dashboard page");
             let body = serde_json::to_vec(&serde_json::json!({ "error": message })).unwrap_or_default();
             json_response(StatusCode::INTERNAL_SERVER_ERROR, body)
         }

@@ -12,7 +12,7 @@ pub mod read;
 pub mod schema;
 mod writer;
 
-pub use read::Reader;
+pub use read::{EventRow, Reader};
 pub use writer::SLOT_SECONDS;
 
 use std::path::{Path, PathBuf};
