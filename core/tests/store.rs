@@ -146,3 +146,61 @@ async fn reports_cut_ranges_by_point_time() {
     assert_eq!(groups.iter().map(|g| g.figures.cost_usd).sum::<f64>(), 7.0);
     assert_eq!(reader.session_ids(TimeRange::ALL).expect("sessions"), vec!["a".to_string(), "b".to_string()]);
 }
+
+/// A database written before schema v3 (running state in the wide `series` row, no rendered
+/// `/metrics` identity) upgrades with every total, cumulative mark and histogram intact, and the
+/// first start renders and stores the missing identities.
+#[tokio::test]
+async fn a_v2_database_upgrades_with_exact_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    ingest_metrics(&store, testkit::usage_metrics("delta", "u", "m1", usage(0.25), 1 * S, 2 * S, false)).await;
+    ingest_metrics(&store, testkit::usage_metrics("delta", "u", "m1", usage(0.5), 5 * S, 6 * S, false)).await;
+    ingest_metrics(&store, testkit::usage_metrics("cum", "u", "m2", usage(1.0), 10 * S, 11 * S, true)).await;
+    ingest_metrics(&store, vec![gauge("queue.depth", 7.0, 12 * S)]).await;
+    ingest_metrics(&store, vec![histogram("api.latency", vec![1, 2, 0], 150.0, 10 * S, 11 * S, AggregationTemporality::Cumulative)]).await;
+    let before = text(&store);
+    let cost = cost_of(dir.path(), TimeRange::ALL);
+    assert_eq!(cost, 1.75);
+    store.close();
+    drop(store);
+
+    // Put the database back into the v2 layout: the state columns in `series`, no `series_state`.
+    let path = dir.path().join(tokentray_core::store::DB_FILE);
+    let conn = rusqlite::Connection::open(&path).expect("sqlite");
+    conn.execute_batch(
+        "ALTER TABLE series ADD COLUMN total REAL NOT NULL DEFAULT 0;
+         ALTER TABLE series ADD COLUMN hist TEXT;
+         ALTER TABLE series ADD COLUMN cum_start_ns INTEGER;
+         ALTER TABLE series ADD COLUMN cum_time_ns INTEGER;
+         ALTER TABLE series ADD COLUMN cum_value TEXT;
+         ALTER TABLE series ADD COLUMN last_time_ns INTEGER NOT NULL DEFAULT 0;
+         UPDATE series SET (total, hist, cum_start_ns, cum_time_ns, cum_value, last_time_ns) =
+             (SELECT total, hist, cum_start_ns, cum_time_ns, cum_value, last_time_ns FROM series_state WHERE series_id = series.id);
+         ALTER TABLE series DROP COLUMN expo_family;
+         ALTER TABLE series DROP COLUMN expo_unit;
+         ALTER TABLE series DROP COLUMN expo_labels;
+         DROP TABLE series_state;
+         PRAGMA user_version = 2;",
+    )
+    .expect("downgrade to v2");
+    drop(conn);
+
+    let store = Store::open(dir.path()).expect("upgrade");
+    assert_eq!(text(&store), before, "/metrics after the upgrade equals /metrics before it");
+    assert_eq!(cost_of(dir.path(), TimeRange::ALL), cost);
+    let conn = rusqlite::Connection::open(&path).expect("sqlite");
+    let missing: i64 = conn.query_row("SELECT COUNT(*) FROM series WHERE expo_labels IS NULL", [], |r| r.get(0)).expect("count");
+    assert_eq!(missing, 0, "the first start stores every series' rendered identity");
+
+    // Cumulative series keep counting from the carried-over marks: 1.0 → 1.5 adds 0.5.
+    ingest_metrics(&store, testkit::usage_metrics("cum", "u", "m2", usage(1.5), 10 * S, 13 * S, true)).await;
+    ingest_metrics(&store, vec![histogram("api.latency", vec![1, 3, 1], 400.0, 10 * S, 13 * S, AggregationTemporality::Cumulative)]).await;
+    assert_eq!(cost_of(dir.path(), TimeRange::ALL), 2.25);
+    let after = text(&store);
+    assert!(after.contains("api_latency_milliseconds_count{") && after.contains("} 5\n"), "{after}");
+    store.close();
+    drop(store);
+    let store = Store::open(dir.path()).expect("reopen");
+    assert_eq!(text(&store), after, "/metrics after a restart on the upgraded database");
+}

@@ -105,7 +105,7 @@ pub fn expo_key(
 
 /// `job`/`instance` for every series of the resource, and the `target_info` labels where the
 /// Collector emits one (a resource with attributes beyond the service identity).
-fn target_labels(resource: &Resource) -> (Vec<(String, String)>, Option<Labels>) {
+pub(crate) fn target_labels(resource: &Resource) -> (Vec<(String, String)>, Option<Labels>) {
     let get = |k| attrs::get_str(&resource.attrs, k).filter(|s| !s.is_empty());
     let mut ids = Vec::new();
     if let Some(name) = get("service.name") {

@@ -225,8 +225,8 @@ impl Reader {
         let slot_hi = if end_ns == i64::MAX { i64::MAX } else { end_ns.div_euclid(SLOT_NS) + i64::from(end_ns.rem_euclid(SLOT_NS) != 0) };
         let mut stmt = self.conn.prepare_cached(
             "WITH in_range AS (
-                 SELECT s.session_id AS sid, MIN(s.created_ns) AS t0, MAX(s.last_time_ns) AS t1
-                 FROM usage u JOIN series s ON s.id = u.series_id
+                 SELECT s.session_id AS sid, MIN(s.created_ns) AS t0, MAX(st.last_time_ns) AS t1
+                 FROM usage u JOIN series s ON s.id = u.series_id JOIN series_state st ON st.series_id = s.id
                  WHERE u.slot >= ?1 AND u.slot < ?2 AND s.session_id IS NOT NULL
                  GROUP BY s.session_id
              ),

@@ -100,6 +100,34 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
+    // v3: the running state of every series moves to a narrow table of its own. Each commit
+    // rewrites the state of every series it touched; in the wide `series` row (attribute JSON,
+    // ~480 bytes) that dirtied and logged to the WAL a page per ~8 series, here a page per
+    // ~150. `series` gains the rendered `/metrics` identity (family, unit, labels), so start-up
+    // does not re-render it from the attribute JSON; rows written before v3 have NULL there and
+    // are filled in by the writer the first time it loads them.
+    r#"
+    CREATE TABLE series_state (
+        series_id     INTEGER PRIMARY KEY,   -- series.id
+        total         REAL NOT NULL DEFAULT 0,  -- sums: running total; gauges: last value
+        last_time_ns  INTEGER NOT NULL DEFAULT 0,
+        hist          TEXT,                  -- histograms: accumulated buckets (JSON)
+        cum_start_ns  INTEGER,               -- last cumulative point seen, for increments
+        cum_time_ns   INTEGER,
+        cum_value     TEXT
+    );
+    INSERT INTO series_state (series_id, total, last_time_ns, hist, cum_start_ns, cum_time_ns, cum_value)
+        SELECT id, total, last_time_ns, hist, cum_start_ns, cum_time_ns, cum_value FROM series;
+    ALTER TABLE series DROP COLUMN total;
+    ALTER TABLE series DROP COLUMN hist;
+    ALTER TABLE series DROP COLUMN cum_start_ns;
+    ALTER TABLE series DROP COLUMN cum_time_ns;
+    ALTER TABLE series DROP COLUMN cum_value;
+    ALTER TABLE series DROP COLUMN last_time_ns;
+    ALTER TABLE series ADD COLUMN expo_family TEXT;
+    ALTER TABLE series ADD COLUMN expo_unit TEXT;
+    ALTER TABLE series ADD COLUMN expo_labels TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

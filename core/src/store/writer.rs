@@ -12,8 +12,9 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::accounting::{Effect, HistAcc, Refusal, SeriesTotals};
-use super::live::{self, Live, RowRef};
+use super::live::{self, ExpoKey, Live, RowRef};
 use super::{Ack, Change, StoreError};
+use crate::exposition::Labels;
 use crate::ingest::attrs;
 use crate::ingest::{Batch, MetricPoint, Resource, SeriesDesc, Shape};
 
@@ -66,45 +67,76 @@ impl Writer {
     pub fn load(conn: Connection, live: Arc<RwLock<Live>>, changes: broadcast::Sender<Change>) -> Result<Writer, StoreError> {
         let mut series = HashMap::new();
         let mut resources = HashMap::new();
+        // Series stored before schema v3 have no rendered `/metrics` identity yet: rendered here
+        // once from their attributes and written back below.
+        let mut backfill: Vec<(i64, ExpoKey)> = Vec::new();
         {
             let mut live_w = live.write().map_err(|_| StoreError::Poisoned)?;
             let mut stmt = conn.prepare(
                 "SELECT r.id, r.key, r.attrs FROM resources r",
             )?;
-            let mut resource_by_id: HashMap<i64, Arc<Resource>> = HashMap::new();
+            let mut resource_by_id: HashMap<i64, (Arc<Resource>, Option<Labels>)> = HashMap::new();
             let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?)))?;
             for row in rows {
                 let (id, key, attrs_json) = row?;
                 let key = key_from_blob(&key);
                 resources.insert(key, id);
-                resource_by_id.insert(id, Arc::new(Resource { attrs: attrs::from_json(&attrs_json), key }));
+                let resource = Arc::new(Resource { attrs: attrs::from_json(&attrs_json), key });
+                let target = live::target_labels(&resource).1;
+                resource_by_id.insert(id, (resource, target));
             }
             let mut stmt = conn.prepare(
-                "SELECT id, key, metric, unit, description, shape, resource_id, scope_name, scope_version, attrs,
-                        created_ns, total, hist, cum_start_ns, cum_time_ns, cum_value, last_time_ns
-                 FROM series ORDER BY id",
+                "SELECT s.id, s.key, s.metric, s.unit, s.description, s.shape, s.resource_id, s.created_ns,
+                        s.expo_family, s.expo_unit, s.expo_labels,
+                        CASE WHEN s.expo_labels IS NULL THEN s.scope_name END,
+                        CASE WHEN s.expo_labels IS NULL THEN s.scope_version END,
+                        CASE WHEN s.expo_labels IS NULL THEN s.attrs END,
+                        COALESCE(st.total, 0), st.hist, st.cum_start_ns, st.cum_time_ns, st.cum_value, COALESCE(st.last_time_ns, 0)
+                 FROM series s LEFT JOIN series_state st ON st.series_id = s.id ORDER BY s.id",
             )?;
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
                 let id: i64 = r.get(0)?;
-                let key = key_from_blob(&r.get::<_, Vec<u8>>(1)?);
-                let metric: String = r.get(2)?;
+                let key = key_from_blob(r.get_ref(1)?.as_blob()?);
                 let Some(shape) = Shape::from_code(r.get(5)?) else { continue };
-                let Some(resource) = resource_by_id.get(&r.get::<_, i64>(6)?) else { continue };
-                let point_attrs = attrs::from_json(&r.get::<_, String>(9)?);
-                let expo = live::expo_key(&metric, &r.get::<_, String>(3)?, &r.get::<_, String>(4)?, shape, resource, &r.get::<_, String>(7)?, &r.get::<_, String>(8)?, &point_attrs);
-                let created_ms = r.get::<_, i64>(10)? / 1_000_000;
-                let hist: Option<HistAcc> = r.get::<_, Option<String>>(12)?.and_then(|t| serde_json::from_str(&t).ok());
-                let cum = match (r.get::<_, Option<i64>>(13)?, r.get::<_, Option<i64>>(14)?, r.get::<_, Option<String>>(15)?) {
-                    (Some(start), Some(time), Some(value)) => serde_json::from_str(&value).ok().map(|value| super::accounting::CumMark { start_ns: start as u64, time_ns: time as u64, value }),
+                let Some((resource, target)) = resource_by_id.get(&r.get::<_, i64>(6)?) else { continue };
+                let expo = match (r.get::<_, Option<String>>(8)?, r.get::<_, Option<String>>(9)?, r.get_ref(10)?.as_str_or_null()?) {
+                    (Some(family), Some(unit), Some(labels)) => ExpoKey {
+                        family,
+                        help: r.get(4)?,
+                        unit,
+                        kind: live::kind_of(shape),
+                        labels: Labels::from(labels),
+                        target: target.clone(),
+                    },
+                    _ => {
+                        let point_attrs = attrs::from_json(r.get_ref(13)?.as_str_or_null()?.unwrap_or("{}"));
+                        let expo = live::expo_key(
+                            r.get_ref(2)?.as_str()?,
+                            r.get_ref(3)?.as_str()?,
+                            r.get_ref(4)?.as_str()?,
+                            shape,
+                            resource,
+                            r.get_ref(11)?.as_str_or_null()?.unwrap_or_default(),
+                            r.get_ref(12)?.as_str_or_null()?.unwrap_or_default(),
+                            &point_attrs,
+                        );
+                        backfill.push((id, expo.clone()));
+                        expo
+                    }
+                };
+                let created_ms = r.get::<_, i64>(7)? / 1_000_000;
+                let hist: Option<HistAcc> = r.get_ref(15)?.as_str_or_null()?.and_then(|t| serde_json::from_str(t).ok());
+                let cum = match (r.get::<_, Option<i64>>(16)?, r.get::<_, Option<i64>>(17)?, r.get_ref(18)?.as_str_or_null()?) {
+                    (Some(start), Some(time), Some(value)) => serde_json::from_str(value).ok().map(|value| super::accounting::CumMark { start_ns: start as u64, time_ns: time as u64, value }),
                     _ => None,
                 };
-                let totals = SeriesTotals { total: r.get(11)?, hist, cum, last_time_ns: r.get::<_, i64>(16)? as u64 };
+                let totals = SeriesTotals { total: r.get(14)?, hist, cum, last_time_ns: r.get::<_, i64>(19)? as u64 };
                 let bounds = totals.hist.as_ref().map(|h| h.bounds.clone());
                 // A stored series always got its row when it was created; a conflict here means the
                 // naming rules changed between versions, and the series is left out of /metrics.
                 let Ok(row) = live_w.row_for(&expo, created_ms, bounds.as_deref()) else {
-                    tracing::warn!(metric, "series no longer maps to a consistent Prometheus family; not exposed");
+                    tracing::warn!(metric = r.get_ref(2)?.as_str()?, "series no longer maps to a consistent Prometheus family; not exposed");
                     continue;
                 };
                 match shape {
@@ -119,6 +151,16 @@ impl Writer {
                 }
                 series.insert(key, SeriesState { id, shape, row, totals });
             }
+        }
+        if !backfill.is_empty() {
+            let tx = conn.unchecked_transaction()?;
+            {
+                let mut update = tx.prepare("UPDATE series SET expo_family = ?2, expo_unit = ?3, expo_labels = ?4 WHERE id = ?1")?;
+                for (id, expo) in &backfill {
+                    update.execute(params![id, expo.family, expo.unit, &*expo.labels])?;
+                }
+            }
+            tx.commit()?;
         }
         Ok(Writer { conn, series, resources, live, changes })
     }
@@ -293,8 +335,8 @@ impl Writer {
         let get = |k| attrs::get_str(&desc.attrs, k);
         tx.prepare_cached(
             "INSERT INTO series (key, metric, unit, description, shape, resource_id, scope_name, scope_version, attrs,
-                session_id, model, type, user_id, created_ns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                session_id, model, type, user_id, created_ns, expo_family, expo_unit, expo_labels)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         )?
         .execute(params![
             desc.key.to_be_bytes().as_slice(),
@@ -311,6 +353,9 @@ impl Writer {
             get("type"),
             get("user.id"),
             clamp_i64(point.time_ns),
+            expo.family,
+            expo.unit,
+            &*expo.labels,
         ])?;
         let id = tx.last_insert_rowid();
         Ok(Ok(SeriesState { id, shape: desc.shape, row, totals: SeriesTotals::default() }))
@@ -335,10 +380,18 @@ impl Writer {
 
     /// Writes the new running state of every touched series and the usage increments.
     fn flush(&self, tx: &Transaction, pending: &Pending, client: Option<String>) -> Result<(), StoreError> {
+        // Upserts: a series created in this transaction has no state row yet. In id order, so
+        // consecutive statements walk the B-tree forward through the same pages.
         let mut update = tx.prepare_cached(
-            "UPDATE series SET total = ?2, hist = ?3, cum_start_ns = ?4, cum_time_ns = ?5, cum_value = ?6, last_time_ns = ?7 WHERE id = ?1",
+            "INSERT INTO series_state (series_id, total, hist, cum_start_ns, cum_time_ns, cum_value, last_time_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (series_id) DO UPDATE SET total = excluded.total, hist = excluded.hist,
+                cum_start_ns = excluded.cum_start_ns, cum_time_ns = excluded.cum_time_ns,
+                cum_value = excluded.cum_value, last_time_ns = excluded.last_time_ns",
         )?;
-        for state in pending.series.values() {
+        let mut states: Vec<&SeriesState> = pending.series.values().collect();
+        states.sort_unstable_by_key(|s| s.id);
+        for state in states {
             let t = &state.totals;
             let hist = t.hist.as_ref().map(serde_json::to_string).transpose().map_err(|e| StoreError::Encode(e.to_string()))?;
             let cum_value = t.cum.as_ref().map(|c| serde_json::to_string(&c.value)).transpose().map_err(|e| StoreError::Encode(e.to_string()))?;
@@ -356,7 +409,9 @@ impl Writer {
             "INSERT INTO usage (slot, series_id, value) VALUES (?1, ?2, ?3)
              ON CONFLICT (slot, series_id) DO UPDATE SET value = value + excluded.value",
         )?;
-        for (&(slot, series_id), &value) in &pending.usage {
+        let mut increments: Vec<(&(i64, i64), &f64)> = pending.usage.iter().collect();
+        increments.sort_unstable_by_key(|(k, _)| **k);
+        for (&(slot, series_id), &value) in increments {
             usage.execute(params![slot, series_id, value])?;
         }
         let mut meta = tx.prepare_cached(
