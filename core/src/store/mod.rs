@@ -109,15 +109,10 @@ impl Store {
         let path = data_dir.join(DB_FILE);
         let mut conn = connect(&path)?;
         schema::migrate(&mut conn)?;
-        // The writer's connection only. A bigger page cache keeps the pages a commit touches
-        // (series state, the current usage slot, their indexes) in memory instead of re-reading
-        // them; checkpointing every 10 000 pages (~40 MiB of WAL) instead of 1 000 moves fewer
-        // pages twice. Neither changes durability: each commit still syncs its WAL frames.
-        conn.pragma_update(None, "cache_size", -16384)?;
-        conn.pragma_update(None, "wal_autocheckpoint", 10000)?;
         let live = Arc::new(RwLock::new(Live::default()));
         let (changes, _) = broadcast::channel(64);
         let writer = writer::Writer::load(conn, live.clone(), changes.clone())?;
+        writer.tune_for_writing()?;
         let (tx, rx) = mpsc::channel(1024);
         let handle = std::thread::Builder::new()
             .name("tokentray-writer".into())

@@ -6,6 +6,7 @@
 //! the commit succeeded; a failed transaction leaves both exactly as they were.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -24,6 +25,30 @@ const MAX_GROUP: usize = 256;
 /// Seconds per usage slot (see the `usage` table).
 pub const SLOT_SECONDS: i64 = 900;
 
+/// Series and resource keys are xxh3-128 hashes already; SipHashing them again on every lookup
+/// (several per point, and once per series at start-up) cost more than the lookup itself.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u128 keys are hashed here (`write_u128`); anything else still gets a fair mix.
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3).rotate_left(5);
+        }
+    }
+
+    fn write_u128(&mut self, key: u128) {
+        self.0 = (key as u64) ^ ((key >> 64) as u64);
+    }
+}
+
+type KeyMap<V> = HashMap<u128, V, BuildHasherDefault<KeyHasher>>;
+
 pub(super) struct Job {
     pub batch: Batch,
     pub reply: oneshot::Sender<Result<Ack, StoreError>>,
@@ -39,8 +64,8 @@ struct SeriesState {
 
 pub(super) struct Writer {
     conn: Connection,
-    series: HashMap<u128, SeriesState>,
-    resources: HashMap<u128, i64>,
+    series: KeyMap<SeriesState>,
+    resources: KeyMap<i64>,
     live: Arc<RwLock<Live>>,
     changes: broadcast::Sender<Change>,
 }
@@ -48,8 +73,8 @@ pub(super) struct Writer {
 /// Changes of one transaction, applied to memory only once it has committed.
 #[derive(Default)]
 struct Pending {
-    series: HashMap<u128, SeriesState>,
-    resources: HashMap<u128, i64>,
+    series: KeyMap<SeriesState>,
+    resources: KeyMap<i64>,
     usage: HashMap<(i64, i64), f64>,
     live_ops: Vec<(RowRef, Effect, u64)>,
 }
@@ -65,8 +90,8 @@ fn clamp_i64(v: u64) -> i64 {
 impl Writer {
     /// Loads every series' running state and rebuilds the `/metrics` rows from it.
     pub fn load(conn: Connection, live: Arc<RwLock<Live>>, changes: broadcast::Sender<Change>) -> Result<Writer, StoreError> {
-        let mut series = HashMap::new();
-        let mut resources = HashMap::new();
+        let mut series = KeyMap::default();
+        let mut resources = KeyMap::default();
         // Series stored before schema v3 have no rendered `/metrics` identity yet: rendered here
         // once from their attributes and written back below.
         let mut backfill: Vec<(i64, ExpoKey)> = Vec::new();
@@ -163,6 +188,18 @@ impl Writer {
             tx.commit()?;
         }
         Ok(Writer { conn, series, resources, live, changes })
+    }
+
+    /// Settings of the writer's connection only, set after [`Writer::load`]: the load reads every
+    /// series once and would only fill the cache with pages it never needs again.
+    pub fn tune_for_writing(&self) -> Result<(), StoreError> {
+        // A bigger page cache keeps the pages a commit touches (series state, the current usage
+        // slot, their indexes) in memory instead of re-reading them; checkpointing every 10 000
+        // pages (~40 MiB of WAL) instead of 1 000 moves fewer pages twice. Neither changes
+        // durability: each commit still syncs its WAL frames.
+        self.conn.pragma_update(None, "cache_size", -16384)?;
+        self.conn.pragma_update(None, "wal_autocheckpoint", 10000)?;
+        Ok(())
     }
 
     /// Serves jobs until every sender is gone.
