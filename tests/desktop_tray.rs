@@ -82,12 +82,14 @@ fn tray_shows_spend_and_its_menu_works_over_dbus() {
     assert_eq!(labels, ["Open dashboard", "Today: $0.00 · 0 sessions · 0 tokens", "Forward to team", "Start at login", "Pause alerts", "Quit"], "{menu:#?}");
     assert!(entry(&menu, "Open dashboard").enabled);
     assert!(!entry(&menu, "Today:").enabled, "the info row is not clickable");
-    for (label, enabled) in [("Forward to team", false), ("Start at login", true), ("Pause alerts", true)] {
+    // The first run turns start-at-login on; the rest starts unchecked.
+    for (label, enabled, checked) in [("Forward to team", false, 0), ("Start at login", true, 1), ("Pause alerts", true, 0)] {
         let e = entry(&menu, label);
         assert_eq!(e.toggle_type, "checkmark", "{label} is a checkbox");
         assert_eq!(e.enabled, enabled, "{label} enabled");
-        assert_eq!(e.toggle_state, 0, "{label} unchecked at start");
+        assert_eq!(e.toggle_state, checked, "{label} checked at start");
     }
+    assert!(autostart_file().exists(), "the first run writes the login entry");
     assert!(entry(&menu, "Quit").enabled);
 
     // Spend arrives over OTLP: the label and the info row follow within a second.
@@ -130,18 +132,22 @@ fn tray_shows_spend_and_its_menu_works_over_dbus() {
     assert!(app::metrics_ok(ports.metrics), "the first instance still serves /metrics");
     assert_eq!(watcher.registered(), 1, "only one tray item");
 
-    // Start at login: writes and removes the XDG autostart entry; the checkbox shows the real state.
+    // Start at login (on since the first run): unticking removes the XDG autostart entry,
+    // ticking writes it again; the checkbox shows the real state.
     let file = autostart_file();
-    assert!(!file.exists());
-    item.click(entry(&item.menu(), "Start at login").id);
-    assert!(wait_for(Duration::from_secs(5), || file.exists().then_some(())).is_some(), "{} not written:\n{}", file.display(), tray.out.text());
     let text = std::fs::read_to_string(&file).expect("read autostart entry");
     let exec = text.lines().find(|l| l.starts_with("Exec=")).unwrap_or_default().to_string();
     assert!(exec.starts_with(&format!("Exec={} tray --data-dir {}", app::bin(), dirs.data_dir.display())), "{text}");
-    assert!(wait_for(Duration::from_secs(3), || (entry(&item.menu(), "Start at login").toggle_state == 1).then_some(())).is_some(), "checkbox not checked");
     item.click(entry(&item.menu(), "Start at login").id);
     assert!(wait_for(Duration::from_secs(5), || (!file.exists()).then_some(())).is_some(), "{} not removed", file.display());
     assert!(wait_for(Duration::from_secs(3), || (entry(&item.menu(), "Start at login").toggle_state == 0).then_some(())).is_some(), "checkbox still checked");
+    item.click(entry(&item.menu(), "Start at login").id);
+    assert!(wait_for(Duration::from_secs(5), || file.exists().then_some(())).is_some(), "{} not written:\n{}", file.display(), tray.out.text());
+    assert!(wait_for(Duration::from_secs(3), || (entry(&item.menu(), "Start at login").toggle_state == 1).then_some(())).is_some(), "checkbox not checked");
+    // A user who turned it off keeps it off: a later run of the same data directory does not
+    // turn it on again.
+    item.click(entry(&item.menu(), "Start at login").id);
+    assert!(wait_for(Duration::from_secs(5), || (!file.exists()).then_some(())).is_some(), "{} not removed", file.display());
 
     // Quit (with the window open): exit code 0, the window process gone, every port released.
     let window_pids: Vec<u32> = proc::children(tray.pid).into_iter().filter(|(_, n)| n.starts_with("tokentray")).map(|(p, _)| p).collect();
@@ -153,6 +159,15 @@ fn tray_shows_spend_and_its_menu_works_over_dbus() {
     for addr in [ports.grpc, ports.http, ports.metrics] {
         assert!(TcpListener::bind(addr).is_ok(), "{addr} still held after Quit");
     }
+
+    // A later run of the same data directory keeps the user's choice: start at login stays off.
+    let (mut again, _) = App::start(&dirs, &[]);
+    let item = watcher.wait_item(1, REGISTER_TIMEOUT).unwrap_or_else(|| panic!("no tray item on the next run:\n{}", again.out.text()));
+    let menu = menu_with(&item, "Start at login");
+    assert_eq!(entry(&menu, "Start at login").toggle_state, 0, "start at login turned on again");
+    assert!(!file.exists(), "the login entry came back");
+    item.click(entry(&menu, "Quit").id);
+    assert_eq!(again.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()), Some(0), "{}", again.out.text());
 }
 
 #[test]

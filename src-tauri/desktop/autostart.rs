@@ -5,7 +5,32 @@
 //! Desktop Entry spec requires. A launch with `--data-dir`/`--config` keeps them at login, so the
 //! login start reads the same history as the launch that enabled it.
 
+use tauri_plugin_autostart::ManagerExt;
+
 use super::Launch;
+
+/// Marks in the data directory that start-at-login was already turned on once.
+const OFFERED: &str = "autostart-offered";
+
+/// The first run turns start-at-login on (the app is meant to be always there, like the Docker
+/// stack it replaces); later runs respect whatever the user chose since. The marker lives with
+/// the history, so a second data directory (tests, a second profile) is a first run of its own.
+pub fn enable_on_first_run(app: &tauri::AppHandle, data_dir: &std::path::Path) {
+    let marker = data_dir.join(OFFERED);
+    if marker.exists() {
+        return;
+    }
+    match app.autolaunch().enable() {
+        Ok(()) => tracing::info!("first run: start at login turned on (untick it in the tray menu)"),
+        Err(e) => {
+            tracing::warn!("first run: cannot turn on start at login: {e}");
+            return;
+        }
+    }
+    if let Err(e) = std::fs::create_dir_all(data_dir).and_then(|()| std::fs::write(&marker, "start at login was turned on by the first run\n")) {
+        tracing::warn!("cannot record that start at login was offered: {e}");
+    }
+}
 
 pub fn args(launch: &Launch) -> Vec<String> {
     let mut args = vec!["tray".to_string()];

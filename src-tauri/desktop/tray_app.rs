@@ -91,6 +91,7 @@ fn setup(app: &tauri::AppHandle, config: &Config, launch: &Launch, slot: &Engine
     app.manage(launcher.clone());
     let shared = Arc::new(Shared::new(engine.data_dir.clone(), engine.endpoints.clone(), BudgetsSource::of(config)));
     app.manage(shared.clone());
+    autostart::enable_on_first_run(app, &engine.data_dir);
     let tray = tray::Tray::build(app, &engine.status)?;
     app.manage(tray.clone());
     live::spawn(&engine, shared, tray, launcher.clone());

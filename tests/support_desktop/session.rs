@@ -116,9 +116,11 @@ pub fn enter_with_timeout(test_name: &str, extra_tools: &[&str], timeout: Durati
     }
     let text = output.lock().expect("output lock").clone();
     match status {
-        Some(s) if s.success() => {
+        // A name that matched no test would "pass" with nothing run: require that it ran.
+        Some(s) if s.success() && text.contains("test result: ok. 1 passed") => {
             println!("--- {test_name} in xvfb-run + dbus-run-session ({:.1}s) ---\n{text}", started.elapsed().as_secs_f64());
         }
+        Some(s) if s.success() => panic!("{test_name} did not run inside its desktop session (no such test?):\n{text}"),
         Some(s) => panic!("{test_name} failed inside its desktop session ({s}):\n{text}"),
         None => panic!("{test_name} did not finish within {timeout:?} inside its desktop session:\n{text}"),
     }
