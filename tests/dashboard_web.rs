@@ -467,6 +467,12 @@ fn dashboard_page_shows_setup_then_live_data_without_reload() {
     assert_eq!(rows[0]["model"], testkit::MODEL);
     assert_eq!(rows[0]["kind"], "api_request");
 
+    // DNS rebinding: a page served under another name that resolves to 127.0.0.1 is refused.
+    let rebound = http.get(format!("{base}/api/dashboard")).header("host", format!("evil.example:{}", serve.metrics.port())).send().expect("GET with a foreign Host");
+    assert_eq!(rebound.status().as_u16(), 403, "a foreign Host header must be refused");
+    let by_name = http.get(format!("{base}/api/dashboard")).header("host", format!("localhost:{}", serve.metrics.port())).send().expect("GET as localhost");
+    assert_eq!(by_name.status().as_u16(), 200);
+
     page.screenshot("web-light-data");
     {
         let dark = driver.session(true);

@@ -7,7 +7,8 @@
 //! * `GET /api/events` — Server-Sent Events: `event: change` after each commit (data: the
 //!   change's counts), and a comment every 15 s so proxies and browsers keep the stream open.
 //!
-//! The page only reads; nothing here writes to the store.
+//! The page only reads; nothing here writes to the store. Requests must name the host as an IP
+//! address or `localhost` (DNS-rebinding guard).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -64,6 +65,44 @@ pub fn router(store: Store, endpoints: Endpoints, budgets: BudgetsSource, stop: 
         .route("/api/health", get(api_health))
         .route("/api/activity", get(api_activity))
         .with_state(shared)
+        .layer(axum::middleware::from_fn(only_ip_or_localhost_hosts))
+}
+
+/// DNS rebinding guard: a web page on `evil.example` whose name is re-pointed at 127.0.0.1 would
+/// be same-origin with this page and could read the user's usage. Browsers send the name they
+/// resolved as `Host`, so only requests naming an IP address or `localhost` are answered.
+async fn only_ip_or_localhost_hosts(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    if host_is_ip_or_localhost(host) {
+        next.run(request).await
+    } else {
+        (StatusCode::FORBIDDEN, "tokentray's dashboard answers only to http://127.0.0.1:PORT/ or http://localhost:PORT/ (Host header refused)\n").into_response()
+    }
+}
+
+fn host_is_ip_or_localhost(host: &str) -> bool {
+    // `[::1]:8889`, `127.0.0.1:8889`, `localhost:8889`, or any of them without a port.
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(n, port)| if port.chars().all(|c| c.is_ascii_digit()) { n } else { host })
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_is_ip_or_localhost;
+
+    #[test]
+    fn only_addresses_and_localhost_are_hosts_of_the_dashboard() {
+        for ok in ["127.0.0.1:8889", "127.0.0.1", "localhost:8889", "LOCALHOST", "[::1]:8889", "[::1]", "192.168.1.20:8889"] {
+            assert!(host_is_ip_or_localhost(ok), "{ok}");
+        }
+        for refused in ["evil.example:8889", "evil.example", "127.0.0.1.nip.io:8889", "", "localhost.evil.example"] {
+            assert!(!host_is_ip_or_localhost(refused), "{refused}");
+        }
+    }
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
