@@ -118,3 +118,38 @@ if command -v python3 >/dev/null 2>&1; then
 else
   apt_install python3 || say "could not install python3; tests/doctor_cli.rs will fail"
 fi
+
+# --- Debian package: Tauri CLI, lintian, systemd-analyze (tests/package_deb.rs, tests/systemd_unit.rs)
+# The Tauri CLI from npm is a prebuilt native binary (seconds to install, where `cargo install
+# tauri-cli` compiles for many minutes); pinned to the tauri crate's version in Cargo.lock.
+TAURI_CLI_VERSION="2.12.5"
+tauri_prefix="$here/.cache/tauri-cli"
+tauri_bin="$tauri_prefix/node_modules/.bin/tauri"
+if [ -x "$tauri_bin" ] && "$tauri_bin" --version 2>/dev/null | grep -qx "tauri-cli $TAURI_CLI_VERSION"; then
+  say "tauri CLI already installed ($("$tauri_bin" --version 2>/dev/null))"
+elif command -v npm >/dev/null 2>&1; then
+  mkdir -p "$tauri_prefix"
+  say "npm install --prefix $tauri_prefix @tauri-apps/cli@$TAURI_CLI_VERSION"
+  if npm install --prefix "$tauri_prefix" --no-audit --no-fund --loglevel=error "@tauri-apps/cli@$TAURI_CLI_VERSION" \
+      && "$tauri_bin" --version >/dev/null 2>&1; then
+    say "installed tauri CLI ($("$tauri_bin" --version 2>/dev/null))"
+  else
+    say "installing the tauri CLI failed; tests/package_deb.rs will fail"
+  fi
+else
+  say "npm not available; tests/package_deb.rs will fail (it needs the tauri CLI)"
+fi
+if command -v lintian >/dev/null 2>&1; then
+  say "lintian already installed"
+else
+  apt_install lintian || say "could not install lintian; tests/package_deb.rs will fail"
+fi
+# systemd-analyze verifies the unit `serve --install-service` writes. Installing the package in
+# a container starts nothing (there is no running systemd to talk to); without it the test skips
+# only that check.
+if command -v systemd-analyze >/dev/null 2>&1; then
+  say "systemd-analyze already installed"
+else
+  apt_install systemd || say "could not install systemd; tests/systemd_unit.rs skips systemd-analyze verify"
+fi
+# --- end Debian package ----------------------------------------------------------------------------
