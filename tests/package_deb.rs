@@ -108,6 +108,8 @@ fn deb_is_complete_runs_and_is_lintian_clean() {
     let entry = |path: &str| contents.lines().find(|l| l.ends_with(&format!(" {}", &path[1..])));
     let bin = entry("/usr/bin/tokentray").unwrap_or_else(|| panic!("no /usr/bin/tokentray in:\n{contents}"));
     assert!(bin.starts_with("-rwxr-xr-x 0/0 "), "the binary is executable and root-owned: {bin}");
+    let bins: Vec<&str> = contents.lines().filter(|l| l.contains(" usr/bin/") && !l.ends_with('/')).collect();
+    assert_eq!(bins.len(), 1, "only tokentray in /usr/bin (the benchmark load generator is not shipped): {bins:?}");
     for path in ["/usr/share/applications/tokentray.desktop", "/usr/share/doc/tokentray/copyright", "/usr/share/doc/tokentray/changelog.gz"] {
         assert!(entry(path).is_some(), "no {path} in:\n{contents}");
     }
