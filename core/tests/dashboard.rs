@@ -145,13 +145,18 @@ async fn dashboard_follows_the_local_calendar() {
 
     // The newest api_request event.
     let lr = d.last_request.as_ref().expect("last request");
-    assert_eq!(lr.model.as_deref(), Some(OPUS));
-    assert_eq!(lr.session_id.as_deref(), Some("session-a"));
+    let f = &lr.figures;
+    assert_eq!(f.model.as_deref(), Some(OPUS));
+    assert_eq!(f.session_id.as_deref(), Some("session-a"));
     assert_eq!(lr.time, local(2026, 11, 18, 9, 40).to_rfc3339());
     assert_eq!(lr.seconds_ago, (2 * 60 + 20) * 60);
-    assert_eq!((lr.input_tokens, lr.output_tokens, lr.cache_read_tokens, lr.cache_creation_tokens), (Some(200), Some(20), Some(2000), Some(0)));
-    assert_eq!(lr.cost_usd, Some(0.5));
-    assert_eq!(lr.duration_ms, Some(1200));
+    assert_eq!((f.input_tokens, f.output_tokens, f.cache_read_tokens, f.cache_creation_tokens), (Some(200), Some(20), Some(2000), Some(0)));
+    assert_eq!(f.cost_usd, Some(0.5));
+    assert_eq!(f.duration_ms, Some(1200));
+    // Flattened: the window reads the same field names as before.
+    let lr_json = serde_json::to_value(lr).expect("json");
+    assert_eq!(lr_json["model"], OPUS);
+    assert_eq!(lr_json["input_tokens"], 200);
 
     // The JSON contract the window reads.
     let json = serde_json::to_value(&d).expect("json");
@@ -264,8 +269,9 @@ async fn activity_describes_events_and_filters_them() {
     assert_eq!(kinds, ["api_error", "tool_result", "tool_decision", "api_request", "user_prompt"]);
     let summaries: Vec<&str> = all.iter().map(|r| r.summary.as_str()).collect();
     assert_eq!(summaries, ["Overloaded (529)", "Bash succeeded", "Bash: accept (config)", "100 in · 10 out · 1000 cache read", "prompt of 42 characters"]);
-    assert_eq!(all[1].duration_ms, Some(340), "a duration sent as a string is read");
-    assert_eq!(all[3].cost_usd, Some(0.5));
+    assert_eq!(all[1].figures.duration_ms, Some(340), "a duration sent as a string is read");
+    assert_eq!(all[3].figures.cost_usd, Some(0.5));
+    assert_eq!(serde_json::to_value(&all[1]).expect("json")["duration_ms"], 340, "flattened for the window");
 
     let tools = activity::activity(&reader, None, Some("tool_result"), 100).expect("activity");
     assert_eq!(tools.len(), 1);

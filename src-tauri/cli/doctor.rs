@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokentray_core::config::Config;
-use tokentray_core::dashboard::Endpoints;
+use tokentray_core::dashboard::endpoints::{self, Endpoints};
 use tokentray_core::doctor::{self, Check, Problem, Status};
 use tokentray_core::setup;
 use tokentray_core::store::{Reader, DB_FILE};
@@ -19,7 +19,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let listen = &config.listen;
-    let configured = Endpoints { otlp_grpc: listen.otlp_grpc.clone(), otlp_http: listen.otlp_http.clone(), metrics: listen.metrics.clone() };
+    let configured = Endpoints::from_listen(listen);
     let mut checks = Vec::new();
 
     // 1. The engine: whoever answers /api/health on the metrics port.
@@ -93,13 +93,19 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         _ => no_data(&data_dir),
     });
     checks.push(Check { name: "forwarding", status: Status::Info, detail: "off (forwarding to a team collector is not in this version)".into(), fix: None });
+    let damaged = |why: String| Check {
+        name: "database",
+        status: Status::Fail(Problem::Database),
+        detail: format!("{}: {why}", db.display()),
+        fix: Some(format!("stop tokentray and move {} aside; it starts a new history", db.display())),
+    };
     checks.push(match &reader {
         None => Check { name: "database", status: Status::Info, detail: format!("no history yet at {}", db.display()), fix: None },
-        Some(Err(e)) => Check { name: "database", status: Status::Fail(Problem::Database), detail: format!("{}: {e}", db.display()), fix: Some(format!("stop tokentray and move {} aside; it starts a new history", db.display())) },
+        Some(Err(e)) => damaged(e.to_string()),
         Some(Ok(r)) => match r.quick_check() {
             Ok(v) if v == "ok" => Check { name: "database", status: Status::Ok, detail: format!("{} passes SQLite's quick_check", db.display()), fix: None },
-            Ok(v) => Check { name: "database", status: Status::Fail(Problem::Database), detail: format!("{}: quick_check says {v}", db.display()), fix: Some(format!("stop tokentray and move {} aside; it starts a new history", db.display())) },
-            Err(e) => Check { name: "database", status: Status::Fail(Problem::Database), detail: format!("{}: {e}", db.display()), fix: Some(format!("stop tokentray and move {} aside; it starts a new history", db.display())) },
+            Ok(v) => damaged(format!("quick_check says {v}")),
+            Err(e) => damaged(e.to_string()),
         },
     });
 
@@ -163,8 +169,7 @@ fn port_check(what: &str, addr: &str, flag: &str, health: Option<&Health>) -> Ch
 
 /// A wildcard bind as the loopback address a client would use.
 fn connectable(addr: &str) -> Option<SocketAddr> {
-    let e = Endpoints { otlp_grpc: addr.into(), otlp_http: String::new(), metrics: String::new() };
-    e.connectable_grpc().to_socket_addrs().ok()?.next()
+    endpoints::connectable(addr).to_socket_addrs().ok()?.next()
 }
 
 fn port_of(addr: &str) -> u16 {

@@ -38,7 +38,7 @@ pub fn run(config: &Config, args: SetupArgs) -> anyhow::Result<ExitCode> {
     }
 
     let listen = &config.listen;
-    let endpoints = Endpoints { otlp_grpc: listen.otlp_grpc.clone(), otlp_http: listen.otlp_http.clone(), metrics: listen.metrics.clone() };
+    let endpoints = Endpoints::from_listen(listen);
     let env = setup::telemetry_env(&endpoints, args.protocol);
     let mut plan = setup::plan(&path, &env, &setup::managed_settings_paths())?;
     if args.statusline {

@@ -87,7 +87,7 @@ impl Engine {
             .build()
             .map_err(DesktopError::Runtime)?;
         let data_dir = config.data_dir()?;
-        let configured = Endpoints { otlp_grpc: config.listen.otlp_grpc.clone(), otlp_http: config.listen.otlp_http.clone(), metrics: config.listen.metrics.clone() };
+        let configured = Endpoints::from_listen(&config.listen);
         let mut engine = Engine { runtime, status: EngineStatus::Failed(String::new()), data_dir, endpoints: configured, store: None, budgets: None, stop: None, server: None };
 
         let listeners = match Listeners::bind(&config.listen) {

@@ -30,7 +30,7 @@ pub fn run(config: Config, args: WindowArgs) -> Result<ExitCode, DesktopError> {
     init_logging();
     let mut listen = config.listen.clone();
     args.listen.apply(&mut listen);
-    let endpoints = Endpoints { otlp_grpc: listen.otlp_grpc, otlp_http: listen.otlp_http, metrics: listen.metrics };
+    let endpoints = Endpoints::from_listen(&listen);
     let shared = Arc::new(Shared::new(config.data_dir()?, endpoints, BudgetsSource::of(&config)));
     let app = tauri::Builder::default()
         .manage(shared)

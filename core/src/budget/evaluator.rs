@@ -11,18 +11,19 @@
 //!   [`MAX_SLEEP`] because a suspended laptop's monotonic timer stops: after a resume the
 //!   boundary is noticed within that cap. Re-arming itself needs no timer: fired thresholds are
 //!   keyed by the period's start, so a new period has none;
-//! * [`EvaluatorHandle::evaluate_now`] and [`EvaluatorHandle::set_budgets`].
+//! * [`EvaluatorHandle::evaluate_now`].
+//!
+//! The budgets come from a [`BudgetsSource`], which follows the config file when told to.
 
 use std::fmt::Display;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use chrono::{DateTime, Local, TimeZone};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use super::{status, Alert, AlertState, BudgetError, BudgetStatus, Clock, Notifier, SystemClock};
-use crate::config::{BudgetsConfig, Config};
+use super::{status, Alert, AlertState, BudgetError, BudgetStatus, BudgetsSource, Clock, Notifier, SystemClock};
+use crate::config::BudgetsConfig;
 use crate::store::{Change, Reader, Store};
 
 /// Longest sleep between two looks at the wall clock (see the module docs).
@@ -35,16 +36,14 @@ pub struct Evaluator<C = SystemClock, Tz = Local> {
     reader: Reader,
     state: AlertState,
     changes: broadcast::Receiver<Change>,
-    budgets: BudgetsConfig,
+    budgets: BudgetsSource,
     notifier: Arc<dyn Notifier>,
     clock: C,
     tz: Tz,
-    reload_from: Option<PathBuf>,
 }
 
 enum Command {
     Evaluate(oneshot::Sender<Result<BudgetStatus, BudgetError>>),
-    SetBudgets(BudgetsConfig),
 }
 
 /// Controls a running evaluator; it stops when the handle is dropped or the store closes.
@@ -63,11 +62,10 @@ impl Evaluator<SystemClock, Local> {
             reader: store.reader()?,
             state: AlertState::open(store.path())?,
             changes: store.subscribe(),
-            budgets,
+            budgets: BudgetsSource::fixed(budgets),
             notifier,
             clock: SystemClock,
             tz: Local,
-            reload_from: None,
         })
     }
 }
@@ -87,7 +85,6 @@ where
             notifier: self.notifier,
             clock,
             tz: self.tz,
-            reload_from: self.reload_from,
         }
     }
 
@@ -100,14 +97,13 @@ where
             notifier: self.notifier,
             clock: self.clock,
             tz,
-            reload_from: self.reload_from,
         }
     }
 
     /// Re-reads `[budgets]` from this config file when it changed (checked at each evaluation,
     /// by modification time), so `tokentray budget set` applies to a running `serve`.
     pub fn reload_budgets_from(mut self, config_file: PathBuf) -> Self {
-        self.reload_from = Some(config_file);
+        self.budgets = BudgetsSource::following(config_file, self.budgets.current());
         self
     }
 
@@ -117,7 +113,6 @@ where
         let (commands, rx) = mpsc::unbounded_channel();
         let (status_tx, status) = watch::channel(None);
         let (evaluated_tx, evaluated) = watch::channel(i64::MIN);
-        let mtime = self.reload_from.as_deref().and_then(modified);
         let worker = Worker {
             reader: self.reader,
             state: self.state,
@@ -125,7 +120,6 @@ where
             notifier: self.notifier,
             clock: self.clock,
             tz: self.tz,
-            reload_from: self.reload_from.map(|p| (p, mtime)),
             status_tx,
             evaluated_tx,
             next_wake_ns: i64::MIN,
@@ -148,18 +142,13 @@ where
     }
 }
 
-fn modified(path: &std::path::Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
 struct Worker<C, Tz> {
     reader: Reader,
     state: AlertState,
-    budgets: BudgetsConfig,
+    budgets: BudgetsSource,
     notifier: Arc<dyn Notifier>,
     clock: C,
     tz: Tz,
-    reload_from: Option<(PathBuf, Option<SystemTime>)>,
     status_tx: watch::Sender<Option<BudgetStatus>>,
     evaluated_tx: watch::Sender<i64>,
     /// Next period boundary or pause end, after which the status must be recomputed.
@@ -187,10 +176,6 @@ where
                     None => break,
                     Some(Command::Evaluate(reply)) => {
                         let _ = reply.send(self.evaluate());
-                    }
-                    Some(Command::SetBudgets(budgets)) => {
-                        self.budgets = budgets;
-                        self.evaluate_logged();
                     }
                 },
                 change = changes.recv() => match change {
@@ -230,29 +215,11 @@ where
         }
     }
 
-    fn reload(&mut self) {
-        let Some((path, seen)) = &mut self.reload_from else { return };
-        let now = modified(path);
-        if now == *seen {
-            return;
-        }
-        *seen = now;
-        match Config::from_file(path) {
-            Ok(config) => {
-                if config.budgets != self.budgets {
-                    tracing::info!(budgets = super::budgets(&config.budgets).len(), "budgets reloaded from the config file");
-                    self.budgets = config.budgets;
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "config file changed but cannot be read; keeping the budgets in effect"),
-        }
-    }
-
     fn evaluate(&mut self) -> Result<BudgetStatus, BudgetError> {
-        self.reload();
+        let budgets = self.budgets.current();
         let now: DateTime<Tz> = self.clock.now().with_timezone(&self.tz);
         let now_ns = now.timestamp_nanos_opt().unwrap_or(i64::MAX);
-        let result = status(&self.reader, &self.budgets, &now);
+        let result = status(&self.reader, &budgets, &now);
         let status = match result {
             Ok(s) => s,
             Err(e) => {
@@ -297,11 +264,6 @@ impl EvaluatorHandle {
         let (tx, rx) = oneshot::channel();
         self.commands.send(Command::Evaluate(tx)).map_err(|_| BudgetError::Stopped)?;
         rx.await.map_err(|_| BudgetError::Stopped)?
-    }
-
-    /// Replaces the budgets (the tray after the user edited them) and evaluates.
-    pub fn set_budgets(&self, budgets: BudgetsConfig) -> Result<(), BudgetError> {
-        self.commands.send(Command::SetBudgets(budgets)).map_err(|_| BudgetError::Stopped)
     }
 
     /// The status after each evaluation: for the tray label and the window, without polling.

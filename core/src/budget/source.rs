@@ -1,7 +1,7 @@
 //! The budgets in effect for a long-running reader (the dashboard page, the window, the tray):
 //! those of the config it started with, re-read when the config file changes, so a
-//! `tokentray budget set` shows up without a restart. The evaluator does the same on its own
-//! thread (`Evaluator::reload_budgets_from`).
+//! `tokentray budget set` shows up without a restart. The evaluator follows the file through one
+//! too (`Evaluator::reload_budgets_from`).
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -18,8 +18,21 @@ pub struct BudgetsSource {
 impl BudgetsSource {
     /// The budgets of `config`, followed in `config.source` when it has one.
     pub fn of(config: &Config) -> BudgetsSource {
-        let seen = config.source.as_deref().and_then(modified);
-        BudgetsSource { file: config.source.clone(), cache: Mutex::new((seen, config.budgets.clone())) }
+        match &config.source {
+            Some(file) => BudgetsSource::following(file.clone(), config.budgets.clone()),
+            None => BudgetsSource::fixed(config.budgets.clone()),
+        }
+    }
+
+    /// Fixed budgets, following no file (tests, a config without a file).
+    pub fn fixed(budgets: BudgetsConfig) -> BudgetsSource {
+        BudgetsSource { file: None, cache: Mutex::new((None, budgets)) }
+    }
+
+    /// `initial`, replaced by the `[budgets]` of `file` whenever the file changes.
+    pub fn following(file: PathBuf, initial: BudgetsConfig) -> BudgetsSource {
+        let seen = modified(&file);
+        BudgetsSource { file: Some(file), cache: Mutex::new((seen, initial)) }
     }
 
     /// The config file followed (where edits from the window are written).
@@ -38,7 +51,12 @@ impl BudgetsSource {
             if now != cache.0 {
                 cache.0 = now;
                 match Config::from_file(path) {
-                    Ok(config) => cache.1 = config.budgets,
+                    Ok(config) => {
+                        if config.budgets != cache.1 {
+                            tracing::info!(budgets = super::budgets(&config.budgets).len(), "budgets reloaded from the config file");
+                        }
+                        cache.1 = config.budgets;
+                    }
                     Err(e) => tracing::warn!(error = %e, "config file changed but cannot be read; keeping the budgets in effect"),
                 }
             }

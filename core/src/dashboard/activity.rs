@@ -5,7 +5,7 @@
 use chrono::{Local, TimeZone};
 use serde::Serialize;
 
-use crate::store::{EventRow, Reader, StoreError};
+use crate::store::{EventFigures, EventRow, Reader, StoreError};
 
 /// Longest list the window asks for.
 pub const MAX_ROWS: usize = 500;
@@ -19,14 +19,9 @@ pub struct ActivityRow {
     pub time: String,
     /// `api_request`, `tool_result`, … (the event name without `claude_code.`).
     pub kind: String,
-    pub session_id: Option<String>,
-    pub model: Option<String>,
-    pub cost_usd: Option<f64>,
-    pub input_tokens: Option<i64>,
-    pub output_tokens: Option<i64>,
-    pub cache_read_tokens: Option<i64>,
-    pub cache_creation_tokens: Option<i64>,
-    pub duration_ms: Option<i64>,
+    /// `duration_ms` also from a string attribute (tool results send it so).
+    #[serde(flatten)]
+    pub figures: EventFigures,
     /// What happened, in words: `Bash succeeded`, `Write: reject (config)`, `overloaded (529)`.
     pub summary: String,
 }
@@ -43,13 +38,13 @@ fn row(e: EventRow) -> ActivityRow {
     let kind = e.name.strip_prefix("claude_code.").unwrap_or(&e.name).to_string();
     let attr = |k: &str| e.attrs.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
     // Some numbers arrive as strings (tool_result's duration_ms): take either.
-    let duration_ms = e.duration_ms.or_else(|| attr("duration_ms").and_then(|d| d.parse().ok()));
+    let duration_ms = e.figures.duration_ms.or_else(|| attr("duration_ms").and_then(|d| d.parse().ok()));
     let summary = match kind.as_str() {
         "api_request" => format!(
             "{} in · {} out · {} cache read",
-            e.input_tokens.unwrap_or(0),
-            e.output_tokens.unwrap_or(0),
-            e.cache_read_tokens.unwrap_or(0)
+            e.figures.input_tokens.unwrap_or(0),
+            e.figures.output_tokens.unwrap_or(0),
+            e.figures.cache_read_tokens.unwrap_or(0)
         ),
         "api_error" => match attr("status_code") {
             Some(code) => format!("{} ({code})", attr("error").unwrap_or_else(|| "error".into())),
@@ -69,17 +64,5 @@ fn row(e: EventRow) -> ActivityRow {
         "user_prompt" => format!("prompt of {} characters", attr("prompt_length").unwrap_or_else(|| "?".into())),
         other => attr("error").unwrap_or_else(|| other.replace('_', " ")),
     };
-    ActivityRow {
-        time: Local.timestamp_nanos(e.time_ns).to_rfc3339(),
-        kind,
-        session_id: e.session_id,
-        model: e.model,
-        cost_usd: e.cost_usd,
-        input_tokens: e.input_tokens,
-        output_tokens: e.output_tokens,
-        cache_read_tokens: e.cache_read_tokens,
-        cache_creation_tokens: e.cache_creation_tokens,
-        duration_ms,
-        summary,
-    }
+    ActivityRow { time: Local.timestamp_nanos(e.time_ns).to_rfc3339(), kind, figures: EventFigures { duration_ms, ..e.figures }, summary }
 }

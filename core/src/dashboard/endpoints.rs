@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde::Serialize;
 
+use crate::config::Listen;
 use crate::server::BoundAddrs;
 
 /// The three listeners as `HOST:PORT`, exactly as bound.
@@ -18,6 +19,11 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
+    /// The configured addresses (where the engine listens, or will once it runs).
+    pub fn from_listen(listen: &Listen) -> Endpoints {
+        Endpoints { otlp_grpc: listen.otlp_grpc.clone(), otlp_http: listen.otlp_http.clone(), metrics: listen.metrics.clone() }
+    }
+
     pub fn from_bound(addrs: &BoundAddrs) -> Endpoints {
         Endpoints { otlp_grpc: addrs.otlp_grpc.to_string(), otlp_http: addrs.otlp_http.to_string(), metrics: addrs.metrics.to_string() }
     }
@@ -52,7 +58,7 @@ impl Endpoints {
 /// An address a client on this machine can connect to: a wildcard bind (`0.0.0.0`, `[::]`)
 /// becomes the loopback address of its family. A literal IP rather than `localhost` is used
 /// because `localhost` may resolve to `::1` first while tokentray listens on `127.0.0.1` only.
-fn connectable(bound: &str) -> String {
+pub fn connectable(bound: &str) -> String {
     match bound.parse::<SocketAddr>() {
         Ok(mut addr) => {
             if addr.ip().is_unspecified() {

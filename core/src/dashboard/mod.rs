@@ -25,7 +25,7 @@ use crate::budget::{self, BudgetStatus};
 use crate::config::BudgetsConfig;
 use crate::query::report::{names, Figures, Report};
 use crate::query::{local_midnight_ns, GroupBy, Period, TimeRange, Tokens};
-use crate::store::{Reader, StoreError};
+use crate::store::{EventFigures, Reader, StoreError};
 
 /// Days in the daily chart, today included.
 pub const DAILY_DAYS: i64 = 30;
@@ -136,14 +136,8 @@ pub struct LastRequest {
     pub time: String,
     /// Seconds between the request and `generated_at` (never negative).
     pub seconds_ago: i64,
-    pub session_id: Option<String>,
-    pub model: Option<String>,
-    pub input_tokens: Option<i64>,
-    pub output_tokens: Option<i64>,
-    pub cache_read_tokens: Option<i64>,
-    pub cache_creation_tokens: Option<i64>,
-    pub cost_usd: Option<f64>,
-    pub duration_ms: Option<i64>,
+    #[serde(flatten)]
+    pub figures: EventFigures,
 }
 
 fn rfc3339(ns: i64) -> String {
@@ -228,14 +222,7 @@ pub fn build(reader: &Reader, now: DateTime<Local>, endpoints: &Endpoints, budge
     let last_request = last.into_iter().next().map(|e| LastRequest {
         time: rfc3339(e.time_ns),
         seconds_ago: (now_ns.saturating_sub(e.time_ns) / 1_000_000_000).max(0),
-        session_id: e.session_id,
-        model: e.model,
-        input_tokens: e.input_tokens,
-        output_tokens: e.output_tokens,
-        cache_read_tokens: e.cache_read_tokens,
-        cache_creation_tokens: e.cache_creation_tokens,
-        cost_usd: e.cost_usd,
-        duration_ms: e.duration_ms,
+        figures: e.figures,
     });
 
     let (budgets, budgets_error) = if budget::budgets(budgets).is_empty() {

@@ -12,7 +12,7 @@ pub mod read;
 pub mod schema;
 mod writer;
 
-pub use read::{EventRow, Reader};
+pub use read::{EventFigures, EventRow, Reader};
 pub use writer::SLOT_SECONDS;
 
 use std::path::{Path, PathBuf};

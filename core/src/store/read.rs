@@ -21,6 +21,15 @@ pub struct Reader {
 pub struct EventRow {
     pub time_ns: i64,
     pub name: String,
+    #[serde(flatten)]
+    pub figures: EventFigures,
+    pub attrs: serde_json::Value,
+}
+
+/// What an event says about usage (the promoted columns of `events`); the views built on
+/// [`EventRow`] carry it as is, so their JSON has the same field names.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct EventFigures {
     pub session_id: Option<String>,
     pub model: Option<String>,
     pub cost_usd: Option<f64>,
@@ -29,7 +38,6 @@ pub struct EventRow {
     pub cache_read_tokens: Option<i64>,
     pub cache_creation_tokens: Option<i64>,
     pub duration_ms: Option<i64>,
-    pub attrs: serde_json::Value,
 }
 
 /// First and last stored instant of one session (dashboard's session list).
@@ -164,14 +172,16 @@ impl Reader {
             Ok(EventRow {
                 time_ns: r.get(0)?,
                 name: r.get(1)?,
-                session_id: r.get(2)?,
-                model: r.get(3)?,
-                cost_usd: r.get(4)?,
-                input_tokens: r.get(5)?,
-                output_tokens: r.get(6)?,
-                cache_read_tokens: r.get(7)?,
-                cache_creation_tokens: r.get(8)?,
-                duration_ms: r.get(9)?,
+                figures: EventFigures {
+                    session_id: r.get(2)?,
+                    model: r.get(3)?,
+                    cost_usd: r.get(4)?,
+                    input_tokens: r.get(5)?,
+                    output_tokens: r.get(6)?,
+                    cache_read_tokens: r.get(7)?,
+                    cache_creation_tokens: r.get(8)?,
+                    duration_ms: r.get(9)?,
+                },
                 attrs: serde_json::from_str(&r.get::<_, String>(10)?).unwrap_or(serde_json::Value::Null),
             })
         })?;
