@@ -1,4 +1,4 @@
-//! Replays every recorded Claude Code fixture set (`shared/fixtures/claude-code/*/`) into a real
+//! Replays every recorded Claude Code fixture set (`tests/fixtures/claude-code/*/`, copied from `shared/fixtures`) into a real
 //! `tokentray serve` over the transport it was recorded on, then checks `/metrics` and
 //! `tokentray report --json` against the set's `expected.json`. Also across a graceful restart and
 //! a `kill -9` between the two halves of a replay.

@@ -76,7 +76,7 @@ async fn protobuf_and_json_are_accepted_and_answered_in_kind() {
     let resp = ExportMetricsServiceResponse::decode(body.as_slice()).expect("response");
     assert!(resp.partial_success.is_none());
 
-    let json = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/claude-code/http-json-delta/0002_metrics.json"))
+    let json = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/claude-code/http-json-delta/0002_metrics.json"))
         .expect("fixture");
     let (status, ctype, body) = post(&h.app, "/v1/metrics", &[JSON], json).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));

@@ -1,4 +1,4 @@
-//! Loader for the recorded Claude Code export requests in `shared/fixtures/claude-code/<set>/`
+//! Loader for the recorded Claude Code export requests in `tests/fixtures/claude-code/<set>/`
 //! and their ground truth `expected.json` (format: that folder's README).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-/// `<repo>/../shared/fixtures/claude-code`.
+/// `<repo>/tests/fixtures/claude-code`: the captured requests of `shared/fixtures/claude-code`,
+/// copied into the repository so that a clone anywhere runs them.
 pub fn fixtures_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/claude-code")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-code")
 }
 
 /// Every set folder (a directory with `index.jsonl` and `expected.json`), sorted by name.

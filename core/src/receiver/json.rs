@@ -1313,7 +1313,7 @@ mod tests {
     // -----------------------------------------------------------------------------------------
 
     fn fixtures_root() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/claude-code")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/claude-code")
     }
 
     /// Every fixture folder (one capture run each), sorted by name.
