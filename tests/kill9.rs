@@ -166,7 +166,7 @@ fn acknowledged_points_survive_kill_9() {
     assert!(close(f(&["cost_usd"]), n * s * u.cost_usd), "cost {} for {landed} requests", f(&["cost_usd"]));
     assert_eq!(f(&["metrics", "claude_code.token.usage"]), f(&["tokens", "total"]));
 
-    // The restarted server's /metrics (rebuilt from the series table) agrees with the report
+    // The restarted server's /metrics (rebuilt from series and series_state) agrees with the report
     // (summed from the usage table).
     let samples = prom::parse(&serve.scrape());
     let expo_input: f64 = prom::sum_by(&samples, "claude_code_token_usage_tokens_total", &["type"]).get(&vec!["input".to_string()]).copied().unwrap_or(0.0);
