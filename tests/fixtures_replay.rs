@@ -526,7 +526,7 @@ fn every_set_with_kill9_between_halves() {
 #[test]
 fn prometheus_names_match_the_reference_table() {
     let doc_path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/claude-code-telemetry.md");
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-code-telemetry.md");
     let doc = std::fs::read_to_string(&doc_path)
         .unwrap_or_else(|e| panic!("read {}: {e}", doc_path.display()));
     let section = doc
