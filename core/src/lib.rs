@@ -20,6 +20,8 @@
 //! * [`dashboard`] — what the window and the page at `/` on the metrics listener show.
 //! * [`budget`] — daily/weekly/monthly budgets: spend, forecast, one alert per threshold and
 //!   period through a [`budget::Notifier`], evaluated after each commit.
+//! * [`forward`] — forwarding to the team's collector (OTLP) or Prometheus (remote write), from
+//!   a persistent queue filled in the same transaction as the history; headers in the keychain.
 //! * [`plan`] — plan usage (5-hour and 7-day windows) handed over by the statusline command.
 //! * [`doctor`] — who holds a port, whether Claude Code's settings point here.
 //! * [`setup`] — Claude Code's `settings.json`: merge the telemetry `env`, back up, undo.
@@ -33,6 +35,7 @@ pub mod config;
 pub mod dashboard;
 pub mod doctor;
 pub mod exposition;
+pub mod forward;
 mod fsutil;
 pub mod ingest;
 pub mod plan;

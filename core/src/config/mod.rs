@@ -29,6 +29,7 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     pub budgets: BudgetsConfig,
     pub alerts: AlertsConfig,
+    pub forward: ForwardConfig,
     /// The file this was read from (set by [`Config::from_file`], even when the file did not
     /// exist yet), so that long-running parts can pick up `tokentray budget set` edits.
     #[serde(skip)]
@@ -224,6 +225,105 @@ pub struct AlertsConfig {
     /// A URL to POST each alert to as JSON.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook: Option<String>,
+}
+
+/// `[forward]`: where to forward what tokentray receives (the team's collector or Prometheus).
+/// Whether forwarding is on is not here but in the database (`tokentray forward on|off`, the
+/// tray's checkbox), and the headers (tokens) are in the OS keychain, never in this file.
+///
+/// ```toml
+/// [forward]
+/// endpoint = "https://otel.example.com:4317"
+/// protocol = "grpc"                     # or "http/protobuf", "prometheus-remote-write"
+/// ca_file = "/etc/ssl/team-ca.pem"      # trusted besides the system roots
+/// [forward.resource_attributes]
+/// "team.id" = "payments"
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// gRPC: the collector's address (`https://host:4317`). HTTP: the base URL, to which
+    /// `/v1/metrics`, `/v1/logs`, `/v1/traces` are appended (as `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    /// Remote write: the full URL (`https://prometheus.example.com/api/v1/write`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    pub protocol: ForwardProtocol,
+    /// PEM file of a CA to trust besides the system roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Headers from a file (`OTEL_EXPORTER_OTLP_HEADERS` syntax) instead of the keychain, for
+    /// machines without one. The file should be readable only by its owner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers_file: Option<PathBuf>,
+    /// Added to every resource on the way out (labels in remote write), so the team can group
+    /// by them: `team.id`, `cost_center`, `developer`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub resource_attributes: BTreeMap<String, String>,
+    /// gzip request bodies (OTLP). Remote write always uses snappy, as its protocol says.
+    pub gzip: bool,
+    pub timeout_seconds: u64,
+    /// First retry delay; doubled per failure (with jitter) up to `retry_max_seconds`.
+    pub retry_initial_ms: u64,
+    pub retry_max_seconds: u64,
+    /// The queue is bounded: beyond this size or age the oldest requests are dropped (and
+    /// counted, and said in `tokentray forward status`).
+    pub max_queue_mib: u64,
+    pub max_queue_age_hours: u64,
+    /// Forward traces too (metrics and logs always are). Off by default: span attributes are
+    /// redacted like log attributes, but traces are the most likely place for text to hide.
+    pub traces: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForwardProtocol {
+    #[default]
+    #[serde(rename = "grpc")]
+    Grpc,
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    #[serde(rename = "prometheus-remote-write")]
+    PrometheusRemoteWrite,
+}
+
+impl ForwardProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            ForwardProtocol::Grpc => "grpc",
+            ForwardProtocol::HttpProtobuf => "http/protobuf",
+            ForwardProtocol::PrometheusRemoteWrite => "prometheus-remote-write",
+        }
+    }
+}
+
+impl std::str::FromStr for ForwardProtocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "grpc" => Ok(ForwardProtocol::Grpc),
+            "http/protobuf" | "http" => Ok(ForwardProtocol::HttpProtobuf),
+            "prometheus-remote-write" | "remote-write" | "prometheusremotewrite" => Ok(ForwardProtocol::PrometheusRemoteWrite),
+            other => Err(format!("unknown protocol '{other}': use grpc, http/protobuf or prometheus-remote-write")),
+        }
+    }
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        ForwardConfig {
+            endpoint: None,
+            protocol: ForwardProtocol::Grpc,
+            ca_file: None,
+            headers_file: None,
+            resource_attributes: BTreeMap::new(),
+            gzip: true,
+            timeout_seconds: 10,
+            retry_initial_ms: 1000,
+            retry_max_seconds: 300,
+            max_queue_mib: 256,
+            max_queue_age_hours: 24 * 7,
+            traces: false,
+        }
+    }
 }
 
 pub const DEFAULT_OTLP_GRPC: &str = "127.0.0.1:4317";

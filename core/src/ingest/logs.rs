@@ -64,6 +64,46 @@ pub fn normalize(req: ExportLogsServiceRequest, received_ns: i64, privacy: Priva
     batch
 }
 
+/// The same redaction on a request as it is forwarded to the team: private attributes become
+/// [`REDACTED`] with a `<key>_length` next to them, and a body too long to be an event name is
+/// replaced as well (it may be the text itself).
+pub fn redact_request(req: &mut ExportLogsServiceRequest) {
+    for rl in &mut req.resource_logs {
+        for sl in &mut rl.scope_logs {
+            for record in &mut sl.log_records {
+                redact_key_values(&mut record.attributes);
+                if let Some(Value::StringValue(body)) = record.body.as_mut().and_then(|b| b.value.as_mut()) {
+                    if body.len() > 256 {
+                        *body = REDACTED.to_string();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`redact`] on protobuf attributes (logs, and span attributes when traces are forwarded).
+pub fn redact_key_values(kvs: &mut Vec<opentelemetry_proto::tonic::common::v1::KeyValue>) {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+    let mut lengths = Vec::new();
+    for kv in kvs.iter_mut() {
+        if !PRIVATE_KEYS.contains(&kv.key.as_str()) {
+            continue;
+        }
+        if let Some(Value::StringValue(text)) = kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            if text != REDACTED {
+                lengths.push((format!("{}_length", kv.key), text.chars().count() as i64));
+            }
+        }
+        kv.value = Some(AnyValue { value: Some(Value::StringValue(REDACTED.to_string())) });
+    }
+    for (key, len) in lengths {
+        if !kvs.iter().any(|kv| kv.key == key) {
+            kvs.push(KeyValue { key, value: Some(AnyValue { value: Some(Value::IntValue(len)) }), ..Default::default() });
+        }
+    }
+}
+
 /// Replaces private text with [`REDACTED`], keeping its length in characters.
 pub fn redact(attrs: &mut attrs::Attrs) {
     let mut lengths = Vec::new();
@@ -105,5 +145,31 @@ mod tests {
         assert_eq!(attrs::get(&attrs, "tool_input_length"), Some(&AttrValue::Int(15)));
         assert_eq!(attrs::get_str(&attrs, "model"), Some("m"));
         assert!(!attrs::to_json(&attrs).contains("secret"));
+    }
+
+    #[test]
+    fn forwarded_requests_are_redacted_the_same_way() {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+        let kv = |k: &str, v: &str| KeyValue { key: k.into(), value: Some(AnyValue { value: Some(Value::StringValue(v.into())) }), ..Default::default() };
+        let mut req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![LogRecord {
+                        body: Some(AnyValue { value: Some(Value::StringValue("claude_code.user_prompt".into())) }),
+                        attributes: vec![kv("prompt", "secret plan"), kv("model", "m")],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        redact_request(&mut req);
+        let record = &req.resource_logs[0].scope_logs[0].log_records[0];
+        let text = format!("{record:?}");
+        assert!(!text.contains("secret"), "{text}");
+        assert!(text.contains("claude_code.user_prompt"));
+        assert!(record.attributes.iter().any(|kv| kv.key == "prompt_length" && kv.value == Some(AnyValue { value: Some(Value::IntValue(11)) })));
     }
 }

@@ -140,6 +140,16 @@ pub struct Batch {
     pub reject_reason: Option<String>,
     /// `service.name/service.version` of the sender, for diagnostics.
     pub client: Option<String>,
+    /// The request as it goes to the team (OTLP forwarding on), queued in the same transaction.
+    pub outgoing: Option<Outgoing>,
+}
+
+/// An export request queued for forwarding: protobuf, prompt text already redacted.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// 1 metrics, 2 logs, 3 traces (the `forward_queue.signal` codes).
+    pub signal: u8,
+    pub payload: Vec<u8>,
 }
 
 impl Batch {

@@ -35,10 +35,12 @@ pub fn services(receiver: Receiver) -> (MetricsServiceServer<GrpcReceiver>, Logs
 impl GrpcReceiver {
     fn check_origin<T>(&self, req: &Request<T>) -> Result<(), Status> {
         let origin = req.metadata().get("origin").map(|v| v.to_str().unwrap_or("<non-ascii>"));
-        if self.inner.origin_allowed(origin) {
-            Ok(())
-        } else {
-            Err(Status::permission_denied(super::origin_refusal(origin.unwrap_or_default())))
+        if !self.inner.origin_allowed(origin) {
+            return Err(Status::permission_denied(super::origin_refusal(origin.unwrap_or_default())));
+        }
+        match self.inner.check_auth(|name| req.metadata().get(name).map(|v| v.as_bytes())) {
+            None => Ok(()),
+            Some(reason) => Err(Status::unauthenticated(format!("{reason}: this receiver requires authentication"))),
         }
     }
 }

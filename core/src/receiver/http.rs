@@ -58,6 +58,11 @@ async fn export(State(receiver): State<Receiver>, headers: HeaderMap, raw: Resul
     if !receiver.origin_allowed(origin) {
         return error(StatusCode::FORBIDDEN, code::PERMISSION_DENIED, super::origin_refusal(origin.unwrap_or_default()), Encoding::Json);
     }
+    if let Some(reason) = receiver.check_auth(|name| headers.get(name).map(|v| v.as_bytes())) {
+        let mut resp = error(StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED, format!("{reason}: this receiver requires authentication"), Encoding::Json);
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return resp;
+    }
     let content_type = header_str(&headers, header::CONTENT_TYPE);
     let Some(encoding) = content_type.and_then(Encoding::from_content_type) else {
         let msg = format!(

@@ -14,7 +14,9 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 use crate::config::Config;
-use crate::ingest::{self, Privacy};
+use prost::Message;
+
+use crate::ingest::{self, Outgoing, Privacy};
 use crate::store::{Ack, Store, StoreError};
 
 pub use json::Signal;
@@ -26,6 +28,8 @@ pub struct Receiver {
     privacy: Privacy,
     max_body_bytes: usize,
     allowed_origins: Vec<String>,
+    /// (lower-case name, value) pairs every request must carry; empty: no auth.
+    required_headers: std::sync::Arc<Vec<(String, String)>>,
 }
 
 impl Receiver {
@@ -35,6 +39,7 @@ impl Receiver {
             privacy: Privacy { store_prompts: config.privacy.store_prompts },
             max_body_bytes: config.receiver.max_body_bytes,
             allowed_origins: config.receiver.allowed_origins.clone(),
+            required_headers: Default::default(),
         }
     }
 
@@ -55,19 +60,70 @@ impl Receiver {
         }
     }
 
+    /// A header every request must carry (`serve --require-header`), checked in constant time.
+    pub fn require_headers(mut self, headers: Vec<(String, String)>) -> Receiver {
+        self.required_headers = std::sync::Arc::new(headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect());
+        self
+    }
+
+    /// `None` when the request may pass, else the reason to refuse it (without the secret).
+    pub fn check_auth<'a>(&self, get: impl Fn(&str) -> Option<&'a [u8]>) -> Option<String> {
+        for (name, want) in self.required_headers.iter() {
+            match get(name) {
+                Some(got) if constant_time_eq(got, want.as_bytes()) => {}
+                Some(_) => return Some(format!("wrong {name} header")),
+                None => return Some(format!("missing {name} header")),
+            }
+        }
+        None
+    }
+
     pub async fn export_metrics(&self, req: ExportMetricsServiceRequest) -> Result<Ack, StoreError> {
-        let batch = ingest::metrics::normalize(req, ingest::now_ns());
+        let outgoing = self.store.forward_mode().otlp.then(|| Outgoing { signal: 1, payload: req.encode_to_vec() });
+        let mut batch = ingest::metrics::normalize(req, ingest::now_ns());
+        batch.outgoing = outgoing;
         self.store.ingest(batch).await
     }
 
     pub async fn export_logs(&self, req: ExportLogsServiceRequest) -> Result<Ack, StoreError> {
-        let batch = ingest::logs::normalize(req, ingest::now_ns(), self.privacy);
+        let outgoing = self.store.forward_mode().otlp.then(|| {
+            let payload = if self.privacy.store_prompts {
+                req.encode_to_vec()
+            } else {
+                let mut redacted = req.clone();
+                ingest::logs::redact_request(&mut redacted);
+                redacted.encode_to_vec()
+            };
+            Outgoing { signal: 2, payload }
+        });
+        let mut batch = ingest::logs::normalize(req, ingest::now_ns(), self.privacy);
+        batch.outgoing = outgoing;
         self.store.ingest(batch).await
     }
 
     pub async fn export_traces(&self, req: ExportTraceServiceRequest) -> Result<Ack, StoreError> {
-        self.store.ingest(ingest::traces::normalize(req)).await
+        let mode = self.store.forward_mode();
+        let outgoing = (mode.otlp && mode.traces).then(|| {
+            let mut out = req.clone();
+            if !self.privacy.store_prompts {
+                for span in out.resource_spans.iter_mut().flat_map(|r| r.scope_spans.iter_mut()).flat_map(|s| s.spans.iter_mut()) {
+                    ingest::logs::redact_key_values(&mut span.attributes);
+                    for event in &mut span.events {
+                        ingest::logs::redact_key_values(&mut event.attributes);
+                    }
+                }
+            }
+            Outgoing { signal: 3, payload: out.encode_to_vec() }
+        });
+        let mut batch = ingest::traces::normalize(req);
+        batch.outgoing = outgoing;
+        self.store.ingest(batch).await
     }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    // The length is not secret enough to hide; the bytes are compared without an early exit.
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The message to send when the origin check fails.

@@ -6,6 +6,7 @@ pub mod code {
     pub const PERMISSION_DENIED: i32 = 7;
     pub const RESOURCE_EXHAUSTED: i32 = 8;
     pub const UNAVAILABLE: i32 = 14;
+    pub const UNAUTHENTICATED: i32 = 16;
     pub const UNIMPLEMENTED: i32 = 12;
 }
 

@@ -16,6 +16,7 @@ pub use read::{EventFigures, EventRow, Reader};
 pub use writer::SLOT_SECONDS;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
@@ -72,6 +73,29 @@ pub struct Change {
     pub at_ns: i64,
 }
 
+/// What the store queues for forwarding (set by the forwarder, read on every request).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ForwardMode {
+    /// Queue accepted metrics and logs requests (OTLP forwarding).
+    pub otlp: bool,
+    /// Queue traces requests too.
+    pub traces: bool,
+    /// Mark series whose total changed (remote write).
+    pub remote_write: bool,
+}
+
+impl ForwardMode {
+    pub const OFF: ForwardMode = ForwardMode { otlp: false, traces: false, remote_write: false };
+
+    fn bits(self) -> u8 {
+        u8::from(self.otlp) | u8::from(self.traces) << 1 | u8::from(self.remote_write) << 2
+    }
+
+    fn from_bits(b: u8) -> ForwardMode {
+        ForwardMode { otlp: b & 1 != 0, traces: b & 2 != 0, remote_write: b & 4 != 0 }
+    }
+}
+
 /// Handle to the store; cheap to clone. The writer thread stops once the last handle is dropped,
 /// after finishing what was queued.
 #[derive(Clone)]
@@ -85,6 +109,7 @@ struct Inner {
     live: Arc<RwLock<Live>>,
     changes: broadcast::Sender<Change>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    forward: Arc<AtomicU8>,
 }
 
 /// File name of the database inside the data directory.
@@ -111,7 +136,8 @@ impl Store {
         schema::migrate(&mut conn)?;
         let live = Arc::new(RwLock::new(Live::default()));
         let (changes, _) = broadcast::channel(64);
-        let writer = writer::Writer::load(conn, live.clone(), changes.clone())?;
+        let forward = Arc::new(AtomicU8::new(0));
+        let writer = writer::Writer::load(conn, live.clone(), changes.clone(), forward.clone())?;
         writer.tune_for_writing()?;
         let (tx, rx) = mpsc::channel(1024);
         let handle = std::thread::Builder::new()
@@ -119,7 +145,7 @@ impl Store {
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Sqlite(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
-            inner: Arc::new(Inner { path, jobs: Mutex::new(Some(tx)), live, changes, writer: Mutex::new(Some(handle)) }),
+            inner: Arc::new(Inner { path, jobs: Mutex::new(Some(tx)), live, changes, writer: Mutex::new(Some(handle)), forward }),
         })
     }
 
@@ -129,6 +155,16 @@ impl Store {
         let (reply, rx) = oneshot::channel();
         sender.send(writer::Job { batch, reply }).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// What is queued for forwarding from now on.
+    pub fn forward_mode(&self) -> ForwardMode {
+        ForwardMode::from_bits(self.inner.forward.load(Ordering::Acquire))
+    }
+
+    /// Set by the forwarder when forwarding is turned on or off or its protocol changes.
+    pub fn set_forward_mode(&self, mode: ForwardMode) {
+        self.inner.forward.store(mode.bits(), Ordering::Release);
     }
 
     /// Current totals for `/metrics`.

@@ -128,6 +128,29 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE series ADD COLUMN expo_unit TEXT;
     ALTER TABLE series ADD COLUMN expo_labels TEXT;
     "#,
+    // v4: forwarding to the team. What a client was told is stored is also queued for the team
+    // in the same transaction, so nothing acknowledged can miss the queue.
+    r#"
+    -- OTLP forwarding: each accepted export request, re-encoded as protobuf with prompt text
+    -- already redacted, until the team's collector took it.
+    CREATE TABLE forward_queue (
+        id         INTEGER PRIMARY KEY,
+        signal     INTEGER NOT NULL,         -- 1 metrics, 2 logs, 3 traces
+        created_ns INTEGER NOT NULL,
+        bytes      INTEGER NOT NULL,
+        payload    BLOB NOT NULL
+    );
+    -- Remote write sends current cumulative totals, not requests: the series whose total
+    -- changed since it was last delivered. A new change of a queued series replaces its row
+    -- (new seq), so a delivery deletes only what it actually sent.
+    CREATE TABLE forward_dirty (
+        seq       INTEGER PRIMARY KEY,
+        series_id INTEGER NOT NULL UNIQUE
+    );
+    -- Rows of /metrics (family + labels) gather several stored series; remote write sends the
+    -- row's total, found through this index.
+    CREATE INDEX series_expo ON series(expo_family, expo_labels);
+    "#,
 ];
 
 /// The schema version this build writes.

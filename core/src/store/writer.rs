@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -68,6 +69,8 @@ pub(super) struct Writer {
     resources: KeyMap<i64>,
     live: Arc<RwLock<Live>>,
     changes: broadcast::Sender<Change>,
+    /// [`super::ForwardMode`] bits: whether series changes are marked for remote write.
+    forward: Arc<AtomicU8>,
 }
 
 /// Changes of one transaction, applied to memory only once it has committed.
@@ -89,7 +92,7 @@ fn clamp_i64(v: u64) -> i64 {
 
 impl Writer {
     /// Loads every series' running state and rebuilds the `/metrics` rows from it.
-    pub fn load(conn: Connection, live: Arc<RwLock<Live>>, changes: broadcast::Sender<Change>) -> Result<Writer, StoreError> {
+    pub fn load(conn: Connection, live: Arc<RwLock<Live>>, changes: broadcast::Sender<Change>, forward: Arc<AtomicU8>) -> Result<Writer, StoreError> {
         let mut series = KeyMap::default();
         let mut resources = KeyMap::default();
         // Series stored before schema v3 have no rendered `/metrics` identity yet: rendered here
@@ -187,7 +190,7 @@ impl Writer {
             }
             tx.commit()?;
         }
-        Ok(Writer { conn, series, resources, live, changes })
+        Ok(Writer { conn, series, resources, live, changes, forward })
     }
 
     /// Settings of the writer's connection only, set after [`Writer::load`]: the load reads every
@@ -297,6 +300,14 @@ impl Writer {
             }
             if batch.client.is_some() {
                 client = batch.client.clone();
+            }
+            if let Some(out) = batch.outgoing.as_ref().filter(|_| ack.accepted > 0) {
+                tx.prepare_cached("INSERT INTO forward_queue (signal, created_ns, bytes, payload) VALUES (?1, ?2, ?3, ?4)")?.execute(params![
+                    out.signal,
+                    crate::ingest::now_ns(),
+                    out.payload.len() as i64,
+                    out.payload
+                ])?;
             }
             acks.push(ack);
         }
@@ -441,6 +452,12 @@ impl Writer {
                 cum_value,
                 clamp_i64(t.last_time_ns),
             ])?;
+        }
+        if super::ForwardMode::from_bits(self.forward.load(Ordering::Acquire)).remote_write {
+            let mut dirty = tx.prepare_cached("INSERT OR REPLACE INTO forward_dirty (series_id) VALUES (?1)")?;
+            for state in pending.series.values() {
+                dirty.execute([state.id])?;
+            }
         }
         let mut usage = tx.prepare_cached(
             "INSERT INTO usage (slot, series_id, value) VALUES (?1, ?2, ?3)

@@ -1,0 +1,194 @@
+//! What the CLI, the tray and the window change and read, from any process: the `[forward]`
+//! section of the config file (`forward setup`), on/off and "the headers changed" (the
+//! `settings` table), and the status in words.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+use serde::Serialize;
+use toml_edit::{DocumentMut, Item, Table, Value};
+
+use super::queue::{self, key, QueueStats};
+use super::ForwardError;
+use crate::config::{Config, ForwardConfig, ForwardProtocol};
+
+/// What `tokentray forward setup` sets.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    pub endpoint: String,
+    pub protocol: ForwardProtocol,
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Replaces the configured attributes when `Some`.
+    pub resource_attributes: Option<Vec<(String, String)>>,
+}
+
+/// Parses `team.id=payments,cost_center=42` (`OTEL_RESOURCE_ATTRIBUTES` syntax, values
+/// percent-decoded).
+pub fn parse_resource_attributes(text: &str) -> Result<Vec<(String, String)>, ForwardError> {
+    let mut out = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| ForwardError::Config(format!("'{item}' is not key=value (resource attributes are written team.id=payments,cost_center=42)")))?;
+        let v = percent_encoding::percent_decode_str(v.trim()).decode_utf8_lossy().into_owned();
+        out.push((k.trim().to_string(), v));
+    }
+    Ok(out)
+}
+
+/// Writes `[forward]` into the config file, keeping everything else in it as it was.
+pub fn setup(config_path: &Path, setup: &Setup) -> Result<(), ForwardError> {
+    super::exporter::validate_endpoint(&setup.endpoint)?;
+    let text = match std::fs::read_to_string(config_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(ForwardError::Config(format!("cannot read {}: {e}", config_path.display()))),
+    };
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| ForwardError::Config(format!("{} is not valid TOML: {e}", config_path.display())))?;
+    if !doc.contains_table("forward") {
+        doc.insert("forward", Item::Table(Table::new()));
+    }
+    let forward = doc["forward"].as_table_like_mut().ok_or_else(|| ForwardError::Config("[forward] in the config file is not a table".into()))?;
+    forward.insert("endpoint", Item::Value(Value::from(setup.endpoint.trim())));
+    forward.insert("protocol", Item::Value(Value::from(setup.protocol.name())));
+    match &setup.ca_file {
+        Some(p) => {
+            forward.insert("ca_file", Item::Value(Value::from(p.display().to_string())));
+        }
+        None => {
+            forward.remove("ca_file");
+        }
+    }
+    if let Some(attrs) = &setup.resource_attributes {
+        let mut t = Table::new();
+        for (k, v) in attrs {
+            t.insert(k, Item::Value(Value::from(v.as_str())));
+        }
+        forward.remove("resource_attributes");
+        if !t.is_empty() {
+            forward.insert("resource_attributes", Item::Table(t));
+        }
+    }
+    let new_text = doc.to_string();
+    toml::from_str::<Config>(&new_text).map_err(|e| ForwardError::Config(format!("the result would not be a valid config: {e}")))?;
+    crate::fsutil::write_atomic(config_path, &new_text).map_err(|e| ForwardError::Config(format!("cannot write {}: {e}", config_path.display())))?;
+    Ok(())
+}
+
+/// Turns forwarding on or off (the running engine follows within a second). Turning it on
+/// also lifts a pause for wrong credentials, to try again.
+pub fn set_enabled(conn: &Connection, on: bool) -> Result<(), ForwardError> {
+    queue::set(conn, key::ENABLED, if on { "1" } else { "0" })?;
+    if on {
+        queue::unset(conn, key::PAUSED)?;
+        queue::unset(conn, key::RETRY_AT_NS)?;
+    }
+    Ok(())
+}
+
+pub fn is_enabled(conn: &Connection) -> Result<bool, ForwardError> {
+    Ok(queue::get(conn, key::ENABLED)?.as_deref() == Some("1"))
+}
+
+/// Tells the running engine that the headers changed: it re-reads them and, if it had stopped
+/// for wrong credentials, tries again.
+pub fn headers_changed(conn: &Connection) -> Result<(), ForwardError> {
+    queue::set(conn, key::HEADERS_CHANGED_NS, &crate::ingest::now_ns().to_string())?;
+    queue::unset(conn, key::PAUSED)?;
+    queue::unset(conn, key::RETRY_AT_NS)?;
+    Ok(())
+}
+
+/// Everything `tokentray forward status` and the window show.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForwardStatus {
+    pub configured: bool,
+    pub enabled: bool,
+    pub endpoint: Option<String>,
+    pub protocol: &'static str,
+    /// `not configured`, `off`, `up to date`, `sending`, `retrying`, `paused`.
+    pub state: &'static str,
+    /// The state in one sentence.
+    pub summary: String,
+    pub queue: QueueStats,
+    pub delivered: u64,
+    pub dropped_rejected: u64,
+    pub dropped_overflow: u64,
+    pub last_success_ns: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_error_ns: Option<i64>,
+    pub paused: Option<String>,
+    pub retry_at_ns: Option<i64>,
+    pub resource_attributes: Vec<(String, String)>,
+}
+
+pub fn status(conn: &Connection, config: &ForwardConfig, now_ns: i64) -> Result<ForwardStatus, ForwardError> {
+    let settings = queue::all_settings(conn)?;
+    let num = |k: &str| settings.get(k).and_then(|v| v.parse::<i64>().ok());
+    let queue = queue::stats(conn)?;
+    let configured = config.endpoint.is_some();
+    let enabled = settings.get(key::ENABLED).map(String::as_str) == Some("1");
+    let paused = settings.get(key::PAUSED).filter(|s| !s.is_empty()).cloned();
+    let retry_at_ns = num(key::RETRY_AT_NS).filter(|&t| t > now_ns);
+    let last_error = settings.get(key::LAST_ERROR).filter(|s| !s.is_empty()).cloned();
+    let waiting = queue.requests + queue.changed_series;
+    let host = config.endpoint.as_deref().unwrap_or("");
+    let (state, summary) = if !configured {
+        ("not configured", "Forwarding is not set up: run tokentray forward setup --endpoint URL --protocol grpc|http/protobuf|prometheus-remote-write".to_string())
+    } else if !enabled {
+        ("off", format!("Forwarding to {host} is off."))
+    } else if let Some(p) = &paused {
+        ("paused", format!("Paused: {p}"))
+    } else if retry_at_ns.is_some() {
+        ("retrying", format!("Retrying: {}", last_error.as_deref().unwrap_or("the last attempt failed")))
+    } else if waiting > 0 {
+        ("sending", format!("Sending to {host}: {waiting} waiting."))
+    } else {
+        ("up to date", format!("Everything received has been forwarded to {host}."))
+    };
+    Ok(ForwardStatus {
+        configured,
+        enabled,
+        endpoint: config.endpoint.clone(),
+        protocol: config.protocol.name(),
+        state,
+        summary,
+        queue,
+        delivered: num(key::DELIVERED).unwrap_or(0).max(0) as u64,
+        dropped_rejected: num(key::DROPPED_REJECTED).unwrap_or(0).max(0) as u64,
+        dropped_overflow: num(key::DROPPED_OVERFLOW).unwrap_or(0).max(0) as u64,
+        last_success_ns: num(key::LAST_SUCCESS_NS),
+        last_error,
+        last_error_ns: num(key::LAST_ERROR_NS),
+        paused,
+        retry_at_ns,
+        resource_attributes: config.resource_attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setup_writes_the_section_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "# mine\n[budgets]\ndaily = 20\n").expect("write");
+        let s = Setup {
+            endpoint: "https://otel.example.com:4317".into(),
+            protocol: ForwardProtocol::Grpc,
+            ca_file: None,
+            resource_attributes: Some(parse_resource_attributes("team.id=payments, cost_center=4%202").expect("parses")),
+        };
+        setup(&path, &s).expect("writes");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.starts_with("# mine\n[budgets]\ndaily = 20\n"), "{text}");
+        let c = Config::from_file(&path).expect("valid");
+        assert_eq!(c.forward.endpoint.as_deref(), Some("https://otel.example.com:4317"));
+        assert_eq!(c.forward.resource_attributes.get("cost_center").map(String::as_str), Some("4 2"));
+        let bad = Setup { endpoint: "otel.example.com".into(), ..s };
+        assert!(setup(&path, &bad).is_err());
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), text, "a refused setup writes nothing");
+    }
+}

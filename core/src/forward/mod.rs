@@ -1,0 +1,54 @@
+//! Forwarding to the team's collector or Prometheus: how a team sees everyone's usage in its
+//! own Grafana without every developer running a stack.
+//!
+//! * [`queue`] — the persistent side, in the history's SQLite file. The store's writer queues
+//!   each accepted request (OTLP) or marks each changed series (remote write) in the same
+//!   transaction that stores the data, so nothing acknowledged to Claude Code can miss the team.
+//! * [`exporter`] — OTLP over gRPC or HTTP/protobuf and Prometheus remote write, TLS with
+//!   rustls, and the classification of answers (deliver, retry, drop, stop for credentials).
+//! * [`remote_write`] — `WriteRequest` from our exact cumulative totals.
+//! * [`run`] — the [`Forwarder`]: its own thread and runtime, so a slow or unreachable peer
+//!   never slows local ingest; backoff with jitter, `Retry-After`, gRPC `RetryInfo`.
+//! * [`control`] — on/off, setup and status, from any process.
+//! * [`headers`] and [`secret`] — `OTEL_EXPORTER_OTLP_HEADERS`-style headers, kept in the OS
+//!   keychain; they never reach the config file, a log line or an error message.
+
+pub mod control;
+pub mod exporter;
+pub mod headers;
+pub mod queue;
+pub mod remote_write;
+pub mod run;
+pub mod secret;
+
+pub use control::{ForwardStatus, Setup};
+pub use headers::Headers;
+pub use run::Forwarder;
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("invalid headers: {0}")]
+    Headers(String),
+    #[error("{0}")]
+    Keychain(String),
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot start the forwarder: {0}")]
+    Start(String),
+}
+
+impl From<rusqlite::Error> for ForwardError {
+    fn from(e: rusqlite::Error) -> Self {
+        ForwardError::Store(StoreError::from(e))
+    }
+}
+
+impl From<rusqlite::types::FromSqlError> for ForwardError {
+    fn from(e: rusqlite::types::FromSqlError) -> Self {
+        ForwardError::Store(StoreError::from(e))
+    }
+}

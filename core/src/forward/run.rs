@@ -1,0 +1,380 @@
+//! The [`Forwarder`]: a thread with its own single-threaded runtime that takes from the queue
+//! and sends. Ingest never waits for it: the store only appends to the queue inside its own
+//! transaction, and this side deletes what was delivered.
+//!
+//! Each round it follows the config file (`[forward]`), the on/off switch and "headers changed"
+//! (`settings`), then sends one batch and handles the answer: delivered → removed; retry →
+//! exponential backoff with jitter, or the delay the peer asked for; refused as invalid →
+//! dropped and counted; wrong credentials → paused until the headers change or forwarding is
+//! turned on again.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{broadcast, watch};
+
+use super::exporter::{Exporter, Outcome};
+use super::queue::{self, key, Queue};
+use super::{remote_write, secret, ForwardError};
+use crate::config::{Config, ForwardConfig, ForwardProtocol};
+use crate::store::{ForwardMode, Store};
+
+/// Largest batch of queued requests sent as one export.
+const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Rows per remote-write request.
+const MAX_ROWS: usize = 2000;
+/// How often the switch and the config file are looked at when nothing else happens.
+const TICK: Duration = Duration::from_millis(500);
+const TRIM_EVERY: Duration = Duration::from_secs(10);
+
+/// Owns the forwarding thread; stops it (after the send in flight) when dropped.
+pub struct Forwarder {
+    stop: Option<watch::Sender<bool>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Forwarder {
+    /// Starts forwarding for `store`, following `config.source` for `[forward]` changes.
+    pub fn start(store: Store, config: &Config) -> Result<Forwarder, ForwardError> {
+        let queue = Queue::open(store.path())?;
+        let (stop, stopped) = watch::channel(false);
+        let follower = ConfigFollower::new(config);
+        let thread = std::thread::Builder::new()
+            .name("tokentray-forward".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start the forwarder's runtime; forwarding is off");
+                        return;
+                    }
+                };
+                rt.block_on(Loop::new(store, queue, follower).run(stopped));
+            })
+            .map_err(|e| ForwardError::Start(e.to_string()))?;
+        Ok(Forwarder { stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `[forward]` of the config file, re-read when the file changes.
+struct ConfigFollower {
+    file: Option<PathBuf>,
+    seen: Option<SystemTime>,
+    current: ForwardConfig,
+}
+
+impl ConfigFollower {
+    fn new(config: &Config) -> ConfigFollower {
+        let seen = config.source.as_deref().and_then(modified);
+        ConfigFollower { file: config.source.clone(), seen, current: config.forward.clone() }
+    }
+
+    fn current(&mut self) -> &ForwardConfig {
+        if let Some(path) = &self.file {
+            let now = modified(path);
+            if now != self.seen {
+                self.seen = now;
+                match Config::from_file(path) {
+                    Ok(c) => {
+                        if c.forward != self.current {
+                            tracing::info!(endpoint = c.forward.endpoint.as_deref().unwrap_or("-"), protocol = c.forward.protocol.name(), "forwarding settings reloaded");
+                        }
+                        self.current = c.forward;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "config file changed but cannot be read; keeping the forwarding settings in effect"),
+                }
+            }
+        }
+        &self.current
+    }
+}
+
+fn modified(path: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Exponential backoff with full jitter: a uniformly random delay between half and all of
+/// `initial × 2^failures`, capped.
+struct Backoff {
+    failures: u32,
+    seed: u64,
+}
+
+impl Backoff {
+    fn next(&mut self, initial: Duration, max: Duration) -> Duration {
+        let base = initial.saturating_mul(1u32 << self.failures.min(20)).min(max);
+        self.failures += 1;
+        // xorshift64*: jitter needs no cryptographic randomness, only no lockstep between
+        // developers retrying against the same collector after an outage.
+        self.seed ^= self.seed >> 12;
+        self.seed ^= self.seed << 25;
+        self.seed ^= self.seed >> 27;
+        let r = self.seed.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let frac = (r >> 11) as f64 / (1u64 << 53) as f64;
+        base.mul_f64(0.5 + 0.5 * frac)
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+struct Loop {
+    store: Store,
+    queue: Queue,
+    follower: ConfigFollower,
+    changes: broadcast::Receiver<crate::store::Change>,
+    exporter: Option<(ExporterKey, Exporter)>,
+    backoff: Backoff,
+    retry_at: Option<Instant>,
+    last_trim: Option<Instant>,
+    last_logged_error: Option<String>,
+    /// Last remote-write timestamp sent: samples of a row must have increasing timestamps.
+    last_rw_ms: i64,
+}
+
+/// What the exporter was built from; a change rebuilds it.
+#[derive(PartialEq)]
+struct ExporterKey {
+    config: ForwardConfig,
+    headers_version: (Option<String>, Option<SystemTime>),
+}
+
+impl Loop {
+    fn new(store: Store, queue: Queue, follower: ConfigFollower) -> Loop {
+        let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1;
+        Loop {
+            changes: store.subscribe(),
+            store,
+            queue,
+            follower,
+            exporter: None,
+            backoff: Backoff { failures: 0, seed },
+            retry_at: None,
+            last_trim: None,
+            last_logged_error: None,
+            last_rw_ms: 0,
+        }
+    }
+
+    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        loop {
+            let wait = match self.round().await {
+                Ok(wait) => wait,
+                Err(e) => {
+                    tracing::warn!(error = %e, "forwarding: cannot read or update the queue");
+                    Some(Duration::from_secs(1))
+                }
+            };
+            if let Some(wait) = wait {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    _ = self.changes.recv() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+            if *stop.borrow() {
+                break;
+            }
+        }
+        self.store.set_forward_mode(ForwardMode::OFF);
+    }
+
+    /// One round; `Some(wait)` when there is nothing to do for now.
+    async fn round(&mut self) -> Result<Option<Duration>, ForwardError> {
+        let config = self.follower.current().clone();
+        let enabled = queue::get(self.queue.conn(), key::ENABLED)?.as_deref() == Some("1");
+        let mode = match (enabled, config.endpoint.is_some(), config.protocol) {
+            (true, true, ForwardProtocol::PrometheusRemoteWrite) => ForwardMode { remote_write: true, ..ForwardMode::OFF },
+            (true, true, _) => ForwardMode { otlp: true, traces: config.traces, remote_write: false },
+            _ => ForwardMode::OFF,
+        };
+        let before = self.store.forward_mode();
+        if mode != before {
+            if mode.remote_write && !before.remote_write {
+                self.queue.mark_all_changed()?;
+            }
+            if !mode.remote_write && before.remote_write {
+                self.queue.clear_changed()?;
+            }
+            self.store.set_forward_mode(mode);
+            tracing::info!(on = mode != ForwardMode::OFF, protocol = config.protocol.name(), "forwarding switched");
+        }
+        if mode == ForwardMode::OFF {
+            self.exporter = None;
+            return Ok(Some(TICK));
+        }
+        if self.last_trim.is_none_or(|t| t.elapsed() >= TRIM_EVERY) {
+            self.last_trim = Some(Instant::now());
+            self.trim(&config)?;
+        }
+        let conn = self.queue.conn();
+        if queue::get(conn, key::PAUSED)?.is_some_and(|p| !p.is_empty()) {
+            // `forward set-headers` or `forward on` clears the pause.
+            self.retry_at = None;
+            return Ok(Some(TICK));
+        }
+        if let Some(at) = self.retry_at {
+            // A cleared retry time (headers changed, forwarding turned on again) retries now.
+            if queue::get(conn, key::RETRY_AT_NS)?.is_none() {
+                self.retry_at = None;
+                self.backoff.reset();
+            } else if Instant::now() < at {
+                return Ok(Some((at - Instant::now()).min(TICK)));
+            }
+        }
+        let headers_version = (queue::get(conn, key::HEADERS_CHANGED_NS)?, config.headers_file.as_deref().and_then(modified));
+        let wanted = ExporterKey { config: config.clone(), headers_version };
+        if self.exporter.as_ref().is_none_or(|(k, _)| *k != wanted) {
+            // Blocking keychain call: fine on this thread, which serves nothing else.
+            let built = secret::forward_headers(&config).and_then(|h| Exporter::new(&config, h));
+            match built {
+                Ok(e) => self.exporter = Some((wanted, e)),
+                Err(e) => {
+                    self.exporter = None;
+                    self.failed(Outcome::Retry { after: None, error: e.to_string() }, &config)?;
+                    return Ok(Some(TICK));
+                }
+            }
+        }
+        let Some((_, exporter)) = &self.exporter else { return Ok(Some(TICK)) };
+        let extra: Vec<(String, String)> = config.resource_attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if mode.remote_write {
+            let (rows, seqs) = self.queue.changed_rows(MAX_ROWS)?;
+            if seqs.is_empty() {
+                return Ok(Some(TICK));
+            }
+            let now_ms = crate::ingest::now_ns() / 1_000_000;
+            let ts = now_ms.max(self.last_rw_ms + 1);
+            let body = prost::Message::encode_to_vec(&remote_write::build(&rows, &extra, ts));
+            match exporter.send_remote_write(&body).await {
+                Outcome::Delivered { .. } => {
+                    self.last_rw_ms = ts;
+                    self.queue.remove_changed(&seqs, crate::ingest::now_ns())?;
+                    self.succeeded()?;
+                }
+                Outcome::Rejected { error } => {
+                    // The values are still ours; only this attempt is given up. Prometheus
+                    // refuses a whole request for one bad sample, so the next round retries
+                    // after a pause instead of dropping totals.
+                    self.failed(Outcome::Retry { after: None, error }, &config)?;
+                }
+                other => self.failed(other, &config)?,
+            }
+            return Ok(None);
+        }
+        let Some(batch) = self.queue.next_batch(MAX_BATCH_BYTES)? else { return Ok(Some(TICK)) };
+        match exporter.send_otlp(batch.signal, &batch.payload, &extra).await {
+            Outcome::Delivered { refused, message } => {
+                self.queue.remove(&batch.ids, key::DELIVERED, crate::ingest::now_ns(), true)?;
+                if refused > 0 {
+                    let error = format!("the collector refused {refused} item(s) as invalid: {}", message.unwrap_or_default());
+                    self.record_error(&error)?;
+                }
+                self.succeeded()?;
+            }
+            Outcome::Rejected { error } => {
+                self.queue.remove(&batch.ids, key::DROPPED_REJECTED, crate::ingest::now_ns(), false)?;
+                self.record_error(&format!("{error} — {} request(s) dropped", batch.ids.len()))?;
+            }
+            other => self.failed(other, &config)?,
+        }
+        Ok(None)
+    }
+
+    fn succeeded(&mut self) -> Result<(), ForwardError> {
+        if self.retry_at.is_some() || self.backoff.failures > 0 {
+            tracing::info!("forwarding: delivered again");
+        }
+        self.backoff.reset();
+        self.retry_at = None;
+        self.last_logged_error = None;
+        queue::unset(self.queue.conn(), key::RETRY_AT_NS)?;
+        Ok(())
+    }
+
+    fn record_error(&mut self, error: &str) -> Result<(), ForwardError> {
+        let conn = self.queue.conn();
+        queue::set(conn, key::LAST_ERROR, error)?;
+        queue::set(conn, key::LAST_ERROR_NS, &crate::ingest::now_ns().to_string())?;
+        if self.last_logged_error.as_deref() != Some(error) {
+            tracing::warn!(%error, "forwarding");
+            self.last_logged_error = Some(error.to_string());
+        }
+        Ok(())
+    }
+
+    fn failed(&mut self, outcome: Outcome, config: &ForwardConfig) -> Result<(), ForwardError> {
+        match outcome {
+            Outcome::Auth { error } => {
+                self.record_error(&error)?;
+                queue::set(self.queue.conn(), key::PAUSED, &error)?;
+                self.retry_at = None;
+            }
+            Outcome::Retry { after, error } => {
+                let delay = after.unwrap_or_else(|| {
+                    self.backoff.next(Duration::from_millis(config.retry_initial_ms.max(1)), Duration::from_secs(config.retry_max_seconds.max(1)))
+                });
+                self.record_error(&error)?;
+                self.retry_at = Some(Instant::now() + delay);
+                let at_ns = crate::ingest::now_ns() + delay.as_nanos().min(i64::MAX as u128) as i64;
+                queue::set(self.queue.conn(), key::RETRY_AT_NS, &at_ns.to_string())?;
+            }
+            Outcome::Rejected { error } => self.record_error(&error)?,
+            Outcome::Delivered { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn trim(&mut self, config: &ForwardConfig) -> Result<(), ForwardError> {
+        let max_bytes = config.max_queue_mib.saturating_mul(1024 * 1024);
+        let max_age_ns = (config.max_queue_age_hours.saturating_mul(3600)).saturating_mul(1_000_000_000).min(i64::MAX as u64) as i64;
+        let trimmed = self.queue.trim(max_bytes, max_age_ns, crate::ingest::now_ns())?;
+        if trimmed.requests > 0 {
+            let why = if trimmed.by_age == trimmed.requests {
+                format!("older than {} hours", config.max_queue_age_hours)
+            } else {
+                format!("the queue is limited to {} MiB", config.max_queue_mib)
+            };
+            let error = format!(
+                "queue full: dropped the {} oldest request(s) ({} KiB) waiting for {} ({why}); raise [forward] max_queue_mib / max_queue_age_hours to keep more",
+                trimmed.requests,
+                trimmed.bytes / 1024,
+                config.endpoint.as_deref().unwrap_or("the endpoint"),
+            );
+            self.record_error(&error)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let mut b = Backoff { failures: 0, seed: 42 };
+        let initial = Duration::from_secs(1);
+        let max = Duration::from_secs(60);
+        let delays: Vec<Duration> = (0..10).map(|_| b.next(initial, max)).collect();
+        for (i, d) in delays.iter().enumerate() {
+            let base = (initial * (1 << i)).min(max);
+            assert!(*d >= base / 2 && *d <= base, "attempt {i}: {d:?} not within [{:?}, {base:?}]", base / 2);
+        }
+        assert!(delays.windows(2).any(|w| w[0] != w[1] / 2), "jitter: not exactly doubling");
+        b.reset();
+        assert!(b.next(initial, max) <= initial);
+    }
+}
