@@ -52,6 +52,10 @@ pub struct ReceiverConfig {
     /// Browser origins allowed to post telemetry (`http://localhost:3000`); none by default, so a
     /// web page cannot post fake spend to the local receiver.
     pub allowed_origins: Vec<String>,
+    /// Headers every request must carry, as `NAME=@file:PATH` or `NAME=@keychain` (the value
+    /// itself never goes here); `serve --require-header` adds to them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub require_headers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -339,7 +343,7 @@ impl Default for Listen {
 
 impl Default for ReceiverConfig {
     fn default() -> Self {
-        ReceiverConfig { max_body_bytes: DEFAULT_MAX_BODY, allowed_origins: Vec::new() }
+        ReceiverConfig { max_body_bytes: DEFAULT_MAX_BODY, allowed_origins: Vec::new(), require_headers: Vec::new() }
     }
 }
 

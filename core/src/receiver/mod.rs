@@ -3,6 +3,7 @@
 //! Both decode to the same protobuf messages and hand them to one [`Receiver`], which normalises
 //! them ([`crate::ingest`]) and waits for the store to commit before the client is answered.
 
+pub mod auth;
 pub mod body;
 pub mod grpc;
 pub mod http;

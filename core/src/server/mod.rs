@@ -21,6 +21,8 @@ pub enum ServerError {
     PortInUse { what: &'static str, addr: SocketAddr, port: u16, by: String, flag: &'static str, key: &'static str, env: &'static str },
     #[error("cannot listen on {addr} for {what}: {reason}")]
     Bind { what: &'static str, addr: SocketAddr, reason: String },
+    #[error(transparent)]
+    Auth(#[from] crate::receiver::auth::AuthError),
     #[error("{what} server failed: {reason}")]
     Serve { what: &'static str, reason: String },
 }
@@ -106,7 +108,8 @@ fn to_tokio(l: TcpListener, what: &'static str) -> Result<tokio::net::TcpListene
 /// Serves OTLP/gRPC, OTLP/HTTP and `/metrics` on bound listeners until `shutdown` resolves, then
 /// drains in-flight requests and lets the store finish its queue. Must run inside a Tokio runtime.
 pub async fn run(listeners: Listeners, store: Store, config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
-    let receiver = Receiver::new(store.clone(), config);
+    let required = crate::receiver::auth::resolve_all(&config.receiver.require_headers)?;
+    let receiver = Receiver::new(store.clone(), config).require_headers(required);
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;

@@ -1,0 +1,62 @@
+//! Optional authentication of our own receiver (`serve --require-header`), so one `serve` can
+//! act as a small team receiver. The expected value comes from a file or the keychain, never
+//! from the command line or the config file, where other users or backups would see it.
+
+use crate::forward::secret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("--require-header '{0}': expected NAME=@file:PATH, NAME=@PATH or NAME=@keychain")]
+    Syntax(String),
+    #[error("--require-header {0}: a value written on the command line or in the config file can be read by others (/proc/<pid>/cmdline, backups); put it in a file (NAME=@file:PATH) or the keychain (NAME=@keychain, stored with `tokentray receiver set-header NAME`)")]
+    Literal(String),
+    #[error("--require-header {name}: {reason}")]
+    Source { name: String, reason: String },
+}
+
+/// Resolves `Authorization=@file:/run/secrets/token` (or `=@/path`) and `Authorization=@keychain`
+/// into (name, value).
+pub fn resolve(spec: &str) -> Result<(String, String), AuthError> {
+    let (name, source) = spec.split_once('=').ok_or_else(|| AuthError::Syntax(spec.chars().take_while(|c| *c != '=').collect()))?;
+    let name = name.trim();
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(AuthError::Syntax(name.to_string()));
+    }
+    let source = source.trim();
+    let value = if source == "@keychain" {
+        secret::load(&secret::receiver_header_entry(name))
+            .map_err(|e| AuthError::Source { name: name.into(), reason: e.to_string() })?
+            .ok_or_else(|| AuthError::Source { name: name.into(), reason: format!("nothing in the keychain; store it with `tokentray receiver set-header {name}`") })?
+    } else if let Some(path) = source.strip_prefix("@file:").or_else(|| source.strip_prefix('@')) {
+        secret::read_secret_file(std::path::Path::new(path)).map_err(|e| AuthError::Source { name: name.into(), reason: e.to_string() })?
+    } else {
+        return Err(AuthError::Literal(name.to_string()));
+    };
+    if value.is_empty() {
+        return Err(AuthError::Source { name: name.into(), reason: "the value is empty".into() });
+    }
+    Ok((name.to_string(), value))
+}
+
+pub fn resolve_all(specs: &[String]) -> Result<Vec<(String, String)>, AuthError> {
+    specs.iter().map(|s| resolve(s)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_come_from_files_never_from_the_spec() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("token");
+        std::fs::write(&file, "Bearer s3cr3t\n").expect("write");
+        let want = ("Authorization".to_string(), "Bearer s3cr3t".to_string());
+        assert_eq!(resolve(&format!("Authorization=@file:{}", file.display())).expect("file"), want);
+        assert_eq!(resolve(&format!("Authorization=@{}", file.display())).expect("short form"), want);
+        let literal = resolve("Authorization=Bearer s3cr3t").expect_err("literal refused").to_string();
+        assert!(literal.contains("/proc/<pid>/cmdline") && !literal.contains("s3cr3t"), "{literal}");
+        assert!(resolve("Authorization").is_err());
+        assert!(resolve(&format!("Authorization=@{}", dir.path().join("none").display())).is_err());
+    }
+}
