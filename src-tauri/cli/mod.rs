@@ -2,6 +2,7 @@
 
 mod budget;
 mod doctor;
+mod forward;
 mod report;
 mod serve;
 mod setup;
@@ -46,6 +47,14 @@ pub enum Command {
     /// Daily, weekly and monthly spending limits: set, unset, status (exit 0/1/2), pause alerts.
     #[command(subcommand)]
     Budget(budget::BudgetCommand),
+    /// Forward everything received to the team's collector (OTLP) or Prometheus (remote write):
+    /// setup, set-headers (into the keychain), on, off, status.
+    #[command(subcommand)]
+    Forward(forward::ForwardCommand),
+    /// Our own receiver's authentication: `receiver set-header Authorization` (value on stdin,
+    /// into the keychain) for `serve --require-header Authorization=@keychain`.
+    #[command(subcommand)]
+    Receiver(forward::ReceiverCommand),
     /// The tray app with the engine inside (the default with no command): today's spend in the
     /// tray, a dashboard window, the same ports, data and config as `serve`.
     #[cfg(feature = "desktop")]
@@ -64,6 +73,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(Command::Budget(budget_cmd)) => budget::run(&config, budget_cmd, &config_file),
         Some(Command::Report(report_args)) => report::run(&config, report_args),
         Some(Command::Setup(setup_args)) => setup::run(&config, setup_args),
+        Some(Command::Forward(cmd)) => forward::run(&config, cmd, &config_file),
+        Some(Command::Receiver(cmd)) => forward::run_receiver(cmd),
         Some(Command::Doctor) => doctor::run(&config),
         Some(Command::Statusline(a)) => statusline::run(&config, a),
         #[cfg(feature = "desktop")]

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use tokentray_core::budget::Evaluator;
 use tokentray_core::config::Config;
+use tokentray_core::forward::Forwarder;
 use tokentray_core::server::{self, Listeners};
 use tokentray_core::store::Store;
 
@@ -25,6 +26,11 @@ pub struct ServeArgs {
     /// `serve` with the same data dir, config file and listen flags
     #[arg(long)]
     pub install_service: bool,
+    /// Refuse requests without this header: NAME=@file:PATH (value read from a file) or
+    /// NAME=@keychain (stored with `tokentray receiver set-header NAME`). Repeatable. Never the
+    /// value itself: command lines are visible to every user.
+    #[arg(long, value_name = "NAME=@SOURCE")]
+    pub require_header: Vec<String>,
 }
 
 pub fn run(mut config: Config, args: ServeArgs, config_file: PathBuf) -> anyhow::Result<ExitCode> {
@@ -33,6 +39,12 @@ pub fn run(mut config: Config, args: ServeArgs, config_file: PathBuf) -> anyhow:
     }
     init_logging();
     args.listen.apply(&mut config.listen);
+    config.receiver.require_headers.extend(args.require_header);
+    // A missing secret is a start-up error, before any port is taken.
+    if let Err(e) = tokentray_core::receiver::auth::resolve_all(&config.receiver.require_headers) {
+        eprintln!("tokentray: {e}");
+        return Ok(ExitCode::from(2));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     // Bind first: a taken port is reported before anything else happens.
     let listeners = match Listeners::bind(&config.listen) {
@@ -52,6 +64,8 @@ pub fn run(mut config: Config, args: ServeArgs, config_file: PathBuf) -> anyhow:
     let _budgets = Evaluator::new(&store, config.budgets.clone(), Arc::new(notifier))
         .and_then(|e| e.reload_budgets_from(config_file).spawn())
         .context("starting budget alerts")?;
+    // Forwarding to the team, as `tokentray forward` configured it; stopped when serving ends.
+    let _forwarder = Forwarder::start(store.clone(), &config).context("starting forwarding")?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{addrs}")?;

@@ -31,22 +31,40 @@ pub struct Prometheus {
 impl Prometheus {
     /// Starts Prometheus scraping `target` (`/metrics`) every second; waits until it is ready.
     pub fn start(target: SocketAddr) -> Prometheus {
+        Prometheus::launch(Some(target))
+    }
+
+    /// Starts Prometheus as a remote-write receiver (`--web.enable-remote-write-receiver`,
+    /// `/api/v1/write`), scraping nothing.
+    pub fn start_receiver() -> Prometheus {
+        Prometheus::launch(None)
+    }
+
+    pub fn remote_write_url(&self) -> String {
+        format!("http://{}/api/v1/write", self.addr)
+    }
+
+    fn launch(target: Option<SocketAddr>) -> Prometheus {
         let bin = require_tool("prometheus");
         let dir = super::tempdir("tokentray-prometheus-");
         let config = dir.path().join("prometheus.yml");
-        let yaml = [
-            "global:".to_string(),
-            "  scrape_interval: 1s".into(),
-            "  scrape_timeout: 900ms".into(),
-            "  evaluation_interval: 1s".into(),
-            "scrape_configs:".into(),
-            "  - job_name: tokentray".into(),
-            "    honor_labels: true".into(),
-            "    metrics_path: /metrics".into(),
-            "    static_configs:".into(),
-            format!("      - targets: ['{target}']"),
-        ]
-        .join("\n");
+        let mut yaml = ["global:".to_string(), "  scrape_interval: 1s".into(), "  scrape_timeout: 900ms".into(), "  evaluation_interval: 1s".into()];
+        let yaml = match target {
+            Some(target) => [
+                yaml.as_slice(),
+                &[
+                    "scrape_configs:".into(),
+                    "  - job_name: tokentray".into(),
+                    "    honor_labels: true".into(),
+                    "    metrics_path: /metrics".into(),
+                    "    static_configs:".into(),
+                    format!("      - targets: ['{target}']"),
+                ],
+            ]
+            .concat()
+            .join("\n"),
+            None => std::mem::take(&mut yaml).join("\n"),
+        };
         std::fs::write(&config, yaml + "\n").unwrap();
         let port = super::free_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -58,6 +76,7 @@ impl Prometheus {
                 dir.path().join("tsdb").display()
             ))
             .arg(format!("--web.listen-address={addr}"))
+            .args(target.is_none().then_some("--web.enable-remote-write-receiver"))
             .arg("--log.level=warn")
             .current_dir(dir.path())
             .stdin(Stdio::null())

@@ -51,19 +51,58 @@ pub struct Serve {
     pub metrics: SocketAddr,
     /// How many times the process was started (1 after `start`).
     pub generation: u32,
+    pub options: ServeOptions,
+}
+
+/// What a test changes about `serve`: a config file, extra flags, fixed OTLP addresses.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Written to `config.toml` next to the data dir and passed with `--config`.
+    pub config_toml: Option<String>,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub otlp_grpc: String,
+    pub otlp_http: String,
+    /// Commands (`["forward", "on"]`) run on the data dir and config before the first start.
+    pub before_start: Vec<Vec<String>>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            config_toml: None,
+            args: Vec::new(),
+            env: Vec::new(),
+            otlp_grpc: "127.0.0.1:0".into(),
+            otlp_http: "127.0.0.1:0".into(),
+            before_start: Vec::new(),
+        }
+    }
 }
 
 impl Serve {
     /// Starts `serve` on a fresh temporary data dir.
     pub fn start() -> Serve {
+        Serve::start_with(ServeOptions::default())
+    }
+
+    /// Starts `serve` on a fresh temporary data dir, as `options` say.
+    pub fn start_with(options: ServeOptions) -> Serve {
         let tmp = tempfile::Builder::new()
             .prefix("tokentray-test-")
             .tempdir()
             .expect("tempdir");
         let data_dir = tmp.path().join("data");
         std::fs::create_dir_all(&data_dir).expect("create data dir");
-        // Deliberately not created: the binary must run with defaults.
-        let config = tmp.path().join("no-such-config.toml");
+        // Without a config: deliberately not created, the binary must run with defaults.
+        let config = match &options.config_toml {
+            Some(text) => {
+                let path = tmp.path().join("config.toml");
+                std::fs::write(&path, text).expect("write config.toml");
+                path
+            }
+            None => tmp.path().join("no-such-config.toml"),
+        };
         let mut s = Serve {
             _tmp: tmp,
             data_dir,
@@ -74,7 +113,11 @@ impl Serve {
             http: ([127, 0, 0, 1], 0).into(),
             metrics: ([127, 0, 0, 1], 0).into(),
             generation: 0,
+            options,
         };
+        for args in &s.options.before_start {
+            s.cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        }
         s.spawn();
         s
     }
@@ -83,15 +126,9 @@ impl Serve {
         assert!(self.child.is_none(), "serve already running");
         self.generation += 1;
         let mut cmd = command(&self.data_dir, &self.config);
-        cmd.args([
-            "serve",
-            "--otlp-grpc",
-            "127.0.0.1:0",
-            "--otlp-http",
-            "127.0.0.1:0",
-            "--metrics",
-            "127.0.0.1:0",
-        ])
+        cmd.args(["serve", "--otlp-grpc", &self.options.otlp_grpc, "--otlp-http", &self.options.otlp_http, "--metrics", "127.0.0.1:0"])
+            .args(&self.options.args)
+            .envs(self.options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -259,6 +296,14 @@ impl Serve {
             self.stderr()
         );
         body
+    }
+
+    /// `tokentray --data-dir D --config C ARGS...` (another command on the same data and config);
+    /// panics unless it exits 0, returns stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = command(&self.data_dir, &self.config).args(args).output().expect("run tokentray");
+        assert!(out.status.success(), "tokentray {args:?}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// `tokentray --data-dir D --config C report ARGS...`, parsed as JSON (pass `--json`).

@@ -38,7 +38,10 @@ impl Forwarder {
     pub fn start(store: Store, config: &Config) -> Result<Forwarder, ForwardError> {
         let queue = Queue::open(store.path())?;
         let (stop, stopped) = watch::channel(false);
-        let follower = ConfigFollower::new(config);
+        let mut follower = ConfigFollower::new(config);
+        // Switched on before the engine answers its first request, so that when forwarding is on
+        // at start, the very first request is queued too.
+        switch(&store, &queue, follower.current())?;
         let thread = std::thread::Builder::new()
             .name("tokentray-forward".into())
             .spawn(move || {
@@ -98,6 +101,28 @@ impl ConfigFollower {
         }
         &self.current
     }
+}
+
+/// Follows the on/off switch and the protocol: tells the store what to queue from now on.
+fn switch(store: &Store, queue: &Queue, config: &ForwardConfig) -> Result<ForwardMode, ForwardError> {
+    let enabled = queue::get(queue.conn(), key::ENABLED)?.as_deref() == Some("1");
+    let mode = match (enabled, config.endpoint.is_some(), config.protocol) {
+        (true, true, ForwardProtocol::PrometheusRemoteWrite) => ForwardMode { remote_write: true, ..ForwardMode::OFF },
+        (true, true, _) => ForwardMode { otlp: true, traces: config.traces, remote_write: false },
+        _ => ForwardMode::OFF,
+    };
+    let before = store.forward_mode();
+    if mode != before {
+        if mode.remote_write && !before.remote_write {
+            queue.mark_all_changed()?;
+        }
+        if !mode.remote_write && before.remote_write {
+            queue.clear_changed()?;
+        }
+        store.set_forward_mode(mode);
+        tracing::info!(on = mode != ForwardMode::OFF, protocol = config.protocol.name(), "forwarding switched");
+    }
+    Ok(mode)
 }
 
 fn modified(path: &std::path::Path) -> Option<SystemTime> {
@@ -194,23 +219,7 @@ impl Loop {
     /// One round; `Some(wait)` when there is nothing to do for now.
     async fn round(&mut self) -> Result<Option<Duration>, ForwardError> {
         let config = self.follower.current().clone();
-        let enabled = queue::get(self.queue.conn(), key::ENABLED)?.as_deref() == Some("1");
-        let mode = match (enabled, config.endpoint.is_some(), config.protocol) {
-            (true, true, ForwardProtocol::PrometheusRemoteWrite) => ForwardMode { remote_write: true, ..ForwardMode::OFF },
-            (true, true, _) => ForwardMode { otlp: true, traces: config.traces, remote_write: false },
-            _ => ForwardMode::OFF,
-        };
-        let before = self.store.forward_mode();
-        if mode != before {
-            if mode.remote_write && !before.remote_write {
-                self.queue.mark_all_changed()?;
-            }
-            if !mode.remote_write && before.remote_write {
-                self.queue.clear_changed()?;
-            }
-            self.store.set_forward_mode(mode);
-            tracing::info!(on = mode != ForwardMode::OFF, protocol = config.protocol.name(), "forwarding switched");
-        }
+        let mode = switch(&self.store, &self.queue, &config)?;
         if mode == ForwardMode::OFF {
             self.exporter = None;
             return Ok(Some(TICK));
@@ -220,10 +229,17 @@ impl Loop {
             self.trim(&config)?;
         }
         let conn = self.queue.conn();
+        let headers_version = (queue::get(conn, key::HEADERS_CHANGED_NS)?, config.headers_file.as_deref().and_then(modified));
         if queue::get(conn, key::PAUSED)?.is_some_and(|p| !p.is_empty()) {
-            // `forward set-headers` or `forward on` clears the pause.
-            self.retry_at = None;
-            return Ok(Some(TICK));
+            // `forward set-headers` and `forward on` clear the pause; so does an edit of the
+            // headers file or of `[forward]` (a new exporter is built below), and a restart
+            // tries once more.
+            let changed = self.exporter.as_ref().is_none_or(|(k, _)| k.headers_version != headers_version || k.config != config);
+            if !changed {
+                self.retry_at = None;
+                return Ok(Some(TICK));
+            }
+            queue::unset(conn, key::PAUSED)?;
         }
         if let Some(at) = self.retry_at {
             // A cleared retry time (headers changed, forwarding turned on again) retries now.
@@ -234,7 +250,6 @@ impl Loop {
                 return Ok(Some((at - Instant::now()).min(TICK)));
             }
         }
-        let headers_version = (queue::get(conn, key::HEADERS_CHANGED_NS)?, config.headers_file.as_deref().and_then(modified));
         let wanted = ExporterKey { config: config.clone(), headers_version };
         if self.exporter.as_ref().is_none_or(|(k, _)| *k != wanted) {
             // Blocking keychain call: fine on this thread, which serves nothing else.

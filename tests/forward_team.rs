@@ -1,0 +1,244 @@
+//! Forwarding to the team, against real peers on loopback: a second `tokentray serve` that
+//! requires a bearer token (the team collector) over gRPC and over OTLP/HTTP, and a real
+//! Prometheus receiving remote write. The recorded Claude Code requests go into a local `serve`;
+//! afterwards the team's side must show the same totals as the local `/metrics`.
+//!
+//! Headers come from `[forward] headers_file` here, so these tests need no keychain; the
+//! keychain, and fixing a wrong token through it, are tested in tests/forward_keychain.rs.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::fixtures::load_set_by_name;
+use support::prom;
+use support::prometheus::Prometheus;
+use support::serve::ServeOptions;
+use support::{approx_eq, eventually, Checker, Replayer, Serve};
+
+const TOKEN: &str = "Bearer team-s3cr3t-7f3a";
+/// Long enough for a queue of fixtures plus a retry or two.
+const DELIVERY: Duration = Duration::from_secs(60);
+
+/// The team's receiver: `serve --require-header Authorization=@file:…`.
+fn team_collector(grpc: &str, http: &str, env: &[(&str, &str)]) -> (Serve, tempfile::TempDir) {
+    let dir = support::tempdir("tokentray-team-secret-");
+    let token = dir.path().join("token");
+    std::fs::write(&token, format!("{TOKEN}\n")).expect("write token file");
+    let team = Serve::start_with(ServeOptions {
+        args: vec!["--require-header".into(), format!("Authorization=@file:{}", token.display())],
+        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        otlp_grpc: grpc.into(),
+        otlp_http: http.into(),
+        ..ServeOptions::default()
+    });
+    (team, dir)
+}
+
+/// A local `serve` forwarding to `endpoint` with the headers in a file, turned on.
+fn local_forwarding(endpoint: &str, protocol: &str, headers: &str) -> (Serve, tempfile::TempDir) {
+    let dir = support::tempdir("tokentray-local-headers-");
+    let headers_file = dir.path().join("headers");
+    std::fs::write(&headers_file, headers).expect("write headers file");
+    let config = format!(
+        "[forward]\nendpoint = \"{endpoint}\"\nprotocol = \"{protocol}\"\nheaders_file = \"{}\"\nretry_initial_ms = 100\nretry_max_seconds = 1\n[forward.resource_attributes]\n\"team.id\" = \"payments\"\n",
+        headers_file.display()
+    );
+    // On before the start: from its first request on, everything is forwarded.
+    let before_start = vec![vec!["forward".to_string(), "on".to_string()]];
+    let local = Serve::start_with(ServeOptions { config_toml: Some(config), before_start, ..ServeOptions::default() });
+    (local, dir)
+}
+
+fn status(serve: &Serve) -> Value {
+    serde_json::from_str(&serve.cli(&["forward", "status", "--json"])).expect("forward status --json")
+}
+
+/// Waits until nothing is waiting and something was delivered.
+fn wait_delivered(local: &Serve) -> Value {
+    let mut last = Value::Null;
+    let c = eventually(DELIVERY, || {
+        last = status(local);
+        let mut c = Checker::new();
+        c.check(last["queue"]["requests"] == 0 && last["queue"]["changed_series"] == 0 && last["delivered"].as_u64() > Some(0), || format!("still waiting: {last}"));
+        c
+    });
+    c.assert_ok(&format!("forwarding did not finish\n{}", local.stderr()));
+    last
+}
+
+fn replay(local: &Serve, sets: &[&str]) {
+    let mut r = Replayer::for_serve(local);
+    for name in sets {
+        let set = load_set_by_name(name);
+        r.send_all(&set.requests);
+    }
+}
+
+/// Every sample but `target_info`, keyed by name and labels.
+fn samples(body: &str) -> BTreeMap<String, f64> {
+    prom::parse(body)
+        .into_iter()
+        .filter(|s| s.name != "target_info")
+        .map(|s| (format!("{}{:?}", s.name, s.labels), s.value))
+        .collect()
+}
+
+fn assert_same_series(local: &BTreeMap<String, f64>, team: &BTreeMap<String, f64>, context: &str) {
+    let mut c = Checker::new();
+    for (k, v) in local {
+        match team.get(k) {
+            Some(t) => c.num(k, *t, *v),
+            None => c.fail(format!("the team has no {k}")),
+        }
+    }
+    for k in team.keys().filter(|k| !local.contains_key(*k)) {
+        c.fail(format!("the team has {k}, which is not local"));
+    }
+    c.assert_ok(context);
+}
+
+fn forwards_to_a_team_serve(protocol: &str) {
+    let (team, _secret) = team_collector("127.0.0.1:0", "127.0.0.1:0", &[]);
+    let endpoint = match protocol {
+        "grpc" => format!("http://{}", team.grpc),
+        _ => format!("http://{}", team.http),
+    };
+    let (local, _headers) = local_forwarding(&endpoint, protocol, &format!("Authorization={}", TOKEN.replace(' ', "%20")));
+    // Delta and cumulative, metrics and events, several exports per session.
+    replay(&local, &["grpc-delta", "http-json-cumulative-slow", "http-protobuf-gzip"]);
+    let st = wait_delivered(&local);
+    assert_eq!(st["state"], "up to date", "{st}");
+    assert!(st["last_error"].is_null(), "{st}");
+
+    let local_body = local.scrape();
+    let team_body = team.scrape();
+    assert_same_series(&samples(&local_body), &samples(&team_body), &format!("{protocol}: team /metrics vs local /metrics"));
+    assert!(prom::sum(&prom::parse(&team_body), "claude_code_cost_usage_USD_total") > 0.0);
+    // The attributes added on the way out reach the team (as the Collector shows resource
+    // attributes: in target_info).
+    assert!(team_body.lines().any(|l| l.starts_with("target_info{") && l.contains("team_id=\"payments\"")), "no team_id in the team's target_info:\n{team_body}");
+    // Events (logs) too: the team's history reports the same requests, cost and sessions.
+    let (mine, theirs) = (local.report(&["all", "--json"]), team.report(&["all", "--json"]));
+    assert!(mine["api_requests"]["count"].as_u64() > Some(0), "{mine}");
+    assert_eq!(mine, theirs, "report of the team's history differs from the local one");
+}
+
+#[test]
+fn forwards_everything_to_a_team_serve_over_grpc() {
+    forwards_to_a_team_serve("grpc");
+}
+
+#[test]
+fn forwards_everything_to_a_team_serve_over_http_protobuf() {
+    forwards_to_a_team_serve("http/protobuf");
+}
+
+#[test]
+fn the_team_receiver_refuses_requests_without_the_token() {
+    let (team, _secret) = team_collector("127.0.0.1:0", "127.0.0.1:0", &[]);
+    let body = prost::Message::encode_to_vec(&tokentray_core::testkit::metrics_request(tokentray_core::testkit::usage_metrics(
+        "s", "u", "m", tokentray_core::testkit::Usage::TYPICAL, 1, 2, false,
+    )));
+    let client = reqwest::blocking::Client::new();
+    let post = |auth: Option<&str>| {
+        let mut req = client.post(format!("http://{}/v1/metrics", team.http)).header("content-type", "application/x-protobuf").body(body.clone());
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        req.send().expect("POST")
+    };
+    assert_eq!(post(None).status().as_u16(), 401);
+    let wrong = post(Some("Bearer nope"));
+    assert_eq!(wrong.status().as_u16(), 401);
+    assert!(wrong.text().unwrap_or_default().contains("wrong authorization header"));
+    assert_eq!(post(Some(TOKEN)).status().as_u16(), 200);
+    // A literal value on the command line is refused before anything starts.
+    let out = support::serve::command(&team.data_dir, &team.config)
+        .args(["serve", "--require-header", "Authorization=Bearer visible", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        .output()
+        .expect("run serve");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/proc/<pid>/cmdline") && !err.contains("visible"), "{err}");
+}
+
+#[test]
+fn outage_and_restart_lose_nothing() {
+    // The collector's address is fixed, but nobody listens there yet.
+    let grpc = format!("127.0.0.1:{}", support::free_port());
+    let (mut local, _headers) = local_forwarding(&format!("http://{grpc}"), "grpc", &format!("Authorization={}", TOKEN.replace(' ', "%20")));
+    replay(&local, &["grpc-delta"]);
+    let mut down = Value::Null;
+    eventually(Duration::from_secs(20), || {
+        down = status(&local);
+        let mut c = Checker::new();
+        c.check(down["state"] == "retrying" && down["queue"]["requests"].as_u64() > Some(0), || format!("not retrying: {down}"));
+        c
+    })
+    .assert_ok("the local side says it is retrying");
+    assert!(down["last_error"].as_str().is_some_and(|e| e.contains("UNAVAILABLE") && e.contains(&grpc)), "{down}");
+
+    // tokentray restarts during the outage; more data arrives after it.
+    local.restart();
+    replay(&local, &["http-protobuf-delta"]);
+    let queued = status(&local)["queue"]["requests"].as_u64().unwrap_or(0);
+    assert!(queued >= 2, "queue after restart: {queued}");
+
+    // The collector comes up.
+    let (team, _secret) = team_collector(&grpc, "127.0.0.1:0", &[]);
+    wait_delivered(&local);
+    assert_same_series(&samples(&local.scrape()), &samples(&team.scrape()), "after the outage");
+}
+
+#[test]
+fn requests_the_peer_refuses_as_invalid_are_dropped_and_counted() {
+    // A team receiver with a 200-byte body limit refuses every request with 413, for good.
+    let (team, _secret) = team_collector("127.0.0.1:0", "127.0.0.1:0", &[("TOKENTRAY_MAX_BODY_BYTES", "200")]);
+    let (local, _headers) = local_forwarding(&format!("http://{}", team.http), "http/protobuf", &format!("Authorization={}", TOKEN.replace(' ', "%20")));
+    replay(&local, &["http-protobuf-delta"]);
+    let mut st = Value::Null;
+    eventually(DELIVERY, || {
+        st = status(&local);
+        let mut c = Checker::new();
+        c.check(st["queue"]["requests"] == 0 && st["dropped_rejected"].as_u64() > Some(0), || format!("{st}"));
+        c
+    })
+    .assert_ok("refused requests are dropped");
+    let err = st["last_error"].as_str().unwrap_or_default();
+    assert!(err.starts_with("413 Payload Too Large from 127.0.0.1:") && err.contains("dropped"), "{err}");
+    assert!(!err.contains("team-s3cr3t"));
+    // Local totals are untouched by what the team refused.
+    assert!(prom::sum(&prom::parse(&local.scrape()), "claude_code_cost_usage_USD_total") > 0.0);
+}
+
+#[test]
+fn remote_write_to_prometheus_gives_the_same_totals() {
+    let prometheus = Prometheus::start_receiver();
+    let (local, _headers) = local_forwarding(&prometheus.remote_write_url(), "prometheus-remote-write", "");
+    replay(&local, &["grpc-delta", "http-json-cumulative-slow"]);
+    wait_delivered(&local);
+    // More data later: the changed totals follow.
+    replay(&local, &["http-protobuf-delta"]);
+    wait_delivered(&local);
+
+    let local_samples: Vec<prom::Sample> = prom::parse(&local.scrape()).into_iter().filter(|s| s.name.starts_with("claude_code_")).collect();
+    assert!(!local_samples.is_empty());
+    let mut c = Checker::new();
+    for s in &local_samples {
+        let mut selector: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))).collect();
+        selector.push("team_id=\"payments\"".into());
+        let expr = format!("{}{{{}}}", s.name, selector.join(","));
+        match prometheus.query(&expr).as_slice() {
+            [(_, v)] => c.check(approx_eq(*v, s.value), || format!("{expr}: Prometheus {v}, local {}", s.value)),
+            other => c.fail(format!("{expr}: {} results in Prometheus", other.len())),
+        }
+    }
+    // And the totals a dashboard would show.
+    let local_cost = prom::sum(&local_samples, "claude_code_cost_usage_USD_total");
+    let promql_cost = prometheus.query_one("sum(claude_code_cost_usage_USD_total)").unwrap_or(f64::NAN);
+    c.num("sum(claude_code_cost_usage_USD_total)", promql_cost, local_cost);
+    c.assert_ok(&format!("PromQL vs local /metrics\n{}", prometheus.log()));
+}
