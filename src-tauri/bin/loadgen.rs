@@ -34,6 +34,14 @@
 //!
 //! `startup` times spawn → the `listening …` line, on a fresh data dir and on an existing one.
 //! `idle` starts `serve`, leaves it alone, and reads VmRSS/VmHWM and utime+stime from /proc.
+//!
+//! ```text
+//! tokentray-loadgen forward --bin target/release/tokentray [--duration-secs 10]
+//! ```
+//!
+//! `forward` starts a second `serve` as the team collector, then loads a local `serve` over gRPC
+//! twice, forwarding off and on (to the collector, over gRPC): local ingest throughput and
+//! latency side by side, and how fast the forwarder empties its queue.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -121,6 +129,18 @@ enum Probe {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Local ingest with forwarding off and on (to a second `serve` over gRPC), and the
+    /// forwarder's own throughput
+    Forward {
+        #[arg(long)]
+        bin: PathBuf,
+        #[arg(long, default_value_t = 10.0)]
+        duration_secs: f64,
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        #[arg(long, default_value_t = 1000)]
+        points_per_request: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -128,7 +148,8 @@ fn main() -> ExitCode {
     let result = match &args.probe {
         Some(Probe::Startup { bin, runs, data_dir }) => startup(bin, *runs, data_dir.as_deref()),
         Some(Probe::Idle { bin, secs, data_dir }) => idle(bin, *secs, data_dir.as_deref()),
-        None => load(&args),
+        Some(Probe::Forward { bin, duration_secs, connections, points_per_request }) => forward(bin, *duration_secs, *connections, *points_per_request),
+        None => load(&args).map(|_| ()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -377,7 +398,7 @@ async fn http_worker(addr: String, plan: Arc<Plan>) -> anyhow::Result<Outcome> {
     Ok(out)
 }
 
-fn load(args: &Args) -> anyhow::Result<()> {
+fn load(args: &Args) -> anyhow::Result<serde_json::Value> {
     let (Some(target), Some(addr)) = (args.target, args.addr.clone()) else { bail!("--target and --addr are required") };
     if args.connections == 0 || args.points_per_request == 0 || args.duration_secs <= 0.0 {
         bail!("--connections, --points-per-request and --duration-secs must be positive");
@@ -499,6 +520,7 @@ fn load(args: &Args) -> anyhow::Result<()> {
         "duration_s": secs,
         "warmup_s": args.warmup_secs,
         "requests": t.requests,
+        "warmup_requests": t.warmup_requests,
         "points_acked": t.points,
         "points_rejected": t.rejected,
         "errors": t.errors,
@@ -536,7 +558,7 @@ fn load(args: &Args) -> anyhow::Result<()> {
         bail!("no request was acknowledged in the measured window{}", t.first_error.map(|e| format!(": {e}")).unwrap_or_default());
     }
     let _ = plan.start;
-    Ok(())
+    Ok(summary)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -548,6 +570,20 @@ struct Spawned {
 }
 
 fn spawn_serve(bin: &Path, data_dir: &Path) -> anyhow::Result<Spawned> {
+    spawn_serve_with(bin, data_dir, Path::new("/nonexistent.toml"))
+}
+
+fn tokentray(bin: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("TOKENTRAY_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd
+}
+
+fn spawn_serve_with(bin: &Path, data_dir: &Path, config: &Path) -> anyhow::Result<Spawned> {
     let mut cmd = Command::new(bin);
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("TOKENTRAY_") {
@@ -557,7 +593,9 @@ fn spawn_serve(bin: &Path, data_dir: &Path) -> anyhow::Result<Spawned> {
     let mut child = cmd
         .arg("--data-dir")
         .arg(data_dir)
-        .args(["--config", "/nonexistent.toml", "serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(config)
+        .args(["serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -687,5 +725,92 @@ fn idle(bin: &Path, secs: u64, data_dir: Option<&Path>) -> anyhow::Result<()> {
     println!("  RSS                {} KiB ({:.1} MiB), peak {} KiB, {} threads", rss.unwrap_or(0), rss.unwrap_or(0) as f64 / 1024.0, hwm.unwrap_or(0), nthreads.unwrap_or(0));
     println!("  CPU since start    {c1:.2} s = {all_pct:.3}% of one core");
     println!("  CPU when idle      {:.2} s over the last {window:.0} s = {idle_pct:.3}% of one core", c1 - c0);
+    Ok(())
+}
+
+/// The gRPC address of a `listening otlp-grpc=… otlp-http=… metrics=…` line.
+fn grpc_addr(s: &mut Spawned) -> anyhow::Result<String> {
+    let line = s.lines.next().context("serve closed stdout without a listening line")??;
+    line.split_whitespace().find_map(|w| w.strip_prefix("otlp-grpc=")).map(str::to_string).with_context(|| format!("unexpected first line: {line}"))
+}
+
+fn forward(bin: &Path, secs: f64, connections: usize, points_per_request: usize) -> anyhow::Result<()> {
+    let team_dir = scratch_dir("team")?;
+    let mut team = spawn_serve(bin, &team_dir)?;
+    let team_grpc = grpc_addr(&mut team)?;
+    let mut rows = Vec::new();
+    for on in [false, true] {
+        let dir = scratch_dir(if on { "forward-on" } else { "forward-off" })?;
+        let (data, config) = (dir.join("data"), dir.join("config.toml"));
+        std::fs::write(&config, format!("[forward]\nendpoint = \"http://{team_grpc}\"\nprotocol = \"grpc\"\n"))?;
+        let status_cmd = |args: &[&str]| -> anyhow::Result<serde_json::Value> {
+            let out = tokentray(bin).arg("--data-dir").arg(&data).arg("--config").arg(&config).args(args).output()?;
+            if !out.status.success() {
+                bail!("tokentray {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            Ok(serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null))
+        };
+        if on {
+            status_cmd(&["forward", "on"])?;
+        }
+        let mut local = spawn_serve_with(bin, &data, &config)?;
+        let addr = grpc_addr(&mut local)?;
+        let args = Args {
+            probe: None,
+            target: Some(Target::Grpc),
+            addr: Some(addr),
+            connections,
+            points_per_request,
+            duration_secs: secs,
+            warmup_secs: 2.0,
+            series: SeriesMode::Fixed,
+            fixed_series: 10_000,
+            gzip: false,
+            server_pid: Some(local.child.id()),
+        };
+        let t0 = Instant::now();
+        let summary = load(&args)?;
+        let sent_points = (summary["requests"].as_u64().unwrap_or(0) + summary["warmup_requests"].as_u64().unwrap_or(0)) * points_per_request as u64;
+        let mut drained = None;
+        if on {
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while Instant::now() < deadline {
+                let st = status_cmd(&["forward", "status", "--json"])?;
+                if st["queue"]["requests"] == 0 {
+                    drained = Some((t0.elapsed().as_secs_f64(), st));
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        stop(local);
+        let row = serde_json::json!({
+            "forwarding": if on { "on" } else { "off" },
+            "ingest_points_per_s": summary["points_per_s"],
+            "latency_ms": summary["latency_ms"],
+            "server_cpu_pct": summary["server_cpu_pct"],
+            "points_ingested": sent_points,
+            "forward_points_per_s": drained.as_ref().map(|(t, _)| (sent_points as f64 / t).round()),
+            "queue_empty_after_s": drained.as_ref().map(|(t, _)| (t * 10.0).round() / 10.0),
+            "forward_errors": drained.as_ref().map(|(_, st)| st["last_error"].clone()),
+        });
+        rows.push(row);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    stop(team);
+    let _ = std::fs::remove_dir_all(&team_dir);
+    println!("{}", serde_json::json!({ "forward": rows }));
+    println!();
+    println!("forwarding   ingest points/s   p50 ms   p99 ms   forwarded points/s (load start → queue empty)");
+    for r in &rows {
+        println!(
+            "{:<12} {:>15}   {:>6}   {:>6}   {}",
+            r["forwarding"].as_str().unwrap_or(""),
+            r["ingest_points_per_s"],
+            r["latency_ms"]["p50"],
+            r["latency_ms"]["p99"],
+            r["forward_points_per_s"].as_f64().map(|v| format!("{v:.0} ({} s)", r["queue_empty_after_s"])).unwrap_or_else(|| "-".into()),
+        );
+    }
     Ok(())
 }

@@ -253,7 +253,14 @@ impl Loop {
         let wanted = ExporterKey { config: config.clone(), headers_version };
         if self.exporter.as_ref().is_none_or(|(k, _)| *k != wanted) {
             // Blocking keychain call: fine on this thread, which serves nothing else.
-            let built = secret::forward_headers(&config).and_then(|h| Exporter::new(&config, h));
+            // No keychain at all (a server without a desktop session) is fine as long as no
+            // headers were ever stored: a collector without auth needs none.
+            let never_stored = wanted.headers_version.0.is_none() && config.headers_file.is_none();
+            let headers = match secret::forward_headers(&config) {
+                Err(ForwardError::Keychain(_)) if never_stored => Ok(super::Headers::default()),
+                other => other,
+            };
+            let built = headers.and_then(|h| Exporter::new(&config, h));
             match built {
                 Ok(e) => self.exporter = Some((wanted, e)),
                 Err(e) => {
