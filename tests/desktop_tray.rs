@@ -14,9 +14,6 @@ use support_desktop::otlp;
 use support_desktop::session;
 use support_desktop::sni::{Item, MenuNode, Watcher};
 use support_desktop::{proc, wait_for, x11};
-use tokentray_core::forward::control;
-use tokentray_core::forward::queue::Queue;
-use tokentray_core::store::DB_FILE;
 
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -274,12 +271,6 @@ fn budget_in_the_label_alerts_on_the_desktop_and_pause_silences_them() {
     assert_eq!(status.code(), Some(0), "{}", tray.out.text());
 }
 
-/// Whether forwarding is on, as the database says (what the engine's forwarder follows).
-fn forward_enabled(dirs: &Dirs) -> bool {
-    let queue = Queue::open(&dirs.data_dir.join(DB_FILE)).expect("open the history");
-    control::is_enabled(queue.conn()).expect("read forward.enabled")
-}
-
 /// "Forward to team" is greyed out until `[forward]` names an endpoint, which here is written
 /// while the app runs (as `tokentray forward setup` does); then ticking it turns forwarding on in
 /// the database, unticking turns it off, and the choice survives a restart.
@@ -298,28 +289,27 @@ fn forward_to_team_follows_setup_and_switches_forwarding() {
     let menu = menu_with(&item, "Today: $0.00");
     let e = entry(&menu, "Forward to team");
     assert!(!e.enabled && e.toggle_state == 0, "{e:?}");
-    assert!(!forward_enabled(&dirs));
+    assert!(!dirs.forward_enabled());
 
     // Set up while running: a collector address nothing listens on.
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-    std::fs::write(&dirs.config, format!("[forward]\nendpoint = \"http://127.0.0.1:{port}\"\nprotocol = \"http/protobuf\"\n")).expect("write config");
+    dirs.write_forward_config();
     let e = wait_for(Duration::from_secs(6), || Some(forward(&item)).filter(|e| e.enabled)).unwrap_or_else(|| panic!("checkbox still disabled: {:?}\n{}", forward(&item), tray.out.text()));
     assert_eq!(e.toggle_type, "checkmark");
     assert_eq!(e.toggle_state, 0, "set up, not yet on");
-    assert!(!forward_enabled(&dirs));
+    assert!(!dirs.forward_enabled());
 
     // Tick: on in the database, and the checkbox says so; untick: off.
     item.click(forward(&item).id);
-    assert!(wait_for(Duration::from_secs(3), || forward_enabled(&dirs).then_some(())).is_some(), "forward.enabled not set:\n{}", tray.out.text());
+    assert!(wait_for(Duration::from_secs(3), || dirs.forward_enabled().then_some(())).is_some(), "forward.enabled not set:\n{}", tray.out.text());
     assert!(wait_for(Duration::from_secs(3), || (forward(&item).toggle_state == 1).then_some(())).is_some(), "checkbox not checked: {:?}", forward(&item));
     assert!(tray.out.wait_for("forwarding switched enabled=true", Duration::from_secs(3)), "{}", tray.out.text());
     item.click(forward(&item).id);
-    assert!(wait_for(Duration::from_secs(3), || (!forward_enabled(&dirs)).then_some(())).is_some(), "forward.enabled still set");
+    assert!(wait_for(Duration::from_secs(3), || (!dirs.forward_enabled()).then_some(())).is_some(), "forward.enabled still set");
     assert!(wait_for(Duration::from_secs(3), || (forward(&item).toggle_state == 0).then_some(())).is_some(), "checkbox still checked: {:?}", forward(&item));
 
     // On again, Quit, start again: still on (the switch lives in the database).
     item.click(forward(&item).id);
-    assert!(wait_for(Duration::from_secs(3), || forward_enabled(&dirs).then_some(())).is_some(), "forward.enabled not set");
+    assert!(wait_for(Duration::from_secs(3), || dirs.forward_enabled().then_some(())).is_some(), "forward.enabled not set");
     item.click(entry(&item.menu(), "Quit").id);
     assert_eq!(tray.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()), Some(0), "{}", tray.out.text());
     let (mut again, _) = App::start(&dirs, &[]);

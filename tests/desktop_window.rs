@@ -15,6 +15,7 @@ use support_desktop::otlp::{self, approx, Expected};
 use support_desktop::webdriver::{Driver, Session};
 use support_desktop::{proc, screenshot_dir, session, wait_for, x11};
 use tokentray_core::config::Config;
+use tokentray_core::forward::{secret, Headers};
 
 /// What the page shows, read in one script (ids and data attributes of ui/index.html, app.js).
 const STATE: &str = r#"
@@ -434,6 +435,120 @@ fn window_settings_set_and_clear_budgets() {
         }
     });
     assert_eq!(std::fs::read_to_string(&dirs.config).expect("read config"), before);
+    s.end();
+}
+
+/// The "Forward to team" section, read in one script.
+const FORWARD: &str = r#"
+const q = (s) => document.querySelector(s);
+const section = q('[data-testid=forward]');
+return {
+  shown: !!section && !section.hidden,
+  state: section ? section.dataset.state || null : null,
+  summary: (q('[data-testid=forward-summary]') || {}).textContent || '',
+  setupShown: !!q('[data-testid=forward-setup]') && !q('[data-testid=forward-setup]').hidden,
+  toggle: (q('[data-testid=forward-toggle]') || {}).checked,
+  facts: Object.fromEntries(Array.from(document.querySelectorAll('#forward-facts dd')).map((d) => [d.dataset.fact, d.textContent])),
+  headers: (q('[data-testid=forward-headers]') || {}).textContent || '',
+  note: (q('[data-testid=forward-form-status]') || {}).textContent || '',
+  inputType: (q('[data-testid=forward-headers-input]') || {}).type || null,
+  inputValue: (q('[data-testid=forward-headers-input]') || {}).value,
+  // Everything the page holds: markup, rendered text and every field's value.
+  everything: document.documentElement.outerHTML + document.body.innerText + Array.from(document.querySelectorAll('input')).map((i) => i.value).join('\n'),
+};
+"#;
+
+/// "Forward to team" in the window: the status in words, headers typed into a password field go
+/// to the OS keychain (another process reads them back) and nowhere else (page, config file,
+/// command lines, logs), and the switch turns forwarding on and off in the database.
+#[test]
+fn window_forward_section_keeps_headers_in_the_keychain_and_switches() {
+    if !session::enter("window_forward_section_keeps_headers_in_the_keychain_and_switches", &["WebKitWebDriver", "gnome-keyring-daemon"]) {
+        return;
+    }
+    session::unlock_keyring();
+    let driver = Driver::start(&[("GTK_THEME", "Adwaita")]);
+    let dirs = Dirs::new();
+    dirs.write_forward_config();
+    let endpoint = Config::from_file(&dirs.config).expect("config").forward.endpoint.expect("endpoint");
+    let s = driver.session(&app::bin(), &dirs.args(&["--open"]));
+    let ports = driver.out.wait_listening(Duration::from_secs(30)).unwrap_or_else(|| panic!("no listening line:\n{}", driver.out.text()));
+    otlp::send(ports.http, &otlp::history());
+    let forward = || s.execute(FORWARD, json!([])).unwrap_or_else(|e| json!({ "script_error": e }));
+    let until = |what: &str, check: &dyn Fn(&Value) -> Option<String>| {
+        let mut last = (Value::Null, String::new());
+        wait_for(Duration::from_secs(15), || {
+            let v = forward();
+            match check(&v) {
+                None => Some(v),
+                Some(why) => {
+                    last = (v, why);
+                    None
+                }
+            }
+        })
+        .unwrap_or_else(|| panic!("{what}: {}\nsection: {:#}\n{}", last.1, last.0, driver.out.text()))
+    };
+
+    // Set up, off, no headers yet: said in words.
+    until("section off", &|v| {
+        let ok = v["shown"] == json!(true)
+            && v["state"] == json!("off")
+            && v["summary"] == json!(format!("Forwarding to {endpoint} is off."))
+            && v["setupShown"] == json!(false)
+            && v["toggle"] == json!(false)
+            && v["facts"]["Endpoint"] == json!(endpoint)
+            && v["facts"]["Protocol"] == json!("http/protobuf")
+            && v["facts"]["Last success"] == json!("never")
+            && v["headers"] == json!("No headers stored.");
+        (!ok).then(|| "not the initial state".to_string())
+    });
+    assert_eq!(forward()["inputType"], json!("password"));
+
+    // Headers typed and saved: only the name and length come back.
+    let value = "Bearer s3cr3t-token";
+    let masked = format!("Authorization=****** ({} characters)", value.chars().count());
+    let input = s.find("[data-testid=forward-headers-input]").unwrap_or_else(|e| panic!("{e}"));
+    s.type_text(&input, &format!("Authorization={value}")).expect("type headers");
+    s.click(&s.find("[data-testid=forward-headers-save]").unwrap_or_else(|e| panic!("{e}"))).expect("click Save headers");
+    let v = until("headers saved", &|v| {
+        let ok = v["note"] == json!(format!("Saved: {masked}")) && v["headers"] == json!(format!("Stored in the keychain: {masked}")) && v["inputValue"] == json!("");
+        (!ok).then(|| "not saved and shown masked".to_string())
+    });
+    assert!(!v["everything"].as_str().unwrap_or("s3cr3t").contains("s3cr3t"), "the page still holds the secret");
+
+    // In the keychain, read back by another process (this test), entry by entry.
+    let stored = secret::load(secret::FORWARD_HEADERS).expect("read the keychain").expect("a forward-headers entry");
+    let headers = Headers::parse(&stored).expect("stored headers parse");
+    assert_eq!(headers.iter().collect::<Vec<_>>(), [("Authorization", value)]);
+    // And nowhere else: config file, command lines of the app's processes, their logs.
+    assert!(!std::fs::read_to_string(&dirs.config).expect("read config").contains("s3cr3t"), "the secret reached the config file");
+    let app_pid = driver.app_pid().unwrap_or_else(|| panic!("app process not found under the driver"));
+    let pids: Vec<u32> = std::iter::once(app_pid).chain(proc::descendants(app_pid).into_iter().map(|(p, _)| p)).collect();
+    assert!(pids.len() >= 2, "no window process under the app: {:?}", proc::descendants(app_pid));
+    for pid in pids {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&cmdline).contains("s3cr3t"), "the secret is on the command line of {pid}");
+    }
+    assert!(!driver.out.contains("s3cr3t"), "the secret reached the logs:\n{}", driver.out.text());
+
+    // The switch: on in the database; the tray's forwarder then tries the collector with what
+    // arrives next, and the section says why it could not deliver.
+    let toggle = s.find("[data-testid=forward-toggle]").unwrap_or_else(|e| panic!("{e}"));
+    s.click(&toggle).expect("click the switch");
+    assert!(wait_for(Duration::from_secs(5), || dirs.forward_enabled().then_some(())).is_some(), "forward.enabled not set:\n{}", driver.out.text());
+    otlp::send(ports.http, &[otlp::live_point()]);
+    let v = until("retrying shown", &|v| {
+        let ok = v["toggle"] == json!(true) && v["state"] == json!("retrying") && v["summary"].as_str().is_some_and(|t| t.starts_with("Retrying: ")) && v["facts"]["Last error"].is_string();
+        (!ok).then(|| "not retrying".to_string())
+    });
+    assert!(v["facts"]["Waiting"].as_str().is_some_and(|w| w != "nothing"), "{v:#}");
+    s.execute("document.querySelector('[data-testid=forward]').scrollIntoView(); return true;", json!([])).expect("scroll");
+    save(&s, "window-light-forward.png");
+    s.click(&toggle).expect("click the switch again");
+    assert!(wait_for(Duration::from_secs(5), || (!dirs.forward_enabled()).then_some(())).is_some(), "forward.enabled still set");
+    until("section off again", &|v| (v["toggle"] != json!(false) || v["state"] != json!("off")).then(|| "still on".to_string()));
+    assert!(!driver.out.contains("s3cr3t"), "the secret reached the logs:\n{}", driver.out.text());
     s.end();
 }
 
