@@ -123,7 +123,7 @@
       saveBudgets: (limits) => tauri.core.invoke('set_budgets', { limits }),
       setupClaudeCode: () => tauri.core.invoke('setup_claude_code'),
       activity: (session, kind) => tauri.core.invoke('activity', { session, kind }),
-      forwardStatus: () => tauri.core.invoke('forward_status'),
+      forwardStatus: (withHeaders) => tauri.core.invoke('forward_status', { withHeaders }),
       setForwardEnabled: (on) => tauri.core.invoke('set_forward_enabled', { on }),
       saveForwardHeaders: (headers) => tauri.core.invoke('save_forward_headers', { headers }),
       subscribe(onChange, onStatus) {
@@ -509,6 +509,10 @@
   const FORWARD_POLL_MS = 5000; // the forwarder's state changes without new data (retries, pauses)
   let forwardSeq = 0;
   let forwardToggling = false;
+  // Masked header names: read from the keychain once (a locked keychain may prompt to unlock),
+  // then taken from what "Save headers" answers.
+  let forwardHeaders = null;
+  let forwardHeadersError = null;
 
   function size(bytes) {
     const b = Number(bytes) || 0;
@@ -528,7 +532,7 @@
     if (typeof source.forwardStatus !== 'function') return;
     const seq = ++forwardSeq;
     try {
-      const v = await source.forwardStatus();
+      const v = await source.forwardStatus(forwardHeaders === null);
       if (seq === forwardSeq) renderForward(v);
     } catch (e) {
       if (seq !== forwardSeq) return;
@@ -564,11 +568,22 @@
     if (dropped) facts.push(['Dropped', `${exact(dropped)} (refused ${exact(v.dropped_rejected)}, queue full or too old ${exact(v.dropped_overflow)})`]);
     $('forward-facts').replaceChildren(...facts.flatMap(([k, val]) => [el('dt', { text: k }), el('dd', { 'data-fact': k, text: val })]));
 
+    // Asked for once: an error is kept too, rather than asking the keychain again and again.
+    if (Array.isArray(v.headers) || v.headers_error) {
+      forwardHeaders = v.headers || [];
+      forwardHeadersError = v.headers_error || null;
+    }
+    renderForwardHeaders(v.headers_file);
+  }
+
+  function renderForwardHeaders(file) {
     const h = $('forward-headers');
-    h.dataset.state = v.headers_error ? 'error' : '';
-    if (v.headers_error) h.textContent = v.headers_error;
-    else if (v.headers_file) h.textContent = `Headers come from ${v.headers_file} ([forward] headers_file)${v.headers.length ? `: ${v.headers.join(', ')}` : ''}.`;
-    else h.textContent = v.headers.length ? `Stored in the keychain: ${v.headers.join(', ')}` : 'No headers stored.';
+    const names = forwardHeaders || [];
+    h.dataset.state = forwardHeadersError ? 'error' : '';
+    if (forwardHeadersError) h.textContent = `Cannot read the stored headers: ${forwardHeadersError}`;
+    else if (forwardHeaders === null) h.textContent = '';
+    else if (file) h.textContent = `Headers come from ${file} ([forward] headers_file)${names.length ? `: ${names.join(', ')}` : ''}.`;
+    else h.textContent = names.length ? `Stored in the keychain: ${names.join(', ')}` : 'No headers stored.';
   }
 
   async function toggleForward() {
@@ -603,6 +618,9 @@
       const masked = await source.saveForwardHeaders(input.value);
       // The secret is in the keychain now: nothing of it stays in the page.
       input.value = '';
+      forwardHeaders = masked;
+      forwardHeadersError = null;
+      renderForwardHeaders(null);
       say('saved', `Saved: ${masked.join(', ')}`);
       loadForward();
     } catch (e) {

@@ -92,11 +92,12 @@ pub async fn activity(shared: tauri::State<'_, Arc<Shared>>, session: Option<Str
         .map_err(|e| DesktopError::Interrupted(e.to_string()))?
 }
 
-/// The "Forward to team" section: status in words, switch, endpoint, queue, masked headers.
+/// The "Forward to team" section: status in words, switch, endpoint, queue, and with
+/// `with_headers` the stored headers, masked (read from the keychain only when asked).
 #[tauri::command]
-pub async fn forward_status(shared: tauri::State<'_, Arc<Shared>>) -> Result<ForwardView, DesktopError> {
+pub async fn forward_status(shared: tauri::State<'_, Arc<Shared>>, with_headers: Option<bool>) -> Result<ForwardView, DesktopError> {
     let shared = Arc::clone(&shared);
-    tauri::async_runtime::spawn_blocking(move || shared.forward.view())
+    tauri::async_runtime::spawn_blocking(move || shared.forward.view(with_headers.unwrap_or(false)))
         .await
         .map_err(|e| DesktopError::Interrupted(e.to_string()))?
 }
@@ -108,7 +109,7 @@ pub async fn set_forward_enabled(shared: tauri::State<'_, Arc<Shared>>, on: bool
     let shared = Arc::clone(&shared);
     tauri::async_runtime::spawn_blocking(move || {
         shared.forward.set_enabled(on)?;
-        shared.forward.view()
+        shared.forward.view(false)
     })
     .await
     .map_err(|e| DesktopError::Interrupted(e.to_string()))?

@@ -25,8 +25,8 @@ const MENU_REASON_CHARS: usize = 40;
 pub struct ForwardView {
     #[serde(flatten)]
     pub status: ForwardStatus,
-    /// `Authorization=****** (18 characters)` per stored header.
-    pub headers: Vec<String>,
+    /// `Authorization=****** (18 characters)` per stored header; `None` when not asked for.
+    pub headers: Option<Vec<String>>,
     /// Why the stored headers could not be read (no keyring running, …).
     pub headers_error: Option<String>,
     /// Set when `[forward] headers_file` is used instead of the keychain.
@@ -79,13 +79,15 @@ impl ForwardSource {
         self.with_queue(|q| control::status(q.conn(), &config, now_ns))
     }
 
-    /// The status plus the stored headers, masked.
-    pub fn view(&self) -> Result<ForwardView, DesktopError> {
+    /// The status, plus the stored headers (masked) when `with_headers`: the window asks for
+    /// them once, not on every refresh, since a locked keychain may prompt to unlock.
+    pub fn view(&self, with_headers: bool) -> Result<ForwardView, DesktopError> {
         let status = self.status()?;
         let config = self.config();
-        let (headers, headers_error) = match secret::forward_headers(&config) {
-            Ok(h) => (h.masked(), None),
-            Err(e) => (Vec::new(), Some(e.to_string())),
+        let (headers, headers_error) = match with_headers.then(|| secret::forward_headers(&config)) {
+            None => (None, None),
+            Some(Ok(h)) => (Some(h.masked()), None),
+            Some(Err(e)) => (None, Some(e.to_string())),
         };
         Ok(ForwardView { status, headers, headers_error, headers_file: config.headers_file })
     }
@@ -97,7 +99,7 @@ impl ForwardSource {
             return Err(ForwardError::Config("forwarding is not set up: run tokentray forward setup --endpoint URL --protocol grpc".into()).into());
         }
         self.with_queue(|q| control::set_enabled(q.conn(), on))?;
-        tracing::info!(enabled = on, "forwarding switched");
+        tracing::info!(on, "forwarding turned on or off from the desktop");
         Ok(())
     }
 
