@@ -353,6 +353,14 @@ fn window_settings_set_and_clear_budgets() {
         e
     });
 
+    // No `[forward]` either: the forwarding section says how to set it up, and offers no switch.
+    let section = || s.execute(FORWARD, json!([])).expect("read the forwarding section");
+    let shown = wait_for(Duration::from_secs(10), || Some(section()).filter(|v| v["shown"] == json!(true) && v["state"] == json!("not configured")));
+    assert!(shown.is_some_and(|v| v["setupShown"] == json!(true)), "{:#}", section());
+    let setup = s.execute("return document.querySelector('[data-testid=forward-setup]').textContent;", json!([])).expect("setup text");
+    assert!(setup.as_str().is_some_and(|t| t.contains("tokentray forward setup --endpoint URL --protocol grpc")), "{setup}");
+    assert_eq!(s.execute("return document.querySelector('#forward-controls').hidden;", json!([])).expect("controls"), json!(true));
+
     let field = |period: &str| s.find(&format!("[data-testid=budget-input-{period}]")).unwrap_or_else(|e| panic!("{e}"));
     let click_save = || s.click(&s.find("[data-testid=budget-save]").unwrap_or_else(|e| panic!("{e}"))).unwrap_or_else(|e| panic!("click Save: {e}"));
     let (daily, monthly) = (field("daily"), field("monthly"));
