@@ -270,3 +270,102 @@ fn budget_in_the_label_alerts_on_the_desktop_and_pause_silences_them() {
     let status = tray.wait_exit(Duration::from_secs(20)).unwrap_or_else(|| panic!("still running after Quit:\n{}", tray.out.text()));
     assert_eq!(status.code(), Some(0), "{}", tray.out.text());
 }
+
+/// "Forward to team" is greyed out until `[forward]` names an endpoint, which here is written
+/// while the app runs (as `tokentray forward setup` does); then ticking it turns forwarding on in
+/// the database, unticking turns it off, and the choice survives a restart. A collector that
+/// refuses the credentials pauses forwarding, which the entry says.
+#[test]
+fn forward_to_team_follows_setup_and_switches_forwarding() {
+    if !session::enter("forward_to_team_follows_setup_and_switches_forwarding", &["gnome-keyring-daemon"]) {
+        return;
+    }
+    // The forwarder reads its headers from the keychain (none stored here) before each send.
+    session::unlock_keyring();
+    let watcher = Watcher::start();
+    let dirs = Dirs::new();
+    let (mut tray, _ports) = App::start(&dirs, &[]);
+    let item = watcher.wait_item(0, REGISTER_TIMEOUT).unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
+    let forward = |item: &Item| entry(&item.menu(), "Forward to team").clone();
+
+    // No config file: nothing to forward to.
+    let menu = menu_with(&item, "Today: $0.00");
+    let e = entry(&menu, "Forward to team");
+    assert!(!e.enabled && e.toggle_state == 0, "{e:?}");
+    assert!(!dirs.forward_enabled());
+
+    // Set up while running: a collector address nothing listens on.
+    dirs.write_forward_config();
+    let e = wait_for(Duration::from_secs(6), || Some(forward(&item)).filter(|e| e.enabled)).unwrap_or_else(|| panic!("checkbox still disabled: {:?}\n{}", forward(&item), tray.out.text()));
+    assert_eq!(e.toggle_type, "checkmark");
+    assert_eq!(e.toggle_state, 0, "set up, not yet on");
+    assert!(!dirs.forward_enabled());
+
+    // Tick: on in the database, and the checkbox says so; untick: off.
+    item.click(forward(&item).id);
+    assert!(wait_for(Duration::from_secs(3), || dirs.forward_enabled().then_some(())).is_some(), "forward.enabled not set:\n{}", tray.out.text());
+    assert!(wait_for(Duration::from_secs(3), || (forward(&item).toggle_state == 1).then_some(())).is_some(), "checkbox not checked: {:?}", forward(&item));
+    // The engine's forwarder follows the switch by itself.
+    assert!(tray.out.wait_for("forwarding switched on=true", Duration::from_secs(3)), "{}", tray.out.text());
+    item.click(forward(&item).id);
+    assert!(wait_for(Duration::from_secs(3), || (!dirs.forward_enabled()).then_some(())).is_some(), "forward.enabled still set");
+    assert!(wait_for(Duration::from_secs(3), || (forward(&item).toggle_state == 0).then_some(())).is_some(), "checkbox still checked: {:?}", forward(&item));
+
+    // On again, Quit, start again: still on (the switch lives in the database).
+    item.click(forward(&item).id);
+    assert!(wait_for(Duration::from_secs(3), || dirs.forward_enabled().then_some(())).is_some(), "forward.enabled not set");
+    item.click(entry(&item.menu(), "Quit").id);
+    assert_eq!(tray.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()), Some(0), "{}", tray.out.text());
+    let (mut again, ports) = App::start(&dirs, &[]);
+    let item = watcher.wait_item(1, REGISTER_TIMEOUT).unwrap_or_else(|| panic!("no tray item on the next run:\n{}", again.out.text()));
+    let e = wait_for(Duration::from_secs(10), || item.menu().find("Forward to team").cloned().filter(|e| e.enabled && e.toggle_state == 1))
+        .unwrap_or_else(|| panic!("not enabled and checked after a restart: {:?}", item.menu().find("Forward to team")));
+    assert_eq!(e.label, "Forward to team", "no pause for an unreachable collector (it retries)");
+
+    // A collector that refuses the credentials: forwarding pauses, and the entry says why.
+    let collector = refusing_collector();
+    std::fs::write(&dirs.config, format!("[forward]\nendpoint = \"http://{collector}\"\nprotocol = \"http/protobuf\"\n")).expect("write config");
+    otlp::send(ports.http, &otlp::history());
+    let want = "Forward to team — paused: 401 Unauthorized";
+    let e = wait_for(Duration::from_secs(15), || item.menu().find(want).cloned())
+        .unwrap_or_else(|| panic!("no pause shown: {:?}\n{}", item.menu().find("Forward to team"), again.out.text()));
+    println!("paused entry: {}", e.label);
+    assert!(e.enabled && e.toggle_state == 1 && e.label.chars().count() < 80, "{e:?}");
+    // Unticked: off, and no pause to speak of.
+    item.click(e.id);
+    let e = wait_for(Duration::from_secs(5), || item.menu().find("Forward to team").cloned().filter(|e| e.toggle_state == 0)).expect("unticked");
+    assert_eq!(e.label, "Forward to team");
+    assert!(!dirs.forward_enabled());
+    item.click(entry(&item.menu(), "Quit").id);
+    assert_eq!(again.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()), Some(0), "{}", again.out.text());
+}
+
+/// An OTLP/HTTP collector that answers every request with 401, as one does for a wrong token.
+fn refusing_collector() -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the collector");
+    let addr = listener.local_addr().expect("collector address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            // Reads the whole request first: answering before the body is read can reset the
+            // connection, which the client sees as a network error rather than a 401.
+            let mut request = Vec::new();
+            let mut buf = [0u8; 8192];
+            let complete = |r: &[u8]| {
+                let Some(end) = r.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
+                let head = String::from_utf8_lossy(&r[..end]).to_ascii_lowercase();
+                let length = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(0);
+                r.len() >= end + 4 + length
+            };
+            while !complete(&request) {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = stream.write_all(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    addr
+}

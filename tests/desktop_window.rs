@@ -15,6 +15,7 @@ use support_desktop::otlp::{self, approx, Expected};
 use support_desktop::webdriver::{Driver, Session};
 use support_desktop::{proc, screenshot_dir, session, wait_for, x11};
 use tokentray_core::config::Config;
+use tokentray_core::forward::{secret, Headers};
 
 /// What the page shows, read in one script (ids and data attributes of ui/index.html, app.js).
 const STATE: &str = r#"
@@ -352,6 +353,14 @@ fn window_settings_set_and_clear_budgets() {
         e
     });
 
+    // No `[forward]` either: the forwarding section says how to set it up, and offers no switch.
+    let section = || s.execute(FORWARD, json!([])).expect("read the forwarding section");
+    let shown = wait_for(Duration::from_secs(10), || Some(section()).filter(|v| v["shown"] == json!(true) && v["state"] == json!("not configured")));
+    assert!(shown.is_some_and(|v| v["setupShown"] == json!(true)), "{:#}", section());
+    let setup = s.execute("return document.querySelector('[data-testid=forward-setup]').textContent;", json!([])).expect("setup text");
+    assert!(setup.as_str().is_some_and(|t| t.contains("tokentray forward setup --endpoint URL --protocol grpc")), "{setup}");
+    assert_eq!(s.execute("return document.querySelector('#forward-controls').hidden;", json!([])).expect("controls"), json!(true));
+
     let field = |period: &str| s.find(&format!("[data-testid=budget-input-{period}]")).unwrap_or_else(|e| panic!("{e}"));
     let click_save = || s.click(&s.find("[data-testid=budget-save]").unwrap_or_else(|e| panic!("{e}"))).unwrap_or_else(|e| panic!("click Save: {e}"));
     let (daily, monthly) = (field("daily"), field("monthly"));
@@ -434,6 +443,130 @@ fn window_settings_set_and_clear_budgets() {
         }
     });
     assert_eq!(std::fs::read_to_string(&dirs.config).expect("read config"), before);
+    s.end();
+}
+
+/// The "Forward to team" section, read in one script.
+const FORWARD: &str = r#"
+const q = (s) => document.querySelector(s);
+const section = q('[data-testid=forward]');
+return {
+  shown: !!section && !section.hidden,
+  state: section ? section.dataset.state || null : null,
+  summary: (q('[data-testid=forward-summary]') || {}).textContent || '',
+  setupShown: !!q('[data-testid=forward-setup]') && !q('[data-testid=forward-setup]').hidden,
+  toggle: (q('[data-testid=forward-toggle]') || {}).checked,
+  facts: Object.fromEntries(Array.from(document.querySelectorAll('#forward-facts dd')).map((d) => [d.dataset.fact, d.textContent])),
+  headers: (q('[data-testid=forward-headers]') || {}).textContent || '',
+  note: (q('[data-testid=forward-form-status]') || {}).textContent || '',
+  inputType: (q('[data-testid=forward-headers-input]') || {}).type || null,
+  inputValue: (q('[data-testid=forward-headers-input]') || {}).value,
+  // Anywhere in what the page holds: markup, rendered text, every field's value.
+  holdsSecret: (document.documentElement.outerHTML + document.body.innerText + Array.from(document.querySelectorAll('input')).map((i) => i.value).join('\n')).includes('s3cr3t'),
+};
+"#;
+
+/// "Forward to team" in the window: the status in words, headers typed into a password field go
+/// to the OS keychain (another process reads them back) and nowhere else (page, config file,
+/// command lines, logs), and the switch turns forwarding on and off in the database.
+#[test]
+fn window_forward_section_keeps_headers_in_the_keychain_and_switches() {
+    if !session::enter("window_forward_section_keeps_headers_in_the_keychain_and_switches", &["WebKitWebDriver", "gnome-keyring-daemon"]) {
+        return;
+    }
+    session::unlock_keyring();
+    let driver = Driver::start(&[("GTK_THEME", "Adwaita")]);
+    let dirs = Dirs::new();
+    dirs.write_forward_config();
+    let endpoint = Config::from_file(&dirs.config).expect("config").forward.endpoint.expect("endpoint");
+    let s = driver.session(&app::bin(), &dirs.args(&["--open"]));
+    let ports = driver.out.wait_listening(Duration::from_secs(30)).unwrap_or_else(|| panic!("no listening line:\n{}", driver.out.text()));
+    otlp::send(ports.http, &otlp::history());
+    let forward = || s.execute(FORWARD, json!([])).unwrap_or_else(|e| json!({ "script_error": e }));
+    let until = |what: &str, check: &dyn Fn(&Value) -> Option<String>| {
+        let mut last = (Value::Null, String::new());
+        wait_for(Duration::from_secs(15), || {
+            let v = forward();
+            match check(&v) {
+                None => Some(v),
+                Some(why) => {
+                    last = (v, why);
+                    None
+                }
+            }
+        })
+        .unwrap_or_else(|| panic!("{what}: {}\nsection: {:#}\n{}", last.1, last.0, driver.out.text()))
+    };
+
+    // Set up, off, no headers yet: said in words.
+    until("section off", &|v| {
+        let ok = v["shown"] == json!(true)
+            && v["state"] == json!("off")
+            && v["summary"] == json!(format!("Forwarding to {endpoint} is off."))
+            && v["setupShown"] == json!(false)
+            && v["toggle"] == json!(false)
+            && v["facts"]["Endpoint"] == json!(endpoint)
+            && v["facts"]["Protocol"] == json!("http/protobuf")
+            && v["facts"]["Last success"] == json!("never")
+            && v["headers"] == json!("No headers stored.");
+        (!ok).then(|| "not the initial state".to_string())
+    });
+    assert_eq!(forward()["inputType"], json!("password"));
+
+    // Headers typed and saved: only the name and length come back.
+    let value = "Bearer s3cr3t-token";
+    let masked = format!("Authorization=****** ({} characters)", value.chars().count());
+    let input = s.find("[data-testid=forward-headers-input]").unwrap_or_else(|e| panic!("{e}"));
+    let click_save = || s.click(&s.find("[data-testid=forward-headers-save]").unwrap_or_else(|e| panic!("{e}"))).expect("click Save headers");
+    // Without a name: refused in words that do not repeat the value.
+    s.type_text(&input, value).expect("type headers");
+    click_save();
+    let v = until("refusal", &|v| (v["note"] != json!("Could not save the headers: invalid headers: item 1 has no '=' (expected name=value)")).then(|| "no refusal".to_string()));
+    assert!(!v["note"].as_str().unwrap_or("").contains("s3cr3t") && !v["headers"].as_str().unwrap_or("").contains("s3cr3t"), "{v:#}");
+    assert_eq!(secret::load(secret::FORWARD_HEADERS).expect("read the keychain"), None, "a refused text was stored");
+    s.clear(&input).expect("clear");
+    s.type_text(&input, &format!("Authorization={value}")).expect("type headers");
+    click_save();
+    let v = until("headers saved", &|v| {
+        let ok = v["note"] == json!(format!("Saved: {masked}")) && v["headers"] == json!(format!("Stored in the keychain: {masked}")) && v["inputValue"] == json!("");
+        (!ok).then(|| "not saved and shown masked".to_string())
+    });
+    assert_eq!(v["holdsSecret"], json!(false), "the page still holds the secret");
+
+    // In the keychain, read back by another process (this test), entry by entry.
+    let stored = secret::load(secret::FORWARD_HEADERS).expect("read the keychain").expect("a forward-headers entry");
+    let headers = Headers::parse(&stored).expect("stored headers parse");
+    assert_eq!(headers.iter().collect::<Vec<_>>(), [("Authorization", value)]);
+    // And nowhere else: config file, command lines of the app's processes, their logs.
+    assert!(!std::fs::read_to_string(&dirs.config).expect("read config").contains("s3cr3t"), "the secret reached the config file");
+    let app_pid = driver.app_pid().unwrap_or_else(|| panic!("app process not found under the driver"));
+    let pids: Vec<u32> = std::iter::once(app_pid).chain(proc::descendants(app_pid).into_iter().map(|(p, _)| p)).collect();
+    assert!(pids.len() >= 2, "no window process under the app: {:?}", proc::descendants(app_pid));
+    for pid in pids {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&cmdline).contains("s3cr3t"), "the secret is on the command line of {pid}");
+    }
+    assert!(!driver.out.contains("s3cr3t"), "the secret reached the logs:\n{}", driver.out.text());
+
+    // The switch: on in the database; the tray's forwarder then tries the collector with what
+    // arrives next, and the section says why it could not deliver.
+    let toggle = s.find("[data-testid=forward-toggle]").unwrap_or_else(|e| panic!("{e}"));
+    s.click(&toggle).expect("click the switch");
+    assert!(wait_for(Duration::from_secs(5), || dirs.forward_enabled().then_some(())).is_some(), "forward.enabled not set:\n{}", driver.out.text());
+    // Queued from the moment the forwarder has seen the switch (it looks every 0.5 s).
+    assert!(driver.out.wait_for("forwarding switched on=true", Duration::from_secs(5)), "the tray's forwarder did not follow:\n{}", driver.out.text());
+    otlp::send(ports.http, &[otlp::live_point()]);
+    let v = until("retrying shown", &|v| {
+        let ok = v["toggle"] == json!(true) && v["state"] == json!("retrying") && v["summary"].as_str().is_some_and(|t| t.starts_with("Retrying: ")) && v["facts"]["Last error"].is_string();
+        (!ok).then(|| "not retrying".to_string())
+    });
+    assert!(v["facts"]["Waiting"].as_str().is_some_and(|w| w != "nothing"), "{v:#}");
+    s.execute("document.querySelector('[data-testid=forward]').scrollIntoView(); return true;", json!([])).expect("scroll");
+    save(&s, "window-light-forward.png");
+    s.click(&toggle).expect("click the switch again");
+    assert!(wait_for(Duration::from_secs(5), || (!dirs.forward_enabled()).then_some(())).is_some(), "forward.enabled still set");
+    until("section off again", &|v| (v["toggle"] != json!(false) || v["state"] != json!("off")).then(|| "still on".to_string()));
+    assert!(!driver.out.contains("s3cr3t"), "the secret reached the logs:\n{}", driver.out.text());
     s.end();
 }
 

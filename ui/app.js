@@ -123,6 +123,9 @@
       saveBudgets: (limits) => tauri.core.invoke('set_budgets', { limits }),
       setupClaudeCode: () => tauri.core.invoke('setup_claude_code'),
       activity: (session, kind) => tauri.core.invoke('activity', { session, kind }),
+      forwardStatus: (withHeaders) => tauri.core.invoke('forward_status', { withHeaders }),
+      setForwardEnabled: (on) => tauri.core.invoke('set_forward_enabled', { on }),
+      saveForwardHeaders: (headers) => tauri.core.invoke('save_forward_headers', { headers }),
       subscribe(onChange, onStatus) {
         if (!tauri.event || typeof tauri.event.listen !== 'function') {
           onStatus('error', 'live updates unavailable (no Tauri event API)');
@@ -250,6 +253,7 @@
 
     renderBudgets(d.budgets, d.budgets_error);
     renderBudgetSettings(d.budgets);
+    loadForward();
     renderPlanLimits(d.plan_limits);
     renderSessionFilter(d.sessions_today || []);
     loadActivity();
@@ -500,6 +504,130 @@
     }
   }
 
+  // ---- forward to team (the app's window only) --------------------------------------------------
+
+  const FORWARD_POLL_MS = 5000; // the forwarder's state changes without new data (retries, pauses)
+  let forwardSeq = 0;
+  let forwardToggling = false;
+  // Masked header names: read from the keychain once (a locked keychain may prompt to unlock),
+  // then taken from what "Save headers" answers.
+  let forwardHeaders = null;
+  let forwardHeadersError = null;
+
+  function size(bytes) {
+    const b = Number(bytes) || 0;
+    if (b < 1024) return `${exact(b)} B`;
+    if (b < 1024 * 1024) return `${(b / 1024).toFixed(1)} KiB`;
+    return `${(b / 1024 / 1024).toFixed(1)} MiB`;
+  }
+
+  /** "16:40 (3 min ago)" from nanoseconds since the epoch. */
+  function atNs(ns) {
+    const ms = Number(ns) / 1e6;
+    if (!Number.isFinite(ms) || ms <= 0) return null;
+    return `${when(new Date(ms).toISOString())} (${ago((Date.now() - ms) / 1000)})`;
+  }
+
+  async function loadForward() {
+    if (typeof source.forwardStatus !== 'function') return;
+    const seq = ++forwardSeq;
+    try {
+      const v = await source.forwardStatus(forwardHeaders === null);
+      if (seq === forwardSeq) renderForward(v);
+    } catch (e) {
+      if (seq !== forwardSeq) return;
+      $('forward').hidden = false;
+      $('forward-summary').textContent = `Could not read the forwarding state: ${describeError(e)}`;
+    }
+  }
+
+  function renderForward(v) {
+    const section = $('forward');
+    section.hidden = false;
+    section.dataset.state = v.state;
+    section.dataset.enabled = String(!!v.enabled);
+    setTextIfChanged($('forward-summary'), v.summary || '');
+    $('forward-setup').hidden = !!v.configured;
+    $('forward-controls').hidden = !v.configured;
+    if (!v.configured) return;
+    if (!forwardToggling) $('forward-toggle').checked = !!v.enabled;
+
+    const q = v.queue || {};
+    const waiting = [];
+    if (q.requests) waiting.push(`${exact(q.requests)} request${q.requests === 1 ? '' : 's'} (${size(q.bytes)})`);
+    if (q.changed_series) waiting.push(`${exact(q.changed_series)} series`);
+    const dropped = (Number(v.dropped_rejected) || 0) + (Number(v.dropped_overflow) || 0);
+    const facts = [
+      ['Endpoint', v.endpoint || ''],
+      ['Protocol', v.protocol || ''],
+      ['Waiting', waiting.length ? waiting.join(', ') : 'nothing'],
+      ['Delivered', `${exact(v.delivered)} request${v.delivered === 1 ? '' : 's'}`],
+      ['Last success', atNs(v.last_success_ns) || 'never'],
+    ];
+    if (v.last_error) facts.push(['Last error', `${v.last_error}${atNs(v.last_error_ns) ? ` · ${atNs(v.last_error_ns)}` : ''}`]);
+    if (dropped) facts.push(['Dropped', `${exact(dropped)} (refused ${exact(v.dropped_rejected)}, queue full or too old ${exact(v.dropped_overflow)})`]);
+    $('forward-facts').replaceChildren(...facts.flatMap(([k, val]) => [el('dt', { text: k }), el('dd', { 'data-fact': k, text: val })]));
+
+    // Asked for once: an error is kept too, rather than asking the keychain again and again.
+    if (Array.isArray(v.headers) || v.headers_error) {
+      forwardHeaders = v.headers || [];
+      forwardHeadersError = v.headers_error || null;
+    }
+    renderForwardHeaders(v.headers_file);
+  }
+
+  function renderForwardHeaders(file) {
+    const h = $('forward-headers');
+    const names = forwardHeaders || [];
+    h.dataset.state = forwardHeadersError ? 'error' : '';
+    if (forwardHeadersError) h.textContent = `Cannot read the stored headers: ${forwardHeadersError}`;
+    else if (forwardHeaders === null) h.textContent = '';
+    else if (file) h.textContent = `Headers come from ${file} ([forward] headers_file)${names.length ? `: ${names.join(', ')}` : ''}.`;
+    else h.textContent = names.length ? `Stored in the keychain: ${names.join(', ')}` : 'No headers stored.';
+  }
+
+  async function toggleForward() {
+    const box = $('forward-toggle');
+    const note = $('forward-form-status');
+    forwardToggling = true;
+    try {
+      renderForward(await source.setForwardEnabled(box.checked));
+      note.dataset.state = '';
+      note.textContent = '';
+    } catch (e) {
+      box.checked = !box.checked;
+      note.dataset.state = 'error';
+      note.textContent = `Could not switch forwarding: ${describeError(e)}`;
+    } finally {
+      forwardToggling = false;
+    }
+  }
+
+  async function saveForwardHeaders(ev) {
+    ev.preventDefault();
+    const input = $('forward-headers-input');
+    const note = $('forward-form-status');
+    const say = (state, text) => { note.dataset.state = state; note.textContent = text; };
+    if (!input.value.trim()) {
+      say('error', 'Type the headers first: name=value, separated by commas.');
+      input.focus();
+      return;
+    }
+    say('saving', 'Saving…');
+    try {
+      const masked = await source.saveForwardHeaders(input.value);
+      // The secret is in the keychain now: nothing of it stays in the page.
+      input.value = '';
+      forwardHeaders = masked;
+      forwardHeadersError = null;
+      renderForwardHeaders(null);
+      say('saved', `Saved: ${masked.join(', ')}`);
+      loadForward();
+    } catch (e) {
+      say('error', `Could not save the headers: ${describeError(e)}`);
+    }
+  }
+
   // ---- plan usage (from `tokentray statusline`) -----------------------------------------------
 
   function renderPlanLimits(p) {
@@ -664,6 +792,11 @@
     $('budget-form').addEventListener('submit', saveBudgets);
     for (const id of ['activity-session', 'activity-kind']) $(id).addEventListener('change', () => { loadActivity(); });
     for (const ev of ['input', 'change']) $('budget-form').addEventListener(ev, () => { budgetFormDirty = true; });
+    if (typeof source.forwardStatus === 'function') {
+      $('forward-toggle').addEventListener('change', () => { toggleForward(); });
+      $('forward-headers-form').addEventListener('submit', saveForwardHeaders);
+      setInterval(() => { if (!document.hidden && !$('dashboard').hidden) loadForward(); }, FORWARD_POLL_MS);
+    }
     if (typeof source.setupClaudeCode === 'function') {
       $('setup-auto').hidden = false;
       $('setup-claude').addEventListener('click', async () => {

@@ -11,6 +11,7 @@ use tokentray_core::dashboard::activity::{self, ActivityRow};
 use tokentray_core::dashboard::{self, Dashboard};
 use tokentray_core::setup::{self, Protocol};
 
+use super::forward::ForwardView;
 use super::{DesktopError, Shared};
 
 /// Everything the window shows (`window.__TAURI__.core.invoke('dashboard')`).
@@ -87,6 +88,39 @@ pub async fn activity(shared: tauri::State<'_, Arc<Shared>>, session: Option<Str
     let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
     let (session, kind) = (nonempty(session), nonempty(kind));
     tauri::async_runtime::spawn_blocking(move || shared.read(|reader| activity::activity(reader, session.as_deref(), kind.as_deref(), 100)))
+        .await
+        .map_err(|e| DesktopError::Interrupted(e.to_string()))?
+}
+
+/// The "Forward to team" section: status in words, switch, endpoint, queue, and with
+/// `with_headers` the stored headers, masked (read from the keychain only when asked).
+#[tauri::command]
+pub async fn forward_status(shared: tauri::State<'_, Arc<Shared>>, with_headers: Option<bool>) -> Result<ForwardView, DesktopError> {
+    let shared = Arc::clone(&shared);
+    tauri::async_runtime::spawn_blocking(move || shared.forward.view(with_headers.unwrap_or(false)))
+        .await
+        .map_err(|e| DesktopError::Interrupted(e.to_string()))?
+}
+
+/// The section's on/off switch (the same switch as the tray's checkbox and `tokentray forward
+/// on|off`). Returns the section's new state.
+#[tauri::command]
+pub async fn set_forward_enabled(shared: tauri::State<'_, Arc<Shared>>, on: bool) -> Result<ForwardView, DesktopError> {
+    let shared = Arc::clone(&shared);
+    tauri::async_runtime::spawn_blocking(move || {
+        shared.forward.set_enabled(on)?;
+        shared.forward.view(false)
+    })
+    .await
+    .map_err(|e| DesktopError::Interrupted(e.to_string()))?
+}
+
+/// "Save headers": `OTEL_EXPORTER_OTLP_HEADERS`-style text into the keychain. Returns only the
+/// masked names; the text is never logged nor sent back.
+#[tauri::command]
+pub async fn save_forward_headers(shared: tauri::State<'_, Arc<Shared>>, headers: String) -> Result<Vec<String>, DesktopError> {
+    let shared = Arc::clone(&shared);
+    tauri::async_runtime::spawn_blocking(move || shared.forward.save_headers(&headers))
         .await
         .map_err(|e| DesktopError::Interrupted(e.to_string()))?
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokentray_core::budget::{Evaluator, EvaluatorHandle, Notifier};
 use tokentray_core::config::Config;
 use tokentray_core::dashboard::Endpoints;
+use tokentray_core::forward::Forwarder;
 use tokentray_core::server::{self, BoundAddrs, Listeners, ServerError};
 use tokentray_core::store::{Change, Store, DB_FILE};
 use tokio::sync::{broadcast, oneshot};
@@ -70,6 +71,9 @@ pub struct Engine {
     store: Option<Store>,
     /// Budget alerts, driven by the store's commits; stopped before the store closes.
     budgets: Option<EvaluatorHandle>,
+    /// Forwarding to the team's collector; it follows `[forward]` and the switch in the
+    /// database by itself. Dropped (stopped) before the store closes.
+    forwarder: Option<Forwarder>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<Result<(), ServerError>>>,
 }
@@ -88,7 +92,7 @@ impl Engine {
             .map_err(DesktopError::Runtime)?;
         let data_dir = config.data_dir()?;
         let configured = Endpoints::from_listen(&config.listen);
-        let mut engine = Engine { runtime, status: EngineStatus::Failed(String::new()), data_dir, endpoints: configured, store: None, budgets: None, stop: None, server: None };
+        let mut engine = Engine { runtime, status: EngineStatus::Failed(String::new()), data_dir, endpoints: configured, store: None, budgets: None, forwarder: None, stop: None, server: None };
 
         let listeners = match Listeners::bind(&config.listen) {
             Ok(l) => l,
@@ -161,6 +165,18 @@ impl Engine {
         }
     }
 
+    /// Starts the forwarder (only when this engine receives: otherwise the program holding the
+    /// ports has the queue filled by its own store, and forwards it). It runs whether or not
+    /// forwarding is set up and on, so that `tokentray forward setup` and the tray's checkbox
+    /// take effect without a restart. A failure leaves the tray working, and says so in the log.
+    pub fn start_forwarding(&mut self, config: &Config) {
+        let Some(store) = &self.store else { return };
+        match Forwarder::start(store.clone(), config) {
+            Ok(f) => self.forwarder = Some(f),
+            Err(e) => tracing::warn!("forwarding to the team is off: {e}"),
+        }
+    }
+
     pub fn handle(&self) -> tokio::runtime::Handle {
         self.runtime.handle().clone()
     }
@@ -189,6 +205,8 @@ impl Engine {
         if let Some(budgets) = self.budgets.take() {
             budgets.stop();
         }
+        // Waits for the send in flight, if any; what is still queued stays for the next start.
+        drop(self.forwarder.take());
         if let Some(store) = self.store.take() {
             store.close();
         }

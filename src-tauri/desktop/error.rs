@@ -5,6 +5,7 @@
 use serde::{Serialize, Serializer};
 use tokentray_core::budget::BudgetError;
 use tokentray_core::config::ConfigError;
+use tokentray_core::forward::ForwardError;
 use tokentray_core::setup::SetupError;
 use tokentray_core::store::StoreError;
 
@@ -18,6 +19,9 @@ pub enum DesktopError {
     Budget(#[from] BudgetError),
     #[error("{0}")]
     Setup(#[from] SetupError),
+    /// Never carries a header value: `tokentray_core::forward` names items, not secrets.
+    #[error("{0}")]
+    Forward(#[from] ForwardError),
     #[error("cannot start the engine's async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("the desktop shell failed: {0}")]

@@ -1,6 +1,9 @@
 //! Keeps the tray and the window current: on each committed change (or, when another process
 //! owns the ports, when the database files change), recompute today's figures, update the tray,
 //! and tell the window process to reload. Also at local midnight, so "today" rolls over.
+//!
+//! The forwarding checkbox is checked on a timer of its own: what it shows (the `[forward]`
+//! section, the switch, a pause for wrong credentials) changes without any new data.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +28,9 @@ const MIN_INTERVAL: Duration = Duration::from_millis(500);
 const FILE_POLL: Duration = Duration::from_secs(2);
 /// Longest sleep between checks of the date (suspend and clock changes make long sleeps late).
 const MAX_SLEEP: Duration = Duration::from_secs(300);
+/// How often the forwarding checkbox is brought up to date (a config file stat and read, and
+/// one small query).
+const FORWARD_POLL: Duration = Duration::from_secs(2);
 
 enum Wake {
     Data,
@@ -33,6 +39,13 @@ enum Wake {
 }
 
 pub fn spawn(engine: &Engine, shared: Arc<Shared>, tray: Tray, launcher: Arc<Launcher>) {
+    let (forward_shared, forward_tray) = (shared.clone(), tray.clone());
+    engine.handle().spawn(async move {
+        loop {
+            refresh_forward(&forward_shared, &forward_tray).await;
+            sleep(FORWARD_POLL).await;
+        }
+    });
     let mut changes = engine.changes();
     engine.handle().spawn(async move {
         refresh(&shared, &tray).await;
@@ -118,5 +131,14 @@ async fn refresh(shared: &Arc<Shared>, tray: &Tray) {
             tracing::warn!("cannot read today's figures: {e}");
             tray.show_error(&e);
         }
+    }
+}
+
+async fn refresh_forward(shared: &Arc<Shared>, tray: &Tray) {
+    let reader = shared.clone();
+    let state = tokio::task::spawn_blocking(move || reader.forward.tray()).await.map_err(|e| DesktopError::Interrupted(e.to_string())).and_then(|r| r);
+    match state {
+        Ok(state) => tray.show_forward(&state, false),
+        Err(e) => tracing::warn!("cannot read the forwarding state: {e}"),
     }
 }

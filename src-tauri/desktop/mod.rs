@@ -14,12 +14,14 @@
 //! * [`launcher`] — starts, shows, feeds and ends the window process from the tray.
 //! * [`window`] — the window process: the webview, and what the tray tells it on stdin.
 //! * [`commands`] — what the window's JavaScript may call (thin calls into the core).
+//! * [`forward`] — "Forward to team": the switch, the status and the headers, for both.
 //! * [`autostart`] — the arguments the login entry starts the app with.
 
 mod autostart;
 mod commands;
 mod engine;
 mod error;
+mod forward;
 mod launcher;
 mod live;
 mod tray;
@@ -30,6 +32,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use tokentray_core::budget::BudgetsSource;
+use tokentray_core::config::Config;
 
 use crate::process::ListenArgs;
 use tokentray_core::dashboard::Endpoints;
@@ -69,6 +72,8 @@ pub struct Shared {
     pub endpoints: Endpoints,
     /// The budgets in effect, following edits of the config file.
     pub budgets: BudgetsSource,
+    /// Forwarding to the team: its switch and status, `[forward]` following the config file.
+    pub forward: forward::ForwardSource,
     data_dir: PathBuf,
     /// Opened on first use and kept (a report needs no fresh connection); dropped after an
     /// error so the next call reopens it.
@@ -76,8 +81,8 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(data_dir: PathBuf, endpoints: Endpoints, budgets: BudgetsSource) -> Shared {
-        Shared { endpoints, budgets, data_dir, reader: Mutex::new(None) }
+    pub fn new(config: &Config, data_dir: PathBuf, endpoints: Endpoints) -> Shared {
+        Shared { endpoints, budgets: BudgetsSource::of(config), forward: forward::ForwardSource::of(config, &data_dir), data_dir, reader: Mutex::new(None) }
     }
 
     pub fn data_dir(&self) -> &std::path::Path {
@@ -86,17 +91,27 @@ impl Shared {
 
     /// Runs a query on the shared read connection. Blocking: call from a blocking thread.
     pub fn read<T, E: Into<DesktopError>>(&self, query: impl FnOnce(&Reader) -> Result<T, E>) -> Result<T, DesktopError> {
-        let mut slot = self.reader.lock().map_err(|_| DesktopError::Store(StoreError::Poisoned))?;
-        let reader = match slot.take() {
-            Some(r) => r,
-            None => Reader::open(&self.data_dir)?,
-        };
-        let result = query(&reader);
-        if result.is_ok() {
-            *slot = Some(reader);
-        }
-        result.map_err(Into::into)
+        with_kept(&self.reader, || Ok(Reader::open(&self.data_dir)?), query)
     }
+}
+
+/// Runs `f` on the connection kept in `slot`, opening it first if there is none. A connection
+/// whose query failed is dropped, so the next call starts from a fresh one.
+fn with_kept<C, T, E: Into<DesktopError>>(
+    slot: &Mutex<Option<C>>,
+    open: impl FnOnce() -> Result<C, DesktopError>,
+    f: impl FnOnce(&C) -> Result<T, E>,
+) -> Result<T, DesktopError> {
+    let mut slot = slot.lock().map_err(|_| DesktopError::Store(StoreError::Poisoned))?;
+    let conn = match slot.take() {
+        Some(c) => c,
+        None => open()?,
+    };
+    let result = f(&conn);
+    if result.is_ok() {
+        *slot = Some(conn);
+    }
+    result.map_err(Into::into)
 }
 
 /// The app context (tauri.conf.json, capabilities, icons, ui/), generated once for both

@@ -13,9 +13,12 @@ use tokentray_core::budget::{tomorrow_start, AlertState};
 use tokentray_core::query::format::{count, usd, usd_short};
 use tokentray_core::query::report::Figures;
 
+use std::sync::{Arc, Mutex};
+
 use super::engine::EngineStatus;
+use super::forward::TrayForward;
 use super::launcher::Launcher;
-use super::DesktopError;
+use super::{DesktopError, Shared};
 
 pub const ID_OPEN: &str = "open";
 pub const ID_INFO: &str = "info";
@@ -32,6 +35,10 @@ const ICON: &[u8] = include_bytes!("../../icons/tray.png");
 pub struct Tray {
     icon: TrayIcon<Wry>,
     info: MenuItem<Wry>,
+    forward: CheckMenuItem<Wry>,
+    /// What the forward checkbox last showed, so the periodic check touches the menu only when
+    /// something changed (each change re-sends the layout over D-Bus).
+    forward_shown: Arc<Mutex<Option<TrayForward>>>,
     autostart: CheckMenuItem<Wry>,
     pause: CheckMenuItem<Wry>,
     /// Shown instead of the spend while the engine is not running.
@@ -73,7 +80,8 @@ impl Tray {
     pub fn build(app: &AppHandle, status: &EngineStatus) -> Result<Tray, DesktopError> {
         let open = MenuItem::with_id(app, ID_OPEN, "Open dashboard", true, None::<&str>)?;
         let info = MenuItem::with_id(app, ID_INFO, "Today: …", false, None::<&str>)?;
-        // Disabled until forwarding to a team collector lands, so the menu has its final shape.
+        // Enabled once `[forward] endpoint` is set (see `show_forward`, run right after start and
+        // then every few seconds, since `tokentray forward setup` may run at any time).
         let forward = CheckMenuItem::with_id(app, ID_FORWARD, "Forward to team", false, false, None::<&str>)?;
         let autostart_on = app.autolaunch().is_enabled().unwrap_or_else(|e| {
             tracing::warn!("cannot read the start-at-login state: {e}");
@@ -105,7 +113,7 @@ impl Tray {
             .show_menu_on_left_click(true)
             .on_menu_event(on_menu_event)
             .build(app)?;
-        Ok(Tray { icon, info, autostart, pause, problem_title })
+        Ok(Tray { icon, info, forward, forward_shown: Arc::new(Mutex::new(None)), autostart, pause, problem_title })
     }
 
     /// Shows today's figures: label (or the engine problem), info row, tooltip, and whether
@@ -133,6 +141,22 @@ impl Tray {
         }
     }
 
+    /// Shows the forwarding state on its checkbox: enabled when set up, checked when on, the
+    /// pause reason in the label. `force` after a click, when GTK has already toggled the box.
+    pub fn show_forward(&self, state: &TrayForward, force: bool) {
+        let Ok(mut shown) = self.forward_shown.lock() else { return };
+        if !force && shown.as_ref() == Some(state) {
+            return;
+        }
+        let results = [self.forward.set_enabled(state.configured), self.forward.set_checked(state.enabled), self.forward.set_text(&state.label)];
+        for r in results {
+            if let Err(e) = r {
+                tracing::warn!("cannot update the tray: {e}");
+            }
+        }
+        *shown = Some(state.clone());
+    }
+
     /// Sets the checkbox from the real login entry, whatever the click did to it.
     fn sync_autostart(&self, app: &AppHandle) {
         match app.autolaunch().is_enabled() {
@@ -149,8 +173,25 @@ impl Tray {
 fn on_menu_event(app: &AppHandle, event: MenuEvent) {
     match event.id().as_ref() {
         ID_OPEN => {
-            if let Some(launcher) = app.try_state::<std::sync::Arc<Launcher>>() {
+            if let Some(launcher) = app.try_state::<Arc<Launcher>>() {
                 launcher.open_logged();
+            }
+        }
+        ID_FORWARD => {
+            let Some(shared) = app.try_state::<Arc<Shared>>() else { return };
+            match shared.forward.toggle() {
+                // The open window shows the switch in its forwarding section.
+                Ok(_) => {
+                    if let Some(launcher) = app.try_state::<Arc<Launcher>>() {
+                        launcher.changed("forward");
+                    }
+                }
+                Err(e) => tracing::warn!("cannot turn forwarding on or off: {e}"),
+            }
+            match (shared.forward.tray(), app.try_state::<Tray>()) {
+                (Ok(state), Some(tray)) => tray.show_forward(&state, true),
+                (Err(e), _) => tracing::warn!("cannot read the forwarding state: {e}"),
+                _ => {}
             }
         }
         ID_AUTOSTART => {
@@ -171,7 +212,7 @@ fn on_menu_event(app: &AppHandle, event: MenuEvent) {
             match paused {
                 // The open window shows the pause in its budget section.
                 Ok(_) => {
-                    if let Some(launcher) = app.try_state::<std::sync::Arc<Launcher>>() {
+                    if let Some(launcher) = app.try_state::<Arc<Launcher>>() {
                         launcher.changed("pause");
                     }
                 }
@@ -200,7 +241,7 @@ fn toggle_autostart(app: &AppHandle) -> Result<(), DesktopError> {
 /// The pause lives in the database, so `tokentray budget status` and a `serve` on the same data
 /// directory see it. Returns whether alerts are now paused.
 fn toggle_pause(app: &AppHandle) -> Result<bool, DesktopError> {
-    let shared = app.try_state::<std::sync::Arc<super::Shared>>().ok_or_else(|| DesktopError::Window("the app is not set up yet".into()))?;
+    let shared = app.try_state::<Arc<Shared>>().ok_or_else(|| DesktopError::Window("the app is not set up yet".into()))?;
     let state = AlertState::open_dir(shared.data_dir())?;
     let now = chrono::Local::now();
     let paused = state.is_paused(now.with_timezone(&chrono::Utc))?;

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use tauri::{Manager, RunEvent};
-use tokentray_core::budget::BudgetsSource;
 use tokentray_core::config::Config;
 
 use super::engine::Engine;
@@ -87,9 +86,10 @@ fn setup(app: &tauri::AppHandle, config: &Config, launch: &Launch, slot: &Engine
         Ok(notifiers) => engine.start_budgets(config, Arc::new(notifiers)),
         Err(e) => tracing::warn!("budget alerts are off: {e:#}"),
     }
+    engine.start_forwarding(config);
     let launcher = Arc::new(Launcher::new(&engine, launch, gl_set_here)?);
     app.manage(launcher.clone());
-    let shared = Arc::new(Shared::new(engine.data_dir.clone(), engine.endpoints.clone(), BudgetsSource::of(config)));
+    let shared = Arc::new(Shared::new(config, engine.data_dir.clone(), engine.endpoints.clone()));
     app.manage(shared.clone());
     autostart::enable_on_first_run(app, &engine.data_dir);
     let tray = tray::Tray::build(app, &engine.status)?;

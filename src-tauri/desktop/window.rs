@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, EventTarget, Manager, RunEvent, WebviewUrl, WebviewWindowBuilder, WindowEvent};
-use tokentray_core::budget::BudgetsSource;
 use tokentray_core::config::Config;
 use tokentray_core::dashboard::Endpoints;
 
@@ -31,10 +30,10 @@ pub fn run(config: Config, args: WindowArgs) -> Result<ExitCode, DesktopError> {
     let mut listen = config.listen.clone();
     args.listen.apply(&mut listen);
     let endpoints = Endpoints::from_listen(&listen);
-    let shared = Arc::new(Shared::new(config.data_dir()?, endpoints, BudgetsSource::of(&config)));
+    let shared = Arc::new(Shared::new(&config, config.data_dir()?, endpoints));
     let app = tauri::Builder::default()
         .manage(shared)
-        .invoke_handler(tauri::generate_handler![commands::dashboard, commands::set_budgets, commands::setup_claude_code, commands::activity])
+        .invoke_handler(tauri::generate_handler![commands::dashboard, commands::set_budgets, commands::setup_claude_code, commands::activity, commands::forward_status, commands::set_forward_enabled, commands::save_forward_headers])
         .setup(|app| {
             // Errors returned from here make Tauri panic: report them and exit instead.
             match build(app.handle()) {

@@ -116,6 +116,19 @@ impl Dirs {
         Dirs { _tmp: tmp, data_dir, config }
     }
 
+    /// Whether forwarding to the team is on, as the database says (what the engine's forwarder,
+    /// the tray's checkbox and the window's switch follow).
+    pub fn forward_enabled(&self) -> bool {
+        let queue = tokentray_core::forward::queue::Queue::open(&self.data_dir.join(tokentray_core::store::DB_FILE)).expect("open the history");
+        tokentray_core::forward::control::is_enabled(queue.conn()).expect("read forward.enabled")
+    }
+
+    /// Writes a config file whose `[forward]` points at a local port nothing listens on.
+    pub fn write_forward_config(&self) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        std::fs::write(&self.config, format!("[forward]\nendpoint = \"http://127.0.0.1:{port}\"\nprotocol = \"http/protobuf\"\n")).expect("write config");
+    }
+
     /// `--data-dir D --config C tray --otlp-grpc 127.0.0.1:0 …` (plus `extra`).
     pub fn args(&self, extra: &[&str]) -> Vec<String> {
         let mut a: Vec<String> = vec!["--data-dir".into(), path(&self.data_dir), "--config".into(), path(&self.config), "tray".into()];

@@ -126,3 +126,22 @@ pub fn enter_with_timeout(test_name: &str, extra_tools: &[&str], timeout: Durati
     }
     false
 }
+
+/// Starts GNOME Keyring's Secret Service in this session with an unlocked login keyring, as a
+/// desktop login does (without the unlock every keychain call fails with `NoStorageAccess`).
+/// The daemon stays in the session's process group and ends with it.
+pub fn unlock_keyring() {
+    let mut child = Command::new("gnome-keyring-daemon")
+        .args(["--unlock", "--components=secrets"])
+        .stdin(Stdio::piped())
+        // The daemon it forks keeps inherited descriptors open: reading them would never end.
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start gnome-keyring-daemon: {e}; {SETUP_HINT}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        std::io::Write::write_all(&mut stdin, b"test-keyring-password").expect("password to gnome-keyring-daemon");
+    }
+    let status = child.wait().expect("wait for gnome-keyring-daemon");
+    assert!(status.success(), "gnome-keyring-daemon --unlock: {status}");
+}
