@@ -97,6 +97,11 @@ fn outage_and_restart_lose_nothing() {
     .assert_ok("the local side says it is retrying");
     assert!(down["last_error"].as_str().is_some_and(|e| e.contains("UNAVAILABLE") && e.contains(&grpc)), "{down}");
 
+    // `doctor` says so too, with what to do.
+    let doctor = support::serve::command(&local.data_dir, &local.config).arg("doctor").output().expect("doctor");
+    let said = String::from_utf8_lossy(&doctor.stdout);
+    assert!(said.contains("Retrying: UNAVAILABLE") && said.contains("nothing is lost meanwhile"), "{said}");
+
     // tokentray restarts during the outage; more data arrives after it.
     local.restart();
     replay(&local, &["http-protobuf-delta"]);
@@ -157,4 +162,26 @@ fn remote_write_to_prometheus_gives_the_same_totals() {
     let promql_cost = prometheus.query_one("sum(claude_code_cost_usage_USD_total)").unwrap_or(f64::NAN);
     c.num("sum(claude_code_cost_usage_USD_total)", promql_cost, local_cost);
     c.assert_ok(&format!("PromQL vs local /metrics\n{}", prometheus.log()));
+}
+
+#[test]
+fn a_full_queue_drops_the_oldest_and_says_so() {
+    // The collector is down and the queue may hold nothing (0 MiB): what arrives is dropped from
+    // the queue (never from the local history) and the status says why.
+    let endpoint = format!("http://127.0.0.1:{}", support::free_port());
+    let mut options = support::forward::forwarding_options(&endpoint, "grpc", None);
+    options.config_toml = options.config_toml.map(|c| c.replace("retry_initial_ms", "max_queue_mib = 0\nretry_initial_ms"));
+    let local = support::Serve::start_with(options);
+    replay(&local, &["http-protobuf-delta"]);
+    let mut st = Value::Null;
+    eventually(Duration::from_secs(30), || {
+        st = status(&local);
+        let mut c = Checker::new();
+        c.check(st["dropped_overflow"].as_u64() > Some(0) && st["queue"]["requests"] == 0, || format!("{st}"));
+        c
+    })
+    .assert_ok("the queue is trimmed to its limit");
+    let err = st["last_error"].as_str().unwrap_or_default();
+    assert!(err.starts_with("queue full: dropped the") && err.contains("max_queue_mib"), "{err}");
+    assert!(prom::sum(&prom::parse(&local.scrape()), "claude_code_cost_usage_USD_total") > 0.0, "local history keeps everything");
 }

@@ -92,7 +92,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         },
         _ => no_data(&data_dir),
     });
-    checks.push(Check { name: "forwarding", status: Status::Info, detail: "off (forwarding to a team collector is not in this version)".into(), fix: None });
+    checks.push(forwarding(config, &db, reader.is_some(), now_ns));
     let damaged = |why: String| Check {
         name: "database",
         status: Status::Fail(Problem::Database),
@@ -205,5 +205,30 @@ fn print(checks: &[Check]) {
         println!("All good: Claude Code's usage reaches tokentray.");
     } else {
         println!("Exit code {code}: fix the first FAIL above first.");
+    }
+}
+
+/// Forwarding is optional: not set up or off is information; a retrying or paused forwarder is
+/// a warning with its fix, never a failure of the local setup.
+fn forwarding(config: &Config, db: &std::path::Path, have_db: bool, now_ns: i64) -> Check {
+    let status = if have_db {
+        tokentray_core::forward::queue::Queue::open(db).and_then(|q| tokentray_core::forward::control::status(q.conn(), &config.forward, now_ns))
+    } else {
+        Err(tokentray_core::forward::ForwardError::Config("no history yet".into()))
+    };
+    match status {
+        Ok(st) => match st.state {
+            "retrying" => Check {
+                name: "forwarding",
+                status: Status::Warn,
+                detail: st.summary,
+                fix: Some(format!("check that {} is reachable; nothing is lost meanwhile ({} request(s) queued)", st.endpoint.unwrap_or_default(), st.queue.requests)),
+            },
+            "paused" => Check { name: "forwarding", status: Status::Warn, detail: st.summary, fix: Some("store the right token: echo 'Authorization=Bearer …' | tokentray forward set-headers".into()) },
+            "up to date" | "sending" => Check { name: "forwarding", status: Status::Ok, detail: st.summary, fix: None },
+            _ => Check { name: "forwarding", status: Status::Info, detail: st.summary, fix: None },
+        },
+        Err(_) if config.forward.endpoint.is_none() => Check { name: "forwarding", status: Status::Info, detail: "not set up (optional: tokentray forward setup)".into(), fix: None },
+        Err(e) => Check { name: "forwarding", status: Status::Info, detail: format!("cannot read its state: {e}"), fix: None },
     }
 }
