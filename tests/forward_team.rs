@@ -185,3 +185,29 @@ fn a_full_queue_drops_the_oldest_and_says_so() {
     assert!(err.starts_with("queue full: dropped the") && err.contains("max_queue_mib"), "{err}");
     assert!(prom::sum(&prom::parse(&local.scrape()), "claude_code_cost_usage_USD_total") > 0.0, "local history keeps everything");
 }
+
+#[test]
+fn remote_write_over_tls_trusts_the_configured_ca() {
+    let ca = support::tls::TestCa::new();
+    let prometheus = Prometheus::start_receiver_tls(&ca);
+    let url = prometheus.remote_write_url();
+    assert!(url.starts_with("https://"));
+    let (local, _headers) = local_forwarding(&url, "prometheus-remote-write", "");
+    replay(&local, &["grpc-delta"]);
+    // The system roots do not know the test CA: the certificate is refused, and retried.
+    let mut st = Value::Null;
+    eventually(Duration::from_secs(20), || {
+        st = status(&local);
+        let mut c = Checker::new();
+        c.check(st["state"] == "retrying", || format!("{st}"));
+        c
+    })
+    .assert_ok("an unknown CA is refused");
+    assert!(st["last_error"].as_str().is_some_and(|e| e.contains("certificate")), "{st}");
+    // With the CA file configured (setup rewrites [forward]; the running forwarder follows).
+    local.cli(&["forward", "setup", "--endpoint", &url, "--protocol", "prometheus-remote-write", "--ca-file", &ca.ca_pem.display().to_string()]);
+    wait_delivered(&local);
+    let local_cost = prom::sum(&prom::parse(&local.scrape()), "claude_code_cost_usage_USD_total");
+    let promql = prometheus.query_one("sum(claude_code_cost_usage_USD_total)").unwrap_or(f64::NAN);
+    assert!(local_cost > 0.0 && approx_eq(promql, local_cost), "PromQL {promql} vs local {local_cost}\n{}", prometheus.log());
+}

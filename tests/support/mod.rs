@@ -11,6 +11,7 @@ pub mod prom;
 pub mod prometheus;
 pub mod replay;
 pub mod serve;
+pub mod tls;
 
 use std::time::{Duration, Instant};
 

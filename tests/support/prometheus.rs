@@ -26,25 +26,32 @@ pub struct Prometheus {
     dir: tempfile::TempDir,
     pub addr: SocketAddr,
     http: reqwest::blocking::Client,
+    /// `https` when started with a certificate.
+    scheme: &'static str,
 }
 
 impl Prometheus {
     /// Starts Prometheus scraping `target` (`/metrics`) every second; waits until it is ready.
     pub fn start(target: SocketAddr) -> Prometheus {
-        Prometheus::launch(Some(target))
+        Prometheus::launch(Some(target), None)
     }
 
     /// Starts Prometheus as a remote-write receiver (`--web.enable-remote-write-receiver`,
     /// `/api/v1/write`), scraping nothing.
     pub fn start_receiver() -> Prometheus {
-        Prometheus::launch(None)
+        Prometheus::launch(None, None)
+    }
+
+    /// A remote-write receiver serving HTTPS with the certificate of `ca` (`--web.config.file`).
+    pub fn start_receiver_tls(ca: &super::tls::TestCa) -> Prometheus {
+        Prometheus::launch(None, Some(ca))
     }
 
     pub fn remote_write_url(&self) -> String {
-        format!("http://{}/api/v1/write", self.addr)
+        format!("{}://{}/api/v1/write", self.scheme, self.addr)
     }
 
-    fn launch(target: Option<SocketAddr>) -> Prometheus {
+    fn launch(target: Option<SocketAddr>, tls: Option<&super::tls::TestCa>) -> Prometheus {
         let bin = require_tool("prometheus");
         let dir = super::tempdir("tokentray-prometheus-");
         let config = dir.path().join("prometheus.yml");
@@ -77,6 +84,12 @@ impl Prometheus {
             ))
             .arg(format!("--web.listen-address={addr}"))
             .args(target.is_none().then_some("--web.enable-remote-write-receiver"))
+            .args(tls.map(|ca| {
+                let web = dir.path().join("web.yml");
+                let yaml = format!("tls_server_config:\n  cert_file: {}\n  key_file: {}\n", ca.server_cert.display(), ca.server_key.display());
+                std::fs::write(&web, yaml).expect("write web.yml");
+                format!("--web.config.file={}", web.display())
+            }))
             .arg("--log.level=warn")
             .current_dir(dir.path())
             .stdin(Stdio::null())
@@ -88,16 +101,21 @@ impl Prometheus {
             child: Some(child),
             dir,
             addr,
-            http: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
+            http: {
+                let mut b = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10));
+                if let Some(ca) = tls {
+                    let pem = std::fs::read(&ca.ca_pem).expect("read CA");
+                    b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA PEM"));
+                }
+                b.build().unwrap()
+            },
+            scheme: if tls.is_some() { "https" } else { "http" },
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ready = p
                 .http
-                .get(format!("http://{addr}/-/ready"))
+                .get(format!("{}://{addr}/-/ready", p.scheme))
                 .send()
                 .map(|r| r.status().is_success())
                 .unwrap_or(false);
@@ -122,7 +140,7 @@ impl Prometheus {
     /// Instant query at "now": the result vector as (labels, value); a scalar as one entry
     /// without labels.
     pub fn query(&self, expr: &str) -> Vec<(BTreeMap<String, String>, f64)> {
-        let url = format!("http://{}/api/v1/query", self.addr);
+        let url = format!("{}://{}/api/v1/query", self.scheme, self.addr);
         let resp = self
             .http
             .get(&url)
