@@ -35,7 +35,7 @@ pub struct ServeArgs {
 
 pub fn run(mut config: Config, args: ServeArgs, config_file: PathBuf) -> anyhow::Result<ExitCode> {
     if args.install_service {
-        return service::install(&config, &args.listen, &config_file);
+        return service::install(&config, &args.listen, &args.require_header, &config_file);
     }
     init_logging();
     args.listen.apply(&mut config.listen);

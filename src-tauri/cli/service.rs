@@ -19,9 +19,9 @@ const UNIT_NAME: &str = "tokentray.service";
 
 /// Writes the unit, then reloads, enables and starts it when a user systemd answers; otherwise
 /// prints the commands that do it.
-pub fn install(config: &Config, listen: &ListenArgs, config_file: &Path) -> anyhow::Result<ExitCode> {
+pub fn install(config: &Config, listen: &ListenArgs, require_headers: &[String], config_file: &Path) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("finding this program's path for ExecStart")?;
-    let argv = exec_start_args(&exe, config, listen, config_file)?;
+    let argv = exec_start_args(&exe, config, listen, require_headers, config_file)?;
     let unit = unit_text(&argv);
     let path = unit_path()?;
     let dir = path.parent().context("the unit path has no parent directory")?;
@@ -60,7 +60,7 @@ pub fn install(config: &Config, listen: &ListenArgs, config_file: &Path) -> anyh
 /// file are written as absolute paths, resolved now: systemd starts the service from `/` and
 /// with none of this shell's `TOKENTRAY_*` variables, so relative paths or an environment
 /// override would otherwise point the service somewhere else than this command.
-fn exec_start_args(exe: &Path, config: &Config, listen: &ListenArgs, config_file: &Path) -> anyhow::Result<Vec<String>> {
+fn exec_start_args(exe: &Path, config: &Config, listen: &ListenArgs, require_headers: &[String], config_file: &Path) -> anyhow::Result<Vec<String>> {
     let mut argv = vec![utf8(exe)?];
     if let Some(dir) = &config.data_dir {
         argv.push("--data-dir".into());
@@ -76,6 +76,11 @@ fn exec_start_args(exe: &Path, config: &Config, listen: &ListenArgs, config_file
             argv.push(flag.into());
             argv.push(v.clone());
         }
+    }
+    // Where the receiver's secret comes from (a file or the keychain), never the secret.
+    for spec in require_headers {
+        argv.push("--require-header".into());
+        argv.push(spec.clone());
     }
     Ok(argv)
 }

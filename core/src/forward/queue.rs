@@ -91,13 +91,21 @@ impl Queue {
         let mut stmt = self.conn.prepare_cached("SELECT id, payload FROM forward_queue WHERE signal = ?1 AND id >= ?2 ORDER BY id LIMIT 1000")?;
         let mut rows = stmt.query(params![signal, first])?;
         let mut batch = QueuedBatch { signal, ids: Vec::new(), payload: Vec::new() };
+        let mut decoder = snap::raw::Decoder::new();
         while let Some(r) = rows.next()? {
-            let payload = r.get_ref(1)?.as_blob()?;
-            if !batch.ids.is_empty() && batch.payload.len() + payload.len() > max_bytes {
+            let compressed = r.get_ref(1)?.as_blob()?;
+            let len = snap::raw::decompress_len(compressed).unwrap_or(0);
+            if !batch.ids.is_empty() && batch.payload.len() + len > max_bytes {
                 break;
             }
-            batch.ids.push(r.get(0)?);
-            batch.payload.extend_from_slice(payload);
+            let id: i64 = r.get(0)?;
+            match decoder.decompress_vec(compressed) {
+                Ok(payload) => batch.payload.extend_from_slice(&payload),
+                // Cannot happen to what the writer stored; such a row is sent as nothing (and
+                // removed with the batch) rather than blocking the queue forever.
+                Err(e) => tracing::warn!(id, error = %e, "forwarding: a queued request is corrupt; skipped"),
+            }
+            batch.ids.push(id);
         }
         Ok(Some(batch))
     }

@@ -144,12 +144,25 @@ pub struct Batch {
     pub outgoing: Option<Outgoing>,
 }
 
-/// An export request queued for forwarding: protobuf, prompt text already redacted.
+/// An export request queued for forwarding: protobuf, prompt text already redacted, snappy
+/// compressed.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     /// 1 metrics, 2 logs, 3 traces (the `forward_queue.signal` codes).
     pub signal: u8,
+    /// Snappy (raw block format) of the protobuf request.
     pub payload: Vec<u8>,
+}
+
+impl Outgoing {
+    /// Compressed on the request's task, not by the writer: OTLP protobuf repeats its attribute
+    /// strings in every point and shrinks several times, and the bytes the single writer puts
+    /// into the WAL (and syncs) are what forwarding costs local ingest.
+    pub fn new(signal: u8, protobuf: &[u8]) -> Outgoing {
+        // Compressing into a Vec cannot fail for inputs below snappy's 4 GiB limit, which the
+        // 16 MiB body limit keeps us far from; an empty payload would be dropped by the decoder.
+        Outgoing { signal, payload: snap::raw::Encoder::new().compress_vec(protobuf).unwrap_or_default() }
+    }
 }
 
 impl Batch {

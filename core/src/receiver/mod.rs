@@ -80,7 +80,7 @@ impl Receiver {
     }
 
     pub async fn export_metrics(&self, req: ExportMetricsServiceRequest) -> Result<Ack, StoreError> {
-        let outgoing = self.store.forward_mode().otlp.then(|| Outgoing { signal: 1, payload: req.encode_to_vec() });
+        let outgoing = self.store.forward_mode().otlp.then(|| Outgoing::new(1, &req.encode_to_vec()));
         let mut batch = ingest::metrics::normalize(req, ingest::now_ns());
         batch.outgoing = outgoing;
         self.store.ingest(batch).await
@@ -95,7 +95,7 @@ impl Receiver {
                 ingest::logs::redact_request(&mut redacted);
                 redacted.encode_to_vec()
             };
-            Outgoing { signal: 2, payload }
+            Outgoing::new(2, &payload)
         });
         let mut batch = ingest::logs::normalize(req, ingest::now_ns(), self.privacy);
         batch.outgoing = outgoing;
@@ -114,7 +114,7 @@ impl Receiver {
                     }
                 }
             }
-            Outgoing { signal: 3, payload: out.encode_to_vec() }
+            Outgoing::new(3, &out.encode_to_vec())
         });
         let mut batch = ingest::traces::normalize(req);
         batch.outgoing = outgoing;

@@ -132,12 +132,12 @@ const MIGRATIONS: &[&str] = &[
     // in the same transaction, so nothing acknowledged can miss the queue.
     r#"
     -- OTLP forwarding: each accepted export request, re-encoded as protobuf with prompt text
-    -- already redacted, until the team's collector took it.
+    -- already redacted and snappy-compressed, until the team's collector took it.
     CREATE TABLE forward_queue (
         id         INTEGER PRIMARY KEY,
         signal     INTEGER NOT NULL,         -- 1 metrics, 2 logs, 3 traces
         created_ns INTEGER NOT NULL,
-        bytes      INTEGER NOT NULL,
+        bytes      INTEGER NOT NULL,         -- of the payload as stored (compressed)
         payload    BLOB NOT NULL
     );
     -- Remote write sends current cumulative totals, not requests: the series whose total
