@@ -306,7 +306,7 @@ fn forward_to_team_follows_setup_and_switches_forwarding() {
     assert!(wait_for(Duration::from_secs(3), || dirs.forward_enabled().then_some(())).is_some(), "forward.enabled not set:\n{}", tray.out.text());
     assert!(wait_for(Duration::from_secs(3), || (forward(&item).toggle_state == 1).then_some(())).is_some(), "checkbox not checked: {:?}", forward(&item));
     // The engine's forwarder follows the switch by itself.
-    assert!(tray.out.wait_for("forwarding switched on=true", Duration::from_secs(3)), "{}", tray.out.text());
+    assert!(tray.out.wait_for("forwarding switched on=true", Duration::from_secs(10)), "{}", tray.out.text());
     item.click(forward(&item).id);
     assert!(wait_for(Duration::from_secs(3), || (!dirs.forward_enabled()).then_some(())).is_some(), "forward.enabled still set");
     assert!(wait_for(Duration::from_secs(3), || (forward(&item).toggle_state == 0).then_some(())).is_some(), "checkbox still checked: {:?}", forward(&item));

@@ -24,7 +24,7 @@ pub enum ForwardCommand {
     SetHeaders(SetHeadersArgs),
     /// Remove the stored headers from the keychain
     ClearHeaders,
-    /// Start forwarding (a running tokentray follows within a second)
+    /// Start forwarding (a running tokentray follows within 10 seconds)
     On,
     /// Stop forwarding
     Off,

@@ -75,7 +75,8 @@ pub fn setup(config_path: &Path, setup: &Setup) -> Result<(), ForwardError> {
     Ok(())
 }
 
-/// Turns forwarding on or off (the running engine follows within a second). Turning it on
+/// Turns forwarding on or off (a forwarder in this process follows at once, one in another
+/// process within 10 s). Turning it on
 /// also lifts a pause for wrong credentials, to try again.
 pub fn set_enabled(conn: &Connection, on: bool) -> Result<(), ForwardError> {
     queue::set(conn, key::ENABLED, if on { "1" } else { "0" })?;
@@ -83,6 +84,7 @@ pub fn set_enabled(conn: &Connection, on: bool) -> Result<(), ForwardError> {
         queue::unset(conn, key::PAUSED)?;
         queue::unset(conn, key::RETRY_AT_NS)?;
     }
+    super::run::nudge();
     Ok(())
 }
 
@@ -96,6 +98,7 @@ pub fn headers_changed(conn: &Connection) -> Result<(), ForwardError> {
     queue::set(conn, key::HEADERS_CHANGED_NS, &crate::ingest::now_ns().to_string())?;
     queue::unset(conn, key::PAUSED)?;
     queue::unset(conn, key::RETRY_AT_NS)?;
+    super::run::nudge();
     Ok(())
 }
 

@@ -82,6 +82,13 @@ impl Queue {
         &self.conn
     }
 
+    /// SQLite's `data_version`: changes whenever another connection (the store's writer, a
+    /// `tokentray forward on` in another process) committed something. One cheap read that lets
+    /// an idle forwarder skip everything else.
+    pub fn data_version(&self) -> Result<i64, ForwardError> {
+        Ok(self.conn.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))?)
+    }
+
     /// The oldest queued requests of one signal (the oldest request's), up to `max_bytes`
     /// (always at least one request).
     pub fn next_batch(&self, max_bytes: usize) -> Result<Option<QueuedBatch>, ForwardError> {
@@ -286,7 +293,7 @@ pub(crate) fn stats(conn: &Connection) -> Result<QueueStats, ForwardError> {
 }
 
 pub(crate) fn get(conn: &Connection, key: &str) -> Result<Option<String>, ForwardError> {
-    Ok(conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    Ok(conn.prepare_cached("SELECT value FROM settings WHERE key = ?1")?.query_row([key], |r| r.get(0)).optional()?)
 }
 
 pub(crate) fn set(conn: &Connection, key: &str, value: &str) -> Result<(), ForwardError> {

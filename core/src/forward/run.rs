@@ -25,6 +25,20 @@ const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 const MAX_ROWS: usize = 2000;
 /// How often the switch and the config file are looked at when nothing else happens.
 const TICK: Duration = Duration::from_millis(500);
+/// How long an idle forwarder (off, or nothing to send) sleeps unless new data or a change made
+/// in this process wakes it: `tokentray forward on|off` or new headers from another process are
+/// noticed within this. A wake-up costs 1–2 ms of CPU on the 2-core VM of BENCHMARKS.md, so
+/// polling even every few seconds would take an idle engine past its 0.1 %-of-a-core budget.
+const TICK_IDLE: Duration = Duration::from_secs(10);
+
+/// Wakes the forwarders of this process at once: [`super::control`] calls it after every change
+/// it makes, so the tray's checkbox and the window's switch act immediately; another process's
+/// change is seen within [`TICK_IDLE`].
+static NUDGE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+pub(crate) fn nudge() {
+    NUDGE.notify_waiters();
+}
 const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 /// Owns the forwarding thread; stops it (after the send in flight) when dropped.
@@ -41,7 +55,7 @@ impl Forwarder {
         let mut follower = ConfigFollower::new(config);
         // Switched on before the engine answers its first request, so that when forwarding is on
         // at start, the very first request is queued too.
-        switch(&store, &queue, follower.current())?;
+        switch(&store, &queue, follower.current().0)?;
         let thread = std::thread::Builder::new()
             .name("tokentray-forward".into())
             .spawn(move || {
@@ -83,10 +97,13 @@ impl ConfigFollower {
         ConfigFollower { file: config.source.clone(), seen, current: config.forward.clone() }
     }
 
-    fn current(&mut self) -> &ForwardConfig {
+    /// The section now, and whether the file changed since the last look.
+    fn current(&mut self) -> (&ForwardConfig, bool) {
+        let mut changed = false;
         if let Some(path) = &self.file {
             let now = modified(path);
             if now != self.seen {
+                changed = true;
                 self.seen = now;
                 match Config::from_file(path) {
                     Ok(c) => {
@@ -99,7 +116,7 @@ impl ConfigFollower {
                 }
             }
         }
-        &self.current
+        (&self.current, changed)
     }
 }
 
@@ -167,6 +184,8 @@ struct Loop {
     last_logged_error: Option<String>,
     /// Last remote-write timestamp sent: samples of a row must have increasing timestamps.
     last_rw_ms: i64,
+    /// `data_version` when forwarding was last found off.
+    idle_version: Option<i64>,
 }
 
 /// What the exporter was built from; a change rebuilds it.
@@ -190,6 +209,7 @@ impl Loop {
             last_trim: None,
             last_logged_error: None,
             last_rw_ms: 0,
+            idle_version: None,
         }
     }
 
@@ -206,6 +226,7 @@ impl Loop {
                 tokio::select! {
                     _ = stop.changed() => break,
                     _ = self.changes.recv() => {}
+                    _ = NUDGE.notified() => {}
                     _ = tokio::time::sleep(wait) => {}
                 }
             }
@@ -218,12 +239,21 @@ impl Loop {
 
     /// One round; `Some(wait)` when there is nothing to do for now.
     async fn round(&mut self) -> Result<Option<Duration>, ForwardError> {
-        let config = self.follower.current().clone();
+        let (config, config_changed) = self.follower.current();
+        let config = config.clone();
+        // Off and nothing committed anywhere since the last look: nothing can have turned
+        // forwarding on. Idle, this round is one stat and one pragma.
+        let version = self.queue.data_version()?;
+        if self.store.forward_mode() == ForwardMode::OFF && !config_changed && self.idle_version == Some(version) {
+            return Ok(Some(TICK_IDLE));
+        }
         let mode = switch(&self.store, &self.queue, &config)?;
         if mode == ForwardMode::OFF {
             self.exporter = None;
-            return Ok(Some(TICK));
+            self.idle_version = Some(version);
+            return Ok(Some(TICK_IDLE));
         }
+        self.idle_version = None;
         if self.last_trim.is_none_or(|t| t.elapsed() >= TRIM_EVERY) {
             self.last_trim = Some(Instant::now());
             self.trim(&config)?;
@@ -237,7 +267,7 @@ impl Loop {
             let changed = self.exporter.as_ref().is_none_or(|(k, _)| k.headers_version != headers_version || k.config != config);
             if !changed {
                 self.retry_at = None;
-                return Ok(Some(TICK));
+                return Ok(Some(TICK_IDLE));
             }
             queue::unset(conn, key::PAUSED)?;
         }
@@ -247,7 +277,7 @@ impl Loop {
                 self.retry_at = None;
                 self.backoff.reset();
             } else if Instant::now() < at {
-                return Ok(Some((at - Instant::now()).min(TICK)));
+                return Ok(Some((at - Instant::now()).min(TICK_IDLE)));
             }
         }
         let wanted = ExporterKey { config: config.clone(), headers_version };
@@ -275,7 +305,7 @@ impl Loop {
         if mode.remote_write {
             let (rows, seqs) = self.queue.changed_rows(MAX_ROWS)?;
             if seqs.is_empty() {
-                return Ok(Some(TICK));
+                return Ok(Some(TICK_IDLE));
             }
             let now_ms = crate::ingest::now_ns() / 1_000_000;
             let ts = now_ms.max(self.last_rw_ms + 1);
@@ -296,7 +326,7 @@ impl Loop {
             }
             return Ok(None);
         }
-        let Some(batch) = self.queue.next_batch(MAX_BATCH_BYTES)? else { return Ok(Some(TICK)) };
+        let Some(batch) = self.queue.next_batch(MAX_BATCH_BYTES)? else { return Ok(Some(TICK_IDLE)) };
         match exporter.send_otlp(batch.signal, &batch.payload, &extra).await {
             Outcome::Delivered { refused, message } => {
                 self.queue.remove(&batch.ids, key::DELIVERED, crate::ingest::now_ns(), true)?;
