@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the desktop (Tauri) build and its end-to-end tests need, idempotently, on
 # Debian/Ubuntu:
-#   * build:  libwebkit2gtk-4.1-dev libayatana-appindicator3-dev (WebKitGTK webview, tray over D-Bus)
+#   * build:  libwebkit2gtk-4.1-dev libayatana-appindicator3-dev (WebKitGTK webview, tray over D-Bus),
+#             libdbus-1-dev (the keychain: Secret Service through libdbus)
 #   * tests:  xvfb xauth (headless X), dbus (dbus-run-session), webkit2gtk-driver (WebKitWebDriver),
-#             imagemagick (screenshots of the whole screen), dbus-x11, gnome-keyring
+#             imagemagick (screenshots of the whole screen), dbus-x11, gnome-keyring (keychain
+#             tests), openssl (a throwaway CA for the forwarding TLS test)
 # tests/desktop_tray.rs and tests/desktop_window.rs fail with a pointer to this script when one of
 # these is missing. Safe to run again: only missing packages are installed.
 #
@@ -33,9 +35,12 @@ fi
 wanted=(
   build-essential curl pkg-config libssl-dev
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev
+  # The keychain (keyring crate, Secret Service over libdbus).
+  libdbus-1-dev
 )
 if [ "$app_only" -eq 0 ]; then
-  wanted+=(xvfb xauth dbus dbus-x11 webkit2gtk-driver imagemagick gnome-keyring)
+  # openssl: the forwarding TLS test makes a throwaway CA with it.
+  wanted+=(xvfb xauth dbus dbus-x11 webkit2gtk-driver imagemagick gnome-keyring openssl)
 fi
 
 missing=()
