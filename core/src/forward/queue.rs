@@ -321,3 +321,54 @@ pub(crate) fn all_settings(conn: &Connection) -> Result<BTreeMap<String, String>
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue_with(rows: &[(i64, usize)]) -> (tempfile::TempDir, Queue) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let q = Queue::open(&dir.path().join("db.sqlite3")).expect("open");
+        for (created_ns, bytes) in rows {
+            q.conn()
+                .execute("INSERT INTO forward_queue (signal, created_ns, bytes, payload) VALUES (1, ?1, ?2, zeroblob(?2))", params![created_ns, *bytes as i64])
+                .expect("insert");
+        }
+        (dir, q)
+    }
+
+    #[test]
+    fn trim_keeps_the_newest_within_age_and_size() {
+        let hour = 3_600_000_000_000i64;
+        let now = 100 * hour;
+        // Two requests older than 24 h, then three of 100 bytes.
+        let (_dir, q) = queue_with(&[(now - 30 * hour, 100), (now - 25 * hour, 100), (now - 3 * hour, 100), (now - 2 * hour, 100), (now - hour, 100)]);
+        let t = q.trim(250, 24 * hour, now).expect("trim");
+        assert_eq!(t, Trimmed { requests: 3, bytes: 300, by_age: 2 });
+        let st = q.stats().expect("stats");
+        assert_eq!((st.requests, st.bytes, st.oldest_ns), (2, 200, Some(now - 2 * hour)), "the newest two are kept");
+        assert_eq!(get(q.conn(), key::DROPPED_OVERFLOW).expect("counter").as_deref(), Some("3"));
+        assert_eq!(q.trim(250, 24 * hour, now).expect("again"), Trimmed::default(), "nothing more to trim");
+    }
+
+    #[test]
+    fn batches_concatenate_one_signal_up_to_the_limit() {
+        let (_dir, q) = queue_with(&[]);
+        let put = |signal: u8, text: &[u8]| {
+            let out = crate::ingest::Outgoing::new(signal, text);
+            q.conn()
+                .execute("INSERT INTO forward_queue (signal, created_ns, bytes, payload) VALUES (?1, 0, ?2, ?3)", params![signal, out.payload.len() as i64, out.payload])
+                .expect("insert");
+        };
+        put(1, b"aaaa");
+        put(2, b"logs");
+        put(1, b"bbbb");
+        put(1, b"cccc");
+        let b = q.next_batch(8).expect("batch").expect("some");
+        assert_eq!((b.signal, b.payload.as_slice(), b.ids.len()), (1, b"aaaabbbb".as_slice(), 2), "metrics only, up to 8 bytes");
+        q.remove(&b.ids, key::DELIVERED, 1, true).expect("remove");
+        let b = q.next_batch(8).expect("batch").expect("some");
+        assert_eq!((b.signal, b.payload.as_slice()), (2, b"logs".as_slice()), "then the oldest left: logs");
+        assert_eq!(get(q.conn(), key::DELIVERED).expect("counter").as_deref(), Some("2"));
+    }
+}
