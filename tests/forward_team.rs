@@ -165,6 +165,33 @@ fn remote_write_to_prometheus_gives_the_same_totals() {
 }
 
 #[test]
+fn remote_write_resends_recent_totals_like_a_scrape() {
+    // Without new data, recent series are sent again every `resend_interval_seconds`, so the
+    // team's instant queries (5-minute lookback) keep finding them between changes.
+    let prometheus = Prometheus::start_receiver();
+    let mut options = support::forward::forwarding_options(&prometheus.remote_write_url(), "prometheus-remote-write", None);
+    options.config_toml = options.config_toml.map(|c| c.replace("retry_initial_ms", "resend_interval_seconds = 1\nretry_initial_ms"));
+    let local = support::Serve::start_with(options);
+    // Fresh points (the fixtures' own times are from their recording day, outside the window).
+    support::post_usage(local.http, tokentray_core::testkit::Usage::TYPICAL);
+    wait_delivered(&local);
+    let samples = |p: &Prometheus| p.query_one("sum(count_over_time(claude_code_cost_usage_USD_total[1h]))").unwrap_or(0.0);
+    let first = samples(&prometheus);
+    let mut later = first;
+    eventually(Duration::from_secs(20), || {
+        later = samples(&prometheus);
+        let mut c = Checker::new();
+        c.check(later >= first + 3.0, || format!("samples in Prometheus: {first} then {later}"));
+        c
+    })
+    .assert_ok("recent totals are re-sent without new data");
+    let st = status(&local);
+    assert!(st["last_error"].is_null(), "{st}");
+    let cost = prometheus.query_one("sum(claude_code_cost_usage_USD_total)").unwrap_or(f64::NAN);
+    assert!(approx_eq(cost, tokentray_core::testkit::Usage::TYPICAL.cost_usd), "{cost}");
+}
+
+#[test]
 fn a_full_queue_drops_the_oldest_and_says_so() {
     // The collector is down and the queue may hold nothing (0 MiB): what arrives is dropped from
     // the queue (never from the local history) and the status says why.

@@ -276,6 +276,11 @@ pub struct ForwardConfig {
     /// Forward traces too (metrics and logs always are). Off by default: span attributes are
     /// redacted like log attributes, but traces are the most likely place for text to hide.
     pub traces: bool,
+    /// Remote write: re-send the totals of series that changed in the last
+    /// `resend_window_hours` this often, as a scrape would, so the team's instant queries
+    /// (which look back 5 minutes) keep seeing them between changes. 0: only on change.
+    pub resend_interval_seconds: u64,
+    pub resend_window_hours: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -326,6 +331,8 @@ impl Default for ForwardConfig {
             max_queue_mib: 256,
             max_queue_age_hours: 24 * 7,
             traces: false,
+            resend_interval_seconds: 60,
+            resend_window_hours: 24,
         }
     }
 }

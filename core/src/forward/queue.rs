@@ -189,6 +189,12 @@ impl Queue {
         Ok(())
     }
 
+    /// Queues again every series that changed since `since_ns` (its total is re-sent even if
+    /// it did not change since it was last delivered). Returns how many were queued.
+    pub fn mark_changed_since(&self, since_ns: i64) -> Result<usize, ForwardError> {
+        Ok(self.conn.execute("INSERT OR IGNORE INTO forward_dirty (series_id) SELECT series_id FROM series_state WHERE last_time_ns >= ?1", [since_ns])?)
+    }
+
     /// Up to `max` changed rows with their current totals, read in one snapshot, and the queue
     /// entries they account for (to remove once delivered).
     pub fn changed_rows(&self, max: usize) -> Result<(Vec<RowValue>, Vec<i64>), ForwardError> {

@@ -186,6 +186,8 @@ struct Loop {
     last_rw_ms: i64,
     /// `data_version` when forwarding was last found off.
     idle_version: Option<i64>,
+    /// When recent series were last queued again for remote write.
+    last_resend: Option<Instant>,
 }
 
 /// What the exporter was built from; a change rebuilds it.
@@ -210,6 +212,7 @@ impl Loop {
             last_logged_error: None,
             last_rw_ms: 0,
             idle_version: None,
+            last_resend: None,
         }
     }
 
@@ -303,9 +306,16 @@ impl Loop {
         let Some((_, exporter)) = &self.exporter else { return Ok(Some(TICK)) };
         let extra: Vec<(String, String)> = config.resource_attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         if mode.remote_write {
+            let every = Duration::from_secs(config.resend_interval_seconds);
+            if !every.is_zero() && self.last_resend.is_none_or(|t| t.elapsed() >= every) {
+                self.last_resend = Some(Instant::now());
+                let window_ns = config.resend_window_hours.saturating_mul(3_600_000_000_000).min(i64::MAX as u64) as i64;
+                self.queue.mark_changed_since(crate::ingest::now_ns().saturating_sub(window_ns))?;
+            }
             let (rows, seqs) = self.queue.changed_rows(MAX_ROWS)?;
             if seqs.is_empty() {
-                return Ok(Some(TICK_IDLE));
+                let until_resend = self.last_resend.filter(|_| !every.is_zero()).map(|t| every.saturating_sub(t.elapsed()));
+                return Ok(Some(until_resend.map_or(TICK_IDLE, |d| d.clamp(Duration::from_millis(50), TICK_IDLE))));
             }
             let now_ms = crate::ingest::now_ns() / 1_000_000;
             let ts = now_ms.max(self.last_rw_ms + 1);
