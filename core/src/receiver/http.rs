@@ -48,7 +48,7 @@ fn error(status: StatusCode, grpc_code: i32, message: String, encoding: Encoding
     resp
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -121,15 +121,15 @@ fn success(signal: Signal, ack: &Ack, encoding: Encoding) -> Response {
             let partial = rejected > 0;
             match signal {
                 Signal::Metrics => ExportMetricsServiceResponse {
-                    partial_success: partial.then(|| ExportMetricsPartialSuccess { rejected_data_points: rejected, error_message: message }),
+                    partial_success: partial.then_some(ExportMetricsPartialSuccess { rejected_data_points: rejected, error_message: message }),
                 }
                 .encode_to_vec(),
                 Signal::Logs => ExportLogsServiceResponse {
-                    partial_success: partial.then(|| ExportLogsPartialSuccess { rejected_log_records: rejected, error_message: message }),
+                    partial_success: partial.then_some(ExportLogsPartialSuccess { rejected_log_records: rejected, error_message: message }),
                 }
                 .encode_to_vec(),
                 Signal::Traces => ExportTraceServiceResponse {
-                    partial_success: partial.then(|| ExportTracePartialSuccess { rejected_spans: rejected, error_message: message }),
+                    partial_success: partial.then_some(ExportTracePartialSuccess { rejected_spans: rejected, error_message: message }),
                 }
                 .encode_to_vec(),
             }
