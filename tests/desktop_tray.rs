@@ -296,7 +296,7 @@ fn forward_to_team_follows_setup_and_switches_forwarding() {
 
     // Set up while running: a collector address nothing listens on.
     dirs.write_forward_config();
-    let e = wait_for(Duration::from_secs(6), || Some(forward(&item)).filter(|e| e.enabled)).unwrap_or_else(|| panic!("checkbox still disabled: {:?}\n{}", forward(&item), tray.out.text()));
+    let e = wait_for(Duration::from_secs(12), || Some(forward(&item)).filter(|e| e.enabled)).unwrap_or_else(|| panic!("checkbox still disabled: {:?}\n{}", forward(&item), tray.out.text()));
     assert_eq!(e.toggle_type, "checkmark");
     assert_eq!(e.toggle_state, 0, "set up, not yet on");
     assert!(!dirs.forward_enabled());
