@@ -238,3 +238,26 @@ fn remote_write_over_tls_trusts_the_configured_ca() {
     let promql = prometheus.query_one("sum(claude_code_cost_usage_USD_total)").unwrap_or(f64::NAN);
     assert!(local_cost > 0.0 && approx_eq(promql, local_cost), "PromQL {promql} vs local {local_cost}\n{}", prometheus.log());
 }
+
+#[test]
+fn forward_on_from_another_process_forwards_the_very_next_request() {
+    // The running serve has forwarding set up but off; `tokentray forward on` runs in another
+    // process and the data follows at once: nothing may slip through before the running engine
+    // notices the switch.
+    let (team, _secret) = team_collector("127.0.0.1:0", "127.0.0.1:0", &[]);
+    let dir = support::tempdir("tokentray-local-headers-");
+    let headers = dir.path().join("headers");
+    std::fs::write(&headers, format!("Authorization={}", TOKEN.replace(' ', "%20"))).expect("write headers");
+    let mut options = support::forward::forwarding_options(&format!("http://{}", team.grpc), "grpc", Some(&headers));
+    options.before_start.clear();
+    let local = support::Serve::start_with(options);
+    replay(&local, &["http-protobuf-delta"]);
+    assert_eq!(status(&local)["queue"]["requests"], 0, "off: nothing is queued");
+    local.cli(&["forward", "on"]);
+    replay(&local, &["grpc-delta"]);
+    wait_delivered(&local);
+    // The team has exactly the second set: compare with a serve that received only it.
+    let reference = support::Serve::start();
+    replay(&reference, &["grpc-delta"]);
+    assert_same_series(&samples(&reference.scrape()), &samples(&team.scrape()), "the team got everything after `forward on`, and only that");
+}

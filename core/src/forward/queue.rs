@@ -82,6 +82,12 @@ impl Queue {
         &self.conn
     }
 
+    /// A transaction that takes the write lock at once (waiting for the store's writer), so that
+    /// one reading before it writes never fails to upgrade.
+    fn write_transaction(&self) -> Result<rusqlite::Transaction<'_>, ForwardError> {
+        Ok(rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?)
+    }
+
     /// SQLite's `data_version`: changes whenever another connection (the store's writer, a
     /// `tokentray forward on` in another process) committed something. One cheap read that lets
     /// an idle forwarder skip everything else.
@@ -119,7 +125,7 @@ impl Queue {
 
     /// Removes delivered (or dropped) requests and updates the counters in one transaction.
     pub fn remove(&self, ids: &[i64], counter: &str, now_ns: i64, success: bool) -> Result<(), ForwardError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write_transaction()?;
         {
             let mut del = tx.prepare_cached("DELETE FROM forward_queue WHERE id = ?1")?;
             for id in ids {
@@ -136,7 +142,7 @@ impl Queue {
 
     /// Keeps the queue within `max_bytes` and `max_age_ns`, oldest out first.
     pub fn trim(&self, max_bytes: u64, max_age_ns: i64, now_ns: i64) -> Result<Trimmed, ForwardError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write_transaction()?;
         let mut out = Trimmed::default();
         let (n, b): (i64, i64) = tx.query_row(
             "SELECT count(*), COALESCE(sum(bytes), 0) FROM forward_queue WHERE created_ns < ?1",
@@ -272,7 +278,7 @@ impl Queue {
     /// Removes delivered changed-series entries (a newer change of the same series has a newer
     /// seq and stays).
     pub fn remove_changed(&self, seqs: &[i64], now_ns: i64) -> Result<(), ForwardError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write_transaction()?;
         {
             let mut del = tx.prepare_cached("DELETE FROM forward_dirty WHERE seq = ?1")?;
             for seq in seqs {

@@ -53,9 +53,9 @@ impl Forwarder {
         let queue = Queue::open(store.path())?;
         let (stop, stopped) = watch::channel(false);
         let mut follower = ConfigFollower::new(config);
-        // Switched on before the engine answers its first request, so that when forwarding is on
-        // at start, the very first request is queued too.
-        switch(&store, &queue, follower.current().0)?;
+        // Prepared before the engine answers its first request, so that when forwarding is on at
+        // start, the very first request is queued too.
+        prepare(&store, follower.current().0);
         let thread = std::thread::Builder::new()
             .name("tokentray-forward".into())
             .spawn(move || {
@@ -120,26 +120,20 @@ impl ConfigFollower {
     }
 }
 
-/// Follows the on/off switch and the protocol: tells the store what to queue from now on.
-fn switch(store: &Store, queue: &Queue, config: &ForwardConfig) -> Result<ForwardMode, ForwardError> {
-    let enabled = queue::get(queue.conn(), key::ENABLED)?.as_deref() == Some("1");
-    let mode = match (enabled, config.endpoint.is_some(), config.protocol) {
-        (true, true, ForwardProtocol::PrometheusRemoteWrite) => ForwardMode { remote_write: true, ..ForwardMode::OFF },
-        (true, true, _) => ForwardMode { otlp: true, traces: config.traces, remote_write: false },
+/// Tells the store what to prepare for the configured protocol: the receiver encodes requests
+/// (OTLP), the writer may mark changed series (remote write). The writer queues them only while
+/// the switch in `settings` is on, which it reads inside its own transaction: the first request
+/// committed after `tokentray forward on` is queued too, however late this thread looks.
+fn prepare(store: &Store, config: &ForwardConfig) -> ForwardMode {
+    let mode = match (config.endpoint.is_some(), config.protocol) {
+        (true, ForwardProtocol::PrometheusRemoteWrite) => ForwardMode { remote_write: true, ..ForwardMode::OFF },
+        (true, _) => ForwardMode { otlp: true, traces: config.traces, remote_write: false },
         _ => ForwardMode::OFF,
     };
-    let before = store.forward_mode();
-    if mode != before {
-        if mode.remote_write && !before.remote_write {
-            queue.mark_all_changed()?;
-        }
-        if !mode.remote_write && before.remote_write {
-            queue.clear_changed()?;
-        }
+    if store.forward_mode() != mode {
         store.set_forward_mode(mode);
-        tracing::info!(on = mode != ForwardMode::OFF, protocol = config.protocol.name(), "forwarding switched");
     }
-    Ok(mode)
+    mode
 }
 
 fn modified(path: &std::path::Path) -> Option<SystemTime> {
@@ -188,6 +182,10 @@ struct Loop {
     idle_version: Option<i64>,
     /// When recent series were last queued again for remote write.
     last_resend: Option<Instant>,
+    /// Forwarding is set up and switched on (as last seen).
+    on: bool,
+    /// … with remote write.
+    remote_write: bool,
 }
 
 /// What the exporter was built from; a change rebuilds it.
@@ -213,6 +211,8 @@ impl Loop {
             last_rw_ms: 0,
             idle_version: None,
             last_resend: None,
+            on: false,
+            remote_write: false,
         }
     }
 
@@ -247,11 +247,26 @@ impl Loop {
         // Off and nothing committed anywhere since the last look: nothing can have turned
         // forwarding on. Idle, this round is one stat and one pragma.
         let version = self.queue.data_version()?;
-        if self.store.forward_mode() == ForwardMode::OFF && !config_changed && self.idle_version == Some(version) {
+        if !self.on && !config_changed && self.idle_version == Some(version) {
             return Ok(Some(TICK_IDLE));
         }
-        let mode = switch(&self.store, &self.queue, &config)?;
-        if mode == ForwardMode::OFF {
+        let mode = prepare(&self.store, &config);
+        let on = mode != ForwardMode::OFF && queue::get(self.queue.conn(), key::ENABLED)?.as_deref() == Some("1");
+        let remote_write = on && mode.remote_write;
+        if on != self.on || remote_write != self.remote_write {
+            // Remote write sends totals: when it starts, every series' total is due, not only
+            // those that change from now on; when it stops, nothing is due any more.
+            if remote_write && !self.remote_write {
+                self.queue.mark_all_changed()?;
+            }
+            if !remote_write && self.remote_write {
+                self.queue.clear_changed()?;
+            }
+            tracing::info!(on, protocol = config.protocol.name(), "forwarding switched");
+            self.on = on;
+            self.remote_write = remote_write;
+        }
+        if !on {
             self.exporter = None;
             self.idle_version = Some(version);
             return Ok(Some(TICK_IDLE));

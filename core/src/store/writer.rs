@@ -80,6 +80,8 @@ struct Pending {
     resources: KeyMap<i64>,
     usage: HashMap<(i64, i64), f64>,
     live_ops: Vec<(RowRef, Effect, u64)>,
+    /// Mark the touched series for remote write (forwarding on, with that protocol).
+    remote_write: bool,
 }
 
 fn slot_of(time_ns: u64) -> i64 {
@@ -250,11 +252,23 @@ impl Writer {
     }
 
     fn write(&self, batches: &[Batch]) -> Result<(Pending, Vec<Ack>), StoreError> {
-        // The writer is the only one writing; `unchecked` lets the methods below borrow `self` too.
-        let tx = self.conn.unchecked_transaction()?;
+        // `unchecked` lets the methods below borrow `self` too. IMMEDIATE takes the write lock
+        // first: the transaction reads (the forwarding switch) before it writes, and a deferred
+        // one could not upgrade its read to a write if the forwarder committed in between.
+        let tx = Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?;
         let mut pending = Pending::default();
         let mut acks = Vec::with_capacity(batches.len());
         let mut client = None;
+        // Forwarding: what the receiver prepared is queued only while the switch is on, as read
+        // in this very transaction (so `tokentray forward on` takes effect with the next commit).
+        let mode = super::ForwardMode::from_bits(self.forward.load(Ordering::Acquire));
+        let forward_on = (mode.otlp || mode.remote_write)
+            && tx
+                .prepare_cached("SELECT value = '1' FROM settings WHERE key = ?1")?
+                .query_row([crate::forward::queue::key::ENABLED], |r| r.get::<_, bool>(0))
+                .optional()?
+                .unwrap_or(false);
+        pending.remote_write = forward_on && mode.remote_write;
         for batch in batches {
             let mut ack = Ack { accepted: 0, rejected: batch.rejected, reason: batch.reject_reason.clone() };
             for point in &batch.points {
@@ -301,7 +315,7 @@ impl Writer {
             if batch.client.is_some() {
                 client = batch.client.clone();
             }
-            if let Some(out) = batch.outgoing.as_ref().filter(|_| ack.accepted > 0) {
+            if let Some(out) = batch.outgoing.as_ref().filter(|_| forward_on && ack.accepted > 0) {
                 tx.prepare_cached("INSERT INTO forward_queue (signal, created_ns, bytes, payload) VALUES (?1, ?2, ?3, ?4)")?.execute(params![
                     out.signal,
                     crate::ingest::now_ns(),
@@ -453,7 +467,7 @@ impl Writer {
                 clamp_i64(t.last_time_ns),
             ])?;
         }
-        if super::ForwardMode::from_bits(self.forward.load(Ordering::Acquire)).remote_write {
+        if pending.remote_write {
             let mut dirty = tx.prepare_cached("INSERT OR REPLACE INTO forward_dirty (series_id) VALUES (?1)")?;
             for state in pending.series.values() {
                 dirty.execute([state.id])?;
