@@ -553,8 +553,8 @@ fn window_forward_section_keeps_headers_in_the_keychain_and_switches() {
     let toggle = s.find("[data-testid=forward-toggle]").unwrap_or_else(|e| panic!("{e}"));
     s.click(&toggle).expect("click the switch");
     assert!(wait_for(Duration::from_secs(5), || dirs.forward_enabled().then_some(())).is_some(), "forward.enabled not set:\n{}", driver.out.text());
-    // Queued from the moment the tray's forwarder has seen the switch made in the window's
-    // process (it looks every 10 s when idle).
+    // What arrives is queued from the switch's commit on; the tray's forwarder starts sending
+    // once it has seen the switch made in the window's process (it looks every 10 s when idle).
     assert!(driver.out.wait_for("forwarding switched on=true", Duration::from_secs(20)), "the tray's forwarder did not follow:\n{}", driver.out.text());
     otlp::send(ports.http, &[otlp::live_point()]);
     let v = until("retrying shown", &|v| {

@@ -24,7 +24,7 @@ pub enum ForwardCommand {
     SetHeaders(SetHeadersArgs),
     /// Remove the stored headers from the keychain
     ClearHeaders,
-    /// Start forwarding (a running tokentray follows within 10 seconds)
+    /// Start forwarding: a running tokentray queues from its next request and starts sending within 10 s
     On,
     /// Stop forwarding
     Off,

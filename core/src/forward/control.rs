@@ -75,8 +75,8 @@ pub fn setup(config_path: &Path, setup: &Setup) -> Result<(), ForwardError> {
     Ok(())
 }
 
-/// Turns forwarding on or off (a forwarder in this process follows at once, one in another
-/// process within 10 s). Turning it on
+/// Turns forwarding on or off. The store's writer queues from its next commit on; a forwarder
+/// in this process starts sending at once, one in another process within 10 s. Turning it on
 /// also lifts a pause for wrong credentials, to try again.
 pub fn set_enabled(conn: &Connection, on: bool) -> Result<(), ForwardError> {
     queue::set(conn, key::ENABLED, if on { "1" } else { "0" })?;
