@@ -14,9 +14,9 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
-use crate::config::Config;
 use prost::Message;
 
+use crate::config::Config;
 use crate::ingest::{self, Outgoing, Privacy};
 use crate::store::{Ack, Store, StoreError};
 

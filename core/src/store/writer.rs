@@ -69,7 +69,8 @@ pub(super) struct Writer {
     resources: KeyMap<i64>,
     live: Arc<RwLock<Live>>,
     changes: broadcast::Sender<Change>,
-    /// [`super::ForwardMode`] bits: whether series changes are marked for remote write.
+    /// [`super::ForwardMode`] bits: what the receiver prepares for forwarding (queued by the
+    /// writer only while the switch in `settings` is on).
     forward: Arc<AtomicU8>,
 }
 
