@@ -584,13 +584,7 @@ fn tokentray(bin: &Path) -> Command {
 }
 
 fn spawn_serve_with(bin: &Path, data_dir: &Path, config: &Path) -> anyhow::Result<Spawned> {
-    let mut cmd = Command::new(bin);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("TOKENTRAY_") {
-            cmd.env_remove(&k);
-        }
-    }
-    let mut child = cmd
+    let mut child = tokentray(bin)
         .arg("--data-dir")
         .arg(data_dir)
         .arg("--config")

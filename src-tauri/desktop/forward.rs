@@ -74,16 +74,20 @@ impl ForwardSource {
     }
 
     pub fn status(&self) -> Result<ForwardStatus, DesktopError> {
-        let config = self.config();
+        self.status_of(&self.config())
+    }
+
+    fn status_of(&self, config: &ForwardConfig) -> Result<ForwardStatus, DesktopError> {
         let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-        self.with_queue(|q| control::status(q.conn(), &config, now_ns))
+        self.with_queue(|q| control::status(q.conn(), config, now_ns))
     }
 
     /// The status, plus the stored headers (masked) when `with_headers`: the window asks for
     /// them once, not on every refresh, since a locked keychain may prompt to unlock.
     pub fn view(&self, with_headers: bool) -> Result<ForwardView, DesktopError> {
-        let status = self.status()?;
+        // One read of the config file for both.
         let config = self.config();
+        let status = self.status_of(&config)?;
         let (headers, headers_error) = match with_headers.then(|| secret::forward_headers(&config)) {
             None => (None, None),
             Some(Ok(h)) => (Some(h.masked()), None),

@@ -45,8 +45,9 @@ pub enum Exporter {
 
 /// `scheme://host[:port]` → `host`, for messages.
 fn host_of(url: &str) -> String {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    rest.split(['/', '?']).next().unwrap_or(rest).rsplit_once('@').map(|(_, h)| h).unwrap_or(rest.split(['/', '?']).next().unwrap_or(rest)).to_string()
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    authority.rsplit_once('@').map_or(authority, |(_, h)| h).to_string()
 }
 
 /// Checks an endpoint the way the exporter will use it.
