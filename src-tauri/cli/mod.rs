@@ -59,10 +59,6 @@ pub enum Command {
     /// tray, a dashboard window, the same ports, data and config as `serve`.
     #[cfg(feature = "desktop")]
     Tray(crate::desktop::TrayArgs),
-    /// The dashboard window, in its own process (started by the tray, which it follows on stdin).
-    #[cfg(feature = "desktop")]
-    #[command(hide = true)]
-    Window(crate::desktop::WindowArgs),
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -80,8 +76,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         #[cfg(feature = "desktop")]
         Some(Command::Tray(tray_args)) => tray(config, tray_args, &args.data_dir, &args.config),
         #[cfg(feature = "desktop")]
-        Some(Command::Window(window_args)) => Ok(crate::desktop::run_window(config, window_args)?),
-        #[cfg(feature = "desktop")]
         None => tray(config, crate::desktop::TrayArgs::default(), &args.data_dir, &args.config),
         #[cfg(not(feature = "desktop"))]
         None => {
@@ -97,21 +91,30 @@ fn tray(config: Config, tray_args: crate::desktop::TrayArgs, data_dir: &Option<P
     Ok(crate::desktop::run(config, tray_args, launch)?)
 }
 
-/// Defaults, then the file, then `TOKENTRAY_*`, then `--data-dir`.
 fn load_config(args: &Args) -> anyhow::Result<Config> {
-    let path = config_path(args)?;
+    load_config_for(args.data_dir.as_deref(), args.config.as_deref())
+}
+
+fn config_path(args: &Args) -> anyhow::Result<PathBuf> {
+    config_path_for(args.config.as_deref())
+}
+
+/// The configuration for `--data-dir` and `--config` (also the window process's): defaults,
+/// then the file, then `TOKENTRAY_*`, then `--data-dir`.
+pub fn load_config_for(data_dir: Option<&std::path::Path>, config_file: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    let path = config_path_for(config_file)?;
     let mut config = Config::from_file(&path)?;
     config.apply_env(std::env::vars().filter(|(k, _)| k.starts_with("TOKENTRAY_")))?;
-    if let Some(dir) = &args.data_dir {
-        config.data_dir = Some(dir.clone());
+    if let Some(dir) = data_dir {
+        config.data_dir = Some(dir.to_path_buf());
     }
     config.data_dir().context("finding the data directory")?;
     Ok(config)
 }
 
 /// The config file in effect: `--config`, else `TOKENTRAY_CONFIG`, else the platform default.
-fn config_path(args: &Args) -> anyhow::Result<PathBuf> {
-    Ok(match args.config.clone().or_else(|| std::env::var_os("TOKENTRAY_CONFIG").map(PathBuf::from)) {
+fn config_path_for(config_file: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
+    Ok(match config_file.map(PathBuf::from).or_else(|| std::env::var_os("TOKENTRAY_CONFIG").map(PathBuf::from)) {
         Some(p) => p,
         None => config::default_config_path()?,
     })

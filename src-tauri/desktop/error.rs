@@ -1,6 +1,6 @@
-//! Errors of the desktop shell. Commands hand them to the window as plain strings (the UI shows
-//! `Could not load the dashboard: <this text>`), so every message says what failed in words a
-//! user can act on.
+//! Errors of the desktop app. The window's commands hand them to the page as plain strings (the
+//! UI shows `Could not load the dashboard: <this text>`), so every message says what failed in
+//! words a user can act on.
 
 use serde::{Serialize, Serializer};
 use tokentray_core::budget::BudgetError;
@@ -24,8 +24,10 @@ pub enum DesktopError {
     Forward(#[from] ForwardError),
     #[error("cannot start the engine's async runtime: {0}")]
     Runtime(std::io::Error),
-    #[error("the desktop shell failed: {0}")]
-    Tauri(#[from] tauri::Error),
+    #[error("cannot open the display (the tray needs a desktop session): {0}")]
+    Display(String),
+    #[error("tray icon: {0}")]
+    Tray(String),
     #[error("the query was interrupted: {0}")]
     Interrupted(String),
     #[error("start at login: {0}")]
@@ -34,7 +36,7 @@ pub enum DesktopError {
     Window(String),
 }
 
-/// Tauri sends a command's error to JavaScript as its JSON form: a readable string here.
+/// A Tauri command's error reaches JavaScript as its JSON form: a readable string here.
 impl Serialize for DesktopError {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.to_string())

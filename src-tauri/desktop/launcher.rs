@@ -1,5 +1,6 @@
-//! The tray's side of the window process: start it on "Open dashboard" (or bring it to the
-//! front if it runs), tell it about new data, end it on Quit.
+//! The tray's side of the window process: start `tokentray-window` (installed next to
+//! `tokentray`) on "Open dashboard", or bring it to the front if it runs; tell it about new data;
+//! end it on Quit.
 //!
 //! The protocol is one word per line on the child's stdin: `show`, `changed data`,
 //! `changed day`. End of input means the tray is gone, and the window exits with it.
@@ -14,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use super::engine::Engine;
 use super::{DesktopError, Launch};
+
+/// The window's binary, looked up next to this one.
+pub const WINDOW_BIN: &str = "tokentray-window";
 
 /// How long Quit waits for the window process to exit on its own before ending it.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -35,13 +39,13 @@ pub struct Launcher {
 impl Launcher {
     /// The window process reads the same history and shows the engine's addresses.
     pub fn new(engine: &Engine, launch: &Launch, unset_gdk_gl: bool) -> Result<Launcher, DesktopError> {
-        let exe = std::env::current_exe().map_err(|e| DesktopError::Window(format!("cannot find this program's path: {e}")))?;
+        let this = std::env::current_exe().map_err(|e| DesktopError::Window(format!("cannot find this program's path: {e}")))?;
+        let exe = this.with_file_name(format!("{WINDOW_BIN}{}", std::env::consts::EXE_SUFFIX));
         let mut args: Vec<OsString> = vec!["--data-dir".into(), engine.data_dir.clone().into()];
         if let Some(config) = &launch.config {
             args.push("--config".into());
             args.push(std::path::absolute(config).unwrap_or_else(|_| config.clone()).into());
         }
-        args.push("window".into());
         for (flag, addr) in [("--otlp-grpc", &engine.endpoints.otlp_grpc), ("--otlp-http", &engine.endpoints.otlp_http), ("--metrics", &engine.endpoints.metrics)] {
             args.push(flag.into());
             args.push(addr.into());

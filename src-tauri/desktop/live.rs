@@ -16,7 +16,7 @@ use tokio::time::{sleep, Instant};
 
 use super::engine::{db_fingerprint, Changes, Engine};
 use super::launcher::Launcher;
-use super::tray::{Today, Tray};
+use super::tray::{Today, TrayHandle};
 use super::{DesktopError, Shared};
 
 /// Changes arrive in bursts (one per commit); waiting this long after the first folds a burst
@@ -39,7 +39,7 @@ enum Wake {
     Closed,
 }
 
-pub fn spawn(engine: &Engine, shared: Arc<Shared>, tray: Tray, launcher: Arc<Launcher>) {
+pub fn spawn(engine: &Engine, shared: Arc<Shared>, tray: TrayHandle, launcher: Arc<Launcher>) {
     let (forward_shared, forward_tray) = (shared.clone(), tray.clone());
     engine.handle().spawn(async move {
         loop {
@@ -114,7 +114,7 @@ fn until_midnight() -> Duration {
     wait.min(MAX_SLEEP)
 }
 
-async fn refresh(shared: &Arc<Shared>, tray: &Tray) {
+async fn refresh(shared: &Arc<Shared>, tray: &TrayHandle) {
     let reader = shared.clone();
     let today = tokio::task::spawn_blocking(move || {
         let budgets = reader.budgets.current();
@@ -127,7 +127,7 @@ async fn refresh(shared: &Arc<Shared>, tray: &Tray) {
     .map_err(|e| DesktopError::Interrupted(e.to_string()))
     .and_then(|r| r);
     match today {
-        Ok((today, paused)) => tray.show(&today, paused),
+        Ok((today, paused)) => tray.show(today, paused),
         Err(e) => {
             tracing::warn!("cannot read today's figures: {e}");
             tray.show_error(&e);
@@ -135,11 +135,11 @@ async fn refresh(shared: &Arc<Shared>, tray: &Tray) {
     }
 }
 
-async fn refresh_forward(shared: &Arc<Shared>, tray: &Tray) {
+async fn refresh_forward(shared: &Arc<Shared>, tray: &TrayHandle) {
     let reader = shared.clone();
     let state = tokio::task::spawn_blocking(move || reader.forward.tray()).await.map_err(|e| DesktopError::Interrupted(e.to_string())).and_then(|r| r);
     match state {
-        Ok(state) => tray.show_forward(&state, false),
+        Ok(state) => tray.show_forward(state),
         Err(e) => tracing::warn!("cannot read the forwarding state: {e}"),
     }
 }

@@ -1,32 +1,32 @@
-//! The desktop app: a tray icon with today's spend and the engine inside (`tokentray`,
-//! `tokentray tray`), and a dashboard window.
+//! The tray app (`tokentray`, `tokentray tray`): a tray icon with today's spend and the engine
+//! inside, and what the dashboard window (`tokentray-window`, `src-tauri/window/`) shares with it.
 //!
-//! Light when idle: the window runs in a child process (`tokentray window`, started on "Open
-//! dashboard") that exits when the window closes. WebKit's web and network processes
-//! (250–400 MiB) and the UI-side heap of a webview go away with it; destroying the webview in
-//! the tray process would not be enough, since WebKitGTK keeps its network process, and Tauri
-//! its web context, for the lifetime of the process. The tray process never creates a webview.
+//! Light when idle: this process never links WebKit. It is built on the parts of Tauri that do
+//! not need it (tao's event loop, tray-icon, auto-launch); linking Tauri itself would map and
+//! relocate WebKitGTK and JavaScriptCore into the always-on process (~35 MiB resident measured).
+//! The window is a Tauri app in a child process, started on "Open dashboard", that exits when the
+//! window closes: WebKit's web and network processes (250–400 MiB) and the UI-side heap of a
+//! webview go away with it. Destroying a webview inside a long-lived process would not be
+//! enough: WebKitGTK keeps its network process, and Tauri its web context, for the process's life.
 //!
-//! * [`tray_app`] — the tray process: single instance, engine, tray, login entry.
+//! * [`tray_app`] — the tray process: single instance, engine, tray, login entry, event loop.
 //! * [`engine`] — bind, open the history, serve on a Tokio runtime, stop on Quit.
-//! * [`tray`] — the icon, its label (today's spend) and menu.
+//! * [`tray`] — the icon, its label (today's spend) and menu, and what the menu does.
 //! * [`live`] — reacts to committed changes: refreshes the tray, tells the window.
 //! * [`launcher`] — starts, shows, feeds and ends the window process from the tray.
-//! * [`window`] — the window process: the webview, and what the tray tells it on stdin.
-//! * [`commands`] — what the window's JavaScript may call (thin calls into the core).
 //! * [`forward`] — "Forward to team": the switch, the status and the headers, for both.
-//! * [`autostart`] — the arguments the login entry starts the app with.
+//! * [`autostart`] — the login entry (XDG autostart, LaunchAgent, registry) and its arguments.
+//! * [`single_instance`] — a second launch hands over to the first and exits.
 
 mod autostart;
-mod commands;
 mod engine;
 mod error;
-mod forward;
+pub mod forward;
 mod launcher;
 mod live;
+mod single_instance;
 mod tray;
 mod tray_app;
-mod window;
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -39,8 +39,8 @@ use tokentray_core::dashboard::Endpoints;
 use tokentray_core::store::{Reader, StoreError};
 
 pub use error::DesktopError;
+pub use launcher::WINDOW_BIN;
 pub use tray_app::run;
-pub use window::run as run_window;
 
 /// `tokentray tray` flags: the listen addresses as in `serve`, plus what to show at start.
 #[derive(Debug, Default, clap::Args)]
@@ -50,14 +50,6 @@ pub struct TrayArgs {
     /// Open the dashboard window right away (otherwise only the tray icon appears)
     #[arg(long)]
     pub open: bool,
-}
-
-/// `tokentray window` (started by the tray): where the engine listens, for the setup
-/// instructions; the history comes from `--data-dir`.
-#[derive(Debug, Default, clap::Args)]
-pub struct WindowArgs {
-    #[command(flatten)]
-    pub listen: ListenArgs,
 }
 
 /// The global flags this launch was given, so that a login start behaves the same.
@@ -112,10 +104,4 @@ fn with_kept<C, T, E: Into<DesktopError>>(
         *slot = Some(conn);
     }
     result.map_err(Into::into)
-}
-
-/// The app context (tauri.conf.json, capabilities, icons, ui/), generated once for both
-/// processes.
-fn context() -> tauri::Context {
-    tauri::generate_context!()
 }

@@ -1,20 +1,24 @@
-//! The tray icon: today's spend next to it, and the menu.
+//! The tray icon: today's spend next to it, the menu, and what the menu does.
 //!
-//! On Linux the item is a StatusNotifierItem with a dbusmenu (libayatana-appindicator). Its
-//! tooltip is not shown there, so the spend goes in the title, which panels show as a label next
-//! to the icon (`XAyatanaLabel`); macOS and Windows get the same text as tooltip.
+//! On Linux the item is a StatusNotifierItem with a dbusmenu (tray-icon over
+//! libayatana-appindicator, as in Tauri). Its tooltip is not shown there, so the spend goes in
+//! the title, which panels show as a label next to the icon (`XAyatanaLabel`); macOS and Windows
+//! get the same text as tooltip.
+//!
+//! The icon and its menu items belong to the event loop's thread. Everything else (the engine's
+//! tasks, the menu's clicks, a second launch) reaches them as a [`TrayEvent`] through a
+//! [`TrayHandle`], which wakes the loop: nothing polls.
 
-use tauri::image::Image;
-use tauri::menu::{CheckMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuItem};
-use tauri::tray::{TrayIcon, TrayIconBuilder};
-use tauri::{AppHandle, Manager, Wry};
-use tauri_plugin_autostart::ManagerExt;
+use std::sync::Arc;
+
+use tao::event_loop::EventLoopProxy;
 use tokentray_core::budget::{tomorrow_start, AlertState};
 use tokentray_core::query::format::{count, usd, usd_short};
 use tokentray_core::query::report::Figures;
+use tray_icon::menu::{CheckMenuItem, Menu, MenuEvent, MenuId, MenuItem, PredefinedMenuItem};
+use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
 
-use std::sync::{Arc, Mutex};
-
+use super::autostart::LoginEntry;
 use super::engine::EngineStatus;
 use super::forward::TrayForward;
 use super::launcher::Launcher;
@@ -30,17 +34,83 @@ pub const ID_QUIT: &str = "quit";
 
 const ICON: &[u8] = include_bytes!("../../icons/tray.png");
 
-/// Handles to what changes after start. Cheap to clone (Tauri's items are shared handles).
+/// What the event loop is asked to do.
+#[derive(Debug)]
+pub enum TrayEvent {
+    /// Today's figures, and whether alerts are paused.
+    Today(Today, bool),
+    /// The history could not be read.
+    ReadError(String),
+    /// The forwarding checkbox's state.
+    Forward(TrayForward),
+    /// A menu entry was clicked.
+    Menu(MenuId),
+    /// Another launch handed over: show the window.
+    OpenWindow,
+    /// Quit (a signal, a session logout).
+    Quit,
+}
+
+/// Sends [`TrayEvent`]s to the event loop from any thread.
 #[derive(Clone)]
+pub struct TrayHandle(EventLoopProxy<TrayEvent>);
+
+impl TrayHandle {
+    pub fn new(proxy: EventLoopProxy<TrayEvent>) -> TrayHandle {
+        TrayHandle(proxy)
+    }
+
+    pub fn show(&self, today: Today, alerts_paused: bool) {
+        self.send(TrayEvent::Today(today, alerts_paused));
+    }
+
+    pub fn show_error(&self, error: &DesktopError) {
+        self.send(TrayEvent::ReadError(error.to_string()));
+    }
+
+    pub fn show_forward(&self, state: TrayForward) {
+        self.send(TrayEvent::Forward(state));
+    }
+
+    pub fn open_window(&self) {
+        self.send(TrayEvent::OpenWindow);
+    }
+
+    pub fn quit(&self) {
+        self.send(TrayEvent::Quit);
+    }
+
+    /// Routes menu clicks into the event loop (the callback runs on whatever thread the
+    /// platform's menu code calls it from).
+    pub fn follow_menu(&self) {
+        let handle = self.clone();
+        MenuEvent::set_event_handler(Some(move |event: MenuEvent| handle.send(TrayEvent::Menu(event.id))));
+    }
+
+    fn send(&self, event: TrayEvent) {
+        // Fails only once the loop has ended (Quit), when there is nothing left to show.
+        let _ = self.0.send_event(event);
+    }
+}
+
+/// What the menu's entries act on.
+pub struct MenuContext {
+    pub launcher: Arc<Launcher>,
+    pub shared: Arc<Shared>,
+    /// `None` when the platform has no login entry we can write.
+    pub login: Option<LoginEntry>,
+}
+
+/// The icon and the menu entries that change after start. Lives on the event loop's thread.
 pub struct Tray {
-    icon: TrayIcon<Wry>,
-    info: MenuItem<Wry>,
-    forward: CheckMenuItem<Wry>,
+    icon: TrayIcon,
+    info: MenuItem,
+    forward: CheckMenuItem,
     /// What the forward checkbox last showed, so the periodic check touches the menu only when
     /// something changed (each change re-sends the layout over D-Bus).
-    forward_shown: Arc<Mutex<Option<TrayForward>>>,
-    autostart: CheckMenuItem<Wry>,
-    pause: CheckMenuItem<Wry>,
+    forward_shown: Option<TrayForward>,
+    autostart: CheckMenuItem,
+    pause: CheckMenuItem,
     /// Shown instead of the spend while the engine is not running.
     problem_title: Option<&'static str>,
 }
@@ -77,171 +147,150 @@ impl Today {
 }
 
 impl Tray {
-    pub fn build(app: &AppHandle, status: &EngineStatus) -> Result<Tray, DesktopError> {
-        let open = MenuItem::with_id(app, ID_OPEN, "Open dashboard", true, None::<&str>)?;
-        let info = MenuItem::with_id(app, ID_INFO, "Today: …", false, None::<&str>)?;
+    /// Creates the icon and its menu. Call on the event loop's thread, after the loop exists.
+    pub fn build(status: &EngineStatus, login: Option<&LoginEntry>) -> Result<Tray, DesktopError> {
+        let open = MenuItem::with_id(ID_OPEN, "Open dashboard", true, None);
+        let info = MenuItem::with_id(ID_INFO, "Today: …", false, None);
         // Enabled once `[forward] endpoint` is set (see `show_forward`, run right after start and
         // then every few seconds, since `tokentray forward setup` may run at any time).
-        let forward = CheckMenuItem::with_id(app, ID_FORWARD, "Forward to team", false, false, None::<&str>)?;
-        let autostart_on = app.autolaunch().is_enabled().unwrap_or_else(|e| {
+        let forward = CheckMenuItem::with_id(ID_FORWARD, "Forward to team", false, false, None);
+        let autostart_on = login.map(|l| l.is_enabled()).transpose().unwrap_or_else(|e| {
             tracing::warn!("cannot read the start-at-login state: {e}");
-            false
+            None
         });
-        let autostart = CheckMenuItem::with_id(app, ID_AUTOSTART, "Start at login", true, autostart_on, None::<&str>)?;
+        let autostart = CheckMenuItem::with_id(ID_AUTOSTART, "Start at login", login.is_some(), autostart_on.unwrap_or(false), None);
         // Budget alerts are evaluated by the engine: nothing to pause when another program holds
         // the ports (its own evaluator, if any, follows the same pause in the database).
         let engine_running = status.problem().is_none();
-        let pause = CheckMenuItem::with_id(app, ID_PAUSE, "Pause alerts", engine_running, false, None::<&str>)?;
-        let quit = MenuItem::with_id(app, ID_QUIT, "Quit", true, None::<&str>)?;
-        let sep1 = PredefinedMenuItem::separator(app)?;
-        let sep2 = PredefinedMenuItem::separator(app)?;
+        let pause = CheckMenuItem::with_id(ID_PAUSE, "Pause alerts", engine_running, false, None);
+        let quit = MenuItem::with_id(ID_QUIT, "Quit", true, None);
 
-        let menu = Menu::new(app)?;
-        menu.append(&open)?;
-        menu.append(&info)?;
+        let menu = Menu::new();
+        let menu_error = |e: tray_icon::menu::Error| DesktopError::Tray(format!("cannot build the menu: {e}"));
+        menu.append(&open).map_err(menu_error)?;
+        menu.append(&info).map_err(menu_error)?;
         if let Some(problem) = status.problem() {
-            menu.append(&MenuItem::with_id(app, ID_STATUS, problem, false, None::<&str>)?)?;
+            menu.append(&MenuItem::with_id(ID_STATUS, problem, false, None)).map_err(menu_error)?;
         }
-        menu.append_items(&[&sep1, &forward, &autostart, &pause, &sep2, &quit])?;
+        menu.append_items(&[&PredefinedMenuItem::separator(), &forward, &autostart, &pause, &PredefinedMenuItem::separator(), &quit])
+            .map_err(menu_error)?;
 
         let problem_title = status.problem_title();
-        let icon = TrayIconBuilder::with_id("tokentray")
-            .icon(Image::from_bytes(ICON)?)
-            .title(problem_title.unwrap_or("…"))
-            .tooltip("tokentray")
-            .menu(&menu)
-            .show_menu_on_left_click(true)
-            .on_menu_event(on_menu_event)
-            .build(app)?;
-        Ok(Tray { icon, info, forward, forward_shown: Arc::new(Mutex::new(None)), autostart, pause, problem_title })
+        let icon = TrayIconBuilder::new()
+            .with_id("tokentray")
+            .with_icon(icon()?)
+            .with_title(problem_title.unwrap_or("…"))
+            .with_tooltip("tokentray")
+            .with_menu(Box::new(menu))
+            .with_menu_on_left_click(true)
+            .build()
+            .map_err(|e| DesktopError::Tray(format!("cannot create the tray icon: {e}")))?;
+        Ok(Tray { icon, info, forward, forward_shown: None, autostart, pause, problem_title })
+    }
+
+    /// Applies one event; returns `true` for Quit.
+    pub fn handle(&mut self, event: TrayEvent, ctx: &MenuContext) -> bool {
+        match event {
+            TrayEvent::Today(today, paused) => self.show(&today, paused),
+            TrayEvent::ReadError(error) => self.info.set_text(format!("Cannot read the history: {error}")),
+            TrayEvent::Forward(state) => self.show_forward(&state, false),
+            TrayEvent::Menu(id) => return self.on_menu(id.as_ref(), ctx),
+            TrayEvent::OpenWindow => ctx.launcher.open_logged(),
+            TrayEvent::Quit => return true,
+        }
+        false
     }
 
     /// Shows today's figures: label (or the engine problem), info row, tooltip, and whether
     /// alerts are paused.
-    pub fn show(&self, today: &Today, alerts_paused: bool) {
+    fn show(&self, today: &Today, alerts_paused: bool) {
         let title = self.problem_title.map(str::to_string).unwrap_or_else(|| today.title());
         let line = today.line();
-        let results = [
-            self.icon.set_title(Some(&title)),
-            self.icon.set_tooltip(Some(format!("tokentray — {line}"))),
-            self.info.set_text(&line),
-            self.pause.set_checked(alerts_paused),
-        ];
-        for r in results {
-            if let Err(e) = r {
-                tracing::warn!("cannot update the tray: {e}");
-            }
-        }
-    }
-
-    /// Shows a read error where the figures would be (the label keeps its last value).
-    pub fn show_error(&self, error: &DesktopError) {
-        if let Err(e) = self.info.set_text(format!("Cannot read the history: {error}")) {
+        self.icon.set_title(Some(&title));
+        if let Err(e) = self.icon.set_tooltip(Some(format!("tokentray — {line}"))) {
             tracing::warn!("cannot update the tray: {e}");
         }
+        self.info.set_text(&line);
+        self.pause.set_checked(alerts_paused);
     }
 
     /// Shows the forwarding state on its checkbox: enabled when set up, checked when on, the
     /// pause reason in the label. `force` after a click, when GTK has already toggled the box.
-    pub fn show_forward(&self, state: &TrayForward, force: bool) {
-        let Ok(mut shown) = self.forward_shown.lock() else { return };
-        if !force && shown.as_ref() == Some(state) {
+    fn show_forward(&mut self, state: &TrayForward, force: bool) {
+        if !force && self.forward_shown.as_ref() == Some(state) {
             return;
         }
-        let results = [self.forward.set_enabled(state.configured), self.forward.set_checked(state.enabled), self.forward.set_text(&state.label)];
-        for r in results {
-            if let Err(e) = r {
-                tracing::warn!("cannot update the tray: {e}");
-            }
-        }
-        *shown = Some(state.clone());
+        self.forward.set_enabled(state.configured);
+        self.forward.set_checked(state.enabled);
+        self.forward.set_text(&state.label);
+        self.forward_shown = Some(state.clone());
     }
 
-    /// Sets the checkbox from the real login entry, whatever the click did to it.
-    fn sync_autostart(&self, app: &AppHandle) {
-        match app.autolaunch().is_enabled() {
-            Ok(on) => {
-                if let Err(e) = self.autostart.set_checked(on) {
-                    tracing::warn!("cannot update the tray: {e}");
+    fn on_menu(&mut self, id: &str, ctx: &MenuContext) -> bool {
+        match id {
+            ID_OPEN => ctx.launcher.open_logged(),
+            ID_FORWARD => {
+                match ctx.shared.forward.toggle() {
+                    // The open window shows the switch in its forwarding section.
+                    Ok(_) => ctx.launcher.changed("forward"),
+                    Err(e) => tracing::warn!("cannot turn forwarding on or off: {e}"),
+                }
+                match ctx.shared.forward.tray() {
+                    Ok(state) => self.show_forward(&state, true),
+                    Err(e) => tracing::warn!("cannot read the forwarding state: {e}"),
                 }
             }
-            Err(e) => tracing::warn!("cannot read the start-at-login state: {e}"),
-        }
-    }
-}
-
-fn on_menu_event(app: &AppHandle, event: MenuEvent) {
-    match event.id().as_ref() {
-        ID_OPEN => {
-            if let Some(launcher) = app.try_state::<Arc<Launcher>>() {
-                launcher.open_logged();
-            }
-        }
-        ID_FORWARD => {
-            let Some(shared) = app.try_state::<Arc<Shared>>() else { return };
-            match shared.forward.toggle() {
-                // The open window shows the switch in its forwarding section.
-                Ok(_) => {
-                    if let Some(launcher) = app.try_state::<Arc<Launcher>>() {
-                        launcher.changed("forward");
-                    }
+            ID_AUTOSTART => {
+                let Some(login) = &ctx.login else { return false };
+                if let Err(e) = login.toggle() {
+                    tracing::warn!("{e}");
                 }
-                Err(e) => tracing::warn!("cannot turn forwarding on or off: {e}"),
-            }
-            match (shared.forward.tray(), app.try_state::<Tray>()) {
-                (Ok(state), Some(tray)) => tray.show_forward(&state, true),
-                (Err(e), _) => tracing::warn!("cannot read the forwarding state: {e}"),
-                _ => {}
-            }
-        }
-        ID_AUTOSTART => {
-            if let Err(e) = toggle_autostart(app) {
-                tracing::warn!("{e}");
-            }
-            if let Some(tray) = app.try_state::<Tray>() {
-                tray.sync_autostart(app);
-            }
-        }
-        ID_PAUSE => {
-            let paused = toggle_pause(app);
-            if let (Some(tray), Ok(paused)) = (app.try_state::<Tray>(), &paused) {
-                if let Err(e) = tray.pause.set_checked(*paused) {
-                    tracing::warn!("cannot update the tray: {e}");
+                // The checkbox follows the real login entry, whatever the click did to it.
+                match login.is_enabled() {
+                    Ok(on) => self.autostart.set_checked(on),
+                    Err(e) => tracing::warn!("cannot read the start-at-login state: {e}"),
                 }
             }
-            match paused {
-                // The open window shows the pause in its budget section.
-                Ok(_) => {
-                    if let Some(launcher) = app.try_state::<Arc<Launcher>>() {
-                        launcher.changed("pause");
-                    }
+            ID_PAUSE => match toggle_pause(&ctx.shared) {
+                Ok(paused) => {
+                    self.pause.set_checked(paused);
+                    // The open window shows the pause in its budget section.
+                    ctx.launcher.changed("pause");
                 }
-                Err(e) => tracing::warn!("cannot pause or resume alerts: {e}"),
+                Err(e) => {
+                    tracing::warn!("cannot pause or resume alerts: {e}");
+                    self.pause.set_checked(!self.pause.is_checked());
+                }
+            },
+            ID_QUIT => {
+                tracing::info!("quit from the tray");
+                return true;
             }
+            _ => {}
         }
-        ID_QUIT => {
-            tracing::info!("quit from the tray");
-            app.exit(0);
-        }
-        _ => {}
+        false
     }
 }
 
-/// Flips the login entry from its real state (not from the checkbox, which GTK already toggled).
-fn toggle_autostart(app: &AppHandle) -> Result<(), DesktopError> {
-    let manager = app.autolaunch();
-    let on = manager.is_enabled().map_err(|e| DesktopError::Autostart(e.to_string()))?;
-    let result = if on { manager.disable() } else { manager.enable() };
-    result.map_err(|e| DesktopError::Autostart(e.to_string()))?;
-    tracing::info!(enabled = !on, "start at login changed");
-    Ok(())
+/// The tray icon's pixels (tray-icon takes RGBA).
+fn icon() -> Result<Icon, DesktopError> {
+    let bad = |e: String| DesktopError::Tray(format!("the built-in icon cannot be decoded: {e}"));
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(ICON));
+    decoder.set_transformations(png::Transformations::normalize_to_color8() | png::Transformations::ALPHA);
+    let mut reader = decoder.read_info().map_err(|e| bad(e.to_string()))?;
+    let mut rgba = vec![0; reader.output_buffer_size().ok_or_else(|| bad("too large".into()))?];
+    let frame = reader.next_frame(&mut rgba).map_err(|e| bad(e.to_string()))?;
+    if frame.color_type != png::ColorType::Rgba {
+        return Err(bad(format!("{:?} pixels, not RGBA", frame.color_type)));
+    }
+    rgba.truncate(frame.buffer_size());
+    Icon::from_rgba(rgba, frame.width, frame.height).map_err(|e| bad(e.to_string()))
 }
 
 /// Pauses budget alerts until tomorrow (local midnight), or resumes them if they are paused.
 /// The pause lives in the database, so `tokentray budget status` and a `serve` on the same data
 /// directory see it. Returns whether alerts are now paused.
-fn toggle_pause(app: &AppHandle) -> Result<bool, DesktopError> {
-    let shared = app.try_state::<Arc<Shared>>().ok_or_else(|| DesktopError::Window("the app is not set up yet".into()))?;
+fn toggle_pause(shared: &Shared) -> Result<bool, DesktopError> {
     let state = AlertState::open_dir(shared.data_dir())?;
     let now = chrono::Local::now();
     let paused = state.is_paused(now.with_timezone(&chrono::Utc))?;

@@ -1,19 +1,24 @@
 //! The tray process: one per user session, with the engine inside and no webview of its own.
+//!
+//! Order matters: GTK first (the single-instance check needs it), then the check, before any
+//! port is bound; then the engine, the tray, and the event loop until Quit; then the window
+//! process and the engine are ended, in that order (the window reads the history).
 
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use tauri::{Manager, RunEvent};
+use tao::event::Event;
+use tao::event_loop::{ControlFlow, EventLoopBuilder};
+use tao::platform::run_return::EventLoopExtRunReturn;
 use tokentray_core::config::Config;
 
+use super::autostart::LoginEntry;
 use super::engine::Engine;
 use super::launcher::Launcher;
-use super::{autostart, context, live, tray, DesktopError, Launch, Shared, TrayArgs};
+use super::single_instance::{self, Instance};
+use super::tray::{MenuContext, Tray, TrayEvent, TrayHandle};
+use super::{live, DesktopError, Launch, Shared, TrayArgs};
 use crate::process::{init_logging, terminated};
-
-/// The engine, reachable from `setup` (which starts it) and from `run` (which stops it after the
-/// event loop ended).
-type EngineSlot = Arc<Mutex<Option<Engine>>>;
 
 pub fn run(mut config: Config, args: TrayArgs, launch: Launch) -> Result<ExitCode, DesktopError> {
     init_logging();
@@ -26,59 +31,52 @@ pub fn run(mut config: Config, args: TrayArgs, launch: Launch) -> Result<ExitCod
         std::env::set_var("GDK_GL", "disable");
     }
     args.listen.apply(&mut config.listen);
-    let open_now = args.open;
-    let engine_slot: EngineSlot = Arc::new(Mutex::new(None));
-    let slot = engine_slot.clone();
-    let launcher_slot: Arc<Mutex<Option<Arc<Launcher>>>> = Arc::new(Mutex::new(None));
-    let launcher_for_setup = launcher_slot.clone();
 
-    let app = tauri::Builder::default()
-        // First: a second launch must find the first before it binds anything. It hands over and
-        // exits inside `build()`; the first one opens its window.
-        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
-            tracing::info!("another launch: opening the window");
-            if let Some(launcher) = app.try_state::<Arc<Launcher>>() {
-                launcher.open_logged();
-            }
-        }))
-        .plugin(tauri_plugin_autostart::Builder::new().args(autostart::args(&launch)).build())
-        .setup(move |app| {
-            // Errors returned from here make Tauri panic: report them and exit instead.
-            match setup(app.handle(), &config, &launch, &slot, open_now, gl_set_here) {
-                Ok(launcher) => {
-                    if let Ok(mut l) = launcher_for_setup.lock() {
-                        *l = Some(launcher);
-                    }
-                }
-                Err(e) => {
-                    eprintln!("tokentray: {e}");
-                    app.handle().exit(1);
-                }
-            }
-            Ok(())
-        })
-        .build(context())?;
+    // tao would panic without a display; say it in words instead.
+    #[cfg(target_os = "linux")]
+    gtk::init().map_err(|e| DesktopError::Display(e.to_string()))?;
+    let mut event_loop = EventLoopBuilder::<TrayEvent>::with_user_event().build();
+    let handle = TrayHandle::new(event_loop.create_proxy());
 
-    let code = app.run_return(|_app, event| {
-        // The tray process has no window; only Quit (an explicit exit code) ends it.
-        if let RunEvent::ExitRequested { code: None, api, .. } = event {
-            api.prevent_exit();
+    let second_launch = handle.clone();
+    let _instance = match single_instance::claim(move || {
+        tracing::info!("another launch: opening the window");
+        second_launch.open_window();
+    }) {
+        Instance::First(guard) => guard,
+        Instance::Second => return Ok(ExitCode::SUCCESS),
+    };
+
+    let mut engine = Engine::start(&config)?;
+    let started = start(&mut engine, &config, &args, &launch, gl_set_here, &handle);
+    let (mut tray, ctx) = match started {
+        Ok(parts) => parts,
+        Err(e) => {
+            engine.stop();
+            return Err(e);
+        }
+    };
+    let launcher = ctx.launcher.clone();
+
+    let code = event_loop.run_return(|event, _, control_flow| {
+        *control_flow = ControlFlow::Wait;
+        if let Event::UserEvent(event) = event {
+            if tray.handle(event, &ctx) {
+                *control_flow = ControlFlow::ExitWithCode(0);
+            }
         }
     });
 
     // The window goes first (it reads the history), then the engine.
-    if let Some(launcher) = launcher_slot.lock().ok().and_then(|mut l| l.take()) {
-        launcher.close();
-    }
-    if let Some(mut engine) = engine_slot.lock().ok().and_then(|mut e| e.take()) {
-        engine.stop();
-    }
+    launcher.close();
+    engine.stop();
     tracing::info!(code, "exited");
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
-fn setup(app: &tauri::AppHandle, config: &Config, launch: &Launch, slot: &EngineSlot, open_now: bool, gl_set_here: bool) -> Result<Arc<Launcher>, DesktopError> {
-    let mut engine = Engine::start(config)?;
+/// Everything after the engine: alerts, forwarding, the window launcher, the login entry, the
+/// tray and what keeps it current.
+fn start(engine: &mut Engine, config: &Config, args: &TrayArgs, launch: &Launch, gl_set_here: bool, handle: &TrayHandle) -> Result<(Tray, MenuContext), DesktopError> {
     if let Some(problem) = engine.status.problem() {
         tracing::warn!("{problem}");
     }
@@ -87,26 +85,24 @@ fn setup(app: &tauri::AppHandle, config: &Config, launch: &Launch, slot: &Engine
         Err(e) => tracing::warn!("budget alerts are off: {e:#}"),
     }
     engine.start_forwarding(config);
-    let launcher = Arc::new(Launcher::new(&engine, launch, gl_set_here)?);
-    app.manage(launcher.clone());
+    let launcher = Arc::new(Launcher::new(engine, launch, gl_set_here)?);
     let shared = Arc::new(Shared::new(config, engine.data_dir.clone(), engine.endpoints.clone()));
-    app.manage(shared.clone());
-    autostart::enable_on_first_run(app, &engine.data_dir);
-    let tray = tray::Tray::build(app, &engine.status)?;
-    app.manage(tray.clone());
-    live::spawn(&engine, shared, tray, launcher.clone());
+    let login = LoginEntry::new(launch).inspect_err(|e| tracing::warn!("start at login is not available: {e}")).ok();
+    if let Some(login) = &login {
+        login.enable_on_first_run(&engine.data_dir);
+    }
+    let tray = Tray::build(&engine.status, login.as_ref())?;
+    handle.follow_menu();
+    live::spawn(engine, shared.clone(), handle.clone(), launcher.clone());
     // A session logout or `kill` ends the app as Quit does: window first, then the engine.
-    let handle = app.clone();
+    let quit = handle.clone();
     engine.handle().spawn(async move {
         terminated().await;
         tracing::info!("signal received: quitting");
-        handle.exit(0);
+        quit.quit();
     });
-    if let Ok(mut s) = slot.lock() {
-        *s = Some(engine);
-    }
-    if open_now {
+    if args.open {
         launcher.open()?;
     }
-    Ok(launcher)
+    Ok((tray, MenuContext { launcher, shared, login }))
 }

@@ -11,8 +11,8 @@ use tokentray_core::dashboard::activity::{self, ActivityRow};
 use tokentray_core::dashboard::{self, Dashboard};
 use tokentray_core::setup::{self, Protocol};
 
-use super::forward::ForwardView;
-use super::{DesktopError, Shared};
+use tokentray::desktop::forward::ForwardView;
+use tokentray::desktop::{DesktopError, Shared};
 
 /// Everything the window shows (`window.__TAURI__.core.invoke('dashboard')`).
 #[tauri::command]

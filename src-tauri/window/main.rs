@@ -1,23 +1,71 @@
-//! The window process (`tokentray window`, started by the tray): one dashboard window, ~420×640.
-//! It exits when the window closes, taking WebKit's processes and memory with it. It reads the
-//! history itself (SQLite allows many readers); the tray tells it on stdin when to reload.
+//! `tokentray-window`, the dashboard window's process (started by the tray `tokentray`): one
+//! window, ~420×640, a Tauri app. It exits when the window closes, taking WebKit's processes and
+//! memory with it. It reads the history itself (SQLite allows many readers); the tray tells it on
+//! stdin when to reload (see the tray's `desktop::launcher`).
+//!
+//! * `main.rs` — arguments, the Tauri app, the window, the tray's lines on stdin.
+//! * [`commands`] — what the page's JavaScript may call: thin calls into the core.
+
+mod commands;
 
 use std::io::BufRead;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use clap::Parser;
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, EventTarget, Manager, RunEvent, WebviewUrl, WebviewWindowBuilder, WindowEvent};
+use tokentray::desktop::{DesktopError, Shared};
+use tokentray::process::{init_logging, ListenArgs};
 use tokentray_core::config::Config;
 use tokentray_core::dashboard::Endpoints;
 
-use super::{commands, context, DesktopError, Shared, WindowArgs};
-use crate::process::init_logging;
+/// Started by the tray with the data dir, config and the addresses the engine listens on (for
+/// the setup instructions of the empty state).
+#[derive(Debug, Parser)]
+#[command(name = "tokentray-window", version, about = "The tokentray dashboard window (started by the tray: run `tokentray`)")]
+struct WindowArgs {
+    /// Where the history database lives [default: the platform data directory]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Config file [default: config.toml in the platform config directory]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    listen: ListenArgs,
+}
 
-pub const LABEL: &str = "main";
+#[derive(Debug, thiserror::Error)]
+enum WindowError {
+    #[error("{0}")]
+    Desktop(#[from] DesktopError),
+    #[error("the window's Tauri app failed: {0}")]
+    Tauri(#[from] tauri::Error),
+}
+
+fn main() -> ExitCode {
+    let args = WindowArgs::parse();
+    let config = match tokentray::cli::load_config_for(args.data_dir.as_deref(), args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tokentray-window: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    match run(config, args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tokentray-window: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+const LABEL: &str = "main";
 
 /// The event the page listens to (`tokentray://changed`).
-pub const CHANGED: &str = "tokentray://changed";
+const CHANGED: &str = "tokentray://changed";
 
 #[derive(Debug, Clone, Serialize)]
 struct Changed {
@@ -25,12 +73,12 @@ struct Changed {
     reason: String,
 }
 
-pub fn run(config: Config, args: WindowArgs) -> Result<ExitCode, DesktopError> {
+fn run(config: Config, args: WindowArgs) -> Result<ExitCode, WindowError> {
     init_logging();
     let mut listen = config.listen.clone();
     args.listen.apply(&mut listen);
     let endpoints = Endpoints::from_listen(&listen);
-    let shared = Arc::new(Shared::new(&config, config.data_dir()?, endpoints));
+    let shared = Arc::new(Shared::new(&config, config.data_dir().map_err(DesktopError::from)?, endpoints));
     let app = tauri::Builder::default()
         .manage(shared)
         .invoke_handler(tauri::generate_handler![commands::dashboard, commands::set_budgets, commands::setup_claude_code, commands::activity, commands::forward_status, commands::set_forward_enabled, commands::save_forward_headers])
@@ -45,7 +93,7 @@ pub fn run(config: Config, args: WindowArgs) -> Result<ExitCode, DesktopError> {
             }
             Ok(())
         })
-        .build(context())?;
+        .build(tauri::generate_context!())?;
     // Closing the window closes the last one: Tauri then exits the event loop.
     let code = app.run_return(|_app, event| {
         if let RunEvent::WindowEvent { event: WindowEvent::Destroyed, .. } = event {
@@ -56,7 +104,7 @@ pub fn run(config: Config, args: WindowArgs) -> Result<ExitCode, DesktopError> {
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
-fn build(app: &AppHandle) -> Result<(), DesktopError> {
+fn build(app: &AppHandle) -> Result<(), WindowError> {
     WebviewWindowBuilder::new(app, LABEL, WebviewUrl::App("index.html".into()))
         .title("tokentray")
         .inner_size(420.0, 640.0)
