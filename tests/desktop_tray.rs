@@ -47,7 +47,7 @@ fn dashboards() -> usize {
     x11::windows("tokentray", 300).len()
 }
 
-/// The window's processes under the tray: `tokentray window` and WebKit's helpers.
+/// The window's processes under the tray: `tokentray-window` and WebKit's helpers.
 fn window_processes(pid: u32) -> usize {
     proc::descendants(pid).into_iter().filter(|(_, n)| n.starts_with("WebKit") || n.starts_with("tokentray")).count()
 }

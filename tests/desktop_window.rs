@@ -201,7 +201,7 @@ fn window_flow(theme: &str) {
 
     // Close: the app stays in the tray with its engine, and WebKit's processes are gone.
     let app_pid = driver.app_pid().unwrap_or_else(|| panic!("app process not found under the driver"));
-    // The window process (`tokentray window`) and WebKit's helpers under it.
+    // The window process (`tokentray-window`) and WebKit's helpers under it.
     let webkit = || proc::descendants(app_pid).into_iter().filter(|(_, n)| n.starts_with("WebKit") || n.starts_with("tokentray")).count();
     let open_rss = proc::tree_rss_kib(app_pid);
     assert!(webkit() > 0, "no WebKit process while the window is open");

@@ -108,8 +108,10 @@ fn deb_is_complete_runs_and_is_lintian_clean() {
     let entry = |path: &str| contents.lines().find(|l| l.ends_with(&format!(" {}", &path[1..])));
     let bin = entry("/usr/bin/tokentray").unwrap_or_else(|| panic!("no /usr/bin/tokentray in:\n{contents}"));
     assert!(bin.starts_with("-rwxr-xr-x 0/0 "), "the binary is executable and root-owned: {bin}");
+    let window = entry("/usr/bin/tokentray-window").unwrap_or_else(|| panic!("no /usr/bin/tokentray-window (the dashboard window) in:\n{contents}"));
+    assert!(window.starts_with("-rwxr-xr-x 0/0 "), "the window binary is executable and root-owned: {window}");
     let bins: Vec<&str> = contents.lines().filter(|l| l.contains(" usr/bin/") && !l.ends_with('/')).collect();
-    assert_eq!(bins.len(), 1, "only tokentray in /usr/bin (the benchmark load generator is not shipped): {bins:?}");
+    assert_eq!(bins.len(), 2, "only tokentray and tokentray-window in /usr/bin (the benchmark load generator is not shipped): {bins:?}");
     for path in ["/usr/share/applications/tokentray.desktop", "/usr/share/doc/tokentray/copyright", "/usr/share/doc/tokentray/changelog.gz"] {
         assert!(entry(path).is_some(), "no {path} in:\n{contents}");
     }
@@ -123,6 +125,13 @@ fn deb_is_complete_runs_and_is_lintian_clean() {
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(root.path()));
     let version = text(&run(Command::new(root.path().join("usr/bin/tokentray")).arg("--version")));
     assert_eq!(version.trim(), format!("tokentray {VERSION}"), "the packaged binary prints its version");
+    let version = text(&run(Command::new(root.path().join("usr/bin/tokentray-window")).arg("--version")));
+    assert_eq!(version.trim(), format!("tokentray-window {VERSION}"), "the packaged window binary prints its version");
+    // The tray is always running: its binary must not load WebKit (only the window's does).
+    let libs = |bin: &str| text(&run(Command::new("ldd").arg(root.path().join(bin))));
+    let tray_libs = libs("usr/bin/tokentray");
+    assert!(tray_libs.contains("libgtk-3.so") && !tray_libs.contains("webkit") && !tray_libs.contains("javascriptcore"), "the tray links GTK but not WebKit:\n{tray_libs}");
+    assert!(libs("usr/bin/tokentray-window").contains("libwebkit2gtk-4.1.so"), "the window links WebKit");
     let desktop = std::fs::read_to_string(root.path().join("usr/share/applications/tokentray.desktop")).expect("read .desktop");
     for line in ["Type=Application", "Exec=tokentray", "Icon=tokentray", "Name=tokentray"] {
         assert!(desktop.lines().any(|l| l == line), "{line} in the .desktop entry:\n{desktop}");

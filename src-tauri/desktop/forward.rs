@@ -49,11 +49,24 @@ pub struct ForwardSource {
     fixed: ForwardConfig,
     /// Opened on first use and kept; dropped after an error so the next call reopens it.
     queue: Mutex<Option<Queue>>,
+    /// What the tray's checkbox last got, and what it was computed from: the tray looks every
+    /// few seconds, and while nothing changed that look is a `stat` and a pragma, not a parse
+    /// of the config file and a status query.
+    tray_cache: Mutex<Option<(TrayInputs, TrayForward)>>,
+}
+
+/// What the checkbox's state depends on: the config file (`[forward]`) and the database (the
+/// switch, the forwarder's pause). `PRAGMA data_version` moves when another connection commits
+/// (the forwarder, the engine's writer, the CLI); this process's own writes clear the cache.
+#[derive(Debug, Clone, PartialEq)]
+struct TrayInputs {
+    file: Option<(std::time::SystemTime, u64)>,
+    data_version: i64,
 }
 
 impl ForwardSource {
     pub fn of(config: &Config, data_dir: &Path) -> ForwardSource {
-        ForwardSource { db: data_dir.join(DB_FILE), file: config.source.clone(), fixed: config.forward.clone(), queue: Mutex::new(None) }
+        ForwardSource { db: data_dir.join(DB_FILE), file: config.source.clone(), fixed: config.forward.clone(), queue: Mutex::new(None), tray_cache: Mutex::new(None) }
     }
 
     /// `[forward]` as the config file says now.
@@ -102,6 +115,7 @@ impl ForwardSource {
         if on && self.config().endpoint.is_none() {
             return Err(ForwardError::Config("forwarding is not set up: run tokentray forward setup --endpoint URL --protocol grpc".into()).into());
         }
+        self.forget_tray();
         self.with_queue(|q| control::set_enabled(q.conn(), on))?;
         tracing::info!(on, "forwarding turned on or off from the desktop");
         Ok(())
@@ -127,6 +141,7 @@ impl ForwardSource {
             return Err(ForwardError::Config(format!("[forward] headers_file ({}) is set, so the keychain is not used: edit that file, or remove the setting", file.display())).into());
         }
         secret::store(secret::FORWARD_HEADERS, &headers.to_text())?;
+        self.forget_tray();
         self.with_queue(|q| control::headers_changed(q.conn()))?;
         tracing::info!(names = ?headers.names(), "forwarding headers saved in the keychain");
         Ok(headers.masked())
@@ -135,13 +150,36 @@ impl ForwardSource {
     /// The checkbox: enabled when an endpoint is set, checked when on, and a short reason when
     /// the forwarder paused for wrong credentials.
     pub fn tray(&self) -> Result<TrayForward, DesktopError> {
+        let inputs = TrayInputs { file: self.file.as_deref().and_then(file_stamp), data_version: self.with_queue(|q| q.data_version())? };
+        if let Some((seen, state)) = self.tray_cache.lock().ok().and_then(|c| c.clone()) {
+            if seen == inputs {
+                return Ok(state);
+            }
+        }
         let s = self.status()?;
         let label = match &s.paused {
             Some(reason) if s.enabled => format!("Forward to team — paused: {}", shorten(reason, MENU_REASON_CHARS)),
             _ => "Forward to team".to_string(),
         };
-        Ok(TrayForward { configured: s.configured, enabled: s.enabled, label })
+        let state = TrayForward { configured: s.configured, enabled: s.enabled, label };
+        if let Ok(mut cache) = self.tray_cache.lock() {
+            *cache = Some((inputs, state.clone()));
+        }
+        Ok(state)
     }
+
+    /// After a write through this process's own connection, which `data_version` does not show.
+    fn forget_tray(&self) {
+        if let Ok(mut cache) = self.tray_cache.lock() {
+            *cache = None;
+        }
+    }
+}
+
+/// The config file's modification time and size; `None` when it is missing or unreadable.
+fn file_stamp(path: &Path) -> Option<(std::time::SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
 }
 
 /// `text` cut to `max` characters at a word boundary where possible, with an ellipsis.

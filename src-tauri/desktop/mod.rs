@@ -3,7 +3,9 @@
 //!
 //! Light when idle: this process never links WebKit. It is built on the parts of Tauri that do
 //! not need it (tao's event loop, tray-icon, auto-launch); linking Tauri itself would map and
-//! relocate WebKitGTK and JavaScriptCore into the always-on process (~35 MiB resident measured).
+//! relocate WebKitGTK and JavaScriptCore into the always-on process (as a Tauri app the tray
+//! process was 71.7 MiB resident, without WebKit 34.5 MiB: BENCHMARKS.md).
+//!
 //! The window is a Tauri app in a child process, started on "Open dashboard", that exits when the
 //! window closes: WebKit's web and network processes (250–400 MiB) and the UI-side heap of a
 //! webview go away with it. Destroying a webview inside a long-lived process would not be

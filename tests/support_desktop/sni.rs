@@ -2,8 +2,7 @@
 //! item the app registers (libayatana-appindicator registers with `org.kde.StatusNotifierWatcher`
 //! and exports its menu with dbusmenu), then the item's properties, its menu layout, and clicks.
 //!
-//! zbus 5's blocking API (the version tauri-plugin-single-instance already builds) under the
-//! name `zbus5`, next to the zbus 6 other tests use.
+//! zbus 5's blocking API under the name `zbus5` (zbus 6, which notify-rust builds, has none).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
