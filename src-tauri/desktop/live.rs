@@ -28,9 +28,10 @@ const MIN_INTERVAL: Duration = Duration::from_millis(500);
 const FILE_POLL: Duration = Duration::from_secs(2);
 /// Longest sleep between checks of the date (suspend and clock changes make long sleeps late).
 const MAX_SLEEP: Duration = Duration::from_secs(300);
-/// How often the forwarding checkbox is brought up to date (a config file stat and read, and
-/// one small query): soon enough after a `tokentray forward setup` in a terminal, rarely enough
-/// that the wake-ups (1–2 ms of CPU each on a small VM) do not show in the idle tray's CPU.
+/// How often the forwarding checkbox is brought up to date (a `stat` of the config file and a
+/// pragma; the file is parsed and the status queried only when one of them moved): soon enough
+/// after a `tokentray forward setup` in a terminal, rarely enough that the wake-ups do not show
+/// in the idle tray's CPU.
 const FORWARD_POLL: Duration = Duration::from_secs(5);
 
 enum Wake {

@@ -2,7 +2,7 @@
 //! inside, and what the dashboard window (`tokentray-window`, `src-tauri/window/`) shares with it.
 //!
 //! Light when idle: this process never links WebKit. It is built on the parts of Tauri that do
-//! not need it (tao's event loop, tray-icon, auto-launch); linking Tauri itself would map and
+//! not need it (tray-icon, auto-launch, and tao's event loop outside Linux); linking Tauri itself would map and
 //! relocate WebKitGTK and JavaScriptCore into the always-on process (as a Tauri app the tray
 //! process was 71.7 MiB resident, without WebKit 34.5 MiB: BENCHMARKS.md).
 //!
@@ -12,6 +12,7 @@
 //! enough: WebKitGTK keeps its network process, and Tauri its web context, for the process's life.
 //!
 //! * [`tray_app`] — the tray process: single instance, engine, tray, login entry, event loop.
+//! * [`event_loop`] — GTK's main loop on Linux (tao elsewhere), and sending events into it.
 //! * [`engine`] — bind, open the history, serve on a Tokio runtime, stop on Quit.
 //! * [`tray`] — the icon, its label (today's spend) and menu, and what the menu does.
 //! * [`live`] — reacts to committed changes: refreshes the tray, tells the window.
@@ -23,6 +24,7 @@
 mod autostart;
 mod engine;
 mod error;
+mod event_loop;
 pub mod forward;
 mod launcher;
 mod live;

@@ -7,11 +7,10 @@
 //!
 //! The icon and its menu items belong to the event loop's thread. Everything else (the engine's
 //! tasks, the menu's clicks, a second launch) reaches them as a [`TrayEvent`] through a
-//! [`TrayHandle`], which wakes the loop: nothing polls.
+//! [`TrayHandle`], which wakes the loop (the loop itself never polls).
 
 use std::sync::Arc;
 
-use tao::event_loop::EventLoopProxy;
 use tokentray_core::budget::{tomorrow_start, AlertState};
 use tokentray_core::query::format::{count, usd, usd_short};
 use tokentray_core::query::report::Figures;
@@ -20,6 +19,7 @@ use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
 
 use super::autostart::LoginEntry;
 use super::engine::EngineStatus;
+use super::event_loop::Sender;
 use super::forward::TrayForward;
 use super::launcher::Launcher;
 use super::{DesktopError, Shared};
@@ -53,11 +53,11 @@ pub enum TrayEvent {
 
 /// Sends [`TrayEvent`]s to the event loop from any thread.
 #[derive(Clone)]
-pub struct TrayHandle(EventLoopProxy<TrayEvent>);
+pub struct TrayHandle(Sender);
 
 impl TrayHandle {
-    pub fn new(proxy: EventLoopProxy<TrayEvent>) -> TrayHandle {
-        TrayHandle(proxy)
+    pub fn new(sender: Sender) -> TrayHandle {
+        TrayHandle(sender)
     }
 
     pub fn show(&self, today: Today, alerts_paused: bool) {
@@ -88,8 +88,7 @@ impl TrayHandle {
     }
 
     fn send(&self, event: TrayEvent) {
-        // Fails only once the loop has ended (Quit), when there is nothing left to show.
-        let _ = self.0.send_event(event);
+        self.0.send(event);
     }
 }
 

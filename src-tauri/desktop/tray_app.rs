@@ -7,16 +7,14 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use tao::event::Event;
-use tao::event_loop::{ControlFlow, EventLoopBuilder};
-use tao::platform::run_return::EventLoopExtRunReturn;
 use tokentray_core::config::Config;
 
 use super::autostart::LoginEntry;
 use super::engine::Engine;
+use super::event_loop::EventLoop;
 use super::launcher::Launcher;
 use super::single_instance::{self, Instance};
-use super::tray::{MenuContext, Tray, TrayEvent, TrayHandle};
+use super::tray::{MenuContext, Tray, TrayHandle};
 use super::{live, DesktopError, Launch, Shared, TrayArgs};
 use crate::process::{init_logging, terminated};
 
@@ -32,11 +30,8 @@ pub fn run(mut config: Config, args: TrayArgs, launch: Launch) -> Result<ExitCod
     }
     args.listen.apply(&mut config.listen);
 
-    // tao would panic without a display; say it in words instead.
-    #[cfg(target_os = "linux")]
-    gtk::init().map_err(|e| DesktopError::Display(e.to_string()))?;
-    let mut event_loop = EventLoopBuilder::<TrayEvent>::with_user_event().build();
-    let handle = TrayHandle::new(event_loop.create_proxy());
+    let (event_loop, sender) = EventLoop::new()?;
+    let handle = TrayHandle::new(sender);
 
     let second_launch = handle.clone();
     let _instance = match single_instance::claim(move || {
@@ -58,20 +53,13 @@ pub fn run(mut config: Config, args: TrayArgs, launch: Launch) -> Result<ExitCod
     };
     let launcher = ctx.launcher.clone();
 
-    let code = event_loop.run_return(|event, _, control_flow| {
-        *control_flow = ControlFlow::Wait;
-        if let Event::UserEvent(event) = event {
-            if tray.handle(event, &ctx) {
-                *control_flow = ControlFlow::ExitWithCode(0);
-            }
-        }
-    });
+    event_loop.run(move |event| tray.handle(event, &ctx));
 
     // The window goes first (it reads the history), then the engine.
     launcher.close();
     engine.stop();
-    tracing::info!(code, "exited");
-    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+    tracing::info!("exited");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Everything after the engine: alerts, forwarding, the window launcher, the login entry, the

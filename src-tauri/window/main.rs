@@ -87,7 +87,7 @@ fn run(config: Config, args: WindowArgs) -> Result<ExitCode, WindowError> {
             match build(app.handle()) {
                 Ok(()) => follow_tray(app.handle().clone()),
                 Err(e) => {
-                    eprintln!("tokentray: cannot open the dashboard window: {e}");
+                    eprintln!("tokentray-window: cannot open the dashboard window: {e}");
                     app.handle().exit(1);
                 }
             }
