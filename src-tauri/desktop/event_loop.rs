@@ -27,6 +27,14 @@ impl Sender {
         #[cfg(not(target_os = "linux"))]
         let _ = self.proxy.send_event(event);
     }
+
+    /// Whether the loop has ended (on Linux; elsewhere only a send can tell, and this says no).
+    pub fn is_closed(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        return self.tx.is_closed();
+        #[cfg(not(target_os = "linux"))]
+        return false;
+    }
 }
 
 pub struct EventLoop {

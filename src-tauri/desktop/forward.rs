@@ -150,10 +150,23 @@ impl ForwardSource {
     /// The checkbox: enabled when an endpoint is set, checked when on, and a short reason when
     /// the forwarder paused for wrong credentials.
     pub fn tray(&self) -> Result<TrayForward, DesktopError> {
+        Ok(self.tray_state()?.0)
+    }
+
+    /// [`tray`](Self::tray) when it differs from what the last look found (or after this
+    /// process changed something), else `None`: the periodic look wakes the tray's thread only
+    /// when there is something new to show.
+    pub fn tray_if_changed(&self) -> Result<Option<TrayForward>, DesktopError> {
+        let (state, changed) = self.tray_state()?;
+        Ok(changed.then_some(state))
+    }
+
+    fn tray_state(&self) -> Result<(TrayForward, bool), DesktopError> {
         let inputs = TrayInputs { file: self.file.as_deref().and_then(file_stamp), data_version: self.with_queue(|q| q.data_version())? };
-        if let Some((seen, state)) = self.tray_cache.lock().ok().and_then(|c| c.clone()) {
-            if seen == inputs {
-                return Ok(state);
+        let cached = self.tray_cache.lock().ok().and_then(|c| c.clone());
+        if let Some((seen, state)) = &cached {
+            if *seen == inputs {
+                return Ok((state.clone(), false));
             }
         }
         let s = self.status()?;
@@ -162,10 +175,11 @@ impl ForwardSource {
             _ => "Forward to team".to_string(),
         };
         let state = TrayForward { configured: s.configured, enabled: s.enabled, label };
+        let changed = cached.is_none_or(|(_, before)| before != state);
         if let Ok(mut cache) = self.tray_cache.lock() {
             *cache = Some((inputs, state.clone()));
         }
-        Ok(state)
+        Ok((state, changed))
     }
 
     /// After a write through this process's own connection, which `data_version` does not show.

@@ -87,6 +87,11 @@ impl TrayHandle {
         MenuEvent::set_event_handler(Some(move |event: MenuEvent| handle.send(TrayEvent::Menu(event.id))));
     }
 
+    /// Whether the event loop has ended.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
     fn send(&self, event: TrayEvent) {
         self.0.send(event);
     }
