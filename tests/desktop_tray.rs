@@ -369,3 +369,32 @@ fn refusing_collector() -> std::net::SocketAddr {
     });
     addr
 }
+
+/// `cargo run` builds only `tokentray`: without `tokentray-window` next to it, "Open dashboard"
+/// says what is missing and how to build it, where the user clicked, and the tray keeps running.
+#[test]
+fn open_dashboard_without_the_window_program_says_how_to_build_it() {
+    if !session::enter("open_dashboard_without_the_window_program_says_how_to_build_it", &[]) {
+        return;
+    }
+    let watcher = Watcher::start();
+    let dirs = Dirs::new();
+    let alone = tempfile::tempdir().expect("tempdir");
+    let copy = alone.path().join("tokentray");
+    std::fs::copy(app::bin(), &copy).expect("copy the binary without its window program");
+    let mut tray = App::spawn_bin(&copy.to_string_lossy(), &dirs.args(&[]));
+    let item = watcher.wait_item(0, REGISTER_TIMEOUT).unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
+    // After the first refresh of the figures, which would overwrite the info row.
+    wait_label(&item, "$0.00", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+    let open = menu_with(&item, "Today: $0.00").find("Open dashboard").expect("Open dashboard").id;
+    item.click(open);
+
+    let menu = menu_with(&item, "Cannot open the dashboard");
+    let row = &entry(&menu, "Cannot open the dashboard").label;
+    assert!(row.contains("tokentray-window is missing") && row.contains("cargo build --bins"), "says what is missing and how to get it: {row}");
+    assert_eq!(window_processes(tray.pid), 0, "no window process");
+    assert!(tray.try_status().is_none(), "the tray keeps running:\n{}", tray.out.text());
+
+    item.click(entry(&menu, "Quit").id);
+    assert_eq!(tray.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()), Some(0), "{}", tray.out.text());
+}

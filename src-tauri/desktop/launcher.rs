@@ -66,9 +66,13 @@ impl Launcher {
         if self.unset_gdk_gl {
             command.env_remove("GDK_GL");
         }
-        let mut child = command
-            .spawn()
-            .map_err(|e| DesktopError::Window(format!("cannot start the window process {}: {e}", self.exe.display())))?;
+        let mut child = command.spawn().map_err(|e| match e.kind() {
+            // `cargo run` builds only `tokentray`; a package installs both.
+            std::io::ErrorKind::NotFound => {
+                DesktopError::Window(format!("{WINDOW_BIN} is missing next to this program (in {}); build both with cargo build --bins", self.exe.parent().unwrap_or(&self.exe).display()))
+            }
+            _ => DesktopError::Window(format!("cannot start the window process {}: {e}", self.exe.display())),
+        })?;
         let stdin = child.stdin.take().ok_or_else(|| DesktopError::Window("the window process has no stdin".into()))?;
         let pid = child.id();
         let exited = Arc::new(AtomicBool::new(false));

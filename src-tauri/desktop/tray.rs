@@ -232,7 +232,13 @@ impl Tray {
 
     fn on_menu(&mut self, id: &str, ctx: &MenuContext) -> bool {
         match id {
-            ID_OPEN => ctx.launcher.open_logged(),
+            ID_OPEN => {
+                if let Err(e) = ctx.launcher.open() {
+                    tracing::warn!("cannot open the dashboard window: {e}");
+                    // Where the click was, until the next refresh of the figures.
+                    self.info.set_text(format!("Cannot open the dashboard: {e}"));
+                }
+            }
             ID_FORWARD => {
                 match ctx.shared.forward.toggle() {
                     // The open window shows the switch in its forwarding section.

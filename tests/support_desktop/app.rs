@@ -149,7 +149,12 @@ fn path(p: &Path) -> String {
 
 /// A command for the binary without any `TOKENTRAY_*` from the developer's environment.
 pub fn command() -> Command {
-    let mut cmd = Command::new(bin());
+    command_for(&bin())
+}
+
+/// [`command`] for a given copy of the binary.
+pub fn command_for(program: &str) -> Command {
+    let mut cmd = Command::new(program);
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("TOKENTRAY_") {
             cmd.env_remove(&k);
@@ -168,13 +173,18 @@ pub struct App {
 
 impl App {
     pub fn spawn(args: &[String]) -> App {
-        let mut child = command()
+        App::spawn_bin(&bin(), args)
+    }
+
+    /// [`spawn`](Self::spawn) for a given copy of the binary.
+    pub fn spawn_bin(program: &str, args: &[String]) -> App {
+        let mut child = command_for(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin()));
+            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
         let out = Output::default();
         out.attach(&mut child);
         let pid = child.id();
