@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokentray_core::config::{Config, ForwardConfig};
 use tokentray_core::forward::queue::Queue;
 use tokentray_core::forward::{control, secret, ForwardError, ForwardStatus, Headers};
-use tokentray_core::store::DB_FILE;
+use tokentray_core::store::{StoreError, DB_FILE};
 
 use super::DesktopError;
 
@@ -115,8 +115,8 @@ impl ForwardSource {
         if on && self.config().endpoint.is_none() {
             return Err(ForwardError::Config("forwarding is not set up: run tokentray forward setup --endpoint URL --protocol grpc".into()).into());
         }
-        self.forget_tray();
         self.with_queue(|q| control::set_enabled(q.conn(), on))?;
+        self.forget_tray();
         tracing::info!(on, "forwarding turned on or off from the desktop");
         Ok(())
     }
@@ -141,8 +141,8 @@ impl ForwardSource {
             return Err(ForwardError::Config(format!("[forward] headers_file ({}) is set, so the keychain is not used: edit that file, or remove the setting", file.display())).into());
         }
         secret::store(secret::FORWARD_HEADERS, &headers.to_text())?;
-        self.forget_tray();
         self.with_queue(|q| control::headers_changed(q.conn()))?;
+        self.forget_tray();
         tracing::info!(names = ?headers.names(), "forwarding headers saved in the keychain");
         Ok(headers.masked())
     }
@@ -162,9 +162,11 @@ impl ForwardSource {
     }
 
     fn tray_state(&self) -> Result<(TrayForward, bool), DesktopError> {
+        // Held for the whole look, so that `forget_tray` after a write cannot land between a
+        // look's reads and its storing what it read.
+        let mut cache = self.tray_cache.lock().map_err(|_| DesktopError::Store(StoreError::Poisoned))?;
         let inputs = TrayInputs { file: self.file.as_deref().and_then(file_stamp), data_version: self.with_queue(|q| q.data_version())? };
-        let cached = self.tray_cache.lock().ok().and_then(|c| c.clone());
-        if let Some((seen, state)) = &cached {
+        if let Some((seen, state)) = cache.as_ref() {
             if *seen == inputs {
                 return Ok((state.clone(), false));
             }
@@ -175,14 +177,13 @@ impl ForwardSource {
             _ => "Forward to team".to_string(),
         };
         let state = TrayForward { configured: s.configured, enabled: s.enabled, label };
-        let changed = cached.is_none_or(|(_, before)| before != state);
-        if let Ok(mut cache) = self.tray_cache.lock() {
-            *cache = Some((inputs, state.clone()));
-        }
+        let changed = cache.as_ref().is_none_or(|(_, before)| *before != state);
+        *cache = Some((inputs, state.clone()));
         Ok((state, changed))
     }
 
-    /// After a write through this process's own connection, which `data_version` does not show.
+    /// After a write through this process's own connection, which `data_version` does not show
+    /// (so: after the write, not before, or a look in between would keep the old state).
     fn forget_tray(&self) {
         if let Ok(mut cache) = self.tray_cache.lock() {
             *cache = None;
