@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::Serialize;
-use tokentray_core::config::{Config, ForwardConfig};
+use tokentray_core::config::{file_stamp, Config, FileStamp, ForwardConfig};
 use tokentray_core::forward::queue::Queue;
 use tokentray_core::forward::{control, secret, ForwardError, ForwardStatus, Headers};
 use tokentray_core::store::{StoreError, DB_FILE};
@@ -60,7 +60,7 @@ pub struct ForwardSource {
 /// (the forwarder, the engine's writer, the CLI); this process's own writes clear the cache.
 #[derive(Debug, Clone, PartialEq)]
 struct TrayInputs {
-    file: Option<(std::time::SystemTime, u64)>,
+    file: Option<FileStamp>,
     data_version: i64,
 }
 
@@ -189,12 +189,6 @@ impl ForwardSource {
             *cache = None;
         }
     }
-}
-
-/// The config file's modification time and size; `None` when it is missing or unreadable.
-fn file_stamp(path: &Path) -> Option<(std::time::SystemTime, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
 }
 
 /// `text` cut to `max` characters at a word boundary where possible, with an ellipsis.

@@ -17,7 +17,7 @@ use super::engine::Engine;
 use super::{DesktopError, Launch};
 
 /// The window's binary, looked up next to this one.
-pub const WINDOW_BIN: &str = "tokentray-window";
+const WINDOW_BIN: &str = "tokentray-window";
 
 /// How long Quit waits for the window process to exit on its own before ending it.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);

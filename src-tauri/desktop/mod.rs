@@ -43,7 +43,6 @@ use tokentray_core::dashboard::Endpoints;
 use tokentray_core::store::{Reader, StoreError};
 
 pub use error::DesktopError;
-pub use launcher::WINDOW_BIN;
 pub use tray_app::run;
 
 /// `tokentray tray` flags: the listen addresses as in `serve`, plus what to show at start.

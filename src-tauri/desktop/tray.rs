@@ -110,9 +110,6 @@ pub struct Tray {
     icon: TrayIcon,
     info: MenuItem,
     forward: CheckMenuItem,
-    /// What the forward checkbox last showed, so the periodic check touches the menu only when
-    /// something changed (each change re-sends the layout over D-Bus).
-    forward_shown: Option<TrayForward>,
     autostart: CheckMenuItem,
     pause: CheckMenuItem,
     /// Shown instead of the spend while the engine is not running.
@@ -189,7 +186,7 @@ impl Tray {
             .with_menu_on_left_click(true)
             .build()
             .map_err(|e| DesktopError::Tray(format!("cannot create the tray icon: {e}")))?;
-        Ok(Tray { icon, info, forward, forward_shown: None, autostart, pause, problem_title })
+        Ok(Tray { icon, info, forward, autostart, pause, problem_title })
     }
 
     /// Applies one event; returns `true` for Quit.
@@ -197,7 +194,7 @@ impl Tray {
         match event {
             TrayEvent::Today(today, paused) => self.show(&today, paused),
             TrayEvent::ReadError(error) => self.info.set_text(format!("Cannot read the history: {error}")),
-            TrayEvent::Forward(state) => self.show_forward(&state, false),
+            TrayEvent::Forward(state) => self.show_forward(&state),
             TrayEvent::Menu(id) => return self.on_menu(id.as_ref(), ctx),
             TrayEvent::OpenWindow => ctx.launcher.open_logged(),
             TrayEvent::Quit => return true,
@@ -219,15 +216,12 @@ impl Tray {
     }
 
     /// Shows the forwarding state on its checkbox: enabled when set up, checked when on, the
-    /// pause reason in the label. `force` after a click, when GTK has already toggled the box.
-    fn show_forward(&mut self, state: &TrayForward, force: bool) {
-        if !force && self.forward_shown.as_ref() == Some(state) {
-            return;
-        }
+    /// pause reason in the label. Sent only when it changed (each change re-sends the menu's
+    /// layout over D-Bus), and after a click, when GTK has already toggled the box.
+    fn show_forward(&self, state: &TrayForward) {
         self.forward.set_enabled(state.configured);
         self.forward.set_checked(state.enabled);
         self.forward.set_text(&state.label);
-        self.forward_shown = Some(state.clone());
     }
 
     fn on_menu(&mut self, id: &str, ctx: &MenuContext) -> bool {
@@ -246,7 +240,7 @@ impl Tray {
                     Err(e) => tracing::warn!("cannot turn forwarding on or off: {e}"),
                 }
                 match ctx.shared.forward.tray() {
-                    Ok(state) => self.show_forward(&state, true),
+                    Ok(state) => self.show_forward(&state),
                     Err(e) => tracing::warn!("cannot read the forwarding state: {e}"),
                 }
             }

@@ -5,14 +5,13 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::SystemTime;
 
-use crate::config::{BudgetsConfig, Config};
+use crate::config::{file_stamp, BudgetsConfig, Config, FileStamp};
 
 pub struct BudgetsSource {
     file: Option<PathBuf>,
-    /// The file's modification time when last read, and the budgets then in effect.
-    cache: Mutex<(Option<SystemTime>, BudgetsConfig)>,
+    /// The file's stamp when last read, and the budgets then in effect.
+    cache: Mutex<(Option<FileStamp>, BudgetsConfig)>,
 }
 
 impl BudgetsSource {
@@ -31,7 +30,7 @@ impl BudgetsSource {
 
     /// `initial`, replaced by the `[budgets]` of `file` whenever the file changes.
     pub fn following(file: PathBuf, initial: BudgetsConfig) -> BudgetsSource {
-        let seen = modified(&file);
+        let seen = file_stamp(&file);
         BudgetsSource { file: Some(file), cache: Mutex::new((seen, initial)) }
     }
 
@@ -47,7 +46,7 @@ impl BudgetsSource {
             return BudgetsConfig::default();
         };
         if let Some(path) = &self.file {
-            let now = modified(path);
+            let now = file_stamp(path);
             if now != cache.0 {
                 cache.0 = now;
                 match Config::from_file(path) {
@@ -65,9 +64,6 @@ impl BudgetsSource {
     }
 }
 
-fn modified(path: &std::path::Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
 
 #[cfg(test)]
 mod tests {
@@ -86,7 +82,7 @@ mod tests {
 
         // A broken edit keeps the last good budgets.
         std::fs::write(&path, "[budgets\ndaily = ").expect("write");
-        let later = SystemTime::now() + std::time::Duration::from_secs(5);
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
         std::fs::File::options().write(true).open(&path).and_then(|f| f.set_modified(later)).expect("touch");
         assert_eq!(source.current().daily.map(|d| d.limit_usd), Some(20.0));
     }

@@ -359,6 +359,17 @@ pub fn project_dirs() -> Result<directories::ProjectDirs, ConfigError> {
     directories::ProjectDirs::from("dev", "tokentray", "tokentray").ok_or(ConfigError::NoHome)
 }
 
+/// How the followers of the config file (budgets, forwarding, the tray) tell that it changed:
+/// its modification time and size, so that an edit within the clock's resolution that changes
+/// the length still counts.
+pub type FileStamp = (std::time::SystemTime, u64);
+
+/// The stamp of `path`; `None` while the file is missing or unreadable.
+pub fn file_stamp(path: &Path) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
 pub fn default_config_path() -> Result<PathBuf, ConfigError> {
     Ok(project_dirs()?.config_dir().join("config.toml"))
 }

@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, watch};
 use super::exporter::{Exporter, Outcome};
 use super::queue::{self, key, Queue};
 use super::{remote_write, secret, ForwardError};
-use crate::config::{Config, ForwardConfig, ForwardProtocol};
+use crate::config::{file_stamp, Config, FileStamp, ForwardConfig, ForwardProtocol};
 use crate::store::{ForwardMode, Store};
 
 /// Largest batch of queued requests sent as one export.
@@ -87,13 +87,13 @@ impl Drop for Forwarder {
 /// `[forward]` of the config file, re-read when the file changes.
 struct ConfigFollower {
     file: Option<PathBuf>,
-    seen: Option<SystemTime>,
+    seen: Option<FileStamp>,
     current: ForwardConfig,
 }
 
 impl ConfigFollower {
     fn new(config: &Config) -> ConfigFollower {
-        let seen = config.source.as_deref().and_then(modified);
+        let seen = config.source.as_deref().and_then(file_stamp);
         ConfigFollower { file: config.source.clone(), seen, current: config.forward.clone() }
     }
 
@@ -101,7 +101,7 @@ impl ConfigFollower {
     fn current(&mut self) -> (&ForwardConfig, bool) {
         let mut changed = false;
         if let Some(path) = &self.file {
-            let now = modified(path);
+            let now = file_stamp(path);
             if now != self.seen {
                 changed = true;
                 self.seen = now;
@@ -136,9 +136,6 @@ fn prepare(store: &Store, config: &ForwardConfig) -> ForwardMode {
     mode
 }
 
-fn modified(path: &std::path::Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
 
 /// Exponential backoff with full jitter: a uniformly random delay between half and all of
 /// `initial × 2^failures`, capped.
@@ -192,7 +189,7 @@ struct Loop {
 #[derive(PartialEq)]
 struct ExporterKey {
     config: ForwardConfig,
-    headers_version: (Option<String>, Option<SystemTime>),
+    headers_version: (Option<String>, Option<FileStamp>),
 }
 
 impl Loop {
@@ -277,7 +274,7 @@ impl Loop {
             self.trim(&config)?;
         }
         let conn = self.queue.conn();
-        let headers_version = (queue::get(conn, key::HEADERS_CHANGED_NS)?, config.headers_file.as_deref().and_then(modified));
+        let headers_version = (queue::get(conn, key::HEADERS_CHANGED_NS)?, config.headers_file.as_deref().and_then(file_stamp));
         if queue::get(conn, key::PAUSED)?.is_some_and(|p| !p.is_empty()) {
             // `forward set-headers` and `forward on` clear the pause; so does an edit of the
             // headers file or of `[forward]` (a new exporter is built below), and a restart
