@@ -135,6 +135,7 @@ pub fn status(conn: &Connection, config: &ForwardConfig, now_ns: i64) -> Result<
     let retry_at_ns = num(key::RETRY_AT_NS).filter(|&t| t > now_ns);
     let last_error = settings.get(key::LAST_ERROR).filter(|s| !s.is_empty()).cloned();
     let waiting = queue.requests + queue.changed_series;
+    let failed_since_success = num(key::LAST_ERROR_NS).is_some_and(|e| num(key::LAST_SUCCESS_NS).is_none_or(|s| e > s));
     let host = config.endpoint.as_deref().unwrap_or("");
     let (state, summary) = if !configured {
         ("not configured", "Forwarding is not set up: run tokentray forward setup --endpoint URL --protocol grpc|http/protobuf|prometheus-remote-write".to_string())
@@ -142,7 +143,9 @@ pub fn status(conn: &Connection, config: &ForwardConfig, now_ns: i64) -> Result<
         ("off", format!("Forwarding to {host} is off."))
     } else if let Some(p) = &paused {
         ("paused", format!("Paused: {p}"))
-    } else if retry_at_ns.is_some() {
+    } else if retry_at_ns.is_some() || (waiting > 0 && failed_since_success) {
+        // Also while the retry is due or in flight: the state is "retrying" until an attempt
+        // succeeds, not only while the forwarder waits out its backoff.
         ("retrying", format!("Retrying: {}", last_error.as_deref().unwrap_or("the last attempt failed")))
     } else if waiting > 0 {
         ("sending", format!("Sending to {host}: {waiting} waiting."))
@@ -193,5 +196,22 @@ mod tests {
         let bad = Setup { endpoint: "otel.example.com".into(), ..s };
         assert!(setup(&path, &bad).is_err());
         assert_eq!(std::fs::read_to_string(&path).expect("read"), text, "a refused setup writes nothing");
+    }
+
+    #[test]
+    fn retrying_lasts_until_an_attempt_succeeds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let q = queue::Queue::open(&dir.path().join("db.sqlite3")).expect("open");
+        let config = ForwardConfig { endpoint: Some("http://127.0.0.1:1".into()), ..ForwardConfig::default() };
+        q.conn().execute("INSERT INTO forward_queue (signal, created_ns, bytes, payload) VALUES (1, 0, 1, x'00')", []).expect("queue one");
+        set_enabled(q.conn(), true).expect("on");
+        let state = || status(q.conn(), &config, 1_000).expect("status").state;
+        assert_eq!(state(), "sending");
+        queue::set(q.conn(), key::LAST_ERROR, "UNAVAILABLE from 127.0.0.1:1").expect("error");
+        queue::set(q.conn(), key::LAST_ERROR_NS, "500").expect("error time");
+        queue::set(q.conn(), key::RETRY_AT_NS, "900").expect("retry time");
+        assert_eq!(state(), "retrying", "the retry is due (900 < now) and nothing succeeded since the error");
+        queue::set(q.conn(), key::LAST_SUCCESS_NS, "800").expect("success time");
+        assert_eq!(state(), "sending", "an attempt succeeded after the error");
     }
 }
