@@ -63,7 +63,15 @@ fn spend_directly(data: &Path, spends: &[(&str, f64)]) {
         let store = Store::open(data).expect("store");
         for (i, (model, usd)) in spends.iter().enumerate() {
             let t = now_ns();
-            let req = testkit::metrics_request(testkit::usage_metrics(&format!("s{i}"), "u", model, usage(*usd), t - 1_000_000_000, t, false));
+            let req = testkit::metrics_request(testkit::usage_metrics(
+                &format!("s{i}"),
+                "u",
+                model,
+                usage(*usd),
+                t - 1_000_000_000,
+                t,
+                false,
+            ));
             store.ingest(ingest::metrics::normalize(req, t as i64)).await.expect("ingest");
         }
         store.close();
@@ -72,7 +80,8 @@ fn spend_directly(data: &Path, spends: &[(&str, f64)]) {
 
 fn status_json(data: &Path, config: &Path) -> (i32, Value) {
     let out = run(data, config, &["budget", "status", "--json"]);
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
+    let json: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
     (out.status.code().expect("exit code"), json)
 }
 
@@ -89,7 +98,12 @@ fn status_exit_codes_and_json() {
 
     spend_directly(&data, &[(OPUS, 9.5), (SONNET, 2.5)]); // $12 today: $9.50 Opus
 
-    for (daily, want_code, want_crossed) in [(100.0, 0, Value::Null), (20.0, 1, serde_json::json!(50)), (12.0, 2, serde_json::json!(100)), (10.0, 2, serde_json::json!(100))] {
+    for (daily, want_code, want_crossed) in [
+        (100.0, 0, Value::Null),
+        (20.0, 1, serde_json::json!(50)),
+        (12.0, 2, serde_json::json!(100)),
+        (10.0, 2, serde_json::json!(100)),
+    ] {
         std::fs::write(&config, format!("[budgets]\ndaily = {daily}\n")).expect("write config");
         let (code, json) = status_json(&data, &config);
         assert_eq!(code, want_code, "daily {daily}: {json}");
@@ -97,7 +111,10 @@ fn status_exit_codes_and_json() {
         assert_eq!(b["highest_crossed"], want_crossed, "daily {daily}: {json}");
         assert_eq!(b["spent_usd"].as_f64(), Some(12.0));
         assert_eq!(b["limit_usd"].as_f64(), Some(daily));
-        assert_eq!(b["percent"].as_f64().map(|p| (p * 100.0).round() / 100.0), Some(((1200.0 / daily) * 100.0_f64).round() / 100.0));
+        assert_eq!(
+            b["percent"].as_f64().map(|p| (p * 100.0).round() / 100.0),
+            Some(((1200.0 / daily) * 100.0_f64).round() / 100.0)
+        );
     }
 
     // Every documented field, with a per-model monthly budget next to the daily one.
@@ -111,10 +128,20 @@ fn status_exit_codes_and_json() {
     assert_eq!(json["paused_until"], Value::Null);
     let budgets = json["budgets"].as_array().expect("list");
     assert_eq!(budgets.len(), 2);
-    let keys: Vec<&str> = budgets[0].as_object().expect("object").keys().map(String::as_str).collect();
+    let keys: Vec<&str> =
+        budgets[0].as_object().expect("object").keys().map(String::as_str).collect();
     let mut want = vec![
-        "period", "model", "limit_usd", "spent_usd", "percent", "thresholds", "highest_crossed", "forecast_usd", "reach_limit_at",
-        "period_start", "period_end",
+        "period",
+        "model",
+        "limit_usd",
+        "spent_usd",
+        "percent",
+        "thresholds",
+        "highest_crossed",
+        "forecast_usd",
+        "reach_limit_at",
+        "period_start",
+        "period_end",
     ];
     want.sort_unstable();
     let mut keys_sorted = keys.clone();
@@ -138,8 +165,14 @@ fn status_exit_codes_and_json() {
     let out = run(&data, &config, &["budget", "status"]);
     assert_eq!(out.status.code(), Some(1));
     let table = text(&out.stdout);
-    assert!(table.contains("daily") && table.contains("$12.00 of $40.00") && table.contains("past 25%"), "{table}");
-    assert!(table.contains("monthly claude-opus-5-5") && table.contains("$9.50 of $10.00"), "{table}");
+    assert!(
+        table.contains("daily") && table.contains("$12.00 of $40.00") && table.contains("past 25%"),
+        "{table}"
+    );
+    assert!(
+        table.contains("monthly claude-opus-5-5") && table.contains("$9.50 of $10.00"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -169,22 +202,45 @@ fn set_and_unset_round_trip_the_config_file() {
         .as_array()
         .expect("list")
         .iter()
-        .map(|b| (b["period"].as_str().unwrap_or_default().to_string(), b["model"].clone(), b["limit_usd"].as_f64().unwrap_or_default()))
+        .map(|b| {
+            (
+                b["period"].as_str().unwrap_or_default().to_string(),
+                b["model"].clone(),
+                b["limit_usd"].as_f64().unwrap_or_default(),
+            )
+        })
         .collect();
-    assert_eq!(got, vec![("daily".into(), Value::Null, 25.0), ("weekly".into(), Value::Null, 75.5), ("daily".into(), Value::from(OPUS), 10.0)]);
+    assert_eq!(
+        got,
+        vec![
+            ("daily".into(), Value::Null, 25.0),
+            ("weekly".into(), Value::Null, 75.5),
+            ("daily".into(), Value::from(OPUS), 10.0)
+        ]
+    );
 
     ok(&["budget", "unset", "daily", "--model", OPUS]);
     ok(&["budget", "unset", "weekly"]);
     let said = ok(&["budget", "unset", "monthly"]);
     assert!(said.contains("No monthly budget was set"), "{said}");
-    assert_eq!(std::fs::read_to_string(&config).expect("read"), format!("{original}\n[budgets]\ndaily = 25\n"));
+    assert_eq!(
+        std::fs::read_to_string(&config).expect("read"),
+        format!("{original}\n[budgets]\ndaily = 25\n")
+    );
 
     // Bad input is refused and leaves the file alone.
-    for bad in [&["budget", "set", "daily", "-5"][..], &["budget", "set", "daily", "5", "--thresholds", "0"], &["budget", "set", "hourly", "5"]] {
+    for bad in [
+        &["budget", "set", "daily", "-5"][..],
+        &["budget", "set", "daily", "5", "--thresholds", "0"],
+        &["budget", "set", "hourly", "5"],
+    ] {
         let out = run(&data, &config, bad);
         assert!(!out.status.success(), "{bad:?}");
     }
-    assert_eq!(std::fs::read_to_string(&config).expect("read"), format!("{original}\n[budgets]\ndaily = 25\n"));
+    assert_eq!(
+        std::fs::read_to_string(&config).expect("read"),
+        format!("{original}\n[budgets]\ndaily = 25\n")
+    );
 }
 
 #[test]
@@ -196,7 +252,9 @@ fn pause_and_resume() {
     let out = run(&data, &config, &["budget", "pause"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let (_, json) = status_json(&data, &config);
-    let tomorrow = (Local::now().date_naive() + chrono::Duration::days(1)).format("%Y-%m-%dT00:00:00").to_string();
+    let tomorrow = (Local::now().date_naive() + chrono::Duration::days(1))
+        .format("%Y-%m-%dT00:00:00")
+        .to_string();
     assert!(json["paused_until"].as_str().is_some_and(|p| p.starts_with(&tomorrow)), "{json}");
     assert!(run(&data, &config, &["budget", "resume"]).status.success());
     let (_, json) = status_json(&data, &config);
@@ -214,7 +272,11 @@ struct Webhook {
 }
 
 fn webhook() -> Webhook {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let got: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -248,7 +310,15 @@ impl Drop for Serving {
 
 fn serve(data: &Path, config: &Path) -> Serving {
     let mut child = tokentray(data, config)
-        .args(["serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--otlp-grpc",
+            "127.0.0.1:0",
+            "--otlp-http",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+        ])
         .env("TOKENTRAY_LOG", "debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -268,14 +338,27 @@ fn serve(data: &Path, config: &Path) -> Serving {
         }
     });
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
-    let http = line.split_whitespace().find_map(|w| w.strip_prefix("otlp-http=")).unwrap_or_else(|| panic!("no listening line: {line:?} {}", stderr.lock().expect("lock")));
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    let http = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("otlp-http="))
+        .unwrap_or_else(|| panic!("no listening line: {line:?} {}", stderr.lock().expect("lock")));
     Serving { http: http.to_string(), child, stderr }
 }
 
 fn post_spend(http: &str, session: &str, usd: f64) {
     let t = now_ns();
-    let req = testkit::metrics_request(testkit::usage_metrics(session, "u", OPUS, usage(usd), t - 1_000_000_000, t, false));
+    let req = testkit::metrics_request(testkit::usage_metrics(
+        session,
+        "u",
+        OPUS,
+        usage(usd),
+        t - 1_000_000_000,
+        t,
+        false,
+    ));
     let resp = reqwest::blocking::Client::new()
         .post(format!("http://{http}/v1/metrics"))
         .header("content-type", "application/x-protobuf")
@@ -297,7 +380,8 @@ fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
 }
 
 #[test]
-fn serve_sends_exactly_one_alert_to_the_webhook_and_the_command_when_a_request_crosses_80_percent() {
+fn serve_sends_exactly_one_alert_to_the_webhook_and_the_command_when_a_request_crosses_80_percent()
+{
     not_at_midnight();
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, config) = (dir.path().join("data"), dir.path().join("config.toml"));
@@ -324,9 +408,17 @@ fn serve_sends_exactly_one_alert_to_the_webhook_and_the_command_when_a_request_c
 
     let sent = Instant::now();
     post_spend(&s.http, "b", 7.0); // 85%
-    assert!(wait_until(Duration::from_secs(10), || !hook.got.lock().expect("lock").is_empty()), "no webhook call; serve said:\n{}", s.stderr.lock().expect("lock"));
+    assert!(
+        wait_until(Duration::from_secs(10), || !hook.got.lock().expect("lock").is_empty()),
+        "no webhook call; serve said:\n{}",
+        s.stderr.lock().expect("lock")
+    );
     assert!(sent.elapsed() < Duration::from_secs(3), "alert took {:?}", sent.elapsed());
-    assert!(wait_until(Duration::from_secs(10), || std::fs::read_to_string(&out_file).is_ok_and(|t| t.ends_with("---\n"))), "the command did not run");
+    assert!(
+        wait_until(Duration::from_secs(10), || std::fs::read_to_string(&out_file)
+            .is_ok_and(|t| t.ends_with("---\n"))),
+        "the command did not run"
+    );
     post_spend(&s.http, "c", 0.5); // 87.5%: nothing new
     std::thread::sleep(Duration::from_millis(1500));
 
@@ -339,8 +431,21 @@ fn serve_sends_exactly_one_alert_to_the_webhook_and_the_command_when_a_request_c
     assert_eq!(alert["spent_usd"].as_f64(), Some(17.0));
     assert_eq!(alert["limit_usd"].as_f64(), Some(20.0));
     assert_eq!(alert["summary"], "Daily budget: 80% reached");
-    assert!(alert["body"].as_str().is_some_and(|b| b.starts_with("80% of your $20 daily Claude Code budget ($17.00).")), "{alert}");
-    for field in ["percent", "forecast_usd", "reach_limit_at", "period_start", "period_end", "fired_at", "model"] {
+    assert!(
+        alert["body"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("80% of your $20 daily Claude Code budget ($17.00).")),
+        "{alert}"
+    );
+    for field in [
+        "percent",
+        "forecast_usd",
+        "reach_limit_at",
+        "period_start",
+        "period_end",
+        "fired_at",
+        "model",
+    ] {
         assert!(alert.get(field).is_some(), "{field} missing: {alert}");
     }
 
@@ -354,5 +459,8 @@ fn serve_sends_exactly_one_alert_to_the_webhook_and_the_command_when_a_request_c
 
     let log = s.stderr.lock().expect("lock").clone();
     assert!(log.contains("budget alert: 80% of your $20 daily Claude Code budget"), "{log}");
-    assert!(!log.contains("T0KEN") && !log.contains("s3cr3t"), "the webhook's secret is in the log:\n{log}");
+    assert!(
+        !log.contains("T0KEN") && !log.contains("s3cr3t"),
+        "the webhook's secret is in the log:\n{log}"
+    );
 }

@@ -19,12 +19,7 @@ use support::{eventually, prom, tempdir, Checker, Serve};
 
 const CLI_VERSION: &str = "2.1.330";
 const REPLY: &str = "hi from the stand-in";
-const USAGE: Usage = Usage {
-    input: 1111,
-    output: 23,
-    cache_read: 4444,
-    cache_creation: 555,
-};
+const USAGE: Usage = Usage { input: 1111, output: 23, cache_read: 4444, cache_creation: 555 };
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn claude_bin() -> PathBuf {
@@ -39,13 +34,8 @@ fn claude_or_skip() -> Option<PathBuf> {
         return None;
     }
     let home = tempdir("tokentray-claude-version-");
-    let out = Command::new(&bin)
-        .arg("--version")
-        .env("HOME", home.path())
-        .output();
-    let version = out
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
+    let out = Command::new(&bin).arg("--version").env("HOME", home.path()).output();
+    let version = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
     assert!(
         version.starts_with(CLI_VERSION),
         "{} --version printed {version:?}, want {CLI_VERSION} (re-run tests/setup.sh)",
@@ -91,7 +81,13 @@ fn run_claude(bin: &Path, api: &StandIn, protocol: &str, endpoint: &str, prompt:
 /// `claude -p PROMPT` with `home` as HOME and nothing inherited but PATH; telemetry turned on
 /// through the environment when `otel` (protocol, endpoint) is given, else only by whatever
 /// `home/.claude/settings.json` says.
-fn run_claude_in(bin: &Path, api: &StandIn, home: &Path, otel: Option<(&str, &str)>, prompt: &str) -> Run {
+fn run_claude_in(
+    bin: &Path,
+    api: &StandIn,
+    home: &Path,
+    otel: Option<(&str, &str)>,
+    prompt: &str,
+) -> Run {
     let dir = tempdir("tokentray-claude-");
     let work = dir.path().join("work");
     std::fs::create_dir_all(home).unwrap();
@@ -127,9 +123,7 @@ fn run_claude_in(bin: &Path, api: &StandIn, home: &Path, otel: Option<(&str, &st
             .env("OTEL_LOGS_EXPORT_INTERVAL", "1000");
     }
     let protocol = otel.map(|o| o.0).unwrap_or("settings.json");
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
     let deadline = Instant::now() + RUN_TIMEOUT;
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
@@ -162,34 +156,16 @@ fn stand_in_answers_the_real_cli() {
     let Some(bin) = claude_or_skip() else { return };
     let api = StandIn::start(USAGE, REPLY);
     let dead = support::free_port();
-    let run = run_claude(
-        &bin,
-        &api,
-        "http/json",
-        &format!("http://127.0.0.1:{dead}"),
-        "say hi",
-    );
+    let run = run_claude(&bin, &api, "http/json", &format!("http://127.0.0.1:{dead}"), "say hi");
     assert!(
         run.status.success(),
         "claude -p failed\n{}\nstand-in log: {:?}",
         run.describe(),
         api.log()
     );
-    assert!(
-        run.stdout.contains(REPLY),
-        "reply not printed\n{}",
-        run.describe()
-    );
-    assert!(
-        api.calls() >= 1,
-        "the CLI never called the stand-in: {:?}",
-        api.log()
-    );
-    eprintln!(
-        "stand-in log: {:?}\nclaude stdout: {}",
-        api.log(),
-        run.stdout.trim()
-    );
+    assert!(run.stdout.contains(REPLY), "reply not printed\n{}", run.describe());
+    assert!(api.calls() >= 1, "the CLI never called the stand-in: {:?}", api.log());
+    eprintln!("stand-in log: {:?}\nclaude stdout: {}", api.log(), run.stdout.trim());
 }
 
 #[test]
@@ -310,11 +286,7 @@ fn real_cli_over_grpc_http_protobuf_and_http_json() {
             cost_metric,
             cost_events,
         );
-        c.num(
-            "report cost_usd vs metrics[claude_code.cost.usage]",
-            f(&r["cost_usd"]),
-            cost_metric,
-        );
+        c.num("report cost_usd vs metrics[claude_code.cost.usage]", f(&r["cost_usd"]), cost_metric);
 
         // Per model, as the stand-in saw the requests.
         let by_model = serve.report(&["all", "--by", "model", "--json"]);
@@ -367,16 +339,9 @@ fn real_cli_over_grpc_http_protobuf_and_http_json() {
     };
     let c = eventually(Duration::from_secs(10), check);
     if !c.ok() {
-        eprintln!(
-            "stand-in log: {:?}\nserve stderr:\n{}",
-            api.log(),
-            serve.stderr()
-        );
+        eprintln!("stand-in log: {:?}\nserve stderr:\n{}", api.log(), serve.stderr());
     }
-    c.assert_ok(&format!(
-        "real claude CLI, {} runs, {calls} API calls answered",
-        runs.len()
-    ));
+    c.assert_ok(&format!("real claude CLI, {} runs, {calls} API calls answered", runs.len()));
     eprintln!("real claude CLI: {} runs, {calls} API calls answered ({calls_by_model:?}), all totals match", runs.len());
 }
 
@@ -405,9 +370,14 @@ fn settings_written_by_tokentray_setup_are_all_claude_code_needs() {
     let home = dir.path().join("home");
     std::fs::create_dir_all(home.join(".claude")).unwrap();
     // A user's settings with other keys: setup must keep them.
-    std::fs::write(home.join(".claude/settings.json"), "{\n  \"includeCoAuthoredBy\": false\n}\n").unwrap();
+    std::fs::write(home.join(".claude/settings.json"), "{\n  \"includeCoAuthoredBy\": false\n}\n")
+        .unwrap();
     let config = dir.path().join("config.toml");
-    std::fs::write(&config, format!("[listen]\notlp_grpc = \"{}\"\notlp_http = \"{}\"\n", serve.grpc, serve.http)).unwrap();
+    std::fs::write(
+        &config,
+        format!("[listen]\notlp_grpc = \"{}\"\notlp_http = \"{}\"\n", serve.grpc, serve.http),
+    )
+    .unwrap();
     let out = support::serve::command(&serve.data_dir, &config)
         .env("HOME", &home)
         .env_remove("CLAUDE_CONFIG_DIR")
@@ -415,13 +385,29 @@ fn settings_written_by_tokentray_setup_are_all_claude_code_needs() {
         .arg("setup")
         .output()
         .expect("run tokentray setup");
-    assert!(out.status.success(), "setup failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let settings: Value = serde_json::from_str(&std::fs::read_to_string(home.join(".claude/settings.json")).unwrap()).unwrap();
+    assert!(
+        out.status.success(),
+        "setup failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let settings: Value =
+        serde_json::from_str(&std::fs::read_to_string(home.join(".claude/settings.json")).unwrap())
+            .unwrap();
     assert_eq!(settings["includeCoAuthoredBy"], Value::Bool(false), "{settings:#}");
-    assert_eq!(settings["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"], format!("http://{}", serve.grpc), "{settings:#}");
+    assert_eq!(
+        settings["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"],
+        format!("http://{}", serve.grpc),
+        "{settings:#}"
+    );
 
     let run = run_claude_in(&bin, &api, &home, None, "say hi");
-    assert!(run.status.success() && run.stdout.contains(REPLY), "claude -p failed\n{}\nstand-in log: {:?}", run.describe(), api.log());
+    assert!(
+        run.status.success() && run.stdout.contains(REPLY),
+        "claude -p failed\n{}\nstand-in log: {:?}",
+        run.describe(),
+        api.log()
+    );
     let calls = api.calls();
     assert!(calls >= 1, "the CLI never called the stand-in: {:?}", api.log());
     let c = eventually(Duration::from_secs(15), || {
@@ -429,8 +415,16 @@ fn settings_written_by_tokentray_setup_are_all_claude_code_needs() {
         let r = serve.report(&["all", "--json"]);
         c.num("report sessions", f(&r["sessions"]), 1.0);
         c.num("report tokens.input", f(&r["tokens"]["input"]), (USAGE.input * calls) as f64);
-        c.num("report tokens.cacheRead", f(&r["tokens"]["cacheRead"]), (USAGE.cache_read * calls) as f64);
-        c.num("report events[claude_code.api_request]", f(&r["events"]["claude_code.api_request"]), calls as f64);
+        c.num(
+            "report tokens.cacheRead",
+            f(&r["tokens"]["cacheRead"]),
+            (USAGE.cache_read * calls) as f64,
+        );
+        c.num(
+            "report events[claude_code.api_request]",
+            f(&r["events"]["claude_code.api_request"]),
+            calls as f64,
+        );
         c
     });
     if !c.ok() {

@@ -9,7 +9,10 @@ fn tokentray(dir: &tempfile::TempDir) -> Command {
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TOKENTRAY_")) {
         cmd.env_remove(k);
     }
-    cmd.arg("--data-dir").arg(dir.path().join("data")).arg("--config").arg(dir.path().join("config.toml"));
+    cmd.arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(dir.path().join("config.toml"));
     cmd
 }
 
@@ -19,7 +22,15 @@ fn port_in_use_exits_non_zero_naming_the_port_and_the_fix() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port();
     let out = tokentray(&dir)
-        .args(["serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", &format!("127.0.0.1:{port}"), "--metrics", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--otlp-grpc",
+            "127.0.0.1:0",
+            "--otlp-http",
+            &format!("127.0.0.1:{port}"),
+            "--metrics",
+            "127.0.0.1:0",
+        ])
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
@@ -34,12 +45,20 @@ fn bad_address_and_bad_config_are_explained() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = tokentray(&dir).args(["serve", "--metrics", "localhost"]).output().expect("runs");
     assert_ne!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--metrics"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--metrics"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     std::fs::write(dir.path().join("config.toml"), "[listen]\nmetricz = 1\n").expect("write");
     let out = tokentray(&dir).args(["report"]).output().expect("runs");
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("config.toml"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("config.toml"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -67,7 +86,12 @@ fn config_file_and_env_choose_the_ports() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(started.elapsed() < Duration::from_secs(20));
-    assert!(line.starts_with(&format!("listening otlp-grpc=127.0.0.1:{grpc_port} otlp-http=127.0.0.1:")), "{line}");
+    assert!(
+        line.starts_with(&format!(
+            "listening otlp-grpc=127.0.0.1:{grpc_port} otlp-http=127.0.0.1:"
+        )),
+        "{line}"
+    );
     assert!(!line.contains("metrics=127.0.0.1:1\n"), "env overrides the file: {line}");
 }
 

@@ -70,8 +70,16 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(90)).build().expect("http client");
-        let driver = Driver { child, base: format!("http://127.0.0.1:{port}"), http, _profiles: support::tempdir("tokentray-chromium-") };
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(90))
+            .build()
+            .expect("http client");
+        let driver = Driver {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http,
+            _profiles: support::tempdir("tokentray-chromium-"),
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let ready = driver
@@ -85,7 +93,10 @@ impl Driver {
             if ready {
                 return driver;
             }
-            assert!(Instant::now() < deadline, "chromedriver on port {port} did not become ready within 20 s");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver on port {port} did not become ready within 20 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -98,7 +109,9 @@ impl Driver {
         }
         let resp = req.send().unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
         let status = resp.status();
-        let v: Value = resp.json().unwrap_or_else(|e| panic!("WebDriver {method} {path}: answer is not JSON: {e}"));
+        let v: Value = resp
+            .json()
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: answer is not JSON: {e}"));
         assert!(status.is_success(), "WebDriver {method} {path}: {status}: {v}");
         v["value"].clone()
     }
@@ -110,7 +123,10 @@ impl Driver {
 
     /// As [`Driver::session`], `height` pixels tall (for a screenshot of the whole page).
     fn session_sized(&self, dark: bool, height: u32) -> Session<'_> {
-        let profile = self._profiles.path().join(format!("profile-{}-{height}", if dark { "dark" } else { "light" }));
+        let profile = self
+            ._profiles
+            .path()
+            .join(format!("profile-{}-{height}", if dark { "dark" } else { "light" }));
         let mut args = vec![
             "--headless".to_string(),
             "--no-sandbox".into(),
@@ -140,7 +156,8 @@ impl Driver {
         }
         let caps = json!({ "capabilities": { "alwaysMatch": { "browserName": "chrome", "goog:chromeOptions": options } } });
         let v = self.call(reqwest::Method::POST, "/session", Some(caps));
-        let id = v["sessionId"].as_str().unwrap_or_else(|| panic!("no sessionId in {v}")).to_string();
+        let id =
+            v["sessionId"].as_str().unwrap_or_else(|| panic!("no sessionId in {v}")).to_string();
         Session { driver: self, id }
     }
 }
@@ -177,11 +194,16 @@ impl Session<'_> {
 
     fn find(&self, css: &str) -> Option<String> {
         let v = self.post("/elements", json!({ "using": "css selector", "value": css }));
-        v.as_array().and_then(|a| a.first()).and_then(|e| e[ELEMENT_KEY].as_str()).map(str::to_string)
+        v.as_array()
+            .and_then(|a| a.first())
+            .and_then(|e| e[ELEMENT_KEY].as_str())
+            .map(str::to_string)
     }
 
     fn must_find(&self, css: &str) -> String {
-        self.find(css).unwrap_or_else(|| panic!("no element matches {css:?}; page text:\n{}", self.page_text()))
+        self.find(css).unwrap_or_else(|| {
+            panic!("no element matches {css:?}; page text:\n{}", self.page_text())
+        })
     }
 
     fn text(&self, element: &str) -> String {
@@ -197,7 +219,10 @@ impl Session<'_> {
     }
 
     fn page_text(&self) -> String {
-        self.js("return document.body ? document.body.innerText : ''").as_str().unwrap_or_default().to_string()
+        self.js("return document.body ? document.body.innerText : ''")
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Waits until `css` matches a displayed element.
@@ -209,7 +234,11 @@ impl Session<'_> {
                     return e;
                 }
             }
-            assert!(Instant::now() < deadline, "{css} not displayed within {timeout:?}; page text:\n{}", self.page_text());
+            assert!(
+                Instant::now() < deadline,
+                "{css} not displayed within {timeout:?}; page text:\n{}",
+                self.page_text()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -234,8 +263,14 @@ impl Drop for Session<'_> {
 }
 
 fn screenshot_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let target = if target.is_absolute() { target } else { Path::new(env!("CARGO_MANIFEST_DIR")).join(target) };
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let target = if target.is_absolute() {
+        target
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(target)
+    };
     target.join("screenshots")
 }
 
@@ -305,7 +340,12 @@ fn post_otlp(http: &reqwest::blocking::Client, url: &str, body: Vec<u8>) {
 fn get(http: &reqwest::blocking::Client, url: &str) -> (u16, String, String) {
     let resp = http.get(url).send().unwrap_or_else(|e| panic!("GET {url}: {e}"));
     let status = resp.status().as_u16();
-    let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     (status, ct, resp.text().unwrap_or_default())
 }
 
@@ -313,7 +353,10 @@ fn get(http: &reqwest::blocking::Client, url: &str) -> (u16, String, String) {
 fn dashboard_page_shows_setup_then_live_data_without_reload() {
     let mut serve = Serve::start();
     let base = format!("http://{}", serve.metrics);
-    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(20)).build().expect("http client");
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("http client");
 
     // The listener serves the page's files and /metrics keeps working beside them.
     let (status, ct, body) = get(&http, &format!("{base}/"));
@@ -350,8 +393,16 @@ fn dashboard_page_shows_setup_then_live_data_without_reload() {
     assert!(page.text(&empty).contains("Connect Claude Code"));
     let env = page.text(&page.must_find("[data-testid=setup-env]"));
     assert!(env.contains("export CLAUDE_CODE_ENABLE_TELEMETRY=1"), "{env}");
-    assert!(env.contains(&format!("OTEL_EXPORTER_OTLP_ENDPOINT={grpc_endpoint}")), "env block lacks the bound gRPC port {}:\n{env}", serve.grpc);
-    assert!(env.contains(&http_endpoint), "env block lacks the bound HTTP port {}:\n{env}", serve.http);
+    assert!(
+        env.contains(&format!("OTEL_EXPORTER_OTLP_ENDPOINT={grpc_endpoint}")),
+        "env block lacks the bound gRPC port {}:\n{env}",
+        serve.grpc
+    );
+    assert!(
+        env.contains(&http_endpoint),
+        "env block lacks the bound HTTP port {}:\n{env}",
+        serve.http
+    );
     let state = page.js(STATE_JS);
     assert_eq!(state["dark"], false, "{state}");
     assert_eq!(state["viewport"], json!([WIDTH, HEIGHT]), "{state}");
@@ -376,7 +427,11 @@ fn dashboard_page_shows_setup_then_live_data_without_reload() {
     // reconnect rather than the push.
     let deadline = Instant::now() + Duration::from_secs(20);
     while page.js(STATE_JS)["status"] != "live" {
-        assert!(Instant::now() < deadline, "the page never connected to /api/events: {}", page.js(STATE_JS));
+        assert!(
+            Instant::now() < deadline,
+            "the page never connected to /api/events: {}",
+            page.js(STATE_JS)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     page.js("window.__tokentrayMarker = 'same page'; return null;");
@@ -384,18 +439,50 @@ fn dashboard_page_shows_setup_then_live_data_without_reload() {
     // --- Data over OTLP/HTTP protobuf, timestamped now ----------------------------------------
     let now = tokentray_core::ingest::now_ns() as u64;
     let s = 1_000_000_000u64;
-    let opus = Usage { cost_usd: 0.4213, input: 2100.0, output: 812.0, cache_read: 90000.0, cache_creation: 1500.0 };
-    let sonnet = Usage { cost_usd: 0.0871, input: 300.0, output: 95.0, cache_read: 12000.0, cache_creation: 0.0 };
+    let opus = Usage {
+        cost_usd: 0.4213,
+        input: 2100.0,
+        output: 812.0,
+        cache_read: 90000.0,
+        cache_creation: 1500.0,
+    };
+    let sonnet = Usage {
+        cost_usd: 0.0871,
+        input: 300.0,
+        output: 95.0,
+        cache_read: 12000.0,
+        cache_creation: 0.0,
+    };
     let (t1, t2) = (now - 30 * s, now - 2 * s);
-    let mut metrics = testkit::usage_metrics("web-session-1", "user", testkit::MODEL, opus, t1 - 60 * s, t1, false);
+    let mut metrics = testkit::usage_metrics(
+        "web-session-1",
+        "user",
+        testkit::MODEL,
+        opus,
+        t1 - 60 * s,
+        t1,
+        false,
+    );
     metrics.push(testkit::session_start_metric("web-session-1", "user", t1 - 60 * s, t1));
-    metrics.extend(testkit::usage_metrics("web-session-2", "user", "claude-sonnet-5", sonnet, t2 - 10 * s, t2, false));
+    metrics.extend(testkit::usage_metrics(
+        "web-session-2",
+        "user",
+        "claude-sonnet-5",
+        sonnet,
+        t2 - 10 * s,
+        t2,
+        false,
+    ));
     metrics.push(testkit::session_start_metric("web-session-2", "user", t2 - 10 * s, t2));
     let logs = testkit::logs_request(vec![
         testkit::api_request_record("web-session-1", "user", testkit::MODEL, opus, t1),
         testkit::api_request_record("web-session-2", "user", "claude-sonnet-5", sonnet, t2),
     ]);
-    post_otlp(&http, &format!("http://{}/v1/metrics", serve.http), testkit::metrics_request(metrics).encode_to_vec());
+    post_otlp(
+        &http,
+        &format!("http://{}/v1/metrics", serve.http),
+        testkit::metrics_request(metrics).encode_to_vec(),
+    );
     post_otlp(&http, &format!("http://{}/v1/logs", serve.http), logs.encode_to_vec());
 
     // --- The open page updates by itself to what `tokentray report` says ----------------------
@@ -420,27 +507,58 @@ fn dashboard_page_shows_setup_then_live_data_without_reload() {
     c.check(state["marker"] == "same page", || format!("the page was reloaded: {state}"));
     c.check(state["error"].is_null(), || format!("error shown: {state}"));
     c.num("today", state["today"].as_f64().unwrap_or(f64::NAN), want_today);
-    c.num("week", state["week"].as_f64().unwrap_or(f64::NAN), week["cost_usd"].as_f64().unwrap_or(f64::NAN));
-    c.num("month", state["month"].as_f64().unwrap_or(f64::NAN), month["cost_usd"].as_f64().unwrap_or(f64::NAN));
+    c.num(
+        "week",
+        state["week"].as_f64().unwrap_or(f64::NAN),
+        week["cost_usd"].as_f64().unwrap_or(f64::NAN),
+    );
+    c.num(
+        "month",
+        state["month"].as_f64().unwrap_or(f64::NAN),
+        month["cost_usd"].as_f64().unwrap_or(f64::NAN),
+    );
     for k in ["input", "output", "cacheRead", "cacheCreation"] {
-        c.num(format!("tokens.{k}"), state[k].as_f64().unwrap_or(f64::NAN), today["tokens"][k].as_f64().unwrap_or(f64::NAN));
+        c.num(
+            format!("tokens.{k}"),
+            state[k].as_f64().unwrap_or(f64::NAN),
+            today["tokens"][k].as_f64().unwrap_or(f64::NAN),
+        );
     }
     c.num("tokens.input value", state["input"].as_f64().unwrap_or(f64::NAN), 2400.0);
     let prompt = 2400.0 + 102000.0 + 1500.0;
     c.num("cache ratio", state["cache_ratio"].as_f64().unwrap_or(f64::NAN), 102000.0 / prompt);
-    c.check(state["today_text"].as_str().is_some_and(|t| t.contains('$') && t.contains("0.51")), || format!("today's spend is not formatted as USD: {state}"));
+    c.check(
+        state["today_text"].as_str().is_some_and(|t| t.contains('$') && t.contains("0.51")),
+        || format!("today's spend is not formatted as USD: {state}"),
+    );
     let models = state["models"].as_array().cloned().unwrap_or_default();
-    c.check(models.first().is_some_and(|m| m["model"] == testkit::MODEL && approx_eq(m["cost"].as_f64().unwrap_or(0.0), 0.4213)), || format!("first model row: {models:?}"));
-    c.check(models.get(1).is_some_and(|m| m["model"] == "claude-sonnet-5"), || format!("second model row: {models:?}"));
-    c.check(page.find(&format!("[data-model=\"{}\"]", testkit::MODEL)).is_some(), || "no [data-model] row for opus".into());
+    c.check(
+        models.first().is_some_and(|m| {
+            m["model"] == testkit::MODEL && approx_eq(m["cost"].as_f64().unwrap_or(0.0), 0.4213)
+        }),
+        || format!("first model row: {models:?}"),
+    );
+    c.check(models.get(1).is_some_and(|m| m["model"] == "claude-sonnet-5"), || {
+        format!("second model row: {models:?}")
+    });
+    c.check(page.find(&format!("[data-model=\"{}\"]", testkit::MODEL)).is_some(), || {
+        "no [data-model] row for opus".into()
+    });
     let sessions = state["sessions"].as_array().cloned().unwrap_or_default();
     let ids: Vec<&str> = sessions.iter().filter_map(|s| s["id"].as_str()).collect();
-    c.check(ids == ["web-session-2", "web-session-1"], || format!("session rows (newest first): {sessions:?}"));
-    c.check(state["daily_bars"] == 30 && state["hourly_bars"] == 24, || format!("chart bars: {state}"));
-    let line = state["last_request"].as_str().unwrap_or_default();
-    c.check(line.contains("claude-sonnet-5") && line.contains("$0.09") && (line.contains("ago") || line.contains("now")), || {
-        format!("last request line: {line:?}")
+    c.check(ids == ["web-session-2", "web-session-1"], || {
+        format!("session rows (newest first): {sessions:?}")
     });
+    c.check(state["daily_bars"] == 30 && state["hourly_bars"] == 24, || {
+        format!("chart bars: {state}")
+    });
+    let line = state["last_request"].as_str().unwrap_or_default();
+    c.check(
+        line.contains("claude-sonnet-5")
+            && line.contains("$0.09")
+            && (line.contains("ago") || line.contains("now")),
+        || format!("last request line: {line:?}"),
+    );
     c.assert_ok("dashboard after posting data");
 
     // The dashboard JSON agrees with the page.
@@ -460,7 +578,8 @@ fn dashboard_page_shows_setup_then_live_data_without_reload() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(activity, serde_json::json!(["web-session-2", "web-session-1"]), "activity rows");
-    let (status, _, body) = get(&http, &format!("{base}/api/activity?session=web-session-1&kind=api_request"));
+    let (status, _, body) =
+        get(&http, &format!("{base}/api/activity?session=web-session-1&kind=api_request"));
     assert_eq!(status, 200, "{body}");
     let rows: Value = serde_json::from_str(&body).expect("activity JSON");
     assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
@@ -468,9 +587,17 @@ fn dashboard_page_shows_setup_then_live_data_without_reload() {
     assert_eq!(rows[0]["kind"], "api_request");
 
     // DNS rebinding: a page served under another name that resolves to 127.0.0.1 is refused.
-    let rebound = http.get(format!("{base}/api/dashboard")).header("host", format!("evil.example:{}", serve.metrics.port())).send().expect("GET with a foreign Host");
+    let rebound = http
+        .get(format!("{base}/api/dashboard"))
+        .header("host", format!("evil.example:{}", serve.metrics.port()))
+        .send()
+        .expect("GET with a foreign Host");
     assert_eq!(rebound.status().as_u16(), 403, "a foreign Host header must be refused");
-    let by_name = http.get(format!("{base}/api/dashboard")).header("host", format!("localhost:{}", serve.metrics.port())).send().expect("GET as localhost");
+    let by_name = http
+        .get(format!("{base}/api/dashboard"))
+        .header("host", format!("localhost:{}", serve.metrics.port()))
+        .send()
+        .expect("GET as localhost");
     assert_eq!(by_name.status().as_u16(), 200);
 
     page.screenshot("web-light-data");
@@ -479,7 +606,9 @@ fn dashboard_page_shows_setup_then_live_data_without_reload() {
         dark.goto(&format!("{base}/"));
         dark.wait_displayed("[data-testid=dashboard]", Duration::from_secs(20));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while dark.js(STATE_JS)["models"].as_array().map_or(0, |m| m.len()) < 2 && Instant::now() < deadline {
+        while dark.js(STATE_JS)["models"].as_array().map_or(0, |m| m.len()) < 2
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(100));
         }
         assert_eq!(dark.js(STATE_JS)["dark"], true);
@@ -491,7 +620,9 @@ fn dashboard_page_shows_setup_then_live_data_without_reload() {
         tall.goto(&format!("{base}/"));
         tall.wait_displayed("[data-testid=dashboard]", Duration::from_secs(20));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while tall.js(STATE_JS)["sessions"].as_array().map_or(0, |m| m.len()) < 2 && Instant::now() < deadline {
+        while tall.js(STATE_JS)["sessions"].as_array().map_or(0, |m| m.len()) < 2
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(100));
         }
         tall.screenshot("web-light-data-full");
@@ -500,6 +631,10 @@ fn dashboard_page_shows_setup_then_live_data_without_reload() {
     // SIGTERM while the page still holds /api/events open: serve must not wait for the stream.
     let t0 = Instant::now();
     serve.stop();
-    assert!(t0.elapsed() < Duration::from_secs(10), "serve took {:?} to stop with an open event stream", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "serve took {:?} to stop with an open event stream",
+        t0.elapsed()
+    );
     drop(page);
 }

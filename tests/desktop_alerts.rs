@@ -21,11 +21,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone};
 use chrono_tz::Europe::Berlin;
 use chrono_tz::Tz;
-use tokentray_core::budget::{AlertState, Clock, Evaluator, EvaluatorHandle, ManualClock, Notifier};
+use support_desktop::notifications::Notifications;
+use tokentray_core::budget::{
+    AlertState, Clock, Evaluator, EvaluatorHandle, ManualClock, Notifier,
+};
 use tokentray_core::config::{BudgetLimit, BudgetsConfig, ModelBudgets};
 use tokentray_core::ingest;
 use tokentray_core::store::Store;
-use support_desktop::notifications::Notifications;
 use tokentray_core::testkit::{self, Usage};
 
 /// Set in the re-run child: the test body runs instead of spawning the bus.
@@ -56,8 +58,15 @@ fn on_private_bus(name: &str, body: impl FnOnce()) {
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{name} on a private bus failed ({}):\n{stdout}\n{stderr}", out.status);
-    assert!(stdout.contains("1 passed"), "{name} did not run on the private bus:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "{name} on a private bus failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "{name} did not run on the private bus:\n{stdout}\n{stderr}"
+    );
 }
 
 /// Store, evaluator with the desktop notifier, manual clock, and the notification server.
@@ -84,7 +93,12 @@ fn daily(usd: f64) -> BudgetsConfig {
 
 fn evaluator(store: &Store, budgets: BudgetsConfig, clock: &ManualClock) -> EvaluatorHandle {
     let notifier: Arc<dyn Notifier> = Arc::new(desktop::DesktopNotifier);
-    Evaluator::new(store, budgets, notifier).expect("evaluator").with_clock(clock.clone()).with_time_zone(Berlin).spawn().expect("spawn")
+    Evaluator::new(store, budgets, notifier)
+        .expect("evaluator")
+        .with_clock(clock.clone())
+        .with_time_zone(Berlin)
+        .spawn()
+        .expect("spawn")
 }
 
 impl Rig {
@@ -108,9 +122,24 @@ impl Rig {
         let mut changes = self.store.subscribe();
         self.session += 1;
         let t = self.clock.now().timestamp_nanos_opt().expect("ns") as u64;
-        let usage = Usage { cost_usd: usd, input: 100.0, output: 10.0, cache_read: 0.0, cache_creation: 0.0 };
-        let req = testkit::metrics_request(testkit::usage_metrics(&format!("session-{}", self.session), "u", model, usage, t - 1_000_000_000, t, false));
-        let ack = self.store.ingest(ingest::metrics::normalize(req, t as i64)).await.expect("ingest");
+        let usage = Usage {
+            cost_usd: usd,
+            input: 100.0,
+            output: 10.0,
+            cache_read: 0.0,
+            cache_creation: 0.0,
+        };
+        let req = testkit::metrics_request(testkit::usage_metrics(
+            &format!("session-{}", self.session),
+            "u",
+            model,
+            usage,
+            t - 1_000_000_000,
+            t,
+            false,
+        ));
+        let ack =
+            self.store.ingest(ingest::metrics::normalize(req, t as i64)).await.expect("ingest");
         assert_eq!(ack.rejected, 0);
         let change = changes.recv().await.expect("change");
         self.handle.wait_evaluated(change.at_ns).await.expect("evaluated");
@@ -141,7 +170,12 @@ fn pair(summary: &str, body: &str) -> (String, String) {
 }
 
 fn run(body: impl std::future::Future<Output = ()>) {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime").block_on(body);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(body);
 }
 
 #[test]
@@ -161,14 +195,29 @@ fn thresholds_50_80_100_over_a_day() {
             }
             assert_eq!(rig.take(), vec![]);
             // The server answers what notify-rust may ask besides Notify.
-            let info = tokio::task::spawn_blocking(notify_rust::get_server_information).await.expect("join").expect("server information");
+            let info = tokio::task::spawn_blocking(notify_rust::get_server_information)
+                .await
+                .expect("join")
+                .expect("server information");
             assert_eq!(info.name, "recorder");
-            assert_eq!(tokio::task::spawn_blocking(notify_rust::get_capabilities).await.expect("join").expect("capabilities"), vec!["body"]);
+            assert_eq!(
+                tokio::task::spawn_blocking(notify_rust::get_capabilities)
+                    .await
+                    .expect("join")
+                    .expect("capabilities"),
+                vec!["body"]
+            );
 
             // Tuesday.
             rig.at(berlin(24, 9, 10));
             rig.spend(OPUS, 10.0).await;
-            assert_eq!(rig.take(), vec![pair("Daily budget: 50% reached", "50% of your $20 daily Claude Code budget ($10.00).")]);
+            assert_eq!(
+                rig.take(),
+                vec![pair(
+                    "Daily budget: 50% reached",
+                    "50% of your $20 daily Claude Code budget ($10.00)."
+                )]
+            );
             rig.at(berlin(24, 11, 0));
             rig.spend(OPUS, 1.0).await; // 55%: nothing
             assert_eq!(rig.take(), vec![]);
@@ -200,9 +249,21 @@ fn two_thresholds_in_one_request_notify_once_for_the_highest() {
         run(async {
             let mut rig = Rig::new(berlin(24, 9, 0), daily(20.0)).await;
             rig.spend(OPUS, 17.0).await; // 0 → 85%: 50 and 80 at once
-            assert_eq!(rig.take(), vec![pair("Daily budget: 80% reached", "80% of your $20 daily Claude Code budget ($17.00).")]);
+            assert_eq!(
+                rig.take(),
+                vec![pair(
+                    "Daily budget: 80% reached",
+                    "80% of your $20 daily Claude Code budget ($17.00)."
+                )]
+            );
             rig.spend(OPUS, 5.0).await; // → 110%: 100
-            assert_eq!(rig.take(), vec![pair("Daily budget: 100% reached", "100% of your $20 daily Claude Code budget ($22.00).")]);
+            assert_eq!(
+                rig.take(),
+                vec![pair(
+                    "Daily budget: 100% reached",
+                    "100% of your $20 daily Claude Code budget ($22.00)."
+                )]
+            );
         })
     });
 }
@@ -213,12 +274,24 @@ fn restart_after_firing_does_not_repeat() {
         run(async {
             let mut rig = Rig::new(berlin(24, 9, 0), daily(20.0)).await;
             rig.spend(OPUS, 10.5).await;
-            assert_eq!(rig.take(), vec![pair("Daily budget: 50% reached", "50% of your $20 daily Claude Code budget ($10.50).")]);
+            assert_eq!(
+                rig.take(),
+                vec![pair(
+                    "Daily budget: 50% reached",
+                    "50% of your $20 daily Claude Code budget ($10.50)."
+                )]
+            );
             rig.restart(daily(20.0)).await;
             rig.spend(OPUS, 0.5).await;
             assert_eq!(rig.take(), vec![], "50% was notified before the restart");
             rig.spend(OPUS, 6.0).await;
-            assert_eq!(rig.take(), vec![pair("Daily budget: 80% reached", "80% of your $20 daily Claude Code budget ($17.00).")]);
+            assert_eq!(
+                rig.take(),
+                vec![pair(
+                    "Daily budget: 80% reached",
+                    "80% of your $20 daily Claude Code budget ($17.00)."
+                )]
+            );
             rig.restart(daily(20.0)).await;
             assert_eq!(rig.take(), vec![]);
         })
@@ -231,11 +304,20 @@ fn next_day_rearms() {
         run(async {
             let mut rig = Rig::new(berlin(24, 9, 0), daily(20.0)).await;
             rig.spend(OPUS, 17.0).await;
-            assert_eq!(rig.take(), vec![pair("Daily budget: 80% reached", "80% of your $20 daily Claude Code budget ($17.00).")]);
+            assert_eq!(
+                rig.take(),
+                vec![pair(
+                    "Daily budget: 80% reached",
+                    "80% of your $20 daily Claude Code budget ($17.00)."
+                )]
+            );
             // Midnight: the status starts over without any new data.
             rig.at(berlin(25, 0, 0));
             let status = rig.handle.evaluate_now().await.expect("status");
-            assert_eq!((status.budgets[0].spent_usd, status.budgets[0].highest_crossed), (0.0, None));
+            assert_eq!(
+                (status.budgets[0].spent_usd, status.budgets[0].highest_crossed),
+                (0.0, None)
+            );
             assert_eq!(status.budgets[0].period_start, "2026-11-25T00:00:00+01:00");
             assert_eq!(rig.take(), vec![]);
             // Yesterday's one busy slot (09:00, $17) is the whole profile: a quarter of the
@@ -258,7 +340,9 @@ fn paused_alerts_stay_silent_and_resume_for_new_thresholds() {
         run(async {
             let mut rig = Rig::new(berlin(24, 9, 0), daily(20.0)).await;
             let state = AlertState::open(rig.store.path()).expect("alert state");
-            state.pause_until(Some(tokentray_core::budget::tomorrow_start(&berlin(24, 9, 0)))).expect("pause");
+            state
+                .pause_until(Some(tokentray_core::budget::tomorrow_start(&berlin(24, 9, 0))))
+                .expect("pause");
             rig.spend(OPUS, 11.0).await; // 55%
             rig.spend(OPUS, 6.0).await; // 85%
             assert_eq!(rig.take(), vec![], "paused");
@@ -268,10 +352,18 @@ fn paused_alerts_stay_silent_and_resume_for_new_thresholds() {
             rig.spend(OPUS, 0.5).await; // 87.5%: nothing new
             assert_eq!(rig.take(), vec![], "crossed while paused: not replayed");
             rig.spend(OPUS, 3.0).await; // 102.5%
-            assert_eq!(rig.take(), vec![pair("Daily budget: 100% reached", "100% of your $20 daily Claude Code budget ($20.50).")]);
+            assert_eq!(
+                rig.take(),
+                vec![pair(
+                    "Daily budget: 100% reached",
+                    "100% of your $20 daily Claude Code budget ($20.50)."
+                )]
+            );
 
             // A pause until tomorrow is over tomorrow: the new day alerts again.
-            state.pause_until(Some(tokentray_core::budget::tomorrow_start(&berlin(24, 9, 0)))).expect("pause");
+            state
+                .pause_until(Some(tokentray_core::budget::tomorrow_start(&berlin(24, 9, 0))))
+                .expect("pause");
             rig.at(berlin(25, 9, 0));
             rig.spend(OPUS, 10.0).await;
             assert_eq!(rig.take().len(), 1, "the pause ended at midnight");
@@ -283,16 +375,32 @@ fn paused_alerts_stay_silent_and_resume_for_new_thresholds() {
 fn daily_and_monthly_budgets_together() {
     on_private_bus("daily_and_monthly_budgets_together", || {
         run(async {
-            let budgets = BudgetsConfig { daily: Some(limit(20.0)), monthly: Some(limit(30.0)), ..BudgetsConfig::default() };
+            let budgets = BudgetsConfig {
+                daily: Some(limit(20.0)),
+                monthly: Some(limit(30.0)),
+                ..BudgetsConfig::default()
+            };
             let mut rig = Rig::new(berlin(24, 9, 0), budgets).await;
             rig.spend(SONNET, 12.0).await; // daily 60%, monthly 40%
-            assert_eq!(rig.take(), vec![pair("Daily budget: 50% reached", "50% of your $20 daily Claude Code budget ($12.00).")]);
+            assert_eq!(
+                rig.take(),
+                vec![pair(
+                    "Daily budget: 50% reached",
+                    "50% of your $20 daily Claude Code budget ($12.00)."
+                )]
+            );
             rig.spend(SONNET, 5.0).await; // daily 85%, monthly 56.7%: one alert per budget
             assert_eq!(
                 rig.take(),
                 vec![
-                    pair("Daily budget: 80% reached", "80% of your $20 daily Claude Code budget ($17.00)."),
-                    pair("Monthly budget: 50% reached", "50% of your $30 monthly Claude Code budget ($17.00)."),
+                    pair(
+                        "Daily budget: 80% reached",
+                        "80% of your $20 daily Claude Code budget ($17.00)."
+                    ),
+                    pair(
+                        "Monthly budget: 50% reached",
+                        "50% of your $30 monthly Claude Code budget ($17.00)."
+                    ),
                 ]
             );
             // The next day the daily budget starts over; the month goes on from $17.
@@ -301,7 +409,10 @@ fn daily_and_monthly_budgets_together() {
             let got = rig.take();
             assert_eq!(got.len(), 1, "{got:?}");
             assert_eq!(got[0].0, "Monthly budget: 80% reached");
-            assert!(got[0].1.starts_with("80% of your $30 monthly Claude Code budget ($25.00)."), "{got:?}");
+            assert!(
+                got[0].1.starts_with("80% of your $30 monthly Claude Code budget ($25.00)."),
+                "{got:?}"
+            );
         })
     });
 }
@@ -311,19 +422,30 @@ fn per_model_budget() {
     on_private_bus("per_model_budget", || {
         run(async {
             let mut models = BTreeMap::new();
-            models.insert(OPUS.to_string(), ModelBudgets { daily: Some(limit(10.0)), ..ModelBudgets::default() });
-            let mut rig = Rig::new(berlin(24, 9, 0), BudgetsConfig { models, ..BudgetsConfig::default() }).await;
+            models.insert(
+                OPUS.to_string(),
+                ModelBudgets { daily: Some(limit(10.0)), ..ModelBudgets::default() },
+            );
+            let mut rig =
+                Rig::new(berlin(24, 9, 0), BudgetsConfig { models, ..BudgetsConfig::default() })
+                    .await;
             rig.spend(SONNET, 20.0).await;
             assert_eq!(rig.take(), vec![], "other models do not count");
             rig.spend(OPUS, 6.0).await;
             assert_eq!(
                 rig.take(),
-                vec![pair("Daily claude-opus-5-5 budget: 50% reached", "50% of your $10 daily Claude Code budget for claude-opus-5-5 ($6.00).")]
+                vec![pair(
+                    "Daily claude-opus-5-5 budget: 50% reached",
+                    "50% of your $10 daily Claude Code budget for claude-opus-5-5 ($6.00)."
+                )]
             );
             rig.spend(OPUS, 4.5).await; // 105%: 80 and 100 at once
             assert_eq!(
                 rig.take(),
-                vec![pair("Daily claude-opus-5-5 budget: 100% reached", "100% of your $10 daily Claude Code budget for claude-opus-5-5 ($10.50).")]
+                vec![pair(
+                    "Daily claude-opus-5-5 budget: 100% reached",
+                    "100% of your $10 daily Claude Code budget for claude-opus-5-5 ($10.50)."
+                )]
             );
         })
     });

@@ -29,17 +29,27 @@ fn count(v: f64) -> String {
 }
 
 fn info_line(f: &otlp::Figures) -> String {
-    let sessions = if f.sessions == 1.0 { "1 session".to_string() } else { format!("{} sessions", count(f.sessions)) };
+    let sessions = if f.sessions == 1.0 {
+        "1 session".to_string()
+    } else {
+        format!("{} sessions", count(f.sessions))
+    };
     format!("Today: {} · {sessions} · {} tokens", otlp::usd(f.cost), count(f.total_tokens()))
 }
 
 fn wait_label(item: &Item, want: &str, timeout: Duration) -> Result<Duration, String> {
     let start = Instant::now();
-    wait_for(timeout, || (item.label() == want).then(|| start.elapsed())).ok_or_else(|| format!("label {:?}, want {want:?}", item.label()))
+    wait_for(timeout, || (item.label() == want).then(|| start.elapsed()))
+        .ok_or_else(|| format!("label {:?}, want {want:?}", item.label()))
 }
 
 fn entry<'a>(menu: &'a MenuNode, label: &str) -> &'a MenuNode {
-    menu.find(label).unwrap_or_else(|| panic!("no menu entry {label:?} in {:#?}", menu.flatten().iter().map(|n| &n.label).collect::<Vec<_>>()))
+    menu.find(label).unwrap_or_else(|| {
+        panic!(
+            "no menu entry {label:?} in {:#?}",
+            menu.flatten().iter().map(|n| &n.label).collect::<Vec<_>>()
+        )
+    })
 }
 
 /// Mapped dashboard windows (GTK's tray fallback icon may carry the name too, at 16x16).
@@ -49,7 +59,10 @@ fn dashboards() -> usize {
 
 /// The window's processes under the tray: `tokentray-window` and WebKit's helpers.
 fn window_processes(pid: u32) -> usize {
-    proc::descendants(pid).into_iter().filter(|(_, n)| n.starts_with("WebKit") || n.starts_with("tokentray")).count()
+    proc::descendants(pid)
+        .into_iter()
+        .filter(|(_, n)| n.starts_with("WebKit") || n.starts_with("tokentray"))
+        .count()
 }
 
 /// The menu once the app exported it (the label can be there a moment before the entries).
@@ -58,11 +71,17 @@ fn menu_with(item: &Item, label: &str) -> MenuNode {
         let m = item.menu();
         m.find(label).is_some().then_some(m)
     })
-    .unwrap_or_else(|| panic!("no menu entry {label:?} in {:?}", item.menu().flatten().iter().map(|n| &n.label).collect::<Vec<_>>()))
+    .unwrap_or_else(|| {
+        panic!(
+            "no menu entry {label:?} in {:?}",
+            item.menu().flatten().iter().map(|n| &n.label).collect::<Vec<_>>()
+        )
+    })
 }
 
 fn autostart_file() -> std::path::PathBuf {
-    std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".config/autostart/tokentray.desktop")
+    std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+        .join(".config/autostart/tokentray.desktop")
 }
 
 #[test]
@@ -73,17 +92,38 @@ fn tray_shows_spend_and_its_menu_works_over_dbus() {
     let watcher = Watcher::start();
     let dirs = Dirs::new();
     let (mut tray, ports) = App::start(&dirs, &[]);
-    let item = watcher.wait_item(0, REGISTER_TIMEOUT).unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
+    let item = watcher
+        .wait_item(0, REGISTER_TIMEOUT)
+        .unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
 
     // Empty history: $0.00, and the menu has its final shape.
-    wait_label(&item, "$0.00", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+    wait_label(&item, "$0.00", Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
     let menu = menu_with(&item, "Today: $0.00");
-    let labels: Vec<&str> = menu.flatten().into_iter().filter(|n| n.visible && !n.separator).map(|n| n.label.as_str()).collect();
-    assert_eq!(labels, ["Open dashboard", "Today: $0.00 · 0 sessions · 0 tokens", "Forward to team", "Start at login", "Pause alerts", "Quit"], "{menu:#?}");
+    let labels: Vec<&str> = menu
+        .flatten()
+        .into_iter()
+        .filter(|n| n.visible && !n.separator)
+        .map(|n| n.label.as_str())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "Open dashboard",
+            "Today: $0.00 · 0 sessions · 0 tokens",
+            "Forward to team",
+            "Start at login",
+            "Pause alerts",
+            "Quit"
+        ],
+        "{menu:#?}"
+    );
     assert!(entry(&menu, "Open dashboard").enabled);
     assert!(!entry(&menu, "Today:").enabled, "the info row is not clickable");
     // The first run turns start-at-login on; the rest starts unchecked.
-    for (label, enabled, checked) in [("Forward to team", false, 0), ("Start at login", true, 1), ("Pause alerts", true, 0)] {
+    for (label, enabled, checked) in
+        [("Forward to team", false, 0), ("Start at login", true, 1), ("Pause alerts", true, 0)]
+    {
         let e = entry(&menu, label);
         assert_eq!(e.toggle_type, "checkmark", "{label} is a checkbox");
         assert_eq!(e.enabled, enabled, "{label} enabled");
@@ -96,24 +136,55 @@ fn tray_shows_spend_and_its_menu_works_over_dbus() {
     let history = otlp::history();
     otlp::send(ports.http, &history);
     let expected = otlp::expected(&history);
-    let latency = wait_label(&item, &otlp::usd(expected.today.cost), Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+    let latency = wait_label(&item, &otlp::usd(expected.today.cost), Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
     println!("tray label updated {} ms after the data was acknowledged", latency.as_millis());
     assert!(latency <= Duration::from_secs(1), "label took {latency:?}");
     let want_info = info_line(&expected.today);
-    assert!(wait_for(Duration::from_secs(3), || item.menu().find("Today:").filter(|n| n.label == want_info).map(|_| ())).is_some(), "info row {:?}, want {want_info:?}", item.menu().find("Today:").map(|n| n.label.clone()));
+    assert!(
+        wait_for(Duration::from_secs(3), || item
+            .menu()
+            .find("Today:")
+            .filter(|n| n.label == want_info)
+            .map(|_| ()))
+        .is_some(),
+        "info row {:?}, want {want_info:?}",
+        item.menu().find("Today:").map(|n| n.label.clone())
+    );
 
     // Open dashboard: a window appears on the display.
     assert_eq!(dashboards(), 0, "no window before it is asked for");
     item.click(entry(&item.menu(), "Open dashboard").id);
-    assert!(tray.out.wait_for("window opened", Duration::from_secs(20)), "no window opened:\n{}", tray.out.text());
-    assert!(wait_for(Duration::from_secs(10), || (dashboards() == 1).then_some(())).is_some(), "no dashboard window mapped");
-    assert!(wait_for(Duration::from_secs(10), || (window_processes(tray.pid) >= 2).then_some(())).is_some(), "no window process with WebKit: {:?}", proc::descendants(tray.pid));
+    assert!(
+        tray.out.wait_for("window opened", Duration::from_secs(20)),
+        "no window opened:\n{}",
+        tray.out.text()
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || (dashboards() == 1).then_some(())).is_some(),
+        "no dashboard window mapped"
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || (window_processes(tray.pid) >= 2).then_some(()))
+            .is_some(),
+        "no window process with WebKit: {:?}",
+        proc::descendants(tray.pid)
+    );
 
     // Closing it (as the window manager's close button does) keeps the app and its engine in the
     // tray, and ends every process of the window: nothing of WebKit stays resident.
     assert_eq!(x11::close("tokentray", 300), 1);
-    assert!(tray.out.wait_for("window closed", Duration::from_secs(10)), "window not closed:\n{}", tray.out.text());
-    assert!(wait_for(Duration::from_secs(15), || (window_processes(tray.pid) == 0).then_some(())).is_some(), "still running after close: {:?}", proc::descendants(tray.pid));
+    assert!(
+        tray.out.wait_for("window closed", Duration::from_secs(10)),
+        "window not closed:\n{}",
+        tray.out.text()
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), || (window_processes(tray.pid) == 0).then_some(()))
+            .is_some(),
+        "still running after close: {:?}",
+        proc::descendants(tray.pid)
+    );
     assert_eq!(dashboards(), 0);
     assert!(tray.try_status().is_none(), "the app exited with its window:\n{}", tray.out.text());
     assert!(app::metrics_ok(ports.metrics), "the engine stopped with the window");
@@ -122,13 +193,31 @@ fn tray_shows_spend_and_its_menu_works_over_dbus() {
     // starting an engine.
     let started = Instant::now();
     let mut second = App::spawn(&dirs.args(&[]));
-    let status = second.wait_exit(Duration::from_secs(20)).unwrap_or_else(|| panic!("second launch still running:\n{}", second.out.text()));
+    let status = second
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("second launch still running:\n{}", second.out.text()));
     println!("second launch exited in {} ms", started.elapsed().as_millis());
     assert!(status.success(), "second launch: {status}\n{}", second.out.text());
-    assert!(!second.out.contains("listening "), "second launch started an engine:\n{}", second.out.text());
-    assert!(tray.out.wait_for("another launch: opening the window", Duration::from_secs(5)), "{}", tray.out.text());
-    assert!(wait_for(Duration::from_secs(20), || (tray.out.count("window opened") == 2).then_some(())).is_some(), "window not reopened:\n{}", tray.out.text());
-    assert!(wait_for(Duration::from_secs(10), || (dashboards() == 1).then_some(())).is_some(), "no dashboard window after the second launch");
+    assert!(
+        !second.out.contains("listening "),
+        "second launch started an engine:\n{}",
+        second.out.text()
+    );
+    assert!(
+        tray.out.wait_for("another launch: opening the window", Duration::from_secs(5)),
+        "{}",
+        tray.out.text()
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || (tray.out.count("window opened") == 2).then_some(()))
+            .is_some(),
+        "window not reopened:\n{}",
+        tray.out.text()
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || (dashboards() == 1).then_some(())).is_some(),
+        "no dashboard window after the second launch"
+    );
     assert!(app::metrics_ok(ports.metrics), "the first instance still serves /metrics");
     assert_eq!(watcher.registered(), 1, "only one tray item");
 
@@ -137,37 +226,85 @@ fn tray_shows_spend_and_its_menu_works_over_dbus() {
     let file = autostart_file();
     let text = std::fs::read_to_string(&file).expect("read autostart entry");
     let exec = text.lines().find(|l| l.starts_with("Exec=")).unwrap_or_default().to_string();
-    assert!(exec.starts_with(&format!("Exec={} tray --data-dir {}", app::bin(), dirs.data_dir.display())), "{text}");
+    assert!(
+        exec.starts_with(&format!(
+            "Exec={} tray --data-dir {}",
+            app::bin(),
+            dirs.data_dir.display()
+        )),
+        "{text}"
+    );
     item.click(entry(&item.menu(), "Start at login").id);
-    assert!(wait_for(Duration::from_secs(5), || (!file.exists()).then_some(())).is_some(), "{} not removed", file.display());
-    assert!(wait_for(Duration::from_secs(3), || (entry(&item.menu(), "Start at login").toggle_state == 0).then_some(())).is_some(), "checkbox still checked");
+    assert!(
+        wait_for(Duration::from_secs(5), || (!file.exists()).then_some(())).is_some(),
+        "{} not removed",
+        file.display()
+    );
+    assert!(
+        wait_for(Duration::from_secs(3), || (entry(&item.menu(), "Start at login").toggle_state
+            == 0)
+            .then_some(()))
+        .is_some(),
+        "checkbox still checked"
+    );
     item.click(entry(&item.menu(), "Start at login").id);
-    assert!(wait_for(Duration::from_secs(5), || file.exists().then_some(())).is_some(), "{} not written:\n{}", file.display(), tray.out.text());
-    assert!(wait_for(Duration::from_secs(3), || (entry(&item.menu(), "Start at login").toggle_state == 1).then_some(())).is_some(), "checkbox not checked");
+    assert!(
+        wait_for(Duration::from_secs(5), || file.exists().then_some(())).is_some(),
+        "{} not written:\n{}",
+        file.display(),
+        tray.out.text()
+    );
+    assert!(
+        wait_for(Duration::from_secs(3), || (entry(&item.menu(), "Start at login").toggle_state
+            == 1)
+            .then_some(()))
+        .is_some(),
+        "checkbox not checked"
+    );
     // A user who turned it off keeps it off: a later run of the same data directory does not
     // turn it on again.
     item.click(entry(&item.menu(), "Start at login").id);
-    assert!(wait_for(Duration::from_secs(5), || (!file.exists()).then_some(())).is_some(), "{} not removed", file.display());
+    assert!(
+        wait_for(Duration::from_secs(5), || (!file.exists()).then_some(())).is_some(),
+        "{} not removed",
+        file.display()
+    );
 
     // Quit (with the window open): exit code 0, the window process gone, every port released.
-    let window_pids: Vec<u32> = proc::children(tray.pid).into_iter().filter(|(_, n)| n.starts_with("tokentray")).map(|(p, _)| p).collect();
+    let window_pids: Vec<u32> = proc::children(tray.pid)
+        .into_iter()
+        .filter(|(_, n)| n.starts_with("tokentray"))
+        .map(|(p, _)| p)
+        .collect();
     assert_eq!(window_pids.len(), 1, "one window process: {:?}", proc::descendants(tray.pid));
     item.click(entry(&item.menu(), "Quit").id);
-    let status = tray.wait_exit(Duration::from_secs(20)).unwrap_or_else(|| panic!("still running after Quit:\n{}", tray.out.text()));
+    let status = tray
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("still running after Quit:\n{}", tray.out.text()));
     assert_eq!(status.code(), Some(0), "{}", tray.out.text());
-    assert!(wait_for(Duration::from_secs(5), || (!proc::alive(window_pids[0])).then_some(())).is_some(), "the window process outlived Quit");
+    assert!(
+        wait_for(Duration::from_secs(5), || (!proc::alive(window_pids[0])).then_some(())).is_some(),
+        "the window process outlived Quit"
+    );
     for addr in [ports.grpc, ports.http, ports.metrics] {
         assert!(TcpListener::bind(addr).is_ok(), "{addr} still held after Quit");
     }
 
     // A later run of the same data directory keeps the user's choice: start at login stays off.
     let (mut again, _) = App::start(&dirs, &[]);
-    let item = watcher.wait_item(1, REGISTER_TIMEOUT).unwrap_or_else(|| panic!("no tray item on the next run:\n{}", again.out.text()));
+    let item = watcher
+        .wait_item(1, REGISTER_TIMEOUT)
+        .unwrap_or_else(|| panic!("no tray item on the next run:\n{}", again.out.text()));
     let menu = menu_with(&item, "Start at login");
     assert_eq!(entry(&menu, "Start at login").toggle_state, 0, "start at login turned on again");
     assert!(!file.exists(), "the login entry came back");
     item.click(entry(&menu, "Quit").id);
-    assert_eq!(again.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()), Some(0), "{}", again.out.text());
+    assert_eq!(
+        again.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        again.out.text()
+    );
 }
 
 #[test]
@@ -178,26 +315,50 @@ fn ports_in_use_are_said_plainly_and_the_app_keeps_running() {
     // `tokentray serve` already runs on the same data dir and holds the ports.
     let dirs = Dirs::new();
     let mut serve = App::spawn(&{
-        let mut a = vec!["--data-dir".to_string(), dirs.data_dir.display().to_string(), "--config".into(), dirs.config.display().to_string(), "serve".into()];
+        let mut a = vec![
+            "--data-dir".to_string(),
+            dirs.data_dir.display().to_string(),
+            "--config".into(),
+            dirs.config.display().to_string(),
+            "serve".into(),
+        ];
         for flag in ["--otlp-grpc", "--otlp-http", "--metrics"] {
             a.push(flag.into());
             a.push("127.0.0.1:0".into());
         }
         a
     });
-    let held = serve.out.wait_listening(Duration::from_secs(30)).unwrap_or_else(|| panic!("serve did not start:\n{}", serve.out.text()));
+    let held = serve
+        .out
+        .wait_listening(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("serve did not start:\n{}", serve.out.text()));
     let port = held.grpc.port();
     let watcher = Watcher::start();
-    let (grpc, http, metrics) = (held.grpc.to_string(), held.http.to_string(), held.metrics.to_string());
-    let mut tray = App::spawn(&dirs.args(&["--otlp-grpc", &grpc, "--otlp-http", &http, "--metrics", &metrics]));
-    let item = watcher.wait_item(0, REGISTER_TIMEOUT).unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
+    let (grpc, http, metrics) =
+        (held.grpc.to_string(), held.http.to_string(), held.metrics.to_string());
+    let mut tray = App::spawn(&dirs.args(&[
+        "--otlp-grpc",
+        &grpc,
+        "--otlp-http",
+        &http,
+        "--metrics",
+        &metrics,
+    ]));
+    let item = watcher
+        .wait_item(0, REGISTER_TIMEOUT)
+        .unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
 
-    wait_label(&item, "Ports in use — engine not started", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+    wait_label(&item, "Ports in use — engine not started", Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
     let menu = menu_with(&item, "Today: $0.00");
     let status = entry(&menu, "Ports in use — engine not started");
     assert!(status.label.contains(&format!("port {port}")), "{status:?}");
     assert!(!status.enabled);
-    assert!(tray.out.contains(&format!("port {port} (OTLP/gRPC, {grpc}) is already in use")), "{}", tray.out.text());
+    assert!(
+        tray.out.contains(&format!("port {port} (OTLP/gRPC, {grpc}) is already in use")),
+        "{}",
+        tray.out.text()
+    );
     assert!(!tray.out.contains("listening "), "no engine started:\n{}", tray.out.text());
     std::thread::sleep(Duration::from_secs(1));
     assert!(tray.try_status().is_none(), "the app exited:\n{}", tray.out.text());
@@ -207,7 +368,12 @@ fn ports_in_use_are_said_plainly_and_the_app_keeps_running() {
     otlp::send(held.http, &history);
     let want = info_line(&otlp::expected(&history).today);
     assert!(
-        wait_for(Duration::from_secs(10), || item.menu().find("Today:").filter(|n| n.label == want).map(|_| ())).is_some(),
+        wait_for(Duration::from_secs(10), || item
+            .menu()
+            .find("Today:")
+            .filter(|n| n.label == want)
+            .map(|_| ()))
+        .is_some(),
         "info row {:?}, want {want:?}",
         item.menu().find("Today:").map(|n| n.label.clone())
     );
@@ -234,40 +400,86 @@ fn budget_in_the_label_alerts_on_the_desktop_and_pause_silences_them() {
     let dirs = Dirs::new();
     std::fs::write(&dirs.config, "[budgets]\ndaily = 2\n").expect("write config");
     let (mut tray, ports) = App::start(&dirs, &[]);
-    let item = watcher.wait_item(0, REGISTER_TIMEOUT).unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
-    wait_label(&item, "$0.00 / $2", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+    let item = watcher
+        .wait_item(0, REGISTER_TIMEOUT)
+        .unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
+    wait_label(&item, "$0.00 / $2", Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
 
-    let spend = |session: &str, cost: f64| otlp::send(ports.http, &[otlp::point(session, "claude-opus-4-5", cost, [100.0, 10.0, 0.0, 0.0], 0)]);
+    let spend = |session: &str, cost: f64| {
+        otlp::send(
+            ports.http,
+            &[otlp::point(session, "claude-opus-4-5", cost, [100.0, 10.0, 0.0, 0.0], 0)],
+        )
+    };
 
     // $1.25 of $2: 62.5 %, past 50.
     spend("11111111-aaaa-4000-8000-00000000000a", 1.25);
-    wait_label(&item, "$1.25 / $2", Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
-    let shown = notifications.wait_count(1, Duration::from_secs(5)).unwrap_or_else(|| panic!("no notification:\n{}", tray.out.text()));
+    wait_label(&item, "$1.25 / $2", Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+    let shown = notifications
+        .wait_count(1, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no notification:\n{}", tray.out.text()));
     assert_eq!(shown[0].app_name, "tokentray");
     assert_eq!(shown[0].summary, "Daily budget: 50% reached");
-    assert!(shown[0].body.starts_with("50% of your $2 daily Claude Code budget ($1.25)."), "{:?}", shown[0]);
+    assert!(
+        shown[0].body.starts_with("50% of your $2 daily Claude Code budget ($1.25)."),
+        "{:?}",
+        shown[0]
+    );
 
     // Paused: crossing 80 % shows nothing; the checkbox says so.
     item.click(entry(&item.menu(), "Pause alerts").id);
-    assert!(wait_for(Duration::from_secs(3), || (entry(&item.menu(), "Pause alerts").toggle_state == 1).then_some(())).is_some(), "checkbox not checked");
-    assert!(tray.out.wait_for("budget alerts paused", Duration::from_secs(3)), "{}", tray.out.text());
+    assert!(
+        wait_for(Duration::from_secs(3), || (entry(&item.menu(), "Pause alerts").toggle_state
+            == 1)
+            .then_some(()))
+        .is_some(),
+        "checkbox not checked"
+    );
+    assert!(
+        tray.out.wait_for("budget alerts paused", Duration::from_secs(3)),
+        "{}",
+        tray.out.text()
+    );
     spend("11111111-aaaa-4000-8000-00000000000a", 0.5);
-    wait_label(&item, "$1.75 / $2", Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+    wait_label(&item, "$1.75 / $2", Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(notifications.shown().len(), 1, "notified while paused: {:?}", notifications.shown());
+    assert_eq!(
+        notifications.shown().len(),
+        1,
+        "notified while paused: {:?}",
+        notifications.shown()
+    );
 
     // Resumed: reaching the limit notifies (80 % stays handled, it was crossed while paused).
     item.click(entry(&item.menu(), "Pause alerts").id);
-    assert!(wait_for(Duration::from_secs(3), || (entry(&item.menu(), "Pause alerts").toggle_state == 0).then_some(())).is_some(), "checkbox still checked");
+    assert!(
+        wait_for(Duration::from_secs(3), || (entry(&item.menu(), "Pause alerts").toggle_state
+            == 0)
+            .then_some(()))
+        .is_some(),
+        "checkbox still checked"
+    );
     spend("11111111-aaaa-4000-8000-00000000000a", 0.25);
-    wait_label(&item, "$2.00 / $2", Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
-    let shown = notifications.wait_count(2, Duration::from_secs(5)).unwrap_or_else(|| panic!("no notification at the limit:\n{}", tray.out.text()));
+    wait_label(&item, "$2.00 / $2", Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+    let shown = notifications
+        .wait_count(2, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no notification at the limit:\n{}", tray.out.text()));
     assert_eq!(shown.len(), 2, "{shown:?}");
     assert_eq!(shown[1].summary, "Daily budget: 100% reached");
-    assert!(shown[1].body.starts_with("100% of your $2 daily Claude Code budget ($2.00)."), "{:?}", shown[1]);
+    assert!(
+        shown[1].body.starts_with("100% of your $2 daily Claude Code budget ($2.00)."),
+        "{:?}",
+        shown[1]
+    );
 
     item.click(entry(&item.menu(), "Quit").id);
-    let status = tray.wait_exit(Duration::from_secs(20)).unwrap_or_else(|| panic!("still running after Quit:\n{}", tray.out.text()));
+    let status = tray
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("still running after Quit:\n{}", tray.out.text()));
     assert_eq!(status.code(), Some(0), "{}", tray.out.text());
 }
 
@@ -277,7 +489,10 @@ fn budget_in_the_label_alerts_on_the_desktop_and_pause_silences_them() {
 /// refuses the credentials pauses forwarding, which the entry says.
 #[test]
 fn forward_to_team_follows_setup_and_switches_forwarding() {
-    if !session::enter("forward_to_team_follows_setup_and_switches_forwarding", &["gnome-keyring-daemon"]) {
+    if !session::enter(
+        "forward_to_team_follows_setup_and_switches_forwarding",
+        &["gnome-keyring-daemon"],
+    ) {
         return;
     }
     // The forwarder reads its headers from the keychain (none stored here) before each send.
@@ -285,7 +500,9 @@ fn forward_to_team_follows_setup_and_switches_forwarding() {
     let watcher = Watcher::start();
     let dirs = Dirs::new();
     let (mut tray, _ports) = App::start(&dirs, &[]);
-    let item = watcher.wait_item(0, REGISTER_TIMEOUT).unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
+    let item = watcher
+        .wait_item(0, REGISTER_TIMEOUT)
+        .unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
     let forward = |item: &Item| entry(&item.menu(), "Forward to team").clone();
 
     // No config file: nothing to forward to.
@@ -296,48 +513,105 @@ fn forward_to_team_follows_setup_and_switches_forwarding() {
 
     // Set up while running: a collector address nothing listens on.
     dirs.write_forward_config();
-    let e = wait_for(Duration::from_secs(12), || Some(forward(&item)).filter(|e| e.enabled)).unwrap_or_else(|| panic!("checkbox still disabled: {:?}\n{}", forward(&item), tray.out.text()));
+    let e = wait_for(Duration::from_secs(12), || Some(forward(&item)).filter(|e| e.enabled))
+        .unwrap_or_else(|| {
+            panic!("checkbox still disabled: {:?}\n{}", forward(&item), tray.out.text())
+        });
     assert_eq!(e.toggle_type, "checkmark");
     assert_eq!(e.toggle_state, 0, "set up, not yet on");
     assert!(!dirs.forward_enabled());
 
     // Tick: on in the database, and the checkbox says so; untick: off.
     item.click(forward(&item).id);
-    assert!(wait_for(Duration::from_secs(3), || dirs.forward_enabled().then_some(())).is_some(), "forward.enabled not set:\n{}", tray.out.text());
-    assert!(wait_for(Duration::from_secs(3), || (forward(&item).toggle_state == 1).then_some(())).is_some(), "checkbox not checked: {:?}", forward(&item));
+    assert!(
+        wait_for(Duration::from_secs(3), || dirs.forward_enabled().then_some(())).is_some(),
+        "forward.enabled not set:\n{}",
+        tray.out.text()
+    );
+    assert!(
+        wait_for(Duration::from_secs(3), || (forward(&item).toggle_state == 1).then_some(()))
+            .is_some(),
+        "checkbox not checked: {:?}",
+        forward(&item)
+    );
     // The engine's forwarder follows the switch by itself.
-    assert!(tray.out.wait_for("forwarding switched on=true", Duration::from_secs(10)), "{}", tray.out.text());
+    assert!(
+        tray.out.wait_for("forwarding switched on=true", Duration::from_secs(10)),
+        "{}",
+        tray.out.text()
+    );
     item.click(forward(&item).id);
-    assert!(wait_for(Duration::from_secs(3), || (!dirs.forward_enabled()).then_some(())).is_some(), "forward.enabled still set");
-    assert!(wait_for(Duration::from_secs(3), || (forward(&item).toggle_state == 0).then_some(())).is_some(), "checkbox still checked: {:?}", forward(&item));
+    assert!(
+        wait_for(Duration::from_secs(3), || (!dirs.forward_enabled()).then_some(())).is_some(),
+        "forward.enabled still set"
+    );
+    assert!(
+        wait_for(Duration::from_secs(3), || (forward(&item).toggle_state == 0).then_some(()))
+            .is_some(),
+        "checkbox still checked: {:?}",
+        forward(&item)
+    );
 
     // On again, Quit, start again: still on (the switch lives in the database).
     item.click(forward(&item).id);
-    assert!(wait_for(Duration::from_secs(3), || dirs.forward_enabled().then_some(())).is_some(), "forward.enabled not set");
+    assert!(
+        wait_for(Duration::from_secs(3), || dirs.forward_enabled().then_some(())).is_some(),
+        "forward.enabled not set"
+    );
     item.click(entry(&item.menu(), "Quit").id);
-    assert_eq!(tray.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()), Some(0), "{}", tray.out.text());
+    assert_eq!(
+        tray.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        tray.out.text()
+    );
     let (mut again, ports) = App::start(&dirs, &[]);
-    let item = watcher.wait_item(1, REGISTER_TIMEOUT).unwrap_or_else(|| panic!("no tray item on the next run:\n{}", again.out.text()));
-    let e = wait_for(Duration::from_secs(10), || item.menu().find("Forward to team").cloned().filter(|e| e.enabled && e.toggle_state == 1))
-        .unwrap_or_else(|| panic!("not enabled and checked after a restart: {:?}", item.menu().find("Forward to team")));
+    let item = watcher
+        .wait_item(1, REGISTER_TIMEOUT)
+        .unwrap_or_else(|| panic!("no tray item on the next run:\n{}", again.out.text()));
+    let e = wait_for(Duration::from_secs(10), || {
+        item.menu().find("Forward to team").cloned().filter(|e| e.enabled && e.toggle_state == 1)
+    })
+    .unwrap_or_else(|| {
+        panic!("not enabled and checked after a restart: {:?}", item.menu().find("Forward to team"))
+    });
     assert_eq!(e.label, "Forward to team", "no pause for an unreachable collector (it retries)");
 
     // A collector that refuses the credentials: forwarding pauses, and the entry says why.
     let collector = refusing_collector();
-    std::fs::write(&dirs.config, format!("[forward]\nendpoint = \"http://{collector}\"\nprotocol = \"http/protobuf\"\n")).expect("write config");
+    std::fs::write(
+        &dirs.config,
+        format!("[forward]\nendpoint = \"http://{collector}\"\nprotocol = \"http/protobuf\"\n"),
+    )
+    .expect("write config");
     otlp::send(ports.http, &otlp::history());
     let want = "Forward to team — paused: 401 Unauthorized";
-    let e = wait_for(Duration::from_secs(15), || item.menu().find(want).cloned())
-        .unwrap_or_else(|| panic!("no pause shown: {:?}\n{}", item.menu().find("Forward to team"), again.out.text()));
+    let e = wait_for(Duration::from_secs(15), || item.menu().find(want).cloned()).unwrap_or_else(
+        || {
+            panic!(
+                "no pause shown: {:?}\n{}",
+                item.menu().find("Forward to team"),
+                again.out.text()
+            )
+        },
+    );
     println!("paused entry: {}", e.label);
     assert!(e.enabled && e.toggle_state == 1 && e.label.chars().count() < 80, "{e:?}");
     // Unticked: off, and no pause to speak of.
     item.click(e.id);
-    let e = wait_for(Duration::from_secs(5), || item.menu().find("Forward to team").cloned().filter(|e| e.toggle_state == 0)).expect("unticked");
+    let e = wait_for(Duration::from_secs(5), || {
+        item.menu().find("Forward to team").cloned().filter(|e| e.toggle_state == 0)
+    })
+    .expect("unticked");
     assert_eq!(e.label, "Forward to team");
     assert!(!dirs.forward_enabled());
     item.click(entry(&item.menu(), "Quit").id);
-    assert_eq!(again.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()), Some(0), "{}", again.out.text());
+    assert_eq!(
+        again.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        again.out.text()
+    );
 }
 
 /// An OTLP/HTTP collector that answers every request with 401, as one does for a wrong token.
@@ -355,7 +629,11 @@ fn refusing_collector() -> std::net::SocketAddr {
             let complete = |r: &[u8]| {
                 let Some(end) = r.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
                 let head = String::from_utf8_lossy(&r[..end]).to_ascii_lowercase();
-                let length = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(0);
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
                 r.len() >= end + 4 + length
             };
             while !complete(&request) {
@@ -364,7 +642,9 @@ fn refusing_collector() -> std::net::SocketAddr {
                     Ok(n) => request.extend_from_slice(&buf[..n]),
                 }
             }
-            let _ = stream.write_all(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = stream.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
         }
     });
     addr
@@ -383,18 +663,29 @@ fn open_dashboard_without_the_window_program_says_how_to_build_it() {
     let copy = alone.path().join("tokentray");
     std::fs::copy(app::bin(), &copy).expect("copy the binary without its window program");
     let mut tray = App::spawn_bin(&copy.to_string_lossy(), &dirs.args(&[]));
-    let item = watcher.wait_item(0, REGISTER_TIMEOUT).unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
+    let item = watcher
+        .wait_item(0, REGISTER_TIMEOUT)
+        .unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
     // After the first refresh of the figures, which would overwrite the info row.
-    wait_label(&item, "$0.00", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+    wait_label(&item, "$0.00", Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
     let open = menu_with(&item, "Today: $0.00").find("Open dashboard").expect("Open dashboard").id;
     item.click(open);
 
     let menu = menu_with(&item, "Cannot open the dashboard");
     let row = &entry(&menu, "Cannot open the dashboard").label;
-    assert!(row.contains("tokentray-window is missing") && row.contains("cargo build --bins"), "says what is missing and how to get it: {row}");
+    assert!(
+        row.contains("tokentray-window is missing") && row.contains("cargo build --bins"),
+        "says what is missing and how to get it: {row}"
+    );
     assert_eq!(window_processes(tray.pid), 0, "no window process");
     assert!(tray.try_status().is_none(), "the tray keeps running:\n{}", tray.out.text());
 
     item.click(entry(&menu, "Quit").id);
-    assert_eq!(tray.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()), Some(0), "{}", tray.out.text());
+    assert_eq!(
+        tray.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        tray.out.text()
+    );
 }

@@ -61,21 +61,40 @@ fn mismatches(v: &Value, want: &Expected) -> Vec<String> {
     if v["dashboard"] != json!(true) {
         errs.push("dashboard not shown".into());
     }
-    for (name, got, want) in [("today", &v["today"], want.today.cost), ("week", &v["week"], want.week.cost), ("month", &v["month"], want.month.cost)] {
+    for (name, got, want) in [
+        ("today", &v["today"], want.today.cost),
+        ("week", &v["week"], want.week.cost),
+        ("month", &v["month"], want.month.cost),
+    ] {
         match got.as_f64() {
             Some(g) if approx(g, want) => {}
             other => errs.push(format!("{name} spend {other:?}, want {want}")),
         }
     }
-    let tokens: Vec<Option<f64>> = v["tokens"].as_array().map(|a| a.iter().map(Value::as_f64).collect()).unwrap_or_default();
+    let tokens: Vec<Option<f64>> =
+        v["tokens"].as_array().map(|a| a.iter().map(Value::as_f64).collect()).unwrap_or_default();
     let want_tokens: Vec<Option<f64>> = want.today.tokens.iter().map(|t| Some(*t)).collect();
     if tokens != want_tokens {
         errs.push(format!("today's tokens {tokens:?}, want {want_tokens:?}"));
     }
-    let models: Vec<(String, f64)> = v["models"].as_array().map(|a| a.iter().map(|m| (m["model"].as_str().unwrap_or("").to_string(), m["cost"].as_f64().unwrap_or(f64::NAN))).collect()).unwrap_or_default();
-    let mut want_models: Vec<(String, f64)> = want.models.iter().map(|(m, c)| (m.clone(), *c)).collect();
+    let models: Vec<(String, f64)> = v["models"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|m| {
+                    (
+                        m["model"].as_str().unwrap_or("").to_string(),
+                        m["cost"].as_f64().unwrap_or(f64::NAN),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut want_models: Vec<(String, f64)> =
+        want.models.iter().map(|(m, c)| (m.clone(), *c)).collect();
     want_models.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let same = models.len() == want_models.len() && models.iter().zip(&want_models).all(|(a, b)| a.0 == b.0 && approx(a.1, b.1));
+    let same = models.len() == want_models.len()
+        && models.iter().zip(&want_models).all(|(a, b)| a.0 == b.0 && approx(a.1, b.1));
     if !same {
         errs.push(format!("model rows {models:?}, want {want_models:?} (most expensive first)"));
     }
@@ -96,12 +115,21 @@ fn budget_mismatches(v: &Value, want: &Expected) -> Vec<String> {
         errs.push(format!("budget section text {}", v["budgetsText"]));
     }
     let bars = v["budgets"].as_array().cloned().unwrap_or_default();
-    for (period, limit, spent) in [("daily", DAILY_LIMIT, want.today.cost), ("monthly", MONTHLY_LIMIT, want.month.cost)] {
-        let Some(b) = bars.iter().find(|b| b["period"] == json!(period) && b["model"] == json!("")) else {
+    for (period, limit, spent) in
+        [("daily", DAILY_LIMIT, want.today.cost), ("monthly", MONTHLY_LIMIT, want.month.cost)]
+    {
+        let Some(b) = bars.iter().find(|b| b["period"] == json!(period) && b["model"] == json!(""))
+        else {
             errs.push(format!("no {period} budget bar in {bars:?}"));
             continue;
         };
-        let level = if spent >= limit { "over" } else if spent / limit >= 0.5 { "warn" } else { "ok" };
+        let level = if spent >= limit {
+            "over"
+        } else if spent / limit >= 0.5 {
+            "warn"
+        } else {
+            "ok"
+        };
         let text = b["text"].as_str().unwrap_or("");
         let bar = (spent / limit).min(1.0) * 100.0;
         if !(b["spent"].as_f64().is_some_and(|g| approx(g, spent))
@@ -110,7 +138,9 @@ fn budget_mismatches(v: &Value, want: &Expected) -> Vec<String> {
             && b["bar"].as_f64().is_some_and(|w| (w - bar).abs() < 1e-6)
             && text.contains(&format!("{} of ${limit:.2}", otlp::usd(spent))))
         {
-            errs.push(format!("{period} budget bar {b}, want ${spent} of ${limit} ({level}, bar {bar:.1}%)"));
+            errs.push(format!(
+                "{period} budget bar {b}, want ${spent} of ${limit} ({level}, bar {bar:.1}%)"
+            ));
         }
     }
     errs
@@ -122,7 +152,12 @@ const MONTHLY_LIMIT: f64 = 50.0;
 /// live point takes it to the limit.
 const CONFIG: &str = "[budgets]\ndaily = 2\nmonthly = 50\n";
 
-fn wait_until(s: &Session, what: &str, timeout: Duration, check: impl Fn(&Value) -> Vec<String>) -> Value {
+fn wait_until(
+    s: &Session,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&Value) -> Vec<String>,
+) -> Value {
     let mut last = (Value::Null, Vec::new());
     let ok = wait_for(timeout, || {
         let v = state(s);
@@ -156,12 +191,16 @@ fn luminance(css: &str) -> Option<f64> {
 
 fn window_flow(theme: &str) {
     let dark = theme == "dark";
-    let env: Vec<(&str, &str)> = if dark { vec![("GTK_THEME", "Adwaita:dark")] } else { vec![("GTK_THEME", "Adwaita")] };
+    let env: Vec<(&str, &str)> =
+        if dark { vec![("GTK_THEME", "Adwaita:dark")] } else { vec![("GTK_THEME", "Adwaita")] };
     let driver = Driver::start(&env);
     let dirs = Dirs::new();
     std::fs::write(&dirs.config, CONFIG).expect("write config");
     let s = driver.session(&app::bin(), &dirs.args(&["--open"]));
-    let ports: Listening = driver.out.wait_listening(Duration::from_secs(30)).unwrap_or_else(|| panic!("no listening line:\n{}", driver.out.text()));
+    let ports: Listening = driver
+        .out
+        .wait_listening(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no listening line:\n{}", driver.out.text()));
 
     // Empty data dir: the setup instructions, pointing at the ports actually bound.
     let grpc = format!("OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{}", ports.grpc.port());
@@ -178,8 +217,15 @@ fn window_flow(theme: &str) {
         e
     });
     assert_eq!(v["dark"], json!(dark), "prefers-color-scheme under GTK_THEME for {theme}");
-    let lum = v["background"].as_str().and_then(luminance).unwrap_or_else(|| panic!("background {}", v["background"]));
-    assert!(if dark { lum < 0.3 } else { lum > 0.7 }, "{theme} background {} (luminance {lum:.2})", v["background"]);
+    let lum = v["background"]
+        .as_str()
+        .and_then(luminance)
+        .unwrap_or_else(|| panic!("background {}", v["background"]));
+    assert!(
+        if dark { lum < 0.3 } else { lum > 0.7 },
+        "{theme} background {} (luminance {lum:.2})",
+        v["background"]
+    );
     save(&s, &format!("window-{theme}-empty.png"));
 
     // History arrives over OTLP while the window is open.
@@ -187,8 +233,13 @@ fn window_flow(theme: &str) {
     s.execute("window.__tokentrayMarker = 42; return true;", json!([])).expect("set marker");
     otlp::send(ports.http, &points);
     let want = otlp::expected(&points);
-    let v = wait_until(&s, "figures after ingest", Duration::from_secs(10), |v| mismatches(v, &want));
-    assert!(v["todayText"].as_str().unwrap_or("").contains(&format!("{:.2}", want.today.cost)), "today shown as {}", v["todayText"]);
+    let v =
+        wait_until(&s, "figures after ingest", Duration::from_secs(10), |v| mismatches(v, &want));
+    assert!(
+        v["todayText"].as_str().unwrap_or("").contains(&format!("{:.2}", want.today.cost)),
+        "today shown as {}",
+        v["todayText"]
+    );
     save(&s, &format!("window-{theme}-data.png"));
 
     // More data: shown without a reload (the page's own state survives).
@@ -200,18 +251,32 @@ fn window_flow(theme: &str) {
     assert_eq!(v["marker"], json!(42), "the page was reloaded");
 
     // Close: the app stays in the tray with its engine, and WebKit's processes are gone.
-    let app_pid = driver.app_pid().unwrap_or_else(|| panic!("app process not found under the driver"));
+    let app_pid =
+        driver.app_pid().unwrap_or_else(|| panic!("app process not found under the driver"));
     // The window process (`tokentray-window`) and WebKit's helpers under it.
-    let webkit = || proc::descendants(app_pid).into_iter().filter(|(_, n)| n.starts_with("WebKit") || n.starts_with("tokentray")).count();
+    let webkit = || {
+        proc::descendants(app_pid)
+            .into_iter()
+            .filter(|(_, n)| n.starts_with("WebKit") || n.starts_with("tokentray"))
+            .count()
+    };
     let open_rss = proc::tree_rss_kib(app_pid);
     assert!(webkit() > 0, "no WebKit process while the window is open");
     assert_eq!(x11::close("tokentray", 300), 1, "one dashboard window to close");
-    assert!(driver.out.wait_for("window closed", Duration::from_secs(10)), "window not closed:\n{}", driver.out.text());
+    assert!(
+        driver.out.wait_for("window closed", Duration::from_secs(10)),
+        "window not closed:\n{}",
+        driver.out.text()
+    );
     let gone = wait_for(Duration::from_secs(15), || (webkit() == 0).then_some(()));
     std::thread::sleep(Duration::from_secs(3));
     let closed_rss = proc::tree_rss_kib(app_pid);
     println!("{theme}: process tree RSS with the window open {} MiB, after closing it {} MiB (debug build)", open_rss / 1024, closed_rss / 1024);
-    assert!(gone.is_some(), "window processes still running after close: {:?}", proc::descendants(app_pid));
+    assert!(
+        gone.is_some(),
+        "window processes still running after close: {:?}",
+        proc::descendants(app_pid)
+    );
     assert!(proc::alive(app_pid), "the app exited when its window closed:\n{}", driver.out.text());
     assert!(app::metrics_ok(ports.metrics), "the engine stopped when the window closed");
     s.end();
@@ -242,22 +307,45 @@ fn empty_state_sets_up_claude_code_with_one_click() {
     let settings = home.join(".claude/settings.json");
     std::fs::create_dir_all(home.join(".claude")).expect("mkdir");
     std::fs::write(&settings, "{\n  \"theme\": \"dark\"\n}\n").expect("write settings");
-    let driver = Driver::start(&[("GTK_THEME", "Adwaita"), ("TOKENTRAY_CLAUDE_MANAGED_SETTINGS", "/nonexistent/managed-settings.json")]);
+    let driver = Driver::start(&[
+        ("GTK_THEME", "Adwaita"),
+        ("TOKENTRAY_CLAUDE_MANAGED_SETTINGS", "/nonexistent/managed-settings.json"),
+    ]);
     let dirs = Dirs::new();
     let s = driver.session(&app::bin(), &dirs.args(&["--open"]));
-    let ports = driver.out.wait_listening(Duration::from_secs(30)).unwrap_or_else(|| panic!("no listening line:\n{}", driver.out.text()));
-    wait_until(&s, "empty state", Duration::from_secs(20), |v| if v["empty"] == json!(true) { Vec::new() } else { vec!["empty state not shown".into()] });
+    let ports = driver
+        .out
+        .wait_listening(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no listening line:\n{}", driver.out.text()));
+    wait_until(&s, "empty state", Duration::from_secs(20), |v| {
+        if v["empty"] == json!(true) {
+            Vec::new()
+        } else {
+            vec!["empty state not shown".into()]
+        }
+    });
 
     let button = s.find("[data-testid=setup-claude]").unwrap_or_else(|e| panic!("{e}"));
     s.click(&button).expect("click Set up Claude Code");
     let result = wait_for(Duration::from_secs(10), || {
-        let t = s.execute("return document.querySelector('[data-testid=setup-result]').textContent;", json!([])).ok()?;
+        let t = s
+            .execute(
+                "return document.querySelector('[data-testid=setup-result]').textContent;",
+                json!([]),
+            )
+            .ok()?;
         t.as_str().filter(|t| !t.is_empty()).map(str::to_string)
     })
     .unwrap_or_else(|| panic!("no result shown:\n{}", driver.out.text()));
     let endpoint = format!("http://127.0.0.1:{}", ports.grpc.port());
-    assert!(result.contains("Claude Code now sends its telemetry to tokentray") && result.contains(&endpoint), "{result}");
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&settings).expect("read settings")).expect("JSON");
+    assert!(
+        result.contains("Claude Code now sends its telemetry to tokentray")
+            && result.contains(&endpoint),
+        "{result}"
+    );
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&settings).expect("read settings"))
+            .expect("JSON");
     assert_eq!(v["theme"], "dark", "other keys kept: {v:#}");
     assert_eq!(v["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"], endpoint.as_str(), "{v:#}");
     assert_eq!(v["env"]["CLAUDE_CODE_ENABLE_TELEMETRY"], "1", "{v:#}");
@@ -268,13 +356,19 @@ fn empty_state_sets_up_claude_code_with_one_click() {
 /// it, driven with real clicks on the selects' options.
 #[test]
 fn activity_lists_events_and_filters_by_type_and_session() {
-    if !session::enter("activity_lists_events_and_filters_by_type_and_session", &["WebKitWebDriver"]) {
+    if !session::enter(
+        "activity_lists_events_and_filters_by_type_and_session",
+        &["WebKitWebDriver"],
+    ) {
         return;
     }
     let driver = Driver::start(&[("GTK_THEME", "Adwaita")]);
     let dirs = Dirs::new();
     let s = driver.session(&app::bin(), &dirs.args(&["--open"]));
-    let ports = driver.out.wait_listening(Duration::from_secs(30)).unwrap_or_else(|| panic!("no listening line:\n{}", driver.out.text()));
+    let ports = driver
+        .out
+        .wait_listening(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no listening line:\n{}", driver.out.text()));
     let points = otlp::history();
     otlp::send(ports.http, &points);
     let (a, b) = (points[0].session.clone(), points[1].session.clone());
@@ -282,17 +376,49 @@ fn activity_lists_events_and_filters_by_type_and_session() {
     otlp::send_events(
         ports.http,
         vec![
-            tokentray_core::testkit::event_record(&a, "tool_decision", &[("tool_name", "Bash"), ("decision", "accept"), ("source", "config")], t),
-            tokentray_core::testkit::event_record(&a, "tool_result", &[("tool_name", "Bash"), ("success", "true"), ("duration_ms", "340")], t + 1_000_000),
-            tokentray_core::testkit::event_record(&b, "api_error", &[("error", "Overloaded"), ("status_code", "529")], t + 2_000_000),
+            tokentray_core::testkit::event_record(
+                &a,
+                "tool_decision",
+                &[("tool_name", "Bash"), ("decision", "accept"), ("source", "config")],
+                t,
+            ),
+            tokentray_core::testkit::event_record(
+                &a,
+                "tool_result",
+                &[("tool_name", "Bash"), ("success", "true"), ("duration_ms", "340")],
+                t + 1_000_000,
+            ),
+            tokentray_core::testkit::event_record(
+                &b,
+                "api_error",
+                &[("error", "Overloaded"), ("status_code", "529")],
+                t + 2_000_000,
+            ),
         ],
     );
     let rows = |v: &Value| -> Vec<(String, String, String)> {
-        v["activity"].as_array().map(|a| a.iter().map(|r| (r["kind"].as_str().unwrap_or("").to_string(), r["session"].as_str().unwrap_or("").to_string(), r["text"].as_str().unwrap_or("").to_string())).collect()).unwrap_or_default()
+        v["activity"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|r| {
+                        (
+                            r["kind"].as_str().unwrap_or("").to_string(),
+                            r["session"].as_str().unwrap_or("").to_string(),
+                            r["text"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let v = wait_until(&s, "all events listed", Duration::from_secs(20), |v| {
         let r = rows(v);
-        if r.len() == points.len() + 3 { Vec::new() } else { vec![format!("{} rows: {r:?}", r.len())] }
+        if r.len() == points.len() + 3 {
+            Vec::new()
+        } else {
+            vec![format!("{} rows: {r:?}", r.len())]
+        }
     });
     let all = rows(&v);
     assert_eq!(all[0].0, "api_error", "newest first: {all:?}");
@@ -300,21 +426,36 @@ fn activity_lists_events_and_filters_by_type_and_session() {
     assert!(all.iter().any(|r| r.0 == "tool_result" && r.2.contains("Bash succeeded")), "{all:?}");
     assert_eq!(all.iter().filter(|r| r.0 == "api_request").count(), points.len(), "{all:?}");
 
-    let pick = |css: &str| s.click(&s.find(css).unwrap_or_else(|e| panic!("{e}"))).unwrap_or_else(|e| panic!("click {css}: {e}"));
+    let pick = |css: &str| {
+        s.click(&s.find(css).unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("click {css}: {e}"))
+    };
     pick("#activity-kind");
     pick("#activity-kind option[value=tool_result]");
     wait_until(&s, "only tool results", Duration::from_secs(10), |v| {
         let r = rows(v);
-        if r.len() == 1 && r[0].0 == "tool_result" { Vec::new() } else { vec![format!("rows {r:?}")] }
+        if r.len() == 1 && r[0].0 == "tool_result" {
+            Vec::new()
+        } else {
+            vec![format!("rows {r:?}")]
+        }
     });
     pick("#activity-kind option[value='']");
     pick(&format!("#activity-session option[value='{a}']"));
     wait_until(&s, "only session A", Duration::from_secs(10), |v| {
         let r = rows(v);
         let kinds: Vec<&str> = r.iter().map(|x| x.0.as_str()).collect();
-        if r.iter().all(|x| x.1 == a) && kinds == ["tool_result", "tool_decision", "api_request"] { Vec::new() } else { vec![format!("rows {r:?}")] }
+        if r.iter().all(|x| x.1 == a) && kinds == ["tool_result", "tool_decision", "api_request"] {
+            Vec::new()
+        } else {
+            vec![format!("rows {r:?}")]
+        }
     });
-    s.execute("document.querySelector('[data-testid=activity]').scrollIntoView(); return true;", json!([])).expect("scroll");
+    s.execute(
+        "document.querySelector('[data-testid=activity]').scrollIntoView(); return true;",
+        json!([]),
+    )
+    .expect("scroll");
     save(&s, "window-light-activity.png");
     s.end();
 }
@@ -330,7 +471,10 @@ fn window_settings_set_and_clear_budgets() {
     let dirs = Dirs::new();
     assert!(!dirs.config.exists());
     let s = driver.session(&app::bin(), &dirs.args(&["--open"]));
-    let ports = driver.out.wait_listening(Duration::from_secs(30)).unwrap_or_else(|| panic!("no listening line:\n{}", driver.out.text()));
+    let ports = driver
+        .out
+        .wait_listening(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no listening line:\n{}", driver.out.text()));
     let points = otlp::history();
     otlp::send(ports.http, &points);
     let want = otlp::expected(&points);
@@ -341,7 +485,9 @@ fn window_settings_set_and_clear_budgets() {
         if v["settingsShown"] != json!(true) {
             e.push("budget settings not shown".to_string());
         }
-        if v["budgetsShown"] != json!(false) || v["budgets"].as_array().is_none_or(|b| !b.is_empty()) {
+        if v["budgetsShown"] != json!(false)
+            || v["budgets"].as_array().is_none_or(|b| !b.is_empty())
+        {
             e.push(format!("budget bars without a budget: {}", v["budgets"]));
         }
         if v["settingsInputs"] != json!(["", "", ""]) {
@@ -355,14 +501,36 @@ fn window_settings_set_and_clear_budgets() {
 
     // No `[forward]` either: the forwarding section says how to set it up, and offers no switch.
     let section = || s.execute(FORWARD, json!([])).expect("read the forwarding section");
-    let shown = wait_for(Duration::from_secs(10), || Some(section()).filter(|v| v["shown"] == json!(true) && v["state"] == json!("not configured")));
+    let shown = wait_for(Duration::from_secs(10), || {
+        Some(section())
+            .filter(|v| v["shown"] == json!(true) && v["state"] == json!("not configured"))
+    });
     assert!(shown.is_some_and(|v| v["setupShown"] == json!(true)), "{:#}", section());
-    let setup = s.execute("return document.querySelector('[data-testid=forward-setup]').textContent;", json!([])).expect("setup text");
-    assert!(setup.as_str().is_some_and(|t| t.contains("tokentray forward setup --endpoint URL --protocol grpc")), "{setup}");
-    assert_eq!(s.execute("return document.querySelector('#forward-controls').hidden;", json!([])).expect("controls"), json!(true));
+    let setup = s
+        .execute(
+            "return document.querySelector('[data-testid=forward-setup]').textContent;",
+            json!([]),
+        )
+        .expect("setup text");
+    assert!(
+        setup
+            .as_str()
+            .is_some_and(|t| t.contains("tokentray forward setup --endpoint URL --protocol grpc")),
+        "{setup}"
+    );
+    assert_eq!(
+        s.execute("return document.querySelector('#forward-controls').hidden;", json!([]))
+            .expect("controls"),
+        json!(true)
+    );
 
-    let field = |period: &str| s.find(&format!("[data-testid=budget-input-{period}]")).unwrap_or_else(|e| panic!("{e}"));
-    let click_save = || s.click(&s.find("[data-testid=budget-save]").unwrap_or_else(|e| panic!("{e}"))).unwrap_or_else(|e| panic!("click Save: {e}"));
+    let field = |period: &str| {
+        s.find(&format!("[data-testid=budget-input-{period}]")).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let click_save = || {
+        s.click(&s.find("[data-testid=budget-save]").unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("click Save: {e}"))
+    };
     let (daily, monthly) = (field("daily"), field("monthly"));
     s.type_text(&daily, "2").expect("type daily");
     s.type_text(&monthly, "50").expect("type monthly");
@@ -374,8 +542,12 @@ fn window_settings_set_and_clear_budgets() {
         }
         e
     });
-    let budgets = Config::from_file(&dirs.config).expect("the config file the window wrote").budgets;
-    assert_eq!(budgets.daily.as_ref().map(|b| (b.limit_usd, b.thresholds.clone())), Some((2.0, vec![50, 80, 100])));
+    let budgets =
+        Config::from_file(&dirs.config).expect("the config file the window wrote").budgets;
+    assert_eq!(
+        budgets.daily.as_ref().map(|b| (b.limit_usd, b.thresholds.clone())),
+        Some((2.0, vec![50, 80, 100]))
+    );
     assert_eq!(budgets.monthly.as_ref().map(|b| b.limit_usd), Some(50.0));
     assert!(budgets.weekly.is_none());
     save(&s, "window-light-budgets.png");
@@ -384,7 +556,10 @@ fn window_settings_set_and_clear_budgets() {
     s.clear(&daily).expect("clear daily");
     click_save();
     wait_until(&s, "daily budget removed", Duration::from_secs(10), |v| {
-        let periods: Vec<&str> = v["budgets"].as_array().map(|b| b.iter().filter_map(|x| x["period"].as_str()).collect()).unwrap_or_default();
+        let periods: Vec<&str> = v["budgets"]
+            .as_array()
+            .map(|b| b.iter().filter_map(|x| x["period"].as_str()).collect())
+            .unwrap_or_default();
         if periods == ["monthly"] && v["settingsInputs"] == json!(["", "", "50"]) {
             Vec::new()
         } else {
@@ -397,7 +572,14 @@ fn window_settings_set_and_clear_budgets() {
     // Alerts paused (here from the CLI; the tray's checkbox writes the same state): the window
     // says so with its next refresh.
     let out = app::command()
-        .args(["--data-dir", &dirs.data_dir.display().to_string(), "--config", &dirs.config.display().to_string(), "budget", "pause"])
+        .args([
+            "--data-dir",
+            &dirs.data_dir.display().to_string(),
+            "--config",
+            &dirs.config.display().to_string(),
+            "budget",
+            "pause",
+        ])
         .output()
         .expect("run budget pause");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -412,17 +594,39 @@ fn window_settings_set_and_clear_budgets() {
 
     // Plan usage handed over by the statusline command shows in the window.
     let mut child = app::command()
-        .args(["--data-dir", &dirs.data_dir.display().to_string(), "--config", &dirs.config.display().to_string(), "statusline"])
+        .args([
+            "--data-dir",
+            &dirs.data_dir.display().to_string(),
+            "--config",
+            &dirs.config.display().to_string(),
+            "statusline",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("run statusline");
     std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), br#"{"rate_limits": {"five_hour": {"used_percentage": 37}, "seven_day": {"used_percentage": 12.5}}}"#).expect("stdin");
     let line = child.wait_with_output().expect("statusline");
-    assert!(String::from_utf8_lossy(&line.stdout).contains("5h 37% · 7d 12%"), "{}", String::from_utf8_lossy(&line.stdout));
+    assert!(
+        String::from_utf8_lossy(&line.stdout).contains("5h 37% · 7d 12%"),
+        "{}",
+        String::from_utf8_lossy(&line.stdout)
+    );
     otlp::send(ports.http, &[otlp::live_point()]);
     wait_until(&s, "plan usage shown", Duration::from_secs(10), |v| {
-        let plan: Vec<(String, f64)> = v["plan"].as_array().map(|a| a.iter().map(|w| (w["window"].as_str().unwrap_or("").to_string(), w["percent"].as_f64().unwrap_or(f64::NAN))).collect()).unwrap_or_default();
+        let plan: Vec<(String, f64)> = v["plan"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|w| {
+                        (
+                            w["window"].as_str().unwrap_or("").to_string(),
+                            w["percent"].as_f64().unwrap_or(f64::NAN),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         if plan == [("five_hour".to_string(), 37.0), ("seven_day".to_string(), 12.5)] {
             Vec::new()
         } else {
@@ -471,16 +675,23 @@ return {
 /// command lines, logs), and the switch turns forwarding on and off in the database.
 #[test]
 fn window_forward_section_keeps_headers_in_the_keychain_and_switches() {
-    if !session::enter("window_forward_section_keeps_headers_in_the_keychain_and_switches", &["WebKitWebDriver", "gnome-keyring-daemon"]) {
+    if !session::enter(
+        "window_forward_section_keeps_headers_in_the_keychain_and_switches",
+        &["WebKitWebDriver", "gnome-keyring-daemon"],
+    ) {
         return;
     }
     session::unlock_keyring();
     let driver = Driver::start(&[("GTK_THEME", "Adwaita")]);
     let dirs = Dirs::new();
     dirs.write_forward_config();
-    let endpoint = Config::from_file(&dirs.config).expect("config").forward.endpoint.expect("endpoint");
+    let endpoint =
+        Config::from_file(&dirs.config).expect("config").forward.endpoint.expect("endpoint");
     let s = driver.session(&app::bin(), &dirs.args(&["--open"]));
-    let ports = driver.out.wait_listening(Duration::from_secs(30)).unwrap_or_else(|| panic!("no listening line:\n{}", driver.out.text()));
+    let ports = driver
+        .out
+        .wait_listening(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no listening line:\n{}", driver.out.text()));
     otlp::send(ports.http, &otlp::history());
     let forward = || s.execute(FORWARD, json!([])).unwrap_or_else(|e| json!({ "script_error": e }));
     let until = |what: &str, check: &dyn Fn(&Value) -> Option<String>| {
@@ -495,7 +706,9 @@ fn window_forward_section_keeps_headers_in_the_keychain_and_switches() {
                 }
             }
         })
-        .unwrap_or_else(|| panic!("{what}: {}\nsection: {:#}\n{}", last.1, last.0, driver.out.text()))
+        .unwrap_or_else(|| {
+            panic!("{what}: {}\nsection: {:#}\n{}", last.1, last.0, driver.out.text())
+        })
     };
 
     // Set up, off, no headers yet: said in words.
@@ -517,34 +730,60 @@ fn window_forward_section_keeps_headers_in_the_keychain_and_switches() {
     let value = "Bearer s3cr3t-token";
     let masked = format!("Authorization=****** ({} characters)", value.chars().count());
     let input = s.find("[data-testid=forward-headers-input]").unwrap_or_else(|e| panic!("{e}"));
-    let click_save = || s.click(&s.find("[data-testid=forward-headers-save]").unwrap_or_else(|e| panic!("{e}"))).expect("click Save headers");
+    let click_save = || {
+        s.click(&s.find("[data-testid=forward-headers-save]").unwrap_or_else(|e| panic!("{e}")))
+            .expect("click Save headers")
+    };
     // Without a name: refused in words that do not repeat the value.
     s.type_text(&input, value).expect("type headers");
     click_save();
-    let v = until("refusal", &|v| (v["note"] != json!("Could not save the headers: invalid headers: item 1 has no '=' (expected name=value)")).then(|| "no refusal".to_string()));
-    assert!(!v["note"].as_str().unwrap_or("").contains("s3cr3t") && !v["headers"].as_str().unwrap_or("").contains("s3cr3t"), "{v:#}");
-    assert_eq!(secret::load(secret::FORWARD_HEADERS).expect("read the keychain"), None, "a refused text was stored");
+    let v = until("refusal", &|v| {
+        (v["note"] != json!("Could not save the headers: invalid headers: item 1 has no '=' (expected name=value)")).then(|| "no refusal".to_string())
+    });
+    assert!(
+        !v["note"].as_str().unwrap_or("").contains("s3cr3t")
+            && !v["headers"].as_str().unwrap_or("").contains("s3cr3t"),
+        "{v:#}"
+    );
+    assert_eq!(
+        secret::load(secret::FORWARD_HEADERS).expect("read the keychain"),
+        None,
+        "a refused text was stored"
+    );
     s.clear(&input).expect("clear");
     s.type_text(&input, &format!("Authorization={value}")).expect("type headers");
     click_save();
     let v = until("headers saved", &|v| {
-        let ok = v["note"] == json!(format!("Saved: {masked}")) && v["headers"] == json!(format!("Stored in the keychain: {masked}")) && v["inputValue"] == json!("");
+        let ok = v["note"] == json!(format!("Saved: {masked}"))
+            && v["headers"] == json!(format!("Stored in the keychain: {masked}"))
+            && v["inputValue"] == json!("");
         (!ok).then(|| "not saved and shown masked".to_string())
     });
     assert_eq!(v["holdsSecret"], json!(false), "the page still holds the secret");
 
     // In the keychain, read back by another process (this test), entry by entry.
-    let stored = secret::load(secret::FORWARD_HEADERS).expect("read the keychain").expect("a forward-headers entry");
+    let stored = secret::load(secret::FORWARD_HEADERS)
+        .expect("read the keychain")
+        .expect("a forward-headers entry");
     let headers = Headers::parse(&stored).expect("stored headers parse");
     assert_eq!(headers.iter().collect::<Vec<_>>(), [("Authorization", value)]);
     // And nowhere else: config file, command lines of the app's processes, their logs.
-    assert!(!std::fs::read_to_string(&dirs.config).expect("read config").contains("s3cr3t"), "the secret reached the config file");
-    let app_pid = driver.app_pid().unwrap_or_else(|| panic!("app process not found under the driver"));
-    let pids: Vec<u32> = std::iter::once(app_pid).chain(proc::descendants(app_pid).into_iter().map(|(p, _)| p)).collect();
+    assert!(
+        !std::fs::read_to_string(&dirs.config).expect("read config").contains("s3cr3t"),
+        "the secret reached the config file"
+    );
+    let app_pid =
+        driver.app_pid().unwrap_or_else(|| panic!("app process not found under the driver"));
+    let pids: Vec<u32> = std::iter::once(app_pid)
+        .chain(proc::descendants(app_pid).into_iter().map(|(p, _)| p))
+        .collect();
     assert!(pids.len() >= 2, "no window process under the app: {:?}", proc::descendants(app_pid));
     for pid in pids {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        assert!(!String::from_utf8_lossy(&cmdline).contains("s3cr3t"), "the secret is on the command line of {pid}");
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains("s3cr3t"),
+            "the secret is on the command line of {pid}"
+        );
     }
     assert!(!driver.out.contains("s3cr3t"), "the secret reached the logs:\n{}", driver.out.text());
 
@@ -552,21 +791,41 @@ fn window_forward_section_keeps_headers_in_the_keychain_and_switches() {
     // arrives next, and the section says why it could not deliver.
     let toggle = s.find("[data-testid=forward-toggle]").unwrap_or_else(|e| panic!("{e}"));
     s.click(&toggle).expect("click the switch");
-    assert!(wait_for(Duration::from_secs(5), || dirs.forward_enabled().then_some(())).is_some(), "forward.enabled not set:\n{}", driver.out.text());
+    assert!(
+        wait_for(Duration::from_secs(5), || dirs.forward_enabled().then_some(())).is_some(),
+        "forward.enabled not set:\n{}",
+        driver.out.text()
+    );
     // What arrives is queued from the switch's commit on; the tray's forwarder starts sending
     // once it has seen the switch made in the window's process (it looks every 10 s when idle).
-    assert!(driver.out.wait_for("forwarding switched on=true", Duration::from_secs(20)), "the tray's forwarder did not follow:\n{}", driver.out.text());
+    assert!(
+        driver.out.wait_for("forwarding switched on=true", Duration::from_secs(20)),
+        "the tray's forwarder did not follow:\n{}",
+        driver.out.text()
+    );
     otlp::send(ports.http, &[otlp::live_point()]);
     let v = until("retrying shown", &|v| {
-        let ok = v["toggle"] == json!(true) && v["state"] == json!("retrying") && v["summary"].as_str().is_some_and(|t| t.starts_with("Retrying: ")) && v["facts"]["Last error"].is_string();
+        let ok = v["toggle"] == json!(true)
+            && v["state"] == json!("retrying")
+            && v["summary"].as_str().is_some_and(|t| t.starts_with("Retrying: "))
+            && v["facts"]["Last error"].is_string();
         (!ok).then(|| "not retrying".to_string())
     });
     assert!(v["facts"]["Waiting"].as_str().is_some_and(|w| w != "nothing"), "{v:#}");
-    s.execute("document.querySelector('[data-testid=forward]').scrollIntoView(); return true;", json!([])).expect("scroll");
+    s.execute(
+        "document.querySelector('[data-testid=forward]').scrollIntoView(); return true;",
+        json!([]),
+    )
+    .expect("scroll");
     save(&s, "window-light-forward.png");
     s.click(&toggle).expect("click the switch again");
-    assert!(wait_for(Duration::from_secs(5), || (!dirs.forward_enabled()).then_some(())).is_some(), "forward.enabled still set");
-    until("section off again", &|v| (v["toggle"] != json!(false) || v["state"] != json!("off")).then(|| "still on".to_string()));
+    assert!(
+        wait_for(Duration::from_secs(5), || (!dirs.forward_enabled()).then_some(())).is_some(),
+        "forward.enabled still set"
+    );
+    until("section off again", &|v| {
+        (v["toggle"] != json!(false) || v["state"] != json!("off")).then(|| "still on".to_string())
+    });
     assert!(!driver.out.contains("s3cr3t"), "the secret reached the logs:\n{}", driver.out.text());
     s.end();
 }
@@ -578,7 +837,11 @@ fn window_forward_section_keeps_headers_in_the_keychain_and_switches() {
 #[test]
 #[ignore = "measurement for BENCHMARKS.md (desktop section)"]
 fn measure_footprint() {
-    if !session::enter_with_timeout("measure_footprint", &["WebKitWebDriver"], Duration::from_secs(300)) {
+    if !session::enter_with_timeout(
+        "measure_footprint",
+        &["WebKitWebDriver"],
+        Duration::from_secs(300),
+    ) {
         return;
     }
     use support_desktop::app::App;
@@ -610,7 +873,10 @@ fn measure_footprint() {
             let t1 = std::time::Instant::now();
             item.click(open);
             assert!(tray.out.wait_for("window opened", Duration::from_secs(20)));
-            println!("MEASURE Open dashboard to window created: {:.0} ms", t1.elapsed().as_secs_f64() * 1000.0);
+            println!(
+                "MEASURE Open dashboard to window created: {:.0} ms",
+                t1.elapsed().as_secs_f64() * 1000.0
+            );
             assert_eq!(x11::close("tokentray", 300), 1);
             assert!(tray.out.wait_for("window closed", Duration::from_secs(10)));
         }
@@ -618,7 +884,10 @@ fn measure_footprint() {
         item.click(quit);
         assert_eq!(tray.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()), Some(0));
     }
-    println!("MEASURE cold start to tray item registered: {:?} ms", starts.iter().map(|s| s.round()).collect::<Vec<_>>());
+    println!(
+        "MEASURE cold start to tray item registered: {:?} ms",
+        starts.iter().map(|s| s.round()).collect::<Vec<_>>()
+    );
     println!("MEASURE idle, window never opened: process tree RSS {:.1} MiB", mib(idle_rss));
 
     // Window open with data, then closed.
@@ -635,21 +904,40 @@ fn measure_footprint() {
     let pid = driver.app_pid().expect("app pid");
     let tree = |pid: u32| {
         let mut parts = vec![format!("tokentray {:.1}", mib(proc::rss_kib(pid).unwrap_or(0)))];
-        parts.extend(proc::descendants(pid).into_iter().map(|(p, n)| format!("{n} {:.1}", mib(proc::rss_kib(p).unwrap_or(0)))));
+        parts.extend(
+            proc::descendants(pid)
+                .into_iter()
+                .map(|(p, n)| format!("{n} {:.1}", mib(proc::rss_kib(p).unwrap_or(0)))),
+        );
         parts.join(" + ")
     };
-    println!("MEASURE window open: process tree RSS {:.1} MiB ({})", mib(proc::tree_rss_kib(pid)), tree(pid));
+    println!(
+        "MEASURE window open: process tree RSS {:.1} MiB ({})",
+        mib(proc::tree_rss_kib(pid)),
+        tree(pid)
+    );
     assert_eq!(x11::close("tokentray", 300), 1, "one dashboard window to close");
     assert!(driver.out.wait_for("window closed", Duration::from_secs(10)));
     std::thread::sleep(Duration::from_secs(5));
-    println!("MEASURE window closed (5 s later): process tree RSS {:.1} MiB ({})", mib(proc::tree_rss_kib(pid)), tree(pid));
+    println!(
+        "MEASURE window closed (5 s later): process tree RSS {:.1} MiB ({})",
+        mib(proc::tree_rss_kib(pid)),
+        tree(pid)
+    );
 
     // Idle CPU over 60 s with the window closed.
     let ticks_per_s = 100.0; // USER_HZ on Linux
     let c0 = proc::tree_cpu_ticks(pid);
     std::thread::sleep(Duration::from_secs(60));
     let c1 = proc::tree_cpu_ticks(pid);
-    println!("MEASURE idle 60 s, window closed: {:.2} s CPU ({:.2}% of one core)", (c1 - c0) as f64 / ticks_per_s, (c1 - c0) as f64 / ticks_per_s / 60.0 * 100.0);
-    println!("MEASURE after the idle minute: process tree RSS {:.1} MiB", mib(proc::tree_rss_kib(pid)));
+    println!(
+        "MEASURE idle 60 s, window closed: {:.2} s CPU ({:.2}% of one core)",
+        (c1 - c0) as f64 / ticks_per_s,
+        (c1 - c0) as f64 / ticks_per_s / 60.0 * 100.0
+    );
+    println!(
+        "MEASURE after the idle minute: process tree RSS {:.1} MiB",
+        mib(proc::tree_rss_kib(pid))
+    );
     s.end();
 }

@@ -56,7 +56,14 @@ impl Machine {
 
     fn doctor(&self, data_dir: &Path) -> (i32, String) {
         let out = self.tokentray(data_dir, &["doctor"]);
-        (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
     }
 }
 
@@ -73,7 +80,11 @@ fn engine_down_is_exit_11() {
     let data = m.dir.path().join("data");
     let (code, report) = m.doctor(&data);
     assert_eq!(code, 11, "{report}");
-    assert!(report.contains(&format!("no tokentray answers at 127.0.0.1:{p}")) && report.contains("`tokentray serve`"), "{report}");
+    assert!(
+        report.contains(&format!("no tokentray answers at 127.0.0.1:{p}"))
+            && report.contains("`tokentray serve`"),
+        "{report}"
+    );
     assert!(report.contains(&format!("127.0.0.1:{g} (OTLP/gRPC) is free")), "{report}");
 }
 
@@ -98,7 +109,10 @@ fn a_port_held_by_another_program_is_named_with_exit_10() {
     let _ = other.kill();
     let _ = other.wait();
     assert_eq!(code, 10, "{report}");
-    let line = failures(&report).into_iter().find(|l| l.contains(&format!(":{g} (OTLP/gRPC)"))).unwrap_or_else(|| panic!("no FAIL for the port:\n{report}"));
+    let line = failures(&report)
+        .into_iter()
+        .find(|l| l.contains(&format!(":{g} (OTLP/gRPC)")))
+        .unwrap_or_else(|| panic!("no FAIL for the port:\n{report}"));
     assert!(line.contains(&format!("is held by python3 (pid {})", other.id())), "{line}\n{report}");
     assert!(report.contains("--otlp-grpc / [listen] otlp_grpc"), "{report}");
 }
@@ -121,9 +135,18 @@ fn protocol_sent_to_the_wrong_port_is_exit_12_then_no_data_13_then_all_good() {
     .expect("write settings");
     let (code, report) = m.doctor(&serve.data_dir);
     assert_eq!(code, 12, "{report}");
-    assert!(report.contains(&format!("protocol http/protobuf is sent to port {}, tokentray's OTLP/gRPC port", serve.grpc.port())), "{report}");
+    assert!(
+        report.contains(&format!(
+            "protocol http/protobuf is sent to port {}, tokentray's OTLP/gRPC port",
+            serve.grpc.port()
+        )),
+        "{report}"
+    );
     assert!(report.contains("fix: run `tokentray setup`"), "{report}");
-    assert!(report.contains(&format!("{} (OTLP/gRPC) is tokentray's", serve.grpc)), "the engine's own ports are recognised:\n{report}");
+    assert!(
+        report.contains(&format!("{} (OTLP/gRPC) is tokentray's", serve.grpc)),
+        "the engine's own ports are recognised:\n{report}"
+    );
 
     // Fixed with setup: now the only failure is that nothing arrived yet.
     let out = m.tokentray(&serve.data_dir, &["setup"]);
@@ -138,5 +161,8 @@ fn protocol_sent_to_the_wrong_port_is_exit_12_then_no_data_13_then_all_good() {
     let (code, report) = m.doctor(&serve.data_dir);
     assert_eq!(code, 0, "{report}");
     assert!(report.contains("last received") && report.contains("from claude-code"), "{report}");
-    assert!(report.contains("passes SQLite's quick_check") && report.contains("All good"), "{report}");
+    assert!(
+        report.contains("passes SQLite's quick_check") && report.contains("All good"),
+        "{report}"
+    );
 }

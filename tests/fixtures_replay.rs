@@ -45,39 +45,24 @@ fn check_metrics_endpoint(set: &FixtureSet, body: &str) -> Checker {
         c.check(prom::count(&samples, &pname) > 0, || {
             format!("/metrics has no {pname} (for {name})")
         });
-        c.num(
-            format!("sum({pname})"),
-            prom::sum(&samples, &pname),
-            m.total,
-        );
+        c.num(format!("sum({pname})"), prom::sum(&samples, &pname), m.total);
 
         // by the attribute set of each expected group
-        let key_sets: BTreeSet<Vec<String>> = m
-            .by_attributes
-            .iter()
-            .map(|g| g.attributes.keys().cloned().collect())
-            .collect();
+        let key_sets: BTreeSet<Vec<String>> =
+            m.by_attributes.iter().map(|g| g.attributes.keys().cloned().collect()).collect();
         for keys in &key_sets {
             let labels: Vec<String> = keys.iter().map(|k| label_name(k)).collect();
             let label_refs: Vec<&str> = labels.iter().map(String::as_str).collect();
             let got = prom::sum_by(&samples, &pname, &label_refs);
             let mut want: BTreeMap<Vec<String>, f64> = BTreeMap::new();
-            for g in m
-                .by_attributes
-                .iter()
-                .filter(|g| g.attributes.keys().eq(keys.iter()))
-            {
-                *want
-                    .entry(keys.iter().map(|k| g.attributes[k].clone()).collect())
-                    .or_default() += g.value;
+            for g in m.by_attributes.iter().filter(|g| g.attributes.keys().eq(keys.iter())) {
+                *want.entry(keys.iter().map(|k| g.attributes[k].clone()).collect()).or_default() +=
+                    g.value;
             }
             // With one key set for the whole metric, a group /metrics has beyond the expected
             // ones must be zero.
-            let all_keys: BTreeSet<&Vec<String>> = if key_sets.len() == 1 {
-                got.keys().collect()
-            } else {
-                BTreeSet::new()
-            };
+            let all_keys: BTreeSet<&Vec<String>> =
+                if key_sets.len() == 1 { got.keys().collect() } else { BTreeSet::new() };
             for k in want.keys().chain(all_keys).collect::<BTreeSet<_>>() {
                 c.num(
                     format!("sum by ({}) ({pname}) [{}]", labels.join(","), k.join(",")),
@@ -89,11 +74,8 @@ fn check_metrics_endpoint(set: &FixtureSet, body: &str) -> Checker {
 
         // by session
         let got = prom::sum_by(&samples, &pname, &["session_id"]);
-        let mut want: BTreeMap<Vec<String>, f64> = m
-            .by_session
-            .iter()
-            .map(|(s, v)| (vec![s.clone()], *v))
-            .collect();
+        let mut want: BTreeMap<Vec<String>, f64> =
+            m.by_session.iter().map(|(s, v)| (vec![s.clone()], *v)).collect();
         let no_session = m.total - m.by_session.values().sum::<f64>();
         if no_session.abs() > 1e-12 {
             want.insert(vec![String::new()], no_session);
@@ -108,15 +90,12 @@ fn check_metrics_endpoint(set: &FixtureSet, body: &str) -> Checker {
     }
 
     // Labels every Claude Code series carries.
-    let ours: Vec<&prom::Sample> = samples
-        .iter()
-        .filter(|s| s.name.starts_with("claude_code_"))
-        .collect();
+    let ours: Vec<&prom::Sample> =
+        samples.iter().filter(|s| s.name.starts_with("claude_code_")).collect();
     for s in &ours {
-        c.check(
-            s.labels.get("job").map(String::as_str) == Some("claude-code"),
-            || format!("{} {:?}: want job=\"claude-code\"", s.name, s.labels),
-        );
+        c.check(s.labels.get("job").map(String::as_str) == Some("claude-code"), || {
+            format!("{} {:?}: want job=\"claude-code\"", s.name, s.labels)
+        });
         c.check(
             s.labels.get("otel_scope_name").map(String::as_str)
                 == Some("com.anthropic.claude_code"),
@@ -127,26 +106,16 @@ fn check_metrics_endpoint(set: &FixtureSet, body: &str) -> Checker {
                 )
             },
         );
-        c.check(
-            s.labels
-                .get("otel_scope_version")
-                .is_some_and(|v| !v.is_empty()),
-            || {
-                format!(
-                    "{} {:?}: want an otel_scope_version label",
-                    s.name, s.labels
-                )
-            },
-        );
+        c.check(s.labels.get("otel_scope_version").is_some_and(|v| !v.is_empty()), || {
+            format!("{} {:?}: want an otel_scope_version label", s.name, s.labels)
+        });
     }
     // Point attributes that identify who/what: the label values are exactly the data's values.
     for attr in ["user.id", "session.id", "team.id", "cost_center"] {
         let label = label_name(attr);
         let in_data = set.attribute_values(attr);
-        let on_metrics: BTreeSet<String> = ours
-            .iter()
-            .filter_map(|s| s.labels.get(&label).cloned())
-            .collect();
+        let on_metrics: BTreeSet<String> =
+            ours.iter().filter_map(|s| s.labels.get(&label).cloned()).collect();
         if attr == "session.id" {
             // A session with events only (no metric point) has no series.
             c.check(on_metrics.is_subset(&in_data), || {
@@ -188,39 +157,21 @@ fn check_report(set: &FixtureSet, serve: &Serve) -> Checker {
     let mut c = Checker::new();
     let exp = &set.expected;
     let r = serve.report(&["all", "--json"]);
-    c.check(r["period"] == "all", || {
-        format!("report period: {}", r["period"])
-    });
+    c.check(r["period"] == "all", || format!("report period: {}", r["period"]));
 
     // metrics totals
     for (name, m) in &exp.metrics {
-        c.num(
-            format!("report metrics[{name}]"),
-            num(&r["metrics"][name]),
-            m.total,
-        );
+        c.num(format!("report metrics[{name}]"), num(&r["metrics"][name]), m.total);
     }
     if let Some(obj) = r["metrics"].as_object() {
         for (name, v) in obj.iter().filter(|(n, _)| !exp.metrics.contains_key(*n)) {
-            c.num(
-                format!("report metrics[{name}] (not in the data)"),
-                num(v),
-                0.0,
-            );
+            c.num(format!("report metrics[{name}] (not in the data)"), num(v), 0.0);
         }
     } else {
         c.fail(format!("report metrics is not an object: {}", r["metrics"]));
     }
-    c.num(
-        "report cost_usd",
-        num(&r["cost_usd"]),
-        exp.total("claude_code.cost.usage"),
-    );
-    c.num(
-        "report sessions",
-        num(&r["sessions"]),
-        exp.total("claude_code.session.count"),
-    );
+    c.num("report cost_usd", num(&r["cost_usd"]), exp.total("claude_code.cost.usage"));
+    c.num("report sessions", num(&r["sessions"]), exp.total("claude_code.session.count"));
     c.num(
         "report active_time_seconds",
         num(&r["active_time_seconds"]),
@@ -228,10 +179,8 @@ fn check_report(set: &FixtureSet, serve: &Serve) -> Checker {
     );
 
     // tokens by type
-    let tokens_by_type = exp
-        .metric("claude_code.token.usage")
-        .map(|m| m.by_attribute("type"))
-        .unwrap_or_default();
+    let tokens_by_type =
+        exp.metric("claude_code.token.usage").map(|m| m.by_attribute("type")).unwrap_or_default();
     for t in ["input", "output", "cacheRead", "cacheCreation"] {
         c.num(
             format!("report tokens.{t}"),
@@ -239,53 +188,22 @@ fn check_report(set: &FixtureSet, serve: &Serve) -> Checker {
             tokens_by_type.get(t).copied().unwrap_or(0.0),
         );
     }
-    c.num(
-        "report tokens.total",
-        num(&r["tokens"]["total"]),
-        exp.total("claude_code.token.usage"),
-    );
+    c.num("report tokens.total", num(&r["tokens"]["total"]), exp.total("claude_code.token.usage"));
 
     // events
     let events = r["events"].as_object().cloned().unwrap_or_default();
     for (name, n) in &exp.events.counts {
-        c.num(
-            format!("report events[{name}]"),
-            num_or_zero(&r["events"], name),
-            *n as f64,
-        );
+        c.num(format!("report events[{name}]"), num_or_zero(&r["events"], name), *n as f64);
     }
-    for (name, v) in events
-        .iter()
-        .filter(|(n, _)| !exp.events.counts.contains_key(*n))
-    {
-        c.num(
-            format!("report events[{name}] (not in the data)"),
-            num(v),
-            0.0,
-        );
+    for (name, v) in events.iter().filter(|(n, _)| !exp.events.counts.contains_key(*n)) {
+        c.num(format!("report events[{name}] (not in the data)"), num(v), 0.0);
     }
     let a = &exp.events.api_request;
     let ra = &r["api_requests"];
-    c.num(
-        "report api_requests.count",
-        num(&ra["count"]),
-        a.count as f64,
-    );
-    c.num(
-        "report api_requests.cost_usd",
-        num(&ra["cost_usd"]),
-        a.cost_usd,
-    );
-    c.num(
-        "report api_requests.input_tokens",
-        num(&ra["input_tokens"]),
-        a.input_tokens as f64,
-    );
-    c.num(
-        "report api_requests.output_tokens",
-        num(&ra["output_tokens"]),
-        a.output_tokens as f64,
-    );
+    c.num("report api_requests.count", num(&ra["count"]), a.count as f64);
+    c.num("report api_requests.cost_usd", num(&ra["cost_usd"]), a.cost_usd);
+    c.num("report api_requests.input_tokens", num(&ra["input_tokens"]), a.input_tokens as f64);
+    c.num("report api_requests.output_tokens", num(&ra["output_tokens"]), a.output_tokens as f64);
     c.num(
         "report api_requests.cache_read_tokens",
         num(&ra["cache_read_tokens"]),
@@ -300,9 +218,7 @@ fn check_report(set: &FixtureSet, serve: &Serve) -> Checker {
     // grouped reports
     for by in ["session", "model", "type"] {
         let g = serve.report(&["all", "--by", by, "--json"]);
-        c.check(g["by"] == by, || {
-            format!("report --by {by}: \"by\" is {}", g["by"])
-        });
+        c.check(g["by"] == by, || format!("report --by {by}: \"by\" is {}", g["by"]));
         let mut got: BTreeMap<String, Value> = BTreeMap::new();
         for grp in g["groups"].as_array().into_iter().flatten() {
             let key = grp["key"].as_str().unwrap_or_default().to_string();
@@ -325,11 +241,7 @@ fn check_report(set: &FixtureSet, serve: &Serve) -> Checker {
             }
             for name in exp.metrics.keys() {
                 let w = wm.get(name).copied().unwrap_or(0.0);
-                c.num(
-                    format!("{what} metrics[{name}]"),
-                    num_or_zero(&gv["metrics"], name),
-                    w,
-                );
+                c.num(format!("{what} metrics[{name}]"), num_or_zero(&gv["metrics"], name), w);
             }
             c.num(
                 format!("{what} cost_usd"),
@@ -413,10 +325,7 @@ fn totals_now(set: &FixtureSet, serve: &Serve) -> BTreeMap<String, (f64, f64)> {
         .map(|(name, m)| {
             (
                 name.clone(),
-                (
-                    prom::sum(&samples, &prom_name(name, m)),
-                    num_or_zero(&r["metrics"], name),
-                ),
+                (prom::sum(&samples, &prom_name(name, m)), num_or_zero(&r["metrics"], name)),
             )
         })
         .collect()
@@ -446,11 +355,8 @@ enum Between {
 fn replay_in_halves(set: &FixtureSet, between: Between) -> Checker {
     let mut serve = Serve::start();
     let half = set.requests.len() / 2;
-    let (first, second) = set.requests.split_at(if between == Between::Nothing {
-        set.requests.len()
-    } else {
-        half
-    });
+    let (first, second) =
+        set.requests.split_at(if between == Between::Nothing { set.requests.len() } else { half });
     Replayer::for_serve(&serve).send_all(first);
     let mut c = Checker::new();
     if between != Between::Nothing {
@@ -475,11 +381,7 @@ fn replay_in_halves(set: &FixtureSet, between: Between) -> Checker {
         // Nothing acknowledged before the stop may be missing afterwards, nor counted twice:
         // the totals after the restart are the totals before it.
         let after = totals_now(set, &serve);
-        let how = if between == Between::Kill9 {
-            "kill -9"
-        } else {
-            "SIGTERM"
-        };
+        let how = if between == Between::Kill9 { "kill -9" } else { "SIGTERM" };
         for (name, (m_before, r_before)) in &before {
             let (m_after, r_after) = after[name];
             c.num(
@@ -529,26 +431,17 @@ fn prometheus_names_match_the_reference_table() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-code-telemetry.md");
     let doc = std::fs::read_to_string(&doc_path)
         .unwrap_or_else(|e| panic!("read {}: {e}", doc_path.display()));
-    let section = doc
-        .split("## 9.")
-        .nth(1)
-        .expect("section 9 of the reference");
+    let section = doc.split("## 9.").nth(1).expect("section 9 of the reference");
     let section = section.split("\n## ").next().unwrap();
     let mut table = BTreeMap::new();
     for line in section.lines().filter(|l| l.starts_with("| `claude_code.")) {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
         let (otlp_cell, prom_cell) = (cells[1], cells[2]);
         let otlp = otlp_cell.split('`').nth(1).unwrap();
-        let unit = otlp_cell
-            .split_once('(')
-            .map(|(_, u)| u.trim_end_matches(')').trim())
-            .unwrap_or("");
+        let unit =
+            otlp_cell.split_once('(').map(|(_, u)| u.trim_end_matches(')').trim()).unwrap_or("");
         let want = prom_cell.trim_matches('`');
-        assert_eq!(
-            prometheus_name(otlp, unit, true),
-            want,
-            "name rule for {otlp} ({unit:?})"
-        );
+        assert_eq!(prometheus_name(otlp, unit, true), want, "name rule for {otlp} ({unit:?})");
         table.insert(otlp.to_string(), want.to_string());
     }
     assert_eq!(table.len(), 8, "rows of the reference table: {table:?}");

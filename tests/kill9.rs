@@ -35,7 +35,10 @@ const MIN_ACKED: u64 = 20;
 const MAX_WAIT: Duration = Duration::from_secs(20);
 
 fn now_ns() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 #[derive(Default)]
@@ -48,19 +51,30 @@ struct Counts {
     refused: AtomicU64,
 }
 
-fn load(url: String, thread: u64, stop: Arc<AtomicBool>, counts: Arc<Counts>, errors: Arc<Mutex<Vec<String>>>) {
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
+fn load(
+    url: String,
+    thread: u64,
+    stop: Arc<AtomicBool>,
+    counts: Arc<Counts>,
+    errors: Arc<Mutex<Vec<String>>>,
+) {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
     let mut i: u64 = 0;
     // Bounded in count as well as in time.
     while !stop.load(Ordering::Relaxed) && i < 1_000_000 {
         let first_session = (thread * 1_000_000 + i) * SESSIONS;
         let body = testkit::load_request(POINTS, first_session as usize, now_ns()).encode_to_vec();
         i += 1;
-        let resp = client.post(&url).header("content-type", "application/x-protobuf").body(body).send();
+        let resp =
+            client.post(&url).header("content-type", "application/x-protobuf").body(body).send();
         match resp {
             Ok(r) if r.status() == reqwest::StatusCode::OK => match r.bytes() {
                 Ok(bytes) => {
-                    let answer = ExportMetricsServiceResponse::decode(bytes.as_ref()).expect("decode the export response");
+                    let answer = ExportMetricsServiceResponse::decode(bytes.as_ref())
+                        .expect("decode the export response");
                     match answer.partial_success {
                         Some(p) if p.rejected_data_points != 0 => {
                             counts.refused.fetch_add(1, Ordering::Relaxed);
@@ -79,7 +93,10 @@ fn load(url: String, thread: u64, stop: Arc<AtomicBool>, counts: Arc<Counts>, er
             Ok(r) => {
                 counts.refused.fetch_add(1, Ordering::Relaxed);
                 let status = r.status();
-                errors.lock().unwrap().push(format!("HTTP {status}: {}", r.text().unwrap_or_default()));
+                errors
+                    .lock()
+                    .unwrap()
+                    .push(format!("HTTP {status}: {}", r.text().unwrap_or_default()));
             }
             Err(_) => {
                 counts.unanswered.fetch_add(1, Ordering::Relaxed);
@@ -104,7 +121,8 @@ fn acknowledged_points_survive_kill_9() {
     let errors = Arc::new(Mutex::new(Vec::new()));
     let threads: Vec<_> = (0..THREADS)
         .map(|t| {
-            let (url, stop, counts, errors) = (url.clone(), stop.clone(), counts.clone(), errors.clone());
+            let (url, stop, counts, errors) =
+                (url.clone(), stop.clone(), counts.clone(), errors.clone());
             std::thread::spawn(move || load(url, t, stop, counts, errors))
         })
         .collect();
@@ -112,7 +130,9 @@ fn acknowledged_points_survive_kill_9() {
     // At least LOAD_FOR of load and some acknowledged requests (a slow machine gets longer, up
     // to MAX_WAIT), so the kill lands in the middle of sustained writing.
     let t0 = Instant::now();
-    while (t0.elapsed() < LOAD_FOR || counts.acked.load(Ordering::Relaxed) < MIN_ACKED) && t0.elapsed() < MAX_WAIT {
+    while (t0.elapsed() < LOAD_FOR || counts.acked.load(Ordering::Relaxed) < MIN_ACKED)
+        && t0.elapsed() < MAX_WAIT
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     let acked_before_kill = counts.acked.load(Ordering::Relaxed);
@@ -125,9 +145,21 @@ fn acknowledged_points_survive_kill_9() {
     let acked = counts.acked.load(Ordering::Relaxed);
     let unanswered = counts.unanswered.load(Ordering::Relaxed);
     let refused = counts.refused.load(Ordering::Relaxed);
-    assert_eq!(refused, 0, "requests refused while the server was up: {:?}\n{serve_stderr}", errors.lock().unwrap());
-    assert!(acked_before_kill > 0, "no request was acknowledged in {:?}:\n{serve_stderr}", t0.elapsed());
-    eprintln!("kill -9 after {:.1?} of load: {acked} requests acknowledged, {unanswered} unanswered", t0.elapsed());
+    assert_eq!(
+        refused,
+        0,
+        "requests refused while the server was up: {:?}\n{serve_stderr}",
+        errors.lock().unwrap()
+    );
+    assert!(
+        acked_before_kill > 0,
+        "no request was acknowledged in {:?}:\n{serve_stderr}",
+        t0.elapsed()
+    );
+    eprintln!(
+        "kill -9 after {:.1?} of load: {acked} requests acknowledged, {unanswered} unanswered",
+        t0.elapsed()
+    );
 
     // Same data dir, new process: SQLite recovers the WAL; /metrics is rebuilt from it.
     serve.start_again();
@@ -143,7 +175,11 @@ fn acknowledged_points_survive_kill_9() {
     let per_request_input = SESSIONS as f64 * u.input;
     let input = f(&["tokens", "input"]);
     let landed = input / per_request_input;
-    assert_eq!(landed.fract(), 0.0, "input tokens {input} are not a whole number of requests of {per_request_input}");
+    assert_eq!(
+        landed.fract(),
+        0.0,
+        "input tokens {input} are not a whole number of requests of {per_request_input}"
+    );
     let landed = landed as u64;
     eprintln!("after restart: {landed} requests stored");
     assert!(
@@ -162,17 +198,31 @@ fn acknowledged_points_survive_kill_9() {
     assert_eq!(f(&["tokens", "output"]), n * s * u.output);
     assert_eq!(f(&["tokens", "cacheRead"]), n * s * u.cache_read);
     assert_eq!(f(&["tokens", "cacheCreation"]), n * s * u.cache_creation);
-    assert_eq!(f(&["tokens", "total"]), n * s * (u.input + u.output + u.cache_read + u.cache_creation));
-    assert!(close(f(&["cost_usd"]), n * s * u.cost_usd), "cost {} for {landed} requests", f(&["cost_usd"]));
+    assert_eq!(
+        f(&["tokens", "total"]),
+        n * s * (u.input + u.output + u.cache_read + u.cache_creation)
+    );
+    assert!(
+        close(f(&["cost_usd"]), n * s * u.cost_usd),
+        "cost {} for {landed} requests",
+        f(&["cost_usd"])
+    );
     assert_eq!(f(&["metrics", "claude_code.token.usage"]), f(&["tokens", "total"]));
 
     // The restarted server's /metrics (rebuilt from series and series_state) agrees with the report
     // (summed from the usage table).
     let samples = prom::parse(&serve.scrape());
-    let expo_input: f64 = prom::sum_by(&samples, "claude_code_token_usage_tokens_total", &["type"]).get(&vec!["input".to_string()]).copied().unwrap_or(0.0);
+    let expo_input: f64 = prom::sum_by(&samples, "claude_code_token_usage_tokens_total", &["type"])
+        .get(&vec!["input".to_string()])
+        .copied()
+        .unwrap_or(0.0);
     assert_eq!(expo_input, input, "/metrics input tokens after restart");
     let expo_cost = prom::sum(&samples, "claude_code_cost_usage_USD_total");
-    assert!(close(expo_cost, f(&["cost_usd"])), "/metrics cost {expo_cost} vs report {}", f(&["cost_usd"]));
+    assert!(
+        close(expo_cost, f(&["cost_usd"])),
+        "/metrics cost {expo_cost} vs report {}",
+        f(&["cost_usd"])
+    );
     drop(serve);
     eprintln!("kill9 test took {:.1?}", started.elapsed());
 }

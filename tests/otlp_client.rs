@@ -29,7 +29,10 @@ use support::Serve;
 fn sample(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f64> {
     let found: Vec<&Sample> = samples
         .iter()
-        .filter(|s| s.name == name && want.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+        .filter(|s| {
+            s.name == name
+                && want.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
         .collect();
     assert!(found.len() <= 1, "{name}{want:?} matches {} samples: {found:?}", found.len());
     found.first().map(|s| s.value)
@@ -65,12 +68,23 @@ const HAIKU: &str = "claude-haiku-5";
 const ROUNDS: [Round; 4] = [
     Round {
         cost: &[(OPUS, 0.0193), (OPUS, 0.004512), (HAIKU, 0.000731)],
-        tokens: &[(OPUS, "input", 2100), (OPUS, "output", 80), (OPUS, "cacheRead", 9000), (OPUS, "cacheCreation", 1500), (HAIKU, "input", 310)],
+        tokens: &[
+            (OPUS, "input", 2100),
+            (OPUS, "output", 80),
+            (OPUS, "cacheRead", 9000),
+            (OPUS, "cacheCreation", 1500),
+            (HAIKU, "input", 310),
+        ],
         durations: &[(OPUS, 1200.0), (OPUS, 35.5), (HAIKU, 7.25)],
     },
     Round {
         cost: &[(OPUS, 0.1234567), (HAIKU, 0.0000012)],
-        tokens: &[(OPUS, "input", 17), (OPUS, "output", 4096), (HAIKU, "input", 1), (HAIKU, "output", 99)],
+        tokens: &[
+            (OPUS, "input", 17),
+            (OPUS, "output", 4096),
+            (HAIKU, "input", 1),
+            (HAIKU, "output", 99),
+        ],
         durations: &[(OPUS, 99.9), (HAIKU, 1000.0)],
     },
     Round {
@@ -102,7 +116,10 @@ impl Totals {
             *self.tokens.entry((m.to_string(), t.to_string())).or_default() += v;
         }
         for (m, v) in round.durations {
-            let h = self.hist.entry(m.to_string()).or_insert_with(|| (vec![0; BOUNDS.len() + 1], 0.0, 0));
+            let h = self
+                .hist
+                .entry(m.to_string())
+                .or_insert_with(|| (vec![0; BOUNDS.len() + 1], 0.0, 0));
             // OTel explicit buckets are (prev, bound]: a value equal to a bound goes to that bound's bucket.
             let i = BOUNDS.iter().position(|b| v <= b).unwrap_or(BOUNDS.len());
             h.0[i] += 1;
@@ -120,7 +137,12 @@ struct Client {
 }
 
 impl Client {
-    fn new(serve: &Serve, transport: Transport, temporality: Temporality, rt: &tokio::runtime::Runtime) -> Client {
+    fn new(
+        serve: &Serve,
+        transport: Transport,
+        temporality: Temporality,
+        rt: &tokio::runtime::Runtime,
+    ) -> Client {
         let exporter = match transport {
             Transport::Grpc => {
                 // tonic's channel spawns its connection task on the runtime it is built in.
@@ -132,25 +154,42 @@ impl Client {
                     .with_temporality(temporality)
                     .build()
             }
-            Transport::HttpProtobuf | Transport::HttpJson => opentelemetry_otlp::MetricExporter::builder()
-                .with_http()
-                .with_protocol(if transport == Transport::HttpJson { Protocol::HttpJson } else { Protocol::HttpBinary })
-                .with_endpoint(format!("http://{}/v1/metrics", serve.http))
-                .with_timeout(Duration::from_secs(10))
-                .with_temporality(temporality)
-                .build(),
+            Transport::HttpProtobuf | Transport::HttpJson => {
+                opentelemetry_otlp::MetricExporter::builder()
+                    .with_http()
+                    .with_protocol(if transport == Transport::HttpJson {
+                        Protocol::HttpJson
+                    } else {
+                        Protocol::HttpBinary
+                    })
+                    .with_endpoint(format!("http://{}/v1/metrics", serve.http))
+                    .with_timeout(Duration::from_secs(10))
+                    .with_temporality(temporality)
+                    .build()
+            }
         }
         .expect("build exporter");
         // Exports happen on force_flush and shutdown only (the interval never elapses in a test).
-        let reader = PeriodicReader::builder(exporter).with_interval(Duration::from_secs(3600)).build();
+        let reader =
+            PeriodicReader::builder(exporter).with_interval(Duration::from_secs(3600)).build();
         let provider = SdkMeterProvider::builder()
             .with_reader(reader)
             .with_resource(Resource::builder().with_service_name("otlp-client-test").build())
             .build();
         let meter = provider.meter("tokentray-otlp-client-test");
-        let cost = meter.f64_counter("test.cost").with_unit("USD").with_description("Test cost").build();
-        let tokens = meter.u64_counter("test.token.usage").with_unit("tokens").with_description("Test tokens").build();
-        let duration = meter.f64_histogram("test.duration").with_unit("ms").with_description("Test duration").with_boundaries(BOUNDS.to_vec()).build();
+        let cost =
+            meter.f64_counter("test.cost").with_unit("USD").with_description("Test cost").build();
+        let tokens = meter
+            .u64_counter("test.token.usage")
+            .with_unit("tokens")
+            .with_description("Test tokens")
+            .build();
+        let duration = meter
+            .f64_histogram("test.duration")
+            .with_unit("ms")
+            .with_description("Test duration")
+            .with_boundaries(BOUNDS.to_vec())
+            .build();
         Client { provider, cost, tokens, duration }
     }
 
@@ -174,7 +213,9 @@ fn check(serve: &Serve, want: &Totals, when: &str) {
     for (model, v) in &want.cost {
         match sample(&samples, "test_cost_USD_total", &[("model", model)]) {
             Some(got) if approx(got, *v) => {}
-            got => errors.push(format!("/metrics test_cost_USD_total{{model={model}}}: got {got:?}, want {v}")),
+            got => errors.push(format!(
+                "/metrics test_cost_USD_total{{model={model}}}: got {got:?}, want {v}"
+            )),
         }
     }
     for ((model, kind), v) in &want.tokens {
@@ -187,11 +228,13 @@ fn check(serve: &Serve, want: &Totals, when: &str) {
         let name = "test_duration_milliseconds";
         match sample(&samples, &format!("{name}_count"), &[("model", model)]) {
             Some(got) if got == *count as f64 => {}
-            got => errors.push(format!("/metrics {name}_count{{model={model}}}: got {got:?}, want {count}")),
+            got => errors
+                .push(format!("/metrics {name}_count{{model={model}}}: got {got:?}, want {count}")),
         }
         match sample(&samples, &format!("{name}_sum"), &[("model", model)]) {
             Some(got) if approx(got, *sum) => {}
-            got => errors.push(format!("/metrics {name}_sum{{model={model}}}: got {got:?}, want {sum}")),
+            got => errors
+                .push(format!("/metrics {name}_sum{{model={model}}}: got {got:?}, want {sum}")),
         }
         let mut cumulative = 0;
         for (i, n) in buckets.iter().enumerate() {
@@ -214,7 +257,8 @@ fn check(serve: &Serve, want: &Totals, when: &str) {
     }
     match metric("test.token.usage") {
         Some(got) if got == want_tokens as f64 => {}
-        got => errors.push(format!("report metrics[test.token.usage]: got {got:?}, want {want_tokens}")),
+        got => errors
+            .push(format!("report metrics[test.token.usage]: got {got:?}, want {want_tokens}")),
     }
     if !errors.is_empty() {
         panic!("{when}: {} mismatch(es):\n  {}\n--- /metrics ---\n{text}\n--- report ---\n{report:#}\n--- serve stderr ---\n{}", errors.len(), errors.join("\n  "), serve.stderr());
@@ -223,7 +267,11 @@ fn check(serve: &Serve, want: &Totals, when: &str) {
 
 fn run(transport: Transport, temporality: Temporality) {
     let serve = Serve::start();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let mut want = Totals::default();
 
     // First client.

@@ -22,12 +22,20 @@ fn repo() -> &'static Path {
 /// binary's profile directory.
 fn target_dir() -> PathBuf {
     let bin = Path::new(env!("CARGO_BIN_EXE_tokentray"));
-    bin.parent().and_then(Path::parent).expect("the test binary lives in <target>/<profile>/").to_path_buf()
+    bin.parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in <target>/<profile>/")
+        .to_path_buf()
 }
 
 /// A tool the test needs, or a failure that says how to get it.
 fn require(program: &Path, what: &str) {
-    let found = Command::new(program).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    let found = Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
     assert!(found, "{} not found ({what}): run tests/setup.sh", program.display());
 }
 
@@ -71,9 +79,9 @@ fn build_deb() -> PathBuf {
         .env_remove("CARGO_PRIMARY_PACKAGE")
         .env_remove("CARGO_BIN_NAME")
         .env_remove("CARGO_CRATE_NAME"));
-    let modified = std::fs::metadata(&deb)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| panic!("`tauri build --bundles deb` succeeded but {} is not there: {e}", deb.display()));
+    let modified = std::fs::metadata(&deb).and_then(|m| m.modified()).unwrap_or_else(|e| {
+        panic!("`tauri build --bundles deb` succeeded but {} is not there: {e}", deb.display())
+    });
     assert!(modified >= started, "{} was not rewritten by this build", deb.display());
     deb
 }
@@ -99,20 +107,34 @@ fn deb_is_complete_runs_and_is_lintian_clean() {
     assert!(field(&info, "Maintainer").contains('@'), "a Maintainer with an address: {info}");
     let depends = field(&info, "Depends");
     for lib in ["libc6", "libwebkit2gtk-4.1-0", "libgtk-3-0", "libayatana-appindicator3-1"] {
-        assert!(depends.split(',').any(|d| d.trim().starts_with(lib)), "Depends lists {lib}: {depends}");
+        assert!(
+            depends.split(',').any(|d| d.trim().starts_with(lib)),
+            "Depends lists {lib}: {depends}"
+        );
     }
 
     // Files: the binary, the launcher entry, icons, the Debian docs.
     let contents = text(&run(Command::new("dpkg-deb").arg("--contents").arg(&deb)));
     // Lines end in the path without a leading `/` (the Tauri bundler writes no `./`).
     let entry = |path: &str| contents.lines().find(|l| l.ends_with(&format!(" {}", &path[1..])));
-    let bin = entry("/usr/bin/tokentray").unwrap_or_else(|| panic!("no /usr/bin/tokentray in:\n{contents}"));
+    let bin = entry("/usr/bin/tokentray")
+        .unwrap_or_else(|| panic!("no /usr/bin/tokentray in:\n{contents}"));
     assert!(bin.starts_with("-rwxr-xr-x 0/0 "), "the binary is executable and root-owned: {bin}");
-    let window = entry("/usr/bin/tokentray-window").unwrap_or_else(|| panic!("no /usr/bin/tokentray-window (the dashboard window) in:\n{contents}"));
-    assert!(window.starts_with("-rwxr-xr-x 0/0 "), "the window binary is executable and root-owned: {window}");
-    let bins: Vec<&str> = contents.lines().filter(|l| l.contains(" usr/bin/") && !l.ends_with('/')).collect();
+    let window = entry("/usr/bin/tokentray-window").unwrap_or_else(|| {
+        panic!("no /usr/bin/tokentray-window (the dashboard window) in:\n{contents}")
+    });
+    assert!(
+        window.starts_with("-rwxr-xr-x 0/0 "),
+        "the window binary is executable and root-owned: {window}"
+    );
+    let bins: Vec<&str> =
+        contents.lines().filter(|l| l.contains(" usr/bin/") && !l.ends_with('/')).collect();
     assert_eq!(bins.len(), 2, "only tokentray and tokentray-window in /usr/bin (the benchmark load generator is not shipped): {bins:?}");
-    for path in ["/usr/share/applications/tokentray.desktop", "/usr/share/doc/tokentray/copyright", "/usr/share/doc/tokentray/changelog.gz"] {
+    for path in [
+        "/usr/share/applications/tokentray.desktop",
+        "/usr/share/doc/tokentray/copyright",
+        "/usr/share/doc/tokentray/changelog.gz",
+    ] {
         assert!(entry(path).is_some(), "no {path} in:\n{contents}");
     }
     for size in ["32x32", "128x128", "256x256", "512x512"] {
@@ -124,23 +146,50 @@ fn deb_is_complete_runs_and_is_lintian_clean() {
     let root = tempfile::Builder::new().prefix("tokentray-deb-").tempdir().expect("tempdir");
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(root.path()));
     let version = text(&run(Command::new(root.path().join("usr/bin/tokentray")).arg("--version")));
-    assert_eq!(version.trim(), format!("tokentray {VERSION}"), "the packaged binary prints its version");
-    let version = text(&run(Command::new(root.path().join("usr/bin/tokentray-window")).arg("--version")));
-    assert_eq!(version.trim(), format!("tokentray-window {VERSION}"), "the packaged window binary prints its version");
+    assert_eq!(
+        version.trim(),
+        format!("tokentray {VERSION}"),
+        "the packaged binary prints its version"
+    );
+    let version =
+        text(&run(Command::new(root.path().join("usr/bin/tokentray-window")).arg("--version")));
+    assert_eq!(
+        version.trim(),
+        format!("tokentray-window {VERSION}"),
+        "the packaged window binary prints its version"
+    );
     // The tray is always running: its binary must not load WebKit (only the window's does).
     let libs = |bin: &str| text(&run(Command::new("ldd").arg(root.path().join(bin))));
     let tray_libs = libs("usr/bin/tokentray");
-    assert!(tray_libs.contains("libgtk-3.so") && !tray_libs.contains("webkit") && !tray_libs.contains("javascriptcore"), "the tray links GTK but not WebKit:\n{tray_libs}");
-    assert!(libs("usr/bin/tokentray-window").contains("libwebkit2gtk-4.1.so"), "the window links WebKit");
-    let desktop = std::fs::read_to_string(root.path().join("usr/share/applications/tokentray.desktop")).expect("read .desktop");
+    assert!(
+        tray_libs.contains("libgtk-3.so")
+            && !tray_libs.contains("webkit")
+            && !tray_libs.contains("javascriptcore"),
+        "the tray links GTK but not WebKit:\n{tray_libs}"
+    );
+    assert!(
+        libs("usr/bin/tokentray-window").contains("libwebkit2gtk-4.1.so"),
+        "the window links WebKit"
+    );
+    let desktop =
+        std::fs::read_to_string(root.path().join("usr/share/applications/tokentray.desktop"))
+            .expect("read .desktop");
     for line in ["Type=Application", "Exec=tokentray", "Icon=tokentray", "Name=tokentray"] {
         assert!(desktop.lines().any(|l| l == line), "{line} in the .desktop entry:\n{desktop}");
     }
-    assert!(desktop.lines().any(|l| l.starts_with("Categories=") && l.contains("Development;")), "a Categories line:\n{desktop}");
+    assert!(
+        desktop.lines().any(|l| l.starts_with("Categories=") && l.contains("Development;")),
+        "a Categories line:\n{desktop}"
+    );
 
     // lintian: no errors. Warnings and notes are printed for whoever reads the log.
-    let out = Command::new("lintian").args(["--tag-display-limit", "0"]).arg(&deb).output().expect("run lintian");
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("lintian")
+        .args(["--tag-display-limit", "0"])
+        .arg(&deb)
+        .output()
+        .expect("run lintian");
+    let report =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     eprintln!("lintian {}:\n{report}", deb.display());
     let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("E:")).collect();
     assert!(errors.is_empty(), "lintian errors:\n{}", errors.join("\n"));

@@ -51,10 +51,7 @@ fn wait_for<T>(
             return v;
         }
         if Instant::now() > deadline {
-            panic!(
-                "timed out after {timeout:?} waiting for {what}\n{}",
-                context()
-            );
+            panic!("timed out after {timeout:?} waiting for {what}\n{}", context());
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -85,18 +82,10 @@ fn promtool_check(body: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn promtool");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(
         out.status.success() && text.trim().is_empty(),
         "promtool check metrics: {} with output:\n{text}\n--- /metrics body ---\n{body}",
@@ -130,21 +119,14 @@ fn real_prometheus_scrapes_the_guides_numbers() {
         )
         .send()
         .expect("GET /metrics (OpenMetrics)");
-    let om_type = om
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let om_type =
+        om.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let om_body = om.text().unwrap();
     assert!(
         om_type.starts_with("application/openmetrics-text"),
         "OpenMetrics Content-Type: {om_type:?}"
     );
-    assert!(
-        om_body.ends_with("# EOF\n"),
-        "OpenMetrics body must end with `# EOF`:\n{om_body}"
-    );
+    assert!(om_body.ends_with("# EOF\n"), "OpenMetrics body must end with `# EOF`:\n{om_body}");
     let (text_samples, om_samples) = (prom::parse(&text), prom::parse(&om_body));
     for name in [COST, TOKENS] {
         let (a, b) = (
@@ -155,10 +137,7 @@ fn real_prometheus_scrapes_the_guides_numbers() {
     }
 
     // ---- Prometheus scrapes it -----------------------------------------------------------
-    let want_cost: f64 = sets
-        .iter()
-        .map(|s| s.expected.total("claude_code.cost.usage"))
-        .sum();
+    let want_cost: f64 = sets.iter().map(|s| s.expected.total("claude_code.cost.usage")).sum();
     let prometheus = Prometheus::start(serve.metrics);
     let ctx = || {
         format!(
@@ -171,11 +150,7 @@ fn real_prometheus_scrapes_the_guides_numbers() {
     wait_for(
         "Prometheus to scrape the replayed totals",
         Duration::from_secs(30),
-        || {
-            prometheus
-                .query_one(&format!("sum({COST})"))
-                .filter(|v| approx_eq(*v, want_cost))
-        },
+        || prometheus.query_one(&format!("sum({COST})")).filter(|v| approx_eq(*v, want_cost)),
         || {
             format!(
                 "sum({COST}) = {:?}, want {want_cost}\n{}",
@@ -207,31 +182,18 @@ fn real_prometheus_scrapes_the_guides_numbers() {
     let ratio_q = format!(
         "sum({TOKENS}{{type=\"cacheRead\"}}) / sum({TOKENS}{{type=~\"input|cacheRead|cacheCreation\"}})"
     );
-    c.num(
-        &ratio_q,
-        prometheus.query_one(&ratio_q).unwrap_or(f64::NAN),
-        want_ratio,
-    );
+    c.num(&ratio_q, prometheus.query_one(&ratio_q).unwrap_or(f64::NAN), want_ratio);
     // Distinct users, from the data's user.id values.
-    let users: BTreeSet<String> = sets
-        .iter()
-        .flat_map(|s| s.attribute_values("user.id"))
-        .collect();
+    let users: BTreeSet<String> = sets.iter().flat_map(|s| s.attribute_values("user.id")).collect();
     assert!(!users.is_empty(), "the fixtures carry no user.id");
     let users_q = format!("count(count by (user_id) ({COST}))");
-    c.num(
-        &users_q,
-        prometheus.query_one(&users_q).unwrap_or(f64::NAN),
-        users.len() as f64,
-    );
+    c.num(&users_q, prometheus.query_one(&users_q).unwrap_or(f64::NAN), users.len() as f64);
     // Sessions: one per scenario.
     let sessions_q = "sum(claude_code_session_count_total)";
     c.num(
         sessions_q,
         prometheus.query_one(sessions_q).unwrap_or(f64::NAN),
-        sets.iter()
-            .map(|s| s.expected.total("claude_code.session.count"))
-            .sum(),
+        sets.iter().map(|s| s.expected.total("claude_code.session.count")).sum(),
     );
     c.assert_ok("PromQL of the guides after the replay");
 
@@ -247,10 +209,8 @@ fn real_prometheus_scrapes_the_guides_numbers() {
     //     D ≤ increase ≤ D · (1 + 1.6/(n−1)).
     // A counter that ever went down between scrapes counts as a reset and overshoots the upper
     // bound; a counter that forgot (or double-counted) the new spend misses the range.
-    let min_samples = |p: &Prometheus| {
-        p.query_one(&format!("min(count_over_time({COST}[1h]))"))
-            .unwrap_or(0.0)
-    };
+    let min_samples =
+        |p: &Prometheus| p.query_one(&format!("min(count_over_time({COST}[1h]))")).unwrap_or(0.0);
     wait_for(
         "5 scrapes of the first state",
         Duration::from_secs(30),
@@ -258,15 +218,9 @@ fn real_prometheus_scrapes_the_guides_numbers() {
         ctx,
     );
 
-    let metrics_reqs: Vec<_> = delta
-        .requests
-        .iter()
-        .filter(|r| r.signal == Signal::Metrics)
-        .collect();
-    assert!(
-        metrics_reqs.iter().all(|r| r.is_json()),
-        "{DELTA_SET} is expected to be OTLP/JSON"
-    );
+    let metrics_reqs: Vec<_> =
+        delta.requests.iter().filter(|r| r.signal == Signal::Metrics).collect();
+    assert!(metrics_reqs.iter().all(|r| r.is_json()), "{DELTA_SET} is expected to be OTLP/JSON");
     let (lo, hi) = json_time_span_ns(metrics_reqs.iter().map(|r| r.body.as_slice()));
     let shift = hi - lo + 1_000_000_000;
     for r in &metrics_reqs {
@@ -277,11 +231,7 @@ fn real_prometheus_scrapes_the_guides_numbers() {
     wait_for(
         "Prometheus to scrape the second round",
         Duration::from_secs(30),
-        || {
-            prometheus
-                .query_one(&format!("sum({COST})"))
-                .filter(|v| approx_eq(*v, want_cost + d))
-        },
+        || prometheus.query_one(&format!("sum({COST})")).filter(|v| approx_eq(*v, want_cost + d)),
         || {
             format!(
                 "sum({COST}) = {:?}, want {}\n{}",

@@ -15,7 +15,12 @@ struct Home {
 
 impl Home {
     fn new() -> Home {
-        Home { dir: tempfile::Builder::new().prefix("tokentray-setup-home-").tempdir().expect("tempdir") }
+        Home {
+            dir: tempfile::Builder::new()
+                .prefix("tokentray-setup-home-")
+                .tempdir()
+                .expect("tempdir"),
+        }
     }
 
     fn home(&self) -> PathBuf {
@@ -34,7 +39,11 @@ impl Home {
     /// `tokentray --config C setup ARGS` with this HOME; the engine configured on ports 5317/5318.
     fn setup(&self, args: &[&str], env: &[(&str, &Path)]) -> Output {
         let config = self.dir.path().join("config.toml");
-        std::fs::write(&config, "[listen]\notlp_grpc = \"127.0.0.1:5317\"\notlp_http = \"127.0.0.1:5318\"\n").expect("write config");
+        std::fs::write(
+            &config,
+            "[listen]\notlp_grpc = \"127.0.0.1:5317\"\notlp_http = \"127.0.0.1:5318\"\n",
+        )
+        .expect("write config");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokentray"));
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("TOKENTRAY_") || k == "CLAUDE_CONFIG_DIR" {
@@ -42,7 +51,10 @@ impl Home {
             }
         }
         cmd.env("HOME", self.home())
-            .env("TOKENTRAY_CLAUDE_MANAGED_SETTINGS", self.dir.path().join("no-managed-settings.json"))
+            .env(
+                "TOKENTRAY_CLAUDE_MANAGED_SETTINGS",
+                self.dir.path().join("no-managed-settings.json"),
+            )
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
             .arg("--config")
@@ -61,7 +73,10 @@ fn text(o: &Output) -> String {
 }
 
 fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))).expect("valid JSON")
+    serde_json::from_str(
+        &std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())),
+    )
+    .expect("valid JSON")
 }
 
 fn assert_points_at_tokentray(v: &Value, protocol: &str, endpoint: &str) {
@@ -110,9 +125,17 @@ fn other_keys_and_an_existing_env_block_are_kept_and_undo_restores_the_bytes() {
 
     let undo = h.setup(&["--undo"], &[]);
     assert!(undo.status.success(), "{}", text(&undo));
-    assert_eq!(std::fs::read_to_string(h.settings()).expect("read"), original, "undo restores the file byte for byte");
+    assert_eq!(
+        std::fs::read_to_string(h.settings()).expect("read"),
+        original,
+        "undo restores the file byte for byte"
+    );
     let again = h.setup(&["--undo"], &[]);
-    assert!(!again.status.success() && text(&again).contains("nothing to undo"), "{}", text(&again));
+    assert!(
+        !again.status.success() && text(&again).contains("nothing to undo"),
+        "{}",
+        text(&again)
+    );
 }
 
 #[test]
@@ -122,10 +145,20 @@ fn dry_run_shows_the_diff_and_writes_nothing() {
     let out = h.setup(&["--dry-run"], &[]);
     assert!(out.status.success(), "{}", text(&out));
     let t = text(&out);
-    assert!(t.contains("+  \"env\": {") && t.contains("+    \"OTEL_EXPORTER_OTLP_ENDPOINT\": \"http://127.0.0.1:5317\""), "{t}");
+    assert!(
+        t.contains("+  \"env\": {")
+            && t.contains("+    \"OTEL_EXPORTER_OTLP_ENDPOINT\": \"http://127.0.0.1:5317\""),
+        "{t}"
+    );
     assert!(t.contains("dry run: nothing written"), "{t}");
-    assert_eq!(std::fs::read_to_string(h.settings()).expect("read"), "{\n  \"model\": \"sonnet\"\n}\n");
-    let siblings: Vec<_> = std::fs::read_dir(h.home().join(".claude")).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(
+        std::fs::read_to_string(h.settings()).expect("read"),
+        "{\n  \"model\": \"sonnet\"\n}\n"
+    );
+    let siblings: Vec<_> = std::fs::read_dir(h.home().join(".claude"))
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
     assert_eq!(siblings.len(), 1, "no backup or temp file: {siblings:?}");
 }
 
@@ -137,9 +170,18 @@ fn invalid_json_is_a_clear_error_and_nothing_is_written() {
     let out = h.setup(&[], &[]);
     assert!(!out.status.success());
     let t = text(&out);
-    assert!(t.contains("is not valid JSON") && t.contains("line 3") && t.contains("nothing was written"), "{t}");
+    assert!(
+        t.contains("is not valid JSON")
+            && t.contains("line 3")
+            && t.contains("nothing was written"),
+        "{t}"
+    );
     assert_eq!(std::fs::read_to_string(h.settings()).expect("read"), broken);
-    assert_eq!(std::fs::read_dir(h.home().join(".claude")).expect("ls").count(), 1, "no backup written");
+    assert_eq!(
+        std::fs::read_dir(h.home().join(".claude")).expect("ls").count(),
+        1,
+        "no backup written"
+    );
 }
 
 #[test]
@@ -148,7 +190,11 @@ fn claude_config_dir_is_respected() {
     let custom = h.dir.path().join("claude-config");
     let out = h.setup(&[], &[("CLAUDE_CONFIG_DIR", &custom)]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_points_at_tokentray(&read_json(&custom.join("settings.json")), "grpc", "http://127.0.0.1:5317");
+    assert_points_at_tokentray(
+        &read_json(&custom.join("settings.json")),
+        "grpc",
+        "http://127.0.0.1:5317",
+    );
     assert!(!h.settings().exists(), "~/.claude/settings.json must not be touched");
 }
 
@@ -156,10 +202,19 @@ fn claude_config_dir_is_respected() {
 fn managed_settings_pinning_another_endpoint_are_explained() {
     let h = Home::new();
     let managed = h.dir.path().join("managed-settings.json");
-    std::fs::write(&managed, r#"{"env": {"OTEL_EXPORTER_OTLP_ENDPOINT": "https://otel.corp.example:4317"}}"#).expect("write");
+    std::fs::write(
+        &managed,
+        r#"{"env": {"OTEL_EXPORTER_OTLP_ENDPOINT": "https://otel.corp.example:4317"}}"#,
+    )
+    .expect("write");
     let out = h.setup(&[], &[("TOKENTRAY_CLAUDE_MANAGED_SETTINGS", &managed)]);
     assert!(!out.status.success());
     let t = text(&out);
-    assert!(t.contains("managed settings") && t.contains("https://otel.corp.example:4317") && t.contains("OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:5317"), "{t}");
+    assert!(
+        t.contains("managed settings")
+            && t.contains("https://otel.corp.example:4317")
+            && t.contains("OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:5317"),
+        "{t}"
+    );
     assert!(!h.settings().exists());
 }

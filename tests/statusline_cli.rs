@@ -22,7 +22,11 @@ fn statusline(serve: &Serve, args: &[&str], input: &str) -> (bool, String, Strin
         .expect("run tokentray statusline");
     child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
     let out = child.wait_with_output().expect("wait");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn spend(serve: &Serve, cost: f64) {
@@ -30,7 +34,10 @@ fn spend(serve: &Serve, cost: f64) {
 }
 
 fn dashboard(serve: &Serve) -> Value {
-    reqwest::blocking::get(format!("http://{}/api/dashboard", serve.metrics)).expect("GET /api/dashboard").json().expect("JSON")
+    reqwest::blocking::get(format!("http://{}/api/dashboard", serve.metrics))
+        .expect("GET /api/dashboard")
+        .json()
+        .expect("JSON")
 }
 
 const WITH_LIMITS: &str = r#"{"session_id": "abc", "model": {"id": "claude-opus-4-5", "display_name": "Opus"},
@@ -51,7 +58,10 @@ fn prints_todays_spend_and_plan_usage_and_hands_the_limits_to_the_engine() {
     assert_eq!(d["plan_limits"]["five_hour"]["used_percentage"], 37.4, "{d:#}");
     assert_eq!(d["plan_limits"]["seven_day"]["used_percentage"], 12.0, "{d:#}");
     let reset = d["plan_limits"]["five_hour"]["resets_at"].as_str().expect("reset time");
-    assert_eq!(chrono::DateTime::parse_from_rfc3339(reset).expect("RFC 3339").timestamp(), 1_796_400_000);
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(reset).expect("RFC 3339").timestamp(),
+        1_796_400_000
+    );
 
     // Without rate limits (API-key users): the spend only; the last known limits stay.
     let (ok, out, err) = statusline(&serve, &[], WITHOUT_LIMITS);
@@ -72,7 +82,11 @@ fn setup_statusline_chains_the_previous_command() {
     let dir = tempdir("tokentray-statusline-home-");
     let home = dir.path().join("home");
     std::fs::create_dir_all(home.join(".claude")).expect("mkdir");
-    std::fs::write(home.join(".claude/settings.json"), r#"{"statusLine": {"type": "command", "command": "printf 'repo:main'"}}"#).expect("write");
+    std::fs::write(
+        home.join(".claude/settings.json"),
+        r#"{"statusLine": {"type": "command", "command": "printf 'repo:main'"}}"#,
+    )
+    .expect("write");
     let out = support::serve::command(&serve.data_dir, &serve.config)
         .env("HOME", &home)
         .env_remove("CLAUDE_CONFIG_DIR")
@@ -81,12 +95,22 @@ fn setup_statusline_chains_the_previous_command() {
         .output()
         .expect("run setup");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let settings: Value = serde_json::from_str(&std::fs::read_to_string(home.join(".claude/settings.json")).expect("read")).expect("JSON");
-    let command = settings["statusLine"]["command"].as_str().expect("statusLine command").to_string();
+    let settings: Value = serde_json::from_str(
+        &std::fs::read_to_string(home.join(".claude/settings.json")).expect("read"),
+    )
+    .expect("JSON");
+    let command =
+        settings["statusLine"]["command"].as_str().expect("statusLine command").to_string();
     assert!(command.contains("statusline --after"), "{command}");
 
     // Run it as Claude Code does: through a shell, with the JSON on stdin.
-    let mut child = Command::new("sh").arg("-c").arg(&command).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sh");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(&command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sh");
     child.stdin.take().expect("stdin").write_all(WITH_LIMITS.as_bytes()).expect("write");
     let out = child.wait_with_output().expect("wait");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "repo:main │ $1.50 today · 5h 37% · 7d 12%\n");

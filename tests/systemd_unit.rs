@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 const UNIT: &str = "tokentray.service";
 /// Listen flags for the test: port 0 everywhere, so the unit's command can really be started.
-const LISTEN: [&str; 6] = ["--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0", "--metrics", "127.0.0.1:0"];
+const LISTEN: [&str; 6] =
+    ["--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0", "--metrics", "127.0.0.1:0"];
 /// Stands in for a webhook token in the config file and an API key in the environment: neither
 /// may end up in the unit file.
 const WEBHOOK_SECRET: &str = "T0KEN-webhook-s3cret";
@@ -109,7 +110,11 @@ fn install_service_writes_the_unit_and_says_what_to_run() {
     // A space in the path: the unit must quote it.
     let data_dir = b.path("data dir");
     let config = b.path("config.toml");
-    std::fs::write(&config, format!("[alerts]\nwebhook = \"https://hooks.example.com/services/{WEBHOOK_SECRET}\"\n")).expect("write config");
+    std::fs::write(
+        &config,
+        format!("[alerts]\nwebhook = \"https://hooks.example.com/services/{WEBHOOK_SECRET}\"\n"),
+    )
+    .expect("write config");
 
     let mut cmd = b.command(Some(&xdg));
     cmd.arg("--data-dir").arg(&data_dir).arg("--config").arg(&config);
@@ -118,25 +123,49 @@ fn install_service_writes_the_unit_and_says_what_to_run() {
     let stdout = String::from_utf8_lossy(&out.stdout);
 
     let unit_path = xdg.join("systemd/user").join(UNIT);
-    assert!(stdout.contains(&format!("wrote {}", unit_path.display())), "stdout names the unit: {stdout}");
     assert!(
-        stdout.contains("systemctl --user daemon-reload && systemctl --user enable --now tokentray.service"),
+        stdout.contains(&format!("wrote {}", unit_path.display())),
+        "stdout names the unit: {stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "systemctl --user daemon-reload && systemctl --user enable --now tokentray.service"
+        ),
         "without a user systemd it says exactly what to run: {stdout}"
     );
     assert!(!data_dir.exists(), "installing does not start serving (no data dir created)");
 
     let unit = std::fs::read_to_string(&unit_path).expect("unit written under XDG_CONFIG_HOME");
-    assert!(!unit.contains(WEBHOOK_SECRET) && !unit.contains(ENV_SECRET), "no secret in the unit:\n{unit}");
+    assert!(
+        !unit.contains(WEBHOOK_SECRET) && !unit.contains(ENV_SECRET),
+        "no secret in the unit:\n{unit}"
+    );
     assert_eq!(key(&unit, "Restart"), ["on-failure"], "{unit}");
     assert_eq!(key(&unit, "WantedBy"), ["default.target"], "{unit}");
     let exec = key(&unit, "ExecStart");
     assert_eq!(exec.len(), 1, "one ExecStart: {unit}");
     let words = exec_words(exec[0]);
-    let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_tokentray")).expect("canonical binary path");
-    let head = [exe.to_str().expect("utf-8"), "--data-dir", data_dir.to_str().expect("utf-8"), "--config", config.to_str().expect("utf-8"), "serve"];
+    let exe =
+        std::fs::canonicalize(env!("CARGO_BIN_EXE_tokentray")).expect("canonical binary path");
+    let head = [
+        exe.to_str().expect("utf-8"),
+        "--data-dir",
+        data_dir.to_str().expect("utf-8"),
+        "--config",
+        config.to_str().expect("utf-8"),
+        "serve",
+    ];
     let expected: Vec<String> = head.iter().chain(LISTEN.iter()).map(|s| s.to_string()).collect();
-    assert_eq!(words, expected, "ExecStart runs this binary's `serve` with the flags it was given: {}", exec[0]);
-    assert!(exec[0].contains(&format!("\"{}\"", data_dir.display())), "the path with a space is quoted: {}", exec[0]);
+    assert_eq!(
+        words, expected,
+        "ExecStart runs this binary's `serve` with the flags it was given: {}",
+        exec[0]
+    );
+    assert!(
+        exec[0].contains(&format!("\"{}\"", data_dir.display())),
+        "the path with a space is quoted: {}",
+        exec[0]
+    );
 
     // What systemd would start really serves, on the data dir the unit names.
     start_and_stop(&words, &b);
@@ -163,7 +192,10 @@ fn install_service_without_xdg_config_home_uses_home_and_is_idempotent() {
     assert_eq!(&words[1..], ["--config", config.to_str().expect("utf-8"), "serve"], "{unit}");
 
     let second = install();
-    assert!(second.contains(&format!("unchanged {}", unit_path.display())), "running it again changes nothing: {second}");
+    assert!(
+        second.contains(&format!("unchanged {}", unit_path.display())),
+        "running it again changes nothing: {second}"
+    );
     assert_eq!(std::fs::read_to_string(&unit_path).expect("unit"), unit);
 }
 
@@ -190,7 +222,10 @@ fn start_and_stop(words: &[String], b: &Sandbox) {
     let _ = child.kill();
     let _ = child.wait();
     let line = line.expect("the ExecStart command printed nothing within 30 s");
-    assert!(line.starts_with("listening otlp-grpc=127.0.0.1:"), "the ExecStart command serves: {line:?}");
+    assert!(
+        line.starts_with("listening otlp-grpc=127.0.0.1:"),
+        "the ExecStart command serves: {line:?}"
+    );
 }
 
 /// `systemd-analyze verify` checks the unit's syntax and that ExecStart's program exists.
@@ -210,5 +245,9 @@ fn verify_with_systemd_analyze(unit: &Path, b: &Sandbox) {
     // Only lines about our unit count: verify also loads default.target & co. from the host,
     // whose own warnings (a container's masked units) are not this test's business.
     let ours: Vec<&str> = stderr.lines().filter(|l| l.contains(UNIT)).collect();
-    assert!(out.status.success() && ours.is_empty(), "systemd-analyze verify rejects the unit ({}):\n{stderr}", out.status);
+    assert!(
+        out.status.success() && ours.is_empty(),
+        "systemd-analyze verify rejects the unit ({}):\n{stderr}",
+        out.status
+    );
 }

@@ -53,7 +53,11 @@ fn store_with(series: usize, rt: &tokio::runtime::Runtime) -> (tempfile::TempDir
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let sizes: &[usize] = if full { &[1_000, 10_000, 100_000] } else { &[1_000] };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let mut c = Criterion::default().configure_from_args();
 
     let stores: Vec<(usize, tempfile::TempDir, Store)> = sizes
@@ -71,7 +75,10 @@ fn main() {
             let mut out = Vec::with_capacity(1 << 20);
             encode(&mut out, &snapshot, Format::Text004).expect("encode");
             let bytes = out.len();
-            eprintln!("[size] {n} series: {bytes} bytes of text 0.0.4 ({:.0} B/series)", bytes as f64 / *n as f64);
+            eprintln!(
+                "[size] {n} series: {bytes} bytes of text 0.0.4 ({:.0} B/series)",
+                bytes as f64 / *n as f64
+            );
             group.throughput(Throughput::Elements(*n as u64));
             group.sample_size(if *n >= 100_000 { 10 } else { 50 });
             group.bench_with_input(BenchmarkId::new("encode_text004", n), &snapshot, |b, s| {
@@ -88,7 +95,9 @@ fn main() {
                     out.len()
                 })
             });
-            group.bench_with_input(BenchmarkId::new("store_snapshot", n), store, |b, st| b.iter(|| st.snapshot().families.len()));
+            group.bench_with_input(BenchmarkId::new("store_snapshot", n), store, |b, st| {
+                b.iter(|| st.snapshot().families.len())
+            });
             group.bench_with_input(BenchmarkId::new("snapshot_plus_encode", n), store, |b, st| {
                 b.iter(|| {
                     // As the /metrics handler does: a fresh snapshot and a fresh 64 KiB buffer.

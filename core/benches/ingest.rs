@@ -28,19 +28,27 @@ fn batches(first_request: usize, fixed: bool) -> Vec<Batch> {
         .map(|i| {
             let r = first_request + i;
             let first_session = if fixed { (r * per) % FIXED_SESSIONS } else { r * per };
-            ingest::metrics::normalize(testkit::load_request(POINTS, first_session, now), now as i64)
+            ingest::metrics::normalize(
+                testkit::load_request(POINTS, first_session, now),
+                now as i64,
+            )
         })
         .collect()
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let mut c = Criterion::default().configure_from_args();
     let mut group = c.benchmark_group("store_ingest");
     group.throughput(Throughput::Elements((POINTS * IN_FLIGHT) as u64));
     group.sample_size(20);
     for (name, fixed) in [("fixed_10k_series", true), ("new_series", false)] {
-        let dir = tempfile::Builder::new().prefix("tokentray-bench-ingest-").tempdir().expect("tempdir");
+        let dir =
+            tempfile::Builder::new().prefix("tokentray-bench-ingest-").tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open store");
         let mut next = 0usize;
         group.bench_function(name, |b| {
@@ -55,7 +63,9 @@ fn main() {
                         let mut tasks = tokio::task::JoinSet::new();
                         for batch in bs {
                             let store = store.clone();
-                            tasks.spawn(async move { store.ingest(batch).await.expect("ingest").accepted });
+                            tasks.spawn(async move {
+                                store.ingest(batch).await.expect("ingest").accepted
+                            });
                         }
                         let mut accepted = 0;
                         while let Some(r) = tasks.join_next().await {

@@ -59,12 +59,30 @@ fn populate(dir: &Path, days: u64) -> Expected {
     // Sessions evenly spread over [now - days, now - 1 h), so the last one has ended by now.
     let spacing = (days * day_ns - 3_600 * 1_000_000_000) / total;
     let plans: Vec<SessionPlan> = (0..total)
-        .map(|i| SessionPlan { index: i, start_ns: first + i * spacing, exports: EXPORTS_PER_SESSION, api_requests: API_REQUESTS_PER_SESSION })
+        .map(|i| SessionPlan {
+            index: i,
+            start_ns: first + i * spacing,
+            exports: EXPORTS_PER_SESSION,
+            api_requests: API_REQUESTS_PER_SESSION,
+        })
         .collect();
-    let mut expected = Expected { sessions: total, points: 0, records: 0, cost_usd: 0.0, input: 0.0, output: 0.0, cache_read: 0.0, cache_creation: 0.0 };
+    let mut expected = Expected {
+        sessions: total,
+        points: 0,
+        records: 0,
+        cost_usd: 0.0,
+        input: 0.0,
+        output: 0.0,
+        cache_read: 0.0,
+        cache_creation: 0.0,
+    };
 
     let store = Store::open(dir).expect("open store");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let t0 = Instant::now();
     rt.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
@@ -120,9 +138,14 @@ fn report_sizes(dir: &Path, expected: &Expected) {
     {
         let conn = rusqlite::Connection::open(dir.join(DB_FILE)).expect("open db");
         let _: (i64, i64, i64) = conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .expect("checkpoint");
-        let count = |t: &str| conn.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get::<_, i64>(0)).unwrap_or(-1);
+        let count = |t: &str| {
+            conn.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get::<_, i64>(0))
+                .unwrap_or(-1)
+        };
         eprintln!(
             "[disk] rows: series {}, usage {}, events {}, resources {}",
             count("series"),
@@ -131,8 +154,13 @@ fn report_sizes(dir: &Path, expected: &Expected) {
             count("resources")
         );
         // Per-table sizes where the SQLite build has the dbstat table.
-        let tables: Vec<(String, i64)> = match conn.prepare("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC") {
-            Ok(mut stmt) => stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map(|it| it.filter_map(Result::ok).collect()).unwrap_or_default(),
+        let tables: Vec<(String, i64)> = match conn
+            .prepare("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")
+        {
+            Ok(mut stmt) => stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map(|it| it.filter_map(Result::ok).collect())
+                .unwrap_or_default(),
             Err(_) => Vec::new(),
         };
         for (name, bytes) in tables {
@@ -161,7 +189,12 @@ fn check_all(reader: &Reader, e: &Expected) {
     assert_eq!(f.tokens.cache_creation, e.cache_creation);
     assert_eq!(f.sessions, e.sessions as f64);
     assert_eq!(f.api_requests.count, e.sessions * API_REQUESTS_PER_SESSION as u64);
-    assert!(close(f.api_requests.cost_usd, e.cost_usd), "event cost {} != {}", f.api_requests.cost_usd, e.cost_usd);
+    assert!(
+        close(f.api_requests.cost_usd, e.cost_usd),
+        "event cost {} != {}",
+        f.api_requests.cost_usd,
+        e.cost_usd
+    );
     eprintln!(
         "[check] report all: ${:.2}, {} tokens, {} sessions, {} api requests: matches what was sent",
         f.cost_usd, f.tokens.total, f.sessions, f.api_requests.count
@@ -176,7 +209,10 @@ fn main() {
     let dir: PathBuf = match &keep {
         Some(d) => d.clone(),
         None => {
-            _tmp = tempfile::Builder::new().prefix("tokentray-bench-year-").tempdir().expect("tempdir");
+            _tmp = tempfile::Builder::new()
+                .prefix("tokentray-bench-year-")
+                .tempdir()
+                .expect("tempdir");
             _tmp.path().to_path_buf()
         }
     };
@@ -194,7 +230,10 @@ fn main() {
     if let Some(e) = &expected {
         check_all(&reader, e);
     }
-    let mut c = Criterion::default().configure_from_args().sample_size(20).measurement_time(Duration::from_secs(5));
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(5));
     {
         let mut group = c.benchmark_group("report_year");
         let cases: &[(Period, Option<GroupBy>)] = &[

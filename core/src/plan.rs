@@ -46,7 +46,11 @@ pub fn from_statusline(input: &Value, now_ns: i64) -> Option<PlanLimits> {
     if five_hour.is_none() && seven_day.is_none() {
         return None;
     }
-    Some(PlanLimits { five_hour, seven_day, reported_at: Local.timestamp_nanos(now_ns).to_rfc3339() })
+    Some(PlanLimits {
+        five_hour,
+        seven_day,
+        reported_at: Local.timestamp_nanos(now_ns).to_rfc3339(),
+    })
 }
 
 /// A reset time as RFC 3339: given as text (kept), or as unix seconds or milliseconds.
@@ -65,7 +69,8 @@ fn resets_at(v: &Value) -> Option<String> {
 
 /// Stores the limits in the history of `data_dir` (creating it on a first run).
 pub fn save(data_dir: &Path, limits: &PlanLimits) -> Result<(), StoreError> {
-    std::fs::create_dir_all(data_dir).map_err(|e| StoreError::DataDir { path: data_dir.to_path_buf(), reason: e.to_string() })?;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| StoreError::DataDir { path: data_dir.to_path_buf(), reason: e.to_string() })?;
     let mut conn = store::connect(&data_dir.join(DB_FILE))?;
     schema::migrate(&mut conn)?;
     let json = serde_json::to_string(limits).map_err(|e| StoreError::Encode(e.to_string()))?;
@@ -75,7 +80,10 @@ pub fn save(data_dir: &Path, limits: &PlanLimits) -> Result<(), StoreError> {
 
 /// The latest stored limits.
 pub fn load(reader: &Reader) -> Result<Option<PlanLimits>, StoreError> {
-    let text: Option<String> = reader.conn().query_row("SELECT value FROM settings WHERE key = ?1", [KEY], |r| r.get(0)).optional()?;
+    let text: Option<String> = reader
+        .conn()
+        .query_row("SELECT value FROM settings WHERE key = ?1", [KEY], |r| r.get(0))
+        .optional()?;
     Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
@@ -92,16 +100,26 @@ mod tests {
         let p = from_statusline(&input, 0).expect("limits");
         assert_eq!(p.five_hour.as_ref().map(|w| w.used_percentage), Some(37.5));
         let reset = p.five_hour.and_then(|w| w.resets_at).expect("reset");
-        assert_eq!(chrono::DateTime::parse_from_rfc3339(&reset).expect("rfc3339").timestamp(), 1_796_400_000);
+        assert_eq!(
+            chrono::DateTime::parse_from_rfc3339(&reset).expect("rfc3339").timestamp(),
+            1_796_400_000
+        );
         assert_eq!(p.seven_day, Some(Window { used_percentage: 12.0, resets_at: None }));
-        let none: Value = serde_json::from_str(r#"{"model": {"display_name": "Opus"}, "cost": {"total_cost_usd": 0.5}}"#).expect("json");
+        let none: Value = serde_json::from_str(
+            r#"{"model": {"display_name": "Opus"}, "cost": {"total_cost_usd": 0.5}}"#,
+        )
+        .expect("json");
         assert_eq!(from_statusline(&none, 0), None);
     }
 
     #[test]
     fn saved_limits_are_read_back() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let limits = PlanLimits { five_hour: Some(Window { used_percentage: 37.0, resets_at: None }), seven_day: None, reported_at: "2026-11-29T10:00:00+00:00".into() };
+        let limits = PlanLimits {
+            five_hour: Some(Window { used_percentage: 37.0, resets_at: None }),
+            seven_day: None,
+            reported_at: "2026-11-29T10:00:00+00:00".into(),
+        };
         save(dir.path(), &limits).expect("save");
         let reader = Reader::open(dir.path()).expect("reader");
         assert_eq!(load(&reader).expect("load"), Some(limits));

@@ -9,7 +9,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric::Data, number_data_point, AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    metric::Data, number_data_point, AggregationTemporality, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, Sum,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
@@ -17,15 +18,27 @@ pub const VERSION: &str = "2.1.330";
 pub const MODEL: &str = "claude-opus-5-5";
 
 pub fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }), ..Default::default() }
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }),
+        ..Default::default()
+    }
 }
 
 pub fn kv_int(key: &str, value: i64) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(any_value::Value::IntValue(value)) }), ..Default::default() }
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(any_value::Value::IntValue(value)) }),
+        ..Default::default()
+    }
 }
 
 pub fn kv_double(key: &str, value: f64) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(any_value::Value::DoubleValue(value)) }), ..Default::default() }
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(any_value::Value::DoubleValue(value)) }),
+        ..Default::default()
+    }
 }
 
 /// The resource Claude Code sends.
@@ -48,7 +61,11 @@ pub fn common_attrs(session_id: &str, user_id: &str) -> Vec<KeyValue> {
         kv("user.id", user_id),
         kv("session.id", session_id),
         kv("anthropic.provider", "firstParty"),
-        KeyValue { key: "anthropic.custom_base_url".into(), value: Some(AnyValue { value: Some(any_value::Value::BoolValue(true)) }), ..Default::default() },
+        KeyValue {
+            key: "anthropic.custom_base_url".into(),
+            value: Some(AnyValue { value: Some(any_value::Value::BoolValue(true)) }),
+            ..Default::default()
+        },
         kv("terminal.type", "dumb"),
     ]
 }
@@ -65,7 +82,13 @@ pub struct Usage {
 
 impl Usage {
     /// The first call of the fixtures' `tools` scenario.
-    pub const TYPICAL: Usage = Usage { cost_usd: 0.0193, input: 2100.0, output: 80.0, cache_read: 9000.0, cache_creation: 1500.0 };
+    pub const TYPICAL: Usage = Usage {
+        cost_usd: 0.0193,
+        input: 2100.0,
+        output: 80.0,
+        cache_read: 9000.0,
+        cache_creation: 1500.0,
+    };
 }
 
 fn temporality_code(cumulative: bool) -> i32 {
@@ -86,12 +109,22 @@ fn point(attrs: Vec<KeyValue>, start_ns: u64, time_ns: u64, value: f64) -> Numbe
     }
 }
 
-fn sum_metric(name: &str, unit: &str, description: &str, cumulative: bool, points: Vec<NumberDataPoint>) -> Metric {
+fn sum_metric(
+    name: &str,
+    unit: &str,
+    description: &str,
+    cumulative: bool,
+    points: Vec<NumberDataPoint>,
+) -> Metric {
     Metric {
         name: name.into(),
         unit: unit.into(),
         description: description.into(),
-        data: Some(Data::Sum(Sum { data_points: points, aggregation_temporality: temporality_code(cumulative), is_monotonic: true })),
+        data: Some(Data::Sum(Sum {
+            data_points: points,
+            aggregation_temporality: temporality_code(cumulative),
+            is_monotonic: true,
+        })),
         ..Default::default()
     }
 }
@@ -102,7 +135,11 @@ pub fn metrics_request(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(resource()),
             scope_metrics: vec![ScopeMetrics {
-                scope: Some(InstrumentationScope { name: "com.anthropic.claude_code".into(), version: VERSION.into(), ..Default::default() }),
+                scope: Some(InstrumentationScope {
+                    name: "com.anthropic.claude_code".into(),
+                    version: VERSION.into(),
+                    ..Default::default()
+                }),
                 metrics,
                 ..Default::default()
             }],
@@ -113,7 +150,15 @@ pub fn metrics_request(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
 
 /// `cost.usage` and the four `token.usage` points of one session and model. With `cumulative`,
 /// `usage` is the running total since `start_ns`, as Claude Code sends it with that preference.
-pub fn usage_metrics(session_id: &str, user_id: &str, model: &str, usage: Usage, start_ns: u64, time_ns: u64, cumulative: bool) -> Vec<Metric> {
+pub fn usage_metrics(
+    session_id: &str,
+    user_id: &str,
+    model: &str,
+    usage: Usage,
+    start_ns: u64,
+    time_ns: u64,
+    cumulative: bool,
+) -> Vec<Metric> {
     let with = |extra: &[(&str, &str)]| {
         let mut a = common_attrs(session_id, user_id);
         a.push(kv("model", model));
@@ -123,7 +168,13 @@ pub fn usage_metrics(session_id: &str, user_id: &str, model: &str, usage: Usage,
         a
     };
     vec![
-        sum_metric("claude_code.cost.usage", "USD", "Cost of the Claude Code session", cumulative, vec![point(with(&[]), start_ns, time_ns, usage.cost_usd)]),
+        sum_metric(
+            "claude_code.cost.usage",
+            "USD",
+            "Cost of the Claude Code session",
+            cumulative,
+            vec![point(with(&[]), start_ns, time_ns, usage.cost_usd)],
+        ),
         sum_metric(
             "claude_code.token.usage",
             "tokens",
@@ -140,21 +191,44 @@ pub fn usage_metrics(session_id: &str, user_id: &str, model: &str, usage: Usage,
 }
 
 /// `session.count` +1 for a session.
-pub fn session_start_metric(session_id: &str, user_id: &str, start_ns: u64, time_ns: u64) -> Metric {
+pub fn session_start_metric(
+    session_id: &str,
+    user_id: &str,
+    start_ns: u64,
+    time_ns: u64,
+) -> Metric {
     let mut a = common_attrs(session_id, user_id);
     a.push(kv("start_type", "fresh"));
-    sum_metric("claude_code.session.count", "", "Count of CLI sessions started", false, vec![point(a, start_ns, time_ns, 1.0)])
+    sum_metric(
+        "claude_code.session.count",
+        "",
+        "Count of CLI sessions started",
+        false,
+        vec![point(a, start_ns, time_ns, 1.0)],
+    )
 }
 
 /// A load-test request of `points` data points: groups of five (cost + four token types) for
 /// distinct sessions `first_session..`, so that each request touches many series.
-pub fn load_request(points: usize, first_session: usize, time_ns: u64) -> ExportMetricsServiceRequest {
+pub fn load_request(
+    points: usize,
+    first_session: usize,
+    time_ns: u64,
+) -> ExportMetricsServiceRequest {
     let sessions = points.div_ceil(5).max(1);
     let mut cost = Vec::with_capacity(sessions);
     let mut tokens = Vec::with_capacity(sessions * 4);
     for s in 0..sessions {
         let session = format!("00000000-0000-4000-8000-{:012}", first_session + s);
-        for metric in usage_metrics(&session, "load", MODEL, Usage::TYPICAL, time_ns.saturating_sub(1_000_000_000), time_ns, false) {
+        for metric in usage_metrics(
+            &session,
+            "load",
+            MODEL,
+            Usage::TYPICAL,
+            time_ns.saturating_sub(1_000_000_000),
+            time_ns,
+            false,
+        ) {
             if let Some(Data::Sum(sum)) = metric.data {
                 if metric.name == "claude_code.cost.usage" {
                     cost.extend(sum.data_points);
@@ -173,12 +247,24 @@ pub fn load_request(points: usize, first_session: usize, time_ns: u64) -> Export
 }
 
 /// One `claude_code.api_request` event.
-pub fn api_request_log(session_id: &str, user_id: &str, model: &str, usage: Usage, time_ns: u64) -> ExportLogsServiceRequest {
+pub fn api_request_log(
+    session_id: &str,
+    user_id: &str,
+    model: &str,
+    usage: Usage,
+    time_ns: u64,
+) -> ExportLogsServiceRequest {
     logs_request(vec![api_request_record(session_id, user_id, model, usage, time_ns)])
 }
 
 /// The log record of one `claude_code.api_request` event, to batch several in one request.
-pub fn api_request_record(session_id: &str, user_id: &str, model: &str, usage: Usage, time_ns: u64) -> LogRecord {
+pub fn api_request_record(
+    session_id: &str,
+    user_id: &str,
+    model: &str,
+    usage: Usage,
+    time_ns: u64,
+) -> LogRecord {
     let mut attrs = common_attrs(session_id, user_id);
     attrs.extend([
         kv("event.name", "api_request"),
@@ -193,7 +279,9 @@ pub fn api_request_record(session_id: &str, user_id: &str, model: &str, usage: U
     LogRecord {
         time_unix_nano: time_ns,
         observed_time_unix_nano: time_ns,
-        body: Some(AnyValue { value: Some(any_value::Value::StringValue("claude_code.api_request".into())) }),
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue("claude_code.api_request".into())),
+        }),
         attributes: attrs,
         ..Default::default()
     }
@@ -202,11 +290,17 @@ pub fn api_request_record(session_id: &str, user_id: &str, model: &str, usage: U
 /// One `claude_code.user_prompt` event carrying `prompt` text.
 pub fn user_prompt_log(session_id: &str, prompt: &str, time_ns: u64) -> ExportLogsServiceRequest {
     let mut attrs = common_attrs(session_id, "u");
-    attrs.extend([kv("event.name", "user_prompt"), kv("prompt", prompt), kv("prompt_length", &prompt.chars().count().to_string())]);
+    attrs.extend([
+        kv("event.name", "user_prompt"),
+        kv("prompt", prompt),
+        kv("prompt_length", &prompt.chars().count().to_string()),
+    ]);
     logs_request(vec![LogRecord {
         time_unix_nano: time_ns,
         observed_time_unix_nano: time_ns,
-        body: Some(AnyValue { value: Some(any_value::Value::StringValue("claude_code.user_prompt".into())) }),
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue("claude_code.user_prompt".into())),
+        }),
         attributes: attrs,
         ..Default::default()
     }])
@@ -214,14 +308,21 @@ pub fn user_prompt_log(session_id: &str, prompt: &str, time_ns: u64) -> ExportLo
 
 /// One Claude Code event `claude_code.<name>` with string attributes, as Claude Code sends most
 /// of them (`tool_result`'s `success` and `duration_ms` are strings too).
-pub fn event_record(session_id: &str, name: &str, attrs: &[(&str, &str)], time_ns: u64) -> LogRecord {
+pub fn event_record(
+    session_id: &str,
+    name: &str,
+    attrs: &[(&str, &str)],
+    time_ns: u64,
+) -> LogRecord {
     let mut a = common_attrs(session_id, "u");
     a.push(kv("event.name", name));
     a.extend(attrs.iter().map(|(k, v)| kv(k, v)));
     LogRecord {
         time_unix_nano: time_ns,
         observed_time_unix_nano: time_ns,
-        body: Some(AnyValue { value: Some(any_value::Value::StringValue(format!("claude_code.{name}"))) }),
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(format!("claude_code.{name}"))),
+        }),
         attributes: a,
         ..Default::default()
     }
@@ -232,7 +333,11 @@ pub fn logs_request(records: Vec<LogRecord>) -> ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             resource: Some(resource()),
             scope_logs: vec![ScopeLogs {
-                scope: Some(InstrumentationScope { name: "com.anthropic.claude_code.events".into(), version: VERSION.into(), ..Default::default() }),
+                scope: Some(InstrumentationScope {
+                    name: "com.anthropic.claude_code.events".into(),
+                    version: VERSION.into(),
+                    ..Default::default()
+                }),
                 log_records: records,
                 ..Default::default()
             }],
@@ -242,10 +347,23 @@ pub fn logs_request(records: Vec<LogRecord>) -> ExportLogsServiceRequest {
 }
 
 /// `claude_code.active_time.total` (unit `s`, attribute `type`) of a session, as a delta.
-pub fn active_time_metric(session_id: &str, user_id: &str, kind: &str, seconds: f64, start_ns: u64, time_ns: u64) -> Metric {
+pub fn active_time_metric(
+    session_id: &str,
+    user_id: &str,
+    kind: &str,
+    seconds: f64,
+    start_ns: u64,
+    time_ns: u64,
+) -> Metric {
     let mut a = common_attrs(session_id, user_id);
     a.push(kv("type", kind));
-    sum_metric("claude_code.active_time.total", "s", "Total active time in seconds", false, vec![point(a, start_ns, time_ns, seconds)])
+    sum_metric(
+        "claude_code.active_time.total",
+        "s",
+        "Total active time in seconds",
+        false,
+        vec![point(a, start_ns, time_ns, seconds)],
+    )
 }
 
 /// Models a heavy user switches between in [`synthetic_session`].
@@ -298,11 +416,16 @@ pub fn synthetic_session(plan: SessionPlan) -> SyntheticSession {
         let output = (50 + (plan.index * 13 + k * 7) % 1500) as f64;
         let cache_read = (5000 + (plan.index * 101 + k * 53) % 40000) as f64;
         let cache_creation = ((plan.index * 17 + k * 29) % 2000) as f64;
-        let cost_usd = (input * 3.0 + output * 15.0 + cache_read * 0.3 + cache_creation * 3.75) / 1e6;
+        let cost_usd =
+            (input * 3.0 + output * 15.0 + cache_read * 0.3 + cache_creation * 3.75) / 1e6;
         Usage { cost_usd, input, output, cache_read, cache_creation }
     };
     let mut records = Vec::with_capacity(calls as usize);
-    let mut per_export = vec![Usage { cost_usd: 0.0, input: 0.0, output: 0.0, cache_read: 0.0, cache_creation: 0.0 }; exports as usize];
+    let mut per_export =
+        vec![
+            Usage { cost_usd: 0.0, input: 0.0, output: 0.0, cache_read: 0.0, cache_creation: 0.0 };
+            exports as usize
+        ];
     let span = exports * SLOT_NS;
     for k in 0..calls {
         let u = call_usage(k);
@@ -318,7 +441,8 @@ pub fn synthetic_session(plan: SessionPlan) -> SyntheticSession {
     }
     let active_seconds = (60 + plan.index % 1800) as f64;
     let mut metrics = Vec::with_capacity(exports as usize);
-    let mut total = Usage { cost_usd: 0.0, input: 0.0, output: 0.0, cache_read: 0.0, cache_creation: 0.0 };
+    let mut total =
+        Usage { cost_usd: 0.0, input: 0.0, output: 0.0, cache_read: 0.0, cache_creation: 0.0 };
     let mut points = 0;
     for (e, usage) in per_export.iter().enumerate() {
         let start = plan.start_ns + e as u64 * SLOT_NS;

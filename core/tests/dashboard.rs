@@ -40,17 +40,30 @@ fn endpoints() -> Endpoints {
 
 /// One export of a session: cost + tokens (delta, one minute long, ending at `at`), the
 /// `session.count` point on its first export, and the matching `api_request` event at `at`.
-async fn export(store: &Store, session: &str, model: &str, u: Usage, at: DateTime<Local>, first: bool) {
+async fn export(
+    store: &Store,
+    session: &str,
+    model: &str,
+    u: Usage,
+    at: DateTime<Local>,
+    first: bool,
+) {
     let end = ns(at);
     let start = end - 60_000_000_000;
     let mut metrics = testkit::usage_metrics(session, "user", model, u, start, end, false);
     if first {
         metrics.push(testkit::session_start_metric(session, "user", start, end));
     }
-    let ack = store.ingest(ingest::metrics::normalize(testkit::metrics_request(metrics), 0)).await.expect("metrics stored");
+    let ack = store
+        .ingest(ingest::metrics::normalize(testkit::metrics_request(metrics), 0))
+        .await
+        .expect("metrics stored");
     assert_eq!(ack.rejected, 0, "{:?}", ack.reason);
     let logs = testkit::api_request_log(session, "user", model, u, end);
-    let ack = store.ingest(ingest::logs::normalize(logs, 0, Privacy::default())).await.expect("logs stored");
+    let ack = store
+        .ingest(ingest::logs::normalize(logs, 0, Privacy::default()))
+        .await
+        .expect("logs stored");
     assert_eq!(ack.rejected, 0, "{:?}", ack.reason);
 }
 
@@ -65,19 +78,84 @@ async fn dashboard_follows_the_local_calendar() {
     let now = local(2026, 11, 18, 12, 0);
 
     // Today: session A (opus) twice in the 09:00 hour, session B (sonnet) just after midnight.
-    export(&store, "session-a", OPUS, usage(1.25, 100.0, 10.0, 1000.0, 50.0), local(2026, 11, 18, 9, 5), true).await;
-    export(&store, "session-a", OPUS, usage(0.5, 200.0, 20.0, 2000.0, 0.0), local(2026, 11, 18, 9, 40), false).await;
-    export(&store, "session-b", SONNET, usage(0.25, 300.0, 30.0, 0.0, 150.0), local(2026, 11, 18, 0, 6), true).await;
+    export(
+        &store,
+        "session-a",
+        OPUS,
+        usage(1.25, 100.0, 10.0, 1000.0, 50.0),
+        local(2026, 11, 18, 9, 5),
+        true,
+    )
+    .await;
+    export(
+        &store,
+        "session-a",
+        OPUS,
+        usage(0.5, 200.0, 20.0, 2000.0, 0.0),
+        local(2026, 11, 18, 9, 40),
+        false,
+    )
+    .await;
+    export(
+        &store,
+        "session-b",
+        SONNET,
+        usage(0.25, 300.0, 30.0, 0.0, 150.0),
+        local(2026, 11, 18, 0, 6),
+        true,
+    )
+    .await;
     // Yesterday (this week), Sunday just before midnight (this month, last week), ten days ago,
     // last month on the first day of the 30-day chart, and the day before that (outside it).
-    export(&store, "session-c", OPUS, usage(2.0, 1.0, 1.0, 1.0, 1.0), local(2026, 11, 17, 14, 0), true).await;
-    export(&store, "session-d", SONNET, usage(4.0, 1.0, 1.0, 1.0, 1.0), local(2026, 11, 15, 23, 50), true).await;
-    export(&store, "session-e", HAIKU, usage(8.0, 1.0, 1.0, 1.0, 1.0), local(2026, 11, 8, 10, 0), true).await;
-    export(&store, "session-f", OPUS, usage(16.0, 1.0, 1.0, 1.0, 1.0), local(2026, 10, 20, 10, 0), true).await;
-    export(&store, "session-g", OPUS, usage(32.0, 1.0, 1.0, 1.0, 1.0), local(2026, 10, 19, 10, 0), true).await;
+    export(
+        &store,
+        "session-c",
+        OPUS,
+        usage(2.0, 1.0, 1.0, 1.0, 1.0),
+        local(2026, 11, 17, 14, 0),
+        true,
+    )
+    .await;
+    export(
+        &store,
+        "session-d",
+        SONNET,
+        usage(4.0, 1.0, 1.0, 1.0, 1.0),
+        local(2026, 11, 15, 23, 50),
+        true,
+    )
+    .await;
+    export(
+        &store,
+        "session-e",
+        HAIKU,
+        usage(8.0, 1.0, 1.0, 1.0, 1.0),
+        local(2026, 11, 8, 10, 0),
+        true,
+    )
+    .await;
+    export(
+        &store,
+        "session-f",
+        OPUS,
+        usage(16.0, 1.0, 1.0, 1.0, 1.0),
+        local(2026, 10, 20, 10, 0),
+        true,
+    )
+    .await;
+    export(
+        &store,
+        "session-g",
+        OPUS,
+        usage(32.0, 1.0, 1.0, 1.0, 1.0),
+        local(2026, 10, 19, 10, 0),
+        true,
+    )
+    .await;
 
     let reader = Reader::open(dir.path()).expect("reader");
-    let d: Dashboard = dashboard::build(&reader, now, &endpoints(), &BudgetsConfig::default()).expect("build");
+    let d: Dashboard =
+        dashboard::build(&reader, now, &endpoints(), &BudgetsConfig::default()).expect("build");
 
     assert!(d.has_data);
     assert_eq!(d.generated_at, now.to_rfc3339());
@@ -92,23 +170,34 @@ async fn dashboard_follows_the_local_calendar() {
     assert_eq!(d.month.sessions, 5.0);
     // The same figures `tokentray report today` prints.
     let report = reader
-        .report("today", tokentray_core::query::Period::Today.range_at(&now, chrono::Weekday::Mon), None)
+        .report(
+            "today",
+            tokentray_core::query::Period::Today.range_at(&now, chrono::Weekday::Mon),
+            None,
+        )
         .expect("report");
     assert_eq!(d.today.cost_usd, report.figures.cost_usd);
 
     // Tokens today and the cache hit ratio.
     let t = &d.today.tokens;
-    assert_eq!((t.input, t.output, t.cache_read, t.cache_creation, t.total), (600.0, 60.0, 3000.0, 200.0, 3860.0));
+    assert_eq!(
+        (t.input, t.output, t.cache_read, t.cache_creation, t.total),
+        (600.0, 60.0, 3000.0, 200.0, 3860.0)
+    );
     let ratio = d.cache_hit_ratio.expect("prompt tokens today");
     assert!(close(ratio, 3000.0 / 3800.0), "ratio {ratio}");
 
     // Models this month, most expensive first; last month's opus spend is not in it.
-    let models: Vec<(&str, f64)> = d.models.iter().map(|m| (m.model.as_str(), m.cost_usd)).collect();
+    let models: Vec<(&str, f64)> =
+        d.models.iter().map(|m| (m.model.as_str(), m.cost_usd)).collect();
     assert_eq!(models.len(), 3, "{models:?}");
     assert_eq!(models[0].0, HAIKU);
     assert_eq!(models[1].0, SONNET);
     assert_eq!(models[2].0, OPUS);
-    assert!(close(models[0].1, 8.0) && close(models[1].1, 4.25) && close(models[2].1, 3.75), "{models:?}");
+    assert!(
+        close(models[0].1, 8.0) && close(models[1].1, 4.25) && close(models[2].1, 3.75),
+        "{models:?}"
+    );
     assert_eq!(d.models[2].tokens.input, 100.0 + 200.0 + 1.0);
 
     // Today's sessions, newest first, with cost and first-to-last duration.
@@ -130,10 +219,21 @@ async fn dashboard_follows_the_local_calendar() {
     assert_eq!(d.daily.len(), 30);
     assert_eq!(d.daily[0].date, "2026-10-20");
     assert_eq!(d.daily[29].date, "2026-11-18");
-    let nonzero: Vec<(&str, f64)> = d.daily.iter().filter(|x| x.cost_usd != 0.0).map(|x| (x.date.as_str(), x.cost_usd)).collect();
+    let nonzero: Vec<(&str, f64)> = d
+        .daily
+        .iter()
+        .filter(|x| x.cost_usd != 0.0)
+        .map(|x| (x.date.as_str(), x.cost_usd))
+        .collect();
     assert_eq!(
         nonzero,
-        [("2026-10-20", 16.0), ("2026-11-08", 8.0), ("2026-11-15", 4.0), ("2026-11-17", 2.0), ("2026-11-18", 2.0)]
+        [
+            ("2026-10-20", 16.0),
+            ("2026-11-08", 8.0),
+            ("2026-11-15", 4.0),
+            ("2026-11-17", 2.0),
+            ("2026-11-18", 2.0)
+        ]
     );
 
     // Today by hour.
@@ -150,7 +250,10 @@ async fn dashboard_follows_the_local_calendar() {
     assert_eq!(f.session_id.as_deref(), Some("session-a"));
     assert_eq!(lr.time, local(2026, 11, 18, 9, 40).to_rfc3339());
     assert_eq!(lr.seconds_ago, (2 * 60 + 20) * 60);
-    assert_eq!((f.input_tokens, f.output_tokens, f.cache_read_tokens, f.cache_creation_tokens), (Some(200), Some(20), Some(2000), Some(0)));
+    assert_eq!(
+        (f.input_tokens, f.output_tokens, f.cache_read_tokens, f.cache_creation_tokens),
+        (Some(200), Some(20), Some(2000), Some(0))
+    );
     assert_eq!(f.cost_usd, Some(0.5));
     assert_eq!(f.duration_ms, Some(1200));
     // Flattened: the window reads the same field names as before.
@@ -160,7 +263,21 @@ async fn dashboard_follows_the_local_calendar() {
 
     // The JSON contract the window reads.
     let json = serde_json::to_value(&d).expect("json");
-    for key in ["generated_at", "has_data", "today", "week", "month", "cache_hit_ratio", "models", "sessions_today", "daily", "hourly", "last_request", "endpoints", "setup_env"] {
+    for key in [
+        "generated_at",
+        "has_data",
+        "today",
+        "week",
+        "month",
+        "cache_hit_ratio",
+        "models",
+        "sessions_today",
+        "daily",
+        "hourly",
+        "last_request",
+        "endpoints",
+        "setup_env",
+    ] {
         assert!(json.get(key).is_some(), "missing {key} in {json}");
     }
     for key in ["input", "output", "cacheRead", "cacheCreation", "total"] {
@@ -181,7 +298,8 @@ async fn empty_store_shows_setup_for_the_bound_ports() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open store");
     let reader = store.reader().expect("reader");
-    let d = dashboard::build(&reader, Local::now(), &endpoints(), &BudgetsConfig::default()).expect("build");
+    let d = dashboard::build(&reader, Local::now(), &endpoints(), &BudgetsConfig::default())
+        .expect("build");
     assert!(!d.has_data);
     assert_eq!(d.today.cost_usd, 0.0);
     assert_eq!(d.cache_hit_ratio, None);
@@ -192,7 +310,11 @@ async fn empty_store_shows_setup_for_the_bound_ports() {
     assert_eq!(d.hourly.len(), 24);
     assert_eq!(d.endpoints.otlp_grpc, "127.0.0.1:43171");
     assert!(d.setup_env.contains("export CLAUDE_CODE_ENABLE_TELEMETRY=1"), "{}", d.setup_env);
-    assert!(d.setup_env.contains("OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:43171"), "{}", d.setup_env);
+    assert!(
+        d.setup_env.contains("OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:43171"),
+        "{}",
+        d.setup_env
+    );
     assert!(d.setup_env.contains("http://127.0.0.1:43172"), "{}", d.setup_env);
     assert_eq!(d.setup_env, d.endpoints.claude_code_env());
     let json = serde_json::to_value(&d).expect("json");
@@ -209,9 +331,33 @@ async fn dashboard_carries_the_budgets_in_their_periods() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open store");
     let now = local(2026, 11, 18, 12, 0); // a Wednesday
-    export(&store, "session-a", OPUS, usage(1.5, 1.0, 1.0, 1.0, 1.0), local(2026, 11, 18, 9, 5), true).await;
-    export(&store, "session-b", SONNET, usage(0.5, 1.0, 1.0, 1.0, 1.0), local(2026, 11, 18, 10, 5), true).await;
-    export(&store, "session-c", OPUS, usage(4.0, 1.0, 1.0, 1.0, 1.0), local(2026, 11, 15, 20, 0), true).await; // Sunday
+    export(
+        &store,
+        "session-a",
+        OPUS,
+        usage(1.5, 1.0, 1.0, 1.0, 1.0),
+        local(2026, 11, 18, 9, 5),
+        true,
+    )
+    .await;
+    export(
+        &store,
+        "session-b",
+        SONNET,
+        usage(0.5, 1.0, 1.0, 1.0, 1.0),
+        local(2026, 11, 18, 10, 5),
+        true,
+    )
+    .await;
+    export(
+        &store,
+        "session-c",
+        OPUS,
+        usage(4.0, 1.0, 1.0, 1.0, 1.0),
+        local(2026, 11, 15, 20, 0),
+        true,
+    )
+    .await; // Sunday
 
     let file = dir.path().join("config.toml");
     std::fs::write(
@@ -227,7 +373,11 @@ async fn dashboard_carries_the_budgets_in_their_periods() {
     assert!(close(d.week.cost_usd, 6.0), "week {}", d.week.cost_usd);
     let status = d.budgets.as_ref().expect("budgets configured");
     let find = |period: &str, model: Option<&str>| {
-        status.budgets.iter().find(|b| b.period.name() == period && b.model.as_deref() == model).unwrap_or_else(|| panic!("{period} {model:?} in {status:#?}"))
+        status
+            .budgets
+            .iter()
+            .find(|b| b.period.name() == period && b.model.as_deref() == model)
+            .unwrap_or_else(|| panic!("{period} {model:?} in {status:#?}"))
     };
     let daily = find("daily", None);
     assert!(close(daily.spent_usd, 2.0) && daily.limit_usd == 2.5, "{daily:?}");
@@ -254,13 +404,42 @@ async fn activity_describes_events_and_filters_them() {
     let store = Store::open(dir.path()).expect("open store");
     let t0 = ns(local(2026, 11, 18, 9, 0));
     let records = vec![
-        testkit::event_record("s-1", "user_prompt", &[("prompt_length", "42"), ("prompt", "<REDACTED>")], t0),
-        testkit::api_request_record("s-1", "u", OPUS, usage(0.5, 100.0, 10.0, 1000.0, 0.0), t0 + 1_000_000_000),
-        testkit::event_record("s-1", "tool_decision", &[("tool_name", "Bash"), ("decision", "accept"), ("source", "config")], t0 + 2_000_000_000),
-        testkit::event_record("s-1", "tool_result", &[("tool_name", "Bash"), ("success", "true"), ("duration_ms", "340")], t0 + 3_000_000_000),
-        testkit::event_record("s-2", "api_error", &[("error", "Overloaded"), ("status_code", "529"), ("model", SONNET)], t0 + 4_000_000_000),
+        testkit::event_record(
+            "s-1",
+            "user_prompt",
+            &[("prompt_length", "42"), ("prompt", "<REDACTED>")],
+            t0,
+        ),
+        testkit::api_request_record(
+            "s-1",
+            "u",
+            OPUS,
+            usage(0.5, 100.0, 10.0, 1000.0, 0.0),
+            t0 + 1_000_000_000,
+        ),
+        testkit::event_record(
+            "s-1",
+            "tool_decision",
+            &[("tool_name", "Bash"), ("decision", "accept"), ("source", "config")],
+            t0 + 2_000_000_000,
+        ),
+        testkit::event_record(
+            "s-1",
+            "tool_result",
+            &[("tool_name", "Bash"), ("success", "true"), ("duration_ms", "340")],
+            t0 + 3_000_000_000,
+        ),
+        testkit::event_record(
+            "s-2",
+            "api_error",
+            &[("error", "Overloaded"), ("status_code", "529"), ("model", SONNET)],
+            t0 + 4_000_000_000,
+        ),
     ];
-    let ack = store.ingest(ingest::logs::normalize(testkit::logs_request(records), 0, Privacy::default())).await.expect("stored");
+    let ack = store
+        .ingest(ingest::logs::normalize(testkit::logs_request(records), 0, Privacy::default()))
+        .await
+        .expect("stored");
     assert_eq!(ack.rejected, 0);
     let reader = store.reader().expect("reader");
 
@@ -268,10 +447,23 @@ async fn activity_describes_events_and_filters_them() {
     let kinds: Vec<&str> = all.iter().map(|r| r.kind.as_str()).collect();
     assert_eq!(kinds, ["api_error", "tool_result", "tool_decision", "api_request", "user_prompt"]);
     let summaries: Vec<&str> = all.iter().map(|r| r.summary.as_str()).collect();
-    assert_eq!(summaries, ["Overloaded (529)", "Bash succeeded", "Bash: accept (config)", "100 in · 10 out · 1000 cache read", "prompt of 42 characters"]);
+    assert_eq!(
+        summaries,
+        [
+            "Overloaded (529)",
+            "Bash succeeded",
+            "Bash: accept (config)",
+            "100 in · 10 out · 1000 cache read",
+            "prompt of 42 characters"
+        ]
+    );
     assert_eq!(all[1].figures.duration_ms, Some(340), "a duration sent as a string is read");
     assert_eq!(all[3].figures.cost_usd, Some(0.5));
-    assert_eq!(serde_json::to_value(&all[1]).expect("json")["duration_ms"], 340, "flattened for the window");
+    assert_eq!(
+        serde_json::to_value(&all[1]).expect("json")["duration_ms"],
+        340,
+        "flattened for the window"
+    );
 
     let tools = activity::activity(&reader, None, Some("tool_result"), 100).expect("activity");
     assert_eq!(tools.len(), 1);

@@ -80,10 +80,7 @@ fn claude_code_snapshot() -> Snapshot {
             "claude_code.lines_of_code.count",
             "",
             "Count of lines of code modified",
-            vec![
-                number(&[("type", "added")], 412.0),
-                number(&[("type", "removed")], 97.0),
-            ],
+            vec![number(&[("type", "added")], 412.0), number(&[("type", "removed")], 97.0)],
         ),
         counter(
             "claude_code.pull_request.count",
@@ -101,10 +98,7 @@ fn claude_code_snapshot() -> Snapshot {
             "claude_code.cost.usage",
             "USD",
             "Cost of the Claude Code session",
-            vec![
-                number(&[sonnet], 0.019299999999999998),
-                number(&[opus], 12.734),
-            ],
+            vec![number(&[sonnet], 0.019299999999999998), number(&[opus], 12.734)],
         ),
         counter(
             "claude_code.token.usage",
@@ -147,10 +141,7 @@ fn claude_code_snapshot() -> Snapshot {
             "claude_code.active_time.total",
             "s",
             "Total active time in seconds",
-            vec![
-                number(&[("type", "user")], 1_804.25),
-                number(&[("type", "cli")], 655.5),
-            ],
+            vec![number(&[("type", "user")], 1_804.25), number(&[("type", "cli")], 655.5)],
         ),
         Family {
             name: metric_name("http.server.request.duration", "s", MetricType::Histogram),
@@ -160,18 +151,13 @@ fn claude_code_snapshot() -> Snapshot {
             series: vec![Series {
                 labels: render_labels(&[
                     ("http.route".to_owned(), "/v1/metrics".to_owned()),
-                    (
-                        "odd.value".to_owned(),
-                        "quote \" backslash \\ newline \n end".to_owned(),
-                    ),
+                    ("odd.value".to_owned(), "quote \" backslash \\ newline \n end".to_owned()),
                 ]),
                 value: SeriesValue::Histogram(HistogramValue {
                     bounds: vec![
                         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 1e6,
                     ],
-                    counts: vec![
-                        10.0, 4.0, 3.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0,
-                    ],
+                    counts: vec![10.0, 4.0, 3.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
                     sum: 1.2345,
                     count: 19.0,
                 }),
@@ -201,10 +187,7 @@ fn claude_code_snapshot() -> Snapshot {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    Snapshot {
-        families,
-        targets: vec![render_labels(&target)],
-    }
+    Snapshot { families, targets: vec![render_labels(&target)] }
 }
 
 #[test]
@@ -247,12 +230,7 @@ fn promtool_accepts_text_output() {
         }
         Err(e) => panic!("cannot run promtool: {e}"),
     };
-    child
-        .stdin
-        .take()
-        .expect("stdin is piped")
-        .write_all(&text)
-        .expect("feeding promtool");
+    child.stdin.take().expect("stdin is piped").write_all(&text).expect("feeding promtool");
     let result = child.wait_with_output().expect("waiting for promtool");
     let report = format!(
         "{}{}",

@@ -36,7 +36,11 @@ impl Running {
 async fn start(config: Config) -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("store");
-    let listen = Listen { otlp_grpc: "127.0.0.1:0".into(), otlp_http: "127.0.0.1:0".into(), metrics: "127.0.0.1:0".into() };
+    let listen = Listen {
+        otlp_grpc: "127.0.0.1:0".into(),
+        otlp_http: "127.0.0.1:0".into(),
+        metrics: "127.0.0.1:0".into(),
+    };
     let listeners = Listeners::bind(&listen).expect("bind");
     let addr = listeners.addrs().expect("addrs").otlp_grpc;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -86,25 +90,40 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Sends one unary call; returns (grpc-status, grpc-message).
-async fn call(addr: SocketAddr, path: &str, extra: &[(&str, &str)], body: Vec<u8>) -> (i32, String) {
+async fn call(
+    addr: SocketAddr,
+    path: &str,
+    extra: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (i32, String) {
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let (client, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
     tokio::spawn(async move {
         let _ = conn.await;
     });
     let mut client = client.ready().await.expect("ready");
-    let mut req = http::Request::post(format!("http://{addr}{path}")).header("content-type", "application/grpc").header("te", "trailers");
+    let mut req = http::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
     for (k, v) in extra {
         req = req.header(*k, *v);
     }
-    let (resp, mut send) = client.send_request(req.body(()).expect("request"), false).expect("send");
+    let (resp, mut send) =
+        client.send_request(req.body(()).expect("request"), false).expect("send");
     send.send_data(Bytes::from(body), true).expect("data");
     let resp = resp.await.expect("response");
     let (parts, mut body) = resp.into_parts();
     let read = |h: &http::HeaderMap| {
-        h.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()).map(|code| {
-            (code, percent_decode(h.get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or("")))
-        })
+        h.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()).map(
+            |code| {
+                (
+                    code,
+                    percent_decode(
+                        h.get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or(""),
+                    ),
+                )
+            },
+        )
     };
     if let Some(status) = read(&parts.headers) {
         return status;
@@ -119,8 +138,15 @@ async fn call(addr: SocketAddr, path: &str, extra: &[(&str, &str)], body: Vec<u8
 
 fn request(session: &str, cost: f64) -> Vec<u8> {
     let usage = Usage { cost_usd: cost, ..Usage::TYPICAL };
-    let req: ExportMetricsServiceRequest =
-        testkit::metrics_request(testkit::usage_metrics(session, "u", testkit::MODEL, usage, 1, 2_000_000_000, false));
+    let req: ExportMetricsServiceRequest = testkit::metrics_request(testkit::usage_metrics(
+        session,
+        "u",
+        testkit::MODEL,
+        usage,
+        1,
+        2_000_000_000,
+        false,
+    ));
     req.encode_to_vec()
 }
 
@@ -150,7 +176,17 @@ async fn grpc_accepts_plain_and_gzip_and_refuses_bad_input() {
     let s = start(config).await;
 
     assert_eq!(call(s.addr, METRICS_EXPORT, &[], frame(false, &request("a", 1.0))).await.0, 0);
-    assert_eq!(call(s.addr, METRICS_EXPORT, &[("grpc-encoding", "gzip")], frame(true, &gzip(&request("b", 2.0)))).await.0, 0);
+    assert_eq!(
+        call(
+            s.addr,
+            METRICS_EXPORT,
+            &[("grpc-encoding", "gzip")],
+            frame(true, &gzip(&request("b", 2.0)))
+        )
+        .await
+        .0,
+        0
+    );
 
     // Garbage and truncated messages: INVALID_ARGUMENT, never a crash.
     let (code, msg) = call(s.addr, METRICS_EXPORT, &[], frame(false, &[0xff; 64])).await;
@@ -159,11 +195,18 @@ async fn grpc_accepts_plain_and_gzip_and_refuses_bad_input() {
     assert_eq!(call(s.addr, METRICS_EXPORT, &[], frame(false, &good[..good.len() - 7])).await.0, 3);
 
     // Over the size limit on the wire: RESOURCE_EXHAUSTED.
-    let (code, msg) = call(s.addr, METRICS_EXPORT, &[], frame(false, &vec![0u8; (4 << 20) + 1])).await;
+    let (code, msg) =
+        call(s.addr, METRICS_EXPORT, &[], frame(false, &vec![0u8; (4 << 20) + 1])).await;
     assert_eq!(code, 8, "{msg}");
 
     // A browser origin.
-    let (code, msg) = call(s.addr, METRICS_EXPORT, &[("origin", "https://evil.example")], frame(false, &request("web", 50.0))).await;
+    let (code, msg) = call(
+        s.addr,
+        METRICS_EXPORT,
+        &[("origin", "https://evil.example")],
+        frame(false, &request("web", 50.0)),
+    )
+    .await;
     assert_eq!(code, 7, "{msg}");
 
     // Still serving; accepted data intact, refused data absent.
@@ -182,7 +225,8 @@ async fn grpc_gzip_bomb_is_refused_with_bounded_memory() {
     }
     let bomb = enc.finish().expect("finish");
     let before = peak_rss();
-    let (code, msg) = call(s.addr, METRICS_EXPORT, &[("grpc-encoding", "gzip")], frame(true, &bomb)).await;
+    let (code, msg) =
+        call(s.addr, METRICS_EXPORT, &[("grpc-encoding", "gzip")], frame(true, &bomb)).await;
     assert_eq!(code, 8, "{msg}");
     let grown = peak_rss().saturating_sub(before);
     assert!(grown < 128 << 20, "the bomb grew the peak RSS by {} MiB", grown >> 20);

@@ -6,7 +6,9 @@ use std::io::Write;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point};
 use prost::Message;
 use tokentray_core::config::Config;
@@ -28,14 +30,24 @@ fn harness(config: Config) -> Harness {
     Harness { _dir: dir, store, app }
 }
 
-async fn post(app: &axum::Router, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (StatusCode, String, Vec<u8>) {
+async fn post(
+    app: &axum::Router,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (StatusCode, String, Vec<u8>) {
     let mut req = Request::post(path);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = app.clone().oneshot(req.body(Body::from(body)).expect("request")).await.expect("infallible");
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body)).expect("request"))
+        .await
+        .expect("infallible");
     let status = resp.status();
-    let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let ctype =
+        resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let bytes = resp.into_body().collect().await.expect("body").to_bytes().to_vec();
     (status, ctype, bytes)
 }
@@ -45,7 +57,15 @@ const JSON: (&str, &str) = ("content-type", "application/json");
 
 fn usage_request(session: &str, cost: f64) -> ExportMetricsServiceRequest {
     let usage = Usage { cost_usd: cost, ..Usage::TYPICAL };
-    testkit::metrics_request(testkit::usage_metrics(session, "u", testkit::MODEL, usage, 1, 2_000_000_000, false))
+    testkit::metrics_request(testkit::usage_metrics(
+        session,
+        "u",
+        testkit::MODEL,
+        usage,
+        1,
+        2_000_000_000,
+        false,
+    ))
 }
 
 /// Total of `claude_code_cost_usage_USD_total` over all series, as /metrics would show it.
@@ -70,14 +90,18 @@ fn status_of(body: &[u8]) -> RpcStatus {
 #[tokio::test]
 async fn protobuf_and_json_are_accepted_and_answered_in_kind() {
     let h = harness(Config::default());
-    let (status, ctype, body) = post(&h.app, "/v1/metrics", &[PB], usage_request("s1", 0.5).encode_to_vec()).await;
+    let (status, ctype, body) =
+        post(&h.app, "/v1/metrics", &[PB], usage_request("s1", 0.5).encode_to_vec()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ctype, "application/x-protobuf");
     let resp = ExportMetricsServiceResponse::decode(body.as_slice()).expect("response");
     assert!(resp.partial_success.is_none());
 
-    let json = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/claude-code/http-json-delta/0002_metrics.json"))
-        .expect("fixture");
+    let json = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/claude-code/http-json-delta/0002_metrics.json"
+    ))
+    .expect("fixture");
     let (status, ctype, body) = post(&h.app, "/v1/metrics", &[JSON], json).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     assert_eq!(ctype, "application/json");
@@ -96,7 +120,10 @@ async fn refused_points_are_reported_as_partial_success() {
     }
     let (status, _, body) = post(&h.app, "/v1/metrics", &[PB], req.encode_to_vec()).await;
     assert_eq!(status, StatusCode::OK);
-    let partial = ExportMetricsServiceResponse::decode(body.as_slice()).expect("response").partial_success.expect("partial success");
+    let partial = ExportMetricsServiceResponse::decode(body.as_slice())
+        .expect("response")
+        .partial_success
+        .expect("partial success");
     assert_eq!(partial.rejected_data_points, 1);
     assert!(partial.error_message.contains("negative"), "{}", partial.error_message);
     assert_eq!(cost_total(&h.store), 0.25, "the valid points of the request were stored");
@@ -117,7 +144,8 @@ async fn bad_input_gets_the_right_status_and_loses_nothing() {
     assert_eq!(post(&h.app, "/v1/metrics", &[PB], good.clone()).await.0, StatusCode::OK);
 
     // Truncated and garbage protobuf.
-    let (status, ctype, body) = post(&h.app, "/v1/metrics", &[PB], good[..good.len() / 2].to_vec()).await;
+    let (status, ctype, body) =
+        post(&h.app, "/v1/metrics", &[PB], good[..good.len() / 2].to_vec()).await;
     assert_eq!((status, ctype.as_str()), (StatusCode::BAD_REQUEST, "application/x-protobuf"));
     let st = status_of(&body);
     assert_eq!(st.code, 3);
@@ -126,19 +154,35 @@ async fn bad_input_gets_the_right_status_and_loses_nothing() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // Bad JSON: the error names where.
-    let (status, ctype, body) = post(&h.app, "/v1/metrics", &[JSON], b"{\"resourceMetrics\": [".to_vec()).await;
+    let (status, ctype, body) =
+        post(&h.app, "/v1/metrics", &[JSON], b"{\"resourceMetrics\": [".to_vec()).await;
     assert_eq!((status, ctype.as_str()), (StatusCode::BAD_REQUEST, "application/json"));
     let v: serde_json::Value = serde_json::from_slice(&body).expect("json status");
     assert_eq!(v["code"], 3);
     assert!(v["message"].as_str().unwrap_or("").contains("JSON"), "{v}");
     let typed = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"x","sum":{"dataPoints":[{"asInt":"1.5"}]}}]}]}]}"#;
-    assert_eq!(post(&h.app, "/v1/metrics", &[JSON], typed.to_vec()).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        post(&h.app, "/v1/metrics", &[JSON], typed.to_vec()).await.0,
+        StatusCode::BAD_REQUEST
+    );
 
     // Wrong media type and encoding.
-    assert_eq!(post(&h.app, "/v1/metrics", &[("content-type", "text/plain")], good.clone()).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert_eq!(post(&h.app, "/v1/metrics", &[], good.clone()).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert_eq!(post(&h.app, "/v1/metrics", &[PB, ("content-encoding", "br")], good.clone()).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert_eq!(post(&h.app, "/v1/metrics", &[PB, ("content-encoding", "gzip")], good.clone()).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        post(&h.app, "/v1/metrics", &[("content-type", "text/plain")], good.clone()).await.0,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    assert_eq!(
+        post(&h.app, "/v1/metrics", &[], good.clone()).await.0,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    assert_eq!(
+        post(&h.app, "/v1/metrics", &[PB, ("content-encoding", "br")], good.clone()).await.0,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    assert_eq!(
+        post(&h.app, "/v1/metrics", &[PB, ("content-encoding", "gzip")], good.clone()).await.0,
+        StatusCode::BAD_REQUEST
+    );
 
     // Oversized on the wire.
     let (status, _, body) = post(&h.app, "/v1/metrics", &[PB], vec![0u8; 64 * 1024 + 1]).await;
@@ -146,7 +190,10 @@ async fn bad_input_gets_the_right_status_and_loses_nothing() {
     assert_eq!(status_of(&body).code, 8);
 
     // Still serving, and what was accepted before is all there.
-    assert_eq!(post(&h.app, "/v1/metrics", &[PB], usage_request("after", 2.0).encode_to_vec()).await.0, StatusCode::OK);
+    assert_eq!(
+        post(&h.app, "/v1/metrics", &[PB], usage_request("after", 2.0).encode_to_vec()).await.0,
+        StatusCode::OK
+    );
     assert_eq!(cost_total(&h.store), 3.0);
 }
 
@@ -180,13 +227,20 @@ async fn gzip_bomb_is_refused_with_bounded_memory() {
         e.write_all(data).expect("compress");
         e.finish().expect("finish")
     };
-    let (status, _, _) = post(&h.app, "/v1/metrics", &[PB, ("content-encoding", "gzip")], gz(&usage_request("gz", 1.5).encode_to_vec())).await;
+    let (status, _, _) = post(
+        &h.app,
+        "/v1/metrics",
+        &[PB, ("content-encoding", "gzip")],
+        gz(&usage_request("gz", 1.5).encode_to_vec()),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
 
     let bomb = gzip_bomb();
     assert!(bomb.len() < 16 << 20, "the bomb passes the wire limit: {}", bomb.len());
     let before = peak_rss();
-    let (status, _, body) = post(&h.app, "/v1/metrics", &[PB, ("content-encoding", "gzip")], bomb).await;
+    let (status, _, body) =
+        post(&h.app, "/v1/metrics", &[PB, ("content-encoding", "gzip")], bomb).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(status_of(&body).message.contains("decompressed"), "{:?}", status_of(&body));
     let grown = peak_rss().saturating_sub(before);
@@ -198,7 +252,8 @@ async fn gzip_bomb_is_refused_with_bounded_memory() {
 async fn browser_origins_are_refused_unless_allowed() {
     let h = harness(Config::default());
     let body = usage_request("web", 99.0).encode_to_vec();
-    let (status, _, resp) = post(&h.app, "/v1/metrics", &[PB, ("origin", "https://evil.example")], body.clone()).await;
+    let (status, _, resp) =
+        post(&h.app, "/v1/metrics", &[PB, ("origin", "https://evil.example")], body.clone()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let v: serde_json::Value = serde_json::from_slice(&resp).expect("json status");
     assert!(v["message"].as_str().unwrap_or("").contains("allowed_origins"), "{v}");
@@ -207,8 +262,16 @@ async fn browser_origins_are_refused_unless_allowed() {
     let mut config = Config::default();
     config.receiver.allowed_origins = vec!["http://localhost:3000".into()];
     let h = harness(config);
-    assert_eq!(post(&h.app, "/v1/metrics", &[PB, ("origin", "http://localhost:3000")], body.clone()).await.0, StatusCode::OK);
-    assert_eq!(post(&h.app, "/v1/metrics", &[PB, ("origin", "http://localhost:3001")], body).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        post(&h.app, "/v1/metrics", &[PB, ("origin", "http://localhost:3000")], body.clone())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        post(&h.app, "/v1/metrics", &[PB, ("origin", "http://localhost:3001")], body).await.0,
+        StatusCode::FORBIDDEN
+    );
 }
 
 #[tokio::test]
@@ -219,7 +282,8 @@ async fn prompts_are_redacted_unless_opted_in() {
         let h = harness(config);
         let req = testkit::user_prompt_log("s", "rename the secret project", 1_000);
         assert_eq!(post(&h.app, "/v1/logs", &[PB], req.encode_to_vec()).await.0, StatusCode::OK);
-        let events = h.store.reader().expect("reader").recent_events(10, None, None).expect("events");
+        let events =
+            h.store.reader().expect("reader").recent_events(10, None, None).expect("events");
         assert_eq!(events.len(), 1);
         let attrs = events[0].attrs.to_string();
         assert_eq!(attrs.contains("secret project"), expect_text, "{attrs}");
@@ -238,13 +302,19 @@ async fn traces_are_accepted_and_counted() {
         name: name.into(),
         start_time_unix_nano: 1_000,
         end_time_unix_nano: 2_000,
-        attributes: vec![testkit::kv("session.id", "s1"), testkit::kv("user_prompt", "private words")],
+        attributes: vec![
+            testkit::kv("session.id", "s1"),
+            testkit::kv("user_prompt", "private words"),
+        ],
         ..Default::default()
     };
     let req = ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(testkit::resource()),
-            scope_spans: vec![ScopeSpans { spans: vec![span("claude_code.interaction", 1), span("claude_code.llm_request", 2)], ..Default::default() }],
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span("claude_code.interaction", 1), span("claude_code.llm_request", 2)],
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     };

@@ -2,8 +2,11 @@
 //! cumulative series keep counting across our restart, concurrent requests group-commit without
 //! losing anything, and reports cut time ranges exactly.
 
-use opentelemetry_proto::tonic::metrics::v1::{metric::Data, AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint};
 use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric::Data, AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric,
+    NumberDataPoint,
+};
 use tokentray_core::exposition::{encode, Format};
 use tokentray_core::ingest;
 use tokentray_core::query::{GroupBy, TimeRange};
@@ -25,20 +28,37 @@ async fn ingest_metrics(store: &Store, metrics: Vec<Metric>) {
 }
 
 fn usage(cost: f64) -> Usage {
-    Usage { cost_usd: cost, input: cost * 1000.0, output: 1.0, cache_read: 2.0, cache_creation: 3.0 }
+    Usage {
+        cost_usd: cost,
+        input: cost * 1000.0,
+        output: 1.0,
+        cache_read: 2.0,
+        cache_creation: 3.0,
+    }
 }
 
 fn gauge(name: &str, value: f64, time_ns: u64) -> Metric {
     Metric {
         name: name.into(),
         data: Some(Data::Gauge(Gauge {
-            data_points: vec![NumberDataPoint { time_unix_nano: time_ns, value: Some(Value::AsDouble(value)), ..Default::default() }],
+            data_points: vec![NumberDataPoint {
+                time_unix_nano: time_ns,
+                value: Some(Value::AsDouble(value)),
+                ..Default::default()
+            }],
         })),
         ..Default::default()
     }
 }
 
-fn histogram(name: &str, counts: Vec<u64>, sum: f64, start: u64, time: u64, temporality: AggregationTemporality) -> Metric {
+fn histogram(
+    name: &str,
+    counts: Vec<u64>,
+    sum: f64,
+    start: u64,
+    time: u64,
+    temporality: AggregationTemporality,
+) -> Metric {
     Metric {
         name: name.into(),
         unit: "ms".into(),
@@ -59,7 +79,12 @@ fn histogram(name: &str, counts: Vec<u64>, sum: f64, start: u64, time: u64, temp
 }
 
 fn cost_of(store_dir: &std::path::Path, range: TimeRange) -> f64 {
-    Reader::open(store_dir).expect("reader").report("r", range, None).expect("report").figures.cost_usd
+    Reader::open(store_dir)
+        .expect("reader")
+        .report("r", range, None)
+        .expect("report")
+        .figures
+        .cost_usd
 }
 
 #[tokio::test]
@@ -67,12 +92,39 @@ async fn restart_rebuilds_identical_totals_and_cumulative_keeps_counting() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");
     // Delta session, cumulative session (two exports), a gauge and a cumulative histogram.
-    ingest_metrics(&store, testkit::usage_metrics("delta", "u", "m1", usage(0.5), 1 * S, 2 * S, false)).await;
-    ingest_metrics(&store, testkit::usage_metrics("delta", "u", "m1", usage(0.25), 5 * S, 6 * S, false)).await;
-    ingest_metrics(&store, testkit::usage_metrics("cum", "u", "m2", usage(1.0), 10 * S, 11 * S, true)).await;
-    ingest_metrics(&store, testkit::usage_metrics("cum", "u", "m2", usage(3.0), 10 * S, 12 * S, true)).await;
+    ingest_metrics(
+        &store,
+        testkit::usage_metrics("delta", "u", "m1", usage(0.5), 1 * S, 2 * S, false),
+    )
+    .await;
+    ingest_metrics(
+        &store,
+        testkit::usage_metrics("delta", "u", "m1", usage(0.25), 5 * S, 6 * S, false),
+    )
+    .await;
+    ingest_metrics(
+        &store,
+        testkit::usage_metrics("cum", "u", "m2", usage(1.0), 10 * S, 11 * S, true),
+    )
+    .await;
+    ingest_metrics(
+        &store,
+        testkit::usage_metrics("cum", "u", "m2", usage(3.0), 10 * S, 12 * S, true),
+    )
+    .await;
     ingest_metrics(&store, vec![gauge("queue.depth", 7.0, 12 * S)]).await;
-    ingest_metrics(&store, vec![histogram("api.latency", vec![1, 2, 0], 150.0, 10 * S, 11 * S, AggregationTemporality::Cumulative)]).await;
+    ingest_metrics(
+        &store,
+        vec![histogram(
+            "api.latency",
+            vec![1, 2, 0],
+            150.0,
+            10 * S,
+            11 * S,
+            AggregationTemporality::Cumulative,
+        )],
+    )
+    .await;
     let before = text(&store);
     assert!(before.contains("claude_code_cost_usage_USD_total"), "{before}");
     assert_eq!(cost_of(dir.path(), TimeRange::ALL), 3.75);
@@ -84,13 +136,36 @@ async fn restart_rebuilds_identical_totals_and_cumulative_keeps_counting() {
 
     // The cumulative client keeps sending running totals after our restart: only the increase
     // counts (3.0 → 4.5), and a re-sent old point adds nothing.
-    ingest_metrics(&store, testkit::usage_metrics("cum", "u", "m2", usage(3.0), 10 * S, 12 * S, true)).await;
-    ingest_metrics(&store, testkit::usage_metrics("cum", "u", "m2", usage(4.5), 10 * S, 13 * S, true)).await;
-    ingest_metrics(&store, vec![histogram("api.latency", vec![1, 3, 1], 400.0, 10 * S, 13 * S, AggregationTemporality::Cumulative)]).await;
+    ingest_metrics(
+        &store,
+        testkit::usage_metrics("cum", "u", "m2", usage(3.0), 10 * S, 12 * S, true),
+    )
+    .await;
+    ingest_metrics(
+        &store,
+        testkit::usage_metrics("cum", "u", "m2", usage(4.5), 10 * S, 13 * S, true),
+    )
+    .await;
+    ingest_metrics(
+        &store,
+        vec![histogram(
+            "api.latency",
+            vec![1, 3, 1],
+            400.0,
+            10 * S,
+            13 * S,
+            AggregationTemporality::Cumulative,
+        )],
+    )
+    .await;
     assert_eq!(cost_of(dir.path(), TimeRange::ALL), 5.25);
     let after = text(&store);
     let sample = |name: &str| {
-        after.lines().find(|l| l.starts_with(&format!("{name}{{"))).and_then(|l| l.rsplit(' ').next()).map(str::to_string)
+        after
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{")))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_string)
     };
     assert_eq!(sample("api_latency_milliseconds_count").as_deref(), Some("5"), "{after}");
     assert_eq!(sample("api_latency_milliseconds_sum").as_deref(), Some("400"), "{after}");
@@ -108,7 +183,15 @@ async fn concurrent_requests_all_land() {
             // Half the requests hit the same series, half their own.
             let session = if i % 2 == 0 { "shared".to_string() } else { format!("s{i}") };
             let batch = ingest::metrics::normalize(
-                testkit::metrics_request(testkit::usage_metrics(&session, "u", "m", usage(0.125), i * S, (i + 1) * S, false)),
+                testkit::metrics_request(testkit::usage_metrics(
+                    &session,
+                    "u",
+                    "m",
+                    usage(0.125),
+                    i * S,
+                    (i + 1) * S,
+                    false,
+                )),
                 0,
             );
             store.ingest(batch).await.expect("stored")
@@ -117,10 +200,19 @@ async fn concurrent_requests_all_land() {
     for t in tasks {
         assert_eq!(t.await.expect("task").accepted, 5);
     }
-    let report = store.reader().expect("reader").report("all", TimeRange::ALL, Some(GroupBy::Session)).expect("report");
+    let report = store
+        .reader()
+        .expect("reader")
+        .report("all", TimeRange::ALL, Some(GroupBy::Session))
+        .expect("report");
     assert_eq!(report.figures.cost_usd, 8.0);
     assert_eq!(report.figures.tokens.input, 8000.0);
-    let shared = report.groups.expect("groups").into_iter().find(|g| g.key == "shared").expect("shared session");
+    let shared = report
+        .groups
+        .expect("groups")
+        .into_iter()
+        .find(|g| g.key == "shared")
+        .expect("shared session");
     assert_eq!(shared.figures.cost_usd, 4.0);
 }
 
@@ -130,13 +222,28 @@ async fn reports_cut_ranges_by_point_time() {
     let store = Store::open(dir.path()).expect("open");
     let day = 86_400 * S;
     let t0 = 20_000 * day; // a midnight UTC
-    ingest_metrics(&store, testkit::usage_metrics("a", "u", "m", usage(1.0), t0, t0 + 3600 * S, false)).await;
-    ingest_metrics(&store, testkit::usage_metrics("a", "u", "m", usage(2.0), t0, t0 + day + 3600 * S, false)).await;
-    ingest_metrics(&store, testkit::usage_metrics("b", "u", "m", usage(4.0), t0, t0 + 2 * day + 60 * S, false)).await;
+    ingest_metrics(
+        &store,
+        testkit::usage_metrics("a", "u", "m", usage(1.0), t0, t0 + 3600 * S, false),
+    )
+    .await;
+    ingest_metrics(
+        &store,
+        testkit::usage_metrics("a", "u", "m", usage(2.0), t0, t0 + day + 3600 * S, false),
+    )
+    .await;
+    ingest_metrics(
+        &store,
+        testkit::usage_metrics("b", "u", "m", usage(4.0), t0, t0 + 2 * day + 60 * S, false),
+    )
+    .await;
     let ns = |t: u64| t as i64;
     assert_eq!(cost_of(dir.path(), TimeRange::between(ns(t0), ns(t0 + day))), 1.0);
     assert_eq!(cost_of(dir.path(), TimeRange::between(ns(t0 + day), ns(t0 + 3 * day))), 6.0);
-    assert_eq!(cost_of(dir.path(), TimeRange::between(ns(t0 + 2 * day + 900 * S), ns(t0 + 3 * day))), 0.0);
+    assert_eq!(
+        cost_of(dir.path(), TimeRange::between(ns(t0 + 2 * day + 900 * S), ns(t0 + 3 * day))),
+        0.0
+    );
     assert_eq!(cost_of(dir.path(), TimeRange::ALL), 7.0);
 
     let reader = store.reader().expect("reader");
@@ -144,7 +251,10 @@ async fn reports_cut_ranges_by_point_time() {
     let groups = by_hour.groups.expect("groups");
     assert_eq!(groups.len(), 3, "{groups:?}");
     assert_eq!(groups.iter().map(|g| g.figures.cost_usd).sum::<f64>(), 7.0);
-    assert_eq!(reader.session_ids(TimeRange::ALL).expect("sessions"), vec!["a".to_string(), "b".to_string()]);
+    assert_eq!(
+        reader.session_ids(TimeRange::ALL).expect("sessions"),
+        vec!["a".to_string(), "b".to_string()]
+    );
 }
 
 /// A database written before schema v3 (running state in the wide `series` row, no rendered
@@ -154,11 +264,34 @@ async fn reports_cut_ranges_by_point_time() {
 async fn a_v2_database_upgrades_with_exact_state() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");
-    ingest_metrics(&store, testkit::usage_metrics("delta", "u", "m1", usage(0.25), 1 * S, 2 * S, false)).await;
-    ingest_metrics(&store, testkit::usage_metrics("delta", "u", "m1", usage(0.5), 5 * S, 6 * S, false)).await;
-    ingest_metrics(&store, testkit::usage_metrics("cum", "u", "m2", usage(1.0), 10 * S, 11 * S, true)).await;
+    ingest_metrics(
+        &store,
+        testkit::usage_metrics("delta", "u", "m1", usage(0.25), 1 * S, 2 * S, false),
+    )
+    .await;
+    ingest_metrics(
+        &store,
+        testkit::usage_metrics("delta", "u", "m1", usage(0.5), 5 * S, 6 * S, false),
+    )
+    .await;
+    ingest_metrics(
+        &store,
+        testkit::usage_metrics("cum", "u", "m2", usage(1.0), 10 * S, 11 * S, true),
+    )
+    .await;
     ingest_metrics(&store, vec![gauge("queue.depth", 7.0, 12 * S)]).await;
-    ingest_metrics(&store, vec![histogram("api.latency", vec![1, 2, 0], 150.0, 10 * S, 11 * S, AggregationTemporality::Cumulative)]).await;
+    ingest_metrics(
+        &store,
+        vec![histogram(
+            "api.latency",
+            vec![1, 2, 0],
+            150.0,
+            10 * S,
+            11 * S,
+            AggregationTemporality::Cumulative,
+        )],
+    )
+    .await;
     let before = text(&store);
     let cost = cost_of(dir.path(), TimeRange::ALL);
     assert_eq!(cost, 1.75);
@@ -194,15 +327,35 @@ async fn a_v2_database_upgrades_with_exact_state() {
     assert_eq!(text(&store), before, "/metrics after the upgrade equals /metrics before it");
     assert_eq!(cost_of(dir.path(), TimeRange::ALL), cost);
     let conn = rusqlite::Connection::open(&path).expect("sqlite");
-    let missing: i64 = conn.query_row("SELECT COUNT(*) FROM series WHERE expo_labels IS NULL", [], |r| r.get(0)).expect("count");
+    let missing: i64 = conn
+        .query_row("SELECT COUNT(*) FROM series WHERE expo_labels IS NULL", [], |r| r.get(0))
+        .expect("count");
     assert_eq!(missing, 0, "the first start stores every series' rendered identity");
 
     // Cumulative series keep counting from the carried-over marks: 1.0 → 1.5 adds 0.5.
-    ingest_metrics(&store, testkit::usage_metrics("cum", "u", "m2", usage(1.5), 10 * S, 13 * S, true)).await;
-    ingest_metrics(&store, vec![histogram("api.latency", vec![1, 3, 1], 400.0, 10 * S, 13 * S, AggregationTemporality::Cumulative)]).await;
+    ingest_metrics(
+        &store,
+        testkit::usage_metrics("cum", "u", "m2", usage(1.5), 10 * S, 13 * S, true),
+    )
+    .await;
+    ingest_metrics(
+        &store,
+        vec![histogram(
+            "api.latency",
+            vec![1, 3, 1],
+            400.0,
+            10 * S,
+            13 * S,
+            AggregationTemporality::Cumulative,
+        )],
+    )
+    .await;
     assert_eq!(cost_of(dir.path(), TimeRange::ALL), 2.25);
     let after = text(&store);
-    assert!(after.contains("api_latency_milliseconds_count{") && after.contains("} 5\n"), "{after}");
+    assert!(
+        after.contains("api_latency_milliseconds_count{") && after.contains("} 5\n"),
+        "{after}"
+    );
     store.close();
     drop(store);
     let store = Store::open(dir.path()).expect("reopen");

@@ -38,7 +38,10 @@ impl Notifier for CommandNotifier {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| NotifyError::Failed { channel: "command", reason: format!("cannot run {program}: {e}") })?;
+            .map_err(|e| NotifyError::Failed {
+                channel: "command",
+                reason: format!("cannot run {program}: {e}"),
+            })?;
         // Reaped on a thread: the evaluator does not wait for the program, and a program that
         // hangs is killed after TIME_LIMIT instead of piling up.
         std::thread::Builder::new()

@@ -18,11 +18,19 @@ pub struct DesktopNotifier;
 impl Notifier for DesktopNotifier {
     fn notify(&self, alert: &Alert) -> Result<(), NotifyError> {
         let mut n = Notification::new();
-        n.appname(APP_NAME).summary(&alert.summary).body(&alert.body).icon("dialog-information").timeout(Timeout::Default);
+        n.appname(APP_NAME)
+            .summary(&alert.summary)
+            .body(&alert.body)
+            .icon("dialog-information")
+            .timeout(Timeout::Default);
         // At or past the limit is worth more attention than an early warning, but not "critical":
         // servers keep critical notifications on screen until dismissed.
         #[cfg(all(unix, not(target_os = "macos")))]
-        n.urgency(if alert.threshold >= 100 { notify_rust::Urgency::Normal } else { notify_rust::Urgency::Low });
+        n.urgency(if alert.threshold >= 100 {
+            notify_rust::Urgency::Normal
+        } else {
+            notify_rust::Urgency::Low
+        });
         n.show()
             .map(|_| ())
             .map_err(|e| NotifyError::Failed { channel: "desktop", reason: e.to_string() })

@@ -73,7 +73,12 @@ enum SeriesMode {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "tokentray-loadgen", about = "Load generator for tokentray's OTLP receivers", subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "tokentray-loadgen",
+    about = "Load generator for tokentray's OTLP receivers",
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
     #[command(subcommand)]
     probe: Option<Probe>,
@@ -148,7 +153,9 @@ fn main() -> ExitCode {
     let result = match &args.probe {
         Some(Probe::Startup { bin, runs, data_dir }) => startup(bin, *runs, data_dir.as_deref()),
         Some(Probe::Idle { bin, secs, data_dir }) => idle(bin, *secs, data_dir.as_deref()),
-        Some(Probe::Forward { bin, duration_secs, connections, points_per_request }) => forward(bin, *duration_secs, *connections, *points_per_request),
+        Some(Probe::Forward { bin, duration_secs, connections, points_per_request }) => {
+            forward(bin, *duration_secs, *connections, *points_per_request)
+        }
         None => load(&args).map(|_| ()),
     };
     match result {
@@ -188,7 +195,9 @@ fn cpu_seconds(pid: &str, tck: f64) -> Option<f64> {
 /// A `Vm*` line of /proc/<pid>/status, in KiB.
 fn vm_kib(pid: &str, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok())
+    status.lines().find_map(|l| {
+        l.strip_prefix(key)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok()
+    })
 }
 
 fn threads(pid: &str) -> Option<u64> {
@@ -216,7 +225,10 @@ struct Plan {
 }
 
 fn now_ns() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 impl Plan {
@@ -225,12 +237,18 @@ impl Plan {
         let n = self.next_request.fetch_add(1, Ordering::Relaxed) as usize;
         match self.series {
             SeriesMode::Fixed => self.prebuilt[n % self.prebuilt.len()].clone(),
-            SeriesMode::Grow => encode(testkit::load_request(self.points, n * self.sessions_per_request, now_ns()), self.gzip),
+            SeriesMode::Grow => encode(
+                testkit::load_request(self.points, n * self.sessions_per_request, now_ns()),
+                self.gzip,
+            ),
         }
     }
 }
 
-fn encode(req: opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest, gzip: bool) -> Bytes {
+fn encode(
+    req: opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest,
+    gzip: bool,
+) -> Bytes {
     let raw = req.encode_to_vec();
     Bytes::from(if gzip { gzip_bytes(&raw) } else { raw })
 }
@@ -257,7 +275,11 @@ impl tonic::codec::Codec for RawCodec {
 impl tonic::codec::Encoder for RawEncoder {
     type Item = Bytes;
     type Error = tonic::Status;
-    fn encode(&mut self, item: Bytes, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+    fn encode(
+        &mut self,
+        item: Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
         dst.put_slice(&item);
         Ok(())
     }
@@ -266,8 +288,13 @@ impl tonic::codec::Encoder for RawEncoder {
 impl tonic::codec::Decoder for ResponseDecoder {
     type Item = ExportMetricsServiceResponse;
     type Error = tonic::Status;
-    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Self::Item>, tonic::Status> {
-        ExportMetricsServiceResponse::decode(src).map(Some).map_err(|e| tonic::Status::internal(format!("undecodable response: {e}")))
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Self::Item>, tonic::Status> {
+        ExportMetricsServiceResponse::decode(src)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(format!("undecodable response: {e}")))
     }
 }
 
@@ -293,7 +320,10 @@ struct Outcome {
 
 impl Outcome {
     fn new() -> Outcome {
-        Outcome { latency: Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds"), tally: Tally::default() }
+        Outcome {
+            latency: Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds"),
+            tally: Tally::default(),
+        }
     }
 
     /// Counts one answered request that was sent at `sent` and answered now.
@@ -327,7 +357,10 @@ impl Outcome {
 
 fn gzip_bytes(bytes: &[u8]) -> Vec<u8> {
     use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 4), flate2::Compression::fast());
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 4),
+        flate2::Compression::fast(),
+    );
     let _ = enc.write_all(bytes);
     enc.finish().unwrap_or_default()
 }
@@ -338,7 +371,9 @@ async fn grpc_worker(addr: String, plan: Arc<Plan>) -> anyhow::Result<Outcome> {
         .connect()
         .await
         .with_context(|| format!("connecting to {addr} (gRPC)"))?;
-    let mut client = tonic::client::Grpc::new(channel).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20);
+    let mut client = tonic::client::Grpc::new(channel)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
     if plan.grpc_gzip {
         client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
     }
@@ -348,11 +383,18 @@ async fn grpc_worker(addr: String, plan: Arc<Plan>) -> anyhow::Result<Outcome> {
         let req = plan.request();
         let sent = Instant::now();
         let call = async {
-            client.ready().await.map_err(|e| tonic::Status::unavailable(format!("connection not ready: {e}")))?;
+            client
+                .ready()
+                .await
+                .map_err(|e| tonic::Status::unavailable(format!("connection not ready: {e}")))?;
             client.unary(tonic::Request::new(req), path.clone(), RawCodec).await
         };
         let result = match call.await {
-            Ok(resp) => Ok(resp.into_inner().partial_success.map(|p| p.rejected_data_points.max(0) as u64).unwrap_or(0)),
+            Ok(resp) => Ok(resp
+                .into_inner()
+                .partial_success
+                .map(|p| p.rejected_data_points.max(0) as u64)
+                .unwrap_or(0)),
             Err(status) => Err(format!("gRPC {:?}: {}", status.code(), status.message())),
         };
         let failed = result.is_err();
@@ -366,7 +408,11 @@ async fn grpc_worker(addr: String, plan: Arc<Plan>) -> anyhow::Result<Outcome> {
 
 async fn http_worker(addr: String, plan: Arc<Plan>) -> anyhow::Result<Outcome> {
     // One keep-alive connection per worker.
-    let client = reqwest::Client::builder().pool_max_idle_per_host(1).tcp_nodelay(true).timeout(Duration::from_secs(120)).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(120))
+        .build()?;
     let url = format!("http://{addr}/v1/metrics");
     let mut out = Outcome::new();
     while Instant::now() < plan.end {
@@ -379,13 +425,18 @@ async fn http_worker(addr: String, plan: Arc<Plan>) -> anyhow::Result<Outcome> {
         let result = match req.body(body).send().await {
             Ok(resp) if resp.status().is_success() => match resp.bytes().await {
                 Ok(b) => ExportMetricsServiceResponse::decode(b.as_ref())
-                    .map(|r| r.partial_success.map(|p| p.rejected_data_points.max(0) as u64).unwrap_or(0))
+                    .map(|r| {
+                        r.partial_success.map(|p| p.rejected_data_points.max(0) as u64).unwrap_or(0)
+                    })
                     .map_err(|e| format!("undecodable response: {e}")),
                 Err(e) => Err(format!("reading the response: {e}")),
             },
             Ok(resp) => {
                 let status = resp.status();
-                Err(format!("HTTP {status}: {}", resp.text().await.unwrap_or_default().chars().take(200).collect::<String>()))
+                Err(format!(
+                    "HTTP {status}: {}",
+                    resp.text().await.unwrap_or_default().chars().take(200).collect::<String>()
+                ))
             }
             Err(e) => Err(format!("request failed: {e}")),
         };
@@ -399,7 +450,9 @@ async fn http_worker(addr: String, plan: Arc<Plan>) -> anyhow::Result<Outcome> {
 }
 
 fn load(args: &Args) -> anyhow::Result<serde_json::Value> {
-    let (Some(target), Some(addr)) = (args.target, args.addr.clone()) else { bail!("--target and --addr are required") };
+    let (Some(target), Some(addr)) = (args.target, args.addr.clone()) else {
+        bail!("--target and --addr are required")
+    };
     if args.connections == 0 || args.points_per_request == 0 || args.duration_secs <= 0.0 {
         bail!("--connections, --points-per-request and --duration-secs must be positive");
     }
@@ -412,7 +465,18 @@ fn load(args: &Args) -> anyhow::Result<serde_json::Value> {
     let prebuilt: Vec<Bytes> = match args.series {
         SeriesMode::Fixed => {
             let now = now_ns();
-            (0..cycle).map(|i| encode(testkit::load_request(args.points_per_request, i * sessions_per_request, now), pre_gzip)).collect()
+            (0..cycle)
+                .map(|i| {
+                    encode(
+                        testkit::load_request(
+                            args.points_per_request,
+                            i * sessions_per_request,
+                            now,
+                        ),
+                        pre_gzip,
+                    )
+                })
+                .collect()
         }
         SeriesMode::Grow => Vec::new(),
     };
@@ -541,21 +605,36 @@ fn load(args: &Args) -> anyhow::Result<serde_json::Value> {
         request_bytes / 1024,
         if args.gzip { ", gzip" } else { "" }
     );
-    println!("  measured            {secs:.1} s (after {:.1} s warm-up, {} requests)", args.warmup_secs, t.warmup_requests);
+    println!(
+        "  measured            {secs:.1} s (after {:.1} s warm-up, {} requests)",
+        args.warmup_secs, t.warmup_requests
+    );
     println!("  acknowledged        {} requests, {} points", t.requests, t.points);
     println!("  throughput          {pps:.0} points/s ({rps:.1} requests/s)");
     println!("  ack latency (ms)    p50 {p50:.2}   p90 {p90:.2}   p99 {p99:.2}   max {max:.2}");
     if t.rejected > 0 || t.errors > 0 {
-        println!("  refused / errors    {} points / {} requests  {}", t.rejected, t.errors, t.first_error.as_deref().unwrap_or(""));
+        println!(
+            "  refused / errors    {} points / {} requests  {}",
+            t.rejected,
+            t.errors,
+            t.first_error.as_deref().unwrap_or("")
+        );
     }
     if let Some(c) = server_cpu {
-        println!("  server CPU          {c:.0}% of one core; RSS {} KiB (peak {} KiB)", rss.unwrap_or(0), hwm.unwrap_or(0));
+        println!(
+            "  server CPU          {c:.0}% of one core; RSS {} KiB (peak {} KiB)",
+            rss.unwrap_or(0),
+            hwm.unwrap_or(0)
+        );
     }
     if let Some(c) = client_cpu {
         println!("  loadgen CPU         {c:.0}% of one core");
     }
     if t.requests == 0 {
-        bail!("no request was acknowledged in the measured window{}", t.first_error.map(|e| format!(": {e}")).unwrap_or_default());
+        bail!(
+            "no request was acknowledged in the measured window{}",
+            t.first_error.map(|e| format!(": {e}")).unwrap_or_default()
+        );
     }
     let _ = plan.start;
     Ok(summary)
@@ -589,7 +668,15 @@ fn spawn_serve_with(bin: &Path, data_dir: &Path, config: &Path) -> anyhow::Resul
         .arg(data_dir)
         .arg("--config")
         .arg(config)
-        .args(["serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--otlp-grpc",
+            "127.0.0.1:0",
+            "--otlp-http",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -614,8 +701,12 @@ fn stop(mut s: Spawned) {
 }
 
 fn scratch_dir(tag: &str) -> anyhow::Result<PathBuf> {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!("tokentray-loadgen-{tag}-{}-{nanos}", std::process::id()));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir()
+        .join(format!("tokentray-loadgen-{tag}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
@@ -716,31 +807,61 @@ fn idle(bin: &Path, secs: u64, data_dir: Option<&Path>) -> anyhow::Result<()> {
     );
     println!();
     println!("idle serve ({line}) after {total:.0} s");
-    println!("  RSS                {} KiB ({:.1} MiB), peak {} KiB, {} threads", rss.unwrap_or(0), rss.unwrap_or(0) as f64 / 1024.0, hwm.unwrap_or(0), nthreads.unwrap_or(0));
+    println!(
+        "  RSS                {} KiB ({:.1} MiB), peak {} KiB, {} threads",
+        rss.unwrap_or(0),
+        rss.unwrap_or(0) as f64 / 1024.0,
+        hwm.unwrap_or(0),
+        nthreads.unwrap_or(0)
+    );
     println!("  CPU since start    {c1:.2} s = {all_pct:.3}% of one core");
-    println!("  CPU when idle      {:.2} s over the last {window:.0} s = {idle_pct:.3}% of one core", c1 - c0);
+    println!(
+        "  CPU when idle      {:.2} s over the last {window:.0} s = {idle_pct:.3}% of one core",
+        c1 - c0
+    );
     Ok(())
 }
 
 /// The gRPC address of a `listening otlp-grpc=… otlp-http=… metrics=…` line.
 fn grpc_addr(s: &mut Spawned) -> anyhow::Result<String> {
     let line = s.lines.next().context("serve closed stdout without a listening line")??;
-    line.split_whitespace().find_map(|w| w.strip_prefix("otlp-grpc=")).map(str::to_string).with_context(|| format!("unexpected first line: {line}"))
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("otlp-grpc="))
+        .map(str::to_string)
+        .with_context(|| format!("unexpected first line: {line}"))
 }
 
-fn forward(bin: &Path, secs: f64, connections: usize, points_per_request: usize) -> anyhow::Result<()> {
+fn forward(
+    bin: &Path,
+    secs: f64,
+    connections: usize,
+    points_per_request: usize,
+) -> anyhow::Result<()> {
     let team_dir = scratch_dir("team")?;
     let mut team = spawn_serve(bin, &team_dir)?;
     let team_grpc = grpc_addr(&mut team)?;
     let mut rows = Vec::new();
     // Nobody listens here: forwarding on with the collector down costs the queueing only.
     let unreachable = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.to_string();
-    for (label, on, endpoint) in [("off", false, &team_grpc), ("on, collector down", true, &unreachable), ("on", true, &team_grpc)] {
+    for (label, on, endpoint) in [
+        ("off", false, &team_grpc),
+        ("on, collector down", true, &unreachable),
+        ("on", true, &team_grpc),
+    ] {
         let dir = scratch_dir(if on { "forward-on" } else { "forward-off" })?;
         let (data, config) = (dir.join("data"), dir.join("config.toml"));
-        std::fs::write(&config, format!("[forward]\nendpoint = \"http://{endpoint}\"\nprotocol = \"grpc\"\n"))?;
+        std::fs::write(
+            &config,
+            format!("[forward]\nendpoint = \"http://{endpoint}\"\nprotocol = \"grpc\"\n"),
+        )?;
         let status_cmd = |args: &[&str]| -> anyhow::Result<serde_json::Value> {
-            let out = tokentray(bin).arg("--data-dir").arg(&data).arg("--config").arg(&config).args(args).output()?;
+            let out = tokentray(bin)
+                .arg("--data-dir")
+                .arg(&data)
+                .arg("--config")
+                .arg(&config)
+                .args(args)
+                .output()?;
             if !out.status.success() {
                 bail!("tokentray {args:?}: {}", String::from_utf8_lossy(&out.stderr));
             }
@@ -766,7 +887,9 @@ fn forward(bin: &Path, secs: f64, connections: usize, points_per_request: usize)
         };
         let t0 = Instant::now();
         let summary = load(&args)?;
-        let sent_points = (summary["requests"].as_u64().unwrap_or(0) + summary["warmup_requests"].as_u64().unwrap_or(0)) * points_per_request as u64;
+        let sent_points = (summary["requests"].as_u64().unwrap_or(0)
+            + summary["warmup_requests"].as_u64().unwrap_or(0))
+            * points_per_request as u64;
         let mut drained = None;
         if on && endpoint == &team_grpc {
             let deadline = Instant::now() + Duration::from_secs(600);
@@ -805,7 +928,10 @@ fn forward(bin: &Path, secs: f64, connections: usize, points_per_request: usize)
             r["ingest_points_per_s"],
             r["latency_ms"]["p50"],
             r["latency_ms"]["p99"],
-            r["forward_points_per_s"].as_f64().map(|v| format!("{v:.0} ({} s)", r["queue_empty_after_s"])).unwrap_or_else(|| "-".into()),
+            r["forward_points_per_s"]
+                .as_f64()
+                .map(|v| format!("{v:.0} ({} s)", r["queue_empty_after_s"]))
+                .unwrap_or_else(|| "-".into()),
         );
     }
     Ok(())

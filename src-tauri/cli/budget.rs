@@ -29,7 +29,10 @@ pub enum BudgetCommand {
 }
 
 fn parse_usd(s: &str) -> Result<f64, String> {
-    s.trim().trim_start_matches('$').parse::<f64>().map_err(|_| format!("'{s}' is not an amount of USD"))
+    s.trim()
+        .trim_start_matches('$')
+        .parse::<f64>()
+        .map_err(|_| format!("'{s}' is not an amount of USD"))
 }
 
 #[derive(Debug, Args)]
@@ -69,7 +72,11 @@ pub struct PauseArgs {
     pub until: String,
 }
 
-pub fn run(config: &Config, command: BudgetCommand, config_file: &Path) -> anyhow::Result<ExitCode> {
+pub fn run(
+    config: &Config,
+    command: BudgetCommand,
+    config_file: &Path,
+) -> anyhow::Result<ExitCode> {
     match command {
         BudgetCommand::Set(a) => set(config_file, a),
         BudgetCommand::Unset(a) => unset(config_file, a),
@@ -117,7 +124,8 @@ fn unset(config_file: &Path, a: UnsetArgs) -> anyhow::Result<ExitCode> {
 
 fn status(config: &Config, a: StatusArgs) -> anyhow::Result<ExitCode> {
     let data_dir = config.data_dir()?;
-    let reader = Reader::open(&data_dir).with_context(|| format!("opening the history in {}", data_dir.display()))?;
+    let reader = Reader::open(&data_dir)
+        .with_context(|| format!("opening the history in {}", data_dir.display()))?;
     let now = Local::now();
     let status = budget::status(&reader, &config.budgets, &now)?;
     if a.json {
@@ -208,4 +216,5 @@ fn pause(config: &Config, a: PauseArgs) -> anyhow::Result<ExitCode> {
 }
 
 // `status.level() as u8` is the exit code the docs promise.
-const _: () = assert!(Level::Ok as u8 == 0 && Level::Threshold as u8 == 1 && Level::OverLimit as u8 == 2);
+const _: () =
+    assert!(Level::Ok as u8 == 0 && Level::Threshold as u8 == 1 && Level::OverLimit as u8 == 2);

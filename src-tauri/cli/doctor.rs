@@ -40,14 +40,20 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     });
 
     // 2. The ports: ours, someone else's, or free.
-    for (what, addr, flag) in [("OTLP/gRPC", &listen.otlp_grpc, "--otlp-grpc / [listen] otlp_grpc"), ("OTLP/HTTP", &listen.otlp_http, "--otlp-http / [listen] otlp_http"), ("metrics", &listen.metrics, "--metrics / [listen] metrics")] {
+    for (what, addr, flag) in [
+        ("OTLP/gRPC", &listen.otlp_grpc, "--otlp-grpc / [listen] otlp_grpc"),
+        ("OTLP/HTTP", &listen.otlp_http, "--otlp-http / [listen] otlp_http"),
+        ("metrics", &listen.metrics, "--metrics / [listen] metrics"),
+    ] {
         checks.push(port_check(what, addr, flag, health.as_ref()));
     }
 
     // 3. Claude Code's settings, 4. the shell's environment.
     let settings = setup::user_settings_path().map_err(|e| e.to_string()).and_then(|path| {
         match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str::<Value>(&text).map(|v| (path.clone(), Some(v))).map_err(|e| format!("{} is not valid JSON ({e})", path.display())),
+            Ok(text) => serde_json::from_str::<Value>(&text)
+                .map(|v| (path.clone(), Some(v)))
+                .map_err(|e| format!("{} is not valid JSON ({e})", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((path, None)),
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
         }
@@ -55,11 +61,34 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let (grpc_port, http_port) = (port_of(&listen.otlp_grpc), port_of(&listen.otlp_http));
     checks.push(match &settings {
         Ok((path, Some(v))) => match doctor::claude_settings_point_here(v, grpc_port, http_port) {
-            Ok(how) => Check { name: "Claude Code settings", status: Status::Ok, detail: format!("{}: telemetry on, {how}", path.display()), fix: None },
-            Err(why) => Check { name: "Claude Code settings", status: Status::Fail(Problem::ClaudeSettings), detail: format!("{}: {why}", path.display()), fix: Some("run `tokentray setup` (add `--protocol http/protobuf` for HTTP)".into()) },
+            Ok(how) => Check {
+                name: "Claude Code settings",
+                status: Status::Ok,
+                detail: format!("{}: telemetry on, {how}", path.display()),
+                fix: None,
+            },
+            Err(why) => Check {
+                name: "Claude Code settings",
+                status: Status::Fail(Problem::ClaudeSettings),
+                detail: format!("{}: {why}", path.display()),
+                fix: Some("run `tokentray setup` (add `--protocol http/protobuf` for HTTP)".into()),
+            },
         },
-        Ok((path, None)) => Check { name: "Claude Code settings", status: Status::Fail(Problem::ClaudeSettings), detail: format!("{} does not exist: Claude Code is not set up to send telemetry here", path.display()), fix: Some("run `tokentray setup`".into()) },
-        Err(why) => Check { name: "Claude Code settings", status: Status::Fail(Problem::ClaudeSettings), detail: why.clone(), fix: Some("fix the file, then run `tokentray setup`".into()) },
+        Ok((path, None)) => Check {
+            name: "Claude Code settings",
+            status: Status::Fail(Problem::ClaudeSettings),
+            detail: format!(
+                "{} does not exist: Claude Code is not set up to send telemetry here",
+                path.display()
+            ),
+            fix: Some("run `tokentray setup`".into()),
+        },
+        Err(why) => Check {
+            name: "Claude Code settings",
+            status: Status::Fail(Problem::ClaudeSettings),
+            detail: why.clone(),
+            fix: Some("fix the file, then run `tokentray setup`".into()),
+        },
     });
     let shell: Vec<(String, String)> = std::env::vars().collect();
     let empty = Value::Null;
@@ -83,13 +112,27 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let reader = if db.exists() { Some(Reader::open(&data_dir)) } else { None };
     let now_ns = tokentray_core::ingest::now_ns();
     checks.push(match &reader {
-        Some(Ok(r)) => match r.meta("last_ingest_ns").ok().flatten().and_then(|v| v.parse::<i64>().ok()) {
-            Some(at) => {
-                let client = r.meta("last_client").ok().flatten().unwrap_or_else(|| "an unnamed client".into());
-                Check { name: "data", status: Status::Ok, detail: format!("last received {} ago, from {client}", ago(now_ns.saturating_sub(at))), fix: None }
+        Some(Ok(r)) => {
+            match r.meta("last_ingest_ns").ok().flatten().and_then(|v| v.parse::<i64>().ok()) {
+                Some(at) => {
+                    let client = r
+                        .meta("last_client")
+                        .ok()
+                        .flatten()
+                        .unwrap_or_else(|| "an unnamed client".into());
+                    Check {
+                        name: "data",
+                        status: Status::Ok,
+                        detail: format!(
+                            "last received {} ago, from {client}",
+                            ago(now_ns.saturating_sub(at))
+                        ),
+                        fix: None,
+                    }
+                }
+                None => no_data(&data_dir),
             }
-            None => no_data(&data_dir),
-        },
+        }
         _ => no_data(&data_dir),
     });
     checks.push(forwarding(config, &db, reader.is_some(), now_ns));
@@ -97,13 +140,26 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         name: "database",
         status: Status::Fail(Problem::Database),
         detail: format!("{}: {why}", db.display()),
-        fix: Some(format!("stop tokentray and move {} aside; it starts a new history", db.display())),
+        fix: Some(format!(
+            "stop tokentray and move {} aside; it starts a new history",
+            db.display()
+        )),
     };
     checks.push(match &reader {
-        None => Check { name: "database", status: Status::Info, detail: format!("no history yet at {}", db.display()), fix: None },
+        None => Check {
+            name: "database",
+            status: Status::Info,
+            detail: format!("no history yet at {}", db.display()),
+            fix: None,
+        },
         Some(Err(e)) => damaged(e.to_string()),
         Some(Ok(r)) => match r.quick_check() {
-            Ok(v) if v == "ok" => Check { name: "database", status: Status::Ok, detail: format!("{} passes SQLite's quick_check", db.display()), fix: None },
+            Ok(v) if v == "ok" => Check {
+                name: "database",
+                status: Status::Ok,
+                detail: format!("{} passes SQLite's quick_check", db.display()),
+                fix: None,
+            },
             Ok(v) => damaged(format!("quick_check says {v}")),
             Err(e) => damaged(e.to_string()),
         },
@@ -130,7 +186,9 @@ struct Health {
 
 /// `GET /api/health` on the metrics address; `None` unless tokentray answers.
 fn probe_health(metrics: &str) -> Option<Health> {
-    let agent = ureq::Agent::new_with_config(ureq::Agent::config_builder().timeout_global(Some(PROBE_TIMEOUT)).build());
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder().timeout_global(Some(PROBE_TIMEOUT)).build(),
+    );
     let addr = connectable(metrics)?;
     let mut resp = agent.get(&format!("http://{addr}/api/health")).call().ok()?;
     let text = resp.body_mut().read_to_string().ok()?;
@@ -138,33 +196,61 @@ fn probe_health(metrics: &str) -> Option<Health> {
     if v["service"] != "tokentray" {
         return None;
     }
-    let ports = ["otlp_grpc", "otlp_http", "metrics"].iter().filter_map(|k| v["endpoints"][k].as_str().map(port_of)).collect();
-    Some(Health { version: v["version"].as_str().unwrap_or("?").to_string(), pid: v["pid"].as_u64().unwrap_or(0), ports })
+    let ports = ["otlp_grpc", "otlp_http", "metrics"]
+        .iter()
+        .filter_map(|k| v["endpoints"][k].as_str().map(port_of))
+        .collect();
+    Some(Health {
+        version: v["version"].as_str().unwrap_or("?").to_string(),
+        pid: v["pid"].as_u64().unwrap_or(0),
+        ports,
+    })
 }
 
 fn port_check(what: &str, addr: &str, flag: &str, health: Option<&Health>) -> Check {
     let name = "port";
     let port = port_of(addr);
     if health.is_some_and(|h| h.ports.contains(&port)) {
-        return Check { name, status: Status::Ok, detail: format!("{addr} ({what}) is tokentray's"), fix: None };
+        return Check {
+            name,
+            status: Status::Ok,
+            detail: format!("{addr} ({what}) is tokentray's"),
+            fix: None,
+        };
     }
-    let taken = |by: String| Check {
+    let taken = |by: String| {
+        Check {
         name,
         status: Status::Fail(Problem::PortTaken),
         detail: format!("{addr} ({what}) is held by {by}"),
         fix: Some(format!("stop that program, or move tokentray to another port with {flag} (and run `tokentray setup` again)")),
+    }
     };
     let Some(sock) = connectable(addr) else {
-        return Check { name, status: Status::Warn, detail: format!("{addr} ({what}) is not a valid address"), fix: Some(format!("fix {flag}")) };
+        return Check {
+            name,
+            status: Status::Warn,
+            detail: format!("{addr} ({what}) is not a valid address"),
+            fix: Some(format!("fix {flag}")),
+        };
     };
     if let Some(owner) = doctor::port_owner(sock) {
-        let by = if owner.pid == std::process::id() { "this process".into() } else { format!("{} (pid {})", owner.name, owner.pid) };
+        let by = if owner.pid == std::process::id() {
+            "this process".into()
+        } else {
+            format!("{} (pid {})", owner.name, owner.pid)
+        };
         return taken(by);
     }
     if TcpStream::connect_timeout(&sock, PROBE_TIMEOUT).is_ok() {
         return taken("another program (not visible to this user)".into());
     }
-    Check { name, status: Status::Info, detail: format!("{addr} ({what}) is free: tokentray binds it when it starts"), fix: None }
+    Check {
+        name,
+        status: Status::Info,
+        detail: format!("{addr} ({what}) is free: tokentray binds it when it starts"),
+        fix: None,
+    }
 }
 
 /// A wildcard bind as the loopback address a client would use.
@@ -212,7 +298,9 @@ fn print(checks: &[Check]) {
 /// a warning with its fix, never a failure of the local setup.
 fn forwarding(config: &Config, db: &std::path::Path, have_db: bool, now_ns: i64) -> Check {
     let status = if have_db {
-        tokentray_core::forward::queue::Queue::open(db).and_then(|q| tokentray_core::forward::control::status(q.conn(), &config.forward, now_ns))
+        tokentray_core::forward::queue::Queue::open(db).and_then(|q| {
+            tokentray_core::forward::control::status(q.conn(), &config.forward, now_ns)
+        })
     } else {
         Err(tokentray_core::forward::ForwardError::Config("no history yet".into()))
     };

@@ -73,17 +73,36 @@ fn queue(config: &Config) -> anyhow::Result<Queue> {
 pub fn run(config: &Config, cmd: ForwardCommand, config_file: &Path) -> anyhow::Result<ExitCode> {
     match cmd {
         ForwardCommand::Setup(a) => {
-            let resource_attributes = a.resource_attributes.as_deref().map(control::parse_resource_attributes).transpose()?;
+            let resource_attributes = a
+                .resource_attributes
+                .as_deref()
+                .map(control::parse_resource_attributes)
+                .transpose()?;
             let ca_file = a.ca_file.map(|p| std::path::absolute(&p).unwrap_or(p));
-            control::setup(config_file, &control::Setup { endpoint: a.endpoint.clone(), protocol: a.protocol, ca_file, resource_attributes })?;
-            println!("forwarding to {} over {} (written to {})", a.endpoint.trim(), a.protocol.name(), config_file.display());
+            control::setup(
+                config_file,
+                &control::Setup {
+                    endpoint: a.endpoint.clone(),
+                    protocol: a.protocol,
+                    ca_file,
+                    resource_attributes,
+                },
+            )?;
+            println!(
+                "forwarding to {} over {} (written to {})",
+                a.endpoint.trim(),
+                a.protocol.name(),
+                config_file.display()
+            );
             if a.on {
                 control::set_enabled(queue(config)?.conn(), true)?;
                 println!("forwarding is on");
             } else {
                 println!("turn it on with: tokentray forward on");
             }
-            if a.protocol != ForwardProtocol::PrometheusRemoteWrite || a.endpoint.contains("/api/v1/write") {
+            if a.protocol != ForwardProtocol::PrometheusRemoteWrite
+                || a.endpoint.contains("/api/v1/write")
+            {
                 println!("headers (tokens): echo 'Authorization=Bearer …' | tokentray forward set-headers");
             } else {
                 println!("note: a remote-write URL usually ends with /api/v1/write");
@@ -92,13 +111,18 @@ pub fn run(config: &Config, cmd: ForwardCommand, config_file: &Path) -> anyhow::
         }
         ForwardCommand::SetHeaders(a) => {
             let text = if a.from_env {
-                std::env::var("OTEL_EXPORTER_OTLP_HEADERS").context("OTEL_EXPORTER_OTLP_HEADERS is not set")?
+                std::env::var("OTEL_EXPORTER_OTLP_HEADERS")
+                    .context("OTEL_EXPORTER_OTLP_HEADERS is not set")?
             } else {
                 if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                    eprintln!("paste the headers (Authorization=Bearer …,X-Scope-OrgID=…), then Ctrl-D:");
+                    eprintln!(
+                        "paste the headers (Authorization=Bearer …,X-Scope-OrgID=…), then Ctrl-D:"
+                    );
                 }
                 let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s).context("reading the headers from stdin")?;
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .context("reading the headers from stdin")?;
                 s
             };
             let headers = Headers::parse(text.trim())?;
@@ -116,7 +140,14 @@ pub fn run(config: &Config, cmd: ForwardCommand, config_file: &Path) -> anyhow::
         ForwardCommand::ClearHeaders => {
             let removed = secret::delete(secret::FORWARD_HEADERS)?;
             control::headers_changed(queue(config)?.conn())?;
-            println!("{}", if removed { "headers removed from the keychain" } else { "no headers were stored" });
+            println!(
+                "{}",
+                if removed {
+                    "headers removed from the keychain"
+                } else {
+                    "no headers were stored"
+                }
+            );
             Ok(ExitCode::SUCCESS)
         }
         ForwardCommand::On | ForwardCommand::Off => {
@@ -166,13 +197,22 @@ fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         Err(e) => println!("headers:      unavailable: {e}"),
     }
     if !st.resource_attributes.is_empty() {
-        let attrs: Vec<String> = st.resource_attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let attrs: Vec<String> =
+            st.resource_attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("attributes:   {}", attrs.join(", "));
     }
-    println!("queue:        {} request(s), {} KiB; {} changed series", st.queue.requests, st.queue.bytes / 1024, st.queue.changed_series);
+    println!(
+        "queue:        {} request(s), {} KiB; {} changed series",
+        st.queue.requests,
+        st.queue.bytes / 1024,
+        st.queue.changed_series
+    );
     println!("delivered:    {}", st.delivered);
     if st.dropped_rejected + st.dropped_overflow > 0 {
-        println!("dropped:      {} refused by the peer, {} for queue limits", st.dropped_rejected, st.dropped_overflow);
+        println!(
+            "dropped:      {} refused by the peer, {} for queue limits",
+            st.dropped_rejected, st.dropped_overflow
+        );
     }
     println!("last success: {}", when(st.last_success_ns));
     if let Some(e) = &st.last_error {

@@ -16,7 +16,11 @@ use clap::{Parser, Subcommand};
 use tokentray_core::config::{self, Config};
 
 #[derive(Debug, Parser)]
-#[command(name = "tokentray", version, about = "Claude Code cost and usage: a local OTLP receiver with exact history and a Prometheus endpoint")]
+#[command(
+    name = "tokentray",
+    version,
+    about = "Claude Code cost and usage: a local OTLP receiver with exact history and a Prometheus endpoint"
+)]
 pub struct Args {
     /// Where the history database lives [default: the platform data directory]
     #[arg(long, global = true, value_name = "DIR")]
@@ -86,7 +90,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 #[cfg(feature = "desktop")]
-fn tray(config: Config, tray_args: crate::desktop::TrayArgs, data_dir: &Option<PathBuf>, config_path: &Option<PathBuf>) -> anyhow::Result<ExitCode> {
+fn tray(
+    config: Config,
+    tray_args: crate::desktop::TrayArgs,
+    data_dir: &Option<PathBuf>,
+    config_path: &Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let launch = crate::desktop::Launch { data_dir: data_dir.clone(), config: config_path.clone() };
     Ok(crate::desktop::run(config, tray_args, launch)?)
 }
@@ -101,7 +110,10 @@ fn config_path(args: &Args) -> anyhow::Result<PathBuf> {
 
 /// The configuration for `--data-dir` and `--config` (also the window process's): defaults,
 /// then the file, then `TOKENTRAY_*`, then `--data-dir`.
-pub fn load_config_for(data_dir: Option<&std::path::Path>, config_file: Option<&std::path::Path>) -> anyhow::Result<Config> {
+pub fn load_config_for(
+    data_dir: Option<&std::path::Path>,
+    config_file: Option<&std::path::Path>,
+) -> anyhow::Result<Config> {
     let path = config_path_for(config_file)?;
     let mut config = Config::from_file(&path)?;
     config.apply_env(std::env::vars().filter(|(k, _)| k.starts_with("TOKENTRAY_")))?;
@@ -114,8 +126,13 @@ pub fn load_config_for(data_dir: Option<&std::path::Path>, config_file: Option<&
 
 /// The config file in effect: `--config`, else `TOKENTRAY_CONFIG`, else the platform default.
 fn config_path_for(config_file: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
-    Ok(match config_file.map(PathBuf::from).or_else(|| std::env::var_os("TOKENTRAY_CONFIG").map(PathBuf::from)) {
-        Some(p) => p,
-        None => config::default_config_path()?,
-    })
+    Ok(
+        match config_file
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("TOKENTRAY_CONFIG").map(PathBuf::from))
+        {
+            Some(p) => p,
+            None => config::default_config_path()?,
+        },
+    )
 }

@@ -70,7 +70,10 @@ fn render(r: &Report) -> String {
         out += "\n  No data yet. Point Claude Code at tokentray (see `tokentray serve --help` and the README).\n";
     }
     if let (Some(by), Some(groups)) = (&r.by, &r.groups) {
-        out += &format!("\n  {:<38} {:>10} {:>10} {:>9} {:>10}\n", by, "spend", "tokens", "sessions", "active");
+        out += &format!(
+            "\n  {:<38} {:>10} {:>10} {:>9} {:>10}\n",
+            by, "spend", "tokens", "sessions", "active"
+        );
         for g in groups {
             let key = if g.key.is_empty() { "(none)" } else { &g.key };
             out += &format!(

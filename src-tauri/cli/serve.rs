@@ -45,7 +45,10 @@ pub fn run(mut config: Config, args: ServeArgs, config_file: PathBuf) -> anyhow:
         eprintln!("tokentray: {e}");
         return Ok(ExitCode::from(2));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     // Bind first: a taken port is reported before anything else happens.
     let listeners = match Listeners::bind(&config.listen) {
         Ok(l) => l,
@@ -56,7 +59,8 @@ pub fn run(mut config: Config, args: ServeArgs, config_file: PathBuf) -> anyhow:
     };
     let addrs = listeners.addrs().context("reading bound addresses")?;
     let data_dir = config.data_dir()?;
-    let store = Store::open(&data_dir).with_context(|| format!("opening the history in {}", data_dir.display()))?;
+    let store = Store::open(&data_dir)
+        .with_context(|| format!("opening the history in {}", data_dir.display()))?;
     tracing::info!(data_dir = %data_dir.display(), series = store.series_count(), "history loaded");
     // Budgets are evaluated after every commit; alerts go to the log and, as configured, to the
     // desktop, a command and a webhook. Dropped (stopped) when serving ends.

@@ -19,15 +19,22 @@ const UNIT_NAME: &str = "tokentray.service";
 
 /// Writes the unit, then reloads, enables and starts it when a user systemd answers; otherwise
 /// prints the commands that do it.
-pub fn install(config: &Config, listen: &ListenArgs, require_headers: &[String], config_file: &Path) -> anyhow::Result<ExitCode> {
+pub fn install(
+    config: &Config,
+    listen: &ListenArgs,
+    require_headers: &[String],
+    config_file: &Path,
+) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("finding this program's path for ExecStart")?;
     let argv = exec_start_args(&exe, config, listen, require_headers, config_file)?;
     let unit = unit_text(&argv);
     let path = unit_path()?;
     let dir = path.parent().context("the unit path has no parent directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}: check that you can write there", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating {}: check that you can write there", dir.display()))?;
     let previous = std::fs::read_to_string(&path).ok();
-    std::fs::write(&path, &unit).with_context(|| format!("writing {}: check that you can write there", path.display()))?;
+    std::fs::write(&path, &unit)
+        .with_context(|| format!("writing {}: check that you can write there", path.display()))?;
     let verb = match previous {
         None => "wrote",
         Some(p) if p == unit => "unchanged",
@@ -49,8 +56,12 @@ pub fn install(config: &Config, listen: &ListenArgs, require_headers: &[String],
         }
         Err(why) => {
             println!("{why}, so nothing was started. In a login session of this user, run:");
-            println!("  systemctl --user daemon-reload && systemctl --user enable --now {UNIT_NAME}");
-            println!("and, to keep it running while you are logged out: loginctl enable-linger $USER");
+            println!(
+                "  systemctl --user daemon-reload && systemctl --user enable --now {UNIT_NAME}"
+            );
+            println!(
+                "and, to keep it running while you are logged out: loginctl enable-linger $USER"
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -60,7 +71,13 @@ pub fn install(config: &Config, listen: &ListenArgs, require_headers: &[String],
 /// file are written as absolute paths, resolved now: systemd starts the service from `/` and
 /// with none of this shell's `TOKENTRAY_*` variables, so relative paths or an environment
 /// override would otherwise point the service somewhere else than this command.
-fn exec_start_args(exe: &Path, config: &Config, listen: &ListenArgs, require_headers: &[String], config_file: &Path) -> anyhow::Result<Vec<String>> {
+fn exec_start_args(
+    exe: &Path,
+    config: &Config,
+    listen: &ListenArgs,
+    require_headers: &[String],
+    config_file: &Path,
+) -> anyhow::Result<Vec<String>> {
     let mut argv = vec![utf8(exe)?];
     if let Some(dir) = &config.data_dir {
         argv.push("--data-dir".into());
@@ -71,7 +88,11 @@ fn exec_start_args(exe: &Path, config: &Config, listen: &ListenArgs, require_hea
     argv.push("serve".into());
     // Only the listen flags given on this command line: addresses from the config file stay
     // there, so editing the file keeps working for the service.
-    for (flag, value) in [("--otlp-grpc", &listen.otlp_grpc), ("--otlp-http", &listen.otlp_http), ("--metrics", &listen.metrics)] {
+    for (flag, value) in [
+        ("--otlp-grpc", &listen.otlp_grpc),
+        ("--otlp-http", &listen.otlp_http),
+        ("--metrics", &listen.metrics),
+    ] {
         if let Some(v) = value {
             argv.push(flag.into());
             argv.push(v.clone());
@@ -116,7 +137,8 @@ fn exec_start_line(argv: &[String]) -> String {
 /// systemd.service(5) describes.
 fn quote(word: &str) -> String {
     let escaped = word.replace('%', "%%").replace('$', "$$");
-    let plain = !escaped.is_empty() && escaped.chars().all(|c| !c.is_whitespace() && !matches!(c, '"' | '\'' | '\\' | ';'));
+    let plain = !escaped.is_empty()
+        && escaped.chars().all(|c| !c.is_whitespace() && !matches!(c, '"' | '\'' | '\\' | ';'));
     if plain {
         return escaped;
     }
@@ -182,7 +204,10 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
 fn utf8(p: &Path) -> anyhow::Result<String> {
     match p.to_str() {
         Some(s) => Ok(s.to_owned()),
-        None => bail!("{} is not valid UTF-8 and cannot be written into a systemd unit: use a UTF-8 path", p.display()),
+        None => bail!(
+            "{} is not valid UTF-8 and cannot be written into a systemd unit: use a UTF-8 path",
+            p.display()
+        ),
     }
 }
 

@@ -31,8 +31,12 @@ pub fn run(config: &Config, args: SetupArgs) -> anyhow::Result<ExitCode> {
 
     if args.undo {
         match setup::undo(&path)? {
-            Undone::Restored => println!("Restored {} as it was before tokentray setup.", path.display()),
-            Undone::Removed => println!("Removed {} (tokentray setup had created it).", path.display()),
+            Undone::Restored => {
+                println!("Restored {} as it was before tokentray setup.", path.display())
+            }
+            Undone::Removed => {
+                println!("Removed {} (tokentray setup had created it).", path.display())
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -57,7 +61,10 @@ pub fn run(config: &Config, args: SetupArgs) -> anyhow::Result<ExitCode> {
     println!("{}", setup::describe(&plan, &env));
     println!("Set: {}.", plan.changed_keys.join(", "));
     if plan.before.is_some() {
-        println!("The previous file is kept as {}; `tokentray setup --undo` puts it back.", setup::backup_path(&path).display());
+        println!(
+            "The previous file is kept as {}; `tokentray setup --undo` puts it back.",
+            setup::backup_path(&path).display()
+        );
     } else {
         println!("`tokentray setup --undo` removes it again.");
     }
@@ -68,7 +75,9 @@ pub fn run(config: &Config, args: SetupArgs) -> anyhow::Result<ExitCode> {
 fn statusline_command(config: &Config) -> anyhow::Result<String> {
     let exe = setup::shell_quote(&std::env::current_exe()?.to_string_lossy());
     Ok(match &config.data_dir {
-        Some(dir) => format!("{exe} --data-dir {} statusline", setup::shell_quote(&dir.to_string_lossy())),
+        Some(dir) => {
+            format!("{exe} --data-dir {} statusline", setup::shell_quote(&dir.to_string_lossy()))
+        }
         None => format!("{exe} statusline"),
     })
 }

@@ -41,7 +41,9 @@ pub fn run(config: &Config, args: StatuslineArgs) -> anyhow::Result<ExitCode> {
     }
     let today = if data_dir.join(DB_FILE).exists() {
         Reader::open(&data_dir)
-            .and_then(|r| r.report("today", Period::Today.range_now(config.budgets.week_start.0), None))
+            .and_then(|r| {
+                r.report("today", Period::Today.range_now(config.budgets.week_start.0), None)
+            })
             .map(|r| r.figures.cost_usd)
             .map_err(|e| eprintln!("tokentray statusline: {e}"))
             .ok()
@@ -78,10 +80,21 @@ fn ours(today: Option<f64>, limits: Option<&PlanLimits>) -> String {
 /// The first line the previous statusline command prints for the same input.
 fn run_previous(command: &str, input: &str) -> Option<String> {
     use std::io::Write;
-    let mut child = Command::new("sh").arg("-c").arg(command).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(input.as_bytes());
     }
     let out = child.wait_with_output().ok()?;
-    String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string).filter(|l| !l.trim().is_empty())
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(str::to_string)
+        .filter(|l| !l.trim().is_empty())
 }

@@ -21,7 +21,9 @@ pub struct LoginEntry(AutoLaunch);
 
 impl LoginEntry {
     pub fn new(launch: &Launch) -> Result<LoginEntry, DesktopError> {
-        let exe = std::env::current_exe().map_err(|e| DesktopError::Autostart(format!("cannot find this program's path: {e}")))?;
+        let exe = std::env::current_exe().map_err(|e| {
+            DesktopError::Autostart(format!("cannot find this program's path: {e}"))
+        })?;
         let mut builder = AutoLaunchBuilder::new();
         builder.set_app_name(APP_NAME).set_app_path(&exe.to_string_lossy()).set_args(&args(launch));
         builder.build().map(LoginEntry).map_err(|e| DesktopError::Autostart(e.to_string()))
@@ -51,13 +53,17 @@ impl LoginEntry {
             return;
         }
         match self.0.enable() {
-            Ok(()) => tracing::info!("first run: start at login turned on (untick it in the tray menu)"),
+            Ok(()) => {
+                tracing::info!("first run: start at login turned on (untick it in the tray menu)")
+            }
             Err(e) => {
                 tracing::warn!("first run: cannot turn on start at login: {e}");
                 return;
             }
         }
-        if let Err(e) = std::fs::create_dir_all(data_dir).and_then(|()| std::fs::write(&marker, "start at login was turned on by the first run\n")) {
+        if let Err(e) = std::fs::create_dir_all(data_dir).and_then(|()| {
+            std::fs::write(&marker, "start at login was turned on by the first run\n")
+        }) {
             tracing::warn!("cannot record that start at login was offered: {e}");
         }
     }
@@ -78,7 +84,8 @@ fn args(launch: &Launch) -> Vec<String> {
 /// Quotes one `Exec` argument: reserved characters inside double quotes, `"` `` ` `` `$` `\`
 /// escaped with a backslash, `%` doubled (field codes).
 fn quote(arg: &str) -> String {
-    let plain = !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+,:@=".contains(c));
+    let plain = !arg.is_empty()
+        && arg.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+,:@=".contains(c));
     if plain {
         return arg.to_string();
     }

@@ -28,7 +28,11 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum EngineStatus {
     Running(BoundAddrs),
     /// Another program holds a port; nothing is received, the history is only read.
-    PortsInUse { port: u16, what: &'static str, detail: String },
+    PortsInUse {
+        port: u16,
+        what: &'static str,
+        detail: String,
+    },
     /// Could not start for another reason (bad address, unreadable history, …).
     Failed(String),
 }
@@ -38,7 +42,9 @@ impl EngineStatus {
     pub fn problem(&self) -> Option<String> {
         match self {
             EngineStatus::Running(_) => None,
-            EngineStatus::PortsInUse { port, what, .. } => Some(format!("Ports in use — engine not started (port {port}, {what})")),
+            EngineStatus::PortsInUse { port, what, .. } => {
+                Some(format!("Ports in use — engine not started (port {port}, {what})"))
+            }
             EngineStatus::Failed(reason) => Some(format!("Engine not started: {reason}")),
         }
     }
@@ -92,15 +98,30 @@ impl Engine {
             .map_err(DesktopError::Runtime)?;
         let data_dir = config.data_dir()?;
         let configured = Endpoints::from_listen(&config.listen);
-        let mut engine = Engine { runtime, status: EngineStatus::Failed(String::new()), data_dir, endpoints: configured, store: None, budgets: None, forwarder: None, stop: None, server: None };
+        let mut engine = Engine {
+            runtime,
+            status: EngineStatus::Failed(String::new()),
+            data_dir,
+            endpoints: configured,
+            store: None,
+            budgets: None,
+            forwarder: None,
+            stop: None,
+            server: None,
+        };
 
         let listeners = match Listeners::bind(&config.listen) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("tokentray: {e}");
-                eprintln!("tokentray: the tray shows the history in {} without receiving", engine.data_dir.display());
+                eprintln!(
+                    "tokentray: the tray shows the history in {} without receiving",
+                    engine.data_dir.display()
+                );
                 engine.status = match e {
-                    ServerError::PortInUse { port, what, .. } => EngineStatus::PortsInUse { port, what, detail: e.to_string() },
+                    ServerError::PortInUse { port, what, .. } => {
+                        EngineStatus::PortsInUse { port, what, detail: e.to_string() }
+                    }
                     other => EngineStatus::Failed(other.to_string()),
                 };
                 return Ok(engine);
@@ -109,7 +130,8 @@ impl Engine {
         let addrs = match listeners.addrs() {
             Ok(a) => a,
             Err(e) => {
-                engine.status = EngineStatus::Failed(format!("cannot read the bound addresses: {e}"));
+                engine.status =
+                    EngineStatus::Failed(format!("cannot read the bound addresses: {e}"));
                 return Ok(engine);
             }
         };
@@ -195,11 +217,14 @@ impl Engine {
             let _ = stop.send(());
         }
         if let Some(server) = self.server.take() {
-            match self.runtime.block_on(async { tokio::time::timeout(STOP_TIMEOUT, server).await }) {
+            match self.runtime.block_on(async { tokio::time::timeout(STOP_TIMEOUT, server).await })
+            {
                 Ok(Ok(Ok(()))) => tracing::info!("engine stopped"),
                 Ok(Ok(Err(e))) => tracing::warn!("engine stopped with an error: {e}"),
                 Ok(Err(e)) => tracing::warn!("engine task failed: {e}"),
-                Err(_) => tracing::warn!("engine did not stop within {STOP_TIMEOUT:?}; exiting anyway"),
+                Err(_) => {
+                    tracing::warn!("engine did not stop within {STOP_TIMEOUT:?}; exiting anyway")
+                }
             }
         }
         if let Some(budgets) = self.budgets.take() {
@@ -223,7 +248,10 @@ impl Drop for Engine {
 pub fn db_fingerprint(data_dir: &Path) -> Vec<Option<(u64, std::time::SystemTime)>> {
     [DB_FILE.to_string(), format!("{DB_FILE}-wal")]
         .iter()
-        .map(|f| std::fs::metadata(data_dir.join(f)).ok().and_then(|m| Some((m.len(), m.modified().ok()?))))
+        .map(|f| {
+            std::fs::metadata(data_dir.join(f))
+                .ok()
+                .and_then(|m| Some((m.len(), m.modified().ok()?)))
+        })
         .collect()
 }
-

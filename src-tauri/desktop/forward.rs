@@ -66,7 +66,13 @@ struct TrayInputs {
 
 impl ForwardSource {
     pub fn of(config: &Config, data_dir: &Path) -> ForwardSource {
-        ForwardSource { db: data_dir.join(DB_FILE), file: config.source.clone(), fixed: config.forward.clone(), queue: Mutex::new(None), tray_cache: Mutex::new(None) }
+        ForwardSource {
+            db: data_dir.join(DB_FILE),
+            file: config.source.clone(),
+            fixed: config.forward.clone(),
+            queue: Mutex::new(None),
+            tray_cache: Mutex::new(None),
+        }
     }
 
     /// `[forward]` as the config file says now.
@@ -82,7 +88,10 @@ impl ForwardSource {
     }
 
     /// Runs `f` on the kept connection to the history. Blocking.
-    fn with_queue<T>(&self, f: impl FnOnce(&Queue) -> Result<T, ForwardError>) -> Result<T, DesktopError> {
+    fn with_queue<T>(
+        &self,
+        f: impl FnOnce(&Queue) -> Result<T, ForwardError>,
+    ) -> Result<T, DesktopError> {
         super::with_kept(&self.queue, || Ok(Queue::open(&self.db)?), f)
     }
 
@@ -101,7 +110,8 @@ impl ForwardSource {
         // One read of the config file for both.
         let config = self.config();
         let status = self.status_of(&config)?;
-        let (headers, headers_error) = match with_headers.then(|| secret::forward_headers(&config)) {
+        let (headers, headers_error) = match with_headers.then(|| secret::forward_headers(&config))
+        {
             None => (None, None),
             Some(Ok(h)) => (Some(h.masked()), None),
             Some(Err(e)) => (None, Some(e.to_string())),
@@ -135,7 +145,10 @@ impl ForwardSource {
     pub fn save_headers(&self, text: &str) -> Result<Vec<String>, DesktopError> {
         let headers = Headers::parse(text)?;
         if headers.is_empty() {
-            return Err(ForwardError::Headers("type at least one name=value (e.g. Authorization=Bearer%20TOKEN)".into()).into());
+            return Err(ForwardError::Headers(
+                "type at least one name=value (e.g. Authorization=Bearer%20TOKEN)".into(),
+            )
+            .into());
         }
         if let Some(file) = self.config().headers_file {
             return Err(ForwardError::Config(format!("[forward] headers_file ({}) is set, so the keychain is not used: edit that file, or remove the setting", file.display())).into());
@@ -164,8 +177,12 @@ impl ForwardSource {
     fn tray_state(&self) -> Result<(TrayForward, bool), DesktopError> {
         // Held for the whole look, so that `forget_tray` after a write cannot land between a
         // look's reads and its storing what it read.
-        let mut cache = self.tray_cache.lock().map_err(|_| DesktopError::Store(StoreError::Poisoned))?;
-        let inputs = TrayInputs { file: self.file.as_deref().and_then(file_stamp), data_version: self.with_queue(|q| q.data_version())? };
+        let mut cache =
+            self.tray_cache.lock().map_err(|_| DesktopError::Store(StoreError::Poisoned))?;
+        let inputs = TrayInputs {
+            file: self.file.as_deref().and_then(file_stamp),
+            data_version: self.with_queue(|q| q.data_version())?,
+        };
         if let Some((seen, state)) = cache.as_ref() {
             if *seen == inputs {
                 return Ok((state.clone(), false));
@@ -173,7 +190,9 @@ impl ForwardSource {
         }
         let s = self.status()?;
         let label = match &s.paused {
-            Some(reason) if s.enabled => format!("Forward to team — paused: {}", shorten(reason, MENU_REASON_CHARS)),
+            Some(reason) if s.enabled => {
+                format!("Forward to team — paused: {}", shorten(reason, MENU_REASON_CHARS))
+            }
             _ => "Forward to team".to_string(),
         };
         let state = TrayForward { configured: s.configured, enabled: s.enabled, label };
@@ -214,7 +233,10 @@ mod tests {
         assert_eq!(shorten("401 Unauthorized", 40), "401 Unauthorized");
         let long = "401 Unauthorized: the collector refused the credentials; set new headers";
         let s = shorten(long, 40);
-        assert!(s.chars().count() <= 41 && s.ends_with('…') && s.starts_with("401 Unauthorized"), "{s}");
+        assert!(
+            s.chars().count() <= 41 && s.ends_with('…') && s.starts_with("401 Unauthorized"),
+            "{s}"
+        );
         assert_eq!(shorten("abcdefghij", 4), "abcd…");
     }
 }

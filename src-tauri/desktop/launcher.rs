@@ -38,15 +38,24 @@ pub struct Launcher {
 
 impl Launcher {
     /// The window process reads the same history and shows the engine's addresses.
-    pub fn new(engine: &Engine, launch: &Launch, unset_gdk_gl: bool) -> Result<Launcher, DesktopError> {
-        let this = std::env::current_exe().map_err(|e| DesktopError::Window(format!("cannot find this program's path: {e}")))?;
+    pub fn new(
+        engine: &Engine,
+        launch: &Launch,
+        unset_gdk_gl: bool,
+    ) -> Result<Launcher, DesktopError> {
+        let this = std::env::current_exe()
+            .map_err(|e| DesktopError::Window(format!("cannot find this program's path: {e}")))?;
         let exe = this.with_file_name(format!("{WINDOW_BIN}{}", std::env::consts::EXE_SUFFIX));
         let mut args: Vec<OsString> = vec!["--data-dir".into(), engine.data_dir.clone().into()];
         if let Some(config) = &launch.config {
             args.push("--config".into());
             args.push(std::path::absolute(config).unwrap_or_else(|_| config.clone()).into());
         }
-        for (flag, addr) in [("--otlp-grpc", &engine.endpoints.otlp_grpc), ("--otlp-http", &engine.endpoints.otlp_http), ("--metrics", &engine.endpoints.metrics)] {
+        for (flag, addr) in [
+            ("--otlp-grpc", &engine.endpoints.otlp_grpc),
+            ("--otlp-http", &engine.endpoints.otlp_http),
+            ("--metrics", &engine.endpoints.metrics),
+        ] {
             args.push(flag.into());
             args.push(addr.into());
         }
@@ -55,7 +64,10 @@ impl Launcher {
 
     /// Shows the window, starting its process if it is not running.
     pub fn open(&self) -> Result<(), DesktopError> {
-        let mut running = self.running.lock().map_err(|_| DesktopError::Window("internal lock poisoned".into()))?;
+        let mut running = self
+            .running
+            .lock()
+            .map_err(|_| DesktopError::Window("internal lock poisoned".into()))?;
         if let Some(r) = running.as_mut() {
             if !r.exited.load(Ordering::SeqCst) && send(&mut r.stdin, "show") {
                 return Ok(());
@@ -73,7 +85,10 @@ impl Launcher {
             }
             _ => DesktopError::Window(format!("cannot start the window process {}: {e}", self.exe.display())),
         })?;
-        let stdin = child.stdin.take().ok_or_else(|| DesktopError::Window("the window process has no stdin".into()))?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| DesktopError::Window("the window process has no stdin".into()))?;
         let pid = child.id();
         let exited = Arc::new(AtomicBool::new(false));
         let flag = exited.clone();

@@ -45,12 +45,13 @@ pub fn spawn(engine: &Engine, shared: Arc<Shared>, tray: TrayHandle, launcher: A
     // the blocking pool and back (~8 context switches); here it is one wake-up, a `stat` and a
     // pragma. It ends with the event loop.
     let (forward_shared, forward_tray) = (shared.clone(), tray.clone());
-    let spawned = std::thread::Builder::new().name("tokentray-forward-look".into()).spawn(move || {
-        while !forward_tray.is_closed() {
-            refresh_forward(&forward_shared, &forward_tray);
-            std::thread::sleep(FORWARD_POLL);
-        }
-    });
+    let spawned =
+        std::thread::Builder::new().name("tokentray-forward-look".into()).spawn(move || {
+            while !forward_tray.is_closed() {
+                refresh_forward(&forward_shared, &forward_tray);
+                std::thread::sleep(FORWARD_POLL);
+            }
+        });
     if let Err(e) = spawned {
         tracing::warn!("cannot follow the forwarding state: {e}");
     }
@@ -108,7 +109,11 @@ async fn wait(changes: &mut Changes, day: chrono::NaiveDate) -> Wake {
 
 fn drain(changes: &mut Changes) {
     if let Changes::Store(rx) = changes {
-        while !matches!(rx.try_recv(), Err(tokio::sync::broadcast::error::TryRecvError::Empty | tokio::sync::broadcast::error::TryRecvError::Closed)) {}
+        while !matches!(
+            rx.try_recv(),
+            Err(tokio::sync::broadcast::error::TryRecvError::Empty
+                | tokio::sync::broadcast::error::TryRecvError::Closed)
+        ) {}
     }
 }
 
@@ -117,7 +122,8 @@ fn until_midnight() -> Duration {
     let now = Local::now();
     let next = Period::Today.range_at(&now, Weekday::Mon).end_ns.unwrap_or(i64::MAX);
     let now_ns = now.timestamp_nanos_opt().unwrap_or(0);
-    let wait = Duration::from_nanos(u64::try_from(next.saturating_sub(now_ns)).unwrap_or(0)) + Duration::from_secs(1);
+    let wait = Duration::from_nanos(u64::try_from(next.saturating_sub(now_ns)).unwrap_or(0))
+        + Duration::from_secs(1);
     wait.min(MAX_SLEEP)
 }
 
@@ -125,9 +131,14 @@ async fn refresh(shared: &Arc<Shared>, tray: &TrayHandle) {
     let reader = shared.clone();
     let today = tokio::task::spawn_blocking(move || {
         let budgets = reader.budgets.current();
-        let report = reader.read(|r| r.report("today", Period::Today.range_now(budgets.week_start.0), None))?;
+        let report = reader
+            .read(|r| r.report("today", Period::Today.range_now(budgets.week_start.0), None))?;
         let status = reader.read(|r| budget::status(r, &budgets, &Local::now()))?;
-        let daily = status.budgets.iter().find(|b| b.period == BudgetPeriod::Daily && b.model.is_none()).map(|b| b.limit_usd);
+        let daily = status
+            .budgets
+            .iter()
+            .find(|b| b.period == BudgetPeriod::Daily && b.model.is_none())
+            .map(|b| b.limit_usd);
         Ok::<_, DesktopError>((Today::of(&report.figures, daily), status.paused_until_ns.is_some()))
     })
     .await

@@ -77,7 +77,13 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: &Config, data_dir: PathBuf, endpoints: Endpoints) -> Shared {
-        Shared { endpoints, budgets: BudgetsSource::of(config), forward: forward::ForwardSource::of(config, &data_dir), data_dir, reader: Mutex::new(None) }
+        Shared {
+            endpoints,
+            budgets: BudgetsSource::of(config),
+            forward: forward::ForwardSource::of(config, &data_dir),
+            data_dir,
+            reader: Mutex::new(None),
+        }
     }
 
     pub fn data_dir(&self) -> &std::path::Path {
@@ -85,7 +91,10 @@ impl Shared {
     }
 
     /// Runs a query on the shared read connection. Blocking: call from a blocking thread.
-    pub fn read<T, E: Into<DesktopError>>(&self, query: impl FnOnce(&Reader) -> Result<T, E>) -> Result<T, DesktopError> {
+    pub fn read<T, E: Into<DesktopError>>(
+        &self,
+        query: impl FnOnce(&Reader) -> Result<T, E>,
+    ) -> Result<T, DesktopError> {
         with_kept(&self.reader, || Ok(Reader::open(&self.data_dir)?), query)
     }
 }

@@ -84,7 +84,9 @@ impl TrayHandle {
     /// platform's menu code calls it from).
     pub fn follow_menu(&self) {
         let handle = self.clone();
-        MenuEvent::set_event_handler(Some(move |event: MenuEvent| handle.send(TrayEvent::Menu(event.id))));
+        MenuEvent::set_event_handler(Some(move |event: MenuEvent| {
+            handle.send(TrayEvent::Menu(event.id))
+        }));
     }
 
     /// Whether the event loop has ended.
@@ -128,7 +130,12 @@ pub struct Today {
 
 impl Today {
     pub fn of(f: &Figures, daily_limit_usd: Option<f64>) -> Today {
-        Today { cost_usd: f.cost_usd, sessions: f.sessions, tokens: f.tokens.total, daily_limit_usd }
+        Today {
+            cost_usd: f.cost_usd,
+            sessions: f.sessions,
+            tokens: f.tokens.total,
+            daily_limit_usd,
+        }
     }
 
     /// The label next to the icon: `$3.42`, or `$16.12 / $20` with a daily budget.
@@ -141,8 +148,16 @@ impl Today {
 
     /// The menu's info row: `Today: $3.42 · 4 sessions · 1.2M tokens`.
     pub fn line(&self) -> String {
-        let sessions = if self.sessions == 1.0 { "1 session".to_string() } else { format!("{} sessions", count(self.sessions)) };
-        let tokens = if self.tokens == 1.0 { "1 token".to_string() } else { format!("{} tokens", count(self.tokens)) };
+        let sessions = if self.sessions == 1.0 {
+            "1 session".to_string()
+        } else {
+            format!("{} sessions", count(self.sessions))
+        };
+        let tokens = if self.tokens == 1.0 {
+            "1 token".to_string()
+        } else {
+            format!("{} tokens", count(self.tokens))
+        };
         format!("Today: {} · {sessions} · {tokens}", usd(self.cost_usd))
     }
 }
@@ -159,7 +174,13 @@ impl Tray {
             tracing::warn!("cannot read the start-at-login state: {e}");
             None
         });
-        let autostart = CheckMenuItem::with_id(ID_AUTOSTART, "Start at login", login.is_some(), autostart_on.unwrap_or(false), None);
+        let autostart = CheckMenuItem::with_id(
+            ID_AUTOSTART,
+            "Start at login",
+            login.is_some(),
+            autostart_on.unwrap_or(false),
+            None,
+        );
         // Budget alerts are evaluated by the engine: nothing to pause when another program holds
         // the ports (its own evaluator, if any, follows the same pause in the database).
         let engine_running = status.problem().is_none();
@@ -167,14 +188,22 @@ impl Tray {
         let quit = MenuItem::with_id(ID_QUIT, "Quit", true, None);
 
         let menu = Menu::new();
-        let menu_error = |e: tray_icon::menu::Error| DesktopError::Tray(format!("cannot build the menu: {e}"));
+        let menu_error =
+            |e: tray_icon::menu::Error| DesktopError::Tray(format!("cannot build the menu: {e}"));
         menu.append(&open).map_err(menu_error)?;
         menu.append(&info).map_err(menu_error)?;
         if let Some(problem) = status.problem() {
             menu.append(&MenuItem::with_id(ID_STATUS, problem, false, None)).map_err(menu_error)?;
         }
-        menu.append_items(&[&PredefinedMenuItem::separator(), &forward, &autostart, &pause, &PredefinedMenuItem::separator(), &quit])
-            .map_err(menu_error)?;
+        menu.append_items(&[
+            &PredefinedMenuItem::separator(),
+            &forward,
+            &autostart,
+            &pause,
+            &PredefinedMenuItem::separator(),
+            &quit,
+        ])
+        .map_err(menu_error)?;
 
         let problem_title = status.problem_title();
         let icon = TrayIconBuilder::new()
@@ -193,7 +222,9 @@ impl Tray {
     pub fn handle(&mut self, event: TrayEvent, ctx: &MenuContext) -> bool {
         match event {
             TrayEvent::Today(today, paused) => self.show(&today, paused),
-            TrayEvent::ReadError(error) => self.info.set_text(format!("Cannot read the history: {error}")),
+            TrayEvent::ReadError(error) => {
+                self.info.set_text(format!("Cannot read the history: {error}"))
+            }
             TrayEvent::Forward(state) => self.show_forward(&state),
             TrayEvent::Menu(id) => return self.on_menu(id.as_ref(), ctx),
             TrayEvent::OpenWindow => ctx.launcher.open_logged(),
@@ -280,7 +311,9 @@ impl Tray {
 fn icon() -> Result<Icon, DesktopError> {
     let bad = |e: String| DesktopError::Tray(format!("the built-in icon cannot be decoded: {e}"));
     let mut decoder = png::Decoder::new(std::io::Cursor::new(ICON));
-    decoder.set_transformations(png::Transformations::normalize_to_color8() | png::Transformations::ALPHA);
+    decoder.set_transformations(
+        png::Transformations::normalize_to_color8() | png::Transformations::ALPHA,
+    );
     let mut reader = decoder.read_info().map_err(|e| bad(e.to_string()))?;
     let mut rgba = vec![0; reader.output_buffer_size().ok_or_else(|| bad("too large".into()))?];
     let frame = reader.next_frame(&mut rgba).map_err(|e| bad(e.to_string()))?;
@@ -317,11 +350,17 @@ mod tests {
     fn info_row_reads_like_the_issue() {
         let t = Today { cost_usd: 3.42, sessions: 4.0, tokens: 1_234_567.0, daily_limit_usd: None };
         assert_eq!(t.title(), "$3.42");
-        assert_eq!(Today { daily_limit_usd: Some(20.0), cost_usd: 16.12, ..t.clone() }.title(), "$16.12 / $20");
+        assert_eq!(
+            Today { daily_limit_usd: Some(20.0), cost_usd: 16.12, ..t.clone() }.title(),
+            "$16.12 / $20"
+        );
         assert_eq!(Today { daily_limit_usd: Some(12.5), ..t.clone() }.title(), "$3.42 / $12.50");
         assert_eq!(t.line(), "Today: $3.42 · 4 sessions · 1.2M tokens");
         let one = Today { cost_usd: 0.004, sessions: 1.0, tokens: 950.0, daily_limit_usd: None };
         assert_eq!(one.line(), "Today: $0.0040 · 1 session · 950 tokens");
-        assert_eq!(Today { cost_usd: 0.0, sessions: 0.0, tokens: 0.0, daily_limit_usd: None }.title(), "$0.00");
+        assert_eq!(
+            Today { cost_usd: 0.0, sessions: 0.0, tokens: 0.0, daily_limit_usd: None }.title(),
+            "$0.00"
+        );
     }
 }

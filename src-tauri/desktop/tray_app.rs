@@ -64,7 +64,14 @@ pub fn run(mut config: Config, args: TrayArgs, launch: Launch) -> Result<ExitCod
 
 /// Everything after the engine: alerts, forwarding, the window launcher, the login entry, the
 /// tray and what keeps it current.
-fn start(engine: &mut Engine, config: &Config, args: &TrayArgs, launch: &Launch, gl_set_here: bool, handle: &TrayHandle) -> Result<(Tray, MenuContext), DesktopError> {
+fn start(
+    engine: &mut Engine,
+    config: &Config,
+    args: &TrayArgs,
+    launch: &Launch,
+    gl_set_here: bool,
+    handle: &TrayHandle,
+) -> Result<(Tray, MenuContext), DesktopError> {
     if let Some(problem) = engine.status.problem() {
         tracing::warn!("{problem}");
     }
@@ -75,7 +82,9 @@ fn start(engine: &mut Engine, config: &Config, args: &TrayArgs, launch: &Launch,
     engine.start_forwarding(config);
     let launcher = Arc::new(Launcher::new(engine, launch, gl_set_here)?);
     let shared = Arc::new(Shared::new(config, engine.data_dir.clone(), engine.endpoints.clone()));
-    let login = LoginEntry::new(launch).inspect_err(|e| tracing::warn!("start at login is not available: {e}")).ok();
+    let login = LoginEntry::new(launch)
+        .inspect_err(|e| tracing::warn!("start at login is not available: {e}"))
+        .ok();
     if let Some(login) = &login {
         login.enable_on_first_run(&engine.data_dir);
     }

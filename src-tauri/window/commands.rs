@@ -18,9 +18,13 @@ use tokentray::desktop::{DesktopError, Shared};
 #[tauri::command]
 pub async fn dashboard(shared: tauri::State<'_, Arc<Shared>>) -> Result<Dashboard, DesktopError> {
     let shared = Arc::clone(&shared);
-    tauri::async_runtime::spawn_blocking(move || shared.read(|reader| dashboard::build(reader, Local::now(), &shared.endpoints, &shared.budgets.current())))
-        .await
-        .map_err(|e| DesktopError::Interrupted(e.to_string()))?
+    tauri::async_runtime::spawn_blocking(move || {
+        shared.read(|reader| {
+            dashboard::build(reader, Local::now(), &shared.endpoints, &shared.budgets.current())
+        })
+    })
+    .await
+    .map_err(|e| DesktopError::Interrupted(e.to_string()))?
 }
 
 /// The limits the window's budget settings edit: USD per period for all models; `null` (an
@@ -36,7 +40,10 @@ pub struct BudgetLimits {
 /// other keys kept; thresholds a budget already had are kept, new ones get 50/80/100 %). The
 /// tray's evaluator and every view follow the file.
 #[tauri::command]
-pub async fn set_budgets(shared: tauri::State<'_, Arc<Shared>>, limits: BudgetLimits) -> Result<(), DesktopError> {
+pub async fn set_budgets(
+    shared: tauri::State<'_, Arc<Shared>>,
+    limits: BudgetLimits,
+) -> Result<(), DesktopError> {
     let shared = Arc::clone(&shared);
     tauri::async_runtime::spawn_blocking(move || {
         let file = shared.budgets.file().ok_or_else(|| DesktopError::Window("no config file to save budgets in".into()))?;
@@ -67,7 +74,9 @@ pub async fn set_budgets(shared: tauri::State<'_, Arc<Shared>>, limits: BudgetLi
 /// The empty state's "Set up Claude Code" button: what `tokentray setup` does, for the ports
 /// this engine actually listens on. Returns the sentence to show.
 #[tauri::command]
-pub async fn setup_claude_code(shared: tauri::State<'_, Arc<Shared>>) -> Result<String, DesktopError> {
+pub async fn setup_claude_code(
+    shared: tauri::State<'_, Arc<Shared>>,
+) -> Result<String, DesktopError> {
     let shared = Arc::clone(&shared);
     tauri::async_runtime::spawn_blocking(move || {
         let env = setup::telemetry_env(&shared.endpoints, Protocol::Grpc);
@@ -83,19 +92,28 @@ pub async fn setup_claude_code(shared: tauri::State<'_, Arc<Shared>>) -> Result<
 
 /// The Activity list: recent events, optionally of one session and one kind (`api_request`, …).
 #[tauri::command]
-pub async fn activity(shared: tauri::State<'_, Arc<Shared>>, session: Option<String>, kind: Option<String>) -> Result<Vec<ActivityRow>, DesktopError> {
+pub async fn activity(
+    shared: tauri::State<'_, Arc<Shared>>,
+    session: Option<String>,
+    kind: Option<String>,
+) -> Result<Vec<ActivityRow>, DesktopError> {
     let shared = Arc::clone(&shared);
     let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
     let (session, kind) = (nonempty(session), nonempty(kind));
-    tauri::async_runtime::spawn_blocking(move || shared.read(|reader| activity::activity(reader, session.as_deref(), kind.as_deref(), 100)))
-        .await
-        .map_err(|e| DesktopError::Interrupted(e.to_string()))?
+    tauri::async_runtime::spawn_blocking(move || {
+        shared.read(|reader| activity::activity(reader, session.as_deref(), kind.as_deref(), 100))
+    })
+    .await
+    .map_err(|e| DesktopError::Interrupted(e.to_string()))?
 }
 
 /// The "Forward to team" section: status in words, switch, endpoint, queue, and with
 /// `with_headers` the stored headers, masked (read from the keychain only when asked).
 #[tauri::command]
-pub async fn forward_status(shared: tauri::State<'_, Arc<Shared>>, with_headers: Option<bool>) -> Result<ForwardView, DesktopError> {
+pub async fn forward_status(
+    shared: tauri::State<'_, Arc<Shared>>,
+    with_headers: Option<bool>,
+) -> Result<ForwardView, DesktopError> {
     let shared = Arc::clone(&shared);
     tauri::async_runtime::spawn_blocking(move || shared.forward.view(with_headers.unwrap_or(false)))
         .await
@@ -105,7 +123,10 @@ pub async fn forward_status(shared: tauri::State<'_, Arc<Shared>>, with_headers:
 /// The section's on/off switch (the same switch as the tray's checkbox and `tokentray forward
 /// on|off`). Returns the section's new state.
 #[tauri::command]
-pub async fn set_forward_enabled(shared: tauri::State<'_, Arc<Shared>>, on: bool) -> Result<ForwardView, DesktopError> {
+pub async fn set_forward_enabled(
+    shared: tauri::State<'_, Arc<Shared>>,
+    on: bool,
+) -> Result<ForwardView, DesktopError> {
     let shared = Arc::clone(&shared);
     tauri::async_runtime::spawn_blocking(move || {
         shared.forward.set_enabled(on)?;
@@ -118,7 +139,10 @@ pub async fn set_forward_enabled(shared: tauri::State<'_, Arc<Shared>>, on: bool
 /// "Save headers": `OTEL_EXPORTER_OTLP_HEADERS`-style text into the keychain. Returns only the
 /// masked names; the text is never logged nor sent back.
 #[tauri::command]
-pub async fn save_forward_headers(shared: tauri::State<'_, Arc<Shared>>, headers: String) -> Result<Vec<String>, DesktopError> {
+pub async fn save_forward_headers(
+    shared: tauri::State<'_, Arc<Shared>>,
+    headers: String,
+) -> Result<Vec<String>, DesktopError> {
     let shared = Arc::clone(&shared);
     tauri::async_runtime::spawn_blocking(move || shared.forward.save_headers(&headers))
         .await

@@ -15,7 +15,10 @@ use std::sync::Arc;
 
 use clap::Parser;
 use serde::Serialize;
-use tauri::{AppHandle, Emitter, EventTarget, Manager, RunEvent, WebviewUrl, WebviewWindowBuilder, WindowEvent};
+use tauri::{
+    AppHandle, Emitter, EventTarget, Manager, RunEvent, WebviewUrl, WebviewWindowBuilder,
+    WindowEvent,
+};
 use tokentray::desktop::{DesktopError, Shared};
 use tokentray::process::{init_logging, ListenArgs};
 use tokentray_core::config::Config;
@@ -24,7 +27,11 @@ use tokentray_core::dashboard::Endpoints;
 /// Started by the tray with the data dir, config and the addresses the engine listens on (for
 /// the setup instructions of the empty state).
 #[derive(Debug, Parser)]
-#[command(name = "tokentray-window", version, about = "The tokentray dashboard window (started by the tray: run `tokentray`)")]
+#[command(
+    name = "tokentray-window",
+    version,
+    about = "The tokentray dashboard window (started by the tray: run `tokentray`)"
+)]
 struct WindowArgs {
     /// Where the history database lives [default: the platform data directory]
     #[arg(long, value_name = "DIR")]
@@ -46,13 +53,14 @@ enum WindowError {
 
 fn main() -> ExitCode {
     let args = WindowArgs::parse();
-    let config = match tokentray::cli::load_config_for(args.data_dir.as_deref(), args.config.as_deref()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("tokentray-window: {e:#}");
-            return ExitCode::from(1);
-        }
-    };
+    let config =
+        match tokentray::cli::load_config_for(args.data_dir.as_deref(), args.config.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("tokentray-window: {e:#}");
+                return ExitCode::from(1);
+            }
+        };
     match run(config, args) {
         Ok(code) => code,
         Err(e) => {
@@ -78,10 +86,19 @@ fn run(config: Config, args: WindowArgs) -> Result<ExitCode, WindowError> {
     let mut listen = config.listen.clone();
     args.listen.apply(&mut listen);
     let endpoints = Endpoints::from_listen(&listen);
-    let shared = Arc::new(Shared::new(&config, config.data_dir().map_err(DesktopError::from)?, endpoints));
+    let shared =
+        Arc::new(Shared::new(&config, config.data_dir().map_err(DesktopError::from)?, endpoints));
     let app = tauri::Builder::default()
         .manage(shared)
-        .invoke_handler(tauri::generate_handler![commands::dashboard, commands::set_budgets, commands::setup_claude_code, commands::activity, commands::forward_status, commands::set_forward_enabled, commands::save_forward_headers])
+        .invoke_handler(tauri::generate_handler![
+            commands::dashboard,
+            commands::set_budgets,
+            commands::setup_claude_code,
+            commands::activity,
+            commands::forward_status,
+            commands::set_forward_enabled,
+            commands::save_forward_headers
+        ])
         .setup(|app| {
             // Errors returned from here make Tauri panic: report them and exit instead.
             match build(app.handle()) {
@@ -124,7 +141,9 @@ fn follow_tray(app: AppHandle) {
                 Some("show") => show(&app),
                 Some("changed") => {
                     let reason = words.next().unwrap_or("data").to_string();
-                    if let Err(e) = app.emit_to(EventTarget::webview_window(LABEL), CHANGED, Changed { reason }) {
+                    if let Err(e) =
+                        app.emit_to(EventTarget::webview_window(LABEL), CHANGED, Changed { reason })
+                    {
                         tracing::warn!("cannot notify the page: {e}");
                     }
                 }

@@ -43,19 +43,15 @@ pub struct StandIn {
 impl StandIn {
     /// Starts the server on 127.0.0.1 (a free port) in its own runtime.
     pub fn start(usage: Usage, text: &str) -> StandIn {
-        let shared = Arc::new(Shared {
-            usage: Some(usage),
-            text: text.to_string(),
-            ..Default::default()
-        });
+        let shared =
+            Arc::new(Shared { usage: Some(usage), text: text.to_string(), ..Default::default() });
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind stand-in");
+        let listener =
+            rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind stand-in");
         let addr = listener.local_addr().unwrap();
         let app = Router::new()
             .route("/v1/messages", post(messages))
@@ -64,11 +60,7 @@ impl StandIn {
         rt.spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        StandIn {
-            addr,
-            shared,
-            rt: Some(rt),
-        }
+        StandIn { addr, shared, rt: Some(rt) }
     }
 
     pub fn base_url(&self) -> String {
@@ -100,10 +92,7 @@ impl Drop for StandIn {
 }
 
 async fn not_found(State(st): State<Arc<Shared>>, method: Method, uri: Uri) -> StatusCode {
-    st.log
-        .lock()
-        .unwrap()
-        .push(format!("{method} {uri} -> 404"));
+    st.log.lock().unwrap().push(format!("{method} {uri} -> 404"));
     StatusCode::NOT_FOUND
 }
 
@@ -111,24 +100,15 @@ async fn messages(State(st): State<Arc<Shared>>, uri: Uri, body: Bytes) -> Respo
     let req: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
-            st.log
-                .lock()
-                .unwrap()
-                .push(format!("POST {uri} -> 400 ({e})"));
+            st.log.lock().unwrap().push(format!("POST {uri} -> 400 ({e})"));
             return (StatusCode::BAD_REQUEST, format!("bad json: {e}")).into_response();
         }
     };
-    let model = req["model"]
-        .as_str()
-        .unwrap_or("claude-stand-in")
-        .to_string();
+    let model = req["model"].as_str().unwrap_or("claude-stand-in").to_string();
     let stream = req["stream"].as_bool().unwrap_or(false);
     let n = st.calls.fetch_add(1, Ordering::SeqCst) + 1;
     st.models.lock().unwrap().push(model.clone());
-    st.log
-        .lock()
-        .unwrap()
-        .push(format!("POST {uri} model={model} stream={stream} -> 200"));
+    st.log.lock().unwrap().push(format!("POST {uri} model={model} stream={stream} -> 200"));
     let u = st.usage.unwrap();
     let msg_id = format!("msg_standin_{n:06}");
     let request_id = format!("req_standin_{n:06}");
@@ -145,10 +125,7 @@ async fn messages(State(st): State<Arc<Shared>>, uri: Uri, body: Bytes) -> Respo
         return (
             [
                 (header::CONTENT_TYPE, "application/json"),
-                (
-                    header::HeaderName::from_static("request-id"),
-                    request_id.as_str(),
-                ),
+                (header::HeaderName::from_static("request-id"), request_id.as_str()),
             ],
             body.to_string(),
         )
@@ -177,10 +154,7 @@ async fn messages(State(st): State<Arc<Shared>>, uri: Uri, body: Bytes) -> Respo
             "content_block_delta",
             json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": st.text}}),
         ),
-        (
-            "content_block_stop",
-            json!({"type": "content_block_stop", "index": 0}),
-        ),
+        ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
         (
             "message_delta",
             json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
@@ -196,10 +170,7 @@ async fn messages(State(st): State<Arc<Shared>>, uri: Uri, body: Bytes) -> Respo
         [
             (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
-            (
-                header::HeaderName::from_static("request-id"),
-                request_id.as_str(),
-            ),
+            (header::HeaderName::from_static("request-id"), request_id.as_str()),
         ],
         sse,
     )

@@ -23,11 +23,7 @@ pub fn discover_sets() -> Vec<PathBuf> {
         .filter(|p| p.join("index.jsonl").is_file() && p.join("expected.json").is_file())
         .collect();
     sets.sort();
-    assert!(
-        !sets.is_empty(),
-        "no fixture sets found under {}",
-        root.display()
-    );
+    assert!(!sets.is_empty(), "no fixture sets found under {}", root.display());
     sets
 }
 
@@ -85,9 +81,7 @@ impl Request {
     }
 
     pub fn is_json(&self) -> bool {
-        self.content_type
-            .as_deref()
-            .is_some_and(|c| c.starts_with("application/json"))
+        self.content_type.as_deref().is_some_and(|c| c.starts_with("application/json"))
     }
 }
 
@@ -118,11 +112,7 @@ impl FixtureSet {
         let index = std::fs::read_to_string(dir.join("index.jsonl"))
             .unwrap_or_else(|e| panic!("{}: read index.jsonl: {e}", dir.display()));
         let mut requests = Vec::new();
-        for (i, line) in index
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
+        for (i, line) in index.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             let il: IndexLine = serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("{name}/index.jsonl line {}: {e}", i + 1));
             let signal = match il.signal.as_str() {
@@ -164,10 +154,7 @@ impl FixtureSet {
                     (path, headers)
                 }
                 Transport::Grpc => {
-                    let path = h["method"]
-                        .as_str()
-                        .expect("headers.json: method")
-                        .to_string();
+                    let path = h["method"].as_str().expect("headers.json: method").to_string();
                     let mut headers = Vec::new();
                     if let Some(md) = h["metadata"].as_object() {
                         for (k, vs) in md {
@@ -183,16 +170,11 @@ impl FixtureSet {
                 }
             };
             let header = |name: &str| {
-                headers
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v.clone())
+                headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
             };
             let content_type = il.content_type.clone().or_else(|| header("content-type"));
-            let content_encoding = il
-                .content_encoding
-                .clone()
-                .or_else(|| header("content-encoding"));
+            let content_encoding =
+                il.content_encoding.clone().or_else(|| header("content-encoding"));
             // The body's file extension and the recorded encoding must agree.
             assert_eq!(
                 il.file.ends_with(".gz"),
@@ -215,22 +197,14 @@ impl FixtureSet {
         }
         assert!(!requests.is_empty(), "{name}: index.jsonl lists no request");
         let expected = Expected::load(&dir.join("expected.json"));
-        let n_metrics = requests
-            .iter()
-            .filter(|r| r.signal == Signal::Metrics)
-            .count() as u64;
+        let n_metrics = requests.iter().filter(|r| r.signal == Signal::Metrics).count() as u64;
         let n_logs = requests.iter().filter(|r| r.signal == Signal::Logs).count() as u64;
         assert_eq!(
             (expected.requests.metrics, expected.requests.logs),
             (n_metrics, n_logs),
             "{name}: expected.json request counts vs index.jsonl"
         );
-        FixtureSet {
-            name,
-            dir: dir.to_path_buf(),
-            requests,
-            expected,
-        }
+        FixtureSet { name, dir: dir.to_path_buf(), requests, expected }
     }
 
     /// Every distinct string value of a data-point / log-record attribute (e.g. `user.id`) in
@@ -268,18 +242,15 @@ impl FixtureSet {
                         .flat_map(|sm| &sm.metrics)
                     {
                         match &metric.data {
-                            Some(Data::Sum(s)) => s
-                                .data_points
-                                .iter()
-                                .for_each(|p| take(&p.attributes, &mut out)),
-                            Some(Data::Gauge(g)) => g
-                                .data_points
-                                .iter()
-                                .for_each(|p| take(&p.attributes, &mut out)),
-                            Some(Data::Histogram(h)) => h
-                                .data_points
-                                .iter()
-                                .for_each(|p| take(&p.attributes, &mut out)),
+                            Some(Data::Sum(s)) => {
+                                s.data_points.iter().for_each(|p| take(&p.attributes, &mut out))
+                            }
+                            Some(Data::Gauge(g)) => {
+                                g.data_points.iter().for_each(|p| take(&p.attributes, &mut out))
+                            }
+                            Some(Data::Histogram(h)) => {
+                                h.data_points.iter().for_each(|p| take(&p.attributes, &mut out))
+                            }
                             _ => {}
                         }
                     }

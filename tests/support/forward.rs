@@ -31,7 +31,11 @@ pub fn team_collector(grpc: &str, http: &str, env: &[(&str, &str)]) -> (Serve, t
 }
 
 /// A local `serve` forwarding to `endpoint` with the headers in a file, turned on.
-pub fn local_forwarding(endpoint: &str, protocol: &str, headers: &str) -> (Serve, tempfile::TempDir) {
+pub fn local_forwarding(
+    endpoint: &str,
+    protocol: &str,
+    headers: &str,
+) -> (Serve, tempfile::TempDir) {
     let dir = super::tempdir("tokentray-local-headers-");
     let headers_file = dir.path().join("headers");
     std::fs::write(&headers_file, headers).expect("write headers file");
@@ -40,8 +44,13 @@ pub fn local_forwarding(endpoint: &str, protocol: &str, headers: &str) -> (Serve
 
 /// Options of a local `serve` forwarding to `endpoint`, on from its start (so its first
 /// request is forwarded too), retrying fast; headers from `headers_file`, else the keychain.
-pub fn forwarding_options(endpoint: &str, protocol: &str, headers_file: Option<&std::path::Path>) -> ServeOptions {
-    let headers = headers_file.map(|p| format!("headers_file = \"{}\"\n", p.display())).unwrap_or_default();
+pub fn forwarding_options(
+    endpoint: &str,
+    protocol: &str,
+    headers_file: Option<&std::path::Path>,
+) -> ServeOptions {
+    let headers =
+        headers_file.map(|p| format!("headers_file = \"{}\"\n", p.display())).unwrap_or_default();
     let config = format!(
         "[forward]\nendpoint = \"{endpoint}\"\nprotocol = \"{protocol}\"\n{headers}retry_initial_ms = 100\nretry_max_seconds = 1\n[forward.resource_attributes]\n\"team.id\" = \"payments\"\n"
     );
@@ -50,7 +59,8 @@ pub fn forwarding_options(endpoint: &str, protocol: &str, headers_file: Option<&
 }
 
 pub fn status(serve: &Serve) -> Value {
-    serde_json::from_str(&serve.cli(&["forward", "status", "--json"])).expect("forward status --json")
+    serde_json::from_str(&serve.cli(&["forward", "status", "--json"]))
+        .expect("forward status --json")
 }
 
 /// Waits until nothing is waiting and something was delivered.
@@ -59,7 +69,12 @@ pub fn wait_delivered(local: &Serve) -> Value {
     let c = eventually(DELIVERY, || {
         last = status(local);
         let mut c = Checker::new();
-        c.check(last["queue"]["requests"] == 0 && last["queue"]["changed_series"] == 0 && last["delivered"].as_u64() > Some(0), || format!("still waiting: {last}"));
+        c.check(
+            last["queue"]["requests"] == 0
+                && last["queue"]["changed_series"] == 0
+                && last["delivered"].as_u64() > Some(0),
+            || format!("still waiting: {last}"),
+        );
         c
     });
     c.assert_ok(&format!("forwarding did not finish\n{}", local.stderr()));
@@ -83,7 +98,11 @@ pub fn samples(body: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-pub fn assert_same_series(local: &BTreeMap<String, f64>, team: &BTreeMap<String, f64>, context: &str) {
+pub fn assert_same_series(
+    local: &BTreeMap<String, f64>,
+    team: &BTreeMap<String, f64>,
+    context: &str,
+) {
     let mut c = Checker::new();
     for (k, v) in local {
         match team.get(k) {
@@ -96,4 +115,3 @@ pub fn assert_same_series(local: &BTreeMap<String, f64>, team: &BTreeMap<String,
     }
     c.assert_ok(context);
 }
-

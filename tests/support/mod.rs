@@ -45,8 +45,7 @@ impl Checker {
 
     pub fn num(&mut self, what: impl AsRef<str>, got: f64, want: f64) {
         if !approx_eq(got, want) {
-            self.errors
-                .push(format!("{}: got {got}, want {want}", what.as_ref()));
+            self.errors.push(format!("{}: got {got}, want {want}", what.as_ref()));
         }
     }
 
@@ -65,8 +64,7 @@ impl Checker {
     }
 
     pub fn merge(&mut self, prefix: &str, other: Checker) {
-        self.errors
-            .extend(other.errors.into_iter().map(|e| format!("{prefix}{e}")));
+        self.errors.extend(other.errors.into_iter().map(|e| format!("{prefix}{e}")));
     }
 
     /// Panics listing every mismatch.
@@ -97,28 +95,32 @@ pub fn eventually(timeout: Duration, mut check: impl FnMut() -> Checker) -> Chec
 
 /// Directory for throwaway files of a test (removed on drop).
 pub fn tempdir(prefix: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .expect("tempdir")
+    tempfile::Builder::new().prefix(prefix).tempdir().expect("tempdir")
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for a child that binds it
 /// right away).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Posts one Claude Code-shaped usage export (cost and the four token types of session `s-1`,
 /// ending now) to an OTLP/HTTP receiver as protobuf; panics unless it is accepted.
 pub fn post_usage(http: std::net::SocketAddr, usage: tokentray_core::testkit::Usage) {
     use prost::Message;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
-    let req = tokentray_core::testkit::metrics_request(tokentray_core::testkit::usage_metrics("s-1", "u", "claude-opus-4-5", usage, now - 1_000_000_000, now, false));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64;
+    let req = tokentray_core::testkit::metrics_request(tokentray_core::testkit::usage_metrics(
+        "s-1",
+        "u",
+        "claude-opus-4-5",
+        usage,
+        now - 1_000_000_000,
+        now,
+        false,
+    ));
     let resp = reqwest::blocking::Client::new()
         .post(format!("http://{http}/v1/metrics"))
         .header("content-type", "application/x-protobuf")

@@ -27,11 +27,7 @@ fn parse_line(line: &str) -> Result<Sample, String> {
     let line = line.trim();
     let name_end = line.find(['{', ' ', '\t']).ok_or("no value")?;
     let name = line[..name_end].to_string();
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-    {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
         return Err(format!("bad metric name {name:?}"));
     }
     let mut labels = BTreeMap::new();
@@ -99,21 +95,14 @@ fn parse_line(line: &str) -> Result<Sample, String> {
         "NaN" => f64::NAN,
         _ => v.parse::<f64>().map_err(|e| format!("value {v:?}: {e}"))?,
     };
-    Ok(Sample {
-        name,
-        labels,
-        value,
-    })
+    Ok(Sample { name, labels, value })
 }
 
 /// Sum of `name`'s samples grouped by the values of `by` (a missing label counts as `""`).
 pub fn sum_by(samples: &[Sample], name: &str, by: &[&str]) -> BTreeMap<Vec<String>, f64> {
     let mut out = BTreeMap::new();
     for s in samples.iter().filter(|s| s.name == name) {
-        let key = by
-            .iter()
-            .map(|l| s.labels.get(*l).cloned().unwrap_or_default())
-            .collect();
+        let key = by.iter().map(|l| s.labels.get(*l).cloned().unwrap_or_default()).collect();
         *out.entry(key).or_insert(0.0) += s.value;
     }
     out
@@ -121,11 +110,7 @@ pub fn sum_by(samples: &[Sample], name: &str, by: &[&str]) -> BTreeMap<Vec<Strin
 
 /// Sum of all samples of `name`.
 pub fn sum(samples: &[Sample], name: &str) -> f64 {
-    samples
-        .iter()
-        .filter(|s| s.name == name)
-        .map(|s| s.value)
-        .sum()
+    samples.iter().filter(|s| s.name == name).map(|s| s.value).sum()
 }
 
 /// Number of samples of `name`.
@@ -136,15 +121,7 @@ pub fn count(samples: &[Sample], name: &str) -> usize {
 /// An OTLP attribute name as a Prometheus label name: every character outside
 /// `[A-Za-z0-9_]` becomes `_` (`session.id` → `session_id`).
 pub fn label_name(attr: &str) -> String {
-    attr.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    attr.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
 }
 
 /// The Prometheus name the Collector's `prometheus` exporter (default normalization) gives an
@@ -212,10 +189,7 @@ fn translate_unit(unit: &str) -> String {
         "%" => "percent",
         other => other,
     };
-    known
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect()
+    known.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
 }
 
 fn translate_per_unit(unit: &str) -> String {

@@ -55,7 +55,12 @@ impl Prometheus {
         let bin = require_tool("prometheus");
         let dir = super::tempdir("tokentray-prometheus-");
         let config = dir.path().join("prometheus.yml");
-        let mut yaml = ["global:".to_string(), "  scrape_interval: 1s".into(), "  scrape_timeout: 900ms".into(), "  evaluation_interval: 1s".into()];
+        let mut yaml = [
+            "global:".to_string(),
+            "  scrape_interval: 1s".into(),
+            "  scrape_timeout: 900ms".into(),
+            "  evaluation_interval: 1s".into(),
+        ];
         let yaml = match target {
             Some(target) => [
                 yaml.as_slice(),
@@ -78,15 +83,16 @@ impl Prometheus {
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
         let child = Command::new(&bin)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
             .arg(format!("--web.listen-address={addr}"))
             .args(target.is_none().then_some("--web.enable-remote-write-receiver"))
             .args(tls.map(|ca| {
                 let web = dir.path().join("web.yml");
-                let yaml = format!("tls_server_config:\n  cert_file: {}\n  key_file: {}\n", ca.server_cert.display(), ca.server_key.display());
+                let yaml = format!(
+                    "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+                    ca.server_cert.display(),
+                    ca.server_key.display()
+                );
                 std::fs::write(&web, yaml).expect("write web.yml");
                 format!("--web.config.file={}", web.display())
             }))
@@ -105,7 +111,9 @@ impl Prometheus {
                 let mut b = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10));
                 if let Some(ca) = tls {
                     let pem = std::fs::read(&ca.ca_pem).expect("read CA");
-                    b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA PEM"));
+                    b = b.add_root_certificate(
+                        reqwest::Certificate::from_pem(&pem).expect("CA PEM"),
+                    );
                 }
                 b.build().unwrap()
             },
@@ -147,9 +155,8 @@ impl Prometheus {
             .query(&[("query", expr)])
             .send()
             .unwrap_or_else(|e| panic!("query {expr}: {e}"));
-        let v: Value = resp
-            .json()
-            .unwrap_or_else(|e| panic!("query {expr}: response not JSON: {e}"));
+        let v: Value =
+            resp.json().unwrap_or_else(|e| panic!("query {expr}: response not JSON: {e}"));
         assert_eq!(v["status"], "success", "query {expr}: {v}");
         let value = |x: &Value| -> f64 {
             let s = x[1].as_str().unwrap_or("NaN");
@@ -184,10 +191,7 @@ impl Prometheus {
     /// The single value of a query that aggregates to one element (None when empty).
     pub fn query_one(&self, expr: &str) -> Option<f64> {
         let r = self.query(expr);
-        assert!(
-            r.len() <= 1,
-            "query {expr}: want at most one element, got {r:?}"
-        );
+        assert!(r.len() <= 1, "query {expr}: want at most one element, got {r:?}");
         r.first().map(|(_, v)| *v)
     }
 

@@ -78,9 +78,7 @@ impl Replayer {
                 rb = rb.header(k.as_str(), v.as_str());
             }
         }
-        let resp = rb
-            .send()
-            .unwrap_or_else(|e| panic!("POST {url} ({}): {e}", req.file));
+        let resp = rb.send().unwrap_or_else(|e| panic!("POST {url} ({}): {e}", req.file));
         let status = resp.status();
         let ct = resp
             .headers()
@@ -122,10 +120,7 @@ impl Replayer {
             .headers
             .iter()
             .filter(|(k, _)| {
-                !matches!(
-                    k.as_str(),
-                    "user-agent" | "accept-encoding" | "content-type" | "te"
-                )
+                !matches!(k.as_str(), "user-agent" | "accept-encoding" | "content-type" | "te")
             })
             .cloned()
             .collect();
@@ -134,8 +129,7 @@ impl Replayer {
             for (k, v) in md {
                 let key =
                     tonic::metadata::MetadataKey::from_bytes(k.as_bytes()).expect("metadata key");
-                r.metadata_mut()
-                    .append(key, v.parse().expect("metadata value"));
+                r.metadata_mut().append(key, v.parse().expect("metadata value"));
             }
             r
         }

@@ -31,10 +31,7 @@ pub fn command(data_dir: &Path, config: &Path) -> Command {
             cmd.env_remove(&k);
         }
     }
-    cmd.arg("--data-dir")
-        .arg(data_dir)
-        .arg("--config")
-        .arg(config);
+    cmd.arg("--data-dir").arg(data_dir).arg("--config").arg(config);
     cmd
 }
 
@@ -88,10 +85,7 @@ impl Serve {
 
     /// Starts `serve` on a fresh temporary data dir, as `options` say.
     pub fn start_with(options: ServeOptions) -> Serve {
-        let tmp = tempfile::Builder::new()
-            .prefix("tokentray-test-")
-            .tempdir()
-            .expect("tempdir");
+        let tmp = tempfile::Builder::new().prefix("tokentray-test-").tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
         std::fs::create_dir_all(&data_dir).expect("create data dir");
         // Without a config: deliberately not created, the binary must run with defaults.
@@ -126,33 +120,35 @@ impl Serve {
         assert!(self.child.is_none(), "serve already running");
         self.generation += 1;
         let mut cmd = command(&self.data_dir, &self.config);
-        cmd.args(["serve", "--otlp-grpc", &self.options.otlp_grpc, "--otlp-http", &self.options.otlp_http, "--metrics", "127.0.0.1:0"])
-            .args(&self.options.args)
-            .envs(self.options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        cmd.args([
+            "serve",
+            "--otlp-grpc",
+            &self.options.otlp_grpc,
+            "--otlp-http",
+            &self.options.otlp_http,
+            "--metrics",
+            "127.0.0.1:0",
+        ])
+        .args(&self.options.args)
+        .envs(self.options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin()));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", bin()));
 
         // stderr: collected for failure messages (each generation appended, labelled).
         let stderr_buf = self.stderr.clone();
         let generation = self.generation;
         let mut err = child.stderr.take().unwrap();
-        stderr_buf
-            .lock()
-            .unwrap()
-            .push_str(&format!("--- serve #{generation} stderr ---\n"));
+        stderr_buf.lock().unwrap().push_str(&format!("--- serve #{generation} stderr ---\n"));
         thread::spawn(move || {
             let mut buf = [0u8; 4096];
             loop {
                 match err.read(&mut buf) {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => stderr_buf
-                        .lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n])),
+                    Ok(n) => {
+                        stderr_buf.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]))
+                    }
                 }
             }
         });
@@ -168,10 +164,7 @@ impl Serve {
             }
             drop(tx);
             for line in lines.map_while(Result::ok) {
-                stdout_rest
-                    .lock()
-                    .unwrap()
-                    .push_str(&format!("[stdout] {line}\n"));
+                stdout_rest.lock().unwrap().push_str(&format!("[stdout] {line}\n"));
             }
         });
         self.child = Some(child);
@@ -219,10 +212,7 @@ impl Serve {
     /// Sends SIGTERM and waits for the exit; asserts exit code 0.
     pub fn stop(&mut self) {
         let pid = self.pid();
-        let st = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("run kill");
+        let st = Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("run kill");
         assert!(st.success(), "kill -TERM {pid} failed");
         let status = self.wait_exit(STOP_TIMEOUT);
         match status {
@@ -290,11 +280,7 @@ impl Serve {
             .unwrap_or_else(|e| panic!("GET {}: {e}\n{}", self.metrics_url(), self.stderr()));
         let status = resp.status();
         let body = resp.text().expect("read /metrics body");
-        assert!(
-            status.is_success(),
-            "GET /metrics: {status}: {body}\n{}",
-            self.stderr()
-        );
+        assert!(status.is_success(), "GET /metrics: {status}: {body}\n{}", self.stderr());
         body
     }
 
@@ -302,7 +288,12 @@ impl Serve {
     /// panics unless it exits 0, returns stdout.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = command(&self.data_dir, &self.config).args(args).output().expect("run tokentray");
-        assert!(out.status.success(), "tokentray {args:?}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "tokentray {args:?}: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 

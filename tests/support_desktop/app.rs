@@ -13,7 +13,8 @@ use super::proc;
 /// The binary under test; `TOKENTRAY_TEST_BIN` points the measurements at a release build
 /// without building the tests in release.
 pub fn bin() -> String {
-    std::env::var("TOKENTRAY_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tokentray").to_string())
+    std::env::var("TOKENTRAY_TEST_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_tokentray").to_string())
 }
 
 /// Output of a child process, both streams interleaved as read, stdout lines marked.
@@ -119,20 +120,42 @@ impl Dirs {
     /// Whether forwarding to the team is on, as the database says (what the engine's forwarder,
     /// the tray's checkbox and the window's switch follow).
     pub fn forward_enabled(&self) -> bool {
-        let queue = tokentray_core::forward::queue::Queue::open(&self.data_dir.join(tokentray_core::store::DB_FILE)).expect("open the history");
+        let queue = tokentray_core::forward::queue::Queue::open(
+            &self.data_dir.join(tokentray_core::store::DB_FILE),
+        )
+        .expect("open the history");
         tokentray_core::forward::control::is_enabled(queue.conn()).expect("read forward.enabled")
     }
 
     /// Writes a config file whose `[forward]` points at a local port nothing listens on.
     pub fn write_forward_config(&self) {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-        std::fs::write(&self.config, format!("[forward]\nendpoint = \"http://127.0.0.1:{port}\"\nprotocol = \"http/protobuf\"\n")).expect("write config");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        std::fs::write(
+            &self.config,
+            format!(
+                "[forward]\nendpoint = \"http://127.0.0.1:{port}\"\nprotocol = \"http/protobuf\"\n"
+            ),
+        )
+        .expect("write config");
     }
 
     /// `--data-dir D --config C tray --otlp-grpc 127.0.0.1:0 …` (plus `extra`).
     pub fn args(&self, extra: &[&str]) -> Vec<String> {
-        let mut a: Vec<String> = vec!["--data-dir".into(), path(&self.data_dir), "--config".into(), path(&self.config), "tray".into()];
-        for (flag, default) in [("--otlp-grpc", "127.0.0.1:0"), ("--otlp-http", "127.0.0.1:0"), ("--metrics", "127.0.0.1:0")] {
+        let mut a: Vec<String> = vec![
+            "--data-dir".into(),
+            path(&self.data_dir),
+            "--config".into(),
+            path(&self.config),
+            "tray".into(),
+        ];
+        for (flag, default) in [
+            ("--otlp-grpc", "127.0.0.1:0"),
+            ("--otlp-http", "127.0.0.1:0"),
+            ("--metrics", "127.0.0.1:0"),
+        ] {
             if !extra.contains(&flag) {
                 a.push(flag.into());
                 a.push(default.into());
@@ -194,7 +217,10 @@ impl App {
     /// Starts it and waits for the engine's listening line.
     pub fn start(dirs: &Dirs, extra: &[&str]) -> (App, Listening) {
         let app = App::spawn(&dirs.args(extra));
-        let listening = app.out.wait_listening(Duration::from_secs(30)).unwrap_or_else(|| panic!("no listening line within 30 s:\n{}", app.out.text()));
+        let listening = app
+            .out
+            .wait_listening(Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("no listening line within 30 s:\n{}", app.out.text()));
         (app, listening)
     }
 

@@ -68,9 +68,16 @@ impl Notifications {
         let shown = Arc::new(Mutex::new(Vec::new()));
         let conn = zbus5::blocking::connection::Builder::session()
             .and_then(|b| b.name("org.freedesktop.Notifications"))
-            .and_then(|b| b.serve_at("/org/freedesktop/Notifications", Server { shown: shown.clone(), next_id: 0 }))
+            .and_then(|b| {
+                b.serve_at(
+                    "/org/freedesktop/Notifications",
+                    Server { shown: shown.clone(), next_id: 0 },
+                )
+            })
             .and_then(|b| b.build())
-            .unwrap_or_else(|e| panic!("own org.freedesktop.Notifications on the session bus: {e}"));
+            .unwrap_or_else(|e| {
+                panic!("own org.freedesktop.Notifications on the session bus: {e}")
+            });
         Notifications { _conn: conn, shown }
     }
 

@@ -22,11 +22,23 @@ pub struct Point {
     pub new_session: bool,
 }
 
-pub fn point(session: &str, model: &'static str, cost: f64, tokens: [f64; 4], days_ago: i64) -> Point {
+pub fn point(
+    session: &str,
+    model: &'static str,
+    cost: f64,
+    tokens: [f64; 4],
+    days_ago: i64,
+) -> Point {
     Point {
         session: session.into(),
         model,
-        usage: Usage { cost_usd: cost, input: tokens[0], output: tokens[1], cache_read: tokens[2], cache_creation: tokens[3] },
+        usage: Usage {
+            cost_usd: cost,
+            input: tokens[0],
+            output: tokens[1],
+            cache_read: tokens[2],
+            cache_creation: tokens[3],
+        },
         days_ago,
         new_session: true,
     }
@@ -36,17 +48,53 @@ pub fn point(session: &str, model: &'static str, cost: f64, tokens: [f64; 4], da
 /// month depending on today's date), and 40 days ago (always before this month).
 pub fn history() -> Vec<Point> {
     vec![
-        point("11111111-aaaa-4000-8000-000000000001", "claude-opus-4-5", 1.25, [1200.0, 300.0, 5000.0, 700.0], 0),
-        point("22222222-bbbb-4000-8000-000000000002", "claude-sonnet-4-5", 0.5, [400.0, 100.0, 2500.0, 0.0], 0),
-        point("33333333-cccc-4000-8000-000000000003", "claude-opus-4-5", 2.0, [2000.0, 500.0, 9000.0, 1000.0], 2),
-        point("44444444-dddd-4000-8000-000000000004", "claude-sonnet-4-5", 4.0, [3000.0, 800.0, 12000.0, 2000.0], 10),
-        point("55555555-eeee-4000-8000-000000000005", "claude-opus-4-5", 8.0, [5000.0, 900.0, 20000.0, 3000.0], 40),
+        point(
+            "11111111-aaaa-4000-8000-000000000001",
+            "claude-opus-4-5",
+            1.25,
+            [1200.0, 300.0, 5000.0, 700.0],
+            0,
+        ),
+        point(
+            "22222222-bbbb-4000-8000-000000000002",
+            "claude-sonnet-4-5",
+            0.5,
+            [400.0, 100.0, 2500.0, 0.0],
+            0,
+        ),
+        point(
+            "33333333-cccc-4000-8000-000000000003",
+            "claude-opus-4-5",
+            2.0,
+            [2000.0, 500.0, 9000.0, 1000.0],
+            2,
+        ),
+        point(
+            "44444444-dddd-4000-8000-000000000004",
+            "claude-sonnet-4-5",
+            4.0,
+            [3000.0, 800.0, 12000.0, 2000.0],
+            10,
+        ),
+        point(
+            "55555555-eeee-4000-8000-000000000005",
+            "claude-opus-4-5",
+            8.0,
+            [5000.0, 900.0, 20000.0, 3000.0],
+            40,
+        ),
     ]
 }
 
 /// What arrives while the window is open.
 pub fn live_point() -> Point {
-    point("66666666-ffff-4000-8000-000000000006", "claude-haiku-4-5", 0.25, [800.0, 50.0, 0.0, 0.0], 0)
+    point(
+        "66666666-ffff-4000-8000-000000000006",
+        "claude-haiku-4-5",
+        0.25,
+        [800.0, 50.0, 0.0, 0.0],
+        0,
+    )
 }
 
 fn time_ns(days_ago: i64) -> u64 {
@@ -58,7 +106,10 @@ fn time_ns(days_ago: i64) -> u64 {
 /// Sends the points as Claude Code does (delta sums, and the `api_request` event of each
 /// response), one request each; panics unless accepted.
 pub fn send(http: SocketAddr, points: &[Point]) {
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(15)).build().expect("http client");
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .expect("http client");
     let post = |path: &str, body: Vec<u8>| {
         let resp = client
             .post(format!("http://{http}{path}"))
@@ -70,17 +121,36 @@ pub fn send(http: SocketAddr, points: &[Point]) {
     };
     for p in points {
         let t = time_ns(p.days_ago);
-        let mut metrics = testkit::usage_metrics(&p.session, "user-1", p.model, p.usage, t - 1_000_000_000, t, false);
+        let mut metrics = testkit::usage_metrics(
+            &p.session,
+            "user-1",
+            p.model,
+            p.usage,
+            t - 1_000_000_000,
+            t,
+            false,
+        );
         if p.new_session {
-            metrics.push(testkit::session_start_metric(&p.session, "user-1", t - 2_000_000_000, t - 1_000_000_000));
+            metrics.push(testkit::session_start_metric(
+                &p.session,
+                "user-1",
+                t - 2_000_000_000,
+                t - 1_000_000_000,
+            ));
         }
-        post("/v1/logs", testkit::api_request_log(&p.session, "user-1", p.model, p.usage, t).encode_to_vec());
+        post(
+            "/v1/logs",
+            testkit::api_request_log(&p.session, "user-1", p.model, p.usage, t).encode_to_vec(),
+        );
         post("/v1/metrics", testkit::metrics_request(metrics).encode_to_vec());
     }
 }
 
 /// Sends Claude Code events (log records) in one OTLP/HTTP request; panics unless accepted.
-pub fn send_events(http: SocketAddr, records: Vec<opentelemetry_proto::tonic::logs::v1::LogRecord>) {
+pub fn send_events(
+    http: SocketAddr,
+    records: Vec<opentelemetry_proto::tonic::logs::v1::LogRecord>,
+) {
     let resp = reqwest::blocking::Client::new()
         .post(format!("http://{http}/v1/logs"))
         .header("content-type", "application/x-protobuf")

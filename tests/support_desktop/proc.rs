@@ -13,7 +13,8 @@ fn table() -> Vec<(u32, u32, String)> {
         // `pid (comm) state ppid …`; comm may contain spaces and parentheses: split at the last ')'.
         let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
         let name = stat[open + 1..close].to_string();
-        let ppid = stat[close + 1..].split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        let ppid =
+            stat[close + 1..].split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
         rows.push((pid, ppid, name));
     }
     rows
@@ -43,17 +44,24 @@ pub fn descendants(pid: u32) -> Vec<(u32, String)> {
 /// Resident set size in KiB (`VmRSS`), `None` once the process is gone.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// RSS of `pid` and all its descendants, in KiB.
 pub fn tree_rss_kib(pid: u32) -> u64 {
-    rss_kib(pid).unwrap_or(0) + descendants(pid).iter().filter_map(|(p, _)| rss_kib(*p)).sum::<u64>()
+    rss_kib(pid).unwrap_or(0)
+        + descendants(pid).iter().filter_map(|(p, _)| rss_kib(*p)).sum::<u64>()
 }
 
 pub fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
-        && std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false)
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
 }
 
 pub fn signal(pid: u32, sig: &str) {
@@ -62,7 +70,10 @@ pub fn signal(pid: u32, sig: &str) {
 
 /// SIGKILL to a whole process group this test created.
 pub fn kill_group(pgid: u32) {
-    let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).stderr(std::process::Stdio::null()).status();
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .stderr(std::process::Stdio::null())
+        .status();
 }
 
 /// User + system CPU time of `pid` in clock ticks (`/proc/PID/stat` fields 14 and 15).
@@ -83,5 +94,8 @@ pub fn tree_cpu_ticks(pid: u32) -> u64 {
 /// A field of `/proc/PID/smaps_rollup` in KiB (`Pss`, `Anonymous`, …).
 pub fn rollup_kib(pid: u32, field: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    text.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok())
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }

@@ -44,9 +44,14 @@ pub fn enter_with_timeout(test_name: &str, extra_tools: &[&str], timeout: Durati
     tools.extend_from_slice(extra_tools);
     require(&tools);
 
-    let home = tempfile::Builder::new().prefix("tokentray-desktop-home-").tempdir().expect("temp HOME");
-    let runtime = tempfile::Builder::new().prefix("tokentray-desktop-run-").tempdir().expect("temp XDG_RUNTIME_DIR");
-    std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod 700 XDG_RUNTIME_DIR");
+    let home =
+        tempfile::Builder::new().prefix("tokentray-desktop-home-").tempdir().expect("temp HOME");
+    let runtime = tempfile::Builder::new()
+        .prefix("tokentray-desktop-run-")
+        .tempdir()
+        .expect("temp XDG_RUNTIME_DIR");
+    std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod 700 XDG_RUNTIME_DIR");
     let exe = std::env::current_exe().expect("current test binary");
 
     let mut cmd = Command::new("xvfb-run");
@@ -79,22 +84,25 @@ pub fn enter_with_timeout(test_name: &str, extra_tools: &[&str], timeout: Durati
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start xvfb-run: {e}; {SETUP_HINT}"));
     let pgid = child.id();
     let output = Arc::new(Mutex::new(String::new()));
-    let readers: Vec<_> = [child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>)]
-        .into_iter()
-        .flatten()
-        .map(|mut stream| {
-            let out = output.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    out.lock().expect("output lock").push_str(&String::from_utf8_lossy(&buf[..n]));
+    let readers: Vec<_> = [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|mut stream| {
+        let out = output.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 {
+                    break;
                 }
-            })
+                out.lock().expect("output lock").push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
         })
-        .collect();
+    })
+    .collect();
 
     let started = Instant::now();
     let status = loop {
@@ -118,11 +126,18 @@ pub fn enter_with_timeout(test_name: &str, extra_tools: &[&str], timeout: Durati
     match status {
         // A name that matched no test would "pass" with nothing run: require that it ran.
         Some(s) if s.success() && text.contains("test result: ok. 1 passed") => {
-            println!("--- {test_name} in xvfb-run + dbus-run-session ({:.1}s) ---\n{text}", started.elapsed().as_secs_f64());
+            println!(
+                "--- {test_name} in xvfb-run + dbus-run-session ({:.1}s) ---\n{text}",
+                started.elapsed().as_secs_f64()
+            );
         }
-        Some(s) if s.success() => panic!("{test_name} did not run inside its desktop session (no such test?):\n{text}"),
+        Some(s) if s.success() => {
+            panic!("{test_name} did not run inside its desktop session (no such test?):\n{text}")
+        }
         Some(s) => panic!("{test_name} failed inside its desktop session ({s}):\n{text}"),
-        None => panic!("{test_name} did not finish within {timeout:?} inside its desktop session:\n{text}"),
+        None => panic!(
+            "{test_name} did not finish within {timeout:?} inside its desktop session:\n{text}"
+        ),
     }
     false
 }
@@ -140,7 +155,8 @@ pub fn unlock_keyring() {
         .spawn()
         .unwrap_or_else(|e| panic!("start gnome-keyring-daemon: {e}; {SETUP_HINT}"));
     if let Some(mut stdin) = child.stdin.take() {
-        std::io::Write::write_all(&mut stdin, b"test-keyring-password").expect("password to gnome-keyring-daemon");
+        std::io::Write::write_all(&mut stdin, b"test-keyring-password")
+            .expect("password to gnome-keyring-daemon");
     }
     let status = child.wait().expect("wait for gnome-keyring-daemon");
     assert!(status.success(), "gnome-keyring-daemon --unlock: {status}");

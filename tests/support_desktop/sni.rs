@@ -23,9 +23,17 @@ struct WatcherIface {
 #[zbus5::interface(name = "org.kde.StatusNotifierWatcher", crate = "zbus5")]
 impl WatcherIface {
     /// appindicator passes its object path; other implementations pass a bus name.
-    fn register_status_notifier_item(&self, service: &str, #[zbus(header)] header: zbus5::message::Header<'_>) {
+    fn register_status_notifier_item(
+        &self,
+        service: &str,
+        #[zbus(header)] header: zbus5::message::Header<'_>,
+    ) {
         let sender = header.sender().map(|s| s.to_string()).unwrap_or_default();
-        let entry = if service.starts_with('/') { (sender, service.to_string()) } else { (service.to_string(), "/StatusNotifierItem".to_string()) };
+        let entry = if service.starts_with('/') {
+            (sender, service.to_string())
+        } else {
+            (service.to_string(), "/StatusNotifierItem".to_string())
+        };
         if let Ok(mut items) = self.items.lock() {
             items.push(entry);
         }
@@ -35,7 +43,10 @@ impl WatcherIface {
 
     #[zbus(property)]
     fn registered_status_notifier_items(&self) -> Vec<String> {
-        self.items.lock().map(|i| i.iter().map(|(b, p)| format!("{b}{p}")).collect()).unwrap_or_default()
+        self.items
+            .lock()
+            .map(|i| i.iter().map(|(b, p)| format!("{b}{p}")).collect())
+            .unwrap_or_default()
     }
 
     #[zbus(property)]
@@ -60,7 +71,9 @@ impl Watcher {
         let items = Arc::new(Mutex::new(Vec::new()));
         let conn = zbus5::blocking::connection::Builder::session()
             .and_then(|b| b.name(WATCHER))
-            .and_then(|b| b.serve_at("/StatusNotifierWatcher", WatcherIface { items: items.clone() }))
+            .and_then(|b| {
+                b.serve_at("/StatusNotifierWatcher", WatcherIface { items: items.clone() })
+            })
             .and_then(|b| b.build())
             .unwrap_or_else(|e| panic!("own {WATCHER} on the session bus: {e}"));
         Watcher { conn, items }
@@ -126,7 +139,8 @@ fn node(v: &Value<'_>) -> Option<MenuNode> {
         Value::I32(i) => *i,
         _ => return None,
     };
-    let mut n = MenuNode { id, enabled: true, visible: true, toggle_state: -1, ..Default::default() };
+    let mut n =
+        MenuNode { id, enabled: true, visible: true, toggle_state: -1, ..Default::default() };
     if let Some(Value::Dict(props)) = fields.get(1) {
         for (k, v) in props.iter() {
             let Value::Str(k) = k else { continue };
@@ -155,7 +169,13 @@ impl Item {
     fn property(&self, iface: &str, name: &str) -> Result<OwnedValue, String> {
         let reply = self
             .conn
-            .call_method(Some(self.bus.as_str()), self.path.as_str(), Some("org.freedesktop.DBus.Properties"), "Get", &(iface, name))
+            .call_method(
+                Some(self.bus.as_str()),
+                self.path.as_str(),
+                Some("org.freedesktop.DBus.Properties"),
+                "Get",
+                &(iface, name),
+            )
             .map_err(|e| format!("Get {iface}.{name}: {e}"))?;
         reply.body().deserialize::<OwnedValue>().map_err(|e| format!("Get {iface}.{name}: {e}"))
     }
@@ -185,7 +205,8 @@ impl Item {
 
     fn menu_path(&self) -> String {
         let v = self.property(ITEM_IFACE, "Menu").unwrap_or_else(|e| panic!("{e}"));
-        let p: OwnedObjectPath = v.try_into().unwrap_or_else(|e| panic!("Menu is not an object path: {e}"));
+        let p: OwnedObjectPath =
+            v.try_into().unwrap_or_else(|e| panic!("Menu is not an object path: {e}"));
         p.as_str().to_string()
     }
 
@@ -194,22 +215,45 @@ impl Item {
         let path = self.menu_path();
         let reply = self
             .conn
-            .call_method(Some(self.bus.as_str()), path.as_str(), Some(MENU_IFACE), "GetLayout", &(0i32, -1i32, Vec::<String>::new()))
+            .call_method(
+                Some(self.bus.as_str()),
+                path.as_str(),
+                Some(MENU_IFACE),
+                "GetLayout",
+                &(0i32, -1i32, Vec::<String>::new()),
+            )
             .unwrap_or_else(|e| panic!("GetLayout: {e}"));
         let body = reply.body();
         // `(u revision, (ia{sv}av) layout)`
-        let reply: zbus5::zvariant::Structure<'_> = body.deserialize().unwrap_or_else(|e| panic!("GetLayout reply: {e}"));
-        reply.fields().get(1).and_then(node).unwrap_or_else(|| panic!("GetLayout: unexpected layout shape {reply:?}"))
+        let reply: zbus5::zvariant::Structure<'_> =
+            body.deserialize().unwrap_or_else(|e| panic!("GetLayout reply: {e}"));
+        reply
+            .fields()
+            .get(1)
+            .and_then(node)
+            .unwrap_or_else(|| panic!("GetLayout: unexpected layout shape {reply:?}"))
     }
 
     /// What a panel sends when the user clicks an entry.
     pub fn click(&self, id: i32) {
         let path = self.menu_path();
         // Panels announce the menu before showing it; GTK's exporter expects that order.
-        let _ = self.conn.call_method(Some(self.bus.as_str()), path.as_str(), Some(MENU_IFACE), "AboutToShow", &(0i32,));
+        let _ = self.conn.call_method(
+            Some(self.bus.as_str()),
+            path.as_str(),
+            Some(MENU_IFACE),
+            "AboutToShow",
+            &(0i32,),
+        );
         let timestamp = 0u32;
         self.conn
-            .call_method(Some(self.bus.as_str()), path.as_str(), Some(MENU_IFACE), "Event", &(id, "clicked", Value::I32(0), timestamp))
+            .call_method(
+                Some(self.bus.as_str()),
+                path.as_str(),
+                Some(MENU_IFACE),
+                "Event",
+                &(id, "clicked", Value::I32(0), timestamp),
+            )
             .unwrap_or_else(|e| panic!("Event {id} clicked: {e}"));
     }
 }

@@ -29,7 +29,11 @@ impl Conn {
         let x = xlib::Xlib::open().unwrap_or_else(|e| panic!("load libX11: {e}"));
         // SAFETY: XOpenDisplay with NULL reads $DISPLAY; the result is checked before use.
         let display = unsafe { (x.XOpenDisplay)(std::ptr::null()) };
-        assert!(!display.is_null(), "cannot open the X display ($DISPLAY={:?})", std::env::var("DISPLAY"));
+        assert!(
+            !display.is_null(),
+            "cannot open the X display ($DISPLAY={:?})",
+            std::env::var("DISPLAY")
+        );
         Conn { x, display }
     }
 
@@ -43,16 +47,29 @@ impl Conn {
             let (mut root_ret, mut parent_ret): (c_ulong, c_ulong) = (0, 0);
             let mut children: *mut c_ulong = std::ptr::null_mut();
             let mut n: c_uint = 0;
-            if (self.x.XQueryTree)(self.display, root, &mut root_ret, &mut parent_ret, &mut children, &mut n) == 0 || children.is_null() {
+            if (self.x.XQueryTree)(
+                self.display,
+                root,
+                &mut root_ret,
+                &mut parent_ret,
+                &mut children,
+                &mut n,
+            ) == 0
+                || children.is_null()
+            {
                 return out;
             }
             for &w in std::slice::from_raw_parts(children, n as usize) {
                 let mut attrs: xlib::XWindowAttributes = std::mem::zeroed();
-                if (self.x.XGetWindowAttributes)(self.display, w, &mut attrs) == 0 || attrs.map_state != xlib::IsViewable {
+                if (self.x.XGetWindowAttributes)(self.display, w, &mut attrs) == 0
+                    || attrs.map_state != xlib::IsViewable
+                {
                     continue;
                 }
                 let mut name_ptr: *mut c_char = std::ptr::null_mut();
-                let name = if (self.x.XFetchName)(self.display, w, &mut name_ptr) != 0 && !name_ptr.is_null() {
+                let name = if (self.x.XFetchName)(self.display, w, &mut name_ptr) != 0
+                    && !name_ptr.is_null()
+                {
                     let s = CStr::from_ptr(name_ptr).to_string_lossy().into_owned();
                     (self.x.XFree)(name_ptr.cast());
                     s
@@ -109,13 +126,18 @@ impl Drop for Conn {
 /// Mapped top-level windows titled `name` and at least `min_width` wide (GTK also maps no
 /// 10x10 leader, but a 16x16 tray fallback icon may carry the app's name).
 pub fn windows(name: &str, min_width: i32) -> Vec<TopLevel> {
-    Conn::open().top_levels().into_iter().filter(|w| w.name == name && w.width >= min_width).collect()
+    Conn::open()
+        .top_levels()
+        .into_iter()
+        .filter(|w| w.name == name && w.width >= min_width)
+        .collect()
 }
 
 /// Asks every such window to close, as a window manager would. Returns how many were asked.
 pub fn close(name: &str, min_width: i32) -> usize {
     let conn = Conn::open();
-    let targets: Vec<TopLevel> = conn.top_levels().into_iter().filter(|w| w.name == name && w.width >= min_width).collect();
+    let targets: Vec<TopLevel> =
+        conn.top_levels().into_iter().filter(|w| w.name == name && w.width >= min_width).collect();
     for w in &targets {
         conn.send_delete(w.id);
     }

@@ -153,17 +153,28 @@ impl Alert {
             c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
         };
         let (summary, what) = match &state.model {
-            None => (format!("{capital} budget: {threshold}% reached"), format!("{} Claude Code budget", period.name())),
-            Some(m) => (format!("{capital} {m} budget: {threshold}% reached"), format!("{} Claude Code budget for {m}", period.name())),
+            None => (
+                format!("{capital} budget: {threshold}% reached"),
+                format!("{} Claude Code budget", period.name()),
+            ),
+            Some(m) => (
+                format!("{capital} {m} budget: {threshold}% reached"),
+                format!("{} Claude Code budget for {m}", period.name()),
+            ),
         };
         let limit = usd_short(state.limit_usd);
         let mut body = format!("{threshold}% of your {limit} {what} (${:.2}).", state.spent_usd);
         if state.spent_usd < state.limit_usd {
             if let Some(at) = state.reach_limit_at_ns {
-                body += &format!(" At this pace you reach {limit} around {}.", around(&tz, now_ns, at));
+                body +=
+                    &format!(" At this pace you reach {limit} around {}.", around(&tz, now_ns, at));
             }
         } else if state.forecast_usd >= state.spent_usd + 0.01 {
-            body += &format!(" At this pace the {} ends around ${:.2}.", period.noun(), state.forecast_usd);
+            body += &format!(
+                " At this pace the {} ends around ${:.2}.",
+                period.noun(),
+                state.forecast_usd
+            );
         }
         Alert {
             summary,

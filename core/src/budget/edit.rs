@@ -14,16 +14,26 @@ use super::{BudgetError, BudgetPeriod};
 use crate::config::{BudgetLimit, Config, DEFAULT_THRESHOLDS};
 
 /// Sets one budget: `period` for all models, or for `model`.
-pub fn set_budget(path: &Path, period: BudgetPeriod, model: Option<&str>, limit: &BudgetLimit) -> Result<(), BudgetError> {
+pub fn set_budget(
+    path: &Path,
+    period: BudgetPeriod,
+    model: Option<&str>,
+    limit: &BudgetLimit,
+) -> Result<(), BudgetError> {
     edit(path, |doc| {
-        let target = budget_table(doc, model, true)?.ok_or_else(|| BudgetError::Invalid("internal: no budgets table".into()))?;
+        let target = budget_table(doc, model, true)?
+            .ok_or_else(|| BudgetError::Invalid("internal: no budgets table".into()))?;
         set_limit(target, period.name(), limit);
         Ok(())
     })
 }
 
 /// Removes one budget; tells whether there was one.
-pub fn unset_budget(path: &Path, period: BudgetPeriod, model: Option<&str>) -> Result<bool, BudgetError> {
+pub fn unset_budget(
+    path: &Path,
+    period: BudgetPeriod,
+    model: Option<&str>,
+) -> Result<bool, BudgetError> {
     if !path.exists() {
         return Ok(false);
     }
@@ -32,7 +42,11 @@ pub fn unset_budget(path: &Path, period: BudgetPeriod, model: Option<&str>) -> R
         let removed = target.remove(period.name()).is_some();
         if let Some(m) = model {
             // Leave no empty `[budgets.models.<m>]` behind.
-            if let Some(models) = doc.get_mut("budgets").and_then(|b| b.get_mut("models")).and_then(Item::as_table_like_mut) {
+            if let Some(models) = doc
+                .get_mut("budgets")
+                .and_then(|b| b.get_mut("models"))
+                .and_then(Item::as_table_like_mut)
+            {
                 if models.get(m).and_then(Item::as_table_like).is_some_and(|t| t.is_empty()) {
                     models.remove(m);
                 }
@@ -47,17 +61,23 @@ pub fn unset_budget(path: &Path, period: BudgetPeriod, model: Option<&str>) -> R
     })
 }
 
-fn edit<T>(path: &Path, change: impl FnOnce(&mut DocumentMut) -> Result<T, BudgetError>) -> Result<T, BudgetError> {
+fn edit<T>(
+    path: &Path,
+    change: impl FnOnce(&mut DocumentMut) -> Result<T, BudgetError>,
+) -> Result<T, BudgetError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(BudgetError::ReadConfig { path: path.into(), reason: e.to_string() }),
     };
-    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| BudgetError::InvalidConfig { path: path.into(), reason: e.to_string() })?;
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        BudgetError::InvalidConfig { path: path.into(), reason: e.to_string() }
+    })?;
     let out = change(&mut doc)?;
     let new_text = doc.to_string();
     // Refuse to write a file tokentray itself would then refuse to start with.
-    toml::from_str::<Config>(&new_text).map_err(|e| BudgetError::InvalidConfig { path: path.into(), reason: e.to_string() })?;
+    toml::from_str::<Config>(&new_text)
+        .map_err(|e| BudgetError::InvalidConfig { path: path.into(), reason: e.to_string() })?;
     if new_text != text {
         write_atomically(path, &new_text)?;
     }
@@ -65,13 +85,20 @@ fn edit<T>(path: &Path, change: impl FnOnce(&mut DocumentMut) -> Result<T, Budge
 }
 
 fn write_atomically(path: &Path, text: &str) -> Result<(), BudgetError> {
-    crate::fsutil::write_atomic(path, text).map_err(|e| BudgetError::WriteConfig { path: path.into(), reason: e.to_string() })
+    crate::fsutil::write_atomic(path, text)
+        .map_err(|e| BudgetError::WriteConfig { path: path.into(), reason: e.to_string() })
 }
 
 /// `[budgets]` or `[budgets.models.<model>]`, created when `create` (as implicit tables where
 /// only a header would be noise).
-fn budget_table<'a>(doc: &'a mut DocumentMut, model: Option<&str>, create: bool) -> Result<Option<&'a mut dyn TableLike>, BudgetError> {
-    let Some(budgets) = child(doc.as_table_mut(), "budgets", create, false)? else { return Ok(None) };
+fn budget_table<'a>(
+    doc: &'a mut DocumentMut,
+    model: Option<&str>,
+    create: bool,
+) -> Result<Option<&'a mut dyn TableLike>, BudgetError> {
+    let Some(budgets) = child(doc.as_table_mut(), "budgets", create, false)? else {
+        return Ok(None);
+    };
     match model {
         None => Ok(Some(budgets)),
         Some(m) => {
@@ -81,7 +108,12 @@ fn budget_table<'a>(doc: &'a mut DocumentMut, model: Option<&str>, create: bool)
     }
 }
 
-fn child<'a>(parent: &'a mut dyn TableLike, key: &str, create: bool, implicit: bool) -> Result<Option<&'a mut dyn TableLike>, BudgetError> {
+fn child<'a>(
+    parent: &'a mut dyn TableLike,
+    key: &str,
+    create: bool,
+    implicit: bool,
+) -> Result<Option<&'a mut dyn TableLike>, BudgetError> {
     if !parent.contains_key(key) {
         if !create {
             return Ok(None);
@@ -94,7 +126,9 @@ fn child<'a>(parent: &'a mut dyn TableLike, key: &str, create: bool, implicit: b
     }
     match parent.get_mut(key).and_then(Item::as_table_like_mut) {
         Some(t) => Ok(Some(t)),
-        None => Err(BudgetError::Invalid(format!("'{key}' in the config file is not a table; fix it by hand first"))),
+        None => Err(BudgetError::Invalid(format!(
+            "'{key}' in the config file is not a table; fix it by hand first"
+        ))),
     }
 }
 
@@ -161,17 +195,23 @@ mod tests {
     fn set_and_unset_keep_everything_else() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sub").join("config.toml");
-        set_budget(&path, BudgetPeriod::Daily, None, &limit(20.0, &[])).expect("set on a missing file");
+        set_budget(&path, BudgetPeriod::Daily, None, &limit(20.0, &[]))
+            .expect("set on a missing file");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "[budgets]\ndaily = 20\n");
 
         let original = "# my settings\n[listen]\nmetrics = \"127.0.0.1:9999\"  # keep me\n\n[budgets]\nweek_start = \"sunday\"\ndaily = 5  # agreed with finance\n";
         std::fs::write(&path, original).expect("write");
         set_budget(&path, BudgetPeriod::Daily, None, &limit(12.5, &[])).expect("set");
         set_budget(&path, BudgetPeriod::Monthly, None, &limit(300.0, &[100, 80])).expect("set");
-        set_budget(&path, BudgetPeriod::Daily, Some("claude-opus-5-5"), &limit(10.0, &[])).expect("set model");
-        set_budget(&path, BudgetPeriod::Weekly, Some("claude.sonnet"), &limit(7.0, &[90])).expect("set dotted model");
+        set_budget(&path, BudgetPeriod::Daily, Some("claude-opus-5-5"), &limit(10.0, &[]))
+            .expect("set model");
+        set_budget(&path, BudgetPeriod::Weekly, Some("claude.sonnet"), &limit(7.0, &[90]))
+            .expect("set dotted model");
         let text = std::fs::read_to_string(&path).expect("read");
-        assert!(text.starts_with("# my settings\n[listen]\nmetrics = \"127.0.0.1:9999\"  # keep me\n"), "{text}");
+        assert!(
+            text.starts_with("# my settings\n[listen]\nmetrics = \"127.0.0.1:9999\"  # keep me\n"),
+            "{text}"
+        );
         assert!(text.contains("daily = 12.5  # agreed with finance\n"), "{text}");
         assert!(text.contains("monthly = { limit_usd = 300, thresholds = [80, 100] }"), "{text}");
         assert!(text.contains("[budgets.models.claude-opus-5-5]\ndaily = 10\n"), "{text}");
@@ -181,10 +221,14 @@ mod tests {
         assert_eq!(c.budgets.week_start.to_string(), "sunday");
         assert_eq!(c.budgets.daily.as_ref().map(|b| b.limit_usd), Some(12.5));
         assert_eq!(c.budgets.monthly.as_ref().map(|b| b.thresholds.clone()), Some(vec![80, 100]));
-        assert_eq!(c.budgets.models["claude.sonnet"].weekly.as_ref().map(|b| b.thresholds.clone()), Some(vec![90]));
+        assert_eq!(
+            c.budgets.models["claude.sonnet"].weekly.as_ref().map(|b| b.thresholds.clone()),
+            Some(vec![90])
+        );
 
         assert!(unset_budget(&path, BudgetPeriod::Daily, Some("claude-opus-5-5")).expect("unset"));
-        assert!(!unset_budget(&path, BudgetPeriod::Daily, Some("claude-opus-5-5")).expect("unset again"));
+        assert!(!unset_budget(&path, BudgetPeriod::Daily, Some("claude-opus-5-5"))
+            .expect("unset again"));
         assert!(unset_budget(&path, BudgetPeriod::Weekly, Some("claude.sonnet")).expect("unset"));
         assert!(unset_budget(&path, BudgetPeriod::Monthly, None).expect("unset"));
         let text = std::fs::read_to_string(&path).expect("read");
@@ -198,14 +242,19 @@ mod tests {
     fn table_form_is_updated_in_place_and_bad_files_are_left_alone() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("config.toml");
-        std::fs::write(&path, "[budgets.daily]\n# the team's limit\nlimit_usd = 20\n").expect("write");
+        std::fs::write(&path, "[budgets.daily]\n# the team's limit\nlimit_usd = 20\n")
+            .expect("write");
         set_budget(&path, BudgetPeriod::Daily, None, &limit(25.0, &[90])).expect("set");
         let text = std::fs::read_to_string(&path).expect("read");
-        assert_eq!(text, "[budgets.daily]\n# the team's limit\nlimit_usd = 25\nthresholds = [90]\n");
+        assert_eq!(
+            text,
+            "[budgets.daily]\n# the team's limit\nlimit_usd = 25\nthresholds = [90]\n"
+        );
 
         let broken = "[listen]\nmetricz = 1\n";
         std::fs::write(&path, broken).expect("write");
-        let err = set_budget(&path, BudgetPeriod::Daily, None, &limit(5.0, &[])).expect_err("invalid config");
+        let err = set_budget(&path, BudgetPeriod::Daily, None, &limit(5.0, &[]))
+            .expect_err("invalid config");
         assert!(err.to_string().contains("metricz"), "{err}");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), broken, "not rewritten");
     }

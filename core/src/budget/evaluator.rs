@@ -22,7 +22,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Local, TimeZone};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use super::{status, Alert, AlertState, BudgetError, BudgetStatus, BudgetsSource, Clock, Notifier, SystemClock};
+use super::{
+    status, Alert, AlertState, BudgetError, BudgetStatus, BudgetsSource, Clock, Notifier,
+    SystemClock,
+};
 use crate::config::BudgetsConfig;
 use crate::store::{Change, Reader, Store};
 
@@ -57,7 +60,11 @@ pub struct EvaluatorHandle {
 impl Evaluator<SystemClock, Local> {
     /// An evaluator of `store` on the system clock in the local time zone. It subscribes to
     /// the store's changes now, so nothing committed after this call is missed.
-    pub fn new(store: &Store, budgets: BudgetsConfig, notifier: Arc<dyn Notifier>) -> Result<Evaluator, BudgetError> {
+    pub fn new(
+        store: &Store,
+        budgets: BudgetsConfig,
+        notifier: Arc<dyn Notifier>,
+    ) -> Result<Evaluator, BudgetError> {
         Ok(Evaluator {
             reader: store.reader()?,
             state: AlertState::open(store.path())?,
@@ -161,14 +168,21 @@ where
     Tz: TimeZone,
     Tz::Offset: Display,
 {
-    async fn run(mut self, mut changes: broadcast::Receiver<Change>, mut commands: mpsc::UnboundedReceiver<Command>) {
+    async fn run(
+        mut self,
+        mut changes: broadcast::Receiver<Change>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+    ) {
         self.evaluate_logged();
         loop {
             let now_ns = self.now_ns();
             let sleep = if self.next_wake_ns == i64::MAX {
                 MAX_SLEEP
             } else {
-                std::time::Duration::from_nanos(self.next_wake_ns.saturating_sub(now_ns).max(0) as u64).min(MAX_SLEEP)
+                std::time::Duration::from_nanos(
+                    self.next_wake_ns.saturating_sub(now_ns).max(0) as u64
+                )
+                .min(MAX_SLEEP)
             };
             tokio::select! {
                 biased;
@@ -230,13 +244,21 @@ where
         let paused = status.paused_until_ns.is_some_and(|until| now_ns < until);
         for budget in &status.budgets {
             let Some(highest) = budget.highest_crossed else { continue };
-            let crossed: Vec<u32> = budget.thresholds.iter().copied().filter(|&t| t <= highest).collect();
+            let crossed: Vec<u32> =
+                budget.thresholds.iter().copied().filter(|&t| t <= highest).collect();
             // Reading first keeps the common case (nothing new) free of write transactions.
             let fired = self.state.fired(&budget.key, budget.period_start_ns)?;
             if crossed.iter().all(|t| fired.contains(t)) {
                 continue;
             }
-            if !self.state.claim(&budget.key, budget.period_start_ns, &crossed, highest, now_ns, paused)? {
+            if !self.state.claim(
+                &budget.key,
+                budget.period_start_ns,
+                &crossed,
+                highest,
+                now_ns,
+                paused,
+            )? {
                 continue;
             }
             if paused {
@@ -250,7 +272,8 @@ where
                 tracing::warn!(error = %e, budget = %budget.key, threshold = highest, "could not deliver a budget alert");
             }
         }
-        let boundaries = status.budgets.iter().map(|b| b.period_end_ns).chain(status.paused_until_ns);
+        let boundaries =
+            status.budgets.iter().map(|b| b.period_end_ns).chain(status.paused_until_ns);
         self.next_wake_ns = boundaries.filter(|&t| t > now_ns).min().unwrap_or(i64::MAX);
         self.status_tx.send_replace(Some(status.clone()));
         Ok(status)

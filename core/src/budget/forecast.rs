@@ -76,8 +76,18 @@ fn active(costs: &SlotCosts, slot: i64) -> bool {
 impl ActivityProfile {
     /// Builds the profile from the slots of the [`PROFILE_DAYS`] days before `today_start_ns`
     /// (local midnight), counting only slots from `history_start_slot` on.
-    pub fn build<Tz: TimeZone>(costs: &SlotCosts, tz: &Tz, today_start_ns: i64, now_ns: i64, history_start_slot: Option<i64>) -> ActivityProfile {
-        let mut p = ActivityProfile { by_weekday_hour: [[Tally::default(); 24]; 7], by_hour: [Tally::default(); 24], fallback: 0.0 };
+    pub fn build<Tz: TimeZone>(
+        costs: &SlotCosts,
+        tz: &Tz,
+        today_start_ns: i64,
+        now_ns: i64,
+        history_start_slot: Option<i64>,
+    ) -> ActivityProfile {
+        let mut p = ActivityProfile {
+            by_weekday_hour: [[Tally::default(); 24]; 7],
+            by_hour: [Tally::default(); 24],
+            fallback: 0.0,
+        };
         let today_slot = today_start_ns.div_euclid(SLOT_NS);
         let Some(first) = history_start_slot else { return p };
         let lo = (today_start_ns - PROFILE_DAYS * DAY_NS).div_euclid(SLOT_NS).max(first);
@@ -102,7 +112,10 @@ impl ActivityProfile {
 
     /// Probability that a slot at this local weekday (Monday = 0) and hour is active.
     pub fn p(&self, weekday: usize, hour: usize) -> f64 {
-        let (Some(day), Some(&all)) = (self.by_weekday_hour.get(weekday), self.by_hour.get(hour)) else { return 0.0 };
+        let (Some(day), Some(&all)) = (self.by_weekday_hour.get(weekday), self.by_hour.get(hour))
+        else {
+            return 0.0;
+        };
         let Some(&wd) = day.get(hour) else { return 0.0 };
         if all.observed == 0 {
             return self.fallback;
@@ -118,7 +131,13 @@ impl ActivityProfile {
 pub fn burn_rate(costs: &SlotCosts, now_ns: i64) -> f64 {
     let now_slot = now_ns.div_euclid(SLOT_NS);
     let lo = (now_ns - RATE_WINDOW_DAYS * DAY_NS).div_euclid(SLOT_NS);
-    let recent: Vec<f64> = costs.range(lo..now_slot).rev().map(|(_, &c)| c).filter(|&c| c > 0.0).take(RATE_SLOTS).collect();
+    let recent: Vec<f64> = costs
+        .range(lo..now_slot)
+        .rev()
+        .map(|(_, &c)| c)
+        .filter(|&c| c > 0.0)
+        .take(RATE_SLOTS)
+        .collect();
     if recent.is_empty() {
         return costs.get(&now_slot).copied().filter(|&c| c > 0.0).unwrap_or(0.0);
     }
@@ -138,12 +157,21 @@ pub struct Projection {
 }
 
 /// Projects `spent` from `now_ns` to `period_end_ns`.
-pub fn project<Tz: TimeZone>(profile: &ActivityProfile, rate: f64, tz: &Tz, now_ns: i64, period_end_ns: i64, spent: f64, limit: f64) -> Projection {
+pub fn project<Tz: TimeZone>(
+    profile: &ActivityProfile,
+    rate: f64,
+    tz: &Tz,
+    now_ns: i64,
+    period_end_ns: i64,
+    spent: f64,
+    limit: f64,
+) -> Projection {
     let mut acc = spent;
     let mut expected = 0.0;
     let mut reach = None;
     let first = now_ns.div_euclid(SLOT_NS);
-    let last = period_end_ns.div_euclid(SLOT_NS) + i64::from(period_end_ns.rem_euclid(SLOT_NS) != 0);
+    let last =
+        period_end_ns.div_euclid(SLOT_NS) + i64::from(period_end_ns.rem_euclid(SLOT_NS) != 0);
     for slot in first..last {
         let lo = (slot * SLOT_NS).max(now_ns);
         let hi = ((slot + 1) * SLOT_NS).min(period_end_ns);
@@ -160,7 +188,12 @@ pub fn project<Tz: TimeZone>(profile: &ActivityProfile, rate: f64, tz: &Tz, now_
         acc += add;
         expected += weight;
     }
-    Projection { forecast_usd: acc, reach_limit_at_ns: reach, rate_usd_per_active_slot: rate, active_slots_left: expected }
+    Projection {
+        forecast_usd: acc,
+        reach_limit_at_ns: reach,
+        rate_usd_per_active_slot: rate,
+        active_slots_left: expected,
+    }
 }
 
 #[cfg(test)]
@@ -175,14 +208,23 @@ mod tests {
     }
 
     fn at(tz: &impl TimeZone, day: u32, h: u32, m: u32) -> i64 {
-        tz.from_local_datetime(&NaiveDate::from_ymd_opt(2026, 11, day).and_then(|d| d.and_hms_opt(h, m, 0)).expect("date"))
-            .single()
-            .and_then(|t| t.timestamp_nanos_opt())
-            .expect("time")
+        tz.from_local_datetime(
+            &NaiveDate::from_ymd_opt(2026, 11, day)
+                .and_then(|d| d.and_hms_opt(h, m, 0))
+                .expect("date"),
+        )
+        .single()
+        .and_then(|t| t.timestamp_nanos_opt())
+        .expect("time")
     }
 
     /// Spend `C` in every slot from 09:00 to 17:00 on `days`, and today from 09:00 until `until`.
-    fn office_hours<Tz: TimeZone>(tz: &Tz, days: std::ops::Range<u32>, today: u32, until: (u32, u32)) -> SlotCosts {
+    fn office_hours<Tz: TimeZone>(
+        tz: &Tz,
+        days: std::ops::Range<u32>,
+        today: u32,
+        until: (u32, u32),
+    ) -> SlotCosts {
         let mut costs = SlotCosts::new();
         for day in days {
             for slot in at(tz, day, 9, 0) / SLOT_NS..at(tz, day, 17, 0) / SLOT_NS {
@@ -195,7 +237,13 @@ mod tests {
         costs
     }
 
-    fn run(tz: &impl TimeZone, costs: &SlotCosts, today: u32, now: i64, limit: f64) -> (f64, Projection) {
+    fn run(
+        tz: &impl TimeZone,
+        costs: &SlotCosts,
+        today: u32,
+        now: i64,
+        limit: f64,
+    ) -> (f64, Projection) {
         let today_start = at(tz, today, 0, 0);
         let history = costs.keys().next().copied();
         let profile = ActivityProfile::build(costs, tz, today_start, now, history);
@@ -228,7 +276,10 @@ mod tests {
         assert!((p.forecast_usd - 32.0 * C).abs() < 1e-9, "{p:?}");
         // The morning's pace (4 slots an hour) over the 14 wall-clock hours left would say $15.
         let wall_clock = spent + 4.0 * C * 14.0;
-        assert!(p.forecast_usd < wall_clock * 0.6, "a wall-clock extrapolation would say {wall_clock}");
+        assert!(
+            p.forecast_usd < wall_clock * 0.6,
+            "a wall-clock extrapolation would say {wall_clock}"
+        );
         // $7 = 28 slots of $0.25: reached at the end of the 24th slot after 10:00, i.e. 16:00.
         assert_eq!(p.reach_limit_at_ns, Some(at(&tz, 20, 16, 0)));
     }
@@ -243,7 +294,10 @@ mod tests {
         let saturday = NaiveDate::from_ymd_opt(2026, 11, 21).expect("date");
         while day < saturday {
             if day.weekday().num_days_from_monday() < 5 {
-                let nine = tz.from_local_datetime(&day.and_hms_opt(9, 0, 0).expect("t")).single().expect("t");
+                let nine = tz
+                    .from_local_datetime(&day.and_hms_opt(9, 0, 0).expect("t"))
+                    .single()
+                    .expect("t");
                 let s = nine.timestamp_nanos_opt().expect("ns") / SLOT_NS;
                 for slot in s..s + 32 {
                     costs.insert(slot, C);
@@ -252,13 +306,22 @@ mod tests {
             day += Duration::days(1);
         }
         let now = at(&tz, 21, 9, 0);
-        let profile = ActivityProfile::build(&costs, &tz, at(&tz, 21, 0, 0), now, costs.keys().next().copied());
+        let profile = ActivityProfile::build(
+            &costs,
+            &tz,
+            at(&tz, 21, 0, 0),
+            now,
+            costs.keys().next().copied(),
+        );
         let rate = burn_rate(&costs, now);
         let weekend = project(&profile, rate, &tz, now, at(&tz, 23, 0, 0), 0.0, 1000.0);
         // A calendar average (five office days spread over seven) would expect 2 × 5/7 of a
         // working day; the profile expects a small fraction of one.
         let calendar = 2.0 * 5.0 / 7.0 * 32.0 * C;
-        assert!(weekend.forecast_usd < 0.25 * 32.0 * C && weekend.forecast_usd < calendar * 0.2, "{weekend:?}");
+        assert!(
+            weekend.forecast_usd < 0.25 * 32.0 * C && weekend.forecast_usd < calendar * 0.2,
+            "{weekend:?}"
+        );
         let week = project(&profile, rate, &tz, at(&tz, 23, 0, 0), at(&tz, 30, 0, 0), 0.0, 1000.0);
         assert!((week.forecast_usd - 5.0 * 32.0 * C).abs() < 5.0 * 32.0 * C * 0.1, "{week:?}");
     }
@@ -266,38 +329,82 @@ mod tests {
     #[test]
     fn no_history_means_no_extrapolation_beyond_today_so_far() {
         let tz = tz();
-        let p = ActivityProfile::build(&SlotCosts::new(), &tz, at(&tz, 20, 0, 0), at(&tz, 20, 12, 0), None);
-        let proj = project(&p, burn_rate(&SlotCosts::new(), at(&tz, 20, 12, 0)), &tz, at(&tz, 20, 12, 0), at(&tz, 21, 0, 0), 0.0, 1.0);
+        let p = ActivityProfile::build(
+            &SlotCosts::new(),
+            &tz,
+            at(&tz, 20, 0, 0),
+            at(&tz, 20, 12, 0),
+            None,
+        );
+        let proj = project(
+            &p,
+            burn_rate(&SlotCosts::new(), at(&tz, 20, 12, 0)),
+            &tz,
+            at(&tz, 20, 12, 0),
+            at(&tz, 21, 0, 0),
+            0.0,
+            1.0,
+        );
         assert_eq!(proj.forecast_usd, 0.0);
         // First day: busy 09:00–10:00 out of the 40 slots since midnight.
         let costs = office_hours(&tz, 0..0, 20, (10, 0));
         let (spent, proj) = run(&tz, &costs, 20, at(&tz, 20, 10, 0), 100.0);
-        assert!(proj.forecast_usd > spent && proj.forecast_usd < spent + 56.0 * C * 0.2, "{proj:?}");
+        assert!(
+            proj.forecast_usd > spent && proj.forecast_usd < spent + 56.0 * C * 0.2,
+            "{proj:?}"
+        );
     }
 
     #[test]
     fn a_23_hour_day_has_92_slots_left_at_midnight() {
         // America/New_York springs forward on 8 March 2026: 00:00 → 24:00 is 23 hours.
         let ny = chrono_tz::America::New_York;
-        let midnight = ny.with_ymd_and_hms(2026, 3, 8, 0, 0, 0).single().expect("t").timestamp_nanos_opt().expect("ns");
-        let next = ny.with_ymd_and_hms(2026, 3, 9, 0, 0, 0).single().expect("t").timestamp_nanos_opt().expect("ns");
+        let midnight = ny
+            .with_ymd_and_hms(2026, 3, 8, 0, 0, 0)
+            .single()
+            .expect("t")
+            .timestamp_nanos_opt()
+            .expect("ns");
+        let next = ny
+            .with_ymd_and_hms(2026, 3, 9, 0, 0, 0)
+            .single()
+            .expect("t")
+            .timestamp_nanos_opt()
+            .expect("ns");
         // Always busy before: every slot is expected to be active.
         let mut costs = SlotCosts::new();
         for slot in (midnight - 7 * DAY_NS) / SLOT_NS..midnight / SLOT_NS {
             costs.insert(slot, 1.0);
         }
-        let profile = ActivityProfile::build(&costs, &ny, midnight, midnight, costs.keys().next().copied());
+        let profile =
+            ActivityProfile::build(&costs, &ny, midnight, midnight, costs.keys().next().copied());
         let p = project(&profile, 1.0, &ny, midnight, next, 0.0, 1e9);
         assert!((p.active_slots_left - 92.0).abs() < 1e-9, "{p:?}");
         // Berlin falls back on 25 October 2026: a 25-hour day.
         let berlin = chrono_tz::Europe::Berlin;
-        let midnight = berlin.with_ymd_and_hms(2026, 10, 25, 0, 0, 0).single().expect("t").timestamp_nanos_opt().expect("ns");
-        let next = berlin.with_ymd_and_hms(2026, 10, 26, 0, 0, 0).single().expect("t").timestamp_nanos_opt().expect("ns");
+        let midnight = berlin
+            .with_ymd_and_hms(2026, 10, 25, 0, 0, 0)
+            .single()
+            .expect("t")
+            .timestamp_nanos_opt()
+            .expect("ns");
+        let next = berlin
+            .with_ymd_and_hms(2026, 10, 26, 0, 0, 0)
+            .single()
+            .expect("t")
+            .timestamp_nanos_opt()
+            .expect("ns");
         let mut costs = SlotCosts::new();
         for slot in (midnight - 7 * DAY_NS) / SLOT_NS..midnight / SLOT_NS {
             costs.insert(slot, 1.0);
         }
-        let profile = ActivityProfile::build(&costs, &berlin, midnight, midnight, costs.keys().next().copied());
+        let profile = ActivityProfile::build(
+            &costs,
+            &berlin,
+            midnight,
+            midnight,
+            costs.keys().next().copied(),
+        );
         let p = project(&profile, 1.0, &berlin, midnight, next, 0.0, 1e9);
         assert!((p.active_slots_left - 100.0).abs() < 1e-9, "{p:?}");
     }

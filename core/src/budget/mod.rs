@@ -79,7 +79,8 @@ pub enum BudgetPeriod {
 }
 
 impl BudgetPeriod {
-    pub const ALL: [BudgetPeriod; 3] = [BudgetPeriod::Daily, BudgetPeriod::Weekly, BudgetPeriod::Monthly];
+    pub const ALL: [BudgetPeriod; 3] =
+        [BudgetPeriod::Daily, BudgetPeriod::Weekly, BudgetPeriod::Monthly];
 
     /// `daily`, `weekly`, `monthly`: the config key and the CLI word.
     pub fn name(self) -> &'static str {
@@ -122,7 +123,9 @@ impl std::str::FromStr for BudgetPeriod {
             "daily" | "day" | "today" => BudgetPeriod::Daily,
             "weekly" | "week" => BudgetPeriod::Weekly,
             "monthly" | "month" => BudgetPeriod::Monthly,
-            other => return Err(format!("unknown budget period '{other}' (daily, weekly, monthly)")),
+            other => {
+                return Err(format!("unknown budget period '{other}' (daily, weekly, monthly)"))
+            }
         })
     }
 }
@@ -146,32 +149,54 @@ pub struct Budget {
 
 impl Budget {
     fn new(period: BudgetPeriod, model: Option<&str>, limit: &BudgetLimit) -> Budget {
-        Budget { period, model: model.map(str::to_string), limit_usd: limit.limit_usd, thresholds: limit.thresholds.clone() }
+        Budget {
+            period,
+            model: model.map(str::to_string),
+            limit_usd: limit.limit_usd,
+            thresholds: limit.thresholds.clone(),
+        }
     }
 
     /// Identifies the budget in the fired-alert state. The limit is part of it: raising or
     /// lowering a limit makes a new budget whose thresholds are armed again.
     pub fn key(&self) -> String {
-        format!("{}:{}:{}", self.period.name(), self.model.as_deref().unwrap_or("*"), self.limit_usd)
+        format!(
+            "{}:{}:{}",
+            self.period.name(),
+            self.model.as_deref().unwrap_or("*"),
+            self.limit_usd
+        )
     }
 
     /// The highest threshold `spent` has reached (reaching counts: $16 of $20 is 80%).
     pub fn highest_crossed(&self, spent: f64) -> Option<u32> {
         // Compared as spent × 100 ≥ limit × t: no division, so 16 of 20 is exactly 80.
-        self.thresholds.iter().copied().filter(|&t| spent * 100.0 >= self.limit_usd * f64::from(t)).max()
+        self.thresholds
+            .iter()
+            .copied()
+            .filter(|&t| spent * 100.0 >= self.limit_usd * f64::from(t))
+            .max()
     }
 }
 
 /// Every budget of the config: daily, weekly, monthly for all models, then per model.
 pub fn budgets(config: &BudgetsConfig) -> Vec<Budget> {
     let mut out = Vec::new();
-    for (period, limit) in [(BudgetPeriod::Daily, &config.daily), (BudgetPeriod::Weekly, &config.weekly), (BudgetPeriod::Monthly, &config.monthly)] {
+    for (period, limit) in [
+        (BudgetPeriod::Daily, &config.daily),
+        (BudgetPeriod::Weekly, &config.weekly),
+        (BudgetPeriod::Monthly, &config.monthly),
+    ] {
         if let Some(limit) = limit {
             out.push(Budget::new(period, None, limit));
         }
     }
     for (model, m) in &config.models {
-        for (period, limit) in [(BudgetPeriod::Daily, &m.daily), (BudgetPeriod::Weekly, &m.weekly), (BudgetPeriod::Monthly, &m.monthly)] {
+        for (period, limit) in [
+            (BudgetPeriod::Daily, &m.daily),
+            (BudgetPeriod::Weekly, &m.weekly),
+            (BudgetPeriod::Monthly, &m.monthly),
+        ] {
             if let Some(limit) = limit {
                 out.push(Budget::new(period, Some(model), limit));
             }
@@ -258,7 +283,11 @@ impl BudgetStatus {
 }
 
 /// The figures of every budget in `budgets` at `now` (periods in `now`'s time zone).
-pub fn status<Tz>(reader: &Reader, budgets: &BudgetsConfig, now: &DateTime<Tz>) -> Result<BudgetStatus, BudgetError>
+pub fn status<Tz>(
+    reader: &Reader,
+    budgets: &BudgetsConfig,
+    now: &DateTime<Tz>,
+) -> Result<BudgetStatus, BudgetError>
 where
     Tz: TimeZone,
     Tz::Offset: Display,
@@ -268,7 +297,11 @@ where
     let states = compute(conn, &list, budgets.week_start.0, now)?;
     let now_ns = now.timestamp_nanos_opt().unwrap_or(i64::MAX);
     let paused_until_ns = state::read_paused_until(conn)?.filter(|&until| until > now_ns);
-    Ok(BudgetStatus { budgets: states, paused_until: paused_until_ns.map(|ns| rfc3339(&now.timezone(), ns)), paused_until_ns })
+    Ok(BudgetStatus {
+        budgets: states,
+        paused_until: paused_until_ns.map(|ns| rfc3339(&now.timezone(), ns)),
+        paused_until_ns,
+    })
 }
 
 pub(crate) fn rfc3339<Tz: TimeZone>(tz: &Tz, ns: i64) -> String
@@ -283,14 +316,20 @@ fn round_to(v: f64, step: f64) -> f64 {
 }
 
 /// Spend per (slot, model) of `claude_code.cost.usage` in `[lo, hi)` slots.
-fn cost_rows(conn: &Connection, lo_slot: i64, hi_slot: i64) -> Result<Vec<(i64, String, f64)>, BudgetError> {
+fn cost_rows(
+    conn: &Connection,
+    lo_slot: i64,
+    hi_slot: i64,
+) -> Result<Vec<(i64, String, f64)>, BudgetError> {
     let mut stmt = conn.prepare_cached(
         "SELECT u.slot, COALESCE(s.model, ''), SUM(u.value)
          FROM usage u JOIN series s ON s.id = u.series_id
          WHERE s.metric = ?3 AND u.slot >= ?1 AND u.slot < ?2
          GROUP BY u.slot, s.model",
     )?;
-    let rows = stmt.query_map(params![lo_slot, hi_slot, names::COST], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let rows = stmt.query_map(params![lo_slot, hi_slot, names::COST], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
@@ -300,7 +339,12 @@ fn ceil_slot(ns: i64) -> i64 {
 
 /// Spend, percent and forecast of each budget at `now`, from one query over the union of their
 /// periods and the forecast's history window.
-pub(crate) fn compute<Tz>(conn: &Connection, list: &[Budget], week_start: Weekday, now: &DateTime<Tz>) -> Result<Vec<BudgetState>, BudgetError>
+pub(crate) fn compute<Tz>(
+    conn: &Connection,
+    list: &[Budget],
+    week_start: Weekday,
+    now: &DateTime<Tz>,
+) -> Result<Vec<BudgetState>, BudgetError>
 where
     Tz: TimeZone,
     Tz::Offset: Display,
@@ -309,7 +353,9 @@ where
         return Ok(Vec::new());
     }
     let tz = now.timezone();
-    let now_ns = now.timestamp_nanos_opt().ok_or_else(|| BudgetError::Invalid("the clock is out of range".into()))?;
+    let now_ns = now
+        .timestamp_nanos_opt()
+        .ok_or_else(|| BudgetError::Invalid("the clock is out of range".into()))?;
     let today = now.date_naive();
     let today_start_ns = local_midnight_ns(&tz, today);
     let profile_start_ns = local_midnight_ns(&tz, today - Duration::days(forecast::PROFILE_DAYS));
@@ -317,7 +363,8 @@ where
     let lo_ns = ranges.iter().map(|r| r.0).min().unwrap_or(today_start_ns).min(profile_start_ns);
     let hi_ns = ranges.iter().map(|r| r.1).max().unwrap_or(now_ns).max(now_ns);
 
-    let history_start: Option<i64> = conn.query_row("SELECT MIN(slot) FROM usage", [], |r| r.get(0)).optional()?.flatten();
+    let history_start: Option<i64> =
+        conn.query_row("SELECT MIN(slot) FROM usage", [], |r| r.get(0)).optional()?.flatten();
     let mut per_model: HashMap<String, SlotCosts> = HashMap::new();
     let mut all = SlotCosts::new();
     for (slot, model, cost) in cost_rows(conn, lo_ns.div_euclid(SLOT_NS), ceil_slot(hi_ns))? {
@@ -335,11 +382,26 @@ where
             Some(m) => per_model.get(m).unwrap_or(&empty),
         };
         // `+ 0.0`: an empty float sum is -0.0, which would print as "$-0.00".
-        let spent: f64 = costs.range(start_ns.div_euclid(SLOT_NS)..ceil_slot(end_ns)).map(|(_, c)| c).sum::<f64>() + 0.0;
+        let spent: f64 = costs
+            .range(start_ns.div_euclid(SLOT_NS)..ceil_slot(end_ns))
+            .map(|(_, c)| c)
+            .sum::<f64>()
+            + 0.0;
         let (profile, rate) = profiles.entry(budget.model.as_deref()).or_insert_with(|| {
-            (ActivityProfile::build(costs, &tz, today_start_ns, now_ns, history_start), forecast::burn_rate(costs, now_ns))
+            (
+                ActivityProfile::build(costs, &tz, today_start_ns, now_ns, history_start),
+                forecast::burn_rate(costs, now_ns),
+            )
         });
-        let projection = forecast::project(profile, *rate, &tz, now_ns.max(start_ns), end_ns, spent, budget.limit_usd);
+        let projection = forecast::project(
+            profile,
+            *rate,
+            &tz,
+            now_ns.max(start_ns),
+            end_ns,
+            spent,
+            budget.limit_usd,
+        );
         out.push(BudgetState {
             period: budget.period,
             model: budget.model.clone(),

@@ -52,18 +52,22 @@ impl BudgetsSource {
                 match Config::from_file(path) {
                     Ok(config) => {
                         if config.budgets != cache.1 {
-                            tracing::info!(budgets = super::budgets(&config.budgets).len(), "budgets reloaded from the config file");
+                            tracing::info!(
+                                budgets = super::budgets(&config.budgets).len(),
+                                "budgets reloaded from the config file"
+                            );
                         }
                         cache.1 = config.budgets;
                     }
-                    Err(e) => tracing::warn!(error = %e, "config file changed but cannot be read; keeping the budgets in effect"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "config file changed but cannot be read; keeping the budgets in effect")
+                    }
                 }
             }
         }
         cache.1.clone()
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -83,7 +87,11 @@ mod tests {
         // A broken edit keeps the last good budgets.
         std::fs::write(&path, "[budgets\ndaily = ").expect("write");
         let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
-        std::fs::File::options().write(true).open(&path).and_then(|f| f.set_modified(later)).expect("touch");
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(later))
+            .expect("touch");
         assert_eq!(source.current().daily.map(|d| d.limit_usd), Some(20.0));
     }
 }

@@ -24,7 +24,9 @@ pub struct AlertState {
 }
 
 pub(crate) fn read_paused_until(conn: &Connection) -> Result<Option<i64>, BudgetError> {
-    let v: Option<String> = conn.query_row("SELECT value FROM settings WHERE key = ?1", [PAUSED_UNTIL], |r| r.get(0)).optional()?;
+    let v: Option<String> = conn
+        .query_row("SELECT value FROM settings WHERE key = ?1", [PAUSED_UNTIL], |r| r.get(0))
+        .optional()?;
     Ok(v.and_then(|v| v.parse().ok()))
 }
 
@@ -38,8 +40,10 @@ impl AlertState {
 
     /// Opens the database of a data directory, creating the directory on a first run.
     pub fn open_dir(data_dir: &Path) -> Result<AlertState, BudgetError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| store::StoreError::DataDir { path: data_dir.to_path_buf(), reason: e.to_string() })?;
+        std::fs::create_dir_all(data_dir).map_err(|e| store::StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         AlertState::open(&data_dir.join(DB_FILE))
     }
 
@@ -83,7 +87,15 @@ impl AlertState {
     /// Records `crossed` thresholds as fired and tells whether `highest` was claimed by this
     /// call, i.e. whether the caller is the one to notify it. Lower thresholds crossed together
     /// with it, and everything claimed while `paused`, are stored as silent.
-    pub(crate) fn claim(&mut self, budget_key: &str, period_start_ns: i64, crossed: &[u32], highest: u32, now_ns: i64, paused: bool) -> Result<bool, BudgetError> {
+    pub(crate) fn claim(
+        &mut self,
+        budget_key: &str,
+        period_start_ns: i64,
+        crossed: &[u32],
+        highest: u32,
+        now_ns: i64,
+        paused: bool,
+    ) -> Result<bool, BudgetError> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut claimed = false;
         {
@@ -92,13 +104,22 @@ impl AlertState {
             )?;
             for &t in crossed {
                 let silent = paused || t != highest;
-                let n = insert.execute(params![budget_key, period_start_ns, i64::from(t), now_ns, silent])?;
+                let n = insert.execute(params![
+                    budget_key,
+                    period_start_ns,
+                    i64::from(t),
+                    now_ns,
+                    silent
+                ])?;
                 if t == highest && n == 1 {
                     claimed = true;
                 }
             }
         }
-        tx.execute("DELETE FROM alerts_fired WHERE period_start_ns < ?1", [now_ns.saturating_sub(KEEP_NS)])?;
+        tx.execute(
+            "DELETE FROM alerts_fired WHERE period_start_ns < ?1",
+            [now_ns.saturating_sub(KEEP_NS)],
+        )?;
         tx.commit()?;
         Ok(claimed)
     }

@@ -16,7 +16,10 @@ struct Recorder(Arc<Mutex<Vec<Alert>>>);
 
 impl Notifier for Recorder {
     fn notify(&self, alert: &Alert) -> Result<(), NotifyError> {
-        self.0.lock().map_err(|_| NotifyError::Failed { channel: "test", reason: "poisoned".into() })?.push(alert.clone());
+        self.0
+            .lock()
+            .map_err(|_| NotifyError::Failed { channel: "test", reason: "poisoned".into() })?
+            .push(alert.clone());
         Ok(())
     }
 }
@@ -89,7 +92,15 @@ where
         let mut changes = self.store.subscribe();
         self.session += 1;
         let t = self.clock.now().timestamp_nanos_opt().expect("ns") as u64;
-        let req = testkit::metrics_request(testkit::usage_metrics(&format!("s{}", self.session), "u", model, cost(usd), t - 1_000_000_000, t, false));
+        let req = testkit::metrics_request(testkit::usage_metrics(
+            &format!("s{}", self.session),
+            "u",
+            model,
+            cost(usd),
+            t - 1_000_000_000,
+            t,
+            false,
+        ));
         self.store.ingest(ingest::metrics::normalize(req, t as i64)).await.expect("ingest");
         let change = changes.recv().await.expect("change");
         self.handle.wait_evaluated(change.at_ns).await.expect("evaluated");
@@ -110,7 +121,10 @@ async fn thresholds_fire_once_each_and_together_only_the_highest() {
     rig.spend(testkit::MODEL, 1.5).await; // 52.5%
     assert_eq!(
         rig.recorder.take(),
-        vec![("Daily budget: 50% reached".to_string(), "50% of your $20 daily Claude Code budget ($10.50).".to_string())]
+        vec![(
+            "Daily budget: 50% reached".to_string(),
+            "50% of your $20 daily Claude Code budget ($10.50).".to_string()
+        )]
     );
     rig.spend(testkit::MODEL, 0.5).await; // 55%: nothing new
     rig.spend(testkit::MODEL, 10.0).await; // 105%: 80 and 100 at once → one alert, for 100
@@ -118,7 +132,10 @@ async fn thresholds_fire_once_each_and_together_only_the_highest() {
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].0, "Daily budget: 100% reached");
     assert!(got[0].1.starts_with("100% of your $20 daily Claude Code budget ($21.00)."), "{got:?}");
-    let fired = AlertState::open(rig.store.path()).expect("state").fired("daily:*:20", now.timestamp_nanos_opt().expect("ns") - 9 * 3_600_000_000_000).expect("fired");
+    let fired = AlertState::open(rig.store.path())
+        .expect("state")
+        .fired("daily:*:20", now.timestamp_nanos_opt().expect("ns") - 9 * 3_600_000_000_000)
+        .expect("fired");
     assert_eq!(fired, vec![50, 80, 100]);
     rig.spend(testkit::MODEL, 1.0).await;
     assert_eq!(rig.recorder.take(), vec![]);
@@ -151,7 +168,11 @@ async fn restart_does_not_repeat_and_the_next_day_rearms() {
     // A changed limit is a new budget: its thresholds are armed.
     rig.restart(daily(18.0)).await;
     let got = rig.recorder.take();
-    assert_eq!(got.iter().map(|g| g.0.as_str()).collect::<Vec<_>>(), vec!["Daily budget: 80% reached"], "{got:?}");
+    assert_eq!(
+        got.iter().map(|g| g.0.as_str()).collect::<Vec<_>>(),
+        vec!["Daily budget: 80% reached"],
+        "{got:?}"
+    );
 }
 
 #[tokio::test]
@@ -166,7 +187,10 @@ async fn paused_alerts_are_marked_silently_and_resume_for_new_thresholds() {
     rig.spend(testkit::MODEL, 6.0).await;
     assert_eq!(rig.recorder.take(), vec![]);
     let status = rig.handle.evaluate_now().await.expect("status");
-    assert!(status.paused_until.as_deref().is_some_and(|p| p.starts_with("2026-11-25T00:00:00")), "{status:?}");
+    assert!(
+        status.paused_until.as_deref().is_some_and(|p| p.starts_with("2026-11-25T00:00:00")),
+        "{status:?}"
+    );
     state.pause_until(None).expect("resume");
     rig.spend(testkit::MODEL, 0.5).await;
     assert_eq!(rig.recorder.take(), vec![], "thresholds crossed while paused stay silent");
@@ -184,18 +208,38 @@ async fn daily_monthly_and_per_model_budgets() {
     let tz = berlin_like();
     let now = tz.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).single().expect("t");
     let mut models = std::collections::BTreeMap::new();
-    models.insert("claude-opus-5-5".to_string(), ModelBudgets { daily: Some(limit(10.0)), ..ModelBudgets::default() });
-    let budgets = BudgetsConfig { daily: Some(limit(20.0)), monthly: Some(limit(30.0)), models, ..BudgetsConfig::default() };
+    models.insert(
+        "claude-opus-5-5".to_string(),
+        ModelBudgets { daily: Some(limit(10.0)), ..ModelBudgets::default() },
+    );
+    let budgets = BudgetsConfig {
+        daily: Some(limit(20.0)),
+        monthly: Some(limit(30.0)),
+        models,
+        ..BudgetsConfig::default()
+    };
     let mut rig = Rig::new(tz, now, budgets);
     rig.spend("claude-sonnet-5", 12.0).await; // daily 60%, monthly 40%, opus 0
-    assert_eq!(rig.recorder.take().into_iter().map(|a| a.0).collect::<Vec<_>>(), vec!["Daily budget: 50% reached"]);
+    assert_eq!(
+        rig.recorder.take().into_iter().map(|a| a.0).collect::<Vec<_>>(),
+        vec!["Daily budget: 50% reached"]
+    );
     rig.spend("claude-opus-5-5", 5.0).await; // daily 85%, monthly 56.7%, opus 50%
     assert_eq!(
         rig.recorder.take(),
         vec![
-            ("Daily budget: 80% reached".into(), "80% of your $20 daily Claude Code budget ($17.00).".into()),
-            ("Monthly budget: 50% reached".into(), "50% of your $30 monthly Claude Code budget ($17.00).".into()),
-            ("Daily claude-opus-5-5 budget: 50% reached".into(), "50% of your $10 daily Claude Code budget for claude-opus-5-5 ($5.00).".into()),
+            (
+                "Daily budget: 80% reached".into(),
+                "80% of your $20 daily Claude Code budget ($17.00).".into()
+            ),
+            (
+                "Monthly budget: 50% reached".into(),
+                "50% of your $30 monthly Claude Code budget ($17.00).".into()
+            ),
+            (
+                "Daily claude-opus-5-5 budget: 50% reached".into(),
+                "50% of your $10 daily Claude Code budget for claude-opus-5-5 ($5.00).".into()
+            ),
         ]
     );
 }
@@ -206,7 +250,8 @@ async fn the_notification_says_when_the_pace_reaches_the_limit() {
     // at 15:00, $12 spent, $16 at 17:00 → 80% of $20 at 15:00, and $20 would need more active
     // hours than the day has.
     let tz = berlin_like();
-    let day = |d: u32, h: u32, m: u32| tz.with_ymd_and_hms(2026, 11, d, h, m, 0).single().expect("t");
+    let day =
+        |d: u32, h: u32, m: u32| tz.with_ymd_and_hms(2026, 11, d, h, m, 0).single().expect("t");
     let mut rig = Rig::new(tz, day(20, 8, 0), daily(40.0));
     for d in 20..24 {
         let until = if d == 23 { day(d, 15, 0) } else { day(d, 17, 0) };
@@ -240,7 +285,10 @@ async fn periods_follow_dst_in_new_york_and_berlin() {
     // New York springs forward on Sunday 8 March 2026 (23-hour day), Berlin falls back on
     // Sunday 25 October 2026 (25-hour day). Spending before and after the jump is one period;
     // the next day is a new one.
-    for (tz, date, hours) in [(chrono_tz::America::New_York, (2026, 3, 8), 23), (chrono_tz::Europe::Berlin, (2026, 10, 25), 25)] {
+    for (tz, date, hours) in [
+        (chrono_tz::America::New_York, (2026, 3, 8), 23),
+        (chrono_tz::Europe::Berlin, (2026, 10, 25), 25),
+    ] {
         let (y, m, d) = date;
         let start = tz.with_ymd_and_hms(y, m, d, 0, 0, 0).single().expect("midnight");
         let (lo, hi) = BudgetPeriod::Daily.range_at(&start, Weekday::Mon);
@@ -252,9 +300,20 @@ async fn periods_follow_dst_in_new_york_and_berlin() {
         rig.clock.set(&(start + Duration::hours(hours - 1)));
         rig.spend(testkit::MODEL, 4.0).await; // 23:xx local, still the same day
         let got: Vec<String> = rig.recorder.take().into_iter().map(|a| a.0).collect();
-        assert_eq!(got, vec!["Daily budget: 50% reached", "Daily budget: 80% reached", "Daily budget: 100% reached"], "{tz}");
+        assert_eq!(
+            got,
+            vec![
+                "Daily budget: 50% reached",
+                "Daily budget: 80% reached",
+                "Daily budget: 100% reached"
+            ],
+            "{tz}"
+        );
         let status = rig.handle.evaluate_now().await.expect("status");
-        assert_eq!(status.budgets[0].period_start, start.to_rfc3339_opts(chrono::SecondsFormat::Secs, false));
+        assert_eq!(
+            status.budgets[0].period_start,
+            start.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        );
         rig.clock.set(&(start + Duration::hours(hours) + Duration::minutes(1)));
         let next = rig.handle.evaluate_now().await.expect("status");
         assert_eq!(next.budgets[0].spent_usd, 0.0, "{tz}: a new day");
@@ -276,7 +335,10 @@ async fn periods_follow_dst_in_new_york_and_berlin() {
 fn pause_helpers_are_local_and_dst_aware() {
     let ny = chrono_tz::America::New_York;
     let evening = ny.with_ymd_and_hms(2026, 3, 7, 22, 0, 0).single().expect("t");
-    assert_eq!(tomorrow_start(&evening), ny.with_ymd_and_hms(2026, 3, 8, 0, 0, 0).single().expect("t").with_timezone(&Utc));
+    assert_eq!(
+        tomorrow_start(&evening),
+        ny.with_ymd_and_hms(2026, 3, 8, 0, 0, 0).single().expect("t").with_timezone(&Utc)
+    );
     // 02:30 does not exist on 8 March in New York: the pause ends when the clock reaches 03:00.
     let t = next_local_time(&evening, NaiveTime::from_hms_opt(2, 30, 0).expect("t"));
     assert_eq!(t.with_timezone(&ny).to_rfc3339(), "2026-03-08T03:00:00-04:00");
@@ -290,7 +352,11 @@ fn status_json_has_the_documented_shape() {
     let reader = crate::store::Reader::open(dir.path()).expect("reader");
     let tz = berlin_like();
     let now = tz.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).single().expect("t");
-    let budgets = BudgetsConfig { week_start: WeekStart(Weekday::Sun), weekly: Some(limit(50.0)), ..BudgetsConfig::default() };
+    let budgets = BudgetsConfig {
+        week_start: WeekStart(Weekday::Sun),
+        weekly: Some(limit(50.0)),
+        ..BudgetsConfig::default()
+    };
     let s = status(&reader, &budgets, &now).expect("status");
     let json = serde_json::to_value(&s).expect("json");
     assert_eq!(

@@ -124,9 +124,12 @@ impl BudgetLimit {
         if !limit_usd.is_finite() || limit_usd <= 0.0 {
             return Err(format!("a budget must be a positive amount of USD, not {limit_usd}"));
         }
-        let mut t: Vec<u32> = if thresholds.is_empty() { DEFAULT_THRESHOLDS.to_vec() } else { thresholds.to_vec() };
+        let mut t: Vec<u32> =
+            if thresholds.is_empty() { DEFAULT_THRESHOLDS.to_vec() } else { thresholds.to_vec() };
         if let Some(bad) = t.iter().find(|&&p| p == 0 || p > MAX_THRESHOLD) {
-            return Err(format!("threshold {bad}% is out of range (1 to {MAX_THRESHOLD} percent of the limit)"));
+            return Err(format!(
+                "threshold {bad}% is out of range (1 to {MAX_THRESHOLD} percent of the limit)"
+            ));
         }
         t.sort_unstable();
         t.dedup();
@@ -149,7 +152,9 @@ impl<'de> Deserialize<'de> for BudgetLimit {
         impl<'de> serde::de::Visitor<'de> for Visitor {
             type Value = BudgetLimit;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an amount in USD or a table { limit_usd = 20, thresholds = [50, 80, 100] }")
+                f.write_str(
+                    "an amount in USD or a table { limit_usd = 20, thresholds = [50, 80, 100] }",
+                )
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<BudgetLimit, E> {
                 BudgetLimit::new(v, &[]).map_err(E::custom)
@@ -160,7 +165,10 @@ impl<'de> Deserialize<'de> for BudgetLimit {
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<BudgetLimit, E> {
                 self.visit_f64(v as f64)
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<BudgetLimit, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<BudgetLimit, A::Error> {
                 let full = Full::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
                 BudgetLimit::new(full.limit_usd, &full.thresholds).map_err(serde::de::Error::custom)
             }
@@ -182,7 +190,10 @@ impl Default for WeekStart {
 impl std::str::FromStr for WeekStart {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.trim().parse::<Weekday>().map(WeekStart).map_err(|_| format!("'{s}' is not a day of the week (monday … sunday)"))
+        s.trim()
+            .parse::<Weekday>()
+            .map(WeekStart)
+            .map_err(|_| format!("'{s}' is not a day of the week (monday … sunday)"))
     }
 }
 
@@ -310,8 +321,12 @@ impl std::str::FromStr for ForwardProtocol {
         match s.trim() {
             "grpc" => Ok(ForwardProtocol::Grpc),
             "http/protobuf" | "http" => Ok(ForwardProtocol::HttpProtobuf),
-            "prometheus-remote-write" | "remote-write" | "prometheusremotewrite" => Ok(ForwardProtocol::PrometheusRemoteWrite),
-            other => Err(format!("unknown protocol '{other}': use grpc, http/protobuf or prometheus-remote-write")),
+            "prometheus-remote-write" | "remote-write" | "prometheusremotewrite" => {
+                Ok(ForwardProtocol::PrometheusRemoteWrite)
+            }
+            other => Err(format!(
+                "unknown protocol '{other}': use grpc, http/protobuf or prometheus-remote-write"
+            )),
         }
     }
 }
@@ -344,13 +359,21 @@ pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
 
 impl Default for Listen {
     fn default() -> Self {
-        Listen { otlp_grpc: DEFAULT_OTLP_GRPC.into(), otlp_http: DEFAULT_OTLP_HTTP.into(), metrics: DEFAULT_METRICS.into() }
+        Listen {
+            otlp_grpc: DEFAULT_OTLP_GRPC.into(),
+            otlp_http: DEFAULT_OTLP_HTTP.into(),
+            metrics: DEFAULT_METRICS.into(),
+        }
     }
 }
 
 impl Default for ReceiverConfig {
     fn default() -> Self {
-        ReceiverConfig { max_body_bytes: DEFAULT_MAX_BODY, allowed_origins: Vec::new(), require_headers: Vec::new() }
+        ReceiverConfig {
+            max_body_bytes: DEFAULT_MAX_BODY,
+            allowed_origins: Vec::new(),
+            require_headers: Vec::new(),
+        }
     }
 }
 
@@ -378,7 +401,8 @@ impl Config {
     /// Reads the file if it exists (a missing file means defaults).
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let mut config: Config = match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })?,
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
             Err(e) => return Err(ConfigError::Read { path: path.into(), reason: e.to_string() }),
         };
@@ -387,7 +411,10 @@ impl Config {
     }
 
     /// Applies `TOKENTRAY_*` overrides from the given environment.
-    pub fn apply_env<I: IntoIterator<Item = (String, String)>>(&mut self, vars: I) -> Result<(), ConfigError> {
+    pub fn apply_env<I: IntoIterator<Item = (String, String)>>(
+        &mut self,
+        vars: I,
+    ) -> Result<(), ConfigError> {
         for (var, value) in vars {
             let bad = |reason: String| ConfigError::Env { var: var.clone(), reason };
             match var.as_str() {
@@ -395,9 +422,16 @@ impl Config {
                 "TOKENTRAY_OTLP_HTTP" => self.listen.otlp_http = value,
                 "TOKENTRAY_METRICS" => self.listen.metrics = value,
                 "TOKENTRAY_DATA_DIR" => self.data_dir = Some(PathBuf::from(value)),
-                "TOKENTRAY_MAX_BODY_BYTES" => self.receiver.max_body_bytes = value.parse().map_err(|e| bad(format!("{e}")))?,
+                "TOKENTRAY_MAX_BODY_BYTES" => {
+                    self.receiver.max_body_bytes = value.parse().map_err(|e| bad(format!("{e}")))?
+                }
                 "TOKENTRAY_ALLOWED_ORIGINS" => {
-                    self.receiver.allowed_origins = value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+                    self.receiver.allowed_origins = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
                 }
                 "TOKENTRAY_STORE_PROMPTS" => {
                     self.privacy.store_prompts = match value.as_str() {
@@ -429,15 +463,25 @@ mod tests {
     fn file_then_env() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("config.toml");
-        std::fs::write(&path, "[listen]\nmetrics = \"127.0.0.1:9999\"\n[privacy]\nstore_prompts = true\n").expect("write");
+        std::fs::write(
+            &path,
+            "[listen]\nmetrics = \"127.0.0.1:9999\"\n[privacy]\nstore_prompts = true\n",
+        )
+        .expect("write");
         let mut c = Config::from_file(&path).expect("parses");
         assert_eq!(c.listen.metrics, "127.0.0.1:9999");
         assert_eq!(c.listen.otlp_grpc, DEFAULT_OTLP_GRPC);
         assert!(c.privacy.store_prompts);
-        c.apply_env([("TOKENTRAY_METRICS".to_string(), "127.0.0.1:0".to_string()), ("TOKENTRAY_STORE_PROMPTS".into(), "0".into())]).expect("env");
+        c.apply_env([
+            ("TOKENTRAY_METRICS".to_string(), "127.0.0.1:0".to_string()),
+            ("TOKENTRAY_STORE_PROMPTS".into(), "0".into()),
+        ])
+        .expect("env");
         assert_eq!(c.listen.metrics, "127.0.0.1:0");
         assert!(!c.privacy.store_prompts);
-        assert!(c.apply_env([("TOKENTRAY_MAX_BODY_BYTES".to_string(), "lots".to_string())]).is_err());
+        assert!(c
+            .apply_env([("TOKENTRAY_MAX_BODY_BYTES".to_string(), "lots".to_string())])
+            .is_err());
     }
 
     #[test]
@@ -461,8 +505,14 @@ webhook = "http://127.0.0.1:9/hook"
         .expect("write");
         let c = Config::from_file(&path).expect("parses");
         assert_eq!(c.budgets.week_start, WeekStart(Weekday::Sun));
-        assert_eq!(c.budgets.daily, Some(BudgetLimit { limit_usd: 20.0, thresholds: vec![50, 80, 100] }));
-        assert_eq!(c.budgets.monthly, Some(BudgetLimit { limit_usd: 300.5, thresholds: vec![80, 100] }));
+        assert_eq!(
+            c.budgets.daily,
+            Some(BudgetLimit { limit_usd: 20.0, thresholds: vec![50, 80, 100] })
+        );
+        assert_eq!(
+            c.budgets.monthly,
+            Some(BudgetLimit { limit_usd: 300.5, thresholds: vec![80, 100] })
+        );
         assert_eq!(c.budgets.weekly, None);
         let opus = c.budgets.models.get("claude-opus-5-5").expect("model budget");
         assert_eq!(opus.weekly.as_ref().map(|b| b.limit_usd), Some(10.0));
@@ -487,7 +537,10 @@ webhook = "http://127.0.0.1:9/hook"
     fn missing_file_is_defaults_and_typos_are_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
         let none = dir.path().join("none.toml");
-        assert_eq!(Config::from_file(&none).expect("defaults"), Config { source: Some(none.clone()), ..Config::default() });
+        assert_eq!(
+            Config::from_file(&none).expect("defaults"),
+            Config { source: Some(none.clone()), ..Config::default() }
+        );
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "[listen]\nmetric = \"x\"\n").expect("write");
         let err = Config::from_file(&path).expect_err("unknown key");

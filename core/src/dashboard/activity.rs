@@ -11,7 +11,14 @@ use crate::store::{EventFigures, EventRow, Reader, StoreError};
 pub const MAX_ROWS: usize = 500;
 
 /// Event kinds the filter offers (the part after `claude_code.`).
-pub const KINDS: [&str; 6] = ["api_request", "api_error", "tool_decision", "tool_result", "user_prompt", "api_retries_exhausted"];
+pub const KINDS: [&str; 6] = [
+    "api_request",
+    "api_error",
+    "tool_decision",
+    "tool_result",
+    "user_prompt",
+    "api_retries_exhausted",
+];
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ActivityRow {
@@ -28,17 +35,31 @@ pub struct ActivityRow {
 
 /// Up to `limit` events (capped at [`MAX_ROWS`]), newest first; `kind` without the
 /// `claude_code.` prefix.
-pub fn activity(reader: &Reader, session: Option<&str>, kind: Option<&str>, limit: usize) -> Result<Vec<ActivityRow>, StoreError> {
-    let name = kind.map(|k| if k.starts_with("claude_code.") { k.to_string() } else { format!("claude_code.{k}") });
+pub fn activity(
+    reader: &Reader,
+    session: Option<&str>,
+    kind: Option<&str>,
+    limit: usize,
+) -> Result<Vec<ActivityRow>, StoreError> {
+    let name = kind.map(|k| {
+        if k.starts_with("claude_code.") {
+            k.to_string()
+        } else {
+            format!("claude_code.{k}")
+        }
+    });
     let rows = reader.recent_events(limit.min(MAX_ROWS), session, name.as_deref())?;
     Ok(rows.into_iter().map(row).collect())
 }
 
 fn row(e: EventRow) -> ActivityRow {
     let kind = e.name.strip_prefix("claude_code.").unwrap_or(&e.name).to_string();
-    let attr = |k: &str| e.attrs.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+    let attr = |k: &str| {
+        e.attrs.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+    };
     // Some numbers arrive as strings (tool_result's duration_ms): take either.
-    let duration_ms = e.figures.duration_ms.or_else(|| attr("duration_ms").and_then(|d| d.parse().ok()));
+    let duration_ms =
+        e.figures.duration_ms.or_else(|| attr("duration_ms").and_then(|d| d.parse().ok()));
     let summary = match kind.as_str() {
         "api_request" => format!(
             "{} in · {} out · {} cache read",
@@ -61,8 +82,15 @@ fn row(e: EventRow) -> ActivityRow {
             attr("tool_name").unwrap_or_else(|| "tool".into()),
             if attr("success").as_deref() == Some("true") { "succeeded" } else { "failed" }
         ),
-        "user_prompt" => format!("prompt of {} characters", attr("prompt_length").unwrap_or_else(|| "?".into())),
+        "user_prompt" => {
+            format!("prompt of {} characters", attr("prompt_length").unwrap_or_else(|| "?".into()))
+        }
         other => attr("error").unwrap_or_else(|| other.replace('_', " ")),
     };
-    ActivityRow { time: Local.timestamp_nanos(e.time_ns).to_rfc3339(), kind, figures: EventFigures { duration_ms, ..e.figures }, summary }
+    ActivityRow {
+        time: Local.timestamp_nanos(e.time_ns).to_rfc3339(),
+        kind,
+        figures: EventFigures { duration_ms, ..e.figures },
+        summary,
+    }
 }

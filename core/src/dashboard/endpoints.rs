@@ -21,11 +21,19 @@ pub struct Endpoints {
 impl Endpoints {
     /// The configured addresses (where the engine listens, or will once it runs).
     pub fn from_listen(listen: &Listen) -> Endpoints {
-        Endpoints { otlp_grpc: listen.otlp_grpc.clone(), otlp_http: listen.otlp_http.clone(), metrics: listen.metrics.clone() }
+        Endpoints {
+            otlp_grpc: listen.otlp_grpc.clone(),
+            otlp_http: listen.otlp_http.clone(),
+            metrics: listen.metrics.clone(),
+        }
     }
 
     pub fn from_bound(addrs: &BoundAddrs) -> Endpoints {
-        Endpoints { otlp_grpc: addrs.otlp_grpc.to_string(), otlp_http: addrs.otlp_http.to_string(), metrics: addrs.metrics.to_string() }
+        Endpoints {
+            otlp_grpc: addrs.otlp_grpc.to_string(),
+            otlp_http: addrs.otlp_http.to_string(),
+            metrics: addrs.metrics.to_string(),
+        }
     }
 
     /// The OTLP/gRPC address a client on this machine connects to.
@@ -89,7 +97,10 @@ mod tests {
         assert_eq!(e.otlp_grpc, "0.0.0.0:5317");
         assert_eq!(e.metrics, "127.0.0.1:9889");
         let env = e.claude_code_env();
-        assert!(env.contains("export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:5317\n"), "{env}");
+        assert!(
+            env.contains("export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:5317\n"),
+            "{env}"
+        );
         assert!(env.contains("http://[::1]:5318"), "{env}");
         assert!(env.contains("export CLAUDE_CODE_ENABLE_TELEMETRY=1\n"), "{env}");
     }

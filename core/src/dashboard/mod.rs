@@ -150,14 +150,22 @@ fn has_usage(f: &Figures) -> bool {
 
 /// Everything the window shows, computed from the history at `now` (local time zone). Weeks
 /// start on `budgets.week_start` (Monday unless configured), as for the weekly budget.
-pub fn build(reader: &Reader, now: DateTime<Local>, endpoints: &Endpoints, budgets: &BudgetsConfig) -> Result<Dashboard, StoreError> {
+pub fn build(
+    reader: &Reader,
+    now: DateTime<Local>,
+    endpoints: &Endpoints,
+    budgets: &BudgetsConfig,
+) -> Result<Dashboard, StoreError> {
     let week_start = budgets.week_start.0;
     let today_range = Period::Today.range_at(&now, week_start);
     let week_range = Period::Week.range_at(&now, week_start);
     let month_range = Period::Month.range_at(&now, week_start);
     let today_day = now.date_naive();
     let first_day = today_day - Duration::days(DAILY_DAYS - 1);
-    let daily_range = TimeRange { start_ns: Some(local_midnight_ns(&Local, first_day)), end_ns: today_range.end_ns };
+    let daily_range = TimeRange {
+        start_ns: Some(local_midnight_ns(&Local, first_day)),
+        end_ns: today_range.end_ns,
+    };
 
     // Totals of a period come with its breakdown: one report per question.
     let today = reader.report("today", today_range, Some(GroupBy::Session))?;
@@ -175,9 +183,18 @@ pub fn build(reader: &Reader, now: DateTime<Local>, endpoints: &Endpoints, budge
         .iter()
         .flatten()
         .filter(|g| has_usage(&g.figures))
-        .map(|g| ModelRow { model: g.key.clone(), cost_usd: g.figures.cost_usd, tokens: g.figures.tokens.clone() })
+        .map(|g| ModelRow {
+            model: g.key.clone(),
+            cost_usd: g.figures.cost_usd,
+            tokens: g.figures.tokens.clone(),
+        })
         .collect();
-    models.sort_by(|a, b| b.cost_usd.total_cmp(&a.cost_usd).then_with(|| b.tokens.total.total_cmp(&a.tokens.total)).then_with(|| a.model.cmp(&b.model)));
+    models.sort_by(|a, b| {
+        b.cost_usd
+            .total_cmp(&a.cost_usd)
+            .then_with(|| b.tokens.total.total_cmp(&a.tokens.total))
+            .then_with(|| a.model.cmp(&b.model))
+    });
 
     let mut sessions_today: Vec<(Option<i64>, SessionRow)> = today
         .groups
@@ -193,14 +210,18 @@ pub fn build(reader: &Reader, now: DateTime<Local>, endpoints: &Endpoints, budge
                 tokens: g.figures.tokens.clone(),
                 api_requests: g.figures.api_requests.count,
                 started_at: t.map(|t| rfc3339(t.first_ns)),
-                duration_seconds: t.map(|t| (t.last_ns.saturating_sub(t.first_ns)).max(0) as f64 / 1e9).unwrap_or(0.0),
+                duration_seconds: t
+                    .map(|t| (t.last_ns.saturating_sub(t.first_ns)).max(0) as f64 / 1e9)
+                    .unwrap_or(0.0),
             };
             (t.map(|t| t.first_ns), row)
         })
         .collect();
-    sessions_today.sort_by(|(a, ra), (b, rb)| b.cmp(a).then_with(|| ra.session_id.cmp(&rb.session_id)));
+    sessions_today
+        .sort_by(|(a, ra), (b, rb)| b.cmp(a).then_with(|| ra.session_id.cmp(&rb.session_id)));
 
-    let day_costs: BTreeMap<&str, f64> = by_day.groups.iter().flatten().map(|g| (g.key.as_str(), g.figures.cost_usd)).collect();
+    let day_costs: BTreeMap<&str, f64> =
+        by_day.groups.iter().flatten().map(|g| (g.key.as_str(), g.figures.cost_usd)).collect();
     let daily = (0..DAILY_DAYS)
         .map(|i| {
             let date = (first_day + Duration::days(i)).format("%Y-%m-%d").to_string();
@@ -212,11 +233,16 @@ pub fn build(reader: &Reader, now: DateTime<Local>, endpoints: &Endpoints, budge
     // Keys are `YYYY-MM-DDTHH:00`; on a day with a repeated hour (DST) both fold into one label.
     let mut hour_costs = [0.0f64; 24];
     for g in by_hour.groups.iter().flatten() {
-        if let Some(h) = g.key.get(11..13).and_then(|h| h.parse::<usize>().ok()).filter(|h| *h < 24) {
+        if let Some(h) = g.key.get(11..13).and_then(|h| h.parse::<usize>().ok()).filter(|h| *h < 24)
+        {
             hour_costs[h] += g.figures.cost_usd;
         }
     }
-    let hourly = hour_costs.iter().enumerate().map(|(h, c)| HourCost { hour: format!("{h:02}:00"), cost_usd: *c }).collect();
+    let hourly = hour_costs
+        .iter()
+        .enumerate()
+        .map(|(h, c)| HourCost { hour: format!("{h:02}:00"), cost_usd: *c })
+        .collect();
 
     let now_ns = now.timestamp_nanos_opt().unwrap_or(i64::MAX);
     let last_request = last.into_iter().next().map(|e| LastRequest {

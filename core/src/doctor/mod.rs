@@ -50,7 +50,11 @@ impl Problem {
 
 /// The exit code of a report: the most fundamental failure's (see [`Problem`]); 0 without one.
 pub fn exit_code(checks: &[Check]) -> u8 {
-    checks.iter().filter_map(|c| if let Status::Fail(p) = c.status { Some(p) } else { None }).min().map_or(0, Problem::exit_code)
+    checks
+        .iter()
+        .filter_map(|c| if let Status::Fail(p) = c.status { Some(p) } else { None })
+        .min()
+        .map_or(0, Problem::exit_code)
 }
 
 /// A process listening on a TCP port.
@@ -69,14 +73,21 @@ pub fn port_owner(addr: SocketAddr) -> Option<PortOwner> {
         return None;
     }
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
         let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
         for fd in fds.flatten() {
             let Ok(target) = std::fs::read_link(fd.path()) else { continue };
             let target = target.to_string_lossy();
-            let Some(inode) = target.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) else { continue };
+            let Some(inode) = target.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']'))
+            else {
+                continue;
+            };
             if inodes.iter().any(|i| i == inode) {
-                let name = std::fs::read_to_string(entry.path().join("comm")).map(|s| s.trim().to_string()).unwrap_or_default();
+                let name = std::fs::read_to_string(entry.path().join("comm"))
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_default();
                 return Some(PortOwner { pid, name });
             }
         }
@@ -92,9 +103,13 @@ fn listening_inodes(port: u16) -> Vec<String> {
         for line in text.lines().skip(1) {
             let cols: Vec<&str> = line.split_whitespace().collect();
             // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-            let (Some(local), Some(state), Some(inode)) = (cols.get(1), cols.get(3), cols.get(9)) else { continue };
+            let (Some(local), Some(state), Some(inode)) = (cols.get(1), cols.get(3), cols.get(9))
+            else {
+                continue;
+            };
             let listening = *state == "0A";
-            let same_port = local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()) == Some(port);
+            let same_port = local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok())
+                == Some(port);
             if listening && same_port && *inode != "0" {
                 out.push((*inode).to_string());
             }
@@ -106,22 +121,33 @@ fn listening_inodes(port: u16) -> Vec<String> {
 /// Whether Claude Code's settings (`env` of settings.json) send metrics and events to this
 /// tokentray: telemetry on, the OTLP exporters, and the protocol matching the port (gRPC to the
 /// gRPC port, http/* to the HTTP port). `Err` says what is wrong, in words.
-pub fn claude_settings_point_here(settings: &Value, grpc_port: u16, http_port: u16) -> Result<String, String> {
+pub fn claude_settings_point_here(
+    settings: &Value,
+    grpc_port: u16,
+    http_port: u16,
+) -> Result<String, String> {
     let env = settings.get("env").cloned().unwrap_or(Value::Null);
-    let get = |k: &str| env.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+    let get = |k: &str| {
+        env.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+    };
     if get("CLAUDE_CODE_ENABLE_TELEMETRY").as_deref() != Some("1") {
         return Err("telemetry is off: CLAUDE_CODE_ENABLE_TELEMETRY is not \"1\" in env".into());
     }
     for k in ["OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER"] {
         if !get(k).is_some_and(|v| v.split(',').any(|e| e.trim() == "otlp")) {
-            return Err(format!("{k} is {} (tokentray needs otlp)", get(k).map(|v| format!("\"{v}\"")).unwrap_or_else(|| "not set".into())));
+            return Err(format!(
+                "{k} is {} (tokentray needs otlp)",
+                get(k).map(|v| format!("\"{v}\"")).unwrap_or_else(|| "not set".into())
+            ));
         }
     }
     let protocol = get("OTEL_EXPORTER_OTLP_PROTOCOL").unwrap_or_else(|| "grpc".into());
     let Some(endpoint) = get("OTEL_EXPORTER_OTLP_ENDPOINT") else {
         return Err("OTEL_EXPORTER_OTLP_ENDPOINT is not set".into());
     };
-    let port = endpoint_port(&endpoint).ok_or_else(|| format!("OTEL_EXPORTER_OTLP_ENDPOINT={endpoint} has no port tokentray can recognise"))?;
+    let port = endpoint_port(&endpoint).ok_or_else(|| {
+        format!("OTEL_EXPORTER_OTLP_ENDPOINT={endpoint} has no port tokentray can recognise")
+    })?;
     let (want, other, want_name) = match protocol.as_str() {
         "grpc" => (grpc_port, http_port, "OTLP/gRPC"),
         "http/protobuf" | "http/json" => (http_port, grpc_port, "OTLP/HTTP"),
@@ -132,7 +158,9 @@ pub fn claude_settings_point_here(settings: &Value, grpc_port: u16, http_port: u
     } else if port == other {
         Err(format!("protocol {protocol} is sent to port {port}, tokentray's {} port; {protocol} goes to {want_name} port {want}", if want_name == "OTLP/gRPC" { "OTLP/HTTP" } else { "OTLP/gRPC" }))
     } else {
-        Err(format!("OTEL_EXPORTER_OTLP_ENDPOINT={endpoint} is not tokentray's {want_name} port {want}"))
+        Err(format!(
+            "OTEL_EXPORTER_OTLP_ENDPOINT={endpoint} is not tokentray's {want_name} port {want}"
+        ))
     }
 }
 
@@ -140,7 +168,11 @@ pub fn claude_settings_point_here(settings: &Value, grpc_port: u16, http_port: u
 fn endpoint_port(endpoint: &str) -> Option<u16> {
     let (scheme, rest) = endpoint.split_once("://")?;
     let authority = rest.split('/').next()?;
-    let port = if authority.starts_with('[') { authority.rsplit_once("]:").map(|(_, p)| p) } else { authority.rsplit_once(':').map(|(_, p)| p) };
+    let port = if authority.starts_with('[') {
+        authority.rsplit_once("]:").map(|(_, p)| p)
+    } else {
+        authority.rsplit_once(':').map(|(_, p)| p)
+    };
     match port {
         Some(p) => p.parse().ok(),
         None => match scheme {
@@ -153,7 +185,10 @@ fn endpoint_port(endpoint: &str) -> Option<u16> {
 
 /// The variables whose value in the shell differs from the settings file's `env` (or is set in
 /// the shell only): `(name, shell value, settings value)`.
-pub fn shell_overrides(settings: &Value, shell: &[(String, String)]) -> Vec<(String, String, Option<String>)> {
+pub fn shell_overrides(
+    settings: &Value,
+    shell: &[(String, String)],
+) -> Vec<(String, String, Option<String>)> {
     const KEYS: [&str; 7] = [
         "CLAUDE_CODE_ENABLE_TELEMETRY",
         "OTEL_METRICS_EXPORTER",
@@ -168,8 +203,10 @@ pub fn shell_overrides(settings: &Value, shell: &[(String, String)]) -> Vec<(Str
         .iter()
         .filter(|(k, _)| KEYS.contains(&k.as_str()))
         .filter_map(|(k, v)| {
-            let in_settings = env.and_then(|e| e.get(k)).and_then(Value::as_str).map(str::to_string);
-            (in_settings.as_deref() != Some(v.as_str())).then(|| (k.clone(), v.clone(), in_settings))
+            let in_settings =
+                env.and_then(|e| e.get(k)).and_then(Value::as_str).map(str::to_string);
+            (in_settings.as_deref() != Some(v.as_str()))
+                .then(|| (k.clone(), v.clone(), in_settings))
         })
         .collect()
 }
@@ -186,17 +223,34 @@ mod tests {
 
     #[test]
     fn protocol_and_port_must_agree() {
-        let ok = settings(&format!(r#"{{{ON}, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317"}}"#));
+        let ok = settings(&format!(
+            r#"{{{ON}, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317"}}"#
+        ));
         assert!(claude_settings_point_here(&ok, 4317, 4318).is_ok());
-        let swapped = settings(&format!(r#"{{{ON}, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4317"}}"#));
+        let swapped = settings(&format!(
+            r#"{{{ON}, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4317"}}"#
+        ));
         let e = claude_settings_point_here(&swapped, 4317, 4318).expect_err("mismatch");
-        assert!(e.contains("http/protobuf is sent to port 4317, tokentray's OTLP/gRPC port"), "{e}");
-        let elsewhere = settings(&format!(r#"{{{ON}, "OTEL_EXPORTER_OTLP_ENDPOINT": "https://otel.example.com"}}"#));
-        assert!(claude_settings_point_here(&elsewhere, 4317, 4318).expect_err("elsewhere").contains("not tokentray's OTLP/gRPC port 4317"));
+        assert!(
+            e.contains("http/protobuf is sent to port 4317, tokentray's OTLP/gRPC port"),
+            "{e}"
+        );
+        let elsewhere = settings(&format!(
+            r#"{{{ON}, "OTEL_EXPORTER_OTLP_ENDPOINT": "https://otel.example.com"}}"#
+        ));
+        assert!(claude_settings_point_here(&elsewhere, 4317, 4318)
+            .expect_err("elsewhere")
+            .contains("not tokentray's OTLP/gRPC port 4317"));
         let off = settings(r#"{"OTEL_METRICS_EXPORTER": "otlp"}"#);
-        assert!(claude_settings_point_here(&off, 4317, 4318).expect_err("off").contains("telemetry is off"));
-        let console = settings(r#"{"CLAUDE_CODE_ENABLE_TELEMETRY": "1", "OTEL_METRICS_EXPORTER": "console", "OTEL_LOGS_EXPORTER": "otlp"}"#);
-        assert!(claude_settings_point_here(&console, 4317, 4318).expect_err("console").contains("OTEL_METRICS_EXPORTER is \"console\""));
+        assert!(claude_settings_point_here(&off, 4317, 4318)
+            .expect_err("off")
+            .contains("telemetry is off"));
+        let console = settings(
+            r#"{"CLAUDE_CODE_ENABLE_TELEMETRY": "1", "OTEL_METRICS_EXPORTER": "console", "OTEL_LOGS_EXPORTER": "otlp"}"#,
+        );
+        assert!(claude_settings_point_here(&console, 4317, 4318)
+            .expect_err("console")
+            .contains("OTEL_METRICS_EXPORTER is \"console\""));
     }
 
     #[test]
@@ -209,7 +263,9 @@ mod tests {
 
     #[test]
     fn shell_values_that_differ_are_overrides() {
-        let s = settings(r#"{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317", "CLAUDE_CODE_ENABLE_TELEMETRY": "1"}"#);
+        let s = settings(
+            r#"{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317", "CLAUDE_CODE_ENABLE_TELEMETRY": "1"}"#,
+        );
         let shell = vec![
             ("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), "http://collector:4317".to_string()),
             ("CLAUDE_CODE_ENABLE_TELEMETRY".to_string(), "1".to_string()),
@@ -218,7 +274,14 @@ mod tests {
         ];
         let o = shell_overrides(&s, &shell);
         assert_eq!(o.len(), 2, "{o:?}");
-        assert_eq!(o[0], ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), "http://collector:4317".into(), Some("http://127.0.0.1:4317".into())));
+        assert_eq!(
+            o[0],
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+                "http://collector:4317".into(),
+                Some("http://127.0.0.1:4317".into())
+            )
+        );
         assert_eq!(o[1].2, None);
     }
 

@@ -206,9 +206,7 @@ fn write_family<W: Write>(
 /// not get it appended) goes without.
 fn name_has_unit(name: &str, unit: &str) -> bool {
     !unit.is_empty()
-        && name
-            .strip_suffix(unit)
-            .is_some_and(|stem| stem.len() > 1 && stem.ends_with('_'))
+        && name.strip_suffix(unit).is_some_and(|stem| stem.len() > 1 && stem.ends_with('_'))
 }
 
 fn write_histogram<W: Write>(
@@ -331,7 +329,6 @@ fn write_int<W: Write>(out: &mut W, v: i64) -> io::Result<()> {
     out.write_all(&buf[i..])
 }
 
-
 /// Rendered `le` values of the last bucket layout seen. Every series of a histogram family
 /// normally shares one layout, so bounds are formatted once per family per scrape, not once per
 /// bucket per series. `None` marks a bound that is not written (`+Inf`, which the encoder adds
@@ -349,11 +346,7 @@ impl LeCache {
         let same = self.filled
             && self.om == om
             && self.bounds.len() == bounds.len()
-            && self
-                .bounds
-                .iter()
-                .zip(bounds)
-                .all(|(a, b)| a.to_bits() == b.to_bits());
+            && self.bounds.iter().zip(bounds).all(|(a, b)| a.to_bits() == b.to_bits());
         if !same {
             self.bounds.clear();
             self.bounds.extend_from_slice(bounds);
@@ -448,19 +441,13 @@ mod tests {
     use std::sync::Arc;
 
     fn labels(kv: &[(&str, &str)]) -> Labels {
-        let pairs: Vec<(String, String)> = kv
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let pairs: Vec<(String, String)> =
+            kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         render_labels(&pairs)
     }
 
     fn number(labels: Labels, v: f64) -> Series {
-        Series {
-            labels,
-            value: SeriesValue::Number(v),
-            created_ms: 1_700_000_000_000,
-        }
+        Series { labels, value: SeriesValue::Number(v), created_ms: 1_700_000_000_000 }
     }
 
     fn render(snapshot: &Snapshot, format: Format) -> String {
@@ -497,10 +484,7 @@ mod tests {
                             labels(&[("model", "claude-sonnet-4"), ("session.id", "s1")]),
                             0.019299999999999998,
                         ),
-                        number(
-                            labels(&[("model", "claude-opus-4"), ("session.id", "s1")]),
-                            5.0,
-                        ),
+                        number(labels(&[("model", "claude-opus-4"), ("session.id", "s1")]), 5.0),
                     ],
                 },
                 Family {
@@ -638,10 +622,7 @@ mod tests {
             kind: FamilyKind::Counter,
             series: vec![number(Arc::from(""), 1.5)],
         };
-        let snap = Snapshot {
-            families: vec![family],
-            targets: vec![],
-        };
+        let snap = Snapshot { families: vec![family], targets: vec![] };
         assert_eq!(
             render(&snap, Format::OpenMetrics100),
             "# HELP cpu_seconds_used h\n# TYPE cpu_seconds_used counter\ncpu_seconds_used_total 1.5\n# EOF\n"
@@ -686,12 +667,7 @@ mod tests {
     fn malformed_histograms_do_not_panic() {
         let hist = |bounds: Vec<f64>, counts: Vec<f64>| Series {
             labels: Arc::from(""),
-            value: SeriesValue::Histogram(HistogramValue {
-                bounds,
-                counts,
-                sum: 1.0,
-                count: 3.0,
-            }),
+            value: SeriesValue::Histogram(HistogramValue { bounds, counts, sum: 1.0, count: 3.0 }),
             created_ms: 0,
         };
         let snap = Snapshot {
@@ -721,10 +697,7 @@ mod tests {
 
     #[test]
     fn target_info_without_labels() {
-        let snap = Snapshot {
-            families: vec![],
-            targets: vec![Arc::from("")],
-        };
+        let snap = Snapshot { families: vec![], targets: vec![Arc::from("")] };
         assert_eq!(
             render(&snap, Format::Text004),
             "# HELP target_info Target metadata\n# TYPE target_info gauge\ntarget_info 1\n"
@@ -829,10 +802,7 @@ mod tests {
         for (accept, want) in cases {
             assert_eq!(Format::negotiate(*accept), *want, "Accept: {accept:?}");
         }
-        assert_eq!(
-            Text004.content_type(),
-            "text/plain; version=0.0.4; charset=utf-8"
-        );
+        assert_eq!(Text004.content_type(), "text/plain; version=0.0.4; charset=utf-8");
         assert_eq!(
             OpenMetrics100.content_type(),
             "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -854,11 +824,7 @@ mod tests {
                         ("type", if i % 2 == 0 { "input" } else { "cacheRead" }),
                         ("user.account_uuid", "0d5b2c8e-7a61-4f0e-b1a3-6c2d9e8f7a10"),
                     ]),
-                    if i % 3 == 0 {
-                        f64::from(i) * 1000.0
-                    } else {
-                        f64::from(i) * 0.0017
-                    },
+                    if i % 3 == 0 { f64::from(i) * 1000.0 } else { f64::from(i) * 0.0017 },
                 )
             })
             .collect();

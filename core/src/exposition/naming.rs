@@ -168,21 +168,15 @@ fn clean_up_unit(unit: &str) -> String {
 #[must_use]
 pub fn metric_name(otel_name: &str, unit: &str, kind: MetricType) -> String {
     // normalizeName
-    let mut tokens: Vec<&str> = otel_name
-        .split(|c: char| !is_metric_char(c))
-        .filter(|t| !t.is_empty())
-        .collect();
+    let mut tokens: Vec<&str> =
+        otel_name.split(|c: char| !is_metric_char(c)).filter(|t| !t.is_empty()).collect();
 
     let (main, per) = unit_suffixes(unit);
     let (main, per) = (clean_up_unit(&main), clean_up_unit(&per));
 
     // addUnitTokens. The unit strings are compared against whole tokens; since tokens never hold
     // `_`, a multi-word unit (`per_second`) is never found and is always appended, as in Go.
-    let mut main: &str = if tokens.contains(&main.as_str()) {
-        ""
-    } else {
-        &main
-    };
+    let mut main: &str = if tokens.contains(&main.as_str()) { "" } else { &main };
     let per: &str = if per == "per_" {
         ""
     } else {
@@ -267,10 +261,8 @@ impl LabelNaming {
     /// default) and the default of Prometheus' own OTLP receiver since 3.8. Some Collector
     /// releases since the otlptranslator migration differ on one knob or the other; Claude Code's
     /// attribute keys (`session.id`, `model`, `type`, …) translate identically under all of them.
-    pub const DEFAULT: LabelNaming = LabelNaming {
-        underscore_label_sanitization: true,
-        preserve_multiple_underscores: true,
-    };
+    pub const DEFAULT: LabelNaming =
+        LabelNaming { underscore_label_sanitization: true, preserve_multiple_underscores: true };
 
     /// Translates one attribute key to a label name (otlptranslator `LabelNamer.Build` with
     /// `UTF8Allowed: false`).
@@ -309,19 +301,12 @@ impl Default for LabelNaming {
 fn sanitize_label_name(name: &str, preserve_multiple_underscores: bool) -> String {
     let mut out = String::with_capacity(name.len());
     if preserve_multiple_underscores {
-        out.extend(
-            name.chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
-        );
+        out.extend(name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }));
         return out;
     }
     // A reserved `__x__` name keeps its outer double underscores; only the inside collapses.
     let reserved = name.len() >= 4 && name.starts_with("__") && name.ends_with("__");
-    let inner = if reserved {
-        &name[2..name.len() - 2]
-    } else {
-        name
-    };
+    let inner = if reserved { &name[2..name.len() - 2] } else { name };
     if reserved {
         out.push_str("__");
     }
@@ -384,12 +369,8 @@ pub fn render_labels(pairs: &[(String, String)]) -> Labels {
     }
     merged.sort_by(|a, b| a.0.cmp(&b.0));
 
-    let mut out = String::with_capacity(
-        merged
-            .iter()
-            .map(|(n, v)| n.len() + v.len() + 4)
-            .sum::<usize>(),
-    );
+    let mut out =
+        String::with_capacity(merged.iter().map(|(n, v)| n.len() + v.len() + 4).sum::<usize>());
     for (i, (name, value)) in merged.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -423,63 +404,23 @@ mod tests {
     #[test]
     fn claude_code_metric_names() {
         let cases = [
-            (
-                "claude_code.cost.usage",
-                "USD",
-                "claude_code_cost_usage_USD_total",
-            ),
-            (
-                "claude_code.token.usage",
-                "tokens",
-                "claude_code_token_usage_tokens_total",
-            ),
-            (
-                "claude_code.active_time.total",
-                "s",
-                "claude_code_active_time_seconds_total",
-            ),
-            (
-                "claude_code.session.count",
-                "",
-                "claude_code_session_count_total",
-            ),
-            (
-                "claude_code.session.count",
-                "count",
-                "claude_code_session_count_total",
-            ),
-            (
-                "claude_code.lines_of_code.count",
-                "count",
-                "claude_code_lines_of_code_count_total",
-            ),
-            (
-                "claude_code.lines_of_code.count",
-                "",
-                "claude_code_lines_of_code_count_total",
-            ),
+            ("claude_code.cost.usage", "USD", "claude_code_cost_usage_USD_total"),
+            ("claude_code.token.usage", "tokens", "claude_code_token_usage_tokens_total"),
+            ("claude_code.active_time.total", "s", "claude_code_active_time_seconds_total"),
+            ("claude_code.session.count", "", "claude_code_session_count_total"),
+            ("claude_code.session.count", "count", "claude_code_session_count_total"),
+            ("claude_code.lines_of_code.count", "count", "claude_code_lines_of_code_count_total"),
+            ("claude_code.lines_of_code.count", "", "claude_code_lines_of_code_count_total"),
             (
                 "claude_code.code_edit_tool.decision",
                 "",
                 "claude_code_code_edit_tool_decision_total",
             ),
-            (
-                "claude_code.commit.count",
-                "",
-                "claude_code_commit_count_total",
-            ),
-            (
-                "claude_code.pull_request.count",
-                "",
-                "claude_code_pull_request_count_total",
-            ),
+            ("claude_code.commit.count", "", "claude_code_commit_count_total"),
+            ("claude_code.pull_request.count", "", "claude_code_pull_request_count_total"),
         ];
         for (name, unit, want) in cases {
-            assert_eq!(
-                metric_name(name, unit, MonotonicCounter),
-                want,
-                "{name} [{unit}]"
-            );
+            assert_eq!(metric_name(name, unit, MonotonicCounter), want, "{name} [{unit}]");
         }
         assert_eq!(unit_name("USD", MonotonicCounter), "USD");
         assert_eq!(unit_name("tokens", MonotonicCounter), "tokens");
@@ -495,52 +436,16 @@ mod tests {
             ("requests", "", MonotonicCounter, "requests_total", ""),
             ("cpu_usage", "1", Gauge, "cpu_usage_ratio", "ratio"),
             ("items", "1", MonotonicCounter, "items_total", ""),
-            (
-                "response_time",
-                "ms",
-                Gauge,
-                "response_time_milliseconds",
-                "milliseconds",
-            ),
+            ("response_time", "ms", Gauge, "response_time_milliseconds", "milliseconds"),
             ("memory_usage", "By", Gauge, "memory_usage_bytes", "bytes"),
-            (
-                "requests",
-                "1/s",
-                Gauge,
-                "requests_per_second",
-                "per_second",
-            ),
-            (
-                "throughput",
-                "By/s",
-                Gauge,
-                "throughput_bytes_per_second",
-                "bytes_per_second",
-            ),
-            (
-                "custom_metric",
-                "custom_unit",
-                Gauge,
-                "custom_metric_custom_unit",
-                "custom_unit",
-            ),
+            ("requests", "1/s", Gauge, "requests_per_second", "per_second"),
+            ("throughput", "By/s", Gauge, "throughput_bytes_per_second", "bytes_per_second"),
+            ("custom_metric", "custom_unit", Gauge, "custom_metric_custom_unit", "custom_unit"),
             ("custom_metric", "{custom}", Gauge, "custom_metric", ""),
-            (
-                "custom_metric",
-                "By/{custom}",
-                Gauge,
-                "custom_metric_bytes",
-                "bytes",
-            ),
+            ("custom_metric", "By/{custom}", Gauge, "custom_metric_bytes", "bytes"),
             ("requests_total", "", MonotonicCounter, "requests_total", ""),
             ("cpu_usage_ratio", "1", Gauge, "cpu_usage_ratio", "ratio"),
-            (
-                "response_time_seconds",
-                "s",
-                Gauge,
-                "response_time_seconds",
-                "seconds",
-            ),
+            ("response_time_seconds", "s", Gauge, "response_time_seconds", "seconds"),
             (
                 "metric__with__multiple__underscores",
                 "unit__multiple__underscores",
@@ -556,44 +461,14 @@ mod tests {
                 "unit_with_special_per_chars",
             ),
             ("@#$%", "", Gauge, "", ""),
-            (
-                "request_duration",
-                "s",
-                Histogram,
-                "request_duration_seconds",
-                "seconds",
-            ),
-            (
-                "active_connections",
-                "",
-                NonMonotonicSum,
-                "active_connections",
-                "",
-            ),
+            ("request_duration", "s", Histogram, "request_duration_seconds", "seconds"),
+            ("active_connections", "", NonMonotonicSum, "active_connections", ""),
             ("uptime", "d", Gauge, "uptime_days", "days"),
             ("duration", "h", Gauge, "duration_hours", "hours"),
             ("timeout", "min", Gauge, "timeout_minutes", "minutes"),
-            (
-                "latency",
-                "us",
-                Gauge,
-                "latency_microseconds",
-                "microseconds",
-            ),
-            (
-                "precision_time",
-                "ns",
-                Gauge,
-                "precision_time_nanoseconds",
-                "nanoseconds",
-            ),
-            (
-                "cache_size",
-                "KiBy",
-                Gauge,
-                "cache_size_kibibytes",
-                "kibibytes",
-            ),
+            ("latency", "us", Gauge, "latency_microseconds", "microseconds"),
+            ("precision_time", "ns", Gauge, "precision_time_nanoseconds", "nanoseconds"),
+            ("cache_size", "KiBy", Gauge, "cache_size_kibibytes", "kibibytes"),
             ("memory", "MiBy", Gauge, "memory_mebibytes", "mebibytes"),
             ("storage", "GiBy", Gauge, "storage_gibibytes", "gibibytes"),
             ("capacity", "TiBy", Gauge, "capacity_tibibytes", "tibibytes"),
@@ -607,48 +482,18 @@ mod tests {
             ("energy", "J", Gauge, "energy_joules", "joules"),
             ("power", "W", Gauge, "power_watts", "watts"),
             ("weight", "g", Gauge, "weight_grams", "grams"),
-            (
-                "temperature",
-                "Cel",
-                Gauge,
-                "temperature_celsius",
-                "celsius",
-            ),
+            ("temperature", "Cel", Gauge, "temperature_celsius", "celsius"),
             ("frequency", "Hz", Gauge, "frequency_hertz", "hertz"),
             ("cpu_usage", "%", Gauge, "cpu_usage_percent", "percent"),
-            (
-                "requests",
-                "1/m",
-                Gauge,
-                "requests_per_minute",
-                "per_minute",
-            ),
+            ("requests", "1/m", Gauge, "requests_per_minute", "per_minute"),
             ("events", "1/h", Gauge, "events_per_hour", "per_hour"),
-            (
-                "transactions",
-                "1/d",
-                Gauge,
-                "transactions_per_day",
-                "per_day",
-            ),
+            ("transactions", "1/d", Gauge, "transactions_per_day", "per_day"),
             ("reports", "1/w", Gauge, "reports_per_week", "per_week"),
             ("invoices", "1/mo", Gauge, "invoices_per_month", "per_month"),
             ("renewals", "1/y", Gauge, "renewals_per_year", "per_year"),
-            (
-                "custom",
-                "1/custom_unit",
-                Gauge,
-                "custom_per_custom_unit",
-                "per_custom_unit",
-            ),
+            ("custom", "1/custom_unit", Gauge, "custom_per_custom_unit", "per_custom_unit"),
             ("metric", "By/", Gauge, "metric_bytes", "bytes"),
-            (
-                "metric",
-                " By / s ",
-                Gauge,
-                "metric_bytes_per_second",
-                "bytes_per_second",
-            ),
+            ("metric", " By / s ", Gauge, "metric_bytes_per_second", "bytes_per_second"),
             ("metric", "/", Gauge, "metric", ""),
             (
                 "http.request.duration",
@@ -657,13 +502,7 @@ mod tests {
                 "http_request_duration_milliseconds",
                 "milliseconds",
             ),
-            (
-                "http.requests",
-                "1",
-                MonotonicCounter,
-                "http_requests_total",
-                "",
-            ),
+            ("http.requests", "1", MonotonicCounter, "http_requests_total", ""),
         ];
         for &(name, unit, kind, want_name, want_unit) in cases {
             assert_eq!(
@@ -671,15 +510,8 @@ mod tests {
                 want_name,
                 "name of {name} [{unit}] {kind:?}"
             );
-            assert_eq!(
-                unit_name(unit, kind),
-                want_unit,
-                "unit of {name} [{unit}] {kind:?}"
-            );
-            assert!(
-                want_name.contains(want_unit),
-                "{want_name} should contain {want_unit}"
-            );
+            assert_eq!(unit_name(unit, kind), want_unit, "unit of {name} [{unit}] {kind:?}");
+            assert!(want_name.contains(want_unit), "{want_name} should contain {want_unit}");
         }
     }
 
@@ -693,10 +525,7 @@ mod tests {
         );
         assert_eq!(metric_name("metric@@##$$name", "", Gauge), "metric_name");
         assert_eq!(metric_name("123metric", "", Gauge), "_123metric");
-        assert_eq!(
-            metric_name("123_requests", "", MonotonicCounter),
-            "_123_requests_total"
-        );
+        assert_eq!(metric_name("123_requests", "", MonotonicCounter), "_123_requests_total");
         assert_eq!(metric_name("", "", Gauge), "");
         assert_eq!(metric_name("", "", MonotonicCounter), "total");
         // Colons are legal in metric names and are kept.
@@ -704,25 +533,16 @@ mod tests {
         // Non-ASCII characters separate tokens.
         assert_eq!(metric_name("métric_ñ", "", Gauge), "m_tric");
         // `total` anywhere moves to the end; `ratio` likewise for `1` gauges only.
-        assert_eq!(
-            metric_name("total.requests", "", MonotonicCounter),
-            "requests_total"
-        );
+        assert_eq!(metric_name("total.requests", "", MonotonicCounter), "requests_total");
         assert_eq!(metric_name("ratio.used", "1", Gauge), "used_ratio");
-        assert_eq!(
-            metric_name("ratio.used", "1", NonMonotonicSum),
-            "ratio_used"
-        );
+        assert_eq!(metric_name("ratio.used", "1", NonMonotonicSum), "ratio_used");
         assert_eq!(metric_name("used", "1", Histogram), "used");
     }
 
     #[test]
     fn metric_name_unit_quirks_match_go() {
         // A unit word already present as a token is not repeated ...
-        assert_eq!(
-            metric_name("cpu.seconds.total", "s", MonotonicCounter),
-            "cpu_seconds_total"
-        );
+        assert_eq!(metric_name("cpu.seconds.total", "s", MonotonicCounter), "cpu_seconds_total");
         // ... but a per-unit never matches a single token, so Go appends it again.
         assert_eq!(
             metric_name("requests_per_second", "1/s", Gauge),
@@ -736,10 +556,7 @@ mod tests {
         assert_eq!(metric_name("m", "By/@", Gauge), "m_bytes");
         // `1` is only special when it is the whole unit.
         assert_eq!(metric_name("m", " 1", Gauge), "m");
-        assert_eq!(
-            metric_name("m", "1/s", MonotonicCounter),
-            "m_per_second_total"
-        );
+        assert_eq!(metric_name("m", "1/s", MonotonicCounter), "m_per_second_total");
     }
 
     /// `TestUnitNamer_Build` with `UTF8Allowed: false`.
@@ -766,10 +583,7 @@ mod tests {
             ("custom@unit#with$chars", "custom_unit_with_chars"),
             ("By/custom@per#unit", "bytes_per_custom_per_unit"),
             ("unit@@##$$name", "unit_name"),
-            (
-                "unit__with__multiple__underscores",
-                "unit_with_multiple_underscores",
-            ),
+            ("unit__with__multiple__underscores", "unit_with_multiple_underscores"),
             ("@#$%", ""),
             ("/", ""),
             ("By/", "bytes"),
@@ -797,21 +611,9 @@ mod tests {
         };
         // (key, otlptranslator zero-value LabelNamer, our default)
         let cases = [
-            (
-                "label:with:colons",
-                "label_with_colons",
-                "label_with_colons",
-            ),
-            (
-                "LabelWithCapitalLetters",
-                "LabelWithCapitalLetters",
-                "LabelWithCapitalLetters",
-            ),
-            (
-                "label!with&special$chars)",
-                "label_with_special_chars_",
-                "label_with_special_chars_",
-            ),
+            ("label:with:colons", "label_with_colons", "label_with_colons"),
+            ("LabelWithCapitalLetters", "LabelWithCapitalLetters", "LabelWithCapitalLetters"),
+            ("label!with&special$chars)", "label_with_special_chars_", "label_with_special_chars_"),
             (
                 "label_with_foreign_characters_字符",
                 "label_with_foreign_characters_",
@@ -839,11 +641,7 @@ mod tests {
             ("__a..b__", "__a_b__", "__a__b__"),
         ];
         for (key, zero_value, ours) in cases {
-            assert_eq!(
-                collapse_no_key.build(key),
-                zero_value,
-                "zero-value namer, {key:?}"
-            );
+            assert_eq!(collapse_no_key.build(key), zero_value, "zero-value namer, {key:?}");
             assert_eq!(label_name(key), ours, "default namer, {key:?}");
         }
         // The current Collector test for the gate-disabled path: collapse and `key` prefix.
@@ -879,9 +677,7 @@ mod tests {
     }
 
     fn pairs(kv: &[(&str, &str)]) -> Vec<(String, String)> {
-        kv.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -892,26 +688,15 @@ mod tests {
             ("model", "claude-sonnet-4"),
             ("session.id", "a\\b\"c\nd"),
         ]));
-        assert_eq!(
-            &*got,
-            r#"model="claude-sonnet-4",session_id="a\\b\"c\nd",type="input""#
-        );
+        assert_eq!(&*got, r#"model="claude-sonnet-4",session_id="a\\b\"c\nd",type="input""#);
         // Unicode passes through unescaped; empty values are kept.
-        assert_eq!(
-            &*render_labels(&pairs(&[("k", "ü€"), ("e", "")])),
-            r#"e="",k="ü€""#
-        );
+        assert_eq!(&*render_labels(&pairs(&[("k", "ü€"), ("e", "")])), r#"e="",k="ü€""#);
     }
 
     #[test]
     fn render_labels_merges_collisions_in_original_key_order() {
         // `a.b` < `a/b` < `a_b` in byte order, whatever order they arrive in.
-        let got = render_labels(&pairs(&[
-            ("a_b", "3"),
-            ("a.b", "1"),
-            ("z", "z"),
-            ("a/b", "2"),
-        ]));
+        let got = render_labels(&pairs(&[("a_b", "3"), ("a.b", "1"), ("z", "z"), ("a/b", "2")]));
         assert_eq!(&*got, r#"a_b="1;2;3",z="z""#);
         // Invalid keys are dropped.
         assert_eq!(

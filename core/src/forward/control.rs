@@ -42,13 +42,19 @@ pub fn setup(config_path: &Path, setup: &Setup) -> Result<(), ForwardError> {
     let text = match std::fs::read_to_string(config_path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(ForwardError::Config(format!("cannot read {}: {e}", config_path.display()))),
+        Err(e) => {
+            return Err(ForwardError::Config(format!("cannot read {}: {e}", config_path.display())))
+        }
     };
-    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| ForwardError::Config(format!("{} is not valid TOML: {e}", config_path.display())))?;
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        ForwardError::Config(format!("{} is not valid TOML: {e}", config_path.display()))
+    })?;
     if !doc.contains_table("forward") {
         doc.insert("forward", Item::Table(Table::new()));
     }
-    let forward = doc["forward"].as_table_like_mut().ok_or_else(|| ForwardError::Config("[forward] in the config file is not a table".into()))?;
+    let forward = doc["forward"].as_table_like_mut().ok_or_else(|| {
+        ForwardError::Config("[forward] in the config file is not a table".into())
+    })?;
     forward.insert("endpoint", Item::Value(Value::from(setup.endpoint.trim())));
     forward.insert("protocol", Item::Value(Value::from(setup.protocol.name())));
     match &setup.ca_file {
@@ -70,8 +76,12 @@ pub fn setup(config_path: &Path, setup: &Setup) -> Result<(), ForwardError> {
         }
     }
     let new_text = doc.to_string();
-    toml::from_str::<Config>(&new_text).map_err(|e| ForwardError::Config(format!("the result would not be a valid config: {e}")))?;
-    crate::fsutil::write_atomic(config_path, &new_text).map_err(|e| ForwardError::Config(format!("cannot write {}: {e}", config_path.display())))?;
+    toml::from_str::<Config>(&new_text).map_err(|e| {
+        ForwardError::Config(format!("the result would not be a valid config: {e}"))
+    })?;
+    crate::fsutil::write_atomic(config_path, &new_text).map_err(|e| {
+        ForwardError::Config(format!("cannot write {}: {e}", config_path.display()))
+    })?;
     Ok(())
 }
 
@@ -125,7 +135,11 @@ pub struct ForwardStatus {
     pub resource_attributes: Vec<(String, String)>,
 }
 
-pub fn status(conn: &Connection, config: &ForwardConfig, now_ns: i64) -> Result<ForwardStatus, ForwardError> {
+pub fn status(
+    conn: &Connection,
+    config: &ForwardConfig,
+    now_ns: i64,
+) -> Result<ForwardStatus, ForwardError> {
     let settings = queue::all_settings(conn)?;
     let num = |k: &str| settings.get(k).and_then(|v| v.parse::<i64>().ok());
     let queue = queue::stats(conn)?;
@@ -135,7 +149,8 @@ pub fn status(conn: &Connection, config: &ForwardConfig, now_ns: i64) -> Result<
     let retry_at_ns = num(key::RETRY_AT_NS).filter(|&t| t > now_ns);
     let last_error = settings.get(key::LAST_ERROR).filter(|s| !s.is_empty()).cloned();
     let waiting = queue.requests + queue.changed_series;
-    let failed_since_success = num(key::LAST_ERROR_NS).is_some_and(|e| num(key::LAST_SUCCESS_NS).is_none_or(|s| e > s));
+    let failed_since_success =
+        num(key::LAST_ERROR_NS).is_some_and(|e| num(key::LAST_SUCCESS_NS).is_none_or(|s| e > s));
     let host = config.endpoint.as_deref().unwrap_or("");
     let (state, summary) = if !configured {
         ("not configured", "Forwarding is not set up: run tokentray forward setup --endpoint URL --protocol grpc|http/protobuf|prometheus-remote-write".to_string())
@@ -146,7 +161,10 @@ pub fn status(conn: &Connection, config: &ForwardConfig, now_ns: i64) -> Result<
     } else if retry_at_ns.is_some() || (waiting > 0 && failed_since_success) {
         // Also while the retry is due or in flight: the state is "retrying" until an attempt
         // succeeds, not only while the forwarder waits out its backoff.
-        ("retrying", format!("Retrying: {}", last_error.as_deref().unwrap_or("the last attempt failed")))
+        (
+            "retrying",
+            format!("Retrying: {}", last_error.as_deref().unwrap_or("the last attempt failed")),
+        )
     } else if waiting > 0 {
         ("sending", format!("Sending to {host}: {waiting} waiting."))
     } else {
@@ -168,7 +186,11 @@ pub fn status(conn: &Connection, config: &ForwardConfig, now_ns: i64) -> Result<
         last_error_ns: num(key::LAST_ERROR_NS),
         paused,
         retry_at_ns,
-        resource_attributes: config.resource_attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        resource_attributes: config
+            .resource_attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     })
 }
 
@@ -185,24 +207,36 @@ mod tests {
             endpoint: "https://otel.example.com:4317".into(),
             protocol: ForwardProtocol::Grpc,
             ca_file: None,
-            resource_attributes: Some(parse_resource_attributes("team.id=payments, cost_center=4%202").expect("parses")),
+            resource_attributes: Some(
+                parse_resource_attributes("team.id=payments, cost_center=4%202").expect("parses"),
+            ),
         };
         setup(&path, &s).expect("writes");
         let text = std::fs::read_to_string(&path).expect("read");
         assert!(text.starts_with("# mine\n[budgets]\ndaily = 20\n"), "{text}");
         let c = Config::from_file(&path).expect("valid");
         assert_eq!(c.forward.endpoint.as_deref(), Some("https://otel.example.com:4317"));
-        assert_eq!(c.forward.resource_attributes.get("cost_center").map(String::as_str), Some("4 2"));
+        assert_eq!(
+            c.forward.resource_attributes.get("cost_center").map(String::as_str),
+            Some("4 2")
+        );
         let bad = Setup { endpoint: "otel.example.com".into(), ..s };
         assert!(setup(&path, &bad).is_err());
-        assert_eq!(std::fs::read_to_string(&path).expect("read"), text, "a refused setup writes nothing");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            text,
+            "a refused setup writes nothing"
+        );
     }
 
     #[test]
     fn retrying_lasts_until_an_attempt_succeeds() {
         let dir = tempfile::tempdir().expect("tempdir");
         let q = queue::Queue::open(&dir.path().join("db.sqlite3")).expect("open");
-        let config = ForwardConfig { endpoint: Some("http://127.0.0.1:1".into()), ..ForwardConfig::default() };
+        let config = ForwardConfig {
+            endpoint: Some("http://127.0.0.1:1".into()),
+            ..ForwardConfig::default()
+        };
         q.conn().execute("INSERT INTO forward_queue (signal, created_ns, bytes, payload) VALUES (1, 0, 1, x'00')", []).expect("queue one");
         set_enabled(q.conn(), true).expect("on");
         let state = || status(q.conn(), &config, 1_000).expect("status").state;
@@ -210,7 +244,11 @@ mod tests {
         queue::set(q.conn(), key::LAST_ERROR, "UNAVAILABLE from 127.0.0.1:1").expect("error");
         queue::set(q.conn(), key::LAST_ERROR_NS, "500").expect("error time");
         queue::set(q.conn(), key::RETRY_AT_NS, "900").expect("retry time");
-        assert_eq!(state(), "retrying", "the retry is due (900 < now) and nothing succeeded since the error");
+        assert_eq!(
+            state(),
+            "retrying",
+            "the retry is due (900 < now) and nothing succeeded since the error"
+        );
         queue::set(q.conn(), key::LAST_SUCCESS_NS, "800").expect("success time");
         assert_eq!(state(), "sending", "an attempt succeeded after the error");
     }

@@ -5,11 +5,17 @@
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
@@ -54,13 +60,17 @@ fn host_of(url: &str) -> String {
 pub fn validate_endpoint(endpoint: &str) -> Result<(), ForwardError> {
     let e = endpoint.trim();
     if !(e.starts_with("http://") || e.starts_with("https://")) {
-        return Err(ForwardError::Config(format!("the endpoint '{e}' must start with https:// (or http:// for a collector without TLS)")));
+        return Err(ForwardError::Config(format!(
+            "the endpoint '{e}' must start with https:// (or http:// for a collector without TLS)"
+        )));
     }
     let host = host_of(e);
     if host.is_empty() || host.starts_with(':') {
         return Err(ForwardError::Config(format!("the endpoint '{e}' has no host")));
     }
-    e.parse::<http::Uri>().map_err(|err| ForwardError::Config(format!("the endpoint '{e}' is not a valid URL: {err}")))?;
+    e.parse::<http::Uri>().map_err(|err| {
+        ForwardError::Config(format!("the endpoint '{e}' is not a valid URL: {err}"))
+    })?;
     Ok(())
 }
 
@@ -68,7 +78,11 @@ fn read_ca(config: &ForwardConfig) -> Result<Option<Vec<u8>>, ForwardError> {
     config
         .ca_file
         .as_ref()
-        .map(|p| std::fs::read(p).map_err(|e| ForwardError::Config(format!("cannot read the CA file {}: {e}", p.display()))))
+        .map(|p| {
+            std::fs::read(p).map_err(|e| {
+                ForwardError::Config(format!("cannot read the CA file {}: {e}", p.display()))
+            })
+        })
         .transpose()
 }
 
@@ -80,7 +94,9 @@ fn http_client(config: &ForwardConfig, ca: Option<&[u8]>) -> Result<reqwest::Cli
         .connect_timeout(Duration::from_secs(config.timeout_seconds.clamp(1, 10)))
         .user_agent(concat!("tokentray/", env!("CARGO_PKG_VERSION")));
     if let Some(pem) = ca {
-        let cert = reqwest::Certificate::from_pem(pem).map_err(|e| ForwardError::Config(format!("the CA file is not a PEM certificate: {e}")))?;
+        let cert = reqwest::Certificate::from_pem(pem).map_err(|e| {
+            ForwardError::Config(format!("the CA file is not a PEM certificate: {e}"))
+        })?;
         b = b.add_root_certificate(cert);
     }
     b.build().map_err(|e| ForwardError::Config(format!("cannot set up HTTPS: {e}")))
@@ -89,14 +105,22 @@ fn http_client(config: &ForwardConfig, ca: Option<&[u8]>) -> Result<reqwest::Cli
 impl Exporter {
     /// Builds the exporter; must run inside a tokio runtime (the gRPC channel connects lazily).
     pub fn new(config: &ForwardConfig, headers: Headers) -> Result<Exporter, ForwardError> {
-        let endpoint = config.endpoint.as_deref().ok_or_else(|| ForwardError::Config("no endpoint configured: run tokentray forward setup".into()))?.trim();
+        let endpoint = config
+            .endpoint
+            .as_deref()
+            .ok_or_else(|| {
+                ForwardError::Config("no endpoint configured: run tokentray forward setup".into())
+            })?
+            .trim();
         validate_endpoint(endpoint)?;
         let host = host_of(endpoint);
         let ca = read_ca(config)?;
         Ok(match config.protocol {
             ForwardProtocol::Grpc => {
                 let mut ep = Endpoint::from_shared(endpoint.to_string())
-                    .map_err(|e| ForwardError::Config(format!("invalid gRPC endpoint '{endpoint}': {e}")))?
+                    .map_err(|e| {
+                        ForwardError::Config(format!("invalid gRPC endpoint '{endpoint}': {e}"))
+                    })?
                     .timeout(Duration::from_secs(config.timeout_seconds.max(1)))
                     .connect_timeout(Duration::from_secs(config.timeout_seconds.clamp(1, 10)))
                     .tcp_nodelay(true);
@@ -105,7 +129,9 @@ impl Exporter {
                     if let Some(pem) = &ca {
                         tls = tls.ca_certificate(Certificate::from_pem(pem));
                     }
-                    ep = ep.tls_config(tls).map_err(|e| ForwardError::Config(format!("cannot set up TLS for {host}: {e}")))?;
+                    ep = ep.tls_config(tls).map_err(|e| {
+                        ForwardError::Config(format!("cannot set up TLS for {host}: {e}"))
+                    })?;
                 }
                 Exporter::Grpc { channel: ep.connect_lazy(), headers, host, gzip: config.gzip }
             }
@@ -116,17 +142,27 @@ impl Exporter {
                 host,
                 gzip: config.gzip,
             },
-            ForwardProtocol::PrometheusRemoteWrite => {
-                Exporter::RemoteWrite { client: http_client(config, ca.as_deref())?, url: endpoint.to_string(), headers, host }
-            }
+            ForwardProtocol::PrometheusRemoteWrite => Exporter::RemoteWrite {
+                client: http_client(config, ca.as_deref())?,
+                url: endpoint.to_string(),
+                headers,
+                host,
+            },
         })
     }
 
     /// Sends queued export requests of one signal (1 metrics, 2 logs, 3 traces), concatenated,
     /// with `extra` added to every resource.
-    pub async fn send_otlp(&self, signal: u8, payload: &[u8], extra: &[(String, String)]) -> Outcome {
+    pub async fn send_otlp(
+        &self,
+        signal: u8,
+        payload: &[u8],
+        extra: &[(String, String)],
+    ) -> Outcome {
         match self {
-            Exporter::Grpc { channel, headers, host, gzip } => send_grpc(channel.clone(), headers, host, *gzip, signal, payload, extra).await,
+            Exporter::Grpc { channel, headers, host, gzip } => {
+                send_grpc(channel.clone(), headers, host, *gzip, signal, payload, extra).await
+            }
             Exporter::Http { client, base, headers, host, gzip } => {
                 let body = match with_extra(signal, payload, extra) {
                     Ok(b) => b,
@@ -137,8 +173,12 @@ impl Exporter {
                     2 => "/v1/logs",
                     _ => "/v1/traces",
                 };
-                let (body, encoding) = if *gzip { (gzip_bytes(&body), Some("gzip")) } else { (body, None) };
-                let mut req = client.post(format!("{base}{path}")).header("content-type", "application/x-protobuf").body(body);
+                let (body, encoding) =
+                    if *gzip { (gzip_bytes(&body), Some("gzip")) } else { (body, None) };
+                let mut req = client
+                    .post(format!("{base}{path}"))
+                    .header("content-type", "application/x-protobuf")
+                    .body(body);
                 if let Some(enc) = encoding {
                     req = req.header("content-encoding", enc);
                 }
@@ -150,28 +190,47 @@ impl Exporter {
                     Ok(resp) => {
                         let status = resp.status();
                         let retry_after = retry_after(resp.headers());
-                        let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                        let content_type = resp
+                            .headers()
+                            .get("content-type")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_string();
                         let body = resp.bytes().await.unwrap_or_default();
                         if status.is_success() {
                             let (refused, message) = partial_success(signal, &body);
                             return Outcome::Delivered { refused, message };
                         }
-                        classify_http(status.as_u16(), host, &error_text(&content_type, &body), retry_after, false)
+                        classify_http(
+                            status.as_u16(),
+                            host,
+                            &error_text(&content_type, &body),
+                            retry_after,
+                            false,
+                        )
                     }
                 }
             }
-            Exporter::RemoteWrite { .. } => Outcome::Rejected { error: "internal: OTLP data queued while the protocol is remote write".into() },
+            Exporter::RemoteWrite { .. } => Outcome::Rejected {
+                error: "internal: OTLP data queued while the protocol is remote write".into(),
+            },
         }
     }
 
     /// Sends one remote-write request (an encoded `WriteRequest`, not yet compressed).
     pub async fn send_remote_write(&self, write_request: &[u8]) -> Outcome {
         let Exporter::RemoteWrite { client, url, headers, host } = self else {
-            return Outcome::Rejected { error: "internal: remote-write data for an OTLP exporter".into() };
+            return Outcome::Rejected {
+                error: "internal: remote-write data for an OTLP exporter".into(),
+            };
         };
         let body = match snap::raw::Encoder::new().compress_vec(write_request) {
             Ok(b) => b,
-            Err(e) => return Outcome::Rejected { error: format!("cannot snappy-compress the request: {e}") },
+            Err(e) => {
+                return Outcome::Rejected {
+                    error: format!("cannot snappy-compress the request: {e}"),
+                }
+            }
         };
         let mut req = client
             .post(url)
@@ -187,12 +246,23 @@ impl Exporter {
             Ok(resp) => {
                 let status = resp.status();
                 let retry_after = retry_after(resp.headers());
-                let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let content_type = resp
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
                 let body = resp.bytes().await.unwrap_or_default();
                 if status.is_success() {
                     return Outcome::Delivered { refused: 0, message: None };
                 }
-                classify_http(status.as_u16(), host, &error_text(&content_type, &body), retry_after, true)
+                classify_http(
+                    status.as_u16(),
+                    host,
+                    &error_text(&content_type, &body),
+                    retry_after,
+                    true,
+                )
             }
         }
     }
@@ -200,7 +270,10 @@ impl Exporter {
 
 fn gzip_bytes(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 4), flate2::Compression::fast());
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4),
+        flate2::Compression::fast(),
+    );
     // Writing to a Vec cannot fail.
     let _ = enc.write_all(data);
     enc.finish().unwrap_or_default()
@@ -263,11 +336,19 @@ fn reason_phrase(code: u16) -> &'static str {
     http::StatusCode::from_u16(code).ok().and_then(|s| s.canonical_reason()).unwrap_or("")
 }
 
-fn classify_http(code: u16, host: &str, detail: &str, retry_after: Option<Duration>, remote_write: bool) -> Outcome {
+fn classify_http(
+    code: u16,
+    host: &str,
+    detail: &str,
+    retry_after: Option<Duration>,
+    remote_write: bool,
+) -> Outcome {
     let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
     let error = format!("{code} {} from {host}{detail}", reason_phrase(code));
     match code {
-        401 | 403 => Outcome::Auth { error: format!("{error}: check the token (tokentray forward set-headers)") },
+        401 | 403 => Outcome::Auth {
+            error: format!("{error}: check the token (tokentray forward set-headers)"),
+        },
         408 | 429 | 502 | 503 | 504 => Outcome::Retry { after: retry_after, error },
         // Remote write 1.0: every 5xx is to be retried. OTLP/HTTP: only the codes above.
         500..=599 if remote_write => Outcome::Retry { after: retry_after, error },
@@ -277,9 +358,18 @@ fn classify_http(code: u16, host: &str, detail: &str, retry_after: Option<Durati
 
 fn partial_success(signal: u8, body: &[u8]) -> (u64, Option<String>) {
     let (n, m) = match signal {
-        1 => ExportMetricsServiceResponse::decode(body).ok().and_then(|r| r.partial_success).map(|p| (p.rejected_data_points, p.error_message)),
-        2 => ExportLogsServiceResponse::decode(body).ok().and_then(|r| r.partial_success).map(|p| (p.rejected_log_records, p.error_message)),
-        _ => ExportTraceServiceResponse::decode(body).ok().and_then(|r| r.partial_success).map(|p| (p.rejected_spans, p.error_message)),
+        1 => ExportMetricsServiceResponse::decode(body)
+            .ok()
+            .and_then(|r| r.partial_success)
+            .map(|p| (p.rejected_data_points, p.error_message)),
+        2 => ExportLogsServiceResponse::decode(body)
+            .ok()
+            .and_then(|r| r.partial_success)
+            .map(|p| (p.rejected_log_records, p.error_message)),
+        _ => ExportTraceServiceResponse::decode(body)
+            .ok()
+            .and_then(|r| r.partial_success)
+            .map(|p| (p.rejected_spans, p.error_message)),
     }
     .unwrap_or((0, String::new()));
     (n.max(0) as u64, (!m.is_empty()).then_some(m))
@@ -289,7 +379,11 @@ fn add_attrs(resource: &mut Option<Resource>, extra: &[(String, String)]) {
     let r = resource.get_or_insert_with(Resource::default);
     for (k, v) in extra {
         r.attributes.retain(|kv| &kv.key != k);
-        r.attributes.push(KeyValue { key: k.clone(), value: Some(AnyValue { value: Some(any_value::Value::StringValue(v.clone())) }), ..Default::default() });
+        r.attributes.push(KeyValue {
+            key: k.clone(),
+            value: Some(AnyValue { value: Some(any_value::Value::StringValue(v.clone())) }),
+            ..Default::default()
+        });
     }
 }
 
@@ -321,15 +415,27 @@ fn with_extra(signal: u8, payload: &[u8], extra: &[(String, String)]) -> Result<
 fn grpc_request<T>(msg: T, headers: &Headers) -> Result<tonic::Request<T>, String> {
     let mut req = tonic::Request::new(msg);
     for (k, v) in headers.iter() {
-        let key = MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes()).map_err(|_| format!("'{k}' cannot be a gRPC metadata key"))?;
-        let value = MetadataValue::try_from(v).map_err(|_| format!("the value of {k} cannot be sent as gRPC metadata"))?;
+        let key = MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
+            .map_err(|_| format!("'{k}' cannot be a gRPC metadata key"))?;
+        let value = MetadataValue::try_from(v)
+            .map_err(|_| format!("the value of {k} cannot be sent as gRPC metadata"))?;
         req.metadata_mut().insert(key, value);
     }
     Ok(req)
 }
 
-async fn send_grpc(channel: Channel, headers: &Headers, host: &str, gzip: bool, signal: u8, payload: &[u8], extra: &[(String, String)]) -> Outcome {
-    let bad = |e: prost::DecodeError| Outcome::Rejected { error: format!("a queued request cannot be decoded: {e}") };
+async fn send_grpc(
+    channel: Channel,
+    headers: &Headers,
+    host: &str,
+    gzip: bool,
+    signal: u8,
+    payload: &[u8],
+    extra: &[(String, String)],
+) -> Outcome {
+    let bad = |e: prost::DecodeError| Outcome::Rejected {
+        error: format!("a queued request cannot be decoded: {e}"),
+    };
     let result = match signal {
         1 => {
             let mut req = match ExportMetricsServiceRequest::decode(payload) {
@@ -345,7 +451,9 @@ async fn send_grpc(channel: Channel, headers: &Headers, host: &str, gzip: bool, 
             if gzip {
                 client = client.send_compressed(CompressionEncoding::Gzip);
             }
-            client.export(req).await.map(|r| r.into_inner().partial_success.map(|p| (p.rejected_data_points, p.error_message)))
+            client.export(req).await.map(|r| {
+                r.into_inner().partial_success.map(|p| (p.rejected_data_points, p.error_message))
+            })
         }
         2 => {
             let mut req = match ExportLogsServiceRequest::decode(payload) {
@@ -361,7 +469,9 @@ async fn send_grpc(channel: Channel, headers: &Headers, host: &str, gzip: bool, 
             if gzip {
                 client = client.send_compressed(CompressionEncoding::Gzip);
             }
-            client.export(req).await.map(|r| r.into_inner().partial_success.map(|p| (p.rejected_log_records, p.error_message)))
+            client.export(req).await.map(|r| {
+                r.into_inner().partial_success.map(|p| (p.rejected_log_records, p.error_message))
+            })
         }
         _ => {
             let mut req = match ExportTraceServiceRequest::decode(payload) {
@@ -377,7 +487,9 @@ async fn send_grpc(channel: Channel, headers: &Headers, host: &str, gzip: bool, 
             if gzip {
                 client = client.send_compressed(CompressionEncoding::Gzip);
             }
-            client.export(req).await.map(|r| r.into_inner().partial_success.map(|p| (p.rejected_spans, p.error_message)))
+            client.export(req).await.map(|r| {
+                r.into_inner().partial_success.map(|p| (p.rejected_spans, p.error_message))
+            })
         }
     };
     match result {
@@ -393,16 +505,27 @@ fn classify_grpc(status: &tonic::Status, host: &str) -> Outcome {
     let code = status.code();
     let name = format!("{code:?}").to_uppercase();
     let message = status.message();
-    let error = if message.is_empty() { format!("{name} from {host}") } else { format!("{name} from {host}: {message}") };
+    let error = if message.is_empty() {
+        format!("{name} from {host}")
+    } else {
+        format!("{name} from {host}: {message}")
+    };
     let retry_info = status.get_details_retry_info().and_then(|r| r.retry_delay);
     match code {
-        Code::Unauthenticated | Code::PermissionDenied => Outcome::Auth { error: format!("{error}: check the token (tokentray forward set-headers)") },
+        Code::Unauthenticated | Code::PermissionDenied => Outcome::Auth {
+            error: format!("{error}: check the token (tokentray forward set-headers)"),
+        },
         // The retryable codes of the OTLP specification; RESOURCE_EXHAUSTED only when the
         // server says when to come back.
-        Code::Cancelled | Code::DeadlineExceeded | Code::Aborted | Code::OutOfRange | Code::Unavailable | Code::DataLoss => {
+        Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss => Outcome::Retry { after: retry_info, error },
+        Code::ResourceExhausted if retry_info.is_some() => {
             Outcome::Retry { after: retry_info, error }
         }
-        Code::ResourceExhausted if retry_info.is_some() => Outcome::Retry { after: retry_info, error },
         _ => Outcome::Rejected { error },
     }
 }
@@ -415,8 +538,12 @@ mod tests {
     fn http_answers_are_classified_as_the_specs_say() {
         let auth = classify_http(401, "otel.example.com", "", None, false);
         assert_eq!(auth, Outcome::Auth { error: "401 Unauthorized from otel.example.com: check the token (tokentray forward set-headers)".into() });
-        assert!(matches!(classify_http(400, "h", "bad", None, false), Outcome::Rejected { error } if error == "400 Bad Request from h (bad)"));
-        assert!(matches!(classify_http(503, "h", "", Some(Duration::from_secs(7)), false), Outcome::Retry { after: Some(d), .. } if d == Duration::from_secs(7)));
+        assert!(
+            matches!(classify_http(400, "h", "bad", None, false), Outcome::Rejected { error } if error == "400 Bad Request from h (bad)")
+        );
+        assert!(
+            matches!(classify_http(503, "h", "", Some(Duration::from_secs(7)), false), Outcome::Retry { after: Some(d), .. } if d == Duration::from_secs(7))
+        );
         assert!(matches!(classify_http(500, "h", "", None, false), Outcome::Rejected { .. }));
         assert!(matches!(classify_http(500, "h", "", None, true), Outcome::Retry { .. }));
         assert!(matches!(classify_http(429, "h", "", None, true), Outcome::Retry { .. }));
@@ -424,16 +551,29 @@ mod tests {
 
     #[test]
     fn grpc_statuses_are_classified_as_the_spec_says() {
-        assert!(matches!(classify_grpc(&tonic::Status::unavailable("down"), "h"), Outcome::Retry { after: None, .. }));
-        assert!(matches!(classify_grpc(&tonic::Status::unauthenticated("no"), "h"), Outcome::Auth { error } if error.starts_with("UNAUTHENTICATED from h: no")));
-        assert!(matches!(classify_grpc(&tonic::Status::invalid_argument("bad"), "h"), Outcome::Rejected { .. }));
-        assert!(matches!(classify_grpc(&tonic::Status::resource_exhausted("big"), "h"), Outcome::Rejected { .. }));
+        assert!(matches!(
+            classify_grpc(&tonic::Status::unavailable("down"), "h"),
+            Outcome::Retry { after: None, .. }
+        ));
+        assert!(
+            matches!(classify_grpc(&tonic::Status::unauthenticated("no"), "h"), Outcome::Auth { error } if error.starts_with("UNAUTHENTICATED from h: no"))
+        );
+        assert!(matches!(
+            classify_grpc(&tonic::Status::invalid_argument("bad"), "h"),
+            Outcome::Rejected { .. }
+        ));
+        assert!(matches!(
+            classify_grpc(&tonic::Status::resource_exhausted("big"), "h"),
+            Outcome::Rejected { .. }
+        ));
         let with_delay = tonic::Status::with_error_details(
             Code::ResourceExhausted,
             "slow down",
             tonic_types::ErrorDetails::with_retry_info(Some(Duration::from_secs(3))),
         );
-        assert!(matches!(classify_grpc(&with_delay, "h"), Outcome::Retry { after: Some(d), .. } if d == Duration::from_secs(3)));
+        assert!(
+            matches!(classify_grpc(&with_delay, "h"), Outcome::Retry { after: Some(d), .. } if d == Duration::from_secs(3))
+        );
     }
 
     #[test]
@@ -458,8 +598,17 @@ mod tests {
 
     #[test]
     fn extra_attributes_are_added_to_every_resource() {
-        let req = crate::testkit::metrics_request(crate::testkit::usage_metrics("s", "u", "m", crate::testkit::Usage::TYPICAL, 1, 2, false));
-        let out = with_extra(1, &req.encode_to_vec(), &[("team.id".into(), "payments".into())]).expect("re-encodes");
+        let req = crate::testkit::metrics_request(crate::testkit::usage_metrics(
+            "s",
+            "u",
+            "m",
+            crate::testkit::Usage::TYPICAL,
+            1,
+            2,
+            false,
+        ));
+        let out = with_extra(1, &req.encode_to_vec(), &[("team.id".into(), "payments".into())])
+            .expect("re-encodes");
         let back = ExportMetricsServiceRequest::decode(out.as_slice()).expect("decodes");
         for rm in back.resource_metrics {
             let attrs = rm.resource.expect("resource").attributes;

@@ -85,7 +85,10 @@ impl Queue {
     /// A transaction that takes the write lock at once (waiting for the store's writer), so that
     /// one reading before it writes never fails to upgrade.
     fn write_transaction(&self) -> Result<rusqlite::Transaction<'_>, ForwardError> {
-        Ok(rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?)
+        Ok(rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?)
     }
 
     /// SQLite's `data_version`: changes whenever another connection (the store's writer, a
@@ -98,8 +101,12 @@ impl Queue {
     /// The oldest queued requests of one signal (the oldest request's), up to `max_bytes`
     /// (always at least one request).
     pub fn next_batch(&self, max_bytes: usize) -> Result<Option<QueuedBatch>, ForwardError> {
-        let head: Option<(i64, u8)> =
-            self.conn.query_row("SELECT id, signal FROM forward_queue ORDER BY id LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        let head: Option<(i64, u8)> = self
+            .conn
+            .query_row("SELECT id, signal FROM forward_queue ORDER BY id LIMIT 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
         let Some((first, signal)) = head else { return Ok(None) };
         let mut stmt = self.conn.prepare_cached("SELECT id, payload FROM forward_queue WHERE signal = ?1 AND id >= ?2 ORDER BY id LIMIT 1000")?;
         let mut rows = stmt.query(params![signal, first])?;
@@ -116,7 +123,9 @@ impl Queue {
                 Ok(payload) => batch.payload.extend_from_slice(&payload),
                 // Cannot happen to what the writer stored; such a row is sent as nothing (and
                 // removed with the batch) rather than blocking the queue forever.
-                Err(e) => tracing::warn!(id, error = %e, "forwarding: a queued request is corrupt; skipped"),
+                Err(e) => {
+                    tracing::warn!(id, error = %e, "forwarding: a queued request is corrupt; skipped")
+                }
             }
             batch.ids.push(id);
         }
@@ -124,7 +133,13 @@ impl Queue {
     }
 
     /// Removes delivered (or dropped) requests and updates the counters in one transaction.
-    pub fn remove(&self, ids: &[i64], counter: &str, now_ns: i64, success: bool) -> Result<(), ForwardError> {
+    pub fn remove(
+        &self,
+        ids: &[i64],
+        counter: &str,
+        now_ns: i64,
+        success: bool,
+    ) -> Result<(), ForwardError> {
         let tx = self.write_transaction()?;
         {
             let mut del = tx.prepare_cached("DELETE FROM forward_queue WHERE id = ?1")?;
@@ -141,7 +156,12 @@ impl Queue {
     }
 
     /// Keeps the queue within `max_bytes` and `max_age_ns`, oldest out first.
-    pub fn trim(&self, max_bytes: u64, max_age_ns: i64, now_ns: i64) -> Result<Trimmed, ForwardError> {
+    pub fn trim(
+        &self,
+        max_bytes: u64,
+        max_age_ns: i64,
+        now_ns: i64,
+    ) -> Result<Trimmed, ForwardError> {
         let tx = self.write_transaction()?;
         let mut out = Trimmed::default();
         let (n, b): (i64, i64) = tx.query_row(
@@ -150,12 +170,16 @@ impl Queue {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         if n > 0 {
-            tx.execute("DELETE FROM forward_queue WHERE created_ns < ?1", [now_ns.saturating_sub(max_age_ns)])?;
+            tx.execute(
+                "DELETE FROM forward_queue WHERE created_ns < ?1",
+                [now_ns.saturating_sub(max_age_ns)],
+            )?;
             out.requests += n as u64;
             out.bytes += b as u64;
             out.by_age += n as u64;
         }
-        let total: i64 = tx.query_row("SELECT COALESCE(sum(bytes), 0) FROM forward_queue", [], |r| r.get(0))?;
+        let total: i64 =
+            tx.query_row("SELECT COALESCE(sum(bytes), 0) FROM forward_queue", [], |r| r.get(0))?;
         if total as u64 > max_bytes {
             let mut excess = total as u64 - max_bytes;
             let mut cutoff = None;
@@ -191,7 +215,8 @@ impl Queue {
     /// Queues every series for remote write (when it is turned on, so the team's Prometheus
     /// gets all totals, not only those that change from now on).
     pub fn mark_all_changed(&self) -> Result<(), ForwardError> {
-        self.conn.execute("INSERT OR IGNORE INTO forward_dirty (series_id) SELECT id FROM series", [])?;
+        self.conn
+            .execute("INSERT OR IGNORE INTO forward_dirty (series_id) SELECT id FROM series", [])?;
         Ok(())
     }
 
@@ -215,7 +240,9 @@ impl Queue {
             let mut rows = stmt.query([max as i64])?;
             while let Some(r) = rows.next()? {
                 seqs.push(r.get(0)?);
-                if let (Some(family), Some(labels)) = (r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?) {
+                if let (Some(family), Some(labels)) =
+                    (r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?)
+                {
                     if seen.insert((family.clone(), labels.clone()), ()).is_none() {
                         wanted.push((family, labels));
                     }
@@ -224,7 +251,10 @@ impl Queue {
         }
         // Entries whose series is gone (never happens today) would otherwise stay forever.
         if seqs.is_empty() {
-            tx.execute("DELETE FROM forward_dirty WHERE series_id NOT IN (SELECT id FROM series)", [])?;
+            tx.execute(
+                "DELETE FROM forward_dirty WHERE series_id NOT IN (SELECT id FROM series)",
+                [],
+            )?;
         }
         let mut out = Vec::with_capacity(wanted.len());
         {
@@ -234,7 +264,8 @@ impl Queue {
             )?;
             for (family, labels) in wanted {
                 let mut rows = stmt.query(params![family, labels])?;
-                let mut row = RowValue { family, labels, kind: FamilyKind::Counter, value: 0.0, hist: None };
+                let mut row =
+                    RowValue { family, labels, kind: FamilyKind::Counter, value: 0.0, hist: None };
                 let mut latest = 0i64;
                 while let Some(r) = rows.next()? {
                     let Some(shape) = Shape::from_code(r.get(0)?) else { continue };
@@ -253,7 +284,13 @@ impl Queue {
                             }
                         }
                         Shape::Histogram => {
-                            let Some(h) = r.get_ref(2)?.as_str_or_null()?.and_then(|t| serde_json::from_str::<HistAcc>(t).ok()) else { continue };
+                            let Some(h) = r
+                                .get_ref(2)?
+                                .as_str_or_null()?
+                                .and_then(|t| serde_json::from_str::<HistAcc>(t).ok())
+                            else {
+                                continue;
+                            };
                             match &mut row.hist {
                                 Some(acc) if acc.bounds == h.bounds => {
                                     for (a, b) in acc.counts.iter_mut().zip(&h.counts) {
@@ -298,14 +335,25 @@ impl Queue {
 }
 
 pub(crate) fn stats(conn: &Connection) -> Result<QueueStats, ForwardError> {
-    let (requests, bytes, oldest_ns): (i64, i64, Option<i64>) =
-        conn.query_row("SELECT count(*), COALESCE(sum(bytes), 0), min(created_ns) FROM forward_queue", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let (requests, bytes, oldest_ns): (i64, i64, Option<i64>) = conn.query_row(
+        "SELECT count(*), COALESCE(sum(bytes), 0), min(created_ns) FROM forward_queue",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
     let changed: i64 = conn.query_row("SELECT count(*) FROM forward_dirty", [], |r| r.get(0))?;
-    Ok(QueueStats { requests: requests as u64, bytes: bytes as u64, oldest_ns, changed_series: changed as u64 })
+    Ok(QueueStats {
+        requests: requests as u64,
+        bytes: bytes as u64,
+        oldest_ns,
+        changed_series: changed as u64,
+    })
 }
 
 pub(crate) fn get(conn: &Connection, key: &str) -> Result<Option<String>, ForwardError> {
-    Ok(conn.prepare_cached("SELECT value FROM settings WHERE key = ?1")?.query_row([key], |r| r.get(0)).optional()?)
+    Ok(conn
+        .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
 }
 
 pub(crate) fn set(conn: &Connection, key: &str, value: &str) -> Result<(), ForwardError> {
@@ -354,13 +402,27 @@ mod tests {
         let hour = 3_600_000_000_000i64;
         let now = 100 * hour;
         // Two requests older than 24 h, then three of 100 bytes.
-        let (_dir, q) = queue_with(&[(now - 30 * hour, 100), (now - 25 * hour, 100), (now - 3 * hour, 100), (now - 2 * hour, 100), (now - hour, 100)]);
+        let (_dir, q) = queue_with(&[
+            (now - 30 * hour, 100),
+            (now - 25 * hour, 100),
+            (now - 3 * hour, 100),
+            (now - 2 * hour, 100),
+            (now - hour, 100),
+        ]);
         let t = q.trim(250, 24 * hour, now).expect("trim");
         assert_eq!(t, Trimmed { requests: 3, bytes: 300, by_age: 2 });
         let st = q.stats().expect("stats");
-        assert_eq!((st.requests, st.bytes, st.oldest_ns), (2, 200, Some(now - 2 * hour)), "the newest two are kept");
+        assert_eq!(
+            (st.requests, st.bytes, st.oldest_ns),
+            (2, 200, Some(now - 2 * hour)),
+            "the newest two are kept"
+        );
         assert_eq!(get(q.conn(), key::DROPPED_OVERFLOW).expect("counter").as_deref(), Some("3"));
-        assert_eq!(q.trim(250, 24 * hour, now).expect("again"), Trimmed::default(), "nothing more to trim");
+        assert_eq!(
+            q.trim(250, 24 * hour, now).expect("again"),
+            Trimmed::default(),
+            "nothing more to trim"
+        );
     }
 
     #[test]
@@ -377,10 +439,18 @@ mod tests {
         put(1, b"bbbb");
         put(1, b"cccc");
         let b = q.next_batch(8).expect("batch").expect("some");
-        assert_eq!((b.signal, b.payload.as_slice(), b.ids.len()), (1, b"aaaabbbb".as_slice(), 2), "metrics only, up to 8 bytes");
+        assert_eq!(
+            (b.signal, b.payload.as_slice(), b.ids.len()),
+            (1, b"aaaabbbb".as_slice(), 2),
+            "metrics only, up to 8 bytes"
+        );
         q.remove(&b.ids, key::DELIVERED, 1, true).expect("remove");
         let b = q.next_batch(8).expect("batch").expect("some");
-        assert_eq!((b.signal, b.payload.as_slice()), (2, b"logs".as_slice()), "then the oldest left: logs");
+        assert_eq!(
+            (b.signal, b.payload.as_slice()),
+            (2, b"logs".as_slice()),
+            "then the oldest left: logs"
+        );
         assert_eq!(get(q.conn(), key::DELIVERED).expect("counter").as_deref(), Some("2"));
     }
 }

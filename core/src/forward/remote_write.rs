@@ -78,8 +78,15 @@ fn le(bound: f64) -> String {
     }
 }
 
-fn series(name: &str, base: &[(String, String)], extra: Option<(&str, String)>, value: f64, timestamp: i64) -> TimeSeries {
-    let mut labels: Vec<Label> = base.iter().map(|(n, v)| Label { name: n.clone(), value: v.clone() }).collect();
+fn series(
+    name: &str,
+    base: &[(String, String)],
+    extra: Option<(&str, String)>,
+    value: f64,
+    timestamp: i64,
+) -> TimeSeries {
+    let mut labels: Vec<Label> =
+        base.iter().map(|(n, v)| Label { name: n.clone(), value: v.clone() }).collect();
     labels.push(Label { name: "__name__".into(), value: name.into() });
     if let Some((n, v)) = extra {
         labels.push(Label { name: n.into(), value: v });
@@ -92,7 +99,11 @@ fn series(name: &str, base: &[(String, String)], extra: Option<(&str, String)>, 
 /// The request for `rows` at `timestamp_ms`, with `extra` labels (the configured resource
 /// attributes, translated to label names) on every series.
 pub fn build(rows: &[RowValue], extra: &[(String, String)], timestamp_ms: i64) -> WriteRequest {
-    let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| (naming::label_name(k), v.clone())).filter(|(k, _)| !k.is_empty()).collect();
+    let extra: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| (naming::label_name(k), v.clone()))
+        .filter(|(k, _)| !k.is_empty())
+        .collect();
     let mut timeseries = Vec::with_capacity(rows.len());
     for row in rows {
         let mut base = parse_labels(&row.labels);
@@ -107,10 +118,28 @@ pub fn build(rows: &[RowValue], extra: &[(String, String)], timestamp_ms: i64) -
                 for (i, count) in h.counts.iter().enumerate() {
                     cumulative += count;
                     let bound = h.bounds.get(i).copied().unwrap_or(f64::INFINITY);
-                    timeseries.push(series(&format!("{}_bucket", row.family), &base, Some(("le", le(bound))), cumulative, timestamp_ms));
+                    timeseries.push(series(
+                        &format!("{}_bucket", row.family),
+                        &base,
+                        Some(("le", le(bound))),
+                        cumulative,
+                        timestamp_ms,
+                    ));
                 }
-                timeseries.push(series(&format!("{}_sum", row.family), &base, None, h.sum, timestamp_ms));
-                timeseries.push(series(&format!("{}_count", row.family), &base, None, h.count, timestamp_ms));
+                timeseries.push(series(
+                    &format!("{}_sum", row.family),
+                    &base,
+                    None,
+                    h.sum,
+                    timestamp_ms,
+                ));
+                timeseries.push(series(
+                    &format!("{}_count", row.family),
+                    &base,
+                    None,
+                    h.count,
+                    timestamp_ms,
+                ));
             }
             (FamilyKind::Histogram, None) => {}
             _ => timeseries.push(series(&row.family, &base, None, row.value, timestamp_ms)),
@@ -126,7 +155,11 @@ mod tests {
 
     #[test]
     fn labels_round_trip_through_the_rendered_form() {
-        let pairs = vec![("a".to_string(), "x\"y\\z\nw".to_string()), ("job".into(), "claude-code".into()), ("model".into(), "a,b=c".into())];
+        let pairs = vec![
+            ("a".to_string(), "x\"y\\z\nw".to_string()),
+            ("job".into(), "claude-code".into()),
+            ("model".into(), "a,b=c".into()),
+        ];
         assert_eq!(parse_labels(&naming::render_labels(&pairs)), pairs);
         assert!(parse_labels("").is_empty());
     }
@@ -134,22 +167,51 @@ mod tests {
     #[test]
     fn counters_and_histograms_become_sorted_series() {
         let rows = vec![
-            RowValue { family: "claude_code_cost_usage_USD_total".into(), labels: r#"model="m",type="x""#.into(), kind: FamilyKind::Counter, value: 1.5, hist: None },
+            RowValue {
+                family: "claude_code_cost_usage_USD_total".into(),
+                labels: r#"model="m",type="x""#.into(),
+                kind: FamilyKind::Counter,
+                value: 1.5,
+                hist: None,
+            },
             RowValue {
                 family: "lat_seconds".into(),
                 labels: String::new(),
                 kind: FamilyKind::Histogram,
                 value: 0.0,
-                hist: Some(HistAcc { bounds: vec![0.5, 1.0], counts: vec![1.0, 2.0, 3.0], sum: 9.0, count: 6.0 }),
+                hist: Some(HistAcc {
+                    bounds: vec![0.5, 1.0],
+                    counts: vec![1.0, 2.0, 3.0],
+                    sum: 9.0,
+                    count: 6.0,
+                }),
             },
         ];
         let req = build(&rows, &[("team.id".into(), "payments".into())], 1000);
-        let first: Vec<(&str, &str)> = req.timeseries[0].labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
-        assert_eq!(first, vec![("__name__", "claude_code_cost_usage_USD_total"), ("model", "m"), ("team_id", "payments"), ("type", "x")]);
+        let first: Vec<(&str, &str)> =
+            req.timeseries[0].labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+        assert_eq!(
+            first,
+            vec![
+                ("__name__", "claude_code_cost_usage_USD_total"),
+                ("model", "m"),
+                ("team_id", "payments"),
+                ("type", "x")
+            ]
+        );
         assert_eq!(req.timeseries[0].samples, vec![Sample { value: 1.5, timestamp: 1000 }]);
         let buckets: Vec<(String, f64)> = req.timeseries[1..4]
             .iter()
-            .map(|t| (t.labels.iter().find(|l| l.name == "le").map(|l| l.value.clone()).unwrap_or_default(), t.samples[0].value))
+            .map(|t| {
+                (
+                    t.labels
+                        .iter()
+                        .find(|l| l.name == "le")
+                        .map(|l| l.value.clone())
+                        .unwrap_or_default(),
+                    t.samples[0].value,
+                )
+            })
             .collect();
         assert_eq!(buckets, vec![("0.5".into(), 1.0), ("1".into(), 3.0), ("+Inf".into(), 6.0)]);
         assert_eq!(req.timeseries.len(), 6);

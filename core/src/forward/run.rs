@@ -108,11 +108,17 @@ impl ConfigFollower {
                 match Config::from_file(path) {
                     Ok(c) => {
                         if c.forward != self.current {
-                            tracing::info!(endpoint = c.forward.endpoint.as_deref().unwrap_or("-"), protocol = c.forward.protocol.name(), "forwarding settings reloaded");
+                            tracing::info!(
+                                endpoint = c.forward.endpoint.as_deref().unwrap_or("-"),
+                                protocol = c.forward.protocol.name(),
+                                "forwarding settings reloaded"
+                            );
                         }
                         self.current = c.forward;
                     }
-                    Err(e) => tracing::warn!(error = %e, "config file changed but cannot be read; keeping the forwarding settings in effect"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "config file changed but cannot be read; keeping the forwarding settings in effect")
+                    }
                 }
             }
         }
@@ -126,7 +132,9 @@ impl ConfigFollower {
 /// committed after `tokentray forward on` is queued too, however late this thread looks.
 fn prepare(store: &Store, config: &ForwardConfig) -> ForwardMode {
     let mode = match (config.endpoint.is_some(), config.protocol) {
-        (true, ForwardProtocol::PrometheusRemoteWrite) => ForwardMode { remote_write: true, ..ForwardMode::OFF },
+        (true, ForwardProtocol::PrometheusRemoteWrite) => {
+            ForwardMode { remote_write: true, ..ForwardMode::OFF }
+        }
         (true, _) => ForwardMode { otlp: true, traces: config.traces, remote_write: false },
         _ => ForwardMode::OFF,
     };
@@ -135,7 +143,6 @@ fn prepare(store: &Store, config: &ForwardConfig) -> ForwardMode {
     }
     mode
 }
-
 
 /// Exponential backoff with full jitter: a uniformly random delay between half and all of
 /// `initial × 2^failures`, capped.
@@ -194,7 +201,11 @@ struct ExporterKey {
 
 impl Loop {
     fn new(store: Store, queue: Queue, follower: ConfigFollower) -> Loop {
-        let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1;
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+            | 1;
         Loop {
             changes: store.subscribe(),
             store,
@@ -248,7 +259,8 @@ impl Loop {
             return Ok(Some(TICK_IDLE));
         }
         let mode = prepare(&self.store, &config);
-        let on = mode != ForwardMode::OFF && queue::get(self.queue.conn(), key::ENABLED)?.as_deref() == Some("1");
+        let on = mode != ForwardMode::OFF
+            && queue::get(self.queue.conn(), key::ENABLED)?.as_deref() == Some("1");
         let remote_write = on && mode.remote_write;
         if on != self.on || remote_write != self.remote_write {
             // Remote write sends totals: when it starts, every series' total is due, not only
@@ -274,12 +286,18 @@ impl Loop {
             self.trim(&config)?;
         }
         let conn = self.queue.conn();
-        let headers_version = (queue::get(conn, key::HEADERS_CHANGED_NS)?, config.headers_file.as_deref().and_then(file_stamp));
+        let headers_version = (
+            queue::get(conn, key::HEADERS_CHANGED_NS)?,
+            config.headers_file.as_deref().and_then(file_stamp),
+        );
         if queue::get(conn, key::PAUSED)?.is_some_and(|p| !p.is_empty()) {
             // `forward set-headers` and `forward on` clear the pause; so does an edit of the
             // headers file or of `[forward]` (a new exporter is built below), and a restart
             // tries once more.
-            let changed = self.exporter.as_ref().is_none_or(|(k, _)| k.headers_version != headers_version || k.config != config);
+            let changed = self
+                .exporter
+                .as_ref()
+                .is_none_or(|(k, _)| k.headers_version != headers_version || k.config != config);
             if !changed {
                 self.retry_at = None;
                 return Ok(Some(TICK_IDLE));
@@ -316,18 +334,28 @@ impl Loop {
             }
         }
         let Some((_, exporter)) = &self.exporter else { return Ok(Some(TICK)) };
-        let extra: Vec<(String, String)> = config.resource_attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let extra: Vec<(String, String)> =
+            config.resource_attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         if mode.remote_write {
             let every = Duration::from_secs(config.resend_interval_seconds);
             if !every.is_zero() && self.last_resend.is_none_or(|t| t.elapsed() >= every) {
                 self.last_resend = Some(Instant::now());
-                let window_ns = config.resend_window_hours.saturating_mul(3_600_000_000_000).min(i64::MAX as u64) as i64;
+                let window_ns = config
+                    .resend_window_hours
+                    .saturating_mul(3_600_000_000_000)
+                    .min(i64::MAX as u64) as i64;
                 self.queue.mark_changed_since(crate::ingest::now_ns().saturating_sub(window_ns))?;
             }
             let (rows, seqs) = self.queue.changed_rows(MAX_ROWS)?;
             if seqs.is_empty() {
-                let until_resend = self.last_resend.filter(|_| !every.is_zero()).map(|t| every.saturating_sub(t.elapsed()));
-                return Ok(Some(until_resend.map_or(TICK_IDLE, |d| d.clamp(Duration::from_millis(50), TICK_IDLE))));
+                let until_resend = self
+                    .last_resend
+                    .filter(|_| !every.is_zero())
+                    .map(|t| every.saturating_sub(t.elapsed()));
+                return Ok(Some(
+                    until_resend
+                        .map_or(TICK_IDLE, |d| d.clamp(Duration::from_millis(50), TICK_IDLE)),
+                ));
             }
             let now_ms = crate::ingest::now_ns() / 1_000_000;
             let ts = now_ms.max(self.last_rw_ms + 1);
@@ -348,18 +376,28 @@ impl Loop {
             }
             return Ok(None);
         }
-        let Some(batch) = self.queue.next_batch(MAX_BATCH_BYTES)? else { return Ok(Some(TICK_IDLE)) };
+        let Some(batch) = self.queue.next_batch(MAX_BATCH_BYTES)? else {
+            return Ok(Some(TICK_IDLE));
+        };
         match exporter.send_otlp(batch.signal, &batch.payload, &extra).await {
             Outcome::Delivered { refused, message } => {
                 self.queue.remove(&batch.ids, key::DELIVERED, crate::ingest::now_ns(), true)?;
                 if refused > 0 {
-                    let error = format!("the collector refused {refused} item(s) as invalid: {}", message.unwrap_or_default());
+                    let error = format!(
+                        "the collector refused {refused} item(s) as invalid: {}",
+                        message.unwrap_or_default()
+                    );
                     self.record_error(&error)?;
                 }
                 self.succeeded()?;
             }
             Outcome::Rejected { error } => {
-                self.queue.remove(&batch.ids, key::DROPPED_REJECTED, crate::ingest::now_ns(), false)?;
+                self.queue.remove(
+                    &batch.ids,
+                    key::DROPPED_REJECTED,
+                    crate::ingest::now_ns(),
+                    false,
+                )?;
                 self.record_error(&format!("{error} — {} request(s) dropped", batch.ids.len()))?;
             }
             other => self.failed(other, &config)?,
@@ -398,7 +436,10 @@ impl Loop {
             }
             Outcome::Retry { after, error } => {
                 let delay = after.unwrap_or_else(|| {
-                    self.backoff.next(Duration::from_millis(config.retry_initial_ms.max(1)), Duration::from_secs(config.retry_max_seconds.max(1)))
+                    self.backoff.next(
+                        Duration::from_millis(config.retry_initial_ms.max(1)),
+                        Duration::from_secs(config.retry_max_seconds.max(1)),
+                    )
                 });
                 self.record_error(&error)?;
                 self.retry_at = Some(Instant::now() + delay);
@@ -413,7 +454,9 @@ impl Loop {
 
     fn trim(&mut self, config: &ForwardConfig) -> Result<(), ForwardError> {
         let max_bytes = config.max_queue_mib.saturating_mul(1024 * 1024);
-        let max_age_ns = (config.max_queue_age_hours.saturating_mul(3600)).saturating_mul(1_000_000_000).min(i64::MAX as u64) as i64;
+        let max_age_ns = (config.max_queue_age_hours.saturating_mul(3600))
+            .saturating_mul(1_000_000_000)
+            .min(i64::MAX as u64) as i64;
         let trimmed = self.queue.trim(max_bytes, max_age_ns, crate::ingest::now_ns())?;
         if trimmed.requests > 0 {
             let why = if trimmed.by_age == trimmed.requests {
@@ -445,7 +488,11 @@ mod tests {
         let delays: Vec<Duration> = (0..10).map(|_| b.next(initial, max)).collect();
         for (i, d) in delays.iter().enumerate() {
             let base = (initial * (1 << i)).min(max);
-            assert!(*d >= base / 2 && *d <= base, "attempt {i}: {d:?} not within [{:?}, {base:?}]", base / 2);
+            assert!(
+                *d >= base / 2 && *d <= base,
+                "attempt {i}: {d:?} not within [{:?}, {base:?}]",
+                base / 2
+            );
         }
         assert!(delays.windows(2).any(|w| w[0] != w[1] / 2), "jitter: not exactly doubling");
         b.reset();

@@ -29,7 +29,9 @@ fn keychain_error(what: &str, name: &str, e: keyring::Error) -> ForwardError {
         }
         _ => "",
     };
-    ForwardError::Keychain(format!("cannot {what} the keychain entry '{SERVICE}/{name}': {e}{hint}"))
+    ForwardError::Keychain(format!(
+        "cannot {what} the keychain entry '{SERVICE}/{name}': {e}{hint}"
+    ))
 }
 
 /// Stores `value` under `name`, replacing what was there.
@@ -68,6 +70,8 @@ pub fn forward_headers(config: &ForwardConfig) -> Result<Headers, ForwardError> 
 
 /// A secret kept in a file (the whole file, without its trailing newline).
 pub fn read_secret_file(path: &Path) -> Result<String, ForwardError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ForwardError::Keychain(format!("cannot read the secret file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ForwardError::Keychain(format!("cannot read the secret file {}: {e}", path.display()))
+    })?;
     Ok(text.trim_end_matches(['\r', '\n']).to_string())
 }

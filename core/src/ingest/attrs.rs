@@ -31,9 +31,9 @@ impl AttrValue {
             Some(Value::IntValue(i)) => AttrValue::Int(i),
             Some(Value::DoubleValue(d)) => AttrValue::Double(d),
             Some(Value::BytesValue(b)) => AttrValue::Bytes(b),
-            Some(Value::ArrayValue(a)) => {
-                AttrValue::Array(a.values.into_iter().map(|v| AttrValue::from_any(Some(v))).collect())
-            }
+            Some(Value::ArrayValue(a)) => AttrValue::Array(
+                a.values.into_iter().map(|v| AttrValue::from_any(Some(v))).collect(),
+            ),
             Some(Value::KvlistValue(kv)) => AttrValue::Map(
                 kv.values.into_iter().map(|kv| (kv.key, AttrValue::from_any(kv.value))).collect(),
             ),
@@ -90,10 +90,14 @@ impl AttrValue {
             AttrValue::Bool(b) => J::Bool(*b),
             AttrValue::Int(i) => J::from(*i),
             // JSON has no NaN/Infinity: such doubles are kept as their text.
-            AttrValue::Double(d) => serde_json::Number::from_f64(*d).map(J::Number).unwrap_or_else(|| J::String(d.to_string())),
+            AttrValue::Double(d) => serde_json::Number::from_f64(*d)
+                .map(J::Number)
+                .unwrap_or_else(|| J::String(d.to_string())),
             AttrValue::Bytes(b) => J::String(hex::encode(b)),
             AttrValue::Array(a) => J::Array(a.iter().map(AttrValue::to_json).collect()),
-            AttrValue::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            AttrValue::Map(m) => {
+                J::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+            }
         }
     }
 
@@ -108,7 +112,9 @@ impl AttrValue {
             },
             J::String(s) => AttrValue::Str(s.clone()),
             J::Array(a) => AttrValue::Array(a.iter().map(AttrValue::from_json).collect()),
-            J::Object(o) => AttrValue::Map(o.iter().map(|(k, v)| (k.clone(), AttrValue::from_json(v))).collect()),
+            J::Object(o) => AttrValue::Map(
+                o.iter().map(|(k, v)| (k.clone(), AttrValue::from_json(v))).collect(),
+            ),
         }
     }
 
@@ -168,7 +174,8 @@ pub fn hash_field(h: &mut Xxh3, s: &str) {
 
 /// Converts protobuf attributes into sorted, de-duplicated owned attributes.
 pub fn from_proto(kvs: Vec<KeyValue>) -> Attrs {
-    let mut attrs: Attrs = kvs.into_iter().map(|kv| (kv.key, AttrValue::from_any(kv.value))).collect();
+    let mut attrs: Attrs =
+        kvs.into_iter().map(|kv| (kv.key, AttrValue::from_any(kv.value))).collect();
     // Stable sort keeps arrival order among equal keys, so `dedup` can keep the last one.
     attrs.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out: Attrs = Vec::with_capacity(attrs.len());
@@ -191,7 +198,8 @@ pub fn get_str<'a>(attrs: &'a [(String, AttrValue)], key: &str) -> Option<&'a st
 
 /// Attributes as a JSON object (the store's column format).
 pub fn to_json(attrs: &[(String, AttrValue)]) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = attrs.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+    let map: serde_json::Map<String, serde_json::Value> =
+        attrs.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
     serde_json::Value::Object(map).to_string()
 }
 
@@ -199,7 +207,8 @@ pub fn to_json(attrs: &[(String, AttrValue)]) -> String {
 pub fn from_json(text: &str) -> Attrs {
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(serde_json::Value::Object(map)) => {
-            let mut attrs: Attrs = map.iter().map(|(k, v)| (k.clone(), AttrValue::from_json(v))).collect();
+            let mut attrs: Attrs =
+                map.iter().map(|(k, v)| (k.clone(), AttrValue::from_json(v))).collect();
             attrs.sort_by(|a, b| a.0.cmp(&b.0));
             attrs
         }
@@ -222,7 +231,10 @@ mod tests {
             kv("a", Value::IntValue(2)),
             kv("b", Value::StringValue("3".into())),
         ]);
-        assert_eq!(attrs, vec![("a".into(), AttrValue::Int(2)), ("b".into(), AttrValue::Str("3".into()))]);
+        assert_eq!(
+            attrs,
+            vec![("a".into(), AttrValue::Int(2)), ("b".into(), AttrValue::Str("3".into()))]
+        );
         assert_eq!(get_str(&attrs, "b"), Some("3"));
         assert!(get(&attrs, "c").is_none());
     }
@@ -242,7 +254,10 @@ mod tests {
     fn labels_and_json_round_trip() {
         let attrs = vec![
             ("anthropic.custom_base_url".to_string(), AttrValue::Bool(true)),
-            ("list".to_string(), AttrValue::Array(vec![AttrValue::Int(1), AttrValue::Str("x".into())])),
+            (
+                "list".to_string(),
+                AttrValue::Array(vec![AttrValue::Int(1), AttrValue::Str("x".into())]),
+            ),
         ];
         assert_eq!(attrs[0].1.to_label(), "true");
         assert_eq!(attrs[1].1.to_label(), r#"[1,"x"]"#);

@@ -12,7 +12,8 @@ pub const REDACTED: &str = "<REDACTED>";
 
 /// Attributes that carry the user's words or file contents. Their length is kept (Claude Code
 /// already sends `prompt_length` / `response_length`; for the others we add `<key>_length`).
-const PRIVATE_KEYS: &[&str] = &["prompt", "prompt_text", "response", "user_prompt", "tool_input", "content"];
+const PRIVATE_KEYS: &[&str] =
+    &["prompt", "prompt_text", "response", "user_prompt", "tool_input", "content"];
 
 pub fn normalize(req: ExportLogsServiceRequest, received_ns: i64, privacy: Privacy) -> Batch {
     let mut batch = Batch::default();
@@ -31,7 +32,9 @@ pub fn normalize(req: ExportLogsServiceRequest, received_ns: i64, privacy: Priva
                 let name = body_name
                     .filter(|s| !s.is_empty() && s.len() <= 256)
                     .or_else(|| (!record.event_name.is_empty()).then(|| record.event_name.clone()))
-                    .or_else(|| attrs::get_str(&attrs, "event.name").map(|n| format!("claude_code.{n}")))
+                    .or_else(|| {
+                        attrs::get_str(&attrs, "event.name").map(|n| format!("claude_code.{n}"))
+                    })
                     .unwrap_or_else(|| "log".to_string());
                 if !privacy.store_prompts {
                     redact(&mut attrs);
@@ -48,7 +51,9 @@ pub fn normalize(req: ExportLogsServiceRequest, received_ns: i64, privacy: Priva
                     session_id: s("session.id"),
                     prompt_id: s("prompt.id"),
                     model: s("model"),
-                    cost_usd: attrs::get(&attrs, "cost_usd").and_then(AttrValue::as_f64).filter(|c| c.is_finite()),
+                    cost_usd: attrs::get(&attrs, "cost_usd")
+                        .and_then(AttrValue::as_f64)
+                        .filter(|c| c.is_finite()),
                     input_tokens: i("input_tokens"),
                     output_tokens: i("output_tokens"),
                     cache_read_tokens: i("cache_read_tokens"),
@@ -72,7 +77,9 @@ pub fn redact_request(req: &mut ExportLogsServiceRequest) {
         for sl in &mut rl.scope_logs {
             for record in &mut sl.log_records {
                 redact_key_values(&mut record.attributes);
-                if let Some(Value::StringValue(body)) = record.body.as_mut().and_then(|b| b.value.as_mut()) {
+                if let Some(Value::StringValue(body)) =
+                    record.body.as_mut().and_then(|b| b.value.as_mut())
+                {
                     if body.len() > 256 {
                         *body = REDACTED.to_string();
                     }
@@ -99,7 +106,11 @@ pub fn redact_key_values(kvs: &mut Vec<opentelemetry_proto::tonic::common::v1::K
     }
     for (key, len) in lengths {
         if !kvs.iter().any(|kv| kv.key == key) {
-            kvs.push(KeyValue { key, value: Some(AnyValue { value: Some(Value::IntValue(len)) }), ..Default::default() });
+            kvs.push(KeyValue {
+                key,
+                value: Some(AnyValue { value: Some(Value::IntValue(len)) }),
+                ..Default::default()
+            });
         }
     }
 }
@@ -151,12 +162,18 @@ mod tests {
     fn forwarded_requests_are_redacted_the_same_way() {
         use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
         use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-        let kv = |k: &str, v: &str| KeyValue { key: k.into(), value: Some(AnyValue { value: Some(Value::StringValue(v.into())) }), ..Default::default() };
+        let kv = |k: &str, v: &str| KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(Value::StringValue(v.into())) }),
+            ..Default::default()
+        };
         let mut req = ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
                 scope_logs: vec![ScopeLogs {
                     log_records: vec![LogRecord {
-                        body: Some(AnyValue { value: Some(Value::StringValue("claude_code.user_prompt".into())) }),
+                        body: Some(AnyValue {
+                            value: Some(Value::StringValue("claude_code.user_prompt".into())),
+                        }),
                         attributes: vec![kv("prompt", "secret plan"), kv("model", "m")],
                         ..Default::default()
                     }],
@@ -170,6 +187,7 @@ mod tests {
         let text = format!("{record:?}");
         assert!(!text.contains("secret"), "{text}");
         assert!(text.contains("claude_code.user_prompt"));
-        assert!(record.attributes.iter().any(|kv| kv.key == "prompt_length" && kv.value == Some(AnyValue { value: Some(Value::IntValue(11)) })));
+        assert!(record.attributes.iter().any(|kv| kv.key == "prompt_length"
+            && kv.value == Some(AnyValue { value: Some(Value::IntValue(11)) })));
     }
 }

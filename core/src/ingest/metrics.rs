@@ -23,7 +23,8 @@ pub fn normalize(req: ExportMetricsServiceRequest, received_ns: i64) -> Batch {
             batch.client = super::client_of(&resource);
         }
         for sm in rm.scope_metrics {
-            let (scope_name, scope_version) = sm.scope.map(|s| (s.name, s.version)).unwrap_or_default();
+            let (scope_name, scope_version) =
+                sm.scope.map(|s| (s.name, s.version)).unwrap_or_default();
             for metric in sm.metrics {
                 let Some(data) = metric.data else { continue };
                 let base = Base {
@@ -42,12 +43,19 @@ pub fn normalize(req: ExportMetricsServiceRequest, received_ns: i64) -> Batch {
                 }
                 match data {
                     Data::Sum(sum) => {
-                        let shape = if sum.is_monotonic { Shape::MonotonicSum } else { Shape::NonMonotonicSum };
+                        let shape = if sum.is_monotonic {
+                            Shape::MonotonicSum
+                        } else {
+                            Shape::NonMonotonicSum
+                        };
                         let temporality = match temporality(sum.aggregation_temporality) {
                             Some(t) => t,
                             None => {
                                 batch.reject(sum.data_points.len() as u64, || {
-                                    format!("metric {}: aggregation temporality unspecified", metric.name)
+                                    format!(
+                                        "metric {}: aggregation temporality unspecified",
+                                        metric.name
+                                    )
                                 });
                                 continue;
                             }
@@ -64,7 +72,10 @@ pub fn normalize(req: ExportMetricsServiceRequest, received_ns: i64) -> Batch {
                     Data::Histogram(hist) => {
                         let Some(temporality) = temporality(hist.aggregation_temporality) else {
                             batch.reject(hist.data_points.len() as u64, || {
-                                format!("metric {}: aggregation temporality unspecified", metric.name)
+                                format!(
+                                    "metric {}: aggregation temporality unspecified",
+                                    metric.name
+                                )
                             });
                             continue;
                         };
@@ -72,9 +83,14 @@ pub fn normalize(req: ExportMetricsServiceRequest, received_ns: i64) -> Batch {
                             base.histogram(&mut batch, temporality, p);
                         }
                     }
-                    Data::ExponentialHistogram(h) => batch.reject(h.data_points.len() as u64, || {
-                        format!("metric {}: exponential histograms are not supported", metric.name)
-                    }),
+                    Data::ExponentialHistogram(h) => {
+                        batch.reject(h.data_points.len() as u64, || {
+                            format!(
+                                "metric {}: exponential histograms are not supported",
+                                metric.name
+                            )
+                        })
+                    }
                     Data::Summary(s) => batch.reject(s.data_points.len() as u64, || {
                         format!("metric {}: summaries are not supported", metric.name)
                     }),
@@ -144,7 +160,13 @@ impl Base<'_> {
         }
     }
 
-    fn number(&self, batch: &mut Batch, shape: Shape, temporality: Temporality, p: NumberDataPoint) {
+    fn number(
+        &self,
+        batch: &mut Batch,
+        shape: Shape,
+        temporality: Temporality,
+        p: NumberDataPoint,
+    ) {
         if p.flags & NO_RECORDED_VALUE != 0 {
             return;
         }
@@ -161,7 +183,9 @@ impl Base<'_> {
             return;
         }
         if shape == Shape::MonotonicSum && value < 0.0 {
-            batch.reject(1, || format!("metric {}: negative value {value} on a monotonic sum", self.metric));
+            batch.reject(1, || {
+                format!("metric {}: negative value {value} on a monotonic sum", self.metric)
+            });
             return;
         }
         let series = self.series(shape, attrs::from_proto(p.attributes));
@@ -178,7 +202,8 @@ impl Base<'_> {
         if p.flags & NO_RECORDED_VALUE != 0 {
             return;
         }
-        let bounds_ok = p.explicit_bounds.windows(2).all(|w| w[0] < w[1]) && p.explicit_bounds.iter().all(|b| b.is_finite());
+        let bounds_ok = p.explicit_bounds.windows(2).all(|w| w[0] < w[1])
+            && p.explicit_bounds.iter().all(|b| b.is_finite());
         if p.bucket_counts.len() != p.explicit_bounds.len() + 1 || !bounds_ok {
             batch.reject(1, || {
                 format!(

@@ -10,7 +10,10 @@ pub mod metrics;
 pub mod model;
 pub mod traces;
 
-pub use model::{Batch, EventRecord, Outgoing, MetricPoint, PointValue, Resource, SeriesDesc, Shape, SpanRecord, Temporality};
+pub use model::{
+    Batch, EventRecord, MetricPoint, Outgoing, PointValue, Resource, SeriesDesc, Shape, SpanRecord,
+    Temporality,
+};
 
 use std::sync::Arc;
 

@@ -161,7 +161,10 @@ impl Outgoing {
     pub fn new(signal: u8, protobuf: &[u8]) -> Outgoing {
         // Compressing into a Vec cannot fail for inputs below snappy's 4 GiB limit, which the
         // 16 MiB body limit keeps us far from; an empty payload would be dropped by the decoder.
-        Outgoing { signal, payload: snap::raw::Encoder::new().compress_vec(protobuf).unwrap_or_default() }
+        Outgoing {
+            signal,
+            payload: snap::raw::Encoder::new().compress_vec(protobuf).unwrap_or_default(),
+        }
     }
 }
 

@@ -14,11 +14,10 @@ pub fn normalize(req: ExportTraceServiceRequest) -> Batch {
         }
         for ss in rs.scope_spans {
             for span in ss.spans {
-                let session_id = span
-                    .attributes
-                    .iter()
-                    .find(|kv| kv.key == "session.id")
-                    .and_then(|kv| attrs::AttrValue::from_any(kv.value.clone()).as_str().map(str::to_string));
+                let session_id =
+                    span.attributes.iter().find(|kv| kv.key == "session.id").and_then(|kv| {
+                        attrs::AttrValue::from_any(kv.value.clone()).as_str().map(str::to_string)
+                    });
                 batch.spans.push(SpanRecord {
                     start_ns: span.start_time_unix_nano.min(i64::MAX as u64) as i64,
                     end_ns: span.end_time_unix_nano.min(i64::MAX as u64) as i64,

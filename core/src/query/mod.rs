@@ -7,7 +7,9 @@ pub mod report;
 
 pub use report::{ApiRequests, Group, Report, Tokens};
 
-use chrono::{DateTime, Datelike, Duration, Local, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Weekday};
+use chrono::{
+    DateTime, Datelike, Duration, Local, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Weekday,
+};
 
 /// A named period, always relative to "now" in the local time zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +38,9 @@ impl Period {
             Period::All => return TimeRange::ALL,
             Period::Today => (today, today + Duration::days(1)),
             Period::Week => {
-                let back = (7 + today.weekday().num_days_from_monday() as i64 - week_start.num_days_from_monday() as i64) % 7;
+                let back = (7 + today.weekday().num_days_from_monday() as i64
+                    - week_start.num_days_from_monday() as i64)
+                    % 7;
                 let first = today - Duration::days(back);
                 (first, first + Duration::days(7))
             }
@@ -51,7 +55,10 @@ impl Period {
                 (first, next)
             }
         };
-        TimeRange { start_ns: Some(local_midnight_ns(&tz, from)), end_ns: Some(local_midnight_ns(&tz, to)) }
+        TimeRange {
+            start_ns: Some(local_midnight_ns(&tz, from)),
+            end_ns: Some(local_midnight_ns(&tz, to)),
+        }
     }
 
     pub fn range_now(self, week_start: Weekday) -> TimeRange {
@@ -80,7 +87,9 @@ pub fn local_midnight_ns<Tz: TimeZone>(tz: &Tz, day: NaiveDate) -> i64 {
     for _ in 0..8 {
         match tz.from_local_datetime(&probe) {
             LocalResult::Single(t) => return t.timestamp_nanos_opt().unwrap_or(0),
-            LocalResult::Ambiguous(earliest, _) => return earliest.timestamp_nanos_opt().unwrap_or(0),
+            LocalResult::Ambiguous(earliest, _) => {
+                return earliest.timestamp_nanos_opt().unwrap_or(0)
+            }
             LocalResult::None => probe += Duration::minutes(15),
         }
     }
@@ -138,7 +147,9 @@ impl std::str::FromStr for GroupBy {
             "session" => GroupBy::Session,
             "day" => GroupBy::Day,
             "hour" => GroupBy::Hour,
-            other => return Err(format!("unknown grouping '{other}' (model, type, session, day, hour)")),
+            other => {
+                return Err(format!("unknown grouping '{other}' (model, type, session, day, hour)"))
+            }
         })
     }
 }

@@ -17,18 +17,27 @@ pub enum AuthError {
 /// Resolves `Authorization=@file:/run/secrets/token` (or `=@/path`) and `Authorization=@keychain`
 /// into (name, value).
 pub fn resolve(spec: &str) -> Result<(String, String), AuthError> {
-    let (name, source) = spec.split_once('=').ok_or_else(|| AuthError::Syntax(spec.chars().take_while(|c| *c != '=').collect()))?;
+    let (name, source) = spec
+        .split_once('=')
+        .ok_or_else(|| AuthError::Syntax(spec.chars().take_while(|c| *c != '=').collect()))?;
     let name = name.trim();
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Err(AuthError::Syntax(name.to_string()));
     }
     let source = source.trim();
     let value = if source == "@keychain" {
         secret::load(&secret::receiver_header_entry(name))
             .map_err(|e| AuthError::Source { name: name.into(), reason: e.to_string() })?
-            .ok_or_else(|| AuthError::Source { name: name.into(), reason: format!("nothing in the keychain; store it with `tokentray receiver set-header {name}`") })?
+            .ok_or_else(|| AuthError::Source {
+                name: name.into(),
+                reason: format!(
+                    "nothing in the keychain; store it with `tokentray receiver set-header {name}`"
+                ),
+            })?
     } else if let Some(path) = source.strip_prefix("@file:").or_else(|| source.strip_prefix('@')) {
-        secret::read_secret_file(std::path::Path::new(path)).map_err(|e| AuthError::Source { name: name.into(), reason: e.to_string() })?
+        secret::read_secret_file(std::path::Path::new(path))
+            .map_err(|e| AuthError::Source { name: name.into(), reason: e.to_string() })?
     } else {
         return Err(AuthError::Literal(name.to_string()));
     };
@@ -52,10 +61,20 @@ mod tests {
         let file = dir.path().join("token");
         std::fs::write(&file, "Bearer s3cr3t\n").expect("write");
         let want = ("Authorization".to_string(), "Bearer s3cr3t".to_string());
-        assert_eq!(resolve(&format!("Authorization=@file:{}", file.display())).expect("file"), want);
-        assert_eq!(resolve(&format!("Authorization=@{}", file.display())).expect("short form"), want);
-        let literal = resolve("Authorization=Bearer s3cr3t").expect_err("literal refused").to_string();
-        assert!(literal.contains("/proc/<pid>/cmdline") && !literal.contains("s3cr3t"), "{literal}");
+        assert_eq!(
+            resolve(&format!("Authorization=@file:{}", file.display())).expect("file"),
+            want
+        );
+        assert_eq!(
+            resolve(&format!("Authorization=@{}", file.display())).expect("short form"),
+            want
+        );
+        let literal =
+            resolve("Authorization=Bearer s3cr3t").expect_err("literal refused").to_string();
+        assert!(
+            literal.contains("/proc/<pid>/cmdline") && !literal.contains("s3cr3t"),
+            "{literal}"
+        );
         assert!(resolve("Authorization").is_err());
         assert!(resolve(&format!("Authorization=@{}", dir.path().join("none").display())).is_err());
     }

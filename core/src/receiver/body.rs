@@ -39,7 +39,11 @@ pub enum BodyError {
 }
 
 /// Undoes `Content-Encoding`, reading at most `limit` bytes of output.
-pub fn decode(content_encoding: Option<&str>, body: bytes_like::Bytes, limit: usize) -> Result<Vec<u8>, BodyError> {
+pub fn decode(
+    content_encoding: Option<&str>,
+    body: bytes_like::Bytes,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
     let encoding = content_encoding.map(|e| e.trim().to_ascii_lowercase()).unwrap_or_default();
     match encoding.as_str() {
         "" | "identity" => {
@@ -87,13 +91,19 @@ mod tests {
     fn gzip_within_and_over_the_limit() {
         let body = gzip(&[7u8; 1000]);
         assert_eq!(gunzip_limited(&body, 1000).expect("fits").len(), 1000);
-        assert_eq!(gunzip_limited(&body, 999), Err(BodyError::TooLarge { limit: 999, decompressed: true }));
+        assert_eq!(
+            gunzip_limited(&body, 999),
+            Err(BodyError::TooLarge { limit: 999, decompressed: true })
+        );
         assert!(matches!(gunzip_limited(b"not gzip", 10), Err(BodyError::BadGzip(_))));
     }
 
     #[test]
     fn content_types() {
-        assert_eq!(Encoding::from_content_type("application/json; charset=utf-8"), Some(Encoding::Json));
+        assert_eq!(
+            Encoding::from_content_type("application/json; charset=utf-8"),
+            Some(Encoding::Json)
+        );
         assert_eq!(Encoding::from_content_type("Application/X-Protobuf"), Some(Encoding::Protobuf));
         assert_eq!(Encoding::from_content_type("text/plain"), None);
     }

@@ -1,13 +1,23 @@
 //! OTLP/gRPC: the Metrics, Logs and Trace services, with gzip and the same size limit as HTTP.
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
@@ -20,15 +30,25 @@ pub struct GrpcReceiver {
 }
 
 /// The three services, ready for `tonic::transport::Server::add_service`.
-pub fn services(receiver: Receiver) -> (MetricsServiceServer<GrpcReceiver>, LogsServiceServer<GrpcReceiver>, TraceServiceServer<GrpcReceiver>) {
+pub fn services(
+    receiver: Receiver,
+) -> (
+    MetricsServiceServer<GrpcReceiver>,
+    LogsServiceServer<GrpcReceiver>,
+    TraceServiceServer<GrpcReceiver>,
+) {
     let limit = receiver.max_body_bytes();
     let svc = GrpcReceiver { inner: receiver };
     (
         MetricsServiceServer::new(svc.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(limit),
-        LogsServiceServer::new(svc.clone()).accept_compressed(CompressionEncoding::Gzip).max_decoding_message_size(limit),
-        TraceServiceServer::new(svc).accept_compressed(CompressionEncoding::Gzip).max_decoding_message_size(limit),
+        LogsServiceServer::new(svc.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(limit),
+        TraceServiceServer::new(svc)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(limit),
     )
 }
 
@@ -36,11 +56,15 @@ impl GrpcReceiver {
     fn check_origin<T>(&self, req: &Request<T>) -> Result<(), Status> {
         let origin = req.metadata().get("origin").map(|v| v.to_str().unwrap_or("<non-ascii>"));
         if !self.inner.origin_allowed(origin) {
-            return Err(Status::permission_denied(super::origin_refusal(origin.unwrap_or_default())));
+            return Err(Status::permission_denied(super::origin_refusal(
+                origin.unwrap_or_default(),
+            )));
         }
         match self.inner.check_auth(|name| req.metadata().get(name).map(|v| v.as_bytes())) {
             None => Ok(()),
-            Some(reason) => Err(Status::unauthenticated(format!("{reason}: this receiver requires authentication"))),
+            Some(reason) => Err(Status::unauthenticated(format!(
+                "{reason}: this receiver requires authentication"
+            ))),
         }
     }
 }
@@ -54,7 +78,12 @@ pub fn fix_bad_input_status<B>(mut resp: http::Response<B>) -> http::Response<B>
     let headers = resp.headers();
     let message = headers.get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or("");
     let fixed = match headers.get("grpc-status").and_then(|v| v.to_str().ok()) {
-        Some("13") if message.starts_with("failed%20to%20decode") || message.starts_with("failed to decode") => "3",
+        Some("13")
+            if message.starts_with("failed%20to%20decode")
+                || message.starts_with("failed to decode") =>
+        {
+            "3"
+        }
         Some("11") if message.contains("too%20large") || message.contains("too large") => "8",
         _ => return resp,
     };
@@ -67,38 +96,54 @@ fn unavailable(e: StoreError) -> Status {
 }
 
 fn partial(ack: &Ack) -> Option<(i64, String)> {
-    (ack.rejected > 0).then(|| (ack.rejected.min(i64::MAX as u64) as i64, ack.reason.clone().unwrap_or_default()))
+    (ack.rejected > 0)
+        .then(|| (ack.rejected.min(i64::MAX as u64) as i64, ack.reason.clone().unwrap_or_default()))
 }
 
 #[tonic::async_trait]
 impl MetricsService for GrpcReceiver {
-    async fn export(&self, request: Request<ExportMetricsServiceRequest>) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         self.check_origin(&request)?;
         let ack = self.inner.export_metrics(request.into_inner()).await.map_err(unavailable)?;
         Ok(Response::new(ExportMetricsServiceResponse {
-            partial_success: partial(&ack).map(|(rejected_data_points, error_message)| ExportMetricsPartialSuccess { rejected_data_points, error_message }),
+            partial_success: partial(&ack).map(|(rejected_data_points, error_message)| {
+                ExportMetricsPartialSuccess { rejected_data_points, error_message }
+            }),
         }))
     }
 }
 
 #[tonic::async_trait]
 impl LogsService for GrpcReceiver {
-    async fn export(&self, request: Request<ExportLogsServiceRequest>) -> Result<Response<ExportLogsServiceResponse>, Status> {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
         self.check_origin(&request)?;
         let ack = self.inner.export_logs(request.into_inner()).await.map_err(unavailable)?;
         Ok(Response::new(ExportLogsServiceResponse {
-            partial_success: partial(&ack).map(|(rejected_log_records, error_message)| ExportLogsPartialSuccess { rejected_log_records, error_message }),
+            partial_success: partial(&ack).map(|(rejected_log_records, error_message)| {
+                ExportLogsPartialSuccess { rejected_log_records, error_message }
+            }),
         }))
     }
 }
 
 #[tonic::async_trait]
 impl TraceService for GrpcReceiver {
-    async fn export(&self, request: Request<ExportTraceServiceRequest>) -> Result<Response<ExportTraceServiceResponse>, Status> {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         self.check_origin(&request)?;
         let ack = self.inner.export_traces(request.into_inner()).await.map_err(unavailable)?;
         Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: partial(&ack).map(|(rejected_spans, error_message)| ExportTracePartialSuccess { rejected_spans, error_message }),
+            partial_success: partial(&ack).map(|(rejected_spans, error_message)| {
+                ExportTracePartialSuccess { rejected_spans, error_message }
+            }),
         }))
     }
 }

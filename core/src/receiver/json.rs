@@ -69,26 +69,14 @@ pub enum JsonError {
     /// The body is not syntactically valid JSON: garbage, truncated, trailing characters,
     /// invalid UTF-8, a number outside the range of a double.
     #[error("invalid JSON at line {line} column {column}: {message}")]
-    Syntax {
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Syntax { line: usize, column: usize, message: String },
     /// The body nests arrays/objects deeper than the parser allows.
     #[error("invalid JSON at line {line} column {column}: nested deeper than {limit} levels")]
-    TooDeep {
-        line: usize,
-        column: usize,
-        limit: usize,
-    },
+    TooDeep { line: usize, column: usize, limit: usize },
     /// A known field holds a JSON type that cannot represent it (e.g. an object where a list of
     /// data points belongs, a number where a string belongs).
     #[error("{path}: expected {expected}, found {found}")]
-    WrongType {
-        path: String,
-        expected: &'static str,
-        found: String,
-    },
+    WrongType { path: String, expected: &'static str, found: String },
     /// A known field has the right JSON type but an unacceptable value: a fraction where an
     /// integer belongs, an integer out of range, a bad hex id, an unknown enum name, two members
     /// of a oneof, nesting beyond [`MAX_ANY_VALUE_DEPTH`].
@@ -227,23 +215,14 @@ enum Segment<'a> {
 }
 
 impl Path<'_> {
-    const ROOT: Path<'static> = Path {
-        parent: None,
-        segment: Segment::Root,
-    };
+    const ROOT: Path<'static> = Path { parent: None, segment: Segment::Root };
 
     fn key<'b>(&'b self, key: &'b str) -> Path<'b> {
-        Path {
-            parent: Some(self),
-            segment: Segment::Key(key),
-        }
+        Path { parent: Some(self), segment: Segment::Key(key) }
     }
 
     fn index(&self, index: usize) -> Path<'_> {
-        Path {
-            parent: Some(self),
-            segment: Segment::Index(index),
-        }
+        Path { parent: Some(self), segment: Segment::Index(index) }
     }
 
     /// `a[0].b.c[2]`; the body itself is `(root)`.
@@ -281,18 +260,11 @@ impl Path<'_> {
 // ---------------------------------------------------------------------------------------------
 
 fn wrong_type(path: &Path<'_>, expected: &'static str, found: &Value) -> JsonError {
-    JsonError::WrongType {
-        path: path.render(),
-        expected,
-        found: describe(found),
-    }
+    JsonError::WrongType { path: path.render(), expected, found: describe(found) }
 }
 
 fn invalid(path: &Path<'_>, problem: impl Into<String>) -> JsonError {
-    JsonError::InvalidValue {
-        path: path.render(),
-        problem: problem.into(),
-    }
+    JsonError::InvalidValue { path: path.render(), problem: problem.into() }
 }
 
 /// A short, human-readable rendering of a JSON value for error messages; long strings are cut
@@ -328,17 +300,9 @@ fn parse(body: &[u8]) -> Result<Value, JsonError> {
         let suffix = format!(" at line {line} column {column}");
         let message = full.strip_suffix(&suffix).unwrap_or(&full).to_owned();
         if message == "recursion limit exceeded" {
-            JsonError::TooDeep {
-                line,
-                column,
-                limit: JSON_RECURSION_LIMIT,
-            }
+            JsonError::TooDeep { line, column, limit: JSON_RECURSION_LIMIT }
         } else {
-            JsonError::Syntax {
-                line,
-                column,
-                message,
-            }
+            JsonError::Syntax { line, column, message }
         }
     })
 }
@@ -396,18 +360,12 @@ struct OneOf<T> {
 
 impl<T> OneOf<T> {
     fn new(members: &'static str) -> Self {
-        OneOf {
-            members,
-            value: None,
-        }
+        OneOf { members, value: None }
     }
 
     fn set(&mut self, path: &Path<'_>, value: T) -> Result<(), JsonError> {
         if self.value.is_some() {
-            return Err(invalid(
-                path,
-                format!("only one of {} may be set", self.members),
-            ));
+            return Err(invalid(path, format!("only one of {} may be set", self.members)));
         }
         self.value = Some(value);
         Ok(())
@@ -446,17 +404,10 @@ fn integer(value: &Value, path: &Path<'_>) -> Result<i128, JsonError> {
             .map(i128::from)
             .or_else(|| n.as_i64().map(i128::from))
             .or_else(|| n.as_f64().and_then(integral)),
-        Value::String(s) => s
-            .parse::<i128>()
-            .ok()
-            .or_else(|| s.parse::<f64>().ok().and_then(integral)),
-        other => {
-            return Err(wrong_type(
-                path,
-                "an integer (a number or a decimal string)",
-                other,
-            ))
+        Value::String(s) => {
+            s.parse::<i128>().ok().or_else(|| s.parse::<f64>().ok().and_then(integral))
         }
+        other => return Err(wrong_type(path, "an integer (a number or a decimal string)", other)),
     };
     parsed.ok_or_else(|| invalid(path, format!("{} is not an integer", describe(value))))
 }
@@ -468,12 +419,8 @@ fn ranged<T: TryFrom<i128>>(
     type_name: &'static str,
 ) -> Result<T, JsonError> {
     let n = integer(&value, path)?;
-    T::try_from(n).map_err(|_| {
-        invalid(
-            path,
-            format!("{} is out of range for {type_name}", describe(&value)),
-        )
-    })
+    T::try_from(n)
+        .map_err(|_| invalid(path, format!("{} is out of range for {type_name}", describe(&value))))
 }
 
 fn uint64(value: Value, path: &Path<'_>) -> Result<u64, JsonError> {
@@ -532,10 +479,7 @@ fn enumeration(
             return Ok(n);
         }
         if name.parse::<i128>().is_err() {
-            return Err(invalid(
-                path,
-                format!("{} is not a {type_name} name", describe(&value)),
-            ));
+            return Err(invalid(path, format!("{} is not a {type_name} name", describe(&value))));
         }
     }
     int32(value, path)
@@ -556,10 +500,7 @@ fn flags(
         if name.parse::<i128>().is_err() {
             return Err(invalid(
                 path,
-                format!(
-                    "{} is neither an integer nor a {type_name} name",
-                    describe(&value)
-                ),
+                format!("{} is neither an integer nor a {type_name} name", describe(&value)),
             ));
         }
     }
@@ -596,14 +537,8 @@ fn base64_bytes(value: Value, path: &Path<'_>) -> Result<Vec<u8>, JsonError> {
     const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, CONFIG);
 
     let text = string(value, path)?;
-    let engine = if text.contains(['-', '_']) {
-        &URL_SAFE
-    } else {
-        &STANDARD
-    };
-    engine
-        .decode(text.as_bytes())
-        .map_err(|e| invalid(path, format!("not base64: {e}")))
+    let engine = if text.contains(['-', '_']) { &URL_SAFE } else { &STANDARD };
+    engine.decode(text.as_bytes()).map_err(|e| invalid(path, format!("not base64: {e}")))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -823,10 +758,9 @@ fn metric(value: Value, path: &Path<'_>) -> Result<Metric, JsonError> {
             "gauge" => data.set(&p, metric::Data::Gauge(gauge(v, &p)?))?,
             "sum" => data.set(&p, metric::Data::Sum(sum(v, &p)?))?,
             "histogram" => data.set(&p, metric::Data::Histogram(histogram(v, &p)?))?,
-            "exponentialHistogram" | "exponential_histogram" => data.set(
-                &p,
-                metric::Data::ExponentialHistogram(exponential_histogram(v, &p)?),
-            )?,
+            "exponentialHistogram" | "exponential_histogram" => {
+                data.set(&p, metric::Data::ExponentialHistogram(exponential_histogram(v, &p)?))?
+            }
             "summary" => data.set(&p, metric::Data::Summary(summary(v, &p)?))?,
             _ => {}
         }
@@ -1149,9 +1083,7 @@ fn log_record(value: Value, path: &Path<'_>) -> Result<LogRecord, JsonError> {
 // ---------------------------------------------------------------------------------------------
 
 fn span_flags(value: Value, path: &Path<'_>) -> Result<u32, JsonError> {
-    flags(value, path, "SpanFlags", |name| {
-        SpanFlags::from_str_name(name).map(|e| e as i32)
-    })
+    flags(value, path, "SpanFlags", |name| SpanFlags::from_str_name(name).map(|e| e as i32))
 }
 
 fn resource_spans(value: Value, path: &Path<'_>) -> Result<ResourceSpans, JsonError> {
@@ -1324,10 +1256,7 @@ mod tests {
             .filter(|p| p.join("index.jsonl").is_file())
             .collect();
         sets.sort();
-        assert!(
-            sets.len() >= 7,
-            "expected the 7 fixture sets, found {sets:?}"
-        );
+        assert!(sets.len() >= 7, "expected the 7 fixture sets, found {sets:?}");
         sets
     }
 
@@ -1356,9 +1285,7 @@ mod tests {
         let mut bytes = std::fs::read(set.join(file)).unwrap();
         if file.ends_with(".gz") {
             let mut raw = Vec::new();
-            flate2::read::GzDecoder::new(bytes.as_slice())
-                .read_to_end(&mut raw)
-                .unwrap();
+            flate2::read::GzDecoder::new(bytes.as_slice()).read_to_end(&mut raw).unwrap();
             bytes = raw;
         }
         let json = file.ends_with(".json");
@@ -1380,9 +1307,7 @@ mod tests {
         req: &ExportMetricsServiceRequest,
     ) -> impl Iterator<Item = (&ResourceMetrics, &ScopeMetrics, &Metric)> {
         req.resource_metrics.iter().flat_map(|rm| {
-            rm.scope_metrics
-                .iter()
-                .flat_map(move |sm| sm.metrics.iter().map(move |m| (rm, sm, m)))
+            rm.scope_metrics.iter().flat_map(move |sm| sm.metrics.iter().map(move |m| (rm, sm, m)))
         })
     }
 
@@ -1502,10 +1427,7 @@ mod tests {
                 .filter(|f| f.ends_with(".json"))
                 .collect();
             assert_eq!(bodies, indexed, "{}: bodies vs index.jsonl", set.display());
-            for entry in entries
-                .iter()
-                .filter(|e| e["file"].as_str().unwrap().ends_with(".json"))
-            {
+            for entry in entries.iter().filter(|e| e["file"].as_str().unwrap().ends_with(".json")) {
                 let request = load(&set, entry);
                 let expected: Vec<String> = entry["names"]
                     .as_array()
@@ -1513,13 +1435,7 @@ mod tests {
                     .iter()
                     .map(|n| n.as_str().unwrap().to_owned())
                     .collect();
-                assert_eq!(
-                    names(&request),
-                    expected,
-                    "{}: {}",
-                    set.display(),
-                    entry["file"]
-                );
+                assert_eq!(names(&request), expected, "{}: {}", set.display(), entry["file"]);
                 decoded += 1;
             }
         }
@@ -1546,11 +1462,7 @@ mod tests {
             );
             for (name, exp) in expected_metrics {
                 let (count, total) = totals[name];
-                assert_eq!(
-                    count,
-                    exp["values_summed"].as_u64().unwrap(),
-                    "{what}: {name} count"
-                );
+                assert_eq!(count, exp["values_summed"].as_u64().unwrap(), "{what}: {name} count");
                 let want = exp["total"].as_f64().unwrap();
                 assert!(close(total, want), "{what}: {name} total {total} != {want}");
             }
@@ -1592,22 +1504,11 @@ mod tests {
             assert_eq!(counts, expected_counts, "{what}: event counts");
             let api = &expected["events"]["api_request"];
             assert_eq!(api_count, api["count"].as_u64().unwrap(), "{what}");
-            assert!(
-                close(cost, api["cost_usd"].as_f64().unwrap()),
-                "{what}: cost_usd {cost}"
-            );
+            assert!(close(cost, api["cost_usd"].as_f64().unwrap()), "{what}: cost_usd {cost}");
             assert_eq!(input, api["input_tokens"].as_i64().unwrap(), "{what}");
             assert_eq!(output, api["output_tokens"].as_i64().unwrap(), "{what}");
-            assert_eq!(
-                cache_read,
-                api["cache_read_tokens"].as_i64().unwrap(),
-                "{what}"
-            );
-            assert_eq!(
-                cache_creation,
-                api["cache_creation_tokens"].as_i64().unwrap(),
-                "{what}"
-            );
+            assert_eq!(cache_read, api["cache_read_tokens"].as_i64().unwrap(), "{what}");
+            assert_eq!(cache_creation, api["cache_creation_tokens"].as_i64().unwrap(), "{what}");
         }
     }
 
@@ -1617,9 +1518,7 @@ mod tests {
     fn http_json_delta_cost_usage_sums_to_expected_total() {
         let set = fixtures_root().join("http-json-delta");
         let expected = read_json(&set.join("expected.json"));
-        let want = expected["metrics"]["claude_code.cost.usage"]["total"]
-            .as_f64()
-            .unwrap();
+        let want = expected["metrics"]["claude_code.cost.usage"]["total"].as_f64().unwrap();
         let mut total = 0.0;
         let mut points = 0;
         for entry in index(&set) {
@@ -1630,9 +1529,7 @@ mod tests {
             let req = decode_metrics(&std::fs::read(set.join(file)).unwrap()).unwrap();
             for (_, _, m) in metrics_of(&req).filter(|(_, _, m)| m.name == "claude_code.cost.usage")
             {
-                let Some(metric::Data::Sum(sum)) = &m.data else {
-                    panic!("not a sum")
-                };
+                let Some(metric::Data::Sum(sum)) = &m.data else { panic!("not a sum") };
                 for dp in &sum.data_points {
                     let Some(number_data_point::Value::AsDouble(d)) = dp.value else {
                         panic!("cost is not asDouble: {:?}", dp.value)
@@ -1684,9 +1581,7 @@ mod tests {
                             sm.scope.as_ref().map(|s| (&s.name, &s.version))
                         ));
                         for m in &sm.metrics {
-                            let Some(metric::Data::Sum(sum)) = &m.data else {
-                                panic!()
-                            };
+                            let Some(metric::Data::Sum(sum)) = &m.data else { panic!() };
                             out.push(format!(
                                 "metric {} {:?} {:?} t={} mono={}",
                                 m.name,
@@ -1762,10 +1657,7 @@ mod tests {
         let json = by_scenario("http-json-delta");
         let protobuf = by_scenario("http-protobuf-delta");
         assert_eq!(json.len(), 10);
-        assert_eq!(
-            json.keys().collect::<Vec<_>>(),
-            protobuf.keys().collect::<Vec<_>>()
-        );
+        assert_eq!(json.keys().collect::<Vec<_>>(), protobuf.keys().collect::<Vec<_>>());
         for (key, shapes) in &json {
             assert_eq!(
                 shapes, &protobuf[key],
@@ -1793,9 +1685,7 @@ mod tests {
     fn point(body: &[u8]) -> Result<NumberDataPoint, JsonError> {
         let req = decode_metrics(body)?;
         let (_, _, m) = metrics_of(&req).next().unwrap();
-        let Some(metric::Data::Sum(sum)) = &m.data else {
-            panic!("not a sum")
-        };
+        let Some(metric::Data::Sum(sum)) = &m.data else { panic!("not a sum") };
         Ok(sum.data_points[0].clone())
     }
 
@@ -1812,27 +1702,18 @@ mod tests {
 
     /// Decodes `value` as the value of a log attribute.
     fn attribute(value: serde_json::Value) -> Result<Option<Av>, JsonError> {
-        let r = record(&log_body(
-            json!({"attributes": [{"key": "k", "value": value}]}),
-        ))?;
+        let r = record(&log_body(json!({"attributes": [{"key": "k", "value": value}]})))?;
         Ok(r.attributes[0].value.as_ref().unwrap().value.clone())
     }
 
     fn path_of(result: Result<impl std::fmt::Debug, JsonError>) -> String {
-        result
-            .expect_err("expected an error")
-            .path()
-            .unwrap()
-            .to_owned()
+        result.expect_err("expected an error").path().unwrap().to_owned()
     }
 
     #[test]
     fn int64_fields_accept_strings_and_numbers() {
         for t in [json!("1795330083098000000"), json!(1795330083098000000u64)] {
-            let dp = point(&sum_body(
-                json!({"timeUnixNano": t, "startTimeUnixNano": t}),
-            ))
-            .unwrap();
+            let dp = point(&sum_body(json!({"timeUnixNano": t, "startTimeUnixNano": t}))).unwrap();
             assert_eq!(dp.time_unix_nano, 1_795_330_083_098_000_000);
             assert_eq!(dp.start_time_unix_nano, 1_795_330_083_098_000_000);
         }
@@ -1847,17 +1728,11 @@ mod tests {
         for v in [json!("-42"), json!(-42)] {
             let dp = point(&sum_body(json!({"asInt": v}))).unwrap();
             assert_eq!(dp.value, Some(number_data_point::Value::AsInt(-42)));
-            assert_eq!(
-                attribute(json!({"intValue": v})).unwrap(),
-                Some(Av::IntValue(-42))
-            );
+            assert_eq!(attribute(json!({"intValue": v})).unwrap(), Some(Av::IntValue(-42)));
         }
         let dp = point(&sum_body(json!({"asInt": "-9223372036854775808"}))).unwrap();
         assert_eq!(dp.value, Some(number_data_point::Value::AsInt(i64::MIN)));
-        assert_eq!(
-            attribute(json!({"intValue": 5.0})).unwrap(),
-            Some(Av::IntValue(5))
-        );
+        assert_eq!(attribute(json!({"intValue": 5.0})).unwrap(), Some(Av::IntValue(5)));
     }
 
     #[test]
@@ -1895,10 +1770,7 @@ mod tests {
         );
         // u32 fields are range-checked too.
         let err = record(&log_body(json!({"droppedAttributesCount": 4294967296u64}))).unwrap_err();
-        assert_eq!(
-            err.path(),
-            Some(&*format!("{RECORD_PATH}.droppedAttributesCount"))
-        );
+        assert_eq!(err.path(), Some(&*format!("{RECORD_PATH}.droppedAttributesCount")));
     }
 
     #[test]
@@ -1940,12 +1812,8 @@ mod tests {
     /// enable serde_json's `float_roundtrip` feature for this test to pass.
     #[test]
     fn doubles_are_parsed_exactly() {
-        for text in [
-            "0.059699999999999996",
-            "0.019299999999999998",
-            "0.013300000000000003",
-            "0.1",
-        ] {
+        for text in ["0.059699999999999996", "0.019299999999999998", "0.013300000000000003", "0.1"]
+        {
             let expected: f64 = text.parse().unwrap();
             let body = format!("{{\"resourceMetrics\":[{{\"scopeMetrics\":[{{\"metrics\":[{{\"sum\":{{\"dataPoints\":[{{\"asDouble\":{text}}}]}}}}]}}]}}]}}");
             let value = point(body.as_bytes()).unwrap().value;
@@ -1959,20 +1827,11 @@ mod tests {
 
     #[test]
     fn doubles_reject_non_proto_spellings() {
-        for bad in [
-            json!("nan"),
-            json!("inf"),
-            json!("infinity"),
-            json!("1e999"),
-            json!("x"),
-            json!(""),
-        ] {
+        for bad in
+            [json!("nan"), json!("inf"), json!("infinity"), json!("1e999"), json!("x"), json!("")]
+        {
             let err = point(&sum_body(json!({"asDouble": bad}))).unwrap_err();
-            assert_eq!(
-                err.path(),
-                Some(&*format!("{POINT_PATH}.asDouble")),
-                "{bad}"
-            );
+            assert_eq!(err.path(), Some(&*format!("{POINT_PATH}.asDouble")), "{bad}");
         }
         let err = point(&sum_body(json!({"asDouble": false}))).unwrap_err();
         assert!(matches!(err, JsonError::WrongType { .. }));
@@ -1986,9 +1845,7 @@ mod tests {
             ]}]}]});
             let req = decode_metrics(body.to_string().as_bytes()).unwrap();
             let (_, _, m) = metrics_of(&req).next().unwrap();
-            let Some(metric::Data::Sum(sum)) = &m.data else {
-                panic!()
-            };
+            let Some(metric::Data::Sum(sum)) = &m.data else { panic!() };
             assert!(sum.is_monotonic);
             sum.aggregation_temporality
         };
@@ -2001,11 +1858,7 @@ mod tests {
         // Open enums: an unknown number is kept, as protobuf does.
         assert_eq!(temporality(json!(7)), 7);
 
-        let severity = |s| {
-            record(&log_body(json!({"severityNumber": s})))
-                .unwrap()
-                .severity_number
-        };
+        let severity = |s| record(&log_body(json!({"severityNumber": s}))).unwrap().severity_number;
         assert_eq!(severity(json!("SEVERITY_NUMBER_INFO")), 9);
         assert_eq!(severity(json!(17)), 17);
         assert_eq!(severity(json!("SEVERITY_NUMBER_FATAL4")), 24);
@@ -2014,11 +1867,7 @@ mod tests {
         assert_eq!(flags(json!("DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK")), 1);
         assert_eq!(flags(json!(1)), 1);
         assert_eq!(
-            record(&log_body(
-                json!({"flags": "LOG_RECORD_FLAGS_TRACE_FLAGS_MASK"})
-            ))
-            .unwrap()
-            .flags,
+            record(&log_body(json!({"flags": "LOG_RECORD_FLAGS_TRACE_FLAGS_MASK"}))).unwrap().flags,
             255
         );
     }
@@ -2047,10 +1896,7 @@ mod tests {
         })))
         .unwrap();
         assert_eq!(hex::encode(&r.trace_id), "5b8efff798038103d269b633813fc60c");
-        assert_eq!(
-            r.span_id,
-            vec![0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74]
-        );
+        assert_eq!(r.span_id, vec![0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74]);
         assert_eq!(r.flags, 1);
         let r = record(&log_body(json!({"traceId": "", "spanId": ""}))).unwrap();
         assert!(r.trace_id.is_empty() && r.span_id.is_empty());
@@ -2068,11 +1914,7 @@ mod tests {
             ("spanId", json!(12345)),                              // not a string
         ] {
             let err = record(&log_body(json!({ field: bad }))).unwrap_err();
-            assert_eq!(
-                err.path(),
-                Some(&*format!("{RECORD_PATH}.{field}")),
-                "{bad}: {err}"
-            );
+            assert_eq!(err.path(), Some(&*format!("{RECORD_PATH}.{field}")), "{bad}: {err}");
         }
         let err = record(&log_body(json!({"spanId": "eee19b7ec3c1b17g"}))).unwrap_err();
         assert!(err.to_string().contains("not a hex id"), "{err}");
@@ -2102,32 +1944,21 @@ mod tests {
         assert_eq!(rm.schema_url, "https://example.invalid/s");
         let res = rm.resource.as_ref().unwrap();
         assert_eq!(res.dropped_attributes_count, 2);
-        assert_eq!(
-            attr(&res.attributes, "service.name"),
-            Some(&Av::StringValue("svc".into()))
-        );
+        assert_eq!(attr(&res.attributes, "service.name"), Some(&Av::StringValue("svc".into())));
         let metrics = &rm.scope_metrics[0].metrics;
-        let Some(metric::Data::Sum(sum)) = &metrics[0].data else {
-            panic!()
-        };
+        let Some(metric::Data::Sum(sum)) = &metrics[0].data else { panic!() };
         assert_eq!(sum.aggregation_temporality, 1);
         assert!(sum.is_monotonic);
         let dp = &sum.data_points[0];
         assert_eq!((dp.start_time_unix_nano, dp.time_unix_nano), (1, 2));
         assert_eq!(dp.value, Some(number_data_point::Value::AsInt(3)));
-        let Some(metric::Data::Histogram(h)) = &metrics[1].data else {
-            panic!()
-        };
+        let Some(metric::Data::Histogram(h)) = &metrics[1].data else { panic!() };
         assert_eq!(h.aggregation_temporality, 2);
         assert_eq!(h.data_points[0].bucket_counts, vec![1, 2]);
-        let Some(metric::Data::ExponentialHistogram(e)) = &metrics[2].data else {
-            panic!()
-        };
+        let Some(metric::Data::ExponentialHistogram(e)) = &metrics[2].data else { panic!() };
         assert_eq!(e.data_points[0].zero_count, 1);
         assert_eq!(e.data_points[0].positive.as_ref().unwrap().offset, -2);
-        let Some(metric::Data::Summary(s)) = &metrics[3].data else {
-            panic!()
-        };
+        let Some(metric::Data::Summary(s)) = &metrics[3].data else { panic!() };
         assert_eq!(s.data_points[0].quantile_values[0].value, 10.0);
 
         // Errors name the spelling the sender used.
@@ -2145,36 +1976,22 @@ mod tests {
             attribute(json!({"stringValue": "x"})).unwrap(),
             Some(Av::StringValue("x".into()))
         );
-        assert_eq!(
-            attribute(json!({"boolValue": false})).unwrap(),
-            Some(Av::BoolValue(false))
-        );
-        assert_eq!(
-            attribute(json!({"doubleValue": 2})).unwrap(),
-            Some(Av::DoubleValue(2.0))
-        );
+        assert_eq!(attribute(json!({"boolValue": false})).unwrap(), Some(Av::BoolValue(false)));
+        assert_eq!(attribute(json!({"doubleValue": 2})).unwrap(), Some(Av::DoubleValue(2.0)));
         assert_eq!(attribute(json!({})).unwrap(), None);
         assert_eq!(attribute(json!({"stringValue": null})).unwrap(), None);
         for b64 in ["/+8=", "/+8", "_-8=", "_-8"] {
             let v = attribute(json!({"bytesValue": b64})).unwrap();
             assert_eq!(v, Some(Av::BytesValue(vec![0xff, 0xef])), "{b64}");
         }
-        assert_eq!(
-            attribute(json!({"bytesValue": ""})).unwrap(),
-            Some(Av::BytesValue(vec![]))
-        );
+        assert_eq!(attribute(json!({"bytesValue": ""})).unwrap(), Some(Av::BytesValue(vec![])));
         let err = attribute(json!({"bytesValue": "not base64!"})).unwrap_err();
-        assert_eq!(
-            err.path(),
-            Some(&*format!("{RECORD_PATH}.attributes[0].value.bytesValue"))
-        );
+        assert_eq!(err.path(), Some(&*format!("{RECORD_PATH}.attributes[0].value.bytesValue")));
 
         let v = attribute(
             json!({"arrayValue": {"values": [{"stringValue": "a"}, {"intValue": "7"}, {}]}}),
         );
-        let Some(Av::ArrayValue(a)) = v.unwrap() else {
-            panic!()
-        };
+        let Some(Av::ArrayValue(a)) = v.unwrap() else { panic!() };
         assert_eq!(a.values.len(), 3);
         assert_eq!(a.values[1].value, Some(Av::IntValue(7)));
         assert_eq!(a.values[2].value, None);
@@ -2187,9 +2004,7 @@ mod tests {
             {"key": "inner", "value": {"kvlistValue": {"values": [{"key": "x", "value": {"boolValue": true}}]}}},
             {"key": "novalue"}
         ]}}));
-        let Some(Av::KvlistValue(kv)) = v.unwrap() else {
-            panic!()
-        };
+        let Some(Av::KvlistValue(kv)) = v.unwrap() else { panic!() };
         assert_eq!(kv.values[0].key, "inner");
         assert!(kv.values[1].value.is_none());
         let Some(Av::KvlistValue(inner)) = kv.values[0].value.as_ref().unwrap().value.as_ref()
@@ -2199,10 +2014,8 @@ mod tests {
         assert_eq!(attr(&inner.values, "x"), Some(&Av::BoolValue(true)));
 
         // A key-value without "value" has no value at all; with `{}` an empty one.
-        let r = record(&log_body(
-            json!({"attributes": [{"key": "a"}, {"key": "b", "value": {}}]}),
-        ))
-        .unwrap();
+        let r = record(&log_body(json!({"attributes": [{"key": "a"}, {"key": "b", "value": {}}]})))
+            .unwrap();
         assert!(r.attributes[0].value.is_none());
         assert_eq!(r.attributes[1].value, Some(AnyValue { value: None }));
     }
@@ -2242,10 +2055,7 @@ mod tests {
         assert_eq!(body_text(r), "b");
         assert_eq!(r.event_name, "ev");
         assert!(r.attributes.is_empty());
-        assert_eq!(
-            decode_metrics(b"{}").unwrap(),
-            ExportMetricsServiceRequest::default()
-        );
+        assert_eq!(decode_metrics(b"{}").unwrap(), ExportMetricsServiceRequest::default());
         assert_eq!(
             decode_logs(b"{\"resourceLogs\":null}").unwrap(),
             ExportLogsServiceRequest::default()
@@ -2292,50 +2102,27 @@ mod tests {
         let req = decode_metrics(body.to_string().as_bytes()).unwrap();
         let metrics: Vec<&Metric> = metrics_of(&req).map(|(_, _, m)| m).collect();
 
-        let Some(metric::Data::Gauge(g)) = &metrics[0].data else {
-            panic!()
-        };
-        assert_eq!(
-            g.data_points[0].value,
-            Some(number_data_point::Value::AsInt(4))
-        );
+        let Some(metric::Data::Gauge(g)) = &metrics[0].data else { panic!() };
+        assert_eq!(g.data_points[0].value, Some(number_data_point::Value::AsInt(4)));
         assert_eq!(g.data_points[0].time_unix_nano, 10);
 
-        let Some(metric::Data::Histogram(h)) = &metrics[1].data else {
-            panic!()
-        };
+        let Some(metric::Data::Histogram(h)) = &metrics[1].data else { panic!() };
         assert_eq!(h.aggregation_temporality, 2);
         let hp = &h.data_points[0];
-        assert_eq!(
-            attr(&hp.attributes, "route"),
-            Some(&Av::StringValue("/".into()))
-        );
-        assert_eq!(
-            (hp.start_time_unix_nano, hp.time_unix_nano, hp.count),
-            (1, 2, 6)
-        );
-        assert_eq!(
-            (hp.sum, hp.min, hp.max),
-            (Some(21.5), Some(0.5), Some(f64::INFINITY))
-        );
+        assert_eq!(attr(&hp.attributes, "route"), Some(&Av::StringValue("/".into())));
+        assert_eq!((hp.start_time_unix_nano, hp.time_unix_nano, hp.count), (1, 2, 6));
+        assert_eq!((hp.sum, hp.min, hp.max), (Some(21.5), Some(0.5), Some(f64::INFINITY)));
         assert_eq!(hp.bucket_counts, vec![1, 2, 3]);
         assert_eq!(hp.explicit_bounds, vec![1.0, 2.5]);
 
-        let Some(metric::Data::ExponentialHistogram(e)) = &metrics[2].data else {
-            panic!()
-        };
+        let Some(metric::Data::ExponentialHistogram(e)) = &metrics[2].data else { panic!() };
         let ep = &e.data_points[0];
         assert_eq!((ep.count, ep.scale, ep.zero_count), (3, -1, 1));
         assert_eq!(ep.positive.as_ref().unwrap().bucket_counts, vec![1, 1]);
         assert!(ep.negative.as_ref().unwrap().bucket_counts.is_empty());
-        assert_eq!(
-            (ep.min, ep.max, ep.zero_threshold),
-            (Some(0.0), Some(2.0), 1e-9)
-        );
+        assert_eq!((ep.min, ep.max, ep.zero_threshold), (Some(0.0), Some(2.0), 1e-9));
 
-        let Some(metric::Data::Summary(s)) = &metrics[3].data else {
-            panic!()
-        };
+        let Some(metric::Data::Summary(s)) = &metrics[3].data else { panic!() };
         let sp = &s.data_points[0];
         assert!(sp.sum.is_nan());
         assert_eq!(sp.quantile_values[1].value, f64::NEG_INFINITY);
@@ -2345,9 +2132,7 @@ mod tests {
             {"name": "h", "histogram": {"dataPoints": [{"count": 0}]}}]}]}]});
         let req = decode_metrics(body.to_string().as_bytes()).unwrap();
         let (_, _, m) = metrics_of(&req).next().unwrap();
-        let Some(metric::Data::Histogram(h)) = &m.data else {
-            panic!()
-        };
+        let Some(metric::Data::Histogram(h)) = &m.data else { panic!() };
         assert_eq!((h.data_points[0].sum, h.data_points[0].min), (None, None));
 
         let body = json!({"resourceMetrics": [{"scopeMetrics": [{"metrics": [
@@ -2401,10 +2186,7 @@ mod tests {
         assert_eq!(s.trace_state, "k=v");
         assert_eq!(s.end_time_unix_nano - s.start_time_unix_nano, 100_000_000);
         assert_eq!(s.events[0].name, "gen_ai.request.attempt");
-        assert_eq!(
-            attr(&s.events[0].attributes, "attempt"),
-            Some(&Av::IntValue(1))
-        );
+        assert_eq!(attr(&s.events[0].attributes, "attempt"), Some(&Av::IntValue(1)));
         assert_eq!(s.links[0].trace_id, s.trace_id);
         assert_eq!(s.links[0].flags, 256);
         assert_eq!(s.dropped_links_count, 1);
@@ -2416,32 +2198,18 @@ mod tests {
         let bad =
             json!({"resourceSpans": [{"scopeSpans": [{"spans": [{"parentSpanId": "abcd"}]}]}]});
         let err = decode_traces(bad.to_string().as_bytes()).unwrap_err();
-        assert_eq!(
-            err.path(),
-            Some("resourceSpans[0].scopeSpans[0].spans[0].parentSpanId")
-        );
+        assert_eq!(err.path(), Some("resourceSpans[0].scopeSpans[0].spans[0].parentSpanId"));
         let bad =
             json!({"resourceSpans": [{"scopeSpans": [{"spans": [{"kind": "SPAN_KIND_BOGUS"}]}]}]});
         let err = decode_traces(bad.to_string().as_bytes()).unwrap_err();
-        assert_eq!(
-            err.path(),
-            Some("resourceSpans[0].scopeSpans[0].spans[0].kind")
-        );
+        assert_eq!(err.path(), Some("resourceSpans[0].scopeSpans[0].spans[0].kind"));
     }
 
     #[test]
     fn wrong_types_for_known_fields_name_the_path() {
         let cases: [(serde_json::Value, &str, &str); 6] = [
-            (
-                json!({"resourceMetrics": {}}),
-                "resourceMetrics",
-                "an array",
-            ),
-            (
-                json!({"resourceMetrics": [5]}),
-                "resourceMetrics[0]",
-                "an object",
-            ),
+            (json!({"resourceMetrics": {}}), "resourceMetrics", "an array"),
+            (json!({"resourceMetrics": [5]}), "resourceMetrics[0]", "an object"),
             (
                 json!({"resourceMetrics": [{"scopeMetrics": [{"metrics": [{"name": 7}]}]}]}),
                 "resourceMetrics[0].scopeMetrics[0].metrics[0].name",
@@ -2465,9 +2233,7 @@ mod tests {
         ];
         for (body, path, expected_type) in cases {
             match decode_metrics(body.to_string().as_bytes()).unwrap_err() {
-                JsonError::WrongType {
-                    path: p, expected, ..
-                } => {
+                JsonError::WrongType { path: p, expected, .. } => {
                     assert_eq!((p.as_str(), expected), (path, expected_type));
                 }
                 other => panic!("{body}: {other}"),
@@ -2486,11 +2252,7 @@ mod tests {
         for body in [&b"[]"[..], b"null", b"42", b"\"resourceMetrics\""] {
             let err = decode_metrics(body).unwrap_err();
             assert_eq!(err.path(), Some("(root)"), "{err}");
-            assert!(
-                err.to_string()
-                    .starts_with("(root): expected an object, found"),
-                "{err}"
-            );
+            assert!(err.to_string().starts_with("(root): expected an object, found"), "{err}");
         }
     }
 
@@ -2513,18 +2275,12 @@ mod tests {
                 decode_traces(body).unwrap_err(),
             ] {
                 assert!(matches!(err, JsonError::Syntax { .. }), "{body:?}: {err}");
-                assert!(
-                    err.to_string().starts_with("invalid JSON at line "),
-                    "{err}"
-                );
+                assert!(err.to_string().starts_with("invalid JSON at line "), "{err}");
                 assert!(err.path().is_none());
             }
         }
         let err = decode_logs(b"{\n  \"resourceLogs\": [\n    {\"x\": tru }\n  ]\n}").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "invalid JSON at line 3 column 14: expected ident"
-        );
+        assert_eq!(err.to_string(), "invalid JSON at line 3 column 14: expected ident");
     }
 
     #[test]
@@ -2541,10 +2297,7 @@ mod tests {
         }
         // Every proper prefix of a real body is rejected, none panics.
         for len in 0..full.len() {
-            assert!(
-                decode_metrics(&full[..len]).is_err(),
-                "prefix of {len} bytes accepted"
-            );
+            assert!(decode_metrics(&full[..len]).is_err(), "prefix of {len} bytes accepted");
         }
         assert!(decode_metrics(&full).is_ok());
     }
@@ -2599,14 +2352,8 @@ mod tests {
             format!("{{\"resourceLogs\":{}", "[".repeat(1_000_000)),
         ] {
             let err = decode_logs(body.as_bytes()).unwrap_err();
-            assert!(
-                matches!(err, JsonError::TooDeep { limit: 128, .. }),
-                "{err}"
-            );
-            assert!(
-                err.to_string().contains("nested deeper than 128 levels"),
-                "{err}"
-            );
+            assert!(matches!(err, JsonError::TooDeep { limit: 128, .. }), "{err}");
+            assert!(err.to_string().contains("nested deeper than 128 levels"), "{err}");
         }
     }
 
@@ -2622,23 +2369,14 @@ mod tests {
         assert!(record(&log_body(json!({"body": nested(MAX_ANY_VALUE_DEPTH)}))).is_ok());
         let err = record(&log_body(json!({"body": nested(MAX_ANY_VALUE_DEPTH + 1)}))).unwrap_err();
         let path = err.path().unwrap().to_owned();
-        assert!(
-            path.starts_with(&format!("{RECORD_PATH}.body.arrayValue.values[0]")),
-            "{path}"
-        );
-        assert!(
-            err.to_string().contains("nested more than 32 levels"),
-            "{err}"
-        );
+        assert!(path.starts_with(&format!("{RECORD_PATH}.body.arrayValue.values[0]")), "{path}");
+        assert!(err.to_string().contains("nested more than 32 levels"), "{err}");
         // The same through kvlistValue.
         let mut v = json!({"intValue": 1});
         for _ in 0..=MAX_ANY_VALUE_DEPTH {
             v = json!({"kvlistValue": {"values": [{"key": "k", "value": v}]}});
         }
-        assert!(record(&log_body(
-            json!({"attributes": [{"key": "deep", "value": v}]})
-        ))
-        .is_err());
+        assert!(record(&log_body(json!({"attributes": [{"key": "deep", "value": v}]}))).is_err());
     }
 
     #[test]
@@ -2653,12 +2391,8 @@ mod tests {
         assert_eq!(encode_partial_success(Signal::Metrics, 0, ""), b"{}");
         assert_eq!(encode_partial_success(Signal::Logs, 0, ""), b"{}");
         assert_eq!(
-            String::from_utf8(encode_partial_success(
-                Signal::Metrics,
-                3,
-                "bad \"points\"\n"
-            ))
-            .unwrap(),
+            String::from_utf8(encode_partial_success(Signal::Metrics, 3, "bad \"points\"\n"))
+                .unwrap(),
             r#"{"partialSuccess":{"rejectedDataPoints":"3","errorMessage":"bad \"points\"\n"}}"#
         );
         assert_eq!(
@@ -2680,11 +2414,8 @@ mod tests {
     #[test]
     fn status_bodies() {
         assert_eq!(
-            String::from_utf8(encode_status(
-                3,
-                "resourceMetrics: expected an array, found \"x\""
-            ))
-            .unwrap(),
+            String::from_utf8(encode_status(3, "resourceMetrics: expected an array, found \"x\""))
+                .unwrap(),
             r#"{"code":3,"message":"resourceMetrics: expected an array, found \"x\""}"#
         );
         assert_eq!(encode_status(14, ""), br#"{"code":14,"message":""}"#);

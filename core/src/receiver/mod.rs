@@ -62,7 +62,9 @@ impl Receiver {
 
     /// A header every request must carry (`serve --require-header`), checked in constant time.
     pub fn require_headers(mut self, headers: Vec<(String, String)>) -> Receiver {
-        self.required_headers = std::sync::Arc::new(headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect());
+        self.required_headers = std::sync::Arc::new(
+            headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect(),
+        );
         self
     }
 
@@ -78,8 +80,12 @@ impl Receiver {
         None
     }
 
-    pub async fn export_metrics(&self, req: ExportMetricsServiceRequest) -> Result<Ack, StoreError> {
-        let outgoing = self.store.forward_mode().otlp.then(|| Outgoing::new(1, &req.encode_to_vec()));
+    pub async fn export_metrics(
+        &self,
+        req: ExportMetricsServiceRequest,
+    ) -> Result<Ack, StoreError> {
+        let outgoing =
+            self.store.forward_mode().otlp.then(|| Outgoing::new(1, &req.encode_to_vec()));
         let mut batch = ingest::metrics::normalize(req, ingest::now_ns());
         batch.outgoing = outgoing;
         self.store.ingest(batch).await
@@ -106,7 +112,12 @@ impl Receiver {
         let outgoing = (mode.otlp && mode.traces).then(|| {
             let mut out = req.clone();
             if !self.privacy.store_prompts {
-                for span in out.resource_spans.iter_mut().flat_map(|r| r.scope_spans.iter_mut()).flat_map(|s| s.spans.iter_mut()) {
+                for span in out
+                    .resource_spans
+                    .iter_mut()
+                    .flat_map(|r| r.scope_spans.iter_mut())
+                    .flat_map(|s| s.spans.iter_mut())
+                {
                     ingest::logs::redact_key_values(&mut span.attributes);
                     for event in &mut span.events {
                         ingest::logs::redact_key_values(&mut event.attributes);

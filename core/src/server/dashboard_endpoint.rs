@@ -24,8 +24,8 @@ use axum::routing::get;
 use axum::Router;
 // tonic re-exports the `Stream` trait (futures-core's) for generated code; using it keeps the
 // engine free of one more direct dependency.
-use tonic::codegen::tokio_stream::Stream;
 use tokio::sync::{broadcast, mpsc, watch};
+use tonic::codegen::tokio_stream::Stream;
 
 use crate::budget::BudgetsSource;
 use crate::dashboard::{self, activity, assets, Dashboard, Endpoints};
@@ -53,7 +53,12 @@ struct Shared {
 }
 
 /// Routes to merge into the metrics listener's router. `stop` is the server's shutdown signal.
-pub fn router(store: Store, endpoints: Endpoints, budgets: BudgetsSource, stop: watch::Receiver<bool>) -> Router {
+pub fn router(
+    store: Store,
+    endpoints: Endpoints,
+    budgets: BudgetsSource,
+    stop: watch::Receiver<bool>,
+) -> Router {
     let shared = Arc::new(Shared { store, endpoints, budgets, reader: Mutex::new(None), stop });
     Router::new()
         .route("/", get(index))
@@ -71,7 +76,10 @@ pub fn router(store: Store, endpoints: Endpoints, budgets: BudgetsSource, stop: 
 /// DNS rebinding guard: a web page on `evil.example` whose name is re-pointed at 127.0.0.1 would
 /// be same-origin with this page and could read the user's usage. Browsers send the name they
 /// resolved as `Host`, so only requests naming an IP address or `localhost` are answered.
-async fn only_ip_or_localhost_hosts(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn only_ip_or_localhost_hosts(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     if host_is_ip_or_localhost(host) {
         next.run(request).await
@@ -85,7 +93,13 @@ fn host_is_ip_or_localhost(host: &str) -> bool {
     let name = if let Some(rest) = host.strip_prefix('[') {
         rest.split(']').next().unwrap_or("")
     } else {
-        host.rsplit_once(':').map_or(host, |(n, port)| if port.chars().all(|c| c.is_ascii_digit()) { n } else { host })
+        host.rsplit_once(':').map_or(host, |(n, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                n
+            } else {
+                host
+            }
+        })
     };
     name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
 }
@@ -96,10 +110,24 @@ mod tests {
 
     #[test]
     fn only_addresses_and_localhost_are_hosts_of_the_dashboard() {
-        for ok in ["127.0.0.1:8889", "127.0.0.1", "localhost:8889", "LOCALHOST", "[::1]:8889", "[::1]", "192.168.1.20:8889"] {
+        for ok in [
+            "127.0.0.1:8889",
+            "127.0.0.1",
+            "localhost:8889",
+            "LOCALHOST",
+            "[::1]:8889",
+            "[::1]",
+            "192.168.1.20:8889",
+        ] {
             assert!(host_is_ip_or_localhost(ok), "{ok}");
         }
-        for refused in ["evil.example:8889", "evil.example", "127.0.0.1.nip.io:8889", "", "localhost.evil.example"] {
+        for refused in [
+            "evil.example:8889",
+            "evil.example",
+            "127.0.0.1.nip.io:8889",
+            "",
+            "localhost.evil.example",
+        ] {
             assert!(!host_is_ip_or_localhost(refused), "{refused}");
         }
     }
@@ -132,7 +160,10 @@ async fn style_css() -> Response {
 }
 
 /// Runs `query` on the shared read connection (opened on first use).
-fn with_reader<T>(shared: &Shared, query: impl FnOnce(&Reader) -> Result<T, StoreError>) -> Result<T, StoreError> {
+fn with_reader<T>(
+    shared: &Shared,
+    query: impl FnOnce(&Reader) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     let cached = shared.reader.lock().map_err(|_| StoreError::Poisoned)?.take();
     let reader = match cached {
         Some(r) => r,
@@ -149,7 +180,9 @@ fn with_reader<T>(shared: &Shared, query: impl FnOnce(&Reader) -> Result<T, Stor
 }
 
 fn build_now(shared: &Shared) -> Result<Dashboard, StoreError> {
-    with_reader(shared, |reader| dashboard::build(reader, chrono::Local::now(), &shared.endpoints, &shared.budgets.current()))
+    with_reader(shared, |reader| {
+        dashboard::build(reader, chrono::Local::now(), &shared.endpoints, &shared.budgets.current())
+    })
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
@@ -169,11 +202,21 @@ struct ActivityQuery {
     limit: Option<usize>,
 }
 
-async fn api_activity(State(shared): State<Arc<Shared>>, Query(q): Query<ActivityQuery>) -> Response {
+async fn api_activity(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<ActivityQuery>,
+) -> Response {
     let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
     let (session, kind) = (nonempty(q.session), nonempty(q.kind));
     let limit = q.limit.unwrap_or(100);
-    json_result(tokio::task::spawn_blocking(move || with_reader(&shared, |r| activity::activity(r, session.as_deref(), kind.as_deref(), limit))).await)
+    json_result(
+        tokio::task::spawn_blocking(move || {
+            with_reader(&shared, |r| {
+                activity::activity(r, session.as_deref(), kind.as_deref(), limit)
+            })
+        })
+        .await,
+    )
 }
 
 async fn api_dashboard(State(shared): State<Arc<Shared>>) -> Response {
@@ -181,7 +224,9 @@ async fn api_dashboard(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 /// A blocking query's result as JSON: 200 with the value, or 500 with `{"error": …}`.
-fn json_result<T: serde::Serialize>(built: Result<Result<T, StoreError>, tokio::task::JoinError>) -> Response {
+fn json_result<T: serde::Serialize>(
+    built: Result<Result<T, StoreError>, tokio::task::JoinError>,
+) -> Response {
     let result = match built {
         Ok(r) => r.map_err(|e| e.to_string()),
         Err(e) => Err(format!("query task failed: {e}")),
@@ -190,7 +235,8 @@ fn json_result<T: serde::Serialize>(built: Result<Result<T, StoreError>, tokio::
         Ok(body) => json_response(StatusCode::OK, body),
         Err(message) => {
             tracing::warn!(error = %message, "cannot answer the dashboard page");
-            let body = serde_json::to_vec(&serde_json::json!({ "error": message })).unwrap_or_default();
+            let body =
+                serde_json::to_vec(&serde_json::json!({ "error": message })).unwrap_or_default();
             json_response(StatusCode::INTERNAL_SERVER_ERROR, body)
         }
     }
@@ -253,7 +299,9 @@ async fn api_events(State(shared): State<Arc<Shared>>) -> Response {
             }
         }
     });
-    let mut resp = Sse::new(Events(rx)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")).into_response();
+    let mut resp = Sse::new(Events(rx))
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+        .into_response();
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }

@@ -18,7 +18,10 @@ async fn metrics(State(store): State<Store>, headers: HeaderMap) -> Response {
     let snapshot = store.snapshot();
     let mut body = Vec::with_capacity(64 * 1024);
     match encode(&mut body, &snapshot, format) {
-        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, format.content_type())], body).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot render metrics: {e}")).into_response(),
+        Ok(()) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, format.content_type())], body).into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot render metrics: {e}"))
+            .into_response(),
     }
 }

@@ -16,9 +16,23 @@ use crate::store::Store;
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("{what} address '{addr}' is not a valid HOST:PORT ({reason}); set it with {flag} or [listen] {key} in the config")]
-    BadAddress { what: &'static str, addr: String, reason: String, flag: &'static str, key: &'static str },
+    BadAddress {
+        what: &'static str,
+        addr: String,
+        reason: String,
+        flag: &'static str,
+        key: &'static str,
+    },
     #[error("port {port} ({what}, {addr}) is already in use{by}; stop the other program or choose another port with {flag} (or [listen] {key} in the config, or {env})")]
-    PortInUse { what: &'static str, addr: SocketAddr, port: u16, by: String, flag: &'static str, key: &'static str, env: &'static str },
+    PortInUse {
+        what: &'static str,
+        addr: SocketAddr,
+        port: u16,
+        by: String,
+        flag: &'static str,
+        key: &'static str,
+        env: &'static str,
+    },
     #[error("cannot listen on {addr} for {what}: {reason}")]
     Bind { what: &'static str, addr: SocketAddr, reason: String },
     #[error(transparent)]
@@ -45,7 +59,11 @@ pub struct BoundAddrs {
 impl std::fmt::Display for BoundAddrs {
     /// The line scripts parse: `listening otlp-grpc=HOST:PORT otlp-http=HOST:PORT metrics=HOST:PORT`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "listening otlp-grpc={} otlp-http={} metrics={}", self.otlp_grpc, self.otlp_http, self.metrics)
+        write!(
+            f,
+            "listening otlp-grpc={} otlp-http={} metrics={}",
+            self.otlp_grpc, self.otlp_http, self.metrics
+        )
     }
 }
 
@@ -56,18 +74,26 @@ struct Spec {
     env: &'static str,
 }
 
-const GRPC: Spec = Spec { what: "OTLP/gRPC", flag: "--otlp-grpc", key: "otlp_grpc", env: "TOKENTRAY_OTLP_GRPC" };
-const HTTP: Spec = Spec { what: "OTLP/HTTP", flag: "--otlp-http", key: "otlp_http", env: "TOKENTRAY_OTLP_HTTP" };
-const METRICS: Spec = Spec { what: "Prometheus /metrics", flag: "--metrics", key: "metrics", env: "TOKENTRAY_METRICS" };
+const GRPC: Spec =
+    Spec { what: "OTLP/gRPC", flag: "--otlp-grpc", key: "otlp_grpc", env: "TOKENTRAY_OTLP_GRPC" };
+const HTTP: Spec =
+    Spec { what: "OTLP/HTTP", flag: "--otlp-http", key: "otlp_http", env: "TOKENTRAY_OTLP_HTTP" };
+const METRICS: Spec = Spec {
+    what: "Prometheus /metrics",
+    flag: "--metrics",
+    key: "metrics",
+    env: "TOKENTRAY_METRICS",
+};
 
 fn bind_one(addr: &str, spec: &Spec) -> Result<TcpListener, ServerError> {
-    let parsed: SocketAddr = addr.parse().map_err(|e: std::net::AddrParseError| ServerError::BadAddress {
-        what: spec.what,
-        addr: addr.to_string(),
-        reason: e.to_string(),
-        flag: spec.flag,
-        key: spec.key,
-    })?;
+    let parsed: SocketAddr =
+        addr.parse().map_err(|e: std::net::AddrParseError| ServerError::BadAddress {
+            what: spec.what,
+            addr: addr.to_string(),
+            reason: e.to_string(),
+            flag: spec.flag,
+            key: spec.key,
+        })?;
     let listener = TcpListener::bind(parsed).map_err(|e| match e.kind() {
         std::io::ErrorKind::AddrInUse => ServerError::PortInUse {
             what: spec.what,
@@ -80,9 +106,11 @@ fn bind_one(addr: &str, spec: &Spec) -> Result<TcpListener, ServerError> {
         },
         _ => ServerError::Bind { what: spec.what, addr: parsed, reason: e.to_string() },
     })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| ServerError::Bind { what: spec.what, addr: parsed, reason: e.to_string() })?;
+    listener.set_nonblocking(true).map_err(|e| ServerError::Bind {
+        what: spec.what,
+        addr: parsed,
+        reason: e.to_string(),
+    })?;
     Ok(listener)
 }
 
@@ -97,17 +125,27 @@ impl Listeners {
     }
 
     pub fn addrs(&self) -> std::io::Result<BoundAddrs> {
-        Ok(BoundAddrs { otlp_grpc: self.otlp_grpc.local_addr()?, otlp_http: self.otlp_http.local_addr()?, metrics: self.metrics.local_addr()? })
+        Ok(BoundAddrs {
+            otlp_grpc: self.otlp_grpc.local_addr()?,
+            otlp_http: self.otlp_http.local_addr()?,
+            metrics: self.metrics.local_addr()?,
+        })
     }
 }
 
 fn to_tokio(l: TcpListener, what: &'static str) -> Result<tokio::net::TcpListener, ServerError> {
-    tokio::net::TcpListener::from_std(l).map_err(|e| ServerError::Serve { what, reason: e.to_string() })
+    tokio::net::TcpListener::from_std(l)
+        .map_err(|e| ServerError::Serve { what, reason: e.to_string() })
 }
 
 /// Serves OTLP/gRPC, OTLP/HTTP and `/metrics` on bound listeners until `shutdown` resolves, then
 /// drains in-flight requests and lets the store finish its queue. Must run inside a Tokio runtime.
-pub async fn run(listeners: Listeners, store: Store, config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+pub async fn run(
+    listeners: Listeners,
+    store: Store,
+    config: &Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
     let required = crate::receiver::auth::resolve_all(&config.receiver.require_headers)?;
     let receiver = Receiver::new(store.clone(), config).require_headers(required);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -116,7 +154,9 @@ pub async fn run(listeners: Listeners, store: Store, config: &Config, shutdown: 
     };
 
     // The dashboard's setup instructions name the ports actually bound.
-    let addrs = listeners.addrs().map_err(|e| ServerError::Serve { what: METRICS.what, reason: e.to_string() })?;
+    let addrs = listeners
+        .addrs()
+        .map_err(|e| ServerError::Serve { what: METRICS.what, reason: e.to_string() })?;
     let grpc_listener = to_tokio(listeners.otlp_grpc, GRPC.what)?;
     let http_listener = to_tokio(listeners.otlp_http, HTTP.what)?;
     let metrics_listener = to_tokio(listeners.metrics, METRICS.what)?;
@@ -126,14 +166,20 @@ pub async fn run(listeners: Listeners, store: Store, config: &Config, shutdown: 
         let stop = stopped(stop_rx.clone());
         async move {
             tonic::transport::Server::builder()
-                .layer(tower::util::MapResponseLayer::new(grpc::fix_bad_input_status::<tonic::body::Body>))
+                .layer(tower::util::MapResponseLayer::new(
+                    grpc::fix_bad_input_status::<tonic::body::Body>,
+                ))
                 .add_service(metrics_svc)
                 .add_service(logs_svc)
                 .add_service(trace_svc)
                 // Without TCP_NODELAY a response written in several pieces waits for the client's
                 // delayed ACK (~40 ms on Linux) before its last piece leaves: every gRPC answer
                 // took ≥ 40 ms however fast the commit was.
-                .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)), stop)
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(grpc_listener)
+                        .with_nodelay(Some(true)),
+                    stop,
+                )
                 .await
                 .map_err(|e| ServerError::Serve { what: GRPC.what, reason: e.to_string() })
         }
@@ -174,7 +220,10 @@ pub async fn run(listeners: Listeners, store: Store, config: &Config, shutdown: 
                 first_error.get_or_insert(e);
             }
             Err(e) => {
-                first_error.get_or_insert(ServerError::Serve { what: "server task", reason: e.to_string() });
+                first_error.get_or_insert(ServerError::Serve {
+                    what: "server task",
+                    reason: e.to_string(),
+                });
             }
         }
     }

@@ -88,7 +88,10 @@ pub fn telemetry_env(endpoints: &Endpoints, protocol: Protocol) -> Vec<(&'static
 
 /// `$CLAUDE_CONFIG_DIR/settings.json` when that is set (as Claude Code does), else
 /// `~/.claude/settings.json`.
-pub fn settings_path(home: Option<&Path>, claude_config_dir: Option<&Path>) -> Result<PathBuf, SetupError> {
+pub fn settings_path(
+    home: Option<&Path>,
+    claude_config_dir: Option<&Path>,
+) -> Result<PathBuf, SetupError> {
     match (claude_config_dir.filter(|d| !d.as_os_str().is_empty()), home) {
         (Some(dir), _) => Ok(dir.join("settings.json")),
         (None, Some(home)) => Ok(home.join(".claude").join("settings.json")),
@@ -112,7 +115,10 @@ pub fn managed_settings_paths() -> Vec<PathBuf> {
     if cfg!(target_os = "macos") {
         vec![PathBuf::from("/Library/Application Support/ClaudeCode/managed-settings.json")]
     } else if cfg!(windows) {
-        vec![PathBuf::from(r"C:\ProgramData\ClaudeCode\managed-settings.json"), PathBuf::from(r"C:\Program Files\ClaudeCode\managed-settings.json")]
+        vec![
+            PathBuf::from(r"C:\ProgramData\ClaudeCode\managed-settings.json"),
+            PathBuf::from(r"C:\Program Files\ClaudeCode\managed-settings.json"),
+        ]
     } else {
         vec![PathBuf::from("/etc/claude-code/managed-settings.json")]
     }
@@ -154,15 +160,29 @@ impl Plan {
     /// A unified diff of the change, for `--dry-run`.
     pub fn diff(&self) -> String {
         let before = self.before.as_deref().unwrap_or("");
-        let old = if self.before.is_some() { self.path.display().to_string() } else { "/dev/null".to_string() };
-        similar::TextDiff::from_lines(before, &self.after).unified_diff().context_radius(3).header(&old, &self.path.display().to_string()).to_string()
+        let old = if self.before.is_some() {
+            self.path.display().to_string()
+        } else {
+            "/dev/null".to_string()
+        };
+        similar::TextDiff::from_lines(before, &self.after)
+            .unified_diff()
+            .context_radius(3)
+            .header(&old, &self.path.display().to_string())
+            .to_string()
     }
 }
 
 /// What one setup did, in a sentence for the CLI and the window.
 pub fn describe(plan: &Plan, env: &[(&'static str, String)]) -> String {
-    let protocol = env.iter().find(|(k, _)| *k == "OTEL_EXPORTER_OTLP_PROTOCOL").map_or("?", |(_, v)| v.as_str());
-    let endpoint = env.iter().find(|(k, _)| *k == "OTEL_EXPORTER_OTLP_ENDPOINT").map_or("?", |(_, v)| v.as_str());
+    let protocol = env
+        .iter()
+        .find(|(k, _)| *k == "OTEL_EXPORTER_OTLP_PROTOCOL")
+        .map_or("?", |(_, v)| v.as_str());
+    let endpoint = env
+        .iter()
+        .find(|(k, _)| *k == "OTEL_EXPORTER_OTLP_ENDPOINT")
+        .map_or("?", |(_, v)| v.as_str());
     if plan.is_noop() {
         format!("Claude Code is already set up: {} sends telemetry to tokentray ({protocol} → {endpoint}). Nothing to change.", plan.path.display())
     } else {
@@ -171,7 +191,11 @@ pub fn describe(plan: &Plan, env: &[(&'static str, String)]) -> String {
 }
 
 /// Reads the settings and works out the merged file, without writing anything.
-pub fn plan(path: &Path, env: &[(&'static str, String)], managed: &[PathBuf]) -> Result<Plan, SetupError> {
+pub fn plan(
+    path: &Path,
+    env: &[(&'static str, String)],
+    managed: &[PathBuf],
+) -> Result<Plan, SetupError> {
     check_managed(managed, env)?;
     let before = read_optional(path)?;
     let mut root = match &before {
@@ -180,7 +204,12 @@ pub fn plan(path: &Path, env: &[(&'static str, String)], managed: &[PathBuf]) ->
         Some(text) => match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(map)) => map,
             Ok(_) => return Err(SetupError::NotAnObject { path: path.to_path_buf() }),
-            Err(e) => return Err(SetupError::InvalidJson { path: path.to_path_buf(), reason: e.to_string() }),
+            Err(e) => {
+                return Err(SetupError::InvalidJson {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })
+            }
         },
     };
     let env_map = root.entry("env").or_insert_with(|| Value::Object(Map::new()));
@@ -198,7 +227,8 @@ pub fn plan(path: &Path, env: &[(&'static str, String)], managed: &[PathBuf]) ->
         before.clone().unwrap_or_default()
     } else {
         // Claude Code writes its settings with two-space indentation; so do we.
-        let mut text = serde_json::to_string_pretty(&Value::Object(root)).map_err(|e| SetupError::Write { path: path.to_path_buf(), reason: e.to_string() })?;
+        let mut text = serde_json::to_string_pretty(&Value::Object(root))
+            .map_err(|e| SetupError::Write { path: path.to_path_buf(), reason: e.to_string() })?;
         text.push('\n');
         text
     };
@@ -214,14 +244,19 @@ pub fn with_statusline(mut plan: Plan, tokentray_statusline: &str) -> Result<Pla
         _ if plan.after.trim().is_empty() => Map::new(),
         _ => return Err(SetupError::NotAnObject { path: plan.path.clone() }),
     };
-    let existing = root.get("statusLine").and_then(|s| s.get("command")).and_then(Value::as_str).map(str::to_string);
+    let existing = root
+        .get("statusLine")
+        .and_then(|s| s.get("command"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let command = match existing {
         Some(c) if c.contains("tokentray") && c.contains(" statusline") => return Ok(plan),
         Some(c) => format!("{tokentray_statusline} --after {}", shell_quote(&c)),
         None => tokentray_statusline.to_string(),
     };
     root.insert("statusLine".into(), serde_json::json!({ "type": "command", "command": command }));
-    let mut text = serde_json::to_string_pretty(&Value::Object(root)).map_err(|e| SetupError::Write { path: plan.path.clone(), reason: e.to_string() })?;
+    let mut text = serde_json::to_string_pretty(&Value::Object(root))
+        .map_err(|e| SetupError::Write { path: plan.path.clone(), reason: e.to_string() })?;
     text.push('\n');
     plan.after = text;
     plan.changed_keys.push("statusLine".into());
@@ -243,7 +278,10 @@ pub fn apply(plan: &Plan) -> Result<(), SetupError> {
     if !backup.exists() && !marker.exists() {
         match &plan.before {
             Some(original) => write_atomic(&backup, original)?,
-            None => write_atomic(&marker, "tokentray setup created settings.json; `tokentray setup --undo` removes it\n")?,
+            None => write_atomic(
+                &marker,
+                "tokentray setup created settings.json; `tokentray setup --undo` removes it\n",
+            )?,
         }
     }
     write_atomic(&plan.path, &plan.after)
@@ -288,7 +326,12 @@ fn check_managed(managed: &[PathBuf], env: &[(&'static str, String)]) -> Result<
             if let Some(value) = menv.get(*key) {
                 let value = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
                 if &value != wanted {
-                    return Err(SetupError::Managed { path: path.clone(), key: (*key).to_string(), value, wanted: format!("{key}={wanted}") });
+                    return Err(SetupError::Managed {
+                        path: path.clone(),
+                        key: (*key).to_string(),
+                        value,
+                        wanted: format!("{key}={wanted}"),
+                    });
                 }
             }
         }
@@ -305,11 +348,13 @@ fn read_optional(path: &Path) -> Result<Option<String>, SetupError> {
 }
 
 fn remove(path: &Path) -> Result<(), SetupError> {
-    std::fs::remove_file(path).map_err(|e| SetupError::Write { path: path.to_path_buf(), reason: e.to_string() })
+    std::fs::remove_file(path)
+        .map_err(|e| SetupError::Write { path: path.to_path_buf(), reason: e.to_string() })
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<(), SetupError> {
-    crate::fsutil::write_atomic(path, text).map_err(|e| SetupError::Write { path: path.to_path_buf(), reason: e.to_string() })
+    crate::fsutil::write_atomic(path, text)
+        .map_err(|e| SetupError::Write { path: path.to_path_buf(), reason: e.to_string() })
 }
 
 #[cfg(test)]

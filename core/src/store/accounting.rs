@@ -88,11 +88,21 @@ fn step(mark: Option<&CumMark>, start_ns: u64, time_ns: u64) -> Step {
 
 impl SeriesTotals {
     /// Applies one point and returns its effect. Pure state transition: the caller persists.
-    pub fn apply(&mut self, shape: Shape, temporality: Temporality, start_ns: u64, time_ns: u64, value: &PointValue) -> Result<Effect, Refusal> {
+    pub fn apply(
+        &mut self,
+        shape: Shape,
+        temporality: Temporality,
+        start_ns: u64,
+        time_ns: u64,
+        value: &PointValue,
+    ) -> Result<Effect, Refusal> {
         match (shape, value) {
-            (Shape::Histogram, PointValue::Histogram(h)) => self.apply_histogram(temporality, start_ns, time_ns, h),
+            (Shape::Histogram, PointValue::Histogram(h)) => {
+                self.apply_histogram(temporality, start_ns, time_ns, h)
+            }
             (Shape::Histogram, _) | (_, PointValue::Histogram(_)) => Err(Refusal::WrongValueType),
-            (Shape::Gauge, PointValue::Number(v)) | (Shape::NonMonotonicSum, PointValue::Number(v))
+            (Shape::Gauge, PointValue::Number(v))
+            | (Shape::NonMonotonicSum, PointValue::Number(v))
                 if shape == Shape::Gauge || temporality == Temporality::Cumulative =>
             {
                 if time_ns < self.last_time_ns {
@@ -126,13 +136,20 @@ impl SeriesTotals {
         }
     }
 
-    fn apply_histogram(&mut self, temporality: Temporality, start_ns: u64, time_ns: u64, h: &HistogramPoint) -> Result<Effect, Refusal> {
+    fn apply_histogram(
+        &mut self,
+        temporality: Temporality,
+        start_ns: u64,
+        time_ns: u64,
+        h: &HistogramPoint,
+    ) -> Result<Effect, Refusal> {
         if let Some(acc) = &self.hist {
             if acc.bounds != h.bounds {
                 return Err(Refusal::BoundsChanged);
             }
         }
-        let full = || (h.counts.iter().map(|&c| c as f64).collect::<Vec<f64>>(), h.sum, h.count as f64);
+        let full =
+            || (h.counts.iter().map(|&c| c as f64).collect::<Vec<f64>>(), h.sum, h.count as f64);
         let (counts, sum, count) = match temporality {
             Temporality::Delta => full(),
             Temporality::Cumulative => {
@@ -146,7 +163,11 @@ impl SeriesTotals {
                                 && last.counts.iter().zip(&h.counts).all(|(a, b)| a <= b) =>
                         {
                             (
-                                h.counts.iter().zip(&last.counts).map(|(n, o)| (n - o) as f64).collect(),
+                                h.counts
+                                    .iter()
+                                    .zip(&last.counts)
+                                    .map(|(n, o)| (n - o) as f64)
+                                    .collect(),
                                 h.sum - last.sum,
                                 (h.count - last.count) as f64,
                             )
@@ -154,7 +175,8 @@ impl SeriesTotals {
                         _ => full(),
                     },
                 };
-                self.cum = Some(CumMark { start_ns, time_ns, value: PointValue::Histogram(h.clone()) });
+                self.cum =
+                    Some(CumMark { start_ns, time_ns, value: PointValue::Histogram(h.clone()) });
                 inc
             }
         };
@@ -197,7 +219,12 @@ mod tests {
         // collection is normal, not a reset. The Collector's exporter ends at 0.01346 here.
         let total = run(
             Shape::MonotonicSum,
-            &[(Delta, 117_953, 118_183, 0.0193), (Delta, 119_551, 120_185, 0.0135), (Delta, 120_185, 121_221, 0.01344), (Delta, 122_735, 122_761, 0.01346)],
+            &[
+                (Delta, 117_953, 118_183, 0.0193),
+                (Delta, 119_551, 120_185, 0.0135),
+                (Delta, 120_185, 121_221, 0.01344),
+                (Delta, 122_735, 122_761, 0.01346),
+            ],
         );
         assert!((total - 0.0597).abs() < 1e-12, "{total}");
     }
@@ -221,24 +248,44 @@ mod tests {
 
     #[test]
     fn cumulative_drop_without_new_start_is_a_reset() {
-        assert_eq!(run(Shape::MonotonicSum, &[(Cumulative, 0, 10, 9.0), (Cumulative, 0, 20, 4.0)]), 13.0);
+        assert_eq!(
+            run(Shape::MonotonicSum, &[(Cumulative, 0, 10, 9.0), (Cumulative, 0, 20, 4.0)]),
+            13.0
+        );
     }
 
     #[test]
     fn old_incarnation_arriving_late_is_ignored() {
-        assert_eq!(run(Shape::MonotonicSum, &[(Cumulative, 200, 210, 2.0), (Cumulative, 100, 150, 50.0)]), 2.0);
+        assert_eq!(
+            run(Shape::MonotonicSum, &[(Cumulative, 200, 210, 2.0), (Cumulative, 100, 150, 50.0)]),
+            2.0
+        );
     }
 
     #[test]
     fn gauges_keep_the_latest_value() {
-        assert_eq!(run(Shape::Gauge, &[(Cumulative, 0, 10, 3.0), (Cumulative, 0, 30, 1.0), (Cumulative, 0, 20, 9.0)]), 1.0);
+        assert_eq!(
+            run(
+                Shape::Gauge,
+                &[(Cumulative, 0, 10, 3.0), (Cumulative, 0, 30, 1.0), (Cumulative, 0, 20, 9.0)]
+            ),
+            1.0
+        );
         // A delta up-down counter adds; a cumulative one is a level.
         assert_eq!(run(Shape::NonMonotonicSum, &[(Delta, 0, 10, 3.0), (Delta, 0, 20, -1.0)]), 2.0);
-        assert_eq!(run(Shape::NonMonotonicSum, &[(Cumulative, 0, 10, 3.0), (Cumulative, 0, 20, -1.0)]), -1.0);
+        assert_eq!(
+            run(Shape::NonMonotonicSum, &[(Cumulative, 0, 10, 3.0), (Cumulative, 0, 20, -1.0)]),
+            -1.0
+        );
     }
 
     fn hist(counts: &[u64], sum: f64) -> PointValue {
-        PointValue::Histogram(HistogramPoint { bounds: vec![1.0, 10.0], counts: counts.to_vec(), sum, count: counts.iter().sum() })
+        PointValue::Histogram(HistogramPoint {
+            bounds: vec![1.0, 10.0],
+            counts: counts.to_vec(),
+            sum,
+            count: counts.iter().sum(),
+        })
     }
 
     #[test]
@@ -256,7 +303,12 @@ mod tests {
         let acc = c.hist.expect("histogram");
         assert_eq!((acc.counts, acc.sum, acc.count), (vec![1.0, 4.0, 1.0], 27.0, 6.0));
 
-        let other = PointValue::Histogram(HistogramPoint { bounds: vec![2.0], counts: vec![1, 1], sum: 1.0, count: 2 });
+        let other = PointValue::Histogram(HistogramPoint {
+            bounds: vec![2.0],
+            counts: vec![1, 1],
+            sum: 1.0,
+            count: 2,
+        });
         assert_eq!(d.apply(Shape::Histogram, Delta, 0, 3, &other), Err(Refusal::BoundsChanged));
     }
 }

@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 
 use crate::exposition::naming::{self, MetricType};
-use crate::exposition::{Family, FamilyKind, HistogramValue, Labels, Series, SeriesValue, Snapshot};
+use crate::exposition::{
+    Family, FamilyKind, HistogramValue, Labels, Series, SeriesValue, Snapshot,
+};
 use crate::ingest::attrs::{self, AttrValue};
 use crate::ingest::{Resource, Shape};
 
@@ -127,7 +129,9 @@ pub(crate) fn target_labels(resource: &Resource) -> (Vec<(String, String)>, Opti
     let rest: Vec<(String, String)> = resource
         .attrs
         .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "service.name" | "service.namespace" | "service.instance.id"))
+        .filter(|(k, _)| {
+            !matches!(k.as_str(), "service.name" | "service.namespace" | "service.instance.id")
+        })
         .map(|(k, v)| (k.clone(), v.to_label()))
         .collect();
     if rest.is_empty() {
@@ -153,7 +157,12 @@ impl Live {
     }
 
     /// Finds or creates the row for a series. Idempotent.
-    pub fn row_for(&mut self, key: &ExpoKey, created_ms: i64, bounds: Option<&[f64]>) -> Result<RowRef, KindConflict> {
+    pub fn row_for(
+        &mut self,
+        key: &ExpoKey,
+        created_ms: i64,
+        bounds: Option<&[f64]>,
+    ) -> Result<RowRef, KindConflict> {
         if key.family.is_empty() {
             // Nothing of the OTLP name survives translation (e.g. only punctuation): the
             // Collector drops such metrics too.
@@ -194,7 +203,12 @@ impl Live {
         let value = match key.kind {
             FamilyKind::Histogram => {
                 let bounds = bounds.unwrap_or_default().to_vec();
-                SeriesValue::Histogram(HistogramValue { counts: vec![0.0; bounds.len() + 1], bounds, sum: 0.0, count: 0.0 })
+                SeriesValue::Histogram(HistogramValue {
+                    counts: vec![0.0; bounds.len() + 1],
+                    bounds,
+                    sum: 0.0,
+                    count: 0.0,
+                })
             }
             _ => SeriesValue::Number(0.0),
         };
@@ -264,7 +278,11 @@ impl Live {
                 series: f
                     .rows
                     .iter()
-                    .map(|r| Series { labels: r.labels.clone(), value: r.value.clone(), created_ms: r.created_ms })
+                    .map(|r| Series {
+                        labels: r.labels.clone(),
+                        value: r.value.clone(),
+                        created_ms: r.created_ms,
+                    })
                     .collect(),
             })
             .collect();

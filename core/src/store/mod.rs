@@ -129,8 +129,10 @@ pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
 impl Store {
     /// Opens (creating and migrating as needed) the database in `data_dir` and starts the writer.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| StoreError::DataDir { path: data_dir.to_path_buf(), reason: e.to_string() })?;
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         let path = data_dir.join(DB_FILE);
         let mut conn = connect(&path)?;
         schema::migrate(&mut conn)?;
@@ -145,13 +147,26 @@ impl Store {
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Sqlite(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
-            inner: Arc::new(Inner { path, jobs: Mutex::new(Some(tx)), live, changes, writer: Mutex::new(Some(handle)), forward }),
+            inner: Arc::new(Inner {
+                path,
+                jobs: Mutex::new(Some(tx)),
+                live,
+                changes,
+                writer: Mutex::new(Some(handle)),
+                forward,
+            }),
         })
     }
 
     /// Stores a batch; resolves once it is committed to disk.
     pub async fn ingest(&self, batch: Batch) -> Result<Ack, StoreError> {
-        let sender = self.inner.jobs.lock().map_err(|_| StoreError::Poisoned)?.clone().ok_or(StoreError::Closed)?;
+        let sender = self
+            .inner
+            .jobs
+            .lock()
+            .map_err(|_| StoreError::Poisoned)?
+            .clone()
+            .ok_or(StoreError::Closed)?;
         let (reply, rx) = oneshot::channel();
         sender.send(writer::Job { batch, reply }).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{schema, StoreError, DB_FILE, SLOT_SECONDS};
 use crate::query::report::{EventSums, Figures};
-use crate::query::{local_bucket, GroupBy, Group, Report, TimeRange};
+use crate::query::{local_bucket, Group, GroupBy, Report, TimeRange};
 
 /// A connection for queries. Several may be open while `serve` writes (WAL).
 pub struct Reader {
@@ -52,8 +52,10 @@ const SLOT_NS: i64 = SLOT_SECONDS * 1_000_000_000;
 impl Reader {
     /// Opens the database of a data directory, creating it if this is the first run.
     pub fn open(data_dir: &Path) -> Result<Reader, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| StoreError::DataDir { path: data_dir.to_path_buf(), reason: e.to_string() })?;
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         Reader::open_file(&data_dir.join(DB_FILE))
     }
 
@@ -70,10 +72,19 @@ impl Reader {
     }
 
     /// Spend, tokens, sessions, active time and events for a range, optionally broken down.
-    pub fn report(&self, period: &str, range: TimeRange, by: Option<GroupBy>) -> Result<Report, StoreError> {
+    pub fn report(
+        &self,
+        period: &str,
+        range: TimeRange,
+        by: Option<GroupBy>,
+    ) -> Result<Report, StoreError> {
         let (start_ns, end_ns) = range.bounds_ns();
         let slot_lo = start_ns.div_euclid(SLOT_NS);
-        let slot_hi = if end_ns == i64::MAX { i64::MAX } else { end_ns.div_euclid(SLOT_NS) + i64::from(end_ns.rem_euclid(SLOT_NS) != 0) };
+        let slot_hi = if end_ns == i64::MAX {
+            i64::MAX
+        } else {
+            end_ns.div_euclid(SLOT_NS) + i64::from(end_ns.rem_euclid(SLOT_NS) != 0)
+        };
         let series_key = match by {
             None | Some(GroupBy::Type) => "''",
             Some(GroupBy::Model) => "COALESCE(s.model, '')",
@@ -87,7 +98,9 @@ impl Reader {
             match by {
                 Some(GroupBy::Type) => kind.unwrap_or_default().to_string(),
                 Some(g @ (GroupBy::Day | GroupBy::Hour)) => match raw {
-                    rusqlite::types::Value::Integer(v) => local_bucket(&tz, v.saturating_mul(slot_scale), g),
+                    rusqlite::types::Value::Integer(v) => {
+                        local_bucket(&tz, v.saturating_mul(slot_scale), g)
+                    }
                     _ => String::new(),
                 },
                 _ => match raw {
@@ -155,12 +168,18 @@ impl Reader {
             end: fmt(range.end_ns),
             figures: total,
             by: by.map(|b| b.name().to_string()),
-            groups: by.map(|_| groups.into_iter().map(|(key, figures)| Group { key, figures }).collect()),
+            groups: by
+                .map(|_| groups.into_iter().map(|(key, figures)| Group { key, figures }).collect()),
         })
     }
 
     /// The most recent events, newest first, optionally of one session and/or one name.
-    pub fn recent_events(&self, limit: usize, session: Option<&str>, name: Option<&str>) -> Result<Vec<EventRow>, StoreError> {
+    pub fn recent_events(
+        &self,
+        limit: usize,
+        session: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<Vec<EventRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT time_ns, name, session_id, model, cost_usd, input_tokens, output_tokens, cache_read_tokens,
                     cache_creation_tokens, duration_ms, attrs
@@ -182,7 +201,8 @@ impl Reader {
                     cache_creation_tokens: r.get(8)?,
                     duration_ms: r.get(9)?,
                 },
-                attrs: serde_json::from_str(&r.get::<_, String>(10)?).unwrap_or(serde_json::Value::Null),
+                attrs: serde_json::from_str(&r.get::<_, String>(10)?)
+                    .unwrap_or(serde_json::Value::Null),
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -195,13 +215,19 @@ impl Reader {
             "SELECT DISTINCT s.session_id FROM usage u JOIN series s ON s.id = u.series_id
              WHERE s.session_id IS NOT NULL AND u.slot >= ?1 AND u.slot < ?2 ORDER BY 1",
         )?;
-        let rows = stmt.query_map(params![start_ns.div_euclid(SLOT_NS), end_ns.div_euclid(SLOT_NS).saturating_add(1)], |r| r.get(0))?;
+        let rows = stmt.query_map(
+            params![start_ns.div_euclid(SLOT_NS), end_ns.div_euclid(SLOT_NS).saturating_add(1)],
+            |r| r.get(0),
+        )?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     /// A value the writer records in `meta` (`last_ingest_ns`, `last_client`).
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
     }
 
     /// Number of stored spans (traces are accepted and counted).
@@ -229,10 +255,17 @@ impl Reader {
     /// and last point time). Sessions are what Claude Code's `session.id` names; the session
     /// list of the dashboard shows when each started and how long it has run without one query
     /// per session.
-    pub fn session_times(&self, range: TimeRange) -> Result<BTreeMap<String, SessionTimes>, StoreError> {
+    pub fn session_times(
+        &self,
+        range: TimeRange,
+    ) -> Result<BTreeMap<String, SessionTimes>, StoreError> {
         let (start_ns, end_ns) = range.bounds_ns();
         let slot_lo = start_ns.div_euclid(SLOT_NS);
-        let slot_hi = if end_ns == i64::MAX { i64::MAX } else { end_ns.div_euclid(SLOT_NS) + i64::from(end_ns.rem_euclid(SLOT_NS) != 0) };
+        let slot_hi = if end_ns == i64::MAX {
+            i64::MAX
+        } else {
+            end_ns.div_euclid(SLOT_NS) + i64::from(end_ns.rem_euclid(SLOT_NS) != 0)
+        };
         let mut stmt = self.conn.prepare_cached(
             "WITH in_range AS (
                  SELECT s.session_id AS sid, MIN(s.created_ns) AS t0, MAX(st.last_time_ns) AS t1

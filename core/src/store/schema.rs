@@ -187,11 +187,14 @@ mod tests {
         let mut conn = Connection::open(&path).expect("open");
         migrate(&mut conn).expect("fresh database migrates");
         migrate(&mut conn).expect("second run is a no-op");
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+        let version: i64 =
+            conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
         assert_eq!(version, LATEST);
         conn.execute_batch(&format!("PRAGMA user_version = {}", LATEST + 1)).expect("bump");
         match migrate(&mut conn) {
-            Err(StoreError::TooNew { found, supported }) => assert_eq!((found, supported), (LATEST + 1, LATEST)),
+            Err(StoreError::TooNew { found, supported }) => {
+                assert_eq!((found, supported), (LATEST + 1, LATEST))
+            }
             other => panic!("expected TooNew, got {other:?}"),
         }
     }

@@ -95,7 +95,12 @@ fn clamp_i64(v: u64) -> i64 {
 
 impl Writer {
     /// Loads every series' running state and rebuilds the `/metrics` rows from it.
-    pub fn load(conn: Connection, live: Arc<RwLock<Live>>, changes: broadcast::Sender<Change>, forward: Arc<AtomicU8>) -> Result<Writer, StoreError> {
+    pub fn load(
+        conn: Connection,
+        live: Arc<RwLock<Live>>,
+        changes: broadcast::Sender<Change>,
+        forward: Arc<AtomicU8>,
+    ) -> Result<Writer, StoreError> {
         let mut series = KeyMap::default();
         let mut resources = KeyMap::default();
         // Series stored before schema v3 have no rendered `/metrics` identity yet: rendered here
@@ -103,11 +108,11 @@ impl Writer {
         let mut backfill: Vec<(i64, ExpoKey)> = Vec::new();
         {
             let mut live_w = live.write().map_err(|_| StoreError::Poisoned)?;
-            let mut stmt = conn.prepare(
-                "SELECT r.id, r.key, r.attrs FROM resources r",
-            )?;
+            let mut stmt = conn.prepare("SELECT r.id, r.key, r.attrs FROM resources r")?;
             let mut resource_by_id: HashMap<i64, (Arc<Resource>, Option<Labels>)> = HashMap::new();
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?)))?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?))
+            })?;
             for row in rows {
                 let (id, key, attrs_json) = row?;
                 let key = key_from_blob(&key);
@@ -130,8 +135,14 @@ impl Writer {
                 let id: i64 = r.get(0)?;
                 let key = key_from_blob(r.get_ref(1)?.as_blob()?);
                 let Some(shape) = Shape::from_code(r.get(5)?) else { continue };
-                let Some((resource, target)) = resource_by_id.get(&r.get::<_, i64>(6)?) else { continue };
-                let expo = match (r.get::<_, Option<String>>(8)?, r.get::<_, Option<String>>(9)?, r.get_ref(10)?.as_str_or_null()?) {
+                let Some((resource, target)) = resource_by_id.get(&r.get::<_, i64>(6)?) else {
+                    continue;
+                };
+                let expo = match (
+                    r.get::<_, Option<String>>(8)?,
+                    r.get::<_, Option<String>>(9)?,
+                    r.get_ref(10)?.as_str_or_null()?,
+                ) {
                     (Some(family), Some(unit), Some(labels)) => ExpoKey {
                         family,
                         help: r.get(4)?,
@@ -141,7 +152,8 @@ impl Writer {
                         target: target.clone(),
                     },
                     _ => {
-                        let point_attrs = attrs::from_json(r.get_ref(13)?.as_str_or_null()?.unwrap_or("{}"));
+                        let point_attrs =
+                            attrs::from_json(r.get_ref(13)?.as_str_or_null()?.unwrap_or("{}"));
                         let expo = live::expo_key(
                             r.get_ref(2)?.as_str()?,
                             r.get_ref(3)?.as_str()?,
@@ -157,23 +169,44 @@ impl Writer {
                     }
                 };
                 let created_ms = r.get::<_, i64>(7)? / 1_000_000;
-                let hist: Option<HistAcc> = r.get_ref(15)?.as_str_or_null()?.and_then(|t| serde_json::from_str(t).ok());
-                let cum = match (r.get::<_, Option<i64>>(16)?, r.get::<_, Option<i64>>(17)?, r.get_ref(18)?.as_str_or_null()?) {
-                    (Some(start), Some(time), Some(value)) => serde_json::from_str(value).ok().map(|value| super::accounting::CumMark { start_ns: start as u64, time_ns: time as u64, value }),
+                let hist: Option<HistAcc> =
+                    r.get_ref(15)?.as_str_or_null()?.and_then(|t| serde_json::from_str(t).ok());
+                let cum = match (
+                    r.get::<_, Option<i64>>(16)?,
+                    r.get::<_, Option<i64>>(17)?,
+                    r.get_ref(18)?.as_str_or_null()?,
+                ) {
+                    (Some(start), Some(time), Some(value)) => {
+                        serde_json::from_str(value).ok().map(|value| super::accounting::CumMark {
+                            start_ns: start as u64,
+                            time_ns: time as u64,
+                            value,
+                        })
+                    }
                     _ => None,
                 };
-                let totals = SeriesTotals { total: r.get(14)?, hist, cum, last_time_ns: r.get::<_, i64>(19)? as u64 };
+                let totals = SeriesTotals {
+                    total: r.get(14)?,
+                    hist,
+                    cum,
+                    last_time_ns: r.get::<_, i64>(19)? as u64,
+                };
                 let bounds = totals.hist.as_ref().map(|h| h.bounds.clone());
                 // A stored series always got its row when it was created; a conflict here means the
                 // naming rules changed between versions, and the series is left out of /metrics.
                 let Ok(row) = live_w.row_for(&expo, created_ms, bounds.as_deref()) else {
-                    tracing::warn!(metric = r.get_ref(2)?.as_str()?, "series no longer maps to a consistent Prometheus family; not exposed");
+                    tracing::warn!(
+                        metric = r.get_ref(2)?.as_str()?,
+                        "series no longer maps to a consistent Prometheus family; not exposed"
+                    );
                     continue;
                 };
                 match shape {
                     Shape::MonotonicSum => live_w.add(row, totals.total),
                     Shape::NonMonotonicSum if totals.cum.is_none() => live_w.add(row, totals.total),
-                    Shape::NonMonotonicSum | Shape::Gauge => live_w.set(row, totals.total, totals.last_time_ns),
+                    Shape::NonMonotonicSum | Shape::Gauge => {
+                        live_w.set(row, totals.total, totals.last_time_ns)
+                    }
                     Shape::Histogram => {
                         if let Some(h) = &totals.hist {
                             live_w.add_histogram(row, &h.counts, h.sum, h.count);
@@ -223,10 +256,15 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: Vec<Job>) {
-        let (batches, replies): (Vec<Batch>, Vec<_>) = group.into_iter().map(|j| (j.batch, j.reply)).unzip();
+        let (batches, replies): (Vec<Batch>, Vec<_>) =
+            group.into_iter().map(|j| (j.batch, j.reply)).unzip();
         if batches.iter().all(Batch::is_empty) {
             for (batch, reply) in batches.into_iter().zip(replies) {
-                let _ = reply.send(Ok(Ack { accepted: 0, rejected: batch.rejected, reason: batch.reject_reason }));
+                let _ = reply.send(Ok(Ack {
+                    accepted: 0,
+                    rejected: batch.rejected,
+                    reason: batch.reject_reason,
+                }));
             }
             return;
         }
@@ -271,7 +309,8 @@ impl Writer {
                 .unwrap_or(false);
         pending.remote_write = forward_on && mode.remote_write;
         for batch in batches {
-            let mut ack = Ack { accepted: 0, rejected: batch.rejected, reason: batch.reject_reason.clone() };
+            let mut ack =
+                Ack { accepted: 0, rejected: batch.rejected, reason: batch.reject_reason.clone() };
             for point in &batch.points {
                 match self.apply_point(&tx, &mut pending, point)? {
                     Ok(()) => ack.accepted += 1,
@@ -333,7 +372,12 @@ impl Writer {
 
     /// Applies one point to the pending state. The outer error aborts the transaction; the inner
     /// one refuses just this point (OTLP partial success).
-    fn apply_point(&self, tx: &Transaction, pending: &mut Pending, point: &MetricPoint) -> Result<Result<(), String>, StoreError> {
+    fn apply_point(
+        &self,
+        tx: &Transaction,
+        pending: &mut Pending,
+        point: &MetricPoint,
+    ) -> Result<Result<(), String>, StoreError> {
         let desc = &point.series;
         if !pending.series.contains_key(&desc.key) {
             let state = match self.series.get(&desc.key) {
@@ -345,13 +389,25 @@ impl Writer {
             };
             pending.series.insert(desc.key, state);
         }
-        let Some(state) = pending.series.get_mut(&desc.key) else { return Ok(Err("internal: series state missing".into())) };
+        let Some(state) = pending.series.get_mut(&desc.key) else {
+            return Ok(Err("internal: series state missing".into()));
+        };
         // The series' shape is fixed by its first point; a histogram turning into a number (or
         // back) is refused by the accounting.
-        let effect = match state.totals.apply(state.shape, point.temporality, point.start_ns, point.time_ns, &point.value) {
+        let effect = match state.totals.apply(
+            state.shape,
+            point.temporality,
+            point.start_ns,
+            point.time_ns,
+            &point.value,
+        ) {
             Ok(effect) => effect,
-            Err(Refusal::BoundsChanged) => return Ok(Err(format!("metric {}: histogram bucket bounds changed", desc.metric))),
-            Err(Refusal::WrongValueType) => return Ok(Err(format!("metric {}: data type changed", desc.metric))),
+            Err(Refusal::BoundsChanged) => {
+                return Ok(Err(format!("metric {}: histogram bucket bounds changed", desc.metric)))
+            }
+            Err(Refusal::WrongValueType) => {
+                return Ok(Err(format!("metric {}: data type changed", desc.metric)))
+            }
         };
         if let (Shape::MonotonicSum, Effect::Add(inc)) = (state.shape, &effect) {
             if *inc != 0.0 {
@@ -364,8 +420,23 @@ impl Writer {
         Ok(Ok(()))
     }
 
-    fn create_series(&self, tx: &Transaction, pending: &mut Pending, desc: &SeriesDesc, point: &MetricPoint) -> Result<Result<SeriesState, String>, StoreError> {
-        let expo = live::expo_key(&desc.metric, &desc.unit, &desc.description, desc.shape, &desc.resource, &desc.scope_name, &desc.scope_version, &desc.attrs);
+    fn create_series(
+        &self,
+        tx: &Transaction,
+        pending: &mut Pending,
+        desc: &SeriesDesc,
+        point: &MetricPoint,
+    ) -> Result<Result<SeriesState, String>, StoreError> {
+        let expo = live::expo_key(
+            &desc.metric,
+            &desc.unit,
+            &desc.description,
+            desc.shape,
+            &desc.resource,
+            &desc.scope_name,
+            &desc.scope_version,
+            &desc.attrs,
+        );
         let bounds = match &point.value {
             crate::ingest::PointValue::Histogram(h) => Some(h.bounds.as_slice()),
             _ => None,
@@ -384,7 +455,10 @@ impl Writer {
                     row
                 }
                 Err(conflict) if conflict.family.is_empty() => {
-                    return Ok(Err(format!("metric name '{}' has no valid Prometheus form", desc.metric)))
+                    return Ok(Err(format!(
+                        "metric name '{}' has no valid Prometheus form",
+                        desc.metric
+                    )))
                 }
                 Err(conflict) => {
                     return Ok(Err(format!(
@@ -424,16 +498,28 @@ impl Writer {
         Ok(Ok(SeriesState { id, shape: desc.shape, row, totals: SeriesTotals::default() }))
     }
 
-    fn resource_id(&self, tx: &Transaction, pending: &mut Pending, resource: &Resource) -> Result<i64, StoreError> {
-        if let Some(&id) = self.resources.get(&resource.key).or_else(|| pending.resources.get(&resource.key)) {
+    fn resource_id(
+        &self,
+        tx: &Transaction,
+        pending: &mut Pending,
+        resource: &Resource,
+    ) -> Result<i64, StoreError> {
+        if let Some(&id) =
+            self.resources.get(&resource.key).or_else(|| pending.resources.get(&resource.key))
+        {
             return Ok(id);
         }
         let key = resource.key.to_be_bytes();
-        let existing: Option<i64> = tx.query_row("SELECT id FROM resources WHERE key = ?1", [key.as_slice()], |r| r.get(0)).optional()?;
+        let existing: Option<i64> = tx
+            .query_row("SELECT id FROM resources WHERE key = ?1", [key.as_slice()], |r| r.get(0))
+            .optional()?;
         let id = match existing {
             Some(id) => id,
             None => {
-                tx.execute("INSERT INTO resources (key, attrs) VALUES (?1, ?2)", params![key.as_slice(), attrs::to_json(&resource.attrs)])?;
+                tx.execute(
+                    "INSERT INTO resources (key, attrs) VALUES (?1, ?2)",
+                    params![key.as_slice(), attrs::to_json(&resource.attrs)],
+                )?;
                 tx.last_insert_rowid()
             }
         };
@@ -442,7 +528,12 @@ impl Writer {
     }
 
     /// Writes the new running state of every touched series and the usage increments.
-    fn flush(&self, tx: &Transaction, pending: &Pending, client: Option<String>) -> Result<(), StoreError> {
+    fn flush(
+        &self,
+        tx: &Transaction,
+        pending: &Pending,
+        client: Option<String>,
+    ) -> Result<(), StoreError> {
         // Upserts: a series created in this transaction has no state row yet. In id order, so
         // consecutive statements walk the B-tree forward through the same pages.
         let mut update = tx.prepare_cached(
@@ -456,8 +547,18 @@ impl Writer {
         states.sort_unstable_by_key(|s| s.id);
         for state in states {
             let t = &state.totals;
-            let hist = t.hist.as_ref().map(serde_json::to_string).transpose().map_err(|e| StoreError::Encode(e.to_string()))?;
-            let cum_value = t.cum.as_ref().map(|c| serde_json::to_string(&c.value)).transpose().map_err(|e| StoreError::Encode(e.to_string()))?;
+            let hist = t
+                .hist
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| StoreError::Encode(e.to_string()))?;
+            let cum_value = t
+                .cum
+                .as_ref()
+                .map(|c| serde_json::to_string(&c.value))
+                .transpose()
+                .map_err(|e| StoreError::Encode(e.to_string()))?;
             update.execute(params![
                 state.id,
                 t.total,
@@ -469,7 +570,8 @@ impl Writer {
             ])?;
         }
         if pending.remote_write {
-            let mut dirty = tx.prepare_cached("INSERT OR REPLACE INTO forward_dirty (series_id) VALUES (?1)")?;
+            let mut dirty =
+                tx.prepare_cached("INSERT OR REPLACE INTO forward_dirty (series_id) VALUES (?1)")?;
             for state in pending.series.values() {
                 dirty.execute([state.id])?;
             }
@@ -500,7 +602,9 @@ impl Writer {
                     Effect::None => {}
                     Effect::Add(inc) => live.add(*row, *inc),
                     Effect::Set(v) => live.set(*row, *v, *time_ns),
-                    Effect::Histogram { counts, sum, count } => live.add_histogram(*row, counts, *sum, *count),
+                    Effect::Histogram { counts, sum, count } => {
+                        live.add_histogram(*row, counts, *sum, *count)
+                    }
                 }
             }
         }
