@@ -11,7 +11,7 @@ use tokentray_core::budget::Evaluator;
 use tokentray_core::config::Config;
 use tokentray_core::forward::Forwarder;
 use tokentray_core::server::{self, Listeners};
-use tokentray_core::store::Store;
+use tokentray_core::store::{LockError, Store, StoreError};
 
 use crate::process::{init_logging, terminated, ListenArgs};
 
@@ -59,8 +59,20 @@ pub fn run(mut config: Config, args: ServeArgs, config_file: PathBuf) -> anyhow:
     };
     let addrs = listeners.addrs().context("reading bound addresses")?;
     let data_dir = config.data_dir()?;
-    let store = Store::open(&data_dir)
-        .with_context(|| format!("opening the history in {}", data_dir.display()))?;
+    let store = match Store::open(&data_dir) {
+        Ok(store) => store,
+        // A second engine on the same history: said in one line, before anything changed.
+        Err(e @ StoreError::Locked(LockError::Held { .. })) => {
+            eprintln!("tokentray: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("opening the history in {}", data_dir.display()))
+        }
+    };
+    store
+        .announce_listeners(addrs.otlp_grpc, addrs.otlp_http, addrs.metrics)
+        .context("writing the engine's lock file")?;
     tracing::info!(data_dir = %data_dir.display(), series = store.series_count(), "history loaded");
     // Budgets are evaluated after every commit; alerts go to the log and, as configured, to the
     // desktop, a command and a webhook. Dropped (stopped) when serving ends.

@@ -143,6 +143,9 @@ impl Engine {
                 return Ok(engine);
             }
         };
+        if let Err(e) = store.announce_listeners(addrs.otlp_grpc, addrs.otlp_http, addrs.metrics) {
+            tracing::warn!(error = %e, "cannot record the bound addresses in the lock file");
+        }
         tracing::info!(data_dir = %engine.data_dir.display(), series = store.series_count(), "history loaded");
 
         let (stop_tx, stop_rx) = oneshot::channel::<()>();

@@ -8,10 +8,12 @@
 
 pub mod accounting;
 pub mod live;
+mod lock;
 pub mod read;
 pub mod schema;
 mod writer;
 
+pub use lock::{running_engine, EngineInfo, LockError, LOCK_FILE};
 pub use read::{EventFigures, EventRow, Reader};
 pub use writer::SLOT_SECONDS;
 
@@ -41,6 +43,8 @@ pub enum StoreError {
     Closed,
     #[error("internal lock poisoned")]
     Poisoned,
+    #[error(transparent)]
+    Locked(#[from] LockError),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -110,6 +114,8 @@ struct Inner {
     changes: broadcast::Sender<Change>,
     writer: Mutex<Option<JoinHandle<()>>>,
     forward: Arc<AtomicU8>,
+    /// This process is the data directory's one engine while it holds this; `close` lets go.
+    engine_lock: Mutex<Option<lock::EngineLock>>,
 }
 
 /// File name of the database inside the data directory.
@@ -133,6 +139,8 @@ impl Store {
             path: data_dir.to_path_buf(),
             reason: e.to_string(),
         })?;
+        // Before the database is touched: a second engine must change nothing.
+        let engine_lock = lock::EngineLock::acquire(data_dir)?;
         let path = data_dir.join(DB_FILE);
         let mut conn = connect(&path)?;
         schema::migrate(&mut conn)?;
@@ -154,8 +162,28 @@ impl Store {
                 changes,
                 writer: Mutex::new(Some(handle)),
                 forward,
+                engine_lock: Mutex::new(Some(engine_lock)),
             }),
         })
+    }
+
+    /// Records the addresses this engine listens on in the data directory's lock file, where
+    /// [`running_engine`] (a second engine's refusal, `doctor`, another tray) finds them.
+    pub fn announce_listeners(
+        &self,
+        otlp_grpc: std::net::SocketAddr,
+        otlp_http: std::net::SocketAddr,
+        metrics: std::net::SocketAddr,
+    ) -> Result<(), StoreError> {
+        let mut guard = self.inner.engine_lock.lock().map_err(|_| StoreError::Poisoned)?;
+        if let Some(lock) = guard.as_mut() {
+            lock.announce(
+                Some(otlp_grpc.to_string()),
+                Some(otlp_http.to_string()),
+                Some(metrics.to_string()),
+            )?;
+        }
+        Ok(())
     }
 
     /// Stores a batch; resolves once it is committed to disk.
@@ -217,6 +245,10 @@ impl Store {
         let handle = self.inner.writer.lock().ok().and_then(|mut h| h.take());
         if let Some(handle) = handle {
             let _ = handle.join();
+        }
+        // Nothing writes any more: another engine may take the directory now.
+        if let Ok(mut lock) = self.inner.engine_lock.lock() {
+            lock.take();
         }
     }
 }
