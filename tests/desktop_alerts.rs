@@ -8,6 +8,8 @@
 //! through notify-rust. The clock is a `ManualClock` in Europe/Berlin.
 //!
 //! Needs `dbus-run-session` (Debian package `dbus-daemon`, installed by `tests/setup.sh`).
+// Tests and benches may panic: a failed step is the point. Library code may not (Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../src-tauri/alerts/desktop.rs"]
 mod desktop;

@@ -1,6 +1,8 @@
 //! The tray, tested the way a panel uses it: over D-Bus. A StatusNotifierWatcher (in this test)
 //! records the item the app registers; the test reads its label and menu and clicks the entries,
 //! in a headless X + D-Bus session the test starts itself (see support_desktop::session).
+// Tests and benches may panic: a failed step is the point. Library code may not (Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support_desktop/mod.rs"]
 mod support_desktop;

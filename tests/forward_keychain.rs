@@ -6,6 +6,8 @@
 //! loses nothing; fixing it through the keychain resumes. The team receiver reads its own token
 //! from the keychain too (`serve --require-header Authorization=@keychain`). Finally the secret is
 //! looked for where it must never be: the config file, the logs, the processes' command lines.
+// Tests and benches may panic: a failed step is the point. Library code may not (Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 #[path = "support_desktop/mod.rs"]

@@ -5,6 +5,8 @@
 //!
 //! Headers come from `[forward] headers_file` here, so these tests need no keychain; the
 //! keychain, and fixing a wrong token through it, are tested in tests/forward_keychain.rs.
+// Tests and benches may panic: a failed step is the point. Library code may not (Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

@@ -11,6 +11,8 @@
 //! * `new_series`: every point a new series (a store filling up).
 //!
 //! `cargo bench -p tokentray-core --bench ingest`. Reports points per second.
+// Tests and benches may panic: a failed step is the point. Library code may not (Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{BatchSize, Criterion, Throughput};
 use tokentray_core::ingest::{self, Batch};

@@ -14,6 +14,8 @@
 //! to keep the populated data dir (a later run reuses it instead of filling it again, and
 //! `tokentray --data-dir /some/dir report all` can be timed on it). Under `cargo test --benches`
 //! (criterion's test mode) a week instead of a year is generated.
+// Tests and benches may panic: a failed step is the point. Library code may not (Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

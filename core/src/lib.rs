@@ -26,7 +26,8 @@
 //! * [`doctor`] — who holds a port, whether Claude Code's settings point here.
 //! * [`setup`] — Claude Code's `settings.json`: merge the telemetry `env`, back up, undo.
 //! * [`config`] — defaults, TOML file, `TOKENTRAY_*` environment.
-//! * [`testkit`] — builders of Claude Code-shaped requests, shared by tests and benchmarks.
+//! * `testkit` (feature `testkit`) — builders of Claude Code-shaped requests, shared by tests,
+//!   benchmarks and the load generator; not part of the shipped engine.
 //!
 //! Library code does not panic on input: each module has its own `thiserror` error type.
 
@@ -44,4 +45,5 @@ pub mod receiver;
 pub mod server;
 pub mod setup;
 pub mod store;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -1,3 +1,6 @@
+// Test support: a failed step panics with what went wrong. Compiled only for tests, benches and
+// the load generator (feature `testkit`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Builders of Claude Code-shaped OTLP requests, shared by unit tests, integration tests and the
 //! load generator, so that what is benchmarked is what is tested.
 //!

@@ -5,6 +5,8 @@
 //!
 //! `now` is fixed (Wednesday 2026-11-18 12:00 local), so every boundary is known: the week
 //! started on Monday the 16th, the month on the 1st, and the 30-day chart starts on 2026-10-20.
+// Tests and benches may panic: a failed step is the point. Library code may not (Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use chrono::{DateTime, Local, TimeZone};
 use tokentray_core::config::{BudgetsConfig, Config};

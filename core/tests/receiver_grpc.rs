@@ -1,5 +1,7 @@
 //! OTLP/gRPC receiver on a real listener, driven by a raw HTTP/2 client so that compressed,
 //! garbage and oversized frames are exactly what a misbehaving client would send.
+// Tests and benches may panic: a failed step is the point. Library code may not (Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write;
 use std::net::SocketAddr;

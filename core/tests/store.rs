@@ -1,6 +1,8 @@
 //! The store over a real SQLite file: totals rebuilt after a restart equal those before it,
 //! cumulative series keep counting across our restart, concurrent requests group-commit without
 //! losing anything, and reports cut time ranges exactly.
+// Tests and benches may panic: a failed step is the point. Library code may not (Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -92,11 +94,8 @@ async fn restart_rebuilds_identical_totals_and_cumulative_keeps_counting() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");
     // Delta session, cumulative session (two exports), a gauge and a cumulative histogram.
-    ingest_metrics(
-        &store,
-        testkit::usage_metrics("delta", "u", "m1", usage(0.5), 1 * S, 2 * S, false),
-    )
-    .await;
+    ingest_metrics(&store, testkit::usage_metrics("delta", "u", "m1", usage(0.5), S, 2 * S, false))
+        .await;
     ingest_metrics(
         &store,
         testkit::usage_metrics("delta", "u", "m1", usage(0.25), 5 * S, 6 * S, false),
@@ -266,7 +265,7 @@ async fn a_v2_database_upgrades_with_exact_state() {
     let store = Store::open(dir.path()).expect("open");
     ingest_metrics(
         &store,
-        testkit::usage_metrics("delta", "u", "m1", usage(0.25), 1 * S, 2 * S, false),
+        testkit::usage_metrics("delta", "u", "m1", usage(0.25), S, 2 * S, false),
     )
     .await;
     ingest_metrics(

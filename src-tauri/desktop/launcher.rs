@@ -135,6 +135,7 @@ impl Launcher {
             tracing::warn!(pid, "the window process did not exit; ending it");
             // SAFETY: kill(2) on our own child, which is not reaped yet (its reaper thread is
             // still waiting), so the pid cannot have been reused.
+            #[allow(unsafe_code)]
             unsafe {
                 libc::kill(pid as libc::pid_t, libc::SIGKILL);
             }

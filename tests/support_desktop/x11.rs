@@ -4,6 +4,8 @@
 //! window" only destroys the webview inside, not the window.
 //!
 //! libX11 through x11-dl (already built for Tauri's windowing), loaded at run time.
+// libX11 is a C API: every call below is an FFI call, each with its SAFETY comment.
+#![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_uint, c_ulong};

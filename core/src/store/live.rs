@@ -73,17 +73,45 @@ pub fn kind_of(shape: Shape) -> FamilyKind {
     }
 }
 
+/// What names a series on `/metrics`, borrowed from an incoming series or a stored row.
+pub struct SeriesNaming<'a> {
+    pub metric: &'a str,
+    pub unit: &'a str,
+    pub description: &'a str,
+    pub shape: Shape,
+    pub resource: &'a Resource,
+    pub scope_name: &'a str,
+    pub scope_version: &'a str,
+    pub point_attrs: &'a [(String, AttrValue)],
+}
+
+impl<'a> SeriesNaming<'a> {
+    pub fn of(desc: &'a crate::ingest::SeriesDesc) -> SeriesNaming<'a> {
+        SeriesNaming {
+            metric: &desc.metric,
+            unit: &desc.unit,
+            description: &desc.description,
+            shape: desc.shape,
+            resource: &desc.resource,
+            scope_name: &desc.scope_name,
+            scope_version: &desc.scope_version,
+            point_attrs: &desc.attrs,
+        }
+    }
+}
+
 /// Translates a series into its Prometheus family and labels (otlptranslator rules).
-pub fn expo_key(
-    metric: &str,
-    unit: &str,
-    description: &str,
-    shape: Shape,
-    resource: &Resource,
-    scope_name: &str,
-    scope_version: &str,
-    point_attrs: &[(String, AttrValue)],
-) -> ExpoKey {
+pub fn expo_key(series: SeriesNaming<'_>) -> ExpoKey {
+    let SeriesNaming {
+        metric,
+        unit,
+        description,
+        shape,
+        resource,
+        scope_name,
+        scope_version,
+        point_attrs,
+    } = series;
     let kind = kind_of(shape);
     let mtype = match shape {
         Shape::MonotonicSum => MetricType::MonotonicCounter,

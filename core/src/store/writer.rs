@@ -154,16 +154,16 @@ impl Writer {
                     _ => {
                         let point_attrs =
                             attrs::from_json(r.get_ref(13)?.as_str_or_null()?.unwrap_or("{}"));
-                        let expo = live::expo_key(
-                            r.get_ref(2)?.as_str()?,
-                            r.get_ref(3)?.as_str()?,
-                            r.get_ref(4)?.as_str()?,
+                        let expo = live::expo_key(live::SeriesNaming {
+                            metric: r.get_ref(2)?.as_str()?,
+                            unit: r.get_ref(3)?.as_str()?,
+                            description: r.get_ref(4)?.as_str()?,
                             shape,
                             resource,
-                            r.get_ref(11)?.as_str_or_null()?.unwrap_or_default(),
-                            r.get_ref(12)?.as_str_or_null()?.unwrap_or_default(),
-                            &point_attrs,
-                        );
+                            scope_name: r.get_ref(11)?.as_str_or_null()?.unwrap_or_default(),
+                            scope_version: r.get_ref(12)?.as_str_or_null()?.unwrap_or_default(),
+                            point_attrs: &point_attrs,
+                        });
                         backfill.push((id, expo.clone()));
                         expo
                     }
@@ -427,16 +427,7 @@ impl Writer {
         desc: &SeriesDesc,
         point: &MetricPoint,
     ) -> Result<Result<SeriesState, String>, StoreError> {
-        let expo = live::expo_key(
-            &desc.metric,
-            &desc.unit,
-            &desc.description,
-            desc.shape,
-            &desc.resource,
-            &desc.scope_name,
-            &desc.scope_version,
-            &desc.attrs,
-        );
+        let expo = live::expo_key(live::SeriesNaming::of(desc));
         let bounds = match &point.value {
             crate::ingest::PointValue::Histogram(h) => Some(h.bounds.as_slice()),
             _ => None,
