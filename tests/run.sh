@@ -9,6 +9,8 @@
 # Exit code: the failed check's, else the test runner's.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# A toolchain that tests/setup-desktop.sh installed through rustup lives here.
+export PATH="$HOME/.cargo/bin:$PATH"
 
 run_started=$SECONDS
 phase_started=$SECONDS

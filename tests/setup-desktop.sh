@@ -66,6 +66,15 @@ if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
   say "Rust installed in ~/.cargo; open a new shell or run: . \"\$HOME/.cargo/env\""
 fi
 
+# The house-rule checks of tests/run.sh need rustfmt and clippy (not in rustup's minimal profile).
+export PATH="$HOME/.cargo/bin:$PATH"
+if [ "$app_only" -eq 0 ] && command -v rustup >/dev/null 2>&1; then
+  if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    say "rustup component add rustfmt clippy"
+    rustup component add rustfmt clippy
+  fi
+fi
+
 if [ "$app_only" -eq 1 ]; then
   say "done"
   exit 0
