@@ -7,6 +7,7 @@
 pub mod anthropic;
 pub mod fixtures;
 pub mod forward;
+pub mod grafana;
 pub mod prom;
 pub mod prometheus;
 pub mod replay;
