@@ -104,3 +104,43 @@ fn a_remote_box_forwards_to_the_sleeping_laptop_and_everything_arrives_once() {
     });
     c.assert_ok(&format!("after the laptop slept\n{}", laptop.stderr()));
 }
+
+#[test]
+fn forward_setup_takes_the_identity_and_defaults_the_developer_to_the_os_user() {
+    let dir = support::tempdir("tokentray-identity-");
+    let (data, config) = (dir.path().join("data"), dir.path().join("config.toml"));
+    let run = |args: &[&str]| {
+        let out = support::serve::command(&data, &config)
+            .env("USER", "zoe")
+            .args(args)
+            .output()
+            .expect("run tokentray");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        text
+    };
+    let said = run(&[
+        "forward",
+        "setup",
+        "--endpoint",
+        "http://127.0.0.1:4317",
+        "--team",
+        "payments",
+        "--machine",
+        "devbox",
+    ]);
+    assert!(
+        said.contains("sent as:      developer=zoe, team=payments, host.name=devbox"),
+        "{said}"
+    );
+    // Only the identity changes: the endpoint and protocol stay.
+    run(&["forward", "setup", "--developer", "ana", "--team", ""]);
+    let written = tokentray_core::config::Config::from_file(&config).expect("valid config");
+    let forward = &written.forward;
+    assert_eq!(forward.endpoint.as_deref(), Some("http://127.0.0.1:4317"));
+    assert_eq!(forward.developer.as_deref(), Some("ana"));
+    assert_eq!(forward.machine.as_deref(), Some("devbox"));
+    assert_eq!(forward.team, None);
+    let st: Value = serde_json::from_str(&run(&["forward", "status", "--json"])).expect("JSON");
+    assert_eq!(st["identity"], serde_json::json!([["developer", "ana"], ["host.name", "devbox"]]));
+}
