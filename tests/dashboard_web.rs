@@ -6,7 +6,9 @@
 //! 2. Claude Code-shaped requests (timestamped now) are posted over OTLP/HTTP protobuf, and the
 //!    open page updates by itself — no reload — to the figures `tokentray report --json` prints:
 //!    spend of today / week / month, the token split, the model rows, the last request line;
-//! 3. `serve` still stops promptly on SIGTERM while the page holds its event stream open.
+//! 3. `serve` still stops promptly on SIGTERM while the page holds its event stream open;
+//! 4. once another machine's data arrives (resource `host.name`, as forwarding adds it), the page
+//!    shows today per machine, and today's total counts both.
 //!
 //! Screenshots in light and dark go to `target/screenshots/web-{light,dark}-{empty,data}.png`.
 //! Needs `chromium` and `chromium-driver` (Debian), which `tests/setup.sh` installs.
@@ -639,4 +641,61 @@ fn dashboard_page_shows_setup_then_live_data_without_reload() {
         t0.elapsed()
     );
     drop(page);
+}
+
+#[test]
+fn page_shows_today_per_machine_once_another_machine_forwarded_here() {
+    let serve = Serve::start();
+    let base = format!("http://{}", serve.metrics);
+    let http = reqwest::blocking::Client::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64;
+    let request = |session: &str, usage: Usage, identity: &[(&str, &str)]| {
+        let mut req = testkit::metrics_request(testkit::usage_metrics(
+            session,
+            "u",
+            "claude-opus-4-5",
+            usage,
+            now - 1_000_000_000,
+            now,
+            false,
+        ));
+        // What a forwarding tokentray adds to the resource (tokentray_core::forward::identity).
+        if let Some(resource) = req.resource_metrics[0].resource.as_mut() {
+            for (k, v) in identity {
+                resource.attributes.push(testkit::kv(k, v));
+            }
+        }
+        req.encode_to_vec()
+    };
+    let url = format!("http://{}/v1/metrics", serve.http);
+    post_otlp(&http, &url, request("here", Usage::TYPICAL, &[]));
+    let driver = Driver::start();
+    let page = driver.session(false);
+    page.goto(&format!("{base}/"));
+    page.wait_displayed("[data-testid=spend-today]", Duration::from_secs(20));
+    let card = page.must_find("[data-testid=machines]");
+    assert!(!page.displayed(&card), "one machine only: no split shown");
+
+    let remote = Usage { cost_usd: 2.0 * Usage::TYPICAL.cost_usd, ..Usage::TYPICAL };
+    post_otlp(
+        &http,
+        &url,
+        request("there", remote, &[("host.name", "devbox"), ("developer", "ana")]),
+    );
+    page.wait_displayed("[data-testid=machines]", UPDATE_TIMEOUT);
+    let rows = page.js(
+        "return [...document.querySelectorAll('[data-testid=machine-row]')].map((r) => ({ machine: r.dataset.machine, cost: Number(r.dataset.cost), text: r.innerText }))",
+    );
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows[0]["text"].as_str().is_some_and(|t| t.contains("(this machine)")), "{rows:?}");
+    assert!(approx_eq(rows[0]["cost"].as_f64().unwrap_or(f64::NAN), Usage::TYPICAL.cost_usd));
+    assert_eq!(rows[1]["machine"], "devbox");
+    assert!(rows[1]["text"].as_str().is_some_and(|t| t.contains("ana")), "{rows:?}");
+    assert!(approx_eq(rows[1]["cost"].as_f64().unwrap_or(f64::NAN), remote.cost_usd));
+    let today = page.js(STATE_JS)["today"].as_f64().unwrap_or(f64::NAN);
+    assert!(approx_eq(today, 3.0 * Usage::TYPICAL.cost_usd), "today {today} counts both machines");
 }

@@ -262,6 +262,7 @@
     renderDaily(d.daily || []);
     renderHourly(d.hourly || [], d.generated_at);
     renderModels(d.models || []);
+    renderMachines(d.machines_today || []);
     renderSessions(d.sessions_today || [], d.daily && d.daily.length ? d.daily[d.daily.length - 1].date : null);
     renderFooter(d);
   }
@@ -711,6 +712,22 @@
     }));
     $('models-empty').hidden = models.length > 0;
     $('models').hidden = models.length === 0;
+  }
+
+  // Shown once another machine forwarded here today: the laptop's share and each remote's.
+  function renderMachines(machines) {
+    const forwarded = machines.some((m) => !m.this_machine);
+    $('machines').hidden = !forwarded;
+    if (!forwarded) return;
+    const max = machines.reduce((m, r) => Math.max(m, r.cost_usd), 0);
+    $('machines-body').replaceChildren(...machines.map((m) => {
+      const name = m.this_machine ? `${m.machine} (this machine)` : (m.developer ? `${m.machine} · ${m.developer}` : m.machine);
+      const nameCell = el('td', { class: 'name' }, el('span', { text: name, title: name }), minibar(max > 0 ? m.cost_usd / max : 0));
+      return el('tr', { 'data-machine': m.machine, 'data-testid': 'machine-row', 'data-cost': String(m.cost_usd) },
+        nameCell,
+        el('td', { class: 'num', title: `${exact(m.tokens.total)} tokens`, text: tokens(m.tokens.total) }),
+        el('td', { class: 'num cost', text: usd(m.cost_usd) }));
+    }));
   }
 
   function renderSessions(sessions, todayDate) {

@@ -34,18 +34,28 @@ pub enum ForwardCommand {
 
 #[derive(Debug, Args)]
 pub struct SetupArgs {
-    /// gRPC: https://host:4317; HTTP: the base URL (https://host:4318); remote write: the full URL
+    /// gRPC: https://host:4317; HTTP: the base URL (https://host:4318); remote write: the full
+    /// URL. Without it, the configured endpoint stays.
     #[arg(long)]
-    pub endpoint: String,
-    /// grpc, http/protobuf or prometheus-remote-write
-    #[arg(long, default_value = "grpc")]
-    pub protocol: ForwardProtocol,
+    pub endpoint: Option<String>,
+    /// grpc, http/protobuf or prometheus-remote-write [default: the configured one, else grpc]
+    #[arg(long)]
+    pub protocol: Option<ForwardProtocol>,
     /// A PEM file of a CA to trust besides the system roots
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
     /// Added to every resource on the way out: team.id=payments,cost_center=42
     #[arg(long, value_name = "K=V,...")]
     pub resource_attributes: Option<String>,
+    /// Who the data is from (attribute `developer`) [default: the configured one, else the OS user]
+    #[arg(long, value_name = "NAME")]
+    pub developer: Option<String>,
+    /// The developer's team (attribute `team`); '' removes it
+    #[arg(long, value_name = "NAME")]
+    pub team: Option<String>,
+    /// This machine's name (attribute `host.name`) [default: the host name]; '' removes it
+    #[arg(long, value_name = "NAME")]
+    pub machine: Option<String>,
     /// Also turn forwarding on
     #[arg(long)]
     pub on: bool,
@@ -78,30 +88,59 @@ pub fn run(config: &Config, cmd: ForwardCommand, config_file: &Path) -> anyhow::
                 .as_deref()
                 .map(control::parse_resource_attributes)
                 .transpose()?;
-            let ca_file = a.ca_file.map(|p| std::path::absolute(&p).unwrap_or(p));
+            // Without --endpoint (only the identity changes) the rest of [forward] stays.
+            let keep = a.endpoint.is_none();
+            let endpoint = match a.endpoint.or_else(|| config.forward.endpoint.clone()) {
+                Some(e) => e,
+                None => anyhow::bail!("no endpoint is configured yet: add --endpoint URL"),
+            };
+            let protocol = a.protocol.unwrap_or(if keep {
+                config.forward.protocol
+            } else {
+                ForwardProtocol::Grpc
+            });
+            let ca_file = a
+                .ca_file
+                .map(|p| std::path::absolute(&p).unwrap_or(p))
+                .or_else(|| config.forward.ca_file.clone().filter(|_| keep));
+            // The developer is always written out, so the config file says who the data is from.
+            let developer = a
+                .developer
+                .or_else(|| config.forward.developer.clone())
+                .or_else(tokentray_core::forward::identity::os_user);
             control::setup(
                 config_file,
                 &control::Setup {
-                    endpoint: a.endpoint.clone(),
-                    protocol: a.protocol,
+                    endpoint: endpoint.clone(),
+                    protocol,
                     ca_file,
                     resource_attributes,
+                    developer,
+                    team: a.team,
+                    machine: a.machine,
                 },
             )?;
             println!(
                 "forwarding to {} over {} (written to {})",
-                a.endpoint.trim(),
-                a.protocol.name(),
+                endpoint.trim(),
+                protocol.name(),
                 config_file.display()
             );
+            let written = Config::from_file(config_file)?;
+            let identity: Vec<String> =
+                tokentray_core::forward::identity::attributes(&written.forward)
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+            println!("sent as:      {}", identity.join(", "));
             if a.on {
                 control::set_enabled(queue(config)?.conn(), true)?;
                 println!("forwarding is on");
             } else {
                 println!("turn it on with: tokentray forward on");
             }
-            if a.protocol != ForwardProtocol::PrometheusRemoteWrite
-                || a.endpoint.contains("/api/v1/write")
+            if protocol != ForwardProtocol::PrometheusRemoteWrite
+                || endpoint.contains("/api/v1/write")
             {
                 println!("headers (tokens): echo 'Authorization=Bearer …' | tokentray forward set-headers");
             } else {
@@ -200,6 +239,10 @@ fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         let attrs: Vec<String> =
             st.resource_attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("attributes:   {}", attrs.join(", "));
+    }
+    if !st.identity.is_empty() {
+        let attrs: Vec<String> = st.identity.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("sent as:      {}", attrs.join(", "));
     }
     println!(
         "queue:        {} request(s), {} KiB; {} changed series",

@@ -7,6 +7,7 @@
 pub mod anthropic;
 pub mod fixtures;
 pub mod forward;
+pub mod grafana;
 pub mod prom;
 pub mod prometheus;
 pub mod replay;
@@ -107,6 +108,15 @@ pub fn free_port() -> u16 {
 /// Posts one Claude Code-shaped usage export (cost and the four token types of session `s-1`,
 /// ending now) to an OTLP/HTTP receiver as protobuf; panics unless it is accepted.
 pub fn post_usage(http: std::net::SocketAddr, usage: tokentray_core::testkit::Usage) {
+    post_usage_with(http, usage, &[]);
+}
+
+/// [`post_usage`] with extra request headers (a receiver's required token).
+pub fn post_usage_with(
+    http: std::net::SocketAddr,
+    usage: tokentray_core::testkit::Usage,
+    headers: &[(&str, &str)],
+) {
     use prost::Message;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -121,11 +131,12 @@ pub fn post_usage(http: std::net::SocketAddr, usage: tokentray_core::testkit::Us
         now,
         false,
     ));
-    let resp = reqwest::blocking::Client::new()
+    let mut post = reqwest::blocking::Client::new()
         .post(format!("http://{http}/v1/metrics"))
-        .header("content-type", "application/x-protobuf")
-        .body(req.encode_to_vec())
-        .send()
-        .expect("POST /v1/metrics");
+        .header("content-type", "application/x-protobuf");
+    for (k, v) in headers {
+        post = post.header(*k, *v);
+    }
+    let resp = post.body(req.encode_to_vec()).send().expect("POST /v1/metrics");
     assert!(resp.status().is_success(), "POST /v1/metrics: {}", resp.status());
 }

@@ -274,6 +274,15 @@ pub struct ForwardConfig {
     /// by them: `team.id`, `cost_center`, `developer`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub resource_attributes: BTreeMap<String, String>,
+    /// Who the forwarded data is from (resource attribute `developer`); the OS user if unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub developer: Option<String>,
+    /// The developer's team (resource attribute `team`); none if unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// This machine's name (resource attribute `host.name`); the host name if unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
     /// gzip request bodies (OTLP). Remote write always uses snappy, as its protocol says.
     pub gzip: bool,
     pub timeout_seconds: u64,
@@ -339,6 +348,9 @@ impl Default for ForwardConfig {
             ca_file: None,
             headers_file: None,
             resource_attributes: BTreeMap::new(),
+            developer: None,
+            team: None,
+            machine: None,
             gzip: true,
             timeout_seconds: 10,
             retry_initial_ms: 1000,

@@ -44,6 +44,9 @@ pub struct Dashboard {
     pub cache_hit_ratio: Option<f64>,
     /// This month, most expensive first.
     pub models: Vec<ModelRow>,
+    /// Today's spend per machine the data came from: this machine first, then every machine
+    /// that forwarded to this one (a remote dev box), by name. Their sum is `today`.
+    pub machines_today: Vec<MachineRow>,
     /// Sessions with usage or events today, most recently started first.
     pub sessions_today: Vec<SessionRow>,
     /// The last [`DAILY_DAYS`] local days, oldest first, zero days included.
@@ -100,6 +103,33 @@ pub struct ModelRow {
     pub model: String,
     pub cost_usd: f64,
     pub tokens: Tokens,
+}
+
+/// One machine's share of today (see [`Reader::usage_by_machine`]).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MachineRow {
+    /// `host.name` of forwarded data; this machine's host name for its own.
+    pub machine: String,
+    /// Who the forwarded data says it is from; null for this machine's own data.
+    pub developer: Option<String>,
+    pub this_machine: bool,
+    pub cost_usd: f64,
+    pub tokens: Tokens,
+}
+
+fn machine_rows(usage: Vec<crate::store::MachineUsage>) -> Vec<MachineRow> {
+    let here = crate::forward::identity::host_name().unwrap_or_else(|| "this machine".into());
+    usage
+        .into_iter()
+        .filter(|m| has_usage(&m.figures))
+        .map(|m| MachineRow {
+            this_machine: m.machine.is_none(),
+            machine: m.machine.unwrap_or_else(|| here.clone()),
+            developer: m.developer,
+            cost_usd: m.figures.cost_usd,
+            tokens: m.figures.tokens,
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -174,6 +204,7 @@ pub fn build(
     let by_hour = reader.report("today", today_range, Some(GroupBy::Hour))?;
     let by_day = reader.report("daily", daily_range, Some(GroupBy::Day))?;
     let times = reader.session_times(today_range)?;
+    let machines_today = machine_rows(reader.usage_by_machine(today_range)?);
     let last = reader.recent_events(1, None, Some(names::API_REQUEST))?;
     let has_data = reader.has_any_data()?;
     let plan_limits = crate::plan::load(reader)?;
@@ -269,6 +300,7 @@ pub fn build(
         week: PeriodSummary::of(&week),
         month: PeriodSummary::of(&month),
         models,
+        machines_today,
         sessions_today: sessions_today.into_iter().map(|(_, r)| r).collect(),
         daily,
         hourly,

@@ -20,6 +20,11 @@ pub struct Setup {
     pub ca_file: Option<std::path::PathBuf>,
     /// Replaces the configured attributes when `Some`.
     pub resource_attributes: Option<Vec<(String, String)>>,
+    /// `[forward] developer`, `team`, `machine`: each replaces the configured one when `Some`
+    /// (an empty string removes it).
+    pub developer: Option<String>,
+    pub team: Option<String>,
+    pub machine: Option<String>,
 }
 
 /// Parses `team.id=payments,cost_center=42` (`OTEL_RESOURCE_ATTRIBUTES` syntax, values
@@ -73,6 +78,19 @@ pub fn setup(config_path: &Path, setup: &Setup) -> Result<(), ForwardError> {
         forward.remove("resource_attributes");
         if !t.is_empty() {
             forward.insert("resource_attributes", Item::Table(t));
+        }
+    }
+    for (key, value) in
+        [("developer", &setup.developer), ("team", &setup.team), ("machine", &setup.machine)]
+    {
+        match value.as_deref().map(str::trim) {
+            Some("") => {
+                forward.remove(key);
+            }
+            Some(v) => {
+                forward.insert(key, Item::Value(Value::from(v)));
+            }
+            None => {}
         }
     }
     let new_text = doc.to_string();
@@ -133,6 +151,8 @@ pub struct ForwardStatus {
     pub paused: Option<String>,
     pub retry_at_ns: Option<i64>,
     pub resource_attributes: Vec<(String, String)>,
+    /// `developer`, `team`, `host.name` as they go out (configured or defaulted).
+    pub identity: Vec<(String, String)>,
 }
 
 pub fn status(
@@ -191,6 +211,7 @@ pub fn status(
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        identity: super::identity::attributes(config),
     })
 }
 
@@ -210,6 +231,9 @@ mod tests {
             resource_attributes: Some(
                 parse_resource_attributes("team.id=payments, cost_center=4%202").expect("parses"),
             ),
+            developer: Some("ana".into()),
+            team: Some("payments".into()),
+            machine: None,
         };
         setup(&path, &s).expect("writes");
         let text = std::fs::read_to_string(&path).expect("read");
@@ -220,6 +244,9 @@ mod tests {
             c.forward.resource_attributes.get("cost_center").map(String::as_str),
             Some("4 2")
         );
+        assert_eq!(c.forward.developer.as_deref(), Some("ana"));
+        assert_eq!(c.forward.team.as_deref(), Some("payments"));
+        assert_eq!(c.forward.machine, None);
         let bad = Setup { endpoint: "otel.example.com".into(), ..s };
         assert!(setup(&path, &bad).is_err());
         assert_eq!(

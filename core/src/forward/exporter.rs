@@ -378,6 +378,11 @@ fn partial_success(signal: u8, body: &[u8]) -> (u64, Option<String>) {
 fn add_attrs(resource: &mut Option<Resource>, extra: &[(String, String)]) {
     let r = resource.get_or_insert_with(Resource::default);
     for (k, v) in extra {
+        // The machine and developer the data came from stay named as they arrived.
+        if super::identity::KEYS.contains(&k.as_str()) && r.attributes.iter().any(|kv| &kv.key == k)
+        {
+            continue;
+        }
         r.attributes.retain(|kv| &kv.key != k);
         r.attributes.push(KeyValue {
             key: k.clone(),

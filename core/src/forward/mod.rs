@@ -10,12 +10,14 @@
 //! * [`run`] — the [`Forwarder`]: its own thread and runtime, so a slow or unreachable peer
 //!   never slows local ingest; backoff with jitter, `Retry-After`, gRPC `RetryInfo`.
 //! * [`control`] — on/off, setup and status, from any process.
+//! * [`identity`] — `developer`, `team` and `host.name` on everything forwarded.
 //! * [`headers`] and [`secret`] — `OTEL_EXPORTER_OTLP_HEADERS`-style headers, kept in the OS
 //!   keychain; they never reach the config file, a log line or an error message.
 
 pub mod control;
 pub mod exporter;
 pub mod headers;
+pub mod identity;
 pub mod queue;
 pub mod remote_write;
 pub mod run;

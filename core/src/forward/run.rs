@@ -334,8 +334,7 @@ impl Loop {
             }
         }
         let Some((_, exporter)) = &self.exporter else { return Ok(Some(TICK)) };
-        let extra: Vec<(String, String)> =
-            config.resource_attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let extra = super::identity::outgoing(&config);
         if mode.remote_write {
             let every = Duration::from_secs(config.resend_interval_seconds);
             if !every.is_zero() && self.last_resend.is_none_or(|t| t.elapsed() >= every) {

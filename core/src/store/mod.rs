@@ -9,11 +9,13 @@
 pub mod accounting;
 pub mod live;
 mod lock;
+mod machines;
 pub mod read;
 pub mod schema;
 mod writer;
 
 pub use lock::{running_engine, EngineInfo, LockError, LOCK_FILE};
+pub use machines::MachineUsage;
 pub use read::{EventFigures, EventRow, Reader};
 pub use writer::SLOT_SECONDS;
 
