@@ -23,7 +23,7 @@ use chrono::Weekday;
 use criterion::{BenchmarkId, Criterion};
 use tokentray_core::ingest;
 use tokentray_core::query::{GroupBy, Period, TimeRange};
-use tokentray_core::store::{Reader, Store, DB_FILE};
+use tokentray_core::store::{disk, Reader, Store, DB_FILE};
 use tokentray_core::testkit::year::{self, HistoryPlan, HistoryTotals};
 
 fn file_len(p: &Path) -> u64 {
@@ -66,37 +66,11 @@ fn populate(dir: &Path, plan: &HistoryPlan) -> HistoryTotals {
 fn report_sizes(dir: &Path, expected: &HistoryTotals) {
     let (db, wal, shm) = db_files(dir);
     eprintln!("[disk] before checkpoint: db {db} B, wal {wal} B, shm {shm} B");
-    {
-        let conn = rusqlite::Connection::open(dir.join(DB_FILE)).expect("open db");
-        let _: (i64, i64, i64) = conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .expect("checkpoint");
-        let count = |t: &str| {
-            conn.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get::<_, i64>(0))
-                .unwrap_or(-1)
-        };
-        eprintln!(
-            "[disk] rows: series {}, usage {}, events {}, resources {}",
-            count("series"),
-            count("usage"),
-            count("events"),
-            count("resources")
-        );
-        // Per-table sizes where the SQLite build has the dbstat table.
-        let tables: Vec<(String, i64)> = match conn
-            .prepare("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")
-        {
-            Ok(mut stmt) => stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map(|it| it.filter_map(Result::ok).collect())
-                .unwrap_or_default(),
-            Err(_) => Vec::new(),
-        };
-        for (name, bytes) in tables {
-            eprintln!("[disk]   {name:<20} {bytes:>12} B");
-        }
+    let usage = disk::checkpoint_and_measure(dir).expect("checkpoint");
+    let rows: Vec<String> = usage.rows.iter().map(|(t, n)| format!("{t} {n}")).collect();
+    eprintln!("[disk] rows: {}", rows.join(", "));
+    for (name, bytes) in usage.objects {
+        eprintln!("[disk]   {name:<20} {bytes:>12} B");
     }
     let (db, wal, shm) = db_files(dir);
     let total = db + wal;

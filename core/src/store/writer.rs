@@ -302,11 +302,7 @@ impl Writer {
         // in this very transaction (so `tokentray forward on` takes effect with the next commit).
         let mode = super::ForwardMode::from_bits(self.forward.load(Ordering::Acquire));
         let forward_on = (mode.otlp || mode.remote_write)
-            && tx
-                .prepare_cached("SELECT value = '1' FROM settings WHERE key = ?1")?
-                .query_row([crate::forward::queue::key::ENABLED], |r| r.get::<_, bool>(0))
-                .optional()?
-                .unwrap_or(false);
+            && super::settings::is_on(&tx, super::settings::key::FORWARD_ENABLED)?;
         pending.remote_write = forward_on && mode.remote_write;
         for batch in batches {
             let mut ack =
