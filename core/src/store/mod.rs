@@ -19,6 +19,7 @@ mod lock;
 pub mod outbox;
 pub mod read;
 mod read_settings;
+mod request_ids;
 pub mod schema;
 pub mod settings;
 mod writer;
