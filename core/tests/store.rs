@@ -307,6 +307,8 @@ async fn a_v2_database_upgrades_with_exact_state() {
     let conn = rusqlite::Connection::open(&path).expect("sqlite");
     conn.execute_batch(
         "DROP INDEX series_expo;
+         DROP INDEX events_request;
+         ALTER TABLE events DROP COLUMN request_id;
          DROP TABLE forward_queue;
          DROP TABLE forward_dirty;
          ALTER TABLE series ADD COLUMN total REAL NOT NULL DEFAULT 0;

@@ -1,14 +1,23 @@
 //! The request ids (`request_id`, the API's request-id) of the stored `api_request` events: the
-//! transcripts import deduplicates what Claude Code's own logs add against them. Callers use
-//! these methods only, so the layout behind them (today the event's attribute JSON) can change
-//! without them.
+//! transcripts import deduplicates what Claude Code's own logs add against them. The id is a
+//! typed column of `events` (`events.request_id`, indexed; filled from the attribute JSON by
+//! the migration for events stored before it), read only through these methods.
 
 use std::collections::HashSet;
 
 use rusqlite::params;
 
 use super::{Reader, StoreError};
+use crate::ingest::attrs::{AttrValue, Attrs};
 use crate::query::report::names;
+
+/// The `request_id` attribute of an event, when it is a non-empty string.
+pub(crate) fn request_id_of(attrs: &Attrs) -> Option<&str> {
+    attrs.iter().find(|(k, _)| k == "request_id").and_then(|(_, v)| match v {
+        AttrValue::Str(s) if !s.is_empty() => Some(s.as_str()),
+        _ => None,
+    })
+}
 
 impl Reader {
     /// Every `request_id` of a stored `claude_code.api_request` event with `time_ns` in
@@ -19,8 +28,8 @@ impl Reader {
         to_ns: i64,
     ) -> Result<HashSet<String>, StoreError> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT json_extract(attrs, '$.request_id') FROM events
-             WHERE name = ?1 AND time_ns >= ?2 AND time_ns < ?3 AND json_valid(attrs)",
+            "SELECT request_id FROM events
+             WHERE name = ?1 AND time_ns >= ?2 AND time_ns < ?3 AND request_id IS NOT NULL",
         )?;
         let rows = stmt.query_map(params![names::API_REQUEST, from_ns, to_ns], |r| {
             r.get::<_, Option<String>>(0)
@@ -34,13 +43,25 @@ impl Reader {
         session_id: &str,
     ) -> Result<HashSet<String>, StoreError> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT json_extract(attrs, '$.request_id') FROM events
-             WHERE session_id = ?1 AND name = ?2 AND json_valid(attrs)",
+            "SELECT request_id FROM events
+             WHERE session_id = ?1 AND name = ?2 AND request_id IS NOT NULL",
         )?;
         let rows = stmt.query_map(params![session_id, names::API_REQUEST], |r| {
             r.get::<_, Option<String>>(0)
         })?;
         collect_ids(rows)
+    }
+}
+
+impl Reader {
+    /// Whether an `api_request` event with this request id is stored (one index lookup).
+    pub fn has_telemetry_request(&self, request_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE request_id = ?1 AND name = ?2)",
+            )?
+            .query_row(params![request_id, names::API_REQUEST], |r| r.get(0))?)
     }
 }
 
@@ -58,8 +79,10 @@ fn collect_ids(
 
 #[cfg(test)]
 mod tests {
+    use rusqlite::params;
+
     use crate::ingest::{self, Privacy};
-    use crate::store::Store;
+    use crate::store::{connect, schema, Reader, Store, DB_FILE};
     use crate::testkit::{self, kv, Usage};
 
     #[test]
@@ -95,5 +118,44 @@ mod tests {
             "only api_request events count, not the tool_result of the same request"
         );
         store.close();
+    }
+
+    /// A database of the layout before the column, holding events with and without an id, is
+    /// migrated: the ids are found by the typed lookups, through the index.
+    #[test]
+    fn the_migration_fills_the_column_from_stored_events() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(DB_FILE);
+        {
+            let mut conn = connect(&path).expect("connect");
+            schema::migrate_to(&mut conn, schema::LATEST - 1).expect("the layout before");
+            conn.execute("INSERT INTO resources (id, key, attrs) VALUES (1, x'00', '{}')", [])
+                .expect("resource");
+            let event = |t: i64, name: &str, session: &str, attrs: &str| {
+                conn.execute(
+                    "INSERT INTO events (time_ns, name, resource_id, session_id, attrs) VALUES (?1, ?2, 1, ?3, ?4)",
+                    params![t, name, session, attrs],
+                )
+                .expect("event");
+            };
+            event(1, "claude_code.api_request", "s1", r#"{"request_id":"req_old","model":"m"}"#);
+            event(2, "claude_code.api_request", "s1", r#"{"model":"m"}"#);
+            event(3, "claude_code.api_request", "s2", r#"{"request_id":42}"#);
+            event(4, "claude_code.tool_result", "s1", r#"{"request_id":"req_tool"}"#);
+        }
+        let reader = Reader::open(dir.path()).expect("migrates");
+        let ids = reader.telemetry_request_ids(0, i64::MAX).expect("ids");
+        assert_eq!(ids, ["req_old".to_string()].into_iter().collect());
+        assert!(reader.has_telemetry_request("req_old").expect("lookup"));
+        assert!(!reader.has_telemetry_request("req_tool").expect("lookup"), "not an api_request");
+        let plan: Vec<String> = reader
+            .conn()
+            .prepare("EXPLAIN QUERY PLAN SELECT EXISTS (SELECT 1 FROM events WHERE request_id = ?1 AND name = ?2)")
+            .expect("explain")
+            .query_map(params!["x", "y"], |r| r.get::<_, String>(3))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("plan");
+        assert!(plan.iter().any(|l| l.contains("events_request")), "{plan:?}");
     }
 }

@@ -320,8 +320,8 @@ impl Writer {
                 let resource_id = self.resource_id(&tx, &mut pending, &event.resource)?;
                 tx.prepare_cached(
                     "INSERT INTO events (time_ns, name, resource_id, session_id, prompt_id, model, cost_usd, input_tokens,
-                        output_tokens, cache_read_tokens, cache_creation_tokens, duration_ms, attrs)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                        output_tokens, cache_read_tokens, cache_creation_tokens, duration_ms, attrs, request_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 )?
                 .execute(params![
                     event.time_ns,
@@ -337,6 +337,7 @@ impl Writer {
                     event.cache_creation_tokens,
                     event.duration_ms,
                     attrs::to_json(&event.attrs),
+                    super::request_ids::request_id_of(&event.attrs),
                 ])?;
                 ack.accepted += 1;
             }
