@@ -7,13 +7,10 @@
 use std::path::Path;
 
 use chrono::{Local, TimeZone};
-use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::store::{self, schema, Reader, StoreError, DB_FILE};
-
-const KEY: &str = "plan.rate_limits";
+use crate::store::{Reader, StoreError};
 
 /// One rate-limit window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,21 +66,13 @@ fn resets_at(v: &Value) -> Option<String> {
 
 /// Stores the limits in the history of `data_dir` (creating it on a first run).
 pub fn save(data_dir: &Path, limits: &PlanLimits) -> Result<(), StoreError> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| StoreError::DataDir { path: data_dir.to_path_buf(), reason: e.to_string() })?;
-    let mut conn = store::connect(&data_dir.join(DB_FILE))?;
-    schema::migrate(&mut conn)?;
     let json = serde_json::to_string(limits).map_err(|e| StoreError::Encode(e.to_string()))?;
-    conn.execute("INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [KEY, json.as_str()])?;
-    Ok(())
+    crate::store::save_plan_rate_limits(data_dir, &json)
 }
 
 /// The latest stored limits.
 pub fn load(reader: &Reader) -> Result<Option<PlanLimits>, StoreError> {
-    let text: Option<String> = reader
-        .conn()
-        .query_row("SELECT value FROM settings WHERE key = ?1", [KEY], |r| r.get(0))
-        .optional()?;
+    let text = reader.plan_rate_limits_json()?;
     Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
 }
 

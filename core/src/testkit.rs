@@ -17,6 +17,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
+pub mod year;
+
 pub const VERSION: &str = "2.1.330";
 pub const MODEL: &str = "claude-opus-5-5";
 

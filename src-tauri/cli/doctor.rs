@@ -298,9 +298,8 @@ fn print(checks: &[Check]) {
 /// a warning with its fix, never a failure of the local setup.
 fn forwarding(config: &Config, db: &std::path::Path, have_db: bool, now_ns: i64) -> Check {
     let status = if have_db {
-        tokentray_core::forward::queue::Queue::open(db).and_then(|q| {
-            tokentray_core::forward::control::status(q.conn(), &config.forward, now_ns)
-        })
+        tokentray_core::forward::queue::Queue::open(db)
+            .and_then(|q| tokentray_core::forward::control::status(&q, &config.forward, now_ns))
     } else {
         Err(tokentray_core::forward::ForwardError::Config("no history yet".into()))
     };

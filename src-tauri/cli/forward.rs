@@ -134,7 +134,7 @@ pub fn run(config: &Config, cmd: ForwardCommand, config_file: &Path) -> anyhow::
                     .collect();
             println!("sent as:      {}", identity.join(", "));
             if a.on {
-                control::set_enabled(queue(config)?.conn(), true)?;
+                control::set_enabled(&queue(config)?, true)?;
                 println!("forwarding is on");
             } else {
                 println!("turn it on with: tokentray forward on");
@@ -169,7 +169,7 @@ pub fn run(config: &Config, cmd: ForwardCommand, config_file: &Path) -> anyhow::
                 anyhow::bail!("no headers given; to remove the stored ones run: tokentray forward clear-headers");
             }
             secret::store(secret::FORWARD_HEADERS, &headers.to_text())?;
-            control::headers_changed(queue(config)?.conn())?;
+            control::headers_changed(&queue(config)?)?;
             println!("stored in the keychain: {}", headers.masked().join(", "));
             if config.forward.headers_file.is_some() {
                 println!("note: [forward] headers_file is set in the config, and it wins over the keychain");
@@ -178,7 +178,7 @@ pub fn run(config: &Config, cmd: ForwardCommand, config_file: &Path) -> anyhow::
         }
         ForwardCommand::ClearHeaders => {
             let removed = secret::delete(secret::FORWARD_HEADERS)?;
-            control::headers_changed(queue(config)?.conn())?;
+            control::headers_changed(&queue(config)?)?;
             println!(
                 "{}",
                 if removed {
@@ -191,7 +191,7 @@ pub fn run(config: &Config, cmd: ForwardCommand, config_file: &Path) -> anyhow::
         }
         ForwardCommand::On | ForwardCommand::Off => {
             let on = matches!(cmd, ForwardCommand::On);
-            control::set_enabled(queue(config)?.conn(), on)?;
+            control::set_enabled(&queue(config)?, on)?;
             match (&config.forward.endpoint, on) {
                 (None, true) => println!("forwarding is on, but no endpoint is set: run tokentray forward setup --endpoint URL"),
                 (Some(e), true) => println!("forwarding to {e} is on"),
@@ -211,7 +211,7 @@ fn when(ns: Option<i64>) -> String {
 
 fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let q = queue(config)?;
-    let st = control::status(q.conn(), &config.forward, tokentray_core::ingest::now_ns())?;
+    let st = control::status(&q, &config.forward, tokentray_core::ingest::now_ns())?;
     // The keychain may be missing (a server without a desktop session): say so, not fail.
     let headers = match secret::forward_headers(&config.forward) {
         Ok(h) => Ok(h.masked()),

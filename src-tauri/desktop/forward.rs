@@ -101,7 +101,7 @@ impl ForwardSource {
 
     fn status_of(&self, config: &ForwardConfig) -> Result<ForwardStatus, DesktopError> {
         let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-        self.with_queue(|q| control::status(q.conn(), config, now_ns))
+        self.with_queue(|q| control::status(q, config, now_ns))
     }
 
     /// The status, plus the stored headers (masked) when `with_headers`: the window asks for
@@ -125,7 +125,7 @@ impl ForwardSource {
         if on && self.config().endpoint.is_none() {
             return Err(ForwardError::Config("forwarding is not set up: run tokentray forward setup --endpoint URL --protocol grpc".into()).into());
         }
-        self.with_queue(|q| control::set_enabled(q.conn(), on))?;
+        self.with_queue(|q| control::set_enabled(q, on))?;
         self.forget_tray();
         tracing::info!(on, "forwarding turned on or off from the desktop");
         Ok(())
@@ -134,7 +134,7 @@ impl ForwardSource {
     /// Flips the switch from its stored state (not from the checkbox, which GTK already toggled).
     /// Returns whether forwarding is now on.
     pub fn toggle(&self) -> Result<bool, DesktopError> {
-        let on = !self.with_queue(|q| control::is_enabled(q.conn()))?;
+        let on = !self.with_queue(|q| control::is_enabled(q))?;
         self.set_enabled(on)?;
         Ok(on)
     }
@@ -154,7 +154,7 @@ impl ForwardSource {
             return Err(ForwardError::Config(format!("[forward] headers_file ({}) is set, so the keychain is not used: edit that file, or remove the setting", file.display())).into());
         }
         secret::store(secret::FORWARD_HEADERS, &headers.to_text())?;
-        self.with_queue(|q| control::headers_changed(q.conn()))?;
+        self.with_queue(|q| control::headers_changed(q))?;
         self.forget_tray();
         tracing::info!(names = ?headers.names(), "forwarding headers saved in the keychain");
         Ok(headers.masked())

@@ -124,7 +124,7 @@ impl Dirs {
             &self.data_dir.join(tokentray_core::store::DB_FILE),
         )
         .expect("open the history");
-        tokentray_core::forward::control::is_enabled(queue.conn()).expect("read forward.enabled")
+        tokentray_core::forward::control::is_enabled(&queue).expect("read forward.enabled")
     }
 
     /// Writes a config file whose `[forward]` points at a local port nothing listens on.

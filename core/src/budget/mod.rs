@@ -36,7 +36,6 @@ use std::fmt::Display;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, NaiveTime, SecondsFormat, TimeZone, Utc, Weekday};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::config::{BudgetLimit, BudgetsConfig};
@@ -61,12 +60,6 @@ pub enum BudgetError {
     Invalid(String),
     #[error("the budget evaluator has stopped")]
     Stopped,
-}
-
-impl From<rusqlite::Error> for BudgetError {
-    fn from(e: rusqlite::Error) -> Self {
-        BudgetError::Sqlite(e.to_string())
-    }
 }
 
 /// The period a budget covers, in local time.
@@ -292,11 +285,10 @@ where
     Tz: TimeZone,
     Tz::Offset: Display,
 {
-    let conn = reader.conn();
     let list = self::budgets(budgets);
-    let states = compute(conn, &list, budgets.week_start.0, now)?;
+    let states = compute(reader, &list, budgets.week_start.0, now)?;
     let now_ns = now.timestamp_nanos_opt().unwrap_or(i64::MAX);
-    let paused_until_ns = state::read_paused_until(conn)?.filter(|&until| until > now_ns);
+    let paused_until_ns = reader.alerts_paused_until_ns()?.filter(|&until| until > now_ns);
     Ok(BudgetStatus {
         budgets: states,
         paused_until: paused_until_ns.map(|ns| rfc3339(&now.timezone(), ns)),
@@ -315,24 +307,6 @@ fn round_to(v: f64, step: f64) -> f64 {
     (v / step).round() * step
 }
 
-/// Spend per (slot, model) of `claude_code.cost.usage` in `[lo, hi)` slots.
-fn cost_rows(
-    conn: &Connection,
-    lo_slot: i64,
-    hi_slot: i64,
-) -> Result<Vec<(i64, String, f64)>, BudgetError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT u.slot, COALESCE(s.model, ''), SUM(u.value)
-         FROM usage u JOIN series s ON s.id = u.series_id
-         WHERE s.metric = ?3 AND u.slot >= ?1 AND u.slot < ?2
-         GROUP BY u.slot, s.model",
-    )?;
-    let rows = stmt.query_map(params![lo_slot, hi_slot, names::COST], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-    })?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
-}
-
 fn ceil_slot(ns: i64) -> i64 {
     ns.div_euclid(SLOT_NS) + i64::from(ns.rem_euclid(SLOT_NS) != 0)
 }
@@ -340,7 +314,7 @@ fn ceil_slot(ns: i64) -> i64 {
 /// Spend, percent and forecast of each budget at `now`, from one query over the union of their
 /// periods and the forecast's history window.
 pub(crate) fn compute<Tz>(
-    conn: &Connection,
+    reader: &Reader,
     list: &[Budget],
     week_start: Weekday,
     now: &DateTime<Tz>,
@@ -363,11 +337,12 @@ where
     let lo_ns = ranges.iter().map(|r| r.0).min().unwrap_or(today_start_ns).min(profile_start_ns);
     let hi_ns = ranges.iter().map(|r| r.1).max().unwrap_or(now_ns).max(now_ns);
 
-    let history_start: Option<i64> =
-        conn.query_row("SELECT MIN(slot) FROM usage", [], |r| r.get(0)).optional()?.flatten();
+    let history_start = reader.first_usage_slot()?;
     let mut per_model: HashMap<String, SlotCosts> = HashMap::new();
     let mut all = SlotCosts::new();
-    for (slot, model, cost) in cost_rows(conn, lo_ns.div_euclid(SLOT_NS), ceil_slot(hi_ns))? {
+    for (slot, model, cost) in
+        reader.sum_by_slot_and_model(names::COST, lo_ns.div_euclid(SLOT_NS), ceil_slot(hi_ns))?
+    {
         *all.entry(slot).or_insert(0.0) += cost;
         *per_model.entry(model).or_default().entry(slot).or_insert(0.0) += cost;
     }

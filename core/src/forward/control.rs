@@ -4,11 +4,10 @@
 
 use std::path::Path;
 
-use rusqlite::Connection;
 use serde::Serialize;
 use toml_edit::{DocumentMut, Item, Table, Value};
 
-use super::queue::{self, key, QueueStats};
+use super::queue::{self, key, Queue, QueueStats};
 use super::ForwardError;
 use crate::config::{Config, ForwardConfig, ForwardProtocol};
 
@@ -106,26 +105,26 @@ pub fn setup(config_path: &Path, setup: &Setup) -> Result<(), ForwardError> {
 /// Turns forwarding on or off. The store's writer queues from its next commit on; a forwarder
 /// in this process starts sending at once, one in another process within 10 s. Turning it on
 /// also lifts a pause for wrong credentials, to try again.
-pub fn set_enabled(conn: &Connection, on: bool) -> Result<(), ForwardError> {
-    queue::set(conn, key::ENABLED, if on { "1" } else { "0" })?;
+pub fn set_enabled(queue: &Queue, on: bool) -> Result<(), ForwardError> {
+    queue::set(queue, key::ENABLED, if on { "1" } else { "0" })?;
     if on {
-        queue::unset(conn, key::PAUSED)?;
-        queue::unset(conn, key::RETRY_AT_NS)?;
+        queue::unset(queue, key::PAUSED)?;
+        queue::unset(queue, key::RETRY_AT_NS)?;
     }
     super::run::nudge();
     Ok(())
 }
 
-pub fn is_enabled(conn: &Connection) -> Result<bool, ForwardError> {
-    Ok(queue::get(conn, key::ENABLED)?.as_deref() == Some("1"))
+pub fn is_enabled(queue: &Queue) -> Result<bool, ForwardError> {
+    Ok(queue::get(queue, key::ENABLED)?.as_deref() == Some("1"))
 }
 
 /// Tells the running engine that the headers changed: it re-reads them and, if it had stopped
 /// for wrong credentials, tries again.
-pub fn headers_changed(conn: &Connection) -> Result<(), ForwardError> {
-    queue::set(conn, key::HEADERS_CHANGED_NS, &crate::ingest::now_ns().to_string())?;
-    queue::unset(conn, key::PAUSED)?;
-    queue::unset(conn, key::RETRY_AT_NS)?;
+pub fn headers_changed(queue: &Queue) -> Result<(), ForwardError> {
+    queue::set(queue, key::HEADERS_CHANGED_NS, &crate::ingest::now_ns().to_string())?;
+    queue::unset(queue, key::PAUSED)?;
+    queue::unset(queue, key::RETRY_AT_NS)?;
     super::run::nudge();
     Ok(())
 }
@@ -156,19 +155,19 @@ pub struct ForwardStatus {
 }
 
 pub fn status(
-    conn: &Connection,
+    queue: &Queue,
     config: &ForwardConfig,
     now_ns: i64,
 ) -> Result<ForwardStatus, ForwardError> {
-    let settings = queue::all_settings(conn)?;
+    let settings = queue::all_settings(queue)?;
     let num = |k: &str| settings.get(k).and_then(|v| v.parse::<i64>().ok());
-    let queue = queue::stats(conn)?;
+    let stats = queue.stats()?;
     let configured = config.endpoint.is_some();
     let enabled = settings.get(key::ENABLED).map(String::as_str) == Some("1");
     let paused = settings.get(key::PAUSED).filter(|s| !s.is_empty()).cloned();
     let retry_at_ns = num(key::RETRY_AT_NS).filter(|&t| t > now_ns);
     let last_error = settings.get(key::LAST_ERROR).filter(|s| !s.is_empty()).cloned();
-    let waiting = queue.requests + queue.changed_series;
+    let waiting = stats.requests + stats.changed_series;
     let failed_since_success =
         num(key::LAST_ERROR_NS).is_some_and(|e| num(key::LAST_SUCCESS_NS).is_none_or(|s| e > s));
     let host = config.endpoint.as_deref().unwrap_or("");
@@ -197,7 +196,7 @@ pub fn status(
         protocol: config.protocol.name(),
         state,
         summary,
-        queue,
+        queue: stats,
         delivered: num(key::DELIVERED).unwrap_or(0).max(0) as u64,
         dropped_rejected: num(key::DROPPED_REJECTED).unwrap_or(0).max(0) as u64,
         dropped_overflow: num(key::DROPPED_OVERFLOW).unwrap_or(0).max(0) as u64,
@@ -264,19 +263,19 @@ mod tests {
             endpoint: Some("http://127.0.0.1:1".into()),
             ..ForwardConfig::default()
         };
-        q.conn().execute("INSERT INTO forward_queue (signal, created_ns, bytes, payload) VALUES (1, 0, 1, x'00')", []).expect("queue one");
-        set_enabled(q.conn(), true).expect("on");
-        let state = || status(q.conn(), &config, 1_000).expect("status").state;
+        q.outbox().push_raw(1, 0, &[0]);
+        set_enabled(&q, true).expect("on");
+        let state = || status(&q, &config, 1_000).expect("status").state;
         assert_eq!(state(), "sending");
-        queue::set(q.conn(), key::LAST_ERROR, "UNAVAILABLE from 127.0.0.1:1").expect("error");
-        queue::set(q.conn(), key::LAST_ERROR_NS, "500").expect("error time");
-        queue::set(q.conn(), key::RETRY_AT_NS, "900").expect("retry time");
+        queue::set(&q, key::LAST_ERROR, "UNAVAILABLE from 127.0.0.1:1").expect("error");
+        queue::set(&q, key::LAST_ERROR_NS, "500").expect("error time");
+        queue::set(&q, key::RETRY_AT_NS, "900").expect("retry time");
         assert_eq!(
             state(),
             "retrying",
             "the retry is due (900 < now) and nothing succeeded since the error"
         );
-        queue::set(q.conn(), key::LAST_SUCCESS_NS, "800").expect("success time");
+        queue::set(&q, key::LAST_SUCCESS_NS, "800").expect("success time");
         assert_eq!(state(), "sending", "an attempt succeeded after the error");
     }
 }

@@ -42,15 +42,3 @@ pub enum ForwardError {
     #[error("cannot start the forwarder: {0}")]
     Start(String),
 }
-
-impl From<rusqlite::Error> for ForwardError {
-    fn from(e: rusqlite::Error) -> Self {
-        ForwardError::Store(StoreError::from(e))
-    }
-}
-
-impl From<rusqlite::types::FromSqlError> for ForwardError {
-    fn from(e: rusqlite::types::FromSqlError) -> Self {
-        ForwardError::Store(StoreError::from(e))
-    }
-}

@@ -1,135 +1,51 @@
-//! The persistent side of forwarding, in the same SQLite file as the history: the queue of
-//! requests (OTLP), the set of changed series (remote write), and the forwarding state shown by
-//! `tokentray forward status` (the `settings` table, so any process can read and change it).
-//!
-//! The store's writer fills the queue inside the transaction that stores the data; this side
-//! takes from it, on its own connection, and never holds the write lock longer than one delete.
+//! The persistent side of forwarding as the forwarder sees it: the store's outbox (the queue of
+//! requests for OTLP and the set of changed series for remote write, filled by the writer in
+//! the transaction that stores the data; [`crate::store::outbox`]) and the forwarding state
+//! shown by `tokentray forward status` (the `settings` table, so any process can read and
+//! change it). Every statement is the store's; this wrapper speaks `ForwardError`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
-
 use super::ForwardError;
-use crate::exposition::FamilyKind;
-use crate::ingest::Shape;
-use crate::store::accounting::HistAcc;
+use crate::store::outbox::Outbox;
+pub use crate::store::outbox::{QueueStats, QueuedBatch, RowValue, Trimmed};
 
 /// Keys of the forwarding state in the `settings` table.
 pub(crate) mod key {
-    pub const ENABLED: &str = "forward.enabled";
-    pub const DELIVERED: &str = "forward.delivered";
-    pub const DROPPED_REJECTED: &str = "forward.dropped_rejected";
-    pub const DROPPED_OVERFLOW: &str = "forward.dropped_overflow";
-    pub const LAST_SUCCESS_NS: &str = "forward.last_success_ns";
-    pub const LAST_ERROR: &str = "forward.last_error";
-    pub const LAST_ERROR_NS: &str = "forward.last_error_ns";
-    pub const PAUSED: &str = "forward.paused";
-    pub const RETRY_AT_NS: &str = "forward.retry_at_ns";
-    pub const HEADERS_CHANGED_NS: &str = "forward.headers_changed_ns";
-}
-
-/// Requests of one signal taken from the head of the queue, sent as one export (protobuf
-/// messages of one type concatenate into one message whose repeated fields are the union).
-#[derive(Debug)]
-pub struct QueuedBatch {
-    pub signal: u8,
-    pub ids: Vec<i64>,
-    pub payload: Vec<u8>,
-}
-
-/// What a trim removed.
-#[derive(Debug, Default, PartialEq)]
-pub struct Trimmed {
-    pub requests: u64,
-    pub bytes: u64,
-    pub by_age: u64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct QueueStats {
-    pub requests: u64,
-    pub bytes: u64,
-    pub oldest_ns: Option<i64>,
-    /// Series waiting to be sent (remote write).
-    pub changed_series: u64,
-}
-
-/// The current value of one `/metrics` row (family + labels), for remote write.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RowValue {
-    pub family: String,
-    /// Rendered as in `/metrics`: `a="1",b="2"`.
-    pub labels: String,
-    pub kind: FamilyKind,
-    pub value: f64,
-    pub hist: Option<HistAcc>,
+    use crate::store::settings::key;
+    pub const ENABLED: &str = key::FORWARD_ENABLED;
+    pub const DELIVERED: &str = key::FORWARD_DELIVERED;
+    pub const DROPPED_REJECTED: &str = key::FORWARD_DROPPED_REJECTED;
+    pub const DROPPED_OVERFLOW: &str = key::FORWARD_DROPPED_OVERFLOW;
+    pub const LAST_SUCCESS_NS: &str = key::FORWARD_LAST_SUCCESS_NS;
+    pub const LAST_ERROR: &str = key::FORWARD_LAST_ERROR;
+    pub const LAST_ERROR_NS: &str = key::FORWARD_LAST_ERROR_NS;
+    pub const PAUSED: &str = key::FORWARD_PAUSED;
+    pub const RETRY_AT_NS: &str = key::FORWARD_RETRY_AT_NS;
+    pub const HEADERS_CHANGED_NS: &str = key::FORWARD_HEADERS_CHANGED_NS;
 }
 
 pub struct Queue {
-    conn: Connection,
+    outbox: Outbox,
 }
 
 impl Queue {
     pub fn open(db_path: &Path) -> Result<Queue, ForwardError> {
-        let mut conn = crate::store::connect(db_path)?;
-        crate::store::schema::migrate(&mut conn)?;
-        Ok(Queue { conn })
-    }
-
-    pub fn conn(&self) -> &Connection {
-        &self.conn
-    }
-
-    /// A transaction that takes the write lock at once (waiting for the store's writer), so that
-    /// one reading before it writes never fails to upgrade.
-    fn write_transaction(&self) -> Result<rusqlite::Transaction<'_>, ForwardError> {
-        Ok(rusqlite::Transaction::new_unchecked(
-            &self.conn,
-            rusqlite::TransactionBehavior::Immediate,
-        )?)
+        Ok(Queue { outbox: Outbox::open(db_path)? })
     }
 
     /// SQLite's `data_version`: changes whenever another connection (the store's writer, a
     /// `tokentray forward on` in another process) committed something. One cheap read that lets
     /// an idle forwarder skip everything else.
     pub fn data_version(&self) -> Result<i64, ForwardError> {
-        Ok(self.conn.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))?)
+        Ok(self.outbox.data_version()?)
     }
 
     /// The oldest queued requests of one signal (the oldest request's), up to `max_bytes`
     /// (always at least one request).
     pub fn next_batch(&self, max_bytes: usize) -> Result<Option<QueuedBatch>, ForwardError> {
-        let head: Option<(i64, u8)> = self
-            .conn
-            .query_row("SELECT id, signal FROM forward_queue ORDER BY id LIMIT 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
-        let Some((first, signal)) = head else { return Ok(None) };
-        let mut stmt = self.conn.prepare_cached("SELECT id, payload FROM forward_queue WHERE signal = ?1 AND id >= ?2 ORDER BY id LIMIT 1000")?;
-        let mut rows = stmt.query(params![signal, first])?;
-        let mut batch = QueuedBatch { signal, ids: Vec::new(), payload: Vec::new() };
-        let mut decoder = snap::raw::Decoder::new();
-        while let Some(r) = rows.next()? {
-            let compressed = r.get_ref(1)?.as_blob()?;
-            let len = snap::raw::decompress_len(compressed).unwrap_or(0);
-            if !batch.ids.is_empty() && batch.payload.len() + len > max_bytes {
-                break;
-            }
-            let id: i64 = r.get(0)?;
-            match decoder.decompress_vec(compressed) {
-                Ok(payload) => batch.payload.extend_from_slice(&payload),
-                // Cannot happen to what the writer stored; such a row is sent as nothing (and
-                // removed with the batch) rather than blocking the queue forever.
-                Err(e) => {
-                    tracing::warn!(id, error = %e, "forwarding: a queued request is corrupt; skipped")
-                }
-            }
-            batch.ids.push(id);
-        }
-        Ok(Some(batch))
+        Ok(self.outbox.next_batch(max_bytes)?)
     }
 
     /// Removes delivered (or dropped) requests and updates the counters in one transaction.
@@ -140,19 +56,7 @@ impl Queue {
         now_ns: i64,
         success: bool,
     ) -> Result<(), ForwardError> {
-        let tx = self.write_transaction()?;
-        {
-            let mut del = tx.prepare_cached("DELETE FROM forward_queue WHERE id = ?1")?;
-            for id in ids {
-                del.execute([id])?;
-            }
-        }
-        add_counter(&tx, counter, ids.len() as u64)?;
-        if success {
-            set(&tx, key::LAST_SUCCESS_NS, &now_ns.to_string())?;
-        }
-        tx.commit()?;
-        Ok(())
+        Ok(self.outbox.remove(ids, counter, now_ns, success)?)
     }
 
     /// Keeps the queue within `max_bytes` and `max_age_ns`, oldest out first.
@@ -162,295 +66,59 @@ impl Queue {
         max_age_ns: i64,
         now_ns: i64,
     ) -> Result<Trimmed, ForwardError> {
-        let tx = self.write_transaction()?;
-        let mut out = Trimmed::default();
-        let (n, b): (i64, i64) = tx.query_row(
-            "SELECT count(*), COALESCE(sum(bytes), 0) FROM forward_queue WHERE created_ns < ?1",
-            [now_ns.saturating_sub(max_age_ns)],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        if n > 0 {
-            tx.execute(
-                "DELETE FROM forward_queue WHERE created_ns < ?1",
-                [now_ns.saturating_sub(max_age_ns)],
-            )?;
-            out.requests += n as u64;
-            out.bytes += b as u64;
-            out.by_age += n as u64;
-        }
-        let total: i64 =
-            tx.query_row("SELECT COALESCE(sum(bytes), 0) FROM forward_queue", [], |r| r.get(0))?;
-        if total as u64 > max_bytes {
-            let mut excess = total as u64 - max_bytes;
-            let mut cutoff = None;
-            {
-                let mut stmt = tx.prepare("SELECT id, bytes FROM forward_queue ORDER BY id")?;
-                let mut rows = stmt.query([])?;
-                while let Some(r) = rows.next()? {
-                    let (id, bytes): (i64, i64) = (r.get(0)?, r.get(1)?);
-                    cutoff = Some(id);
-                    out.requests += 1;
-                    out.bytes += bytes as u64;
-                    excess = excess.saturating_sub(bytes as u64);
-                    if excess == 0 {
-                        break;
-                    }
-                }
-            }
-            if let Some(id) = cutoff {
-                tx.execute("DELETE FROM forward_queue WHERE id <= ?1", [id])?;
-            }
-        }
-        if out.requests > 0 {
-            add_counter(&tx, key::DROPPED_OVERFLOW, out.requests)?;
-        }
-        tx.commit()?;
-        Ok(out)
+        Ok(self.outbox.trim(max_bytes, max_age_ns, now_ns)?)
     }
 
     pub fn stats(&self) -> Result<QueueStats, ForwardError> {
-        stats(&self.conn)
+        Ok(self.outbox.stats()?)
     }
 
     /// Queues every series for remote write (when it is turned on, so the team's Prometheus
     /// gets all totals, not only those that change from now on).
     pub fn mark_all_changed(&self) -> Result<(), ForwardError> {
-        self.conn
-            .execute("INSERT OR IGNORE INTO forward_dirty (series_id) SELECT id FROM series", [])?;
-        Ok(())
+        Ok(self.outbox.mark_all_changed()?)
     }
 
-    /// Queues again every series that changed since `since_ns` (its total is re-sent even if
-    /// it did not change since it was last delivered). Returns how many were queued.
+    /// Queues again every series that changed since `since_ns`. Returns how many were queued.
     pub fn mark_changed_since(&self, since_ns: i64) -> Result<usize, ForwardError> {
-        Ok(self.conn.execute("INSERT OR IGNORE INTO forward_dirty (series_id) SELECT series_id FROM series_state WHERE last_time_ns >= ?1", [since_ns])?)
+        Ok(self.outbox.mark_changed_since(since_ns)?)
     }
 
     /// Up to `max` changed rows with their current totals, read in one snapshot, and the queue
     /// entries they account for (to remove once delivered).
     pub fn changed_rows(&self, max: usize) -> Result<(Vec<RowValue>, Vec<i64>), ForwardError> {
-        let tx = self.conn.unchecked_transaction()?;
-        let mut seqs = Vec::new();
-        let mut wanted: Vec<(String, String)> = Vec::new();
-        let mut seen: HashMap<(String, String), ()> = HashMap::new();
-        {
-            let mut stmt = tx.prepare_cached(
-                "SELECT d.seq, s.expo_family, s.expo_labels FROM forward_dirty d JOIN series s ON s.id = d.series_id ORDER BY d.seq LIMIT ?1",
-            )?;
-            let mut rows = stmt.query([max as i64])?;
-            while let Some(r) = rows.next()? {
-                seqs.push(r.get(0)?);
-                if let (Some(family), Some(labels)) =
-                    (r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?)
-                {
-                    if seen.insert((family.clone(), labels.clone()), ()).is_none() {
-                        wanted.push((family, labels));
-                    }
-                }
-            }
-        }
-        // Entries whose series is gone (never happens today) would otherwise stay forever.
-        if seqs.is_empty() {
-            tx.execute(
-                "DELETE FROM forward_dirty WHERE series_id NOT IN (SELECT id FROM series)",
-                [],
-            )?;
-        }
-        let mut out = Vec::with_capacity(wanted.len());
-        {
-            let mut stmt = tx.prepare_cached(
-                "SELECT s.shape, COALESCE(st.total, 0), st.hist, st.cum_value IS NULL, COALESCE(st.last_time_ns, 0)
-                 FROM series s LEFT JOIN series_state st ON st.series_id = s.id WHERE s.expo_family = ?1 AND s.expo_labels = ?2",
-            )?;
-            for (family, labels) in wanted {
-                let mut rows = stmt.query(params![family, labels])?;
-                let mut row =
-                    RowValue { family, labels, kind: FamilyKind::Counter, value: 0.0, hist: None };
-                let mut latest = 0i64;
-                while let Some(r) = rows.next()? {
-                    let Some(shape) = Shape::from_code(r.get(0)?) else { continue };
-                    let total: f64 = r.get(1)?;
-                    row.kind = crate::store::live::kind_of(shape);
-                    match shape {
-                        // The same rule as /metrics: counters and delta up-down sums add up,
-                        // gauges show the latest point.
-                        Shape::MonotonicSum => row.value += total,
-                        Shape::NonMonotonicSum if r.get::<_, bool>(3)? => row.value += total,
-                        Shape::NonMonotonicSum | Shape::Gauge => {
-                            let t: i64 = r.get(4)?;
-                            if t >= latest {
-                                latest = t;
-                                row.value = total;
-                            }
-                        }
-                        Shape::Histogram => {
-                            let Some(h) = r
-                                .get_ref(2)?
-                                .as_str_or_null()?
-                                .and_then(|t| serde_json::from_str::<HistAcc>(t).ok())
-                            else {
-                                continue;
-                            };
-                            match &mut row.hist {
-                                Some(acc) if acc.bounds == h.bounds => {
-                                    for (a, b) in acc.counts.iter_mut().zip(&h.counts) {
-                                        *a += b;
-                                    }
-                                    acc.sum += h.sum;
-                                    acc.count += h.count;
-                                }
-                                Some(_) => {}
-                                None => row.hist = Some(h),
-                            }
-                        }
-                    }
-                }
-                out.push(row);
-            }
-        }
-        tx.commit()?;
-        Ok((out, seqs))
+        Ok(self.outbox.changed_rows(max)?)
     }
 
     /// Removes delivered changed-series entries (a newer change of the same series has a newer
     /// seq and stays).
     pub fn remove_changed(&self, seqs: &[i64], now_ns: i64) -> Result<(), ForwardError> {
-        let tx = self.write_transaction()?;
-        {
-            let mut del = tx.prepare_cached("DELETE FROM forward_dirty WHERE seq = ?1")?;
-            for seq in seqs {
-                del.execute([seq])?;
-            }
-        }
-        add_counter(&tx, key::DELIVERED, seqs.len() as u64)?;
-        set(&tx, key::LAST_SUCCESS_NS, &now_ns.to_string())?;
-        tx.commit()?;
-        Ok(())
+        Ok(self.outbox.remove_changed(seqs, now_ns)?)
     }
 
     pub fn clear_changed(&self) -> Result<(), ForwardError> {
-        self.conn.execute("DELETE FROM forward_dirty", [])?;
-        Ok(())
+        Ok(self.outbox.clear_changed()?)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 }
 
-pub(crate) fn stats(conn: &Connection) -> Result<QueueStats, ForwardError> {
-    let (requests, bytes, oldest_ns): (i64, i64, Option<i64>) = conn.query_row(
-        "SELECT count(*), COALESCE(sum(bytes), 0), min(created_ns) FROM forward_queue",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
-    let changed: i64 = conn.query_row("SELECT count(*) FROM forward_dirty", [], |r| r.get(0))?;
-    Ok(QueueStats {
-        requests: requests as u64,
-        bytes: bytes as u64,
-        oldest_ns,
-        changed_series: changed as u64,
-    })
+pub(crate) fn get(queue: &Queue, key: &str) -> Result<Option<String>, ForwardError> {
+    Ok(queue.outbox.setting(key)?)
 }
 
-pub(crate) fn get(conn: &Connection, key: &str) -> Result<Option<String>, ForwardError> {
-    Ok(conn
-        .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
-        .query_row([key], |r| r.get(0))
-        .optional()?)
+pub(crate) fn set(queue: &Queue, key: &str, value: &str) -> Result<(), ForwardError> {
+    Ok(queue.outbox.set_setting(key, value)?)
 }
 
-pub(crate) fn set(conn: &Connection, key: &str, value: &str) -> Result<(), ForwardError> {
-    conn.execute("INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", params![key, value])?;
-    Ok(())
-}
-
-pub(crate) fn unset(conn: &Connection, key: &str) -> Result<(), ForwardError> {
-    conn.execute("DELETE FROM settings WHERE key = ?1", [key])?;
-    Ok(())
-}
-
-fn add_counter(conn: &Connection, key: &str, n: u64) -> Result<(), ForwardError> {
-    conn.execute(
-        "INSERT INTO settings (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + ?2 AS TEXT)",
-        params![key, n as i64],
-    )?;
-    Ok(())
+pub(crate) fn unset(queue: &Queue, key: &str) -> Result<(), ForwardError> {
+    Ok(queue.outbox.unset_setting(key)?)
 }
 
 /// Every `forward.*` setting, for the status.
-pub(crate) fn all_settings(conn: &Connection) -> Result<BTreeMap<String, String>, ForwardError> {
-    let mut stmt = conn.prepare("SELECT key, value FROM settings WHERE key LIKE 'forward.%'")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn queue_with(rows: &[(i64, usize)]) -> (tempfile::TempDir, Queue) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let q = Queue::open(&dir.path().join("db.sqlite3")).expect("open");
-        for (created_ns, bytes) in rows {
-            q.conn()
-                .execute("INSERT INTO forward_queue (signal, created_ns, bytes, payload) VALUES (1, ?1, ?2, zeroblob(?2))", params![created_ns, *bytes as i64])
-                .expect("insert");
-        }
-        (dir, q)
-    }
-
-    #[test]
-    fn trim_keeps_the_newest_within_age_and_size() {
-        let hour = 3_600_000_000_000i64;
-        let now = 100 * hour;
-        // Two requests older than 24 h, then three of 100 bytes.
-        let (_dir, q) = queue_with(&[
-            (now - 30 * hour, 100),
-            (now - 25 * hour, 100),
-            (now - 3 * hour, 100),
-            (now - 2 * hour, 100),
-            (now - hour, 100),
-        ]);
-        let t = q.trim(250, 24 * hour, now).expect("trim");
-        assert_eq!(t, Trimmed { requests: 3, bytes: 300, by_age: 2 });
-        let st = q.stats().expect("stats");
-        assert_eq!(
-            (st.requests, st.bytes, st.oldest_ns),
-            (2, 200, Some(now - 2 * hour)),
-            "the newest two are kept"
-        );
-        assert_eq!(get(q.conn(), key::DROPPED_OVERFLOW).expect("counter").as_deref(), Some("3"));
-        assert_eq!(
-            q.trim(250, 24 * hour, now).expect("again"),
-            Trimmed::default(),
-            "nothing more to trim"
-        );
-    }
-
-    #[test]
-    fn batches_concatenate_one_signal_up_to_the_limit() {
-        let (_dir, q) = queue_with(&[]);
-        let put = |signal: u8, text: &[u8]| {
-            let out = crate::ingest::Outgoing::new(signal, text);
-            q.conn()
-                .execute("INSERT INTO forward_queue (signal, created_ns, bytes, payload) VALUES (?1, 0, ?2, ?3)", params![signal, out.payload.len() as i64, out.payload])
-                .expect("insert");
-        };
-        put(1, b"aaaa");
-        put(2, b"logs");
-        put(1, b"bbbb");
-        put(1, b"cccc");
-        let b = q.next_batch(8).expect("batch").expect("some");
-        assert_eq!(
-            (b.signal, b.payload.as_slice(), b.ids.len()),
-            (1, b"aaaabbbb".as_slice(), 2),
-            "metrics only, up to 8 bytes"
-        );
-        q.remove(&b.ids, key::DELIVERED, 1, true).expect("remove");
-        let b = q.next_batch(8).expect("batch").expect("some");
-        assert_eq!(
-            (b.signal, b.payload.as_slice()),
-            (2, b"logs".as_slice()),
-            "then the oldest left: logs"
-        );
-        assert_eq!(get(q.conn(), key::DELIVERED).expect("counter").as_deref(), Some("2"));
-    }
+pub(crate) fn all_settings(queue: &Queue) -> Result<BTreeMap<String, String>, ForwardError> {
+    Ok(queue.outbox.forward_settings()?)
 }

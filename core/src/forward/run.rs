@@ -260,7 +260,7 @@ impl Loop {
         }
         let mode = prepare(&self.store, &config);
         let on = mode != ForwardMode::OFF
-            && queue::get(self.queue.conn(), key::ENABLED)?.as_deref() == Some("1");
+            && queue::get(&self.queue, key::ENABLED)?.as_deref() == Some("1");
         let remote_write = on && mode.remote_write;
         if on != self.on || remote_write != self.remote_write {
             // Remote write sends totals: when it starts, every series' total is due, not only
@@ -285,7 +285,7 @@ impl Loop {
             self.last_trim = Some(Instant::now());
             self.trim(&config)?;
         }
-        let conn = self.queue.conn();
+        let conn = &self.queue;
         let headers_version = (
             queue::get(conn, key::HEADERS_CHANGED_NS)?,
             config.headers_file.as_deref().and_then(file_stamp),
@@ -411,12 +411,12 @@ impl Loop {
         self.backoff.reset();
         self.retry_at = None;
         self.last_logged_error = None;
-        queue::unset(self.queue.conn(), key::RETRY_AT_NS)?;
+        queue::unset(&self.queue, key::RETRY_AT_NS)?;
         Ok(())
     }
 
     fn record_error(&mut self, error: &str) -> Result<(), ForwardError> {
-        let conn = self.queue.conn();
+        let conn = &self.queue;
         queue::set(conn, key::LAST_ERROR, error)?;
         queue::set(conn, key::LAST_ERROR_NS, &crate::ingest::now_ns().to_string())?;
         if self.last_logged_error.as_deref() != Some(error) {
@@ -430,7 +430,7 @@ impl Loop {
         match outcome {
             Outcome::Auth { error } => {
                 self.record_error(&error)?;
-                queue::set(self.queue.conn(), key::PAUSED, &error)?;
+                queue::set(&self.queue, key::PAUSED, &error)?;
                 self.retry_at = None;
             }
             Outcome::Retry { after, error } => {
@@ -443,7 +443,7 @@ impl Loop {
                 self.record_error(&error)?;
                 self.retry_at = Some(Instant::now() + delay);
                 let at_ns = crate::ingest::now_ns() + delay.as_nanos().min(i64::MAX as u128) as i64;
-                queue::set(self.queue.conn(), key::RETRY_AT_NS, &at_ns.to_string())?;
+                queue::set(&self.queue, key::RETRY_AT_NS, &at_ns.to_string())?;
             }
             Outcome::Rejected { error } => self.record_error(&error)?,
             Outcome::Delivered { .. } => {}

@@ -5,13 +5,24 @@
 //! * `/metrics` reads the in-memory totals ([`live`]) the writer keeps in step with the database,
 //!   rebuilt from the `series` table at start.
 //! * Reports read the database through [`Reader`] ([`read`]), from `serve` or any other process.
+//! * Everything else kept in the file has its typed methods here too: [`settings`], the
+//!   forwarding [`outbox`], the budget [`alerts`]. This module tree is the only place that holds
+//!   a SQLite connection (`clippy.toml` disallows `rusqlite::Connection` everywhere else), and
+//!   [`open_migrated`] is the one way a connection is opened.
+#![allow(clippy::disallowed_types)]
 
 pub mod accounting;
+pub mod alerts;
+pub mod disk;
 pub mod live;
 mod lock;
 mod machines;
+pub mod outbox;
 pub mod read;
+mod read_settings;
+mod request_ids;
 pub mod schema;
+pub mod settings;
 mod writer;
 
 pub use lock::{running_engine, EngineInfo, LockError, LOCK_FILE};
@@ -134,6 +145,23 @@ pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// The one way a database file is opened for use: the common settings, then every migration
+/// it lacks. The writer, the readers, the forwarder's outbox and the alert state all open here.
+pub(crate) fn open_migrated(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = connect(path)?;
+    schema::migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Stores the plan usage the statusline handed over (JSON) in the history of `data_dir`,
+/// creating it on a first run.
+pub fn save_plan_rate_limits(data_dir: &Path, json: &str) -> Result<(), StoreError> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| StoreError::DataDir { path: data_dir.to_path_buf(), reason: e.to_string() })?;
+    let conn = open_migrated(&data_dir.join(DB_FILE))?;
+    settings::set(&conn, settings::key::PLAN_RATE_LIMITS, json)
+}
+
 impl Store {
     /// Opens (creating and migrating as needed) the database in `data_dir` and starts the writer.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
@@ -144,8 +172,7 @@ impl Store {
         // Before the database is touched: a second engine must change nothing.
         let engine_lock = lock::EngineLock::acquire(data_dir)?;
         let path = data_dir.join(DB_FILE);
-        let mut conn = connect(&path)?;
-        schema::migrate(&mut conn)?;
+        let conn = open_migrated(&path)?;
         let live = Arc::new(RwLock::new(Live::default()));
         let (changes, _) = broadcast::channel(64);
         let forward = Arc::new(AtomicU8::new(0));

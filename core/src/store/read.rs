@@ -7,7 +7,7 @@ use chrono::Local;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::{schema, StoreError, DB_FILE, SLOT_SECONDS};
+use super::{StoreError, DB_FILE, SLOT_SECONDS};
 use crate::query::report::{EventSums, Figures};
 use crate::query::{local_bucket, Group, GroupBy, Report, TimeRange};
 
@@ -60,9 +60,7 @@ impl Reader {
     }
 
     pub(super) fn open_file(path: &Path) -> Result<Reader, StoreError> {
-        let mut conn = super::connect(path)?;
-        schema::migrate(&mut conn)?;
-        Ok(Reader { conn })
+        Ok(Reader { conn: super::open_migrated(path)? })
     }
 
     /// The connection, for queries of other core modules (budgets) that live next to their

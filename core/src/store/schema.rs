@@ -151,6 +151,14 @@ const MIGRATIONS: &[&str] = &[
     -- row's total, found through this index.
     CREATE INDEX series_expo ON series(expo_family, expo_labels);
     "#,
+    // Issue 13: each API request's id as a typed, indexed column of `events` (the transcripts
+    // import deduplicates by it), filled from the attribute JSON of the events stored before.
+    r#"
+    ALTER TABLE events ADD COLUMN request_id TEXT;
+    UPDATE events SET request_id = json_extract(attrs, '$.request_id')
+        WHERE json_valid(attrs) AND json_type(attrs, '$.request_id') = 'text';
+    CREATE INDEX events_request ON events(request_id) WHERE request_id IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -158,11 +166,17 @@ pub const LATEST: i64 = MIGRATIONS.len() as i64;
 
 /// Brings the database up to [`LATEST`]. Refuses a database written by a newer tokentray.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    migrate_to(conn, LATEST)
+}
+
+/// Brings the database up to `target` (tests build older layouts with it).
+pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), StoreError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > LATEST {
         return Err(StoreError::TooNew { found: current, supported: LATEST });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+    let wanted = MIGRATIONS.iter().enumerate().take(target.clamp(0, LATEST) as usize);
+    for (i, sql) in wanted.skip(current as usize) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Another process may have migrated while we waited for the lock.
         let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;

@@ -302,11 +302,7 @@ impl Writer {
         // in this very transaction (so `tokentray forward on` takes effect with the next commit).
         let mode = super::ForwardMode::from_bits(self.forward.load(Ordering::Acquire));
         let forward_on = (mode.otlp || mode.remote_write)
-            && tx
-                .prepare_cached("SELECT value = '1' FROM settings WHERE key = ?1")?
-                .query_row([crate::forward::queue::key::ENABLED], |r| r.get::<_, bool>(0))
-                .optional()?
-                .unwrap_or(false);
+            && super::settings::is_on(&tx, super::settings::key::FORWARD_ENABLED)?;
         pending.remote_write = forward_on && mode.remote_write;
         for batch in batches {
             let mut ack =
@@ -324,8 +320,8 @@ impl Writer {
                 let resource_id = self.resource_id(&tx, &mut pending, &event.resource)?;
                 tx.prepare_cached(
                     "INSERT INTO events (time_ns, name, resource_id, session_id, prompt_id, model, cost_usd, input_tokens,
-                        output_tokens, cache_read_tokens, cache_creation_tokens, duration_ms, attrs)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                        output_tokens, cache_read_tokens, cache_creation_tokens, duration_ms, attrs, request_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 )?
                 .execute(params![
                     event.time_ns,
@@ -341,6 +337,7 @@ impl Writer {
                     event.cache_creation_tokens,
                     event.duration_ms,
                     attrs::to_json(&event.attrs),
+                    super::request_ids::request_id_of(&event.attrs),
                 ])?;
                 ack.accepted += 1;
             }

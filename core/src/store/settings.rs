@@ -1,0 +1,74 @@
+//! The `settings` table: small named values kept with the history rather than in the config
+//! file, which any process (the engine, the CLI, the tray, the statusline) reads and changes.
+//! Every key is named here, so the table's vocabulary has one place.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::StoreError;
+
+/// Keys of the `settings` table.
+pub mod key {
+    /// Budget notifications are paused until this instant (unix ns).
+    pub const ALERTS_PAUSED_UNTIL: &str = "alerts.paused_until_ns";
+    /// The latest plan usage the statusline handed over (JSON).
+    pub const PLAN_RATE_LIMITS: &str = "plan.rate_limits";
+    /// Forwarding: on/off, counters and state (`forward.*`).
+    pub const FORWARD_ENABLED: &str = "forward.enabled";
+    pub const FORWARD_DELIVERED: &str = "forward.delivered";
+    pub const FORWARD_DROPPED_REJECTED: &str = "forward.dropped_rejected";
+    pub const FORWARD_DROPPED_OVERFLOW: &str = "forward.dropped_overflow";
+    pub const FORWARD_LAST_SUCCESS_NS: &str = "forward.last_success_ns";
+    pub const FORWARD_LAST_ERROR: &str = "forward.last_error";
+    pub const FORWARD_LAST_ERROR_NS: &str = "forward.last_error_ns";
+    pub const FORWARD_PAUSED: &str = "forward.paused";
+    pub const FORWARD_RETRY_AT_NS: &str = "forward.retry_at_ns";
+    pub const FORWARD_HEADERS_CHANGED_NS: &str = "forward.headers_changed_ns";
+    /// Prefix of every forwarding key, for the status.
+    pub const FORWARD_PREFIX: &str = "forward.";
+}
+
+pub(crate) fn get(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
+pub(crate) fn set(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")?
+        .execute(params![key, value])?;
+    Ok(())
+}
+
+pub(crate) fn unset(conn: &Connection, key: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM settings WHERE key = ?1")?.execute([key])?;
+    Ok(())
+}
+
+/// Adds `n` to a counter kept as text (absent counts as 0).
+pub(crate) fn add_counter(conn: &Connection, key: &str, n: u64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + ?2 AS TEXT)",
+    )?
+    .execute(params![key, n as i64])?;
+    Ok(())
+}
+
+/// Whether a switch is on (`'1'`).
+pub(crate) fn is_on(conn: &Connection, key: &str) -> Result<bool, StoreError> {
+    Ok(get(conn, key)?.as_deref() == Some("1"))
+}
+
+/// Every setting whose key starts with `prefix`.
+pub(crate) fn with_prefix(
+    conn: &Connection,
+    prefix: &str,
+) -> Result<BTreeMap<String, String>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT key, value FROM settings WHERE substr(key, 1, length(?1)) = ?1")?;
+    let rows = stmt.query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
