@@ -134,7 +134,7 @@ impl ForwardSource {
     /// Flips the switch from its stored state (not from the checkbox, which GTK already toggled).
     /// Returns whether forwarding is now on.
     pub fn toggle(&self) -> Result<bool, DesktopError> {
-        let on = !self.with_queue(|q| control::is_enabled(q))?;
+        let on = !self.with_queue(control::is_enabled)?;
         self.set_enabled(on)?;
         Ok(on)
     }
@@ -154,7 +154,7 @@ impl ForwardSource {
             return Err(ForwardError::Config(format!("[forward] headers_file ({}) is set, so the keychain is not used: edit that file, or remove the setting", file.display())).into());
         }
         secret::store(secret::FORWARD_HEADERS, &headers.to_text())?;
-        self.with_queue(|q| control::headers_changed(q))?;
+        self.with_queue(control::headers_changed)?;
         self.forget_tray();
         tracing::info!(names = ?headers.names(), "forwarding headers saved in the keychain");
         Ok(headers.masked())
