@@ -91,23 +91,34 @@ pub fn expo_key(
         Shape::Gauge => MetricType::Gauge,
         Shape::Histogram => MetricType::Histogram,
     };
-    let mut pairs: Vec<(String, String)> =
+    let pairs: Vec<(String, String)> =
         point_attrs.iter().map(|(k, v)| (k.clone(), v.to_label())).collect();
-    if !scope_name.is_empty() {
-        pairs.push(("otel_scope_name".into(), scope_name.into()));
+    let (mut own, target) = target_labels(resource);
+    own.push(("otel_scope_name".into(), scope_name.into()));
+    own.push(("otel_scope_version".into(), scope_version.into()));
+    let (labels, dropped) = naming::render_series_labels(&pairs, &own, kind_reserved(kind));
+    if dropped > 0 {
+        tracing::warn!(
+            metric,
+            dropped,
+            "attributes named like a reserved or tokentray's own label (__name__, job, le, …) are not shown on /metrics"
+        );
     }
-    if !scope_version.is_empty() {
-        pairs.push(("otel_scope_version".into(), scope_version.into()));
-    }
-    let (job_instance, target) = target_labels(resource);
-    pairs.extend(job_instance);
     ExpoKey {
         family: naming::metric_name(metric, unit, mtype),
         help: description.to_string(),
         unit: naming::unit_name(unit, mtype),
         kind,
-        labels: naming::render_labels(&pairs),
+        labels,
         target,
+    }
+}
+
+/// Label names a family of this kind sets on its own samples (`le` on histogram buckets).
+pub fn kind_reserved(kind: FamilyKind) -> &'static [&'static str] {
+    match kind {
+        FamilyKind::Histogram => &["le"],
+        FamilyKind::Counter | FamilyKind::Gauge => &[],
     }
 }
 
@@ -137,9 +148,9 @@ pub(crate) fn target_labels(resource: &Resource) -> (Vec<(String, String)>, Opti
     if rest.is_empty() {
         return (ids, None);
     }
-    let mut all = ids.clone();
-    all.extend(rest);
-    (ids, Some(naming::render_labels(&all)))
+    // `target_info` carries only `job` and `instance` of tokentray's own labels.
+    let (labels, _) = naming::render_series_labels(&rest, &ids, &[]);
+    (ids, Some(labels))
 }
 
 /// A family exists under the same name with another type (e.g. a gauge and a counter both named

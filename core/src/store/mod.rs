@@ -7,6 +7,7 @@
 //! * Reports read the database through [`Reader`] ([`read`]), from `serve` or any other process.
 
 pub mod accounting;
+mod kinds;
 pub mod live;
 mod lock;
 pub mod read;

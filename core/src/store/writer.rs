@@ -14,9 +14,10 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::accounting::{Effect, HistAcc, Refusal, SeriesTotals};
+use super::kinds::{self, KindBook, NameSpace, NewKinds};
 use super::live::{self, ExpoKey, Live, RowRef};
 use super::{Ack, Change, StoreError};
-use crate::exposition::Labels;
+use crate::exposition::{naming, Labels};
 use crate::ingest::attrs;
 use crate::ingest::{Batch, MetricPoint, Resource, SeriesDesc, Shape};
 
@@ -72,6 +73,8 @@ pub(super) struct Writer {
     /// [`super::ForwardMode`] bits: what the receiver prepares for forwarding (queued by the
     /// writer only while the switch in `settings` is on).
     forward: Arc<AtomicU8>,
+    /// The first kind of every metric name (see [`kinds`]).
+    kinds: KindBook,
 }
 
 /// Changes of one transaction, applied to memory only once it has committed.
@@ -83,6 +86,7 @@ struct Pending {
     live_ops: Vec<(RowRef, Effect, u64)>,
     /// Mark the touched series for remote write (forwarding on, with that protocol).
     remote_write: bool,
+    kinds: NewKinds,
 }
 
 fn slot_of(time_ns: u64) -> i64 {
@@ -148,7 +152,11 @@ impl Writer {
                         help: r.get(4)?,
                         unit,
                         kind: live::kind_of(shape),
-                        labels: Labels::from(labels),
+                        // Rendered by an older tokentray: without reserved labels now.
+                        labels: naming::without_reserved(
+                            labels,
+                            live::kind_reserved(live::kind_of(shape)),
+                        ),
                         target: target.clone(),
                     },
                     _ => {
@@ -226,7 +234,8 @@ impl Writer {
             }
             tx.commit()?;
         }
-        Ok(Writer { conn, series, resources, live, changes, forward })
+        let kinds = KindBook::load(&conn)?;
+        Ok(Writer { conn, series, resources, live, changes, forward, kinds })
     }
 
     /// Settings of the writer's connection only, set after [`Writer::load`]: the load reads every
@@ -392,9 +401,12 @@ impl Writer {
         let Some(state) = pending.series.get_mut(&desc.key) else {
             return Ok(Err("internal: series state missing".into()));
         };
+        if let Some(refusal) = kinds::shape_refusal(&desc.metric, state.shape, desc.shape) {
+            return Ok(Err(refusal));
+        }
         // The series' shape is fixed by its first point; a histogram turning into a number (or
         // back) is refused by the accounting.
-        let effect = match state.totals.apply(
+        let effect = match state.totals.apply_finite(
             state.shape,
             point.temporality,
             point.start_ns,
@@ -407,6 +419,12 @@ impl Writer {
             }
             Err(Refusal::WrongValueType) => {
                 return Ok(Err(format!("metric {}: data type changed", desc.metric)))
+            }
+            Err(Refusal::NotFinite) => {
+                return Ok(Err(format!(
+                    "metric {}: the total would no longer be finite",
+                    desc.metric
+                )))
             }
         };
         if let (Shape::MonotonicSum, Effect::Add(inc)) = (state.shape, &effect) {
@@ -437,6 +455,13 @@ impl Writer {
             &desc.scope_version,
             &desc.attrs,
         );
+        if !expo.family.is_empty() {
+            let names =
+                [(NameSpace::Otlp, desc.metric.as_str()), (NameSpace::Prometheus, &expo.family)];
+            if let Err(refusal) = self.kinds.claim(&mut pending.kinds, &names, expo.kind) {
+                return Ok(Err(refusal));
+            }
+        }
         let bounds = match &point.value {
             crate::ingest::PointValue::Histogram(h) => Some(h.bounds.as_slice()),
             _ => None,
@@ -589,6 +614,7 @@ impl Writer {
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )?;
         meta.execute(params!["last_ingest_ns", crate::ingest::now_ns().to_string()])?;
+        pending.kinds.persist(tx, crate::ingest::now_ns())?;
         if let Some(client) = client {
             meta.execute(params!["last_client", client])?;
         }
@@ -610,6 +636,7 @@ impl Writer {
         }
         self.series.extend(pending.series);
         self.resources.extend(pending.resources);
+        self.kinds.apply(pending.kinds);
     }
 }
 

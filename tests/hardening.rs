@@ -1,0 +1,273 @@
+//! Hardening of the receiver (issue 14): each test reproduces one defect found by attacking
+//! `tokentray serve` as a black box, against the real binary.
+//!
+//! * two `serve` on one data dir: the second is refused and nothing acknowledged is lost;
+//! * a non-monotonic point under a monotonic counter's name and attributes is refused, and so is
+//!   a delta that would make a total infinite;
+//! * an attribute named `__name__` (or `job`, `le`, …) never makes `/metrics` unscrapable.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric::Data, number_data_point, AggregationTemporality, Metric, NumberDataPoint, Sum,
+};
+use prost::Message;
+use tokentray_core::testkit::{self, kv, Usage};
+
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{approx_eq, prom, Serve};
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos()
+        as u64
+}
+
+/// Posts `req` as OTLP/HTTP protobuf; returns the status and the decoded answer.
+fn post(serve: &Serve, req: &ExportMetricsServiceRequest) -> (u16, ExportMetricsServiceResponse) {
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("http://{}/v1/metrics", serve.http))
+        .header("content-type", "application/x-protobuf")
+        .body(req.encode_to_vec())
+        .timeout(Duration::from_secs(30))
+        .send()
+        .expect("POST /v1/metrics");
+    let status = resp.status().as_u16();
+    let body = resp.bytes().expect("read answer");
+    let answer = ExportMetricsServiceResponse::decode(body.as_ref()).unwrap_or_default();
+    (status, answer)
+}
+
+/// A one-point `Sum` metric of Claude Code's resource and scope.
+fn sum_request(
+    name: &str,
+    unit: &str,
+    monotonic: bool,
+    attrs: Vec<opentelemetry_proto::tonic::common::v1::KeyValue>,
+    value: f64,
+) -> ExportMetricsServiceRequest {
+    let now = now_ns();
+    testkit::metrics_request(vec![Metric {
+        name: name.into(),
+        unit: unit.into(),
+        description: "test".into(),
+        data: Some(Data::Sum(Sum {
+            data_points: vec![NumberDataPoint {
+                attributes: attrs,
+                start_time_unix_nano: now - 1_000_000_000,
+                time_unix_nano: now,
+                value: Some(number_data_point::Value::AsDouble(value)),
+                ..Default::default()
+            }],
+            aggregation_temporality: AggregationTemporality::Delta as i32,
+            is_monotonic: monotonic,
+        })),
+        ..Default::default()
+    }])
+}
+
+fn rejected(answer: &ExportMetricsServiceResponse) -> (i64, String) {
+    answer
+        .partial_success
+        .as_ref()
+        .map(|p| (p.rejected_data_points, p.error_message.clone()))
+        .unwrap_or_default()
+}
+
+/// Cost as `/metrics` and `report` show it.
+fn cost_both_ways(serve: &Serve) -> (f64, f64) {
+    let expo = prom::sum(&prom::parse(&serve.scrape()), "claude_code_cost_usage_USD_total");
+    let report = serve.report(&["all", "--json"]);
+    (expo, report["cost_usd"].as_f64().unwrap_or(f64::NAN))
+}
+
+#[test]
+fn a_second_serve_on_the_same_data_dir_is_refused_and_nothing_is_lost() {
+    let mut first = Serve::start();
+    for _ in 0..5 {
+        support::post_usage(first.http, Usage::TYPICAL);
+    }
+
+    let mut second = support::serve::command(&first.data_dir, &first.config)
+        .args(["serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0"])
+        .args(["--metrics", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn a second serve");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = second.try_wait().expect("wait for the second serve") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("a second serve on the same data dir kept running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = second.wait_with_output().expect("second serve output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.code(), Some(2), "second serve: {status}\n{stderr}");
+    assert!(
+        stderr.contains(&first.pid().to_string()),
+        "the refusal names the running engine (pid {}): {stderr}",
+        first.pid()
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("listening "),
+        "the second serve listened"
+    );
+
+    // The first engine kept everything and keeps counting.
+    for _ in 0..5 {
+        support::post_usage(first.http, Usage::TYPICAL);
+    }
+    let want = 10.0 * Usage::TYPICAL.cost_usd;
+    for phase in ["before restart", "after restart"] {
+        let (expo, report) = cost_both_ways(&first);
+        assert!(approx_eq(expo, want), "{phase}: /metrics cost {expo}, want {want}");
+        assert!(approx_eq(report, want), "{phase}: report cost {report}, want {want}");
+        if phase == "before restart" {
+            first.restart();
+        }
+    }
+}
+
+/// Attributes of one cost series (Claude Code's shape, one session).
+fn cost_attrs() -> Vec<opentelemetry_proto::tonic::common::v1::KeyValue> {
+    let mut attrs = testkit::common_attrs("s-kind", "u");
+    attrs.push(kv("model", testkit::MODEL));
+    attrs
+}
+
+#[test]
+fn a_point_of_another_kind_under_a_counters_name_is_refused_and_survives_restart() {
+    let mut serve = Serve::start();
+    let monotonic = sum_request("claude_code.cost.usage", "USD", true, cost_attrs(), 1.0);
+    let (status, answer) = post(&serve, &monotonic);
+    assert_eq!((status, rejected(&answer).0), (200, 0), "the counter point: {answer:?}");
+
+    // Same name and attributes, isMonotonic=false, a negative delta: before, it drove the
+    // counter from 1 to -4 (and Prometheus saw a counter going down).
+    let up_down = sum_request("claude_code.cost.usage", "USD", false, cost_attrs(), -5.0);
+    let (status, answer) = post(&serve, &up_down);
+    let (count, reason) = rejected(&answer);
+    assert_eq!((status, count), (200, 1), "the non-monotonic point is refused: {answer:?}");
+    assert!(reason.contains("monotonic counter"), "the reason names the kind: {reason}");
+
+    // Under another set of attributes too: the kind belongs to the Prometheus name.
+    let mut other_attrs = cost_attrs();
+    other_attrs.push(kv("type", "other"));
+    let up_down = sum_request("claude_code.cost.usage", "USD", false, other_attrs, -5.0);
+    let (_, answer) = post(&serve, &up_down);
+    assert_eq!(rejected(&answer).0, 1, "non-monotonic point on new attributes: {answer:?}");
+
+    for phase in ["before restart", "after restart"] {
+        let (expo, report) = cost_both_ways(&serve);
+        assert!(approx_eq(expo, 1.0), "{phase}: /metrics cost {expo}, want 1");
+        assert!(approx_eq(report, 1.0), "{phase}: report cost {report}, want 1");
+        let (_, answer) = post(&serve, &up_down);
+        assert_eq!(rejected(&answer).0, 1, "{phase}: the kind is remembered: {answer:?}");
+        if phase == "before restart" {
+            serve.restart();
+        }
+    }
+}
+
+#[test]
+fn a_delta_that_would_make_a_total_infinite_is_refused() {
+    let mut serve = Serve::start();
+    let big = sum_request("claude_code.cost.usage", "USD", true, cost_attrs(), 1e308);
+    let (status, answer) = post(&serve, &big);
+    assert_eq!((status, rejected(&answer).0), (200, 0), "the first 1e308: {answer:?}");
+    let (status, answer) = post(&serve, &big);
+    let (count, reason) = rejected(&answer);
+    assert_eq!((status, count), (200, 1), "the second 1e308 is refused: {answer:?}");
+    assert!(reason.contains("finite"), "the reason says why: {reason}");
+
+    serve.restart();
+    let (expo, report) = cost_both_ways(&serve);
+    assert!(expo.is_finite() && approx_eq(expo, 1e308), "/metrics cost {expo}");
+    assert!(report.is_finite() && approx_eq(report, 1e308), "report cost {report}");
+}
+
+/// A histogram point of one bucket boundary, with `attrs`.
+fn histogram_request(
+    name: &str,
+    attrs: Vec<opentelemetry_proto::tonic::common::v1::KeyValue>,
+) -> ExportMetricsServiceRequest {
+    use opentelemetry_proto::tonic::metrics::v1::{Histogram, HistogramDataPoint};
+    let now = now_ns();
+    testkit::metrics_request(vec![Metric {
+        name: name.into(),
+        unit: "s".into(),
+        description: "test".into(),
+        data: Some(Data::Histogram(Histogram {
+            data_points: vec![HistogramDataPoint {
+                attributes: attrs,
+                start_time_unix_nano: now - 1_000_000_000,
+                time_unix_nano: now,
+                count: 3,
+                sum: Some(12.0),
+                bucket_counts: vec![1, 2],
+                explicit_bounds: vec![5.0],
+                ..Default::default()
+            }],
+            aggregation_temporality: AggregationTemporality::Delta as i32,
+        })),
+        ..Default::default()
+    }])
+}
+
+#[test]
+fn attributes_named_like_reserved_or_own_labels_never_stop_prometheus() {
+    use support::prometheus::{promtool_check, Prometheus};
+    let serve = Serve::start();
+    let prometheus = Prometheus::start(serve.metrics);
+
+    // Before: `__name__` became a label and Prometheus marked the target down for good
+    // (`label name "__name__" is not unique: invalid sample`); `job` was merged with the job.
+    let mut attrs = cost_attrs();
+    for key in ["__name__", "job", "instance", "otel.scope.name", "otel_scope_version", "__x"] {
+        attrs.push(kv(key, "from-an-attribute"));
+    }
+    let (status, answer) =
+        post(&serve, &sum_request("claude_code.cost.usage", "USD", true, attrs, 1.0));
+    assert_eq!((status, rejected(&answer).0), (200, 0), "the point is kept: {answer:?}");
+    let mut attrs = cost_attrs();
+    attrs.push(kv("le", "from-an-attribute"));
+    let (status, answer) = post(&serve, &histogram_request("claude_code.test.duration", attrs));
+    assert_eq!((status, rejected(&answer).0), (200, 0), "the histogram is kept: {answer:?}");
+
+    let body = serve.scrape();
+    promtool_check(&body);
+    assert!(!body.contains("from-an-attribute"), "an attribute shadowed a label:\n{body}");
+    let samples = prom::parse(&body);
+    assert!(approx_eq(prom::sum(&samples, "claude_code_cost_usage_USD_total"), 1.0), "{body}");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let up = prometheus.query_one("up");
+        let cost = prometheus.query_one("sum(claude_code_cost_usage_USD_total)");
+        if up == Some(1.0) && cost.is_some_and(|c| approx_eq(c, 1.0)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus: up {up:?}, cost {cost:?}\n{}\n{}",
+            prometheus.targets(),
+            prometheus.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let job = prometheus.query_by("claude_code_cost_usage_USD_total", "job");
+    assert_eq!(job.keys().collect::<Vec<_>>(), ["claude-code"], "the job is the service's");
+}
