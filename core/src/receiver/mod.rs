@@ -9,6 +9,7 @@ pub mod grpc;
 pub mod http;
 pub mod json;
 pub mod status;
+pub mod unary;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;

@@ -169,6 +169,7 @@ pub async fn run(
                 .layer(tower::util::MapResponseLayer::new(
                     grpc::fix_bad_input_status::<tonic::body::Body>,
                 ))
+                .layer(tower::util::MapRequestLayer::new(crate::receiver::unary::one_message))
                 .add_service(metrics_svc)
                 .add_service(logs_svc)
                 .add_service(trace_svc)
