@@ -271,3 +271,73 @@ fn attributes_named_like_reserved_or_own_labels_never_stop_prometheus() {
     let job = prometheus.query_by("claude_code_cost_usage_USD_total", "job");
     assert_eq!(job.keys().collect::<Vec<_>>(), ["claude-code"], "the job is the service's");
 }
+
+/// GET `path` on the metrics listener with extra headers; (status, body).
+fn get(serve: &Serve, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut req = reqwest::blocking::Client::new()
+        .get(format!("http://{}{path}", serve.metrics))
+        .timeout(Duration::from_secs(10));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().expect("GET");
+    (resp.status().as_u16(), resp.text().unwrap_or_default())
+}
+
+#[test]
+fn metrics_and_the_dashboard_api_refuse_a_foreign_host() {
+    let serve = Serve::start();
+    support::post_usage(serve.http, Usage::TYPICAL);
+    // Before: /metrics answered any Host, so a DNS-rebinding page could read it.
+    for path in ["/metrics", "/api/dashboard"] {
+        let (status, body) = get(&serve, path, &[("host", "rebound.evil.example")]);
+        assert_eq!(status, 403, "{path} with a foreign Host: {body}");
+        assert!(body.contains("Host header refused"), "{body}");
+        let (status, _) = get(&serve, path, &[("host", "localhost")]);
+        assert_eq!(status, 200, "{path} with Host localhost");
+    }
+}
+
+#[test]
+fn metrics_require_header_admits_prometheus_with_its_credentials_file() {
+    use support::prometheus::Prometheus;
+    let secrets = support::tempdir("tokentray-scrape-token-");
+    let token = secrets.path().join("token");
+    std::fs::write(&token, "scrape-s3cr3t\n").expect("write token");
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod 600");
+    let serve = Serve::start_with(support::serve::ServeOptions {
+        config_toml: Some(format!(
+            "[metrics]\nrequire_header = \"Authorization=@file:{}\"\n",
+            token.display()
+        )),
+        ..Default::default()
+    });
+    support::post_usage(serve.http, Usage::TYPICAL);
+
+    for path in ["/metrics", "/api/dashboard"] {
+        let (status, body) = get(&serve, path, &[]);
+        assert_eq!(status, 401, "{path} without the header: {body}");
+        let (status, body) = get(&serve, path, &[("authorization", "Bearer wrong")]);
+        assert_eq!(status, 401, "{path} with a wrong token: {body}");
+        assert!(!body.contains("scrape-s3cr3t"), "the refusal shows the secret: {body}");
+        let (status, _) = get(&serve, path, &[("authorization", "Bearer scrape-s3cr3t")]);
+        assert_eq!(status, 200, "{path} with the token");
+    }
+
+    let prometheus = Prometheus::start_with_credentials(serve.metrics, &token);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let up = prometheus.query_one("up");
+        let cost = prometheus.query_one("sum(claude_code_cost_usage_USD_total)");
+        if up == Some(1.0) && cost.is_some_and(|c| approx_eq(c, Usage::TYPICAL.cost_usd)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus with credentials_file: up {up:?}, cost {cost:?}\n{}",
+            prometheus.targets()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

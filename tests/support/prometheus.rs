@@ -69,11 +69,31 @@ impl Prometheus {
         Prometheus::launch(None, Some(ca))
     }
 
+    /// Starts Prometheus scraping `target` with `Authorization: Bearer <content of credentials>`
+    /// (its scrape config's `authorization.credentials_file`).
+    pub fn start_with_credentials(target: SocketAddr, credentials: &std::path::Path) -> Prometheus {
+        let scrape_auth = [
+            "    authorization:".to_string(),
+            "      type: Bearer".into(),
+            format!("      credentials_file: {}", credentials.display()),
+        ];
+        Prometheus::launch_with(Some(target), None, &scrape_auth)
+    }
+
     pub fn remote_write_url(&self) -> String {
         format!("{}://{}/api/v1/write", self.scheme, self.addr)
     }
 
     fn launch(target: Option<SocketAddr>, tls: Option<&super::tls::TestCa>) -> Prometheus {
+        Prometheus::launch_with(target, tls, &[])
+    }
+
+    /// `scrape_extra`: lines added to the scrape job (indented for it).
+    fn launch_with(
+        target: Option<SocketAddr>,
+        tls: Option<&super::tls::TestCa>,
+        scrape_extra: &[String],
+    ) -> Prometheus {
         let bin = require_tool("prometheus");
         let dir = super::tempdir("tokentray-prometheus-");
         let config = dir.path().join("prometheus.yml");
@@ -94,6 +114,7 @@ impl Prometheus {
                     "    static_configs:".into(),
                     format!("      - targets: ['{target}']"),
                 ],
+                scrape_extra,
             ]
             .concat()
             .join("\n"),

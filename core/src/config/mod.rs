@@ -30,6 +30,7 @@ pub struct Config {
     pub budgets: BudgetsConfig,
     pub alerts: AlertsConfig,
     pub forward: ForwardConfig,
+    pub metrics: MetricsConfig,
     /// The file this was read from (set by [`Config::from_file`], even when the file did not
     /// exist yet), so that long-running parts can pick up `tokentray budget set` edits.
     #[serde(skip)]
@@ -42,6 +43,17 @@ pub struct Listen {
     pub otlp_grpc: String,
     pub otlp_http: String,
     pub metrics: String,
+}
+
+/// The metrics listener (`/metrics`, the dashboard page and its API).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A header every request must carry, as `NAME=@file:PATH` or `NAME=@keychain` (e.g.
+    /// `Authorization=@file:/etc/tokentray/scrape-token`, the file Prometheus'
+    /// `authorization.credentials_file` reads); off when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_header: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 
 pub mod dashboard_endpoint;
 pub mod metrics_endpoint;
+pub mod scrape_auth;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
@@ -147,6 +148,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let required = crate::receiver::auth::resolve_all(&config.receiver.require_headers)?;
+    let scrape_auth = scrape_auth::ScrapeAuth::resolve(config.metrics.require_header.as_deref())?;
     let receiver = Receiver::new(store.clone(), config).require_headers(required);
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -203,6 +205,12 @@ pub async fn run(
             crate::budget::BudgetsSource::of(config),
             stop_rx.clone(),
         ));
+        let app = match scrape_auth {
+            Some(auth) => {
+                app.layer(axum::middleware::from_fn_with_state(auth, scrape_auth::require))
+            }
+            None => app,
+        };
         async move {
             axum::serve(metrics_listener, app)
                 .with_graceful_shutdown(stop)
