@@ -341,3 +341,69 @@ fn metrics_require_header_admits_prometheus_with_its_credentials_file() {
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+/// A cost point carrying `n` extra attributes.
+fn wide_request(n: usize) -> ExportMetricsServiceRequest {
+    let mut attrs = cost_attrs();
+    attrs.extend((0..n).map(|i| kv(&format!("attr.{i}"), "v")));
+    sum_request("claude_code.cost.usage", "USD", true, attrs, 1.0)
+}
+
+/// Posts a 50k-attribute point while a second client keeps posting small ones; returns the wide
+/// request's answer, its duration and the slowest small request. Every request has a generous
+/// client timeout (30 s): a stall fails the test, the figures go to BENCHMARKS.md.
+fn wide_point_beside_small_ones(
+    serve: &Serve,
+) -> (ExportMetricsServiceResponse, Duration, Duration) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let small = std::thread::spawn({
+        let (stop, http) = (stop.clone(), serve.http);
+        move || {
+            let mut slowest = Duration::ZERO;
+            let mut n = 0;
+            while n < 5 || !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = Instant::now();
+                support::post_usage(http, Usage::TYPICAL);
+                slowest = slowest.max(started.elapsed());
+                n += 1;
+            }
+            slowest
+        }
+    });
+    let wide = wide_request(50_000);
+    let started = Instant::now();
+    let (status, answer) = post(serve, &wide);
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(status, 200, "the wide request: {answer:?}");
+    let slowest = small.join().expect("small client");
+    (answer, took, slowest)
+}
+
+#[test]
+fn a_50k_attribute_point_is_refused_at_once_and_others_keep_going() {
+    let serve = Serve::start();
+    // Before: 4.1 s of the writer for this one point, and a small request beside it waited 4 s.
+    let (answer, took, slowest) = wide_point_beside_small_ones(&serve);
+    let (count, reason) = rejected(&answer);
+    assert_eq!(count, 1, "the wide point is refused: {answer:?}");
+    assert!(reason.contains("max_attributes"), "the reason names the limit: {reason}");
+    println!("default limits: 50k-attribute point answered in {took:?}; slowest small request {slowest:?}");
+    let (expo, report) = cost_both_ways(&serve);
+    assert!(approx_eq(expo, report), "/metrics {expo} vs report {report}");
+
+    // With the limits raised, the same point is stored, in linear time.
+    let serve = Serve::start_with(support::serve::ServeOptions {
+        config_toml: Some(
+            "[receiver]\nmax_attributes = 100000\nmax_label_set_bytes = 100000000\n".into(),
+        ),
+        ..Default::default()
+    });
+    let (answer, took, slowest) = wide_point_beside_small_ones(&serve);
+    assert_eq!(rejected(&answer).0, 0, "accepted with raised limits: {answer:?}");
+    println!(
+        "raised limits: 50k-attribute point stored in {took:?}; slowest small request {slowest:?}"
+    );
+    let body = serve.scrape();
+    assert!(body.contains("attr_49999=\"v\""), "the wide series is shown");
+}

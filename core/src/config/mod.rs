@@ -68,6 +68,12 @@ pub struct ReceiverConfig {
     /// itself never goes here); `serve --require-header` adds to them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub require_headers: Vec<String>,
+    /// Attributes per data point, resource and log record (the OpenTelemetry SDKs' default).
+    pub max_attributes: usize,
+    /// Bytes of one attribute value of a metric point or resource (it becomes a label value).
+    pub max_attribute_value_bytes: usize,
+    /// Bytes of a point's attribute keys and values together with its resource's.
+    pub max_label_set_bytes: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -385,6 +391,9 @@ impl Default for ReceiverConfig {
             max_body_bytes: DEFAULT_MAX_BODY,
             allowed_origins: Vec::new(),
             require_headers: Vec::new(),
+            max_attributes: 128,
+            max_attribute_value_bytes: 4096,
+            max_label_set_bytes: 64 * 1024,
         }
     }
 }
