@@ -407,3 +407,113 @@ fn a_50k_attribute_point_is_refused_at_once_and_others_keep_going() {
     let body = serve.scrape();
     assert!(body.contains("attr_49999=\"v\""), "the wide series is shown");
 }
+
+/// Serve with short connection timeouts and `max_per_port`.
+fn serve_with_connections(timeout_seconds: f64, max_per_port: usize) -> Serve {
+    Serve::start_with(support::serve::ServeOptions {
+        config_toml: Some(format!(
+            "[connections]\nheader_timeout_seconds = {timeout_seconds}\nidle_timeout_seconds = {timeout_seconds}\nmax_per_port = {max_per_port}\n"
+        )),
+        ..Default::default()
+    })
+}
+
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn five_thousand_idle_connections_are_closed_by_the_timeout_while_a_client_keeps_working() {
+    use std::io::Read;
+    let serve = serve_with_connections(2.0, 10_000);
+    // Before: none of these was ever closed; ~20,000 filled the descriptor limit.
+    let ports = [(serve.http, 2000), (serve.grpc, 2000), (serve.metrics, 1000)];
+    let idle: Vec<std::net::TcpStream> = ports
+        .iter()
+        .flat_map(|&(addr, n)| (0..n).map(move |_| addr))
+        .map(|addr| std::net::TcpStream::connect(addr).expect("connect an idle client"))
+        .collect();
+    assert_eq!(idle.len(), 5000);
+    // A working client meanwhile, on new connections.
+    for _ in 0..5 {
+        support::post_usage(serve.http, Usage::TYPICAL);
+    }
+    for (i, mut conn) in idle.into_iter().enumerate() {
+        conn.set_read_timeout(Some(Duration::from_secs(60))).expect("read timeout");
+        // Until the server closes it (the gRPC port sends its HTTP/2 settings first).
+        let mut buf = [0u8; 256];
+        loop {
+            match conn.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("idle connection #{i} not closed by the server: {e}"),
+            }
+        }
+    }
+    let (expo, report) = cost_both_ways(&serve);
+    assert!(approx_eq(expo, 5.0 * Usage::TYPICAL.cost_usd), "/metrics cost {expo}");
+    assert!(approx_eq(report, expo), "report cost {report}");
+    let files = open_files(serve.pid());
+    assert!(files < 200, "serve still holds {files} descriptors");
+}
+
+#[test]
+fn past_the_per_port_cap_a_connection_is_refused_clearly() {
+    let serve = serve_with_connections(60.0, 20);
+    let held: Vec<std::net::TcpStream> =
+        (0..20).map(|_| std::net::TcpStream::connect(serve.metrics).expect("connect")).collect();
+    let (status, body) = get(&serve, "/metrics", &[]);
+    assert_eq!(status, 503, "over the cap: {body}");
+    assert!(body.contains("max_per_port"), "the refusal says why: {body}");
+    // The other ports have caps of their own.
+    support::post_usage(serve.http, Usage::TYPICAL);
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = get(&serve, "/metrics", &[]);
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/metrics still refused after the clients left");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `Max open files` of a process: (soft, hard).
+fn nofile(pid: &str) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("read limits");
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).expect("nofile line");
+    let mut fields = line["Max open files".len()..].split_whitespace();
+    (fields.next().unwrap_or("").into(), fields.next().unwrap_or("").into())
+}
+
+#[test]
+fn serve_raises_its_open_file_limit_to_the_hard_limit() {
+    use std::io::BufRead;
+    let (_, hard) = nofile("self");
+    let tmp = support::tempdir("tokentray-nofile-");
+    let mut child = std::process::Command::new(support::prometheus::require_tool("prlimit"))
+        .arg(format!("--nofile=256:{hard}"))
+        .arg(support::serve::bin())
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .arg("--config")
+        .arg(tmp.path().join("none.toml"))
+        .args(["serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0"])
+        .args(["--metrics", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve under prlimit");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    let limits = nofile(&child.id().to_string());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with("listening "), "serve did not start: {line:?}");
+    assert_eq!(limits, (hard.clone(), hard), "soft limit raised from 256 to the hard limit");
+}

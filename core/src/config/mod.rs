@@ -31,6 +31,7 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub forward: ForwardConfig,
     pub metrics: MetricsConfig,
+    pub connections: ConnectionsConfig,
     /// The file this was read from (set by [`Config::from_file`], even when the file did not
     /// exist yet), so that long-running parts can pick up `tokentray budget set` edits.
     #[serde(skip)]
@@ -43,6 +44,29 @@ pub struct Listen {
     pub otlp_grpc: String,
     pub otlp_http: String,
     pub metrics: String,
+}
+
+/// Connection hygiene on each of the three ports (server/connections.rs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionsConfig {
+    /// A new connection must send its first bytes within this many seconds.
+    pub header_timeout_seconds: f64,
+    /// A connection silent this long (nothing read or written) while the server waits for the
+    /// next request is closed (HTTP/1.1 keep-alive, HTTP/2 and gRPC alike).
+    pub idle_timeout_seconds: f64,
+    /// Concurrent connections per port; past it a new one is refused.
+    pub max_per_port: usize,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        ConnectionsConfig {
+            header_timeout_seconds: 10.0,
+            idle_timeout_seconds: 120.0,
+            max_per_port: 1024,
+        }
+    }
 }
 
 /// The metrics listener (`/metrics`, the dashboard page and its API).
