@@ -517,3 +517,80 @@ fn serve_raises_its_open_file_limit_to_the_hard_limit() {
     assert!(line.starts_with("listening "), "serve did not start: {line:?}");
     assert_eq!(limits, (hard.clone(), hard), "soft limit raised from 256 to the hard limit");
 }
+
+/// `serve` with its data dir on a tmpfs of `size` in a private mount namespace (`unshare -m`:
+/// a real full disk, as root in CI, without touching the host's mounts). Killed on drop.
+struct ServeOnTmpfs {
+    child: std::process::Child,
+    http: std::net::SocketAddr,
+    metrics: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl ServeOnTmpfs {
+    fn start(size: &str) -> ServeOnTmpfs {
+        use std::io::BufRead;
+        let dir = support::tempdir("tokentray-tmpfs-");
+        let mount_point = dir.path().join("disk");
+        std::fs::create_dir(&mount_point).expect("mount point");
+        let script = r#"mount -t tmpfs -o "size=$1" tmpfs "$2" && exec "$3" --data-dir "$2/data" --config "$2/none.toml" serve --otlp-grpc 127.0.0.1:0 --otlp-http 127.0.0.1:0 --metrics 127.0.0.1:0"#;
+        let mut child = std::process::Command::new(support::prometheus::require_tool("unshare"))
+            .args(["-m", "--propagation", "private", "sh", "-c", script, "sh", size])
+            .arg(&mount_point)
+            .arg(support::serve::bin())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn serve on a tmpfs");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("listening line");
+        let (_, http, metrics) = support::serve::parse_listening_line(&line)
+            .unwrap_or_else(|| panic!("serve on tmpfs did not start: {line:?}"));
+        ServeOnTmpfs { child, http, metrics, _dir: dir }
+    }
+}
+
+impl Drop for ServeOnTmpfs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn failed_commits_on_a_full_disk_leave_no_phantom_series() {
+    let serve = ServeOnTmpfs::start("1m");
+    let client = reqwest::blocking::Client::new();
+    let (mut acknowledged, mut failed, mut first_session) = (0u64, 0u64, 0usize);
+    // New sessions in every request until the disk is full, then a few more that fail.
+    while failed < 5 && first_session < 200_000 {
+        let req = testkit::load_request(100, first_session, now_ns());
+        first_session += 20;
+        let resp = client
+            .post(format!("http://{}/v1/metrics", serve.http))
+            .header("content-type", "application/x-protobuf")
+            .body(req.encode_to_vec())
+            .timeout(Duration::from_secs(30))
+            .send()
+            .expect("POST");
+        match resp.status().as_u16() {
+            200 => acknowledged += 1,
+            503 => failed += 1,
+            other => panic!("unexpected status {other}: {}", resp.text().unwrap_or_default()),
+        }
+    }
+    assert!(failed >= 5, "the 1 MiB disk never filled ({acknowledged} requests stored)");
+    let body = reqwest::blocking::get(format!("http://{}/metrics", serve.metrics))
+        .and_then(|r| r.text())
+        .expect("GET /metrics");
+    // Before: each failed request left its 20 new cost series at 0 in /metrics.
+    let cost_series = prom::count(&prom::parse(&body), "claude_code_cost_usage_USD_total");
+    assert_eq!(
+        cost_series as u64,
+        20 * acknowledged,
+        "{acknowledged} requests stored, {failed} refused: one cost series per stored session"
+    );
+}

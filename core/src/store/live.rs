@@ -52,6 +52,9 @@ struct Row {
     created_ms: i64,
     /// Gauges keep the value of the latest point, whichever series of the row sent it.
     time_ns: u64,
+    /// False until the transaction that created the row has committed: a failed commit (a full
+    /// disk) must not leave a "phantom" series at 0 in /metrics.
+    committed: bool,
 }
 
 /// Rendered identity of a series in `/metrics`.
@@ -223,7 +226,13 @@ impl Live {
             }
             _ => SeriesValue::Number(0.0),
         };
-        fam.rows.push(Row { labels: key.labels.clone(), value, created_ms, time_ns: 0 });
+        fam.rows.push(Row {
+            labels: key.labels.clone(),
+            value,
+            created_ms,
+            time_ns: 0,
+            committed: false,
+        });
         fam.by_labels.insert(key.labels.clone(), ri);
         Ok(RowRef { family: fi, row: ri })
     }
@@ -272,6 +281,13 @@ impl Live {
         }
     }
 
+    /// Shows a row in /metrics: its series is on disk (loaded, or its transaction committed).
+    pub fn mark_committed(&mut self, at: RowRef) {
+        if let Some(row) = self.row_mut(at) {
+            row.committed = true;
+        }
+    }
+
     pub fn series_count(&self) -> usize {
         self.families.iter().map(|f| f.rows.len()).sum()
     }
@@ -289,6 +305,7 @@ impl Live {
                 series: f
                     .rows
                     .iter()
+                    .filter(|r| r.committed)
                     .map(|r| Series {
                         labels: r.labels.clone(),
                         value: r.value.clone(),
@@ -296,6 +313,7 @@ impl Live {
                     })
                     .collect(),
             })
+            .filter(|f: &Family| !f.series.is_empty())
             .collect();
         families.sort_by(|a, b| a.name.cmp(&b.name));
         let mut targets = self.targets.clone();

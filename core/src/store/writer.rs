@@ -209,6 +209,7 @@ impl Writer {
                     );
                     continue;
                 };
+                live_w.mark_committed(row);
                 match shape {
                     Shape::MonotonicSum => live_w.add(row, totals.total),
                     Shape::NonMonotonicSum if totals.cum.is_none() => live_w.add(row, totals.total),
@@ -466,8 +467,8 @@ impl Writer {
             crate::ingest::PointValue::Histogram(h) => Some(h.bounds.as_slice()),
             _ => None,
         };
-        // The row is created before commit; if the transaction fails it stays at zero, which
-        // /metrics shows as a series that has counted nothing yet.
+        // The row is created before commit, hidden from /metrics until the commit succeeded
+        // (Live::mark_committed); if the transaction fails it stays hidden at zero.
         let row = {
             let mut live_w = self.live.write().map_err(|_| StoreError::Poisoned)?;
             match live_w.row_for(&expo, clamp_i64(point.time_ns) / 1_000_000, bounds) {
@@ -623,6 +624,9 @@ impl Writer {
 
     fn apply(&mut self, pending: Pending) {
         if let Ok(mut live) = self.live.write() {
+            for state in pending.series.values() {
+                live.mark_committed(state.row);
+            }
             for (row, effect, time_ns) in &pending.live_ops {
                 match effect {
                     Effect::None => {}
