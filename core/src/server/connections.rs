@@ -243,7 +243,7 @@ pub fn raise_fd_limit() -> io::Result<(u64, u64)> {
         }
         (before, limit.rlim_cur)
     };
-    Ok((before as u64, now as u64))
+    Ok((before, now))
 }
 
 #[cfg(not(unix))]

@@ -13,6 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::receiver::auth::{self, AuthError};
+use crate::receiver::constant_time_eq;
 
 /// The header to check and the values that pass.
 #[derive(Clone)]
@@ -46,10 +47,6 @@ impl ScrapeAuth {
             Err(format!("wrong {} header", self.name))
         }
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The middleware: 401 with the reason (never the secret) unless the header matches.
