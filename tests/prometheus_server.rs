@@ -7,8 +7,6 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::fixtures::{load_set_by_name, FixtureSet, Signal};
