@@ -129,7 +129,8 @@ fn skip_generics(s: &str) -> &str {
 /// `path: PathBuf,` → `field path`; `use x::{A, B};` → `use x::{A, B}`.
 fn describe(rest: &str) -> String {
     let rest = rest.trim_end_matches(['{', ';', ',']).trim();
-    for kw in ["async fn", "const fn", "unsafe fn", "fn", "struct", "enum", "trait", "type", "mod"] {
+    for kw in ["async fn", "const fn", "unsafe fn", "fn", "struct", "enum", "trait", "type", "mod"]
+    {
         if let Some(name) = rest.strip_prefix(kw).and_then(|r| r.strip_prefix(' ')) {
             let name: String =
                 name.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();

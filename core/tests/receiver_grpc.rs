@@ -235,3 +235,17 @@ async fn grpc_gzip_bomb_is_refused_with_bounded_memory() {
     assert_eq!(call(s.addr, METRICS_EXPORT, &[], frame(false, &request("after", 1.0))).await.0, 0);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unary_call_with_two_messages_is_an_error_and_stores_nothing() {
+    let s = start(Config::default()).await;
+    // Before: the first message was stored, the second silently dropped, and the call said OK.
+    let two = [frame(false, &request("a", 1.0)), frame(false, &request("b", 2.0))].concat();
+    let (code, msg) = call(s.addr, METRICS_EXPORT, &[], two).await;
+    assert_eq!(code, 3, "INVALID_ARGUMENT: {msg}");
+    assert!(msg.contains("exactly one message"), "{msg}");
+    assert_eq!(cost_total(&s.store), 0.0, "nothing of the call was stored");
+    assert_eq!(call(s.addr, METRICS_EXPORT, &[], frame(false, &request("c", 4.0))).await.0, 0);
+    assert_eq!(cost_total(&s.store), 4.0);
+    s.stop().await;
+}

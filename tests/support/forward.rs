@@ -20,6 +20,9 @@ pub fn team_collector(grpc: &str, http: &str, env: &[(&str, &str)]) -> (Serve, t
     let dir = super::tempdir("tokentray-team-secret-");
     let token = dir.path().join("token");
     std::fs::write(&token, format!("{TOKEN}\n")).expect("write token file");
+    // Only the owner may read it: `serve` refuses a token file others can read.
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod 600 the token file");
     let team = Serve::start_with(ServeOptions {
         args: vec!["--require-header".into(), format!("Authorization=@file:{}", token.display())],
         env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),

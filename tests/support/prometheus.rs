@@ -2,6 +2,7 @@
 //! child process: temp config scraping one target every second, temp TSDB, a free loopback port.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -19,6 +20,27 @@ pub fn require_tool(tool: &str) -> PathBuf {
         .unwrap_or_else(|| {
             panic!("`{tool}` is not installed: run tests/setup.sh (it installs the Debian package `prometheus`)")
         })
+}
+
+/// `promtool check metrics` on a text-format body: exit 0 and not a word of output.
+pub fn promtool_check(body: &str) {
+    let promtool = require_tool("promtool");
+    let mut child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn promtool");
+    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "promtool check metrics: {} with output:\n{text}\n--- /metrics body ---\n{body}",
+        out.status
+    );
 }
 
 pub struct Prometheus {
@@ -47,11 +69,31 @@ impl Prometheus {
         Prometheus::launch(None, Some(ca))
     }
 
+    /// Starts Prometheus scraping `target` with `Authorization: Bearer <content of credentials>`
+    /// (its scrape config's `authorization.credentials_file`).
+    pub fn start_with_credentials(target: SocketAddr, credentials: &std::path::Path) -> Prometheus {
+        let scrape_auth = [
+            "    authorization:".to_string(),
+            "      type: Bearer".into(),
+            format!("      credentials_file: {}", credentials.display()),
+        ];
+        Prometheus::launch_with(Some(target), None, &scrape_auth)
+    }
+
     pub fn remote_write_url(&self) -> String {
         format!("{}://{}/api/v1/write", self.scheme, self.addr)
     }
 
     fn launch(target: Option<SocketAddr>, tls: Option<&super::tls::TestCa>) -> Prometheus {
+        Prometheus::launch_with(target, tls, &[])
+    }
+
+    /// `scrape_extra`: lines added to the scrape job (indented for it).
+    fn launch_with(
+        target: Option<SocketAddr>,
+        tls: Option<&super::tls::TestCa>,
+        scrape_extra: &[String],
+    ) -> Prometheus {
         let bin = require_tool("prometheus");
         let dir = super::tempdir("tokentray-prometheus-");
         let config = dir.path().join("prometheus.yml");
@@ -72,6 +114,7 @@ impl Prometheus {
                     "    static_configs:".into(),
                     format!("      - targets: ['{target}']"),
                 ],
+                scrape_extra,
             ]
             .concat()
             .join("\n"),

@@ -30,6 +30,8 @@ pub struct Config {
     pub budgets: BudgetsConfig,
     pub alerts: AlertsConfig,
     pub forward: ForwardConfig,
+    pub metrics: MetricsConfig,
+    pub connections: ConnectionsConfig,
     /// The file this was read from (set by [`Config::from_file`], even when the file did not
     /// exist yet), so that long-running parts can pick up `tokentray budget set` edits.
     #[serde(skip)]
@@ -44,6 +46,40 @@ pub struct Listen {
     pub metrics: String,
 }
 
+/// Connection hygiene on each of the three ports (server/connections.rs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionsConfig {
+    /// A new connection must send its first bytes within this many seconds.
+    pub header_timeout_seconds: f64,
+    /// A connection silent this long (nothing read or written) while the server waits for the
+    /// next request is closed (HTTP/1.1 keep-alive, HTTP/2 and gRPC alike).
+    pub idle_timeout_seconds: f64,
+    /// Concurrent connections per port; past it a new one is refused.
+    pub max_per_port: usize,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        ConnectionsConfig {
+            header_timeout_seconds: 10.0,
+            idle_timeout_seconds: 120.0,
+            max_per_port: 1024,
+        }
+    }
+}
+
+/// The metrics listener (`/metrics`, the dashboard page and its API).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A header every request must carry, as `NAME=@file:PATH` or `NAME=@keychain` (e.g.
+    /// `Authorization=@file:/etc/tokentray/scrape-token`, the file Prometheus'
+    /// `authorization.credentials_file` reads); off when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_header: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReceiverConfig {
@@ -56,6 +92,12 @@ pub struct ReceiverConfig {
     /// itself never goes here); `serve --require-header` adds to them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub require_headers: Vec<String>,
+    /// Attributes per data point, resource and log record (the OpenTelemetry SDKs' default).
+    pub max_attributes: usize,
+    /// Bytes of one attribute value of a metric point or resource (it becomes a label value).
+    pub max_attribute_value_bytes: usize,
+    /// Bytes of a point's attribute keys and values together with its resource's.
+    pub max_label_set_bytes: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -385,6 +427,9 @@ impl Default for ReceiverConfig {
             max_body_bytes: DEFAULT_MAX_BODY,
             allowed_origins: Vec::new(),
             require_headers: Vec::new(),
+            max_attributes: 128,
+            max_attribute_value_bytes: 4096,
+            max_label_set_bytes: 64 * 1024,
         }
     }
 }

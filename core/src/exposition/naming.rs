@@ -350,25 +350,110 @@ pub fn label_name(key: &str) -> String {
 /// `\\`, `"` → `\"`, newline → `\n`); empty values are kept, as the Collector writes them.
 #[must_use]
 pub fn render_labels(pairs: &[(String, String)]) -> Labels {
+    let mut merged = merge_translated(pairs);
+    merged.sort_by(|a, b| a.0.cmp(&b.0));
+    write_labels(&merged)
+}
+
+/// Label names tokentray sets itself on every series (from the resource and the scope, as
+/// otlptranslator does); an attribute translating to one of them would be emitted twice.
+pub const OWN_LABELS: &[&str] =
+    &["job", "instance", "otel_scope_name", "otel_scope_version", "otel_scope_schema_url"];
+
+/// Whether an attribute's translated label name may be shown: not reserved by Prometheus
+/// (`__name__`, any `__*`), not one of [`OWN_LABELS`], not in `kind_reserved` (`le` on
+/// histograms, `quantile` on summaries).
+#[must_use]
+pub fn is_free_label(name: &str, kind_reserved: &[&str]) -> bool {
+    !name.starts_with("__") && !OWN_LABELS.contains(&name) && !kind_reserved.contains(&name)
+}
+
+/// The labels of one series: its attributes (translated and merged as [`render_labels`] does)
+/// and the labels tokentray sets itself (`own`: `job`, `instance`, `otel_scope_*`).
+///
+/// Like Prometheus' OTLP translator, tokentray's own labels win: an attribute that translates to
+/// one of them, to a reserved `__*` name or to a name in `kind_reserved` (`le` on histograms) is
+/// dropped, never emitted twice. Returns the labels and how many attributes were dropped.
+#[must_use]
+pub fn render_series_labels(
+    attrs: &[(String, String)],
+    own: &[(String, String)],
+    kind_reserved: &[&str],
+) -> (Labels, usize) {
+    let mut merged = merge_translated(attrs);
+    let before = merged.len();
+    merged.retain(|(name, _)| is_free_label(name, kind_reserved));
+    let dropped = before - merged.len();
+    merged.extend(own.iter().filter(|(_, v)| !v.is_empty()).cloned());
+    merged.sort_by(|a, b| a.0.cmp(&b.0));
+    (write_labels(&merged), dropped)
+}
+
+/// Labels rendered by an older tokentray (stored with the series) without those that are not
+/// free any more (see [`is_free_label`]; tokentray's own labels are kept): a series persisted
+/// with an `__name__` attribute is shown without it.
+#[must_use]
+pub fn without_reserved(labels: &str, kind_reserved: &[&str]) -> Labels {
+    let pairs = split_rendered(labels);
+    let keep = |name: &str| !name.starts_with("__") && !kind_reserved.contains(&name);
+    if pairs.iter().all(|(name, _)| keep(name)) {
+        return Labels::from(labels);
+    }
+    let kept: Vec<&str> =
+        pairs.iter().filter(|(name, _)| keep(name)).map(|(_, pair)| *pair).collect();
+    Labels::from(kept.join(","))
+}
+
+/// Splits `a="x",b="y\"z"` into `(name, whole pair)`, honouring escapes inside values.
+fn split_rendered(labels: &str) -> Vec<(&str, &str)> {
+    let bytes = labels.as_bytes();
+    let mut out = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        let Some(eq) = labels[i..].find("=\"").map(|p| i + p) else { break };
+        let mut j = eq + 2;
+        while j < bytes.len() && bytes[j] != b'"' {
+            j += if bytes[j] == b'\\' { 2 } else { 1 };
+        }
+        let end = (j + 1).min(bytes.len());
+        out.push((&labels[start..eq], &labels[start..end]));
+        i = end + 1; // past the comma
+        start = i;
+    }
+    out
+}
+
+/// Translates keys and merges the values of keys that collide after translation (in original key
+/// order, joined with `;`); keys that cannot be label names are dropped.
+fn merge_translated(pairs: &[(String, String)]) -> Vec<(String, String)> {
     let mut order: Vec<&(String, String)> = pairs.iter().collect();
     order.sort_by(|a, b| a.0.cmp(&b.0)); // stable
 
     let mut merged: Vec<(String, String)> = Vec::with_capacity(order.len());
+    let mut index: std::collections::HashMap<String, usize> =
+        std::collections::HashMap::with_capacity(order.len());
     for (key, value) in order {
         let name = label_name(key);
         if name.is_empty() {
             continue;
         }
-        match merged.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, existing)) => {
+        match index.get(&name) {
+            Some(&at) => {
+                let existing = &mut merged[at].1;
                 existing.push(';');
                 existing.push_str(value);
             }
-            None => merged.push((name, value.clone())),
+            None => {
+                index.insert(name.clone(), merged.len());
+                merged.push((name, value.clone()));
+            }
         }
     }
-    merged.sort_by(|a, b| a.0.cmp(&b.0));
+    merged
+}
 
+/// `name="value",…` for pairs already sorted by name.
+fn write_labels(merged: &[(String, String)]) -> Labels {
     let mut out =
         String::with_capacity(merged.iter().map(|(n, v)| n.len() + v.len() + 4).sum::<usize>());
     for (i, (name, value)) in merged.iter().enumerate() {
@@ -678,6 +763,31 @@ mod tests {
 
     fn pairs(kv: &[(&str, &str)]) -> Vec<(String, String)> {
         kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn attributes_never_shadow_reserved_or_own_labels() {
+        let attrs = pairs(&[
+            ("__name__", "x"),
+            ("job", "x"),
+            ("otel.scope.name", "x"),
+            ("le", "x"),
+            ("__x", "x"),
+            ("model", "m"),
+        ]);
+        let own = pairs(&[("job", "claude-code"), ("otel_scope_name", "s"), ("instance", "")]);
+        let (labels, dropped) = render_series_labels(&attrs, &own, &["le"]);
+        assert_eq!(&*labels, r#"job="claude-code",model="m",otel_scope_name="s""#);
+        assert_eq!(dropped, 5);
+    }
+
+    #[test]
+    fn labels_persisted_by_an_older_version_lose_reserved_names() {
+        let stored = r#"__name__="a\",b",job="j",le="5",model="m\"x""#;
+        assert_eq!(&*without_reserved(stored, &["le"]), r#"job="j",model="m\"x""#);
+        assert_eq!(&*without_reserved(stored, &[]), r#"job="j",le="5",model="m\"x""#);
+        assert_eq!(&*without_reserved(r#"model="m""#, &["le"]), r#"model="m""#);
+        assert_eq!(&*without_reserved("", &["le"]), "");
     }
 
     #[test]

@@ -36,7 +36,11 @@ pub fn resolve(spec: &str) -> Result<(String, String), AuthError> {
                 ),
             })?
     } else if let Some(path) = source.strip_prefix("@file:").or_else(|| source.strip_prefix('@')) {
-        secret::read_secret_file(std::path::Path::new(path))
+        let path = std::path::Path::new(path);
+        if let Some(reason) = readable_by_others(path) {
+            return Err(AuthError::Source { name: name.into(), reason });
+        }
+        secret::read_secret_file(path)
             .map_err(|e| AuthError::Source { name: name.into(), reason: e.to_string() })?
     } else {
         return Err(AuthError::Literal(name.to_string()));
@@ -47,6 +51,26 @@ pub fn resolve(spec: &str) -> Result<(String, String), AuthError> {
     Ok((name.to_string(), value))
 }
 
+/// A token file that the group or others may read or write is refused, as ssh refuses such a key:
+/// the token would not be a secret. Says the `chmod` that fixes it.
+#[cfg(unix)]
+fn readable_by_others(path: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "the token file {} is accessible by others (mode {mode:03o}); run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        )
+    })
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_path: &std::path::Path) -> Option<String> {
+    None
+}
+
 pub fn resolve_all(specs: &[String]) -> Result<Vec<(String, String)>, AuthError> {
     specs.iter().map(|s| resolve(s)).collect()
 }
@@ -55,11 +79,17 @@ pub fn resolve_all(specs: &[String]) -> Result<Vec<(String, String)>, AuthError>
 mod tests {
     use super::*;
 
+    fn set_mode(path: &std::path::Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
     #[test]
     fn values_come_from_files_never_from_the_spec() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("token");
         std::fs::write(&file, "Bearer s3cr3t\n").expect("write");
+        set_mode(&file, 0o600);
         let want = ("Authorization".to_string(), "Bearer s3cr3t".to_string());
         assert_eq!(
             resolve(&format!("Authorization=@file:{}", file.display())).expect("file"),
@@ -76,6 +106,14 @@ mod tests {
             "{literal}"
         );
         assert!(resolve("Authorization").is_err());
+
+        // Readable by the group or others: refused with the fix, like ssh with a key.
+        set_mode(&file, 0o644);
+        let open = resolve(&format!("Authorization=@{}", file.display()))
+            .expect_err("a world-readable token file")
+            .to_string();
+        assert!(open.contains(&format!("chmod 600 {}", file.display())), "{open}");
+        assert!(!open.contains("s3cr3t"), "{open}");
         assert!(resolve(&format!("Authorization=@{}", dir.path().join("none").display())).is_err());
     }
 }

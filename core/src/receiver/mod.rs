@@ -8,7 +8,9 @@ pub mod body;
 pub mod grpc;
 pub mod http;
 pub mod json;
+pub mod limits;
 pub mod status;
+pub mod unary;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -30,6 +32,7 @@ pub struct Receiver {
     allowed_origins: Vec<String>,
     /// (lower-case name, value) pairs every request must carry; empty: no auth.
     required_headers: std::sync::Arc<Vec<(String, String)>>,
+    limits: limits::AttributeLimits,
 }
 
 impl Receiver {
@@ -40,6 +43,7 @@ impl Receiver {
             max_body_bytes: config.receiver.max_body_bytes,
             allowed_origins: config.receiver.allowed_origins.clone(),
             required_headers: Default::default(),
+            limits: limits::AttributeLimits::of(&config.receiver),
         }
     }
 
@@ -82,16 +86,21 @@ impl Receiver {
 
     pub async fn export_metrics(
         &self,
-        req: ExportMetricsServiceRequest,
+        mut req: ExportMetricsServiceRequest,
     ) -> Result<Ack, StoreError> {
+        let refused = limits::enforce_metrics(&mut req, &self.limits);
         let outgoing =
             self.store.forward_mode().otlp.then(|| Outgoing::new(1, &req.encode_to_vec()));
         let mut batch = ingest::metrics::normalize(req, ingest::now_ns());
+        if let Some(reason) = refused.reason {
+            batch.reject(refused.count, || reason);
+        }
         batch.outgoing = outgoing;
         self.store.ingest(batch).await
     }
 
-    pub async fn export_logs(&self, req: ExportLogsServiceRequest) -> Result<Ack, StoreError> {
+    pub async fn export_logs(&self, mut req: ExportLogsServiceRequest) -> Result<Ack, StoreError> {
+        let refused = limits::enforce_logs(&mut req, &self.limits);
         let outgoing = self.store.forward_mode().otlp.then(|| {
             let payload = if self.privacy.store_prompts {
                 req.encode_to_vec()
@@ -103,6 +112,9 @@ impl Receiver {
             Outgoing::new(2, &payload)
         });
         let mut batch = ingest::logs::normalize(req, ingest::now_ns(), self.privacy);
+        if let Some(reason) = refused.reason {
+            batch.reject(refused.count, || reason);
+        }
         batch.outgoing = outgoing;
         self.store.ingest(batch).await
     }
@@ -132,7 +144,7 @@ impl Receiver {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     // The length is not secret enough to hide; the bytes are compared without an early exit.
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -76,7 +76,7 @@ pub fn router(
 /// DNS rebinding guard: a web page on `evil.example` whose name is re-pointed at 127.0.0.1 would
 /// be same-origin with this page and could read the user's usage. Browsers send the name they
 /// resolved as `Host`, so only requests naming an IP address or `localhost` are answered.
-async fn only_ip_or_localhost_hosts(
+pub(crate) async fn only_ip_or_localhost_hosts(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -84,7 +84,7 @@ async fn only_ip_or_localhost_hosts(
     if host_is_ip_or_localhost(host) {
         next.run(request).await
     } else {
-        (StatusCode::FORBIDDEN, "tokentray's dashboard answers only to http://127.0.0.1:PORT/ or http://localhost:PORT/ (Host header refused)\n").into_response()
+        (StatusCode::FORBIDDEN, "tokentray's dashboard and /metrics answer only to http://127.0.0.1:PORT/ or http://localhost:PORT/ (Host header refused)\n").into_response()
     }
 }
 

@@ -9,8 +9,13 @@ use axum::Router;
 use crate::exposition::{encode, Format};
 use crate::store::Store;
 
+/// `/metrics`, behind the same Host check as the dashboard (a DNS-rebinding page could read it
+/// otherwise).
 pub fn router(store: Store) -> Router {
-    Router::new().route("/metrics", get(metrics)).with_state(store)
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(store)
+        .layer(axum::middleware::from_fn(super::dashboard_endpoint::only_ip_or_localhost_hosts))
 }
 
 async fn metrics(State(store): State<Store>, headers: HeaderMap) -> Response {

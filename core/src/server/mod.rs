@@ -1,8 +1,10 @@
 //! Running the engine: bind the three listeners first (so a taken port fails fast and port 0
 //! works for tests), then serve until shutdown.
 
+pub mod connections;
 pub mod dashboard_endpoint;
 pub mod metrics_endpoint;
+pub mod scrape_auth;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
@@ -115,8 +117,16 @@ fn bind_one(addr: &str, spec: &Spec) -> Result<TcpListener, ServerError> {
 }
 
 impl Listeners {
-    /// Binds all three or none.
+    /// Binds all three or none. Raises the open-file limit first: each connection is a
+    /// descriptor, and the engine is what binds.
     pub fn bind(listen: &Listen) -> Result<Listeners, ServerError> {
+        match connections::raise_fd_limit() {
+            Ok((before, now)) if now > before => {
+                tracing::debug!(before, now, "raised the open-file limit to its hard limit")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+        }
         Ok(Listeners {
             otlp_grpc: bind_one(&listen.otlp_grpc, &GRPC)?,
             otlp_http: bind_one(&listen.otlp_http, &HTTP)?,
@@ -147,6 +157,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let required = crate::receiver::auth::resolve_all(&config.receiver.require_headers)?;
+    let scrape_auth = scrape_auth::ScrapeAuth::resolve(config.metrics.require_header.as_deref())?;
     let receiver = Receiver::new(store.clone(), config).require_headers(required);
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -157,9 +168,13 @@ pub async fn run(
     let addrs = listeners
         .addrs()
         .map_err(|e| ServerError::Serve { what: METRICS.what, reason: e.to_string() })?;
-    let grpc_listener = to_tokio(listeners.otlp_grpc, GRPC.what)?;
-    let http_listener = to_tokio(listeners.otlp_http, HTTP.what)?;
-    let metrics_listener = to_tokio(listeners.metrics, METRICS.what)?;
+    let limits = connections::ConnectionLimits::of(&config.connections);
+    let guarded = |l, spec: &Spec, refusal| -> Result<connections::GuardedListener, ServerError> {
+        Ok(connections::GuardedListener::new(to_tokio(l, spec.what)?, limits, refusal, spec.what))
+    };
+    let grpc_listener = guarded(listeners.otlp_grpc, &GRPC, connections::Refusal::Close)?;
+    let http_listener = guarded(listeners.otlp_http, &HTTP, connections::Refusal::Http)?;
+    let metrics_listener = guarded(listeners.metrics, &METRICS, connections::Refusal::Http)?;
 
     let (metrics_svc, logs_svc, trace_svc) = grpc::services(receiver.clone());
     let grpc_task = tokio::spawn({
@@ -169,17 +184,14 @@ pub async fn run(
                 .layer(tower::util::MapResponseLayer::new(
                     grpc::fix_bad_input_status::<tonic::body::Body>,
                 ))
+                .layer(tower::util::MapRequestLayer::new(crate::receiver::unary::one_message))
                 .add_service(metrics_svc)
                 .add_service(logs_svc)
                 .add_service(trace_svc)
-                // Without TCP_NODELAY a response written in several pieces waits for the client's
-                // delayed ACK (~40 ms on Linux) before its last piece leaves: every gRPC answer
-                // took ≥ 40 ms however fast the commit was.
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(grpc_listener)
-                        .with_nodelay(Some(true)),
-                    stop,
-                )
+                // Without TCP_NODELAY (set by the guarded listener) a response written in several
+                // pieces waits for the client's delayed ACK (~40 ms on Linux) before its last
+                // piece leaves: every gRPC answer took ≥ 40 ms however fast the commit was.
+                .serve_with_incoming_shutdown(connections::incoming(grpc_listener), stop)
                 .await
                 .map_err(|e| ServerError::Serve { what: GRPC.what, reason: e.to_string() })
         }
@@ -202,6 +214,12 @@ pub async fn run(
             crate::budget::BudgetsSource::of(config),
             stop_rx.clone(),
         ));
+        let app = match scrape_auth {
+            Some(auth) => {
+                app.layer(axum::middleware::from_fn_with_state(auth, scrape_auth::require))
+            }
+            None => app,
+        };
         async move {
             axum::serve(metrics_listener, app)
                 .with_graceful_shutdown(stop)

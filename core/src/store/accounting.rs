@@ -58,6 +58,8 @@ pub enum Refusal {
     BoundsChanged,
     /// A number where a histogram was expected, or the other way round.
     WrongValueType,
+    /// The point would make a total (or a histogram's sum or count) infinite.
+    NotFinite,
 }
 
 /// Relation of a cumulative point to the last one seen.
@@ -87,6 +89,32 @@ fn step(mark: Option<&CumMark>, start_ns: u64, time_ns: u64) -> Step {
 }
 
 impl SeriesTotals {
+    /// [`SeriesTotals::apply`], refusing a point after which a total would not be finite (two
+    /// deltas of 1e308); a refused point leaves the state as it was.
+    pub fn apply_finite(
+        &mut self,
+        shape: Shape,
+        temporality: Temporality,
+        start_ns: u64,
+        time_ns: u64,
+        value: &PointValue,
+    ) -> Result<Effect, Refusal> {
+        let mut next = self.clone();
+        let effect = next.apply(shape, temporality, start_ns, time_ns, value)?;
+        if !next.is_finite() {
+            return Err(Refusal::NotFinite);
+        }
+        *self = next;
+        Ok(effect)
+    }
+
+    fn is_finite(&self) -> bool {
+        self.total.is_finite()
+            && self.hist.as_ref().is_none_or(|h| {
+                h.sum.is_finite() && h.count.is_finite() && h.counts.iter().all(|c| c.is_finite())
+            })
+    }
+
     /// Applies one point and returns its effect. Pure state transition: the caller persists.
     pub fn apply(
         &mut self,
@@ -211,6 +239,17 @@ mod tests {
             s.apply(shape, t, start, time, &n(v)).expect("applies");
         }
         s.total
+    }
+
+    #[test]
+    fn a_total_never_becomes_infinite() {
+        let mut t = SeriesTotals::default();
+        let apply = |t: &mut SeriesTotals| {
+            t.apply_finite(Shape::MonotonicSum, Temporality::Delta, 1, 2, &n(1e308))
+        };
+        assert_eq!(apply(&mut t), Ok(Effect::Add(1e308)));
+        assert_eq!(apply(&mut t), Err(Refusal::NotFinite));
+        assert_eq!(t.total, 1e308, "the refused point changed nothing");
     }
 
     #[test]

@@ -52,6 +52,9 @@ struct Row {
     created_ms: i64,
     /// Gauges keep the value of the latest point, whichever series of the row sent it.
     time_ns: u64,
+    /// False until the transaction that created the row has committed: a failed commit (a full
+    /// disk) must not leave a "phantom" series at 0 in /metrics.
+    committed: bool,
 }
 
 /// Rendered identity of a series in `/metrics`.
@@ -119,23 +122,34 @@ pub fn expo_key(series: SeriesNaming<'_>) -> ExpoKey {
         Shape::Gauge => MetricType::Gauge,
         Shape::Histogram => MetricType::Histogram,
     };
-    let mut pairs: Vec<(String, String)> =
+    let pairs: Vec<(String, String)> =
         point_attrs.iter().map(|(k, v)| (k.clone(), v.to_label())).collect();
-    if !scope_name.is_empty() {
-        pairs.push(("otel_scope_name".into(), scope_name.into()));
+    let (mut own, target) = target_labels(resource);
+    own.push(("otel_scope_name".into(), scope_name.into()));
+    own.push(("otel_scope_version".into(), scope_version.into()));
+    let (labels, dropped) = naming::render_series_labels(&pairs, &own, kind_reserved(kind));
+    if dropped > 0 {
+        tracing::warn!(
+            metric,
+            dropped,
+            "attributes named like a reserved or tokentray's own label (__name__, job, le, …) are not shown on /metrics"
+        );
     }
-    if !scope_version.is_empty() {
-        pairs.push(("otel_scope_version".into(), scope_version.into()));
-    }
-    let (job_instance, target) = target_labels(resource);
-    pairs.extend(job_instance);
     ExpoKey {
         family: naming::metric_name(metric, unit, mtype),
         help: description.to_string(),
         unit: naming::unit_name(unit, mtype),
         kind,
-        labels: naming::render_labels(&pairs),
+        labels,
         target,
+    }
+}
+
+/// Label names a family of this kind sets on its own samples (`le` on histogram buckets).
+pub fn kind_reserved(kind: FamilyKind) -> &'static [&'static str] {
+    match kind {
+        FamilyKind::Histogram => &["le"],
+        FamilyKind::Counter | FamilyKind::Gauge => &[],
     }
 }
 
@@ -165,9 +179,9 @@ pub(crate) fn target_labels(resource: &Resource) -> (Vec<(String, String)>, Opti
     if rest.is_empty() {
         return (ids, None);
     }
-    let mut all = ids.clone();
-    all.extend(rest);
-    (ids, Some(naming::render_labels(&all)))
+    // `target_info` carries only `job` and `instance` of tokentray's own labels.
+    let (labels, _) = naming::render_series_labels(&rest, &ids, &[]);
+    (ids, Some(labels))
 }
 
 /// A family exists under the same name with another type (e.g. a gauge and a counter both named
@@ -240,7 +254,13 @@ impl Live {
             }
             _ => SeriesValue::Number(0.0),
         };
-        fam.rows.push(Row { labels: key.labels.clone(), value, created_ms, time_ns: 0 });
+        fam.rows.push(Row {
+            labels: key.labels.clone(),
+            value,
+            created_ms,
+            time_ns: 0,
+            committed: false,
+        });
         fam.by_labels.insert(key.labels.clone(), ri);
         Ok(RowRef { family: fi, row: ri })
     }
@@ -289,6 +309,13 @@ impl Live {
         }
     }
 
+    /// Shows a row in /metrics: its series is on disk (loaded, or its transaction committed).
+    pub fn mark_committed(&mut self, at: RowRef) {
+        if let Some(row) = self.row_mut(at) {
+            row.committed = true;
+        }
+    }
+
     pub fn series_count(&self) -> usize {
         self.families.iter().map(|f| f.rows.len()).sum()
     }
@@ -306,6 +333,7 @@ impl Live {
                 series: f
                     .rows
                     .iter()
+                    .filter(|r| r.committed)
                     .map(|r| Series {
                         labels: r.labels.clone(),
                         value: r.value.clone(),
@@ -313,6 +341,7 @@ impl Live {
                     })
                     .collect(),
             })
+            .filter(|f: &Family| !f.series.is_empty())
             .collect();
         families.sort_by(|a, b| a.name.cmp(&b.name));
         let mut targets = self.targets.clone();

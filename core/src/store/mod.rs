@@ -14,6 +14,7 @@
 pub mod accounting;
 pub mod alerts;
 pub mod disk;
+mod kinds;
 pub mod live;
 mod lock;
 mod machines;

@@ -159,6 +159,23 @@ const MIGRATIONS: &[&str] = &[
         WHERE json_valid(attrs) AND json_type(attrs, '$.request_id') = 'text';
     CREATE INDEX events_request ON events(request_id) WHERE request_id IS NOT NULL;
     "#,
+    // Issue 14: the kind each metric name keeps (store/kinds.rs), the first one seen; existing
+    // series name theirs, oldest first.
+    r#"
+    CREATE TABLE metric_kinds (
+        namespace INTEGER NOT NULL,          -- 0 OTLP metric name, 1 Prometheus family name
+        name      TEXT NOT NULL,
+        kind      INTEGER NOT NULL,          -- 1 monotonic counter, 2 gauge, 3 histogram
+        first_ns  INTEGER NOT NULL,
+        PRIMARY KEY (namespace, name)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO metric_kinds (namespace, name, kind, first_ns)
+        SELECT 0, metric, CASE shape WHEN 1 THEN 1 WHEN 4 THEN 3 ELSE 2 END, created_ns
+        FROM series ORDER BY created_ns, id;
+    INSERT OR IGNORE INTO metric_kinds (namespace, name, kind, first_ns)
+        SELECT 1, expo_family, CASE shape WHEN 1 THEN 1 WHEN 4 THEN 3 ELSE 2 END, created_ns
+        FROM series WHERE expo_family IS NOT NULL ORDER BY created_ns, id;
+    "#,
 ];
 
 /// The schema version this build writes.

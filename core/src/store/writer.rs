@@ -14,9 +14,10 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::accounting::{Effect, HistAcc, Refusal, SeriesTotals};
+use super::kinds::{self, KindBook, NameSpace, NewKinds};
 use super::live::{self, ExpoKey, Live, RowRef};
 use super::{Ack, Change, StoreError};
-use crate::exposition::Labels;
+use crate::exposition::{naming, Labels};
 use crate::ingest::attrs;
 use crate::ingest::{Batch, MetricPoint, Resource, SeriesDesc, Shape};
 
@@ -72,6 +73,8 @@ pub(super) struct Writer {
     /// [`super::ForwardMode`] bits: what the receiver prepares for forwarding (queued by the
     /// writer only while the switch in `settings` is on).
     forward: Arc<AtomicU8>,
+    /// The first kind of every metric name (see [`kinds`]).
+    kinds: KindBook,
 }
 
 /// Changes of one transaction, applied to memory only once it has committed.
@@ -83,6 +86,7 @@ struct Pending {
     live_ops: Vec<(RowRef, Effect, u64)>,
     /// Mark the touched series for remote write (forwarding on, with that protocol).
     remote_write: bool,
+    kinds: NewKinds,
 }
 
 fn slot_of(time_ns: u64) -> i64 {
@@ -148,7 +152,11 @@ impl Writer {
                         help: r.get(4)?,
                         unit,
                         kind: live::kind_of(shape),
-                        labels: Labels::from(labels),
+                        // Rendered by an older tokentray: without reserved labels now.
+                        labels: naming::without_reserved(
+                            labels,
+                            live::kind_reserved(live::kind_of(shape)),
+                        ),
                         target: target.clone(),
                     },
                     _ => {
@@ -201,6 +209,7 @@ impl Writer {
                     );
                     continue;
                 };
+                live_w.mark_committed(row);
                 match shape {
                     Shape::MonotonicSum => live_w.add(row, totals.total),
                     Shape::NonMonotonicSum if totals.cum.is_none() => live_w.add(row, totals.total),
@@ -226,7 +235,8 @@ impl Writer {
             }
             tx.commit()?;
         }
-        Ok(Writer { conn, series, resources, live, changes, forward })
+        let kinds = KindBook::load(&conn)?;
+        Ok(Writer { conn, series, resources, live, changes, forward, kinds })
     }
 
     /// Settings of the writer's connection only, set after [`Writer::load`]: the load reads every
@@ -389,9 +399,12 @@ impl Writer {
         let Some(state) = pending.series.get_mut(&desc.key) else {
             return Ok(Err("internal: series state missing".into()));
         };
+        if let Some(refusal) = kinds::shape_refusal(&desc.metric, state.shape, desc.shape) {
+            return Ok(Err(refusal));
+        }
         // The series' shape is fixed by its first point; a histogram turning into a number (or
         // back) is refused by the accounting.
-        let effect = match state.totals.apply(
+        let effect = match state.totals.apply_finite(
             state.shape,
             point.temporality,
             point.start_ns,
@@ -404,6 +417,12 @@ impl Writer {
             }
             Err(Refusal::WrongValueType) => {
                 return Ok(Err(format!("metric {}: data type changed", desc.metric)))
+            }
+            Err(Refusal::NotFinite) => {
+                return Ok(Err(format!(
+                    "metric {}: the total would no longer be finite",
+                    desc.metric
+                )))
             }
         };
         if let (Shape::MonotonicSum, Effect::Add(inc)) = (state.shape, &effect) {
@@ -425,12 +444,19 @@ impl Writer {
         point: &MetricPoint,
     ) -> Result<Result<SeriesState, String>, StoreError> {
         let expo = live::expo_key(live::SeriesNaming::of(desc));
+        if !expo.family.is_empty() {
+            let names =
+                [(NameSpace::Otlp, desc.metric.as_str()), (NameSpace::Prometheus, &expo.family)];
+            if let Err(refusal) = self.kinds.claim(&mut pending.kinds, &names, expo.kind) {
+                return Ok(Err(refusal));
+            }
+        }
         let bounds = match &point.value {
             crate::ingest::PointValue::Histogram(h) => Some(h.bounds.as_slice()),
             _ => None,
         };
-        // The row is created before commit; if the transaction fails it stays at zero, which
-        // /metrics shows as a series that has counted nothing yet.
+        // The row is created before commit, hidden from /metrics until the commit succeeded
+        // (Live::mark_committed); if the transaction fails it stays hidden at zero.
         let row = {
             let mut live_w = self.live.write().map_err(|_| StoreError::Poisoned)?;
             match live_w.row_for(&expo, clamp_i64(point.time_ns) / 1_000_000, bounds) {
@@ -577,6 +603,7 @@ impl Writer {
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )?;
         meta.execute(params!["last_ingest_ns", crate::ingest::now_ns().to_string()])?;
+        pending.kinds.persist(tx, crate::ingest::now_ns())?;
         if let Some(client) = client {
             meta.execute(params!["last_client", client])?;
         }
@@ -585,6 +612,9 @@ impl Writer {
 
     fn apply(&mut self, pending: Pending) {
         if let Ok(mut live) = self.live.write() {
+            for state in pending.series.values() {
+                live.mark_committed(state.row);
+            }
             for (row, effect, time_ns) in &pending.live_ops {
                 match effect {
                     Effect::None => {}
@@ -598,6 +628,7 @@ impl Writer {
         }
         self.series.extend(pending.series);
         self.resources.extend(pending.resources);
+        self.kinds.apply(pending.kinds);
     }
 }
 
