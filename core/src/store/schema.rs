@@ -151,7 +151,7 @@ const MIGRATIONS: &[&str] = &[
     -- row's total, found through this index.
     CREATE INDEX series_expo ON series(expo_family, expo_labels);
     "#,
-    // Issue 13: each API request's id as a typed, indexed column of `events` (the transcripts
+    // v5 (issue 13): each API request's id as a typed, indexed column of `events` (the transcripts
     // import deduplicates by it), filled from the attribute JSON of the events stored before.
     r#"
     ALTER TABLE events ADD COLUMN request_id TEXT;
@@ -159,7 +159,7 @@ const MIGRATIONS: &[&str] = &[
         WHERE json_valid(attrs) AND json_type(attrs, '$.request_id') = 'text';
     CREATE INDEX events_request ON events(request_id) WHERE request_id IS NOT NULL;
     "#,
-    // Issue 14: the kind each metric name keeps (store/kinds.rs), the first one seen; existing
+    // v6 (issue 14): the kind each metric name keeps (store/kinds.rs), the first one seen; existing
     // series name theirs, oldest first.
     r#"
     CREATE TABLE metric_kinds (
@@ -180,6 +180,9 @@ const MIGRATIONS: &[&str] = &[
 
 /// The schema version this build writes.
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
+
+/// The version that added `events.request_id` (tests build the layout just before it).
+pub(crate) const REQUEST_ID_COLUMN: i64 = 5;
 
 /// Brings the database up to [`LATEST`]. Refuses a database written by a newer tokentray.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
