@@ -34,12 +34,18 @@ pub fn run(config: &Config, args: StatuslineArgs) -> anyhow::Result<ExitCode> {
 
     let limits = plan::from_statusline(&json, now_ns);
     let data_dir = config.data_dir()?;
-    if let Some(l) = &limits {
+    // A mistyped --data-dir is said on stderr; the status line itself still prints.
+    let data_dir_ok = super::existing_data_dir(config)
+        .map_err(|e| eprintln!("tokentray statusline: {e:#}"))
+        .is_ok();
+    if let Some(l) = limits.as_ref().filter(|_| data_dir_ok) {
         if let Err(e) = plan::save(&data_dir, l) {
             eprintln!("tokentray statusline: could not store the plan limits: {e}");
         }
     }
-    let today = if data_dir.join(DB_FILE).exists() {
+    let today = if !data_dir_ok {
+        None
+    } else if data_dir.join(DB_FILE).exists() {
         Reader::open(&data_dir)
             .and_then(|r| {
                 r.report("today", Period::Today.range_now(config.budgets.week_start.0), None)
@@ -89,7 +95,10 @@ fn run_previous(command: &str, input: &str) -> Option<String> {
         .spawn()
         .ok()?;
     if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(input.as_bytes());
+        // A previous command that does not read its input closes the pipe early.
+        super::exit::with_sigpipe_ignored(|| {
+            let _ = stdin.write_all(input.as_bytes());
+        });
     }
     let out = child.wait_with_output().ok()?;
     String::from_utf8_lossy(&out.stdout)

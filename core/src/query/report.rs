@@ -14,6 +14,20 @@ pub fn whole_as_int<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     }
 }
 
+/// Dollars to the micro-dollar: sums of doubles come out as `0.059699999999999996`; JSON gets
+/// the decimal they stand for, `0.0597` (README, "JSON").
+pub fn micro_usd<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(round_micro(*v))
+}
+
+fn round_micro(v: f64) -> f64 {
+    if v.is_finite() && v.abs() < 9.0e9 {
+        (v * 1e6).round() / 1e6
+    } else {
+        v
+    }
+}
+
 fn map_whole_as_int<S: Serializer>(m: &BTreeMap<String, f64>, s: S) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeMap;
     let mut map = s.serialize_map(Some(m.len()))?;
@@ -27,7 +41,7 @@ struct AsInt(f64);
 
 impl Serialize for AsInt {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        whole_as_int(&self.0, s)
+        whole_as_int(&round_micro(self.0), s)
     }
 }
 
@@ -78,6 +92,7 @@ impl Tokens {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ApiRequests {
     pub count: u64,
+    #[serde(serialize_with = "micro_usd")]
     pub cost_usd: f64,
     pub input_tokens: i64,
     pub output_tokens: i64,
@@ -88,6 +103,7 @@ pub struct ApiRequests {
 /// Figures for a period, or for one group of it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Figures {
+    #[serde(serialize_with = "micro_usd")]
     pub cost_usd: f64,
     pub tokens: Tokens,
     /// Sessions started (`claude_code.session.count`).
@@ -177,5 +193,17 @@ mod tests {
         assert_eq!(v["metrics"][names::COST], serde_json::json!(0.0193));
         assert_eq!(v["metrics"][names::TOKENS], serde_json::json!(27334));
         assert_eq!(f.tokens.cache_hit_ratio(), Some(0.0));
+    }
+
+    #[test]
+    fn money_is_a_clean_decimal_in_json() {
+        let mut f = Figures::default();
+        for v in [0.0193, 0.0193, 0.0193] {
+            f.add_metric(names::COST, None, v);
+        }
+        assert_ne!(f.cost_usd, 0.0579, "the float sum is not the decimal");
+        let json = serde_json::to_string(&f).expect("json");
+        assert!(json.contains(r#""cost_usd":0.0579"#), "{json}");
+        assert!(json.contains(r#""claude_code.cost.usage":0.0579"#), "{json}");
     }
 }

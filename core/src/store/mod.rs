@@ -7,6 +7,7 @@
 //! * Reports read the database through [`Reader`] ([`read`]), from `serve` or any other process.
 
 pub mod accounting;
+pub mod data_dir;
 pub mod live;
 mod lock;
 pub mod read;
@@ -35,6 +36,12 @@ pub enum StoreError {
     Sqlite(String),
     #[error("cannot create the data directory {path}: {reason}")]
     DataDir { path: PathBuf, reason: String },
+    #[error("the data directory {path} is a file, not a directory; pass --data-dir with a directory (or move the file away)")]
+    NotADirectory { path: PathBuf },
+    #[error("the data directory {path} does not exist; check --data-dir (`tokentray serve` or the tray creates it on first start)")]
+    NoDataDir { path: PathBuf },
+    #[error("the history {path} can only be read here, and {reason}")]
+    ReadOnly { path: PathBuf, reason: String },
     #[error("the database was written by a newer tokentray (schema {found}, this build knows up to {supported}); upgrade tokentray")]
     TooNew { found: i64, supported: i64 },
     #[error("could not encode state: {0}")]
@@ -135,10 +142,7 @@ pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
 impl Store {
     /// Opens (creating and migrating as needed) the database in `data_dir` and starts the writer.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::DataDir {
-            path: data_dir.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        data_dir::create(data_dir)?;
         // Before the database is touched: a second engine must change nothing.
         let engine_lock = lock::EngineLock::acquire(data_dir)?;
         let path = data_dir.join(DB_FILE);
