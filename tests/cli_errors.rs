@@ -263,4 +263,5 @@ fn read_only_commands_work_on_a_read_only_history() {
     let said = text(&out.stdout) + &text(&out.stderr);
     assert!(!said.contains("aside"), "never advise moving history aside: {said}");
     assert_ne!(out.status.code(), Some(14), "not damaged: {said}");
+    assert!(said.contains("can only be read here"), "the read-only directory is named: {said}");
 }

@@ -245,7 +245,8 @@
     setMoney($('spend-week'), d.week.cost_usd);
     setMoney($('spend-month'), d.month.cost_usd);
     const sub = [];
-    const nSessions = (d.sessions_today || []).filter((s) => s.session_id).length;
+    // The JSON lists the most recent sessions only; the count covers all of today's.
+    const nSessions = d.sessions_today_count ?? (d.sessions_today || []).filter((s) => s.session_id).length;
     sub.push(`${exact(nSessions)} session${nSessions === 1 ? '' : 's'}`);
     sub.push(`${exact(d.today.api_requests)} request${d.today.api_requests === 1 ? '' : 's'}`);
     if (d.today.active_time_seconds > 0) sub.push(`${duration(d.today.active_time_seconds)} active`);
@@ -262,7 +263,7 @@
     renderDaily(d.daily || []);
     renderHourly(d.hourly || [], d.generated_at);
     renderModels(d.models || []);
-    renderSessions(d.sessions_today || [], d.daily && d.daily.length ? d.daily[d.daily.length - 1].date : null);
+    renderSessions(d.sessions_today || [], d.daily && d.daily.length ? d.daily[d.daily.length - 1].date : null, d.sessions_today_count);
     renderFooter(d);
   }
 
@@ -713,8 +714,13 @@
     $('models').hidden = models.length === 0;
   }
 
-  function renderSessions(sessions, todayDate) {
+  function renderSessions(sessions, todayDate, total) {
     const body = $('sessions-body');
+    const listed = sessions.filter((s) => s.session_id).length;
+    const more = (total ?? listed) - listed;
+    const moreRow = more > 0
+      ? [el('tr', { 'data-testid': 'sessions-more' }, el('td', { colspan: '4', text: `and ${exact(more)} more session${more === 1 ? '' : 's'} today (tokentray report --by session)` }))]
+      : [];
     body.replaceChildren(...sessions.map((s) => {
       const id = s.session_id || '';
       const started = s.started_at ? new Date(s.started_at) : null;
@@ -728,7 +734,7 @@
         el('td', { text: startedText }),
         el('td', { class: 'num', text: duration(s.duration_seconds) }),
         el('td', { class: 'num cost', text: usd(s.cost_usd) }));
-    }));
+    }), ...moreRow);
     $('sessions-empty').hidden = sessions.length > 0;
     $('sessions').hidden = sessions.length === 0;
   }

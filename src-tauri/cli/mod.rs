@@ -46,8 +46,8 @@ pub enum Command {
     /// (or $CLAUDE_CONFIG_DIR/settings.json), with --dry-run and --undo.
     Setup(setup::SetupArgs),
     /// Check, in order, what stands between Claude Code and tokentray, with a fix for each
-    /// problem (exit 0 when all is well, 10–14 for the first kind of failure)
-    Doctor,
+    /// problem (exit 0 when all is well, 10–15 for the first kind of failure)
+    Doctor(doctor::DoctorArgs),
     /// A Claude Code statusLine command: today's spend and the plan's 5-hour / 7-day usage (read
     /// from the JSON on stdin and handed to the engine)
     Statusline(statusline::StatuslineArgs),
@@ -78,7 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(Command::Setup(setup_args)) => setup::run(&config, setup_args),
         Some(Command::Forward(cmd)) => forward::run(&config, cmd, &config_file),
         Some(Command::Receiver(cmd)) => forward::run_receiver(cmd),
-        Some(Command::Doctor) => doctor::run(&config),
+        Some(Command::Doctor(a)) => doctor::run(&config, a),
         Some(Command::Statusline(a)) => statusline::run(&config, a),
         #[cfg(feature = "desktop")]
         Some(Command::Tray(tray_args)) => tray(config, tray_args, &args.data_dir, &args.config),

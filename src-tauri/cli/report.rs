@@ -24,7 +24,7 @@ pub struct ReportArgs {
     /// Break down by day, week, month, model, session, type (tokens) or hour
     #[arg(long, value_name = "DIMENSION")]
     pub by: Option<GroupBy>,
-    /// Print JSON instead of a table (money rounded to the micro-dollar)
+    /// Print JSON instead of a table (money as decimals, to the nano-dollar)
     #[arg(long, conflicts_with = "csv")]
     pub json: bool,
     /// Print CSV (one row per group, then a total row) instead of a table
@@ -152,7 +152,7 @@ fn table(by: &str, groups: &[tokentray_core::query::Group], total: &Figures) -> 
     out
 }
 
-/// CSV with exact figures (money to the micro-dollar), one row per group and a total row.
+/// CSV with exact figures (money as a decimal, to the nano-dollar), one row per group and a total row.
 fn csv(r: &Report) -> String {
     let mut out = format!(
         "{},input,output,cache_read,cache_write,total_tokens,cost_usd,sessions,active_seconds\n",
@@ -172,7 +172,7 @@ fn csv(r: &Report) -> String {
             t.cache_read,
             t.cache_creation,
             t.total,
-            (f.cost_usd * 1e6).round() / 1e6,
+            tokentray_core::query::report::round_decimal(f.cost_usd),
             f.sessions,
             (f.active_time_seconds * 1e3).round() / 1e3
         )

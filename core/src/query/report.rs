@@ -14,15 +14,17 @@ pub fn whole_as_int<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     }
 }
 
-/// Dollars to the micro-dollar: sums of doubles come out as `0.059699999999999996`; JSON gets
-/// the decimal they stand for, `0.0597` (README, "JSON").
-pub fn micro_usd<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(round_micro(*v))
+/// Dollars as the decimal they stand for: a sum of doubles comes out as `0.059699999999999996`;
+/// JSON gets `0.0597`. Rounded to the nano-dollar (9 decimals), finer than any price Claude
+/// Code sends (7 decimals), coarser than the noise of summing doubles (README, "report").
+pub fn decimal_usd<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(round_decimal(*v))
 }
 
-fn round_micro(v: f64) -> f64 {
-    if v.is_finite() && v.abs() < 9.0e9 {
-        (v * 1e6).round() / 1e6
+/// `v` to 9 decimals; the integer division makes the double the one nearest that decimal.
+pub fn round_decimal(v: f64) -> f64 {
+    if v.is_finite() && v.abs() < 9.0e6 {
+        (v * 1e9).round() / 1e9
     } else {
         v
     }
@@ -32,7 +34,9 @@ fn map_whole_as_int<S: Serializer>(m: &BTreeMap<String, f64>, s: S) -> Result<S:
     use serde::ser::SerializeMap;
     let mut map = s.serialize_map(Some(m.len()))?;
     for (k, v) in m {
-        map.serialize_entry(k, &AsInt(*v))?;
+        // Money as a decimal (see `decimal_usd`); other sums as sent.
+        let v = if k == names::COST { round_decimal(*v) } else { *v };
+        map.serialize_entry(k, &AsInt(v))?;
     }
     map.end()
 }
@@ -41,7 +45,7 @@ struct AsInt(f64);
 
 impl Serialize for AsInt {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        whole_as_int(&round_micro(self.0), s)
+        whole_as_int(&self.0, s)
     }
 }
 
@@ -92,7 +96,7 @@ impl Tokens {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ApiRequests {
     pub count: u64,
-    #[serde(serialize_with = "micro_usd")]
+    #[serde(serialize_with = "decimal_usd")]
     pub cost_usd: f64,
     pub input_tokens: i64,
     pub output_tokens: i64,
@@ -103,7 +107,7 @@ pub struct ApiRequests {
 /// Figures for a period, or for one group of it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Figures {
-    #[serde(serialize_with = "micro_usd")]
+    #[serde(serialize_with = "decimal_usd")]
     pub cost_usd: f64,
     pub tokens: Tokens,
     /// Sessions started (`claude_code.session.count`).
