@@ -328,6 +328,20 @@ impl Reader {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// Time and cost of every event named `name` from `since_ns` on (the statusline's burn
+    /// rate over the last hour).
+    pub fn event_costs_since(
+        &self,
+        name: &str,
+        since_ns: i64,
+    ) -> Result<Vec<(i64, f64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT time_ns, COALESCE(cost_usd, 0) FROM events WHERE name = ?1 AND time_ns >= ?2",
+        )?;
+        let rows = stmt.query_map(params![name, since_ns], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     /// Distinct sessions with any usage in the range.
     pub fn session_ids(&self, range: TimeRange) -> Result<Vec<String>, StoreError> {
         let (start_ns, end_ns) = range.bounds_ns();
