@@ -142,6 +142,7 @@ fn status_exit_codes_and_json() {
         "highest_crossed",
         "forecast_usd",
         "reach_limit_at",
+        "forecast_ready",
         "period_start",
         "period_end",
     ];

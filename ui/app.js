@@ -445,7 +445,8 @@
         if (t > 0 && t < 100) svg('rect', { class: 'tick', x: t - 0.3, y: 0, width: 0.6, height: 6 }, bar);
       }
       let forecast = '';
-      if (b.spent_usd < b.limit_usd && b.reach_limit_at) forecast = `At this pace ${usd(b.limit_usd)} around ${when(b.reach_limit_at)}`;
+      if (b.forecast_ready === false) forecast = 'Forecast: not enough data yet';
+      else if (b.spent_usd < b.limit_usd && b.reach_limit_at) forecast = `At this pace ${usd(b.limit_usd)} around ${when(b.reach_limit_at)}`;
       else if (b.forecast_usd > b.spent_usd + 0.005) forecast = `Forecast ${usd(b.forecast_usd)} by the end of the ${b.period === 'daily' ? 'day' : b.period === 'weekly' ? 'week' : 'month'}`;
       return el('div', { class: 'budget', 'data-testid': 'budget', 'data-period': b.period, 'data-model': b.model || '', 'data-level': level,
           'data-spent': String(b.spent_usd), 'data-limit': String(b.limit_usd), 'data-percent': String(b.percent) },

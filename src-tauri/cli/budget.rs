@@ -206,13 +206,16 @@ fn render(status: &BudgetStatus, now: &DateTime<Local>) -> String {
         } else {
             String::new()
         };
+        let forecast = if b.forecast_ready {
+            format!("forecast {} by end of {}", usd(b.forecast_usd), b.period.noun())
+        } else {
+            "forecast: not enough data yet".to_string()
+        };
         let mut line = format!(
-            "  {name:<24} {:>9} of {:<9} {:>4.0}% {bar} {mark:<13}  forecast {} by end of {}",
+            "  {name:<24} {:>9} of {:<9} {:>4.0}% {bar} {mark:<13}  {forecast}",
             usd(b.spent_usd),
             usd(b.limit_usd),
             b.percent,
-            usd(b.forecast_usd),
-            b.period.noun()
         );
         if let Some(at) = &b.reach_limit_at {
             line += &format!(", reaches {} around {}", usd(b.limit_usd), short_time(at, now));
