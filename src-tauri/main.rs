@@ -3,15 +3,14 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let args = tokentray::cli::Args::parse();
+    let args = match tokentray::cli::parse() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    tokentray::cli::exit_quietly_on_closed_stdout(&args);
     match tokentray::cli::run(args) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("tokentray: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(e) => tokentray::cli::report_error(&e),
     }
 }

@@ -92,6 +92,8 @@ fn status_exit_codes_and_json() {
     not_at_midnight();
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, config) = (dir.path().join("data"), dir.path().join("config.toml"));
+    // An existing history (the engine creates it; commands that only read or note do not).
+    std::fs::create_dir_all(&data).expect("mkdir");
 
     // No budgets: exit 0, an empty list.
     let (code, json) = status_json(&data, &config);
@@ -142,6 +144,7 @@ fn status_exit_codes_and_json() {
         "highest_crossed",
         "forecast_usd",
         "reach_limit_at",
+        "forecast_ready",
         "period_start",
         "period_end",
     ];
@@ -181,6 +184,8 @@ fn status_exit_codes_and_json() {
 fn set_and_unset_round_trip_the_config_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, config) = (dir.path().join("data"), dir.path().join("config.toml"));
+    // An existing history (the engine creates it; commands that only read or note do not).
+    std::fs::create_dir_all(&data).expect("mkdir");
     let original = "# tokentray settings\n[listen]\nmetrics = \"127.0.0.1:9999\"  # the team's port\n\n[privacy]\nstore_prompts = false\n";
     std::fs::write(&config, original).expect("write");
 
@@ -250,6 +255,8 @@ fn pause_and_resume() {
     not_at_midnight();
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, config) = (dir.path().join("data"), dir.path().join("config.toml"));
+    // An existing history (the engine creates it; commands that only read or note do not).
+    std::fs::create_dir_all(&data).expect("mkdir");
     std::fs::write(&config, "[budgets]\ndaily = 20\n").expect("write");
     let out = run(&data, &config, &["budget", "pause"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -387,6 +394,8 @@ fn serve_sends_exactly_one_alert_to_the_webhook_and_the_command_when_a_request_c
     not_at_midnight();
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, config) = (dir.path().join("data"), dir.path().join("config.toml"));
+    // An existing history (the engine creates it; commands that only read or note do not).
+    std::fs::create_dir_all(&data).expect("mkdir");
     let hook = webhook();
     let out_file: PathBuf = dir.path().join("command-args.txt");
     let script = dir.path().join("alert.sh");

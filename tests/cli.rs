@@ -100,10 +100,11 @@ fn config_file_and_env_choose_the_ports() {
 #[test]
 fn report_on_an_empty_history_says_what_to_do() {
     let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("data")).expect("mkdir");
     let out = tokentray(&dir).args(["report", "today"]).output().expect("runs");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("No data yet"), "{text}");
+    assert!(text.contains("`tokentray setup`") && text.contains("`tokentray doctor`"), "{text}");
     let out = tokentray(&dir).args(["report", "all", "--json"]).output().expect("runs");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["cost_usd"], serde_json::json!(0.0));

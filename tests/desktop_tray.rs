@@ -310,8 +310,8 @@ fn tray_shows_spend_and_its_menu_works_over_dbus() {
 }
 
 #[test]
-fn ports_in_use_are_said_plainly_and_the_app_keeps_running() {
-    if !session::enter("ports_in_use_are_said_plainly_and_the_app_keeps_running", &[]) {
+fn beside_a_running_engine_the_tray_views_its_history() {
+    if !session::enter("beside_a_running_engine_the_tray_views_its_history", &[]) {
         return;
     }
     // `tokentray serve` already runs on the same data dir and holds the ports.
@@ -350,25 +350,25 @@ fn ports_in_use_are_said_plainly_and_the_app_keeps_running() {
         .wait_item(0, REGISTER_TIMEOUT)
         .unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
 
-    wait_label(&item, "Ports in use — engine not started", Duration::from_secs(10))
+    // Issue 14/16: a viewer of the running engine's history, its spend in the label, and the
+    // menu says whose history it is.
+    wait_label(&item, "$0.00", Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
     let menu = menu_with(&item, "Today: $0.00");
-    let status = entry(&menu, "Ports in use — engine not started");
-    assert!(status.label.contains(&format!("port {port}")), "{status:?}");
+    let status = entry(&menu, "Showing the history of the tokentray engine already running");
+    assert!(status.label.contains(&format!("pid {}", serve.pid)), "{status:?}");
     assert!(!status.enabled);
-    assert!(
-        tray.out.contains(&format!("port {port} (OTLP/gRPC, {grpc}) is already in use")),
-        "{}",
-        tray.out.text()
-    );
+    assert!(tray.out.contains("the tray shows its history"), "{}", tray.out.text());
     assert!(!tray.out.contains("listening "), "no engine started:\n{}", tray.out.text());
+    let _ = port;
     std::thread::sleep(Duration::from_secs(1));
     assert!(tray.try_status().is_none(), "the app exited:\n{}", tray.out.text());
 
-    // It still reads the shared history: what `serve` receives shows in the info row.
+    // What `serve` receives shows in the label and the info row.
     let history = otlp::history();
     otlp::send(held.http, &history);
-    let want = info_line(&otlp::expected(&history).today);
+    let today = otlp::expected(&history).today;
+    let want = info_line(&today);
     assert!(
         wait_for(Duration::from_secs(10), || item
             .menu()
@@ -379,7 +379,9 @@ fn ports_in_use_are_said_plainly_and_the_app_keeps_running() {
         "info row {:?}, want {want:?}",
         item.menu().find("Today:").map(|n| n.label.clone())
     );
-    assert_eq!(item.label(), "Ports in use — engine not started");
+    let label = tokentray_core::query::format::usd(today.cost);
+    wait_label(&item, &label, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
 
     // SIGTERM (logout, `kill`) ends it as Quit does; `serve` keeps its ports.
     proc::signal(tray.pid, "TERM");

@@ -168,3 +168,75 @@ fn protocol_sent_to_the_wrong_port_is_exit_12_then_no_data_13_then_all_good() {
         "{report}"
     );
 }
+
+/// `doctor --json` as a script reads it.
+fn doctor_json(m: &Machine, data_dir: &Path) -> (i32, serde_json::Value) {
+    let out = m.tokentray(data_dir, &["doctor", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.code().unwrap_or(-1), v)
+}
+
+fn check<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    v["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} check: {v}"))
+}
+
+#[test]
+fn an_engine_on_other_ports_is_found_through_its_lock_file() {
+    let m = Machine::new();
+    // The config names ports nobody listens on; the engine runs on ports 0 chose.
+    let (g, h, p) = (free_port(), free_port(), free_port());
+    m.listen(&format!("127.0.0.1:{g}"), &format!("127.0.0.1:{h}"), &format!("127.0.0.1:{p}"));
+    let serve = Serve::start();
+    std::fs::write(
+        m.home().join(".claude/settings.json"),
+        format!(
+            r#"{{"env": {{"CLAUDE_CODE_ENABLE_TELEMETRY": "1", "OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:{}"}}}}"#,
+            serve.grpc.port()
+        ),
+    )
+    .expect("write settings");
+    let (code, v) = doctor_json(&m, &serve.data_dir);
+    let engine = check(&v, "engine");
+    assert_eq!(engine["status"], "ok", "{v}");
+    assert!(
+        engine["detail"].as_str().unwrap_or("").contains(&format!("pid {}", serve.pid())),
+        "{v}"
+    );
+    assert_eq!(
+        check(&v, "Claude Code settings")["status"],
+        "ok",
+        "settings checked against the engine's ports: {v}"
+    );
+    assert_eq!(check(&v, "data directory")["status"], "ok", "{v}");
+    assert_eq!(code, 13, "only 'nothing received yet' is left: {v}");
+    assert_eq!(v["exit_code"], 13);
+}
+
+#[test]
+fn a_data_dir_that_is_a_file_or_missing_is_exit_15_without_advice_to_move_history() {
+    let m = Machine::new();
+    let (g, h, p) = (free_port(), free_port(), free_port());
+    m.listen(&format!("127.0.0.1:{g}"), &format!("127.0.0.1:{h}"), &format!("127.0.0.1:{p}"));
+    let file = m.dir.path().join("data");
+    std::fs::write(&file, "x").expect("write");
+    let (_, v) = doctor_json(&m, &file);
+    let dir = check(&v, "data directory");
+    assert_eq!(
+        (dir["status"].as_str(), dir["exit_code"].as_u64()),
+        (Some("fail"), Some(15)),
+        "{v}"
+    );
+    assert!(dir["detail"].as_str().unwrap_or("").contains("is a file"), "{v}");
+    let missing = m.dir.path().join("dtaa");
+    let (_, v) = doctor_json(&m, &missing);
+    assert!(
+        check(&v, "data directory")["detail"].as_str().unwrap_or("").contains("does not exist"),
+        "{v}"
+    );
+    assert!(!missing.exists(), "doctor creates nothing");
+    assert!(!v.to_string().contains("aside"), "{v}");
+}

@@ -220,3 +220,68 @@ fn managed_settings_pinning_another_endpoint_are_explained() {
     );
     assert!(!h.settings().exists());
 }
+
+/// Issue 16: the user edits the file between two setups; `--statusline` keeps their protocol;
+/// undo takes out only what tokentray added, keeps what the user added, and names the key of
+/// ours they changed by hand (which stays).
+#[test]
+fn undo_after_a_user_edit_removes_only_what_tokentray_added() {
+    let h = Home::new();
+    h.write_settings(
+        "{\n  \"model\": \"opus\",\n  \"permissions\": {\n    \"allow\": []\n  }\n}\n",
+    );
+    let first = h.setup(&["--protocol", "http/protobuf"], &[]);
+    assert!(first.status.success(), "{}", text(&first));
+
+    // The user's edit: their own status line and an env key of theirs.
+    let mut v = read_json(&h.settings());
+    v["statusLine"] = serde_json::json!({"type": "command", "command": "printf mine"});
+    v["env"]["MY_VAR"] = Value::String("kept".into());
+    h.write_settings(&(serde_json::to_string_pretty(&v).expect("json") + "\n"));
+
+    let second = h.setup(&["--statusline"], &[]);
+    assert!(second.status.success(), "{}", text(&second));
+    let v = read_json(&h.settings());
+    assert_eq!(
+        v["env"]["OTEL_EXPORTER_OTLP_PROTOCOL"], "http/protobuf",
+        "the user's protocol is kept: {v}"
+    );
+    assert_eq!(v["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"], "http://127.0.0.1:5318");
+    let command = v["statusLine"]["command"].as_str().unwrap_or_default();
+    assert!(command.contains("--after 'printf mine'"), "{command}");
+
+    // Then one of tokentray's keys changed by hand.
+    let mut v = read_json(&h.settings());
+    v["env"]["OTEL_METRIC_EXPORT_INTERVAL"] = Value::String("30000".into());
+    h.write_settings(&(serde_json::to_string_pretty(&v).expect("json") + "\n"));
+
+    let undo = h.setup(&["--undo"], &[]);
+    assert!(undo.status.success(), "{}", text(&undo));
+    assert!(
+        String::from_utf8_lossy(&undo.stderr)
+            .contains("OTEL_METRIC_EXPORT_INTERVAL changed by hand"),
+        "{}",
+        text(&undo)
+    );
+    let after = std::fs::read_to_string(h.settings()).expect("read");
+    let v: Value = serde_json::from_str(&after).expect("json");
+    assert_eq!(v["statusLine"]["command"], "printf mine", "the user's status line is back: {v}");
+    assert_eq!(v["env"]["MY_VAR"], "kept");
+    assert_eq!(v["env"]["OTEL_METRIC_EXPORT_INTERVAL"], "30000", "changed by hand: stays");
+    for ours in [
+        "CLAUDE_CODE_ENABLE_TELEMETRY",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_METRICS_EXPORTER",
+    ] {
+        assert!(v["env"].get(ours).is_none(), "{ours} removed: {v}");
+    }
+    assert_eq!(v["model"], "opus");
+    assert!(after.find("\"model\"") < after.find("\"permissions\""), "key order kept: {after}");
+    let leftovers: Vec<_> = std::fs::read_dir(h.home().join(".claude"))
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n != "settings.json")
+        .collect();
+    assert!(leftovers.is_empty(), "no tokentray files left: {leftovers:?}");
+}

@@ -55,7 +55,8 @@ fn prints_todays_spend_and_plan_usage_and_hands_the_limits_to_the_engine() {
 
     let (ok, out, err) = statusline(&serve, &[], WITH_LIMITS);
     assert!(ok, "{err}");
-    assert_eq!(out, "$3.42 today · 5h 37% · 7d 12%\n", "{err}");
+    assert!(out.starts_with("$3.42 today · $0.42 session · 5h 37% (resets in "), "{out} {err}");
+    assert!(out.ends_with(") · 7d 12%\n"), "{out}");
     let d = dashboard(&serve);
     assert_eq!(d["plan_limits"]["five_hour"]["used_percentage"], 37.4, "{d:#}");
     assert_eq!(d["plan_limits"]["seven_day"]["used_percentage"], 12.0, "{d:#}");
@@ -68,7 +69,7 @@ fn prints_todays_spend_and_plan_usage_and_hands_the_limits_to_the_engine() {
     // Without rate limits (API-key users): the spend only; the last known limits stay.
     let (ok, out, err) = statusline(&serve, &[], WITHOUT_LIMITS);
     assert!(ok, "{err}");
-    assert_eq!(out, "$3.42 today\n");
+    assert_eq!(out, "$3.42 today · $0.42 session\n");
     assert_eq!(dashboard(&serve)["plan_limits"]["five_hour"]["used_percentage"], 37.4);
 
     // Garbage on stdin still gives Claude Code a line.
@@ -115,5 +116,64 @@ fn setup_statusline_chains_the_previous_command() {
         .expect("sh");
     child.stdin.take().expect("stdin").write_all(WITH_LIMITS.as_bytes()).expect("write");
     let out = child.wait_with_output().expect("wait");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "repo:main │ $1.50 today · 5h 37% · 7d 12%\n");
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        line.starts_with("repo:main │ $1.50 today · $0.42 session · 5h 37% (resets in "),
+        "{line}"
+    );
+}
+
+/// Issue 16: the countdown to the 5-hour reset, the session's own cost, the daily budget with
+/// the time the pace reaches it, the burn rate, and `--format`.
+#[test]
+fn countdown_session_cost_budget_and_burn_rate() {
+    let serve = Serve::start_with(support::serve::ServeOptions {
+        config_toml: Some("[budgets]\ndaily = 20\n".into()),
+        ..Default::default()
+    });
+    // Six requests of $0.50 in six different minutes of the last hour: $3 over 6 active minutes,
+    // $30/h; $17 left of $20 is reached in 34 minutes.
+    let now = chrono::Local::now();
+    let now_ns = now.timestamp_nanos_opt().expect("ns");
+    for m in 1..=6i64 {
+        let t = (now_ns - m * 60_000_000_000) as u64;
+        post_api_request(&serve, t, 0.5);
+    }
+    spend(&serve, 3.0);
+    let resets = now.timestamp() + 2 * 3600 + 17 * 60 + 30;
+    let input = format!(
+        r#"{{"session_id": "s1", "cost": {{"total_cost_usd": 1.25}}, "rate_limits": {{"five_hour": {{"used_percentage": 37, "resets_at": {resets}}}}}}}"#
+    );
+    let (ok, out, err) = statusline(&serve, &[], &input);
+    assert!(ok, "{err}");
+    let reached = (now + chrono::Duration::minutes(34)).format("%H:%M").to_string();
+    let reached_late = (now + chrono::Duration::minutes(35)).format("%H:%M").to_string();
+    assert!(out.starts_with("$3.00 today · $1.25 session · day $3.00/$20 (15%)"), "{out}");
+    // (Only while the pace reaches the limit before local midnight.)
+    if (now + chrono::Duration::minutes(36)).date_naive() == now.date_naive() {
+        assert!(
+            out.contains(&format!(", $20 at {reached}"))
+                || out.contains(&format!(", $20 at {reached_late}")),
+            "reached at about {reached}: {out}"
+        );
+    }
+    assert!(out.contains("5h 37% (resets in 2 h 17 m)"), "{out}");
+    assert!(out.trim_end().ends_with("$30.00/h"), "{out}");
+
+    let (_, out, _) = statusline(&serve, &["--format", "{5h} | {session}"], &input);
+    assert_eq!(out, "5h 37% (resets in 2 h 17 m) | $1.25 session\n");
+}
+
+/// One `claude_code.api_request` event of `cost` at `time_ns`, over OTLP/HTTP.
+fn post_api_request(serve: &Serve, time_ns: u64, cost: f64) {
+    use prost::Message;
+    let usage = testkit::Usage { cost_usd: cost, ..testkit::Usage::TYPICAL };
+    let req = testkit::api_request_log("s1", "u", "claude-opus-4-5", usage, time_ns);
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("http://{}/v1/logs", serve.http))
+        .header("content-type", "application/x-protobuf")
+        .body(req.encode_to_vec())
+        .send()
+        .expect("POST /v1/logs");
+    assert!(resp.status().is_success(), "POST /v1/logs: {}", resp.status());
 }

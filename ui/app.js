@@ -245,7 +245,8 @@
     setMoney($('spend-week'), d.week.cost_usd);
     setMoney($('spend-month'), d.month.cost_usd);
     const sub = [];
-    const nSessions = (d.sessions_today || []).filter((s) => s.session_id).length;
+    // The JSON lists the most recent sessions only; the count covers all of today's.
+    const nSessions = d.sessions_today_count ?? (d.sessions_today || []).filter((s) => s.session_id).length;
     sub.push(`${exact(nSessions)} session${nSessions === 1 ? '' : 's'}`);
     sub.push(`${exact(d.today.api_requests)} request${d.today.api_requests === 1 ? '' : 's'}`);
     if (d.today.active_time_seconds > 0) sub.push(`${duration(d.today.active_time_seconds)} active`);
@@ -263,7 +264,7 @@
     renderHourly(d.hourly || [], d.generated_at);
     renderModels(d.models || []);
     renderMachines(d.machines_today || []);
-    renderSessions(d.sessions_today || [], d.daily && d.daily.length ? d.daily[d.daily.length - 1].date : null);
+    renderSessions(d.sessions_today || [], d.daily && d.daily.length ? d.daily[d.daily.length - 1].date : null, d.sessions_today_count);
     renderFooter(d);
   }
 
@@ -445,7 +446,8 @@
         if (t > 0 && t < 100) svg('rect', { class: 'tick', x: t - 0.3, y: 0, width: 0.6, height: 6 }, bar);
       }
       let forecast = '';
-      if (b.spent_usd < b.limit_usd && b.reach_limit_at) forecast = `At this pace ${usd(b.limit_usd)} around ${when(b.reach_limit_at)}`;
+      if (b.forecast_ready === false) forecast = 'Forecast: not enough data yet';
+      else if (b.spent_usd < b.limit_usd && b.reach_limit_at) forecast = `At this pace ${usd(b.limit_usd)} around ${when(b.reach_limit_at)}`;
       else if (b.forecast_usd > b.spent_usd + 0.005) forecast = `Forecast ${usd(b.forecast_usd)} by the end of the ${b.period === 'daily' ? 'day' : b.period === 'weekly' ? 'week' : 'month'}`;
       return el('div', { class: 'budget', 'data-testid': 'budget', 'data-period': b.period, 'data-model': b.model || '', 'data-level': level,
           'data-spent': String(b.spent_usd), 'data-limit': String(b.limit_usd), 'data-percent': String(b.percent) },
@@ -730,8 +732,13 @@
     }));
   }
 
-  function renderSessions(sessions, todayDate) {
+  function renderSessions(sessions, todayDate, total) {
     const body = $('sessions-body');
+    const listed = sessions.filter((s) => s.session_id).length;
+    const more = (total ?? listed) - listed;
+    const moreRow = more > 0
+      ? [el('tr', { 'data-testid': 'sessions-more' }, el('td', { colspan: '4', text: `and ${exact(more)} more session${more === 1 ? '' : 's'} today (tokentray report --by session)` }))]
+      : [];
     body.replaceChildren(...sessions.map((s) => {
       const id = s.session_id || '';
       const started = s.started_at ? new Date(s.started_at) : null;
@@ -745,7 +752,7 @@
         el('td', { text: startedText }),
         el('td', { class: 'num', text: duration(s.duration_seconds) }),
         el('td', { class: 'num cost', text: usd(s.cost_usd) }));
-    }));
+    }), ...moreRow);
     $('sessions-empty').hidden = sessions.length > 0;
     $('sessions').hidden = sessions.length === 0;
   }

@@ -181,7 +181,7 @@ fn main() {
             group.bench_function(BenchmarkId::from_parameter(id), |b| {
                 b.iter(|| {
                     let range = period.range_now(Weekday::Mon);
-                    let r = reader.report(period.name(), range, by).expect("report");
+                    let r = reader.report(&period.name(), range, by).expect("report");
                     r.groups.map(|g| g.len()).unwrap_or(0)
                 })
             });

@@ -25,6 +25,7 @@
 //! * [`plan`] — plan usage (5-hour and 7-day windows) handed over by the statusline command.
 //! * [`doctor`] — who holds a port, whether Claude Code's settings point here.
 //! * [`setup`] — Claude Code's `settings.json`: merge the telemetry `env`, back up, undo.
+//! * [`statusline`] — the statusline's countdowns, burn rate, "reached at" and format.
 //! * [`config`] — defaults, TOML file, `TOKENTRAY_*` environment.
 //! * `testkit` (feature `testkit`) — builders of Claude Code-shaped requests, shared by tests,
 //!   benchmarks and the load generator; not part of the shipped engine.
@@ -44,6 +45,7 @@ pub mod query;
 pub mod receiver;
 pub mod server;
 pub mod setup;
+pub mod statusline;
 pub mod store;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use chrono::{DateTime, Local, NaiveTime, Utc};
 use clap::{Args, Subcommand};
 use tokentray_core::budget::{self, edit, AlertState, BudgetPeriod, BudgetStatus, Level};
-use tokentray_core::config::{BudgetLimit, Config};
+use tokentray_core::config::{BudgetLimit, Config, DEFAULT_THRESHOLDS, MAX_THRESHOLD};
 use tokentray_core::store::Reader;
 
 use tokentray_core::query::format::usd;
@@ -29,10 +29,25 @@ pub enum BudgetCommand {
 }
 
 fn parse_usd(s: &str) -> Result<f64, String> {
-    s.trim()
+    let v = s
+        .trim()
         .trim_start_matches('$')
         .parse::<f64>()
-        .map_err(|_| format!("'{s}' is not an amount of USD"))
+        .map_err(|_| format!("'{s}' is not an amount of USD (for example 20 or 12.50)"))?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(format!("a budget must be a positive amount of USD, not {s}"));
+    }
+    Ok(v)
+}
+
+fn parse_percent(s: &str) -> Result<u32, String> {
+    let bad = || {
+        format!("'{s}' is not a percentage of the limit (a whole number from 1 to {MAX_THRESHOLD}, e.g. --thresholds 50,80,100)")
+    };
+    match s.trim().trim_end_matches('%').parse::<u32>() {
+        Ok(p) if (1..=MAX_THRESHOLD).contains(&p) => Ok(p),
+        _ => Err(bad()),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -40,13 +55,13 @@ pub struct SetArgs {
     /// daily, weekly or monthly
     pub period: BudgetPeriod,
     /// Limit in USD
-    #[arg(value_parser = parse_usd)]
+    #[arg(value_parser = parse_usd, allow_negative_numbers = true)]
     pub usd: f64,
     /// Only this model's spend (Claude Code's `model`, e.g. claude-opus-5-5)
     #[arg(long)]
     pub model: Option<String>,
     /// Percentages of the limit that alert when crossed [default: 50,80,100]
-    #[arg(long, value_delimiter = ',', value_name = "PERCENTS")]
+    #[arg(long, value_delimiter = ',', value_name = "PERCENTS", value_parser = parse_percent)]
     pub thresholds: Vec<u32>,
 }
 
@@ -83,7 +98,7 @@ pub fn run(
         BudgetCommand::Status(a) => status(config, a),
         BudgetCommand::Pause(a) => pause(config, a),
         BudgetCommand::Resume => {
-            AlertState::open_dir(&config.data_dir()?)?.pause_until(None)?;
+            AlertState::open_dir(&super::existing_data_dir(config)?)?.pause_until(None)?;
             println!("Budget alerts are on.");
             Ok(ExitCode::SUCCESS)
         }
@@ -101,6 +116,23 @@ fn set(config_file: &Path, a: SetArgs) -> anyhow::Result<ExitCode> {
     let limit = BudgetLimit::new(a.usd, &a.thresholds).map_err(anyhow::Error::msg)?;
     edit::set_budget(config_file, a.period, a.model.as_deref(), &limit)?;
     let at: Vec<String> = limit.thresholds.iter().map(|t| format!("{t}%")).collect();
+    let dropped: Vec<String> = DEFAULT_THRESHOLDS
+        .iter()
+        .filter(|d| !limit.thresholds.contains(d))
+        .map(|t| t.to_string())
+        .collect();
+    if !dropped.is_empty() {
+        let mut keep: Vec<u32> = limit.thresholds.clone();
+        keep.extend(DEFAULT_THRESHOLDS);
+        keep.sort_unstable();
+        keep.dedup();
+        let keep: Vec<String> = keep.iter().map(|t| t.to_string()).collect();
+        eprintln!(
+            "tokentray: note: --thresholds replaces the default alerts ({}% are not kept); to keep them too: --thresholds {}",
+            dropped.join("%, "),
+            keep.join(",")
+        );
+    }
     println!(
         "Set the {} to {} (alerts at {}) in {}.",
         describe(a.period, a.model.as_deref()),
@@ -123,7 +155,7 @@ fn unset(config_file: &Path, a: UnsetArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn status(config: &Config, a: StatusArgs) -> anyhow::Result<ExitCode> {
-    let data_dir = config.data_dir()?;
+    let data_dir = super::existing_data_dir(config)?;
     let reader = Reader::open(&data_dir)
         .with_context(|| format!("opening the history in {}", data_dir.display()))?;
     let now = Local::now();
@@ -174,13 +206,16 @@ fn render(status: &BudgetStatus, now: &DateTime<Local>) -> String {
         } else {
             String::new()
         };
+        let forecast = if b.forecast_ready {
+            format!("forecast {} by end of {}", usd(b.forecast_usd), b.period.noun())
+        } else {
+            "forecast: not enough data yet".to_string()
+        };
         let mut line = format!(
-            "  {name:<24} {:>9} of {:<9} {:>4.0}% {bar} {mark:<13}  forecast {} by end of {}",
+            "  {name:<24} {:>9} of {:<9} {:>4.0}% {bar} {mark:<13}  {forecast}",
             usd(b.spent_usd),
             usd(b.limit_usd),
             b.percent,
-            usd(b.forecast_usd),
-            b.period.noun()
         );
         if let Some(at) = &b.reach_limit_at {
             line += &format!(", reaches {} around {}", usd(b.limit_usd), short_time(at, now));
@@ -205,7 +240,7 @@ fn pause(config: &Config, a: PauseArgs) -> anyhow::Result<ExitCode> {
     if until <= now.with_timezone(&Utc) {
         anyhow::bail!("--until {} is in the past", a.until);
     }
-    AlertState::open_dir(&config.data_dir()?)?.pause_until(Some(until))?;
+    AlertState::open_dir(&super::existing_data_dir(config)?)?.pause_until(Some(until))?;
     let local = until.with_timezone(&Local);
     println!(
         "Budget alerts paused until {} ({}). Thresholds crossed meanwhile will not alert later; `tokentray budget resume` turns alerts back on.",

@@ -2,7 +2,10 @@
 //! tray, and says for each what is wrong and how to fix it. Exit code 0 when nothing failed,
 //! else the most fundamental failure's (`tokentray_core::doctor::Problem`): 10 a port is taken
 //! by another program, 11 the engine is not running, 12 Claude Code's settings do not point
-//! here, 13 no data received yet, 14 the database is damaged.
+//! here, 13 no data received yet, 14 the database is damaged, 15 the data directory cannot be
+//! used (a file, missing, unreadable: never damage, so never a reason to move history aside).
+//! The engine is found by its ports and, on other ports, through the data directory's
+//! `engine.lock`.
 
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
@@ -13,25 +16,49 @@ use tokentray_core::config::Config;
 use tokentray_core::dashboard::endpoints::{self, Endpoints};
 use tokentray_core::doctor::{self, Check, Problem, Status};
 use tokentray_core::setup;
-use tokentray_core::store::{Reader, DB_FILE};
+use tokentray_core::store::{running_engine, Reader, DB_FILE};
+
+mod data_dir;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// Print the checks as JSON ({checks: [{name, status, detail, fix}], exit_code})
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(config: &Config, args: DoctorArgs) -> anyhow::Result<ExitCode> {
     let listen = &config.listen;
     let configured = Endpoints::from_listen(listen);
+    let data_dir = config.data_dir()?;
     let mut checks = Vec::new();
 
-    // 1. The engine: whoever answers /api/health on the metrics port.
-    let health = probe_health(&configured.metrics);
-    checks.push(match &health {
-        Some(h) => Check {
+    // 1. The engine: whoever answers /api/health on the metrics port, else the engine that
+    // holds this data directory (its lock file names the ports it bound).
+    let engine = running_engine(&data_dir);
+    let (health, at) = match probe_health(&configured.metrics) {
+        Some(h) => (Some(h), configured.metrics.clone()),
+        None => match engine.as_ref().and_then(|e| e.metrics.clone()) {
+            Some(m) => (probe_health(&m), m),
+            None => (None, configured.metrics.clone()),
+        },
+    };
+    checks.push(match (&health, &engine) {
+        (Some(h), _) => Check {
             name: "engine",
             status: Status::Ok,
-            detail: format!("tokentray {} is running (pid {}), dashboard at http://{}/", h.version, h.pid, configured.metrics),
+            detail: format!("tokentray {} is running (pid {}), dashboard at http://{at}/", h.version, h.pid),
             fix: None,
         },
-        None => Check {
+        (None, Some(e)) => Check {
+            name: "engine",
+            status: Status::Ok,
+            detail: format!("tokentray is running with this history ({e})"),
+            fix: None,
+        },
+        (None, None) => Check {
             name: "engine",
             status: Status::Fail(Problem::EngineDown),
             detail: format!("no tokentray answers at {}", configured.metrics),
@@ -58,7 +85,13 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
         }
     });
-    let (grpc_port, http_port) = (port_of(&listen.otlp_grpc), port_of(&listen.otlp_http));
+    // Claude Code must point at the running engine's ports when it runs on others.
+    let bound =
+        |a: Option<&String>, configured: &str| port_of(a.map_or(configured, |s| s.as_str()));
+    let (grpc_port, http_port) = (
+        bound(engine.as_ref().and_then(|e| e.otlp_grpc.as_ref()), &listen.otlp_grpc),
+        bound(engine.as_ref().and_then(|e| e.otlp_http.as_ref()), &listen.otlp_http),
+    );
     checks.push(match &settings {
         Ok((path, Some(v))) => match doctor::claude_settings_point_here(v, grpc_port, http_port) {
             Ok(how) => Check {
@@ -106,10 +139,12 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         }
     });
 
-    // 5. Data, 6. forwarding, 7. the database.
-    let data_dir = config.data_dir()?;
+    // 5. The data directory itself, 6. data, 7. forwarding, 8. the database.
+    let dir_check = data_dir::check(&data_dir, config.data_dir.is_some());
+    let dir_usable = !matches!(dir_check.status, Status::Fail(_));
+    checks.push(dir_check);
     let db = data_dir.join(DB_FILE);
-    let reader = if db.exists() { Some(Reader::open(&data_dir)) } else { None };
+    let reader = if dir_usable && db.exists() { Some(Reader::open(&data_dir)) } else { None };
     let now_ns = tokentray_core::ingest::now_ns();
     checks.push(match &reader {
         Some(Ok(r)) => {
@@ -136,15 +171,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         _ => no_data(&data_dir),
     });
     checks.push(forwarding(config, &db, reader.is_some(), now_ns));
-    let damaged = |why: String| Check {
-        name: "database",
-        status: Status::Fail(Problem::Database),
-        detail: format!("{}: {why}", db.display()),
-        fix: Some(format!(
-            "stop tokentray and move {} aside; it starts a new history",
-            db.display()
-        )),
-    };
+    let damaged = |why: String| data_dir::database_problem(&db, why);
     checks.push(match &reader {
         None => Check {
             name: "database",
@@ -165,7 +192,11 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         },
     });
 
-    print(&checks);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&data_dir::as_json(&checks))?);
+    } else {
+        print(&checks);
+    }
     Ok(ExitCode::from(doctor::exit_code(&checks)))
 }
 

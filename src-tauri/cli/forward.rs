@@ -75,7 +75,7 @@ pub struct StatusArgs {
 }
 
 fn queue(config: &Config) -> anyhow::Result<Queue> {
-    let dir = config.data_dir()?;
+    let dir = super::existing_data_dir(config)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(Queue::open(&dir.join(DB_FILE))?)
 }
@@ -191,11 +191,18 @@ pub fn run(config: &Config, cmd: ForwardCommand, config_file: &Path) -> anyhow::
         }
         ForwardCommand::On | ForwardCommand::Off => {
             let on = matches!(cmd, ForwardCommand::On);
+            super::existing_data_dir(config)?;
+            if on && config.forward.endpoint.is_none() {
+                return Err(super::Usage(format!(
+                    "forwarding has no endpoint yet, so it stays off; set one first: tokentray forward setup --endpoint URL --protocol grpc (config: {})",
+                    config_file.display()
+                ))
+                .into());
+            }
             control::set_enabled(&queue(config)?, on)?;
             match (&config.forward.endpoint, on) {
-                (None, true) => println!("forwarding is on, but no endpoint is set: run tokentray forward setup --endpoint URL"),
                 (Some(e), true) => println!("forwarding to {e} is on"),
-                (_, false) => println!("forwarding is off"),
+                _ => println!("forwarding is off"),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -210,10 +217,16 @@ fn when(ns: Option<i64>) -> String {
 }
 
 fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    if config.forward.endpoint.is_none() && !json {
+        // Nothing to look up (no keychain either): say how to set it up.
+        println!("Forwarding is not set up. To send everything on to your team's collector: tokentray forward setup --endpoint URL --protocol grpc");
+        return Ok(ExitCode::SUCCESS);
+    }
     let q = queue(config)?;
     let st = control::status(&q, &config.forward, tokentray_core::ingest::now_ns())?;
     // The keychain may be missing (a server without a desktop session): say so, not fail.
     let headers = match secret::forward_headers(&config.forward) {
+        _ if config.forward.endpoint.is_none() => Ok(Vec::new()),
         Ok(h) => Ok(h.masked()),
         Err(e) => Err(e.to_string()),
     };

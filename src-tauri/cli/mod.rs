@@ -2,11 +2,14 @@
 
 mod budget;
 mod doctor;
+mod exit;
 mod forward;
 mod report;
 mod serve;
 mod setup;
 mod statusline;
+
+pub use exit::{exit_quietly_on_closed_stdout, parse, report_error, Usage};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,8 +46,8 @@ pub enum Command {
     /// (or $CLAUDE_CONFIG_DIR/settings.json), with --dry-run and --undo.
     Setup(setup::SetupArgs),
     /// Check, in order, what stands between Claude Code and tokentray, with a fix for each
-    /// problem (exit 0 when all is well, 10–14 for the first kind of failure)
-    Doctor,
+    /// problem (exit 0 when all is well, 10–15 for the first kind of failure)
+    Doctor(doctor::DoctorArgs),
     /// A Claude Code statusLine command: today's spend and the plan's 5-hour / 7-day usage (read
     /// from the JSON on stdin and handed to the engine)
     Statusline(statusline::StatuslineArgs),
@@ -75,17 +78,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(Command::Setup(setup_args)) => setup::run(&config, setup_args),
         Some(Command::Forward(cmd)) => forward::run(&config, cmd, &config_file),
         Some(Command::Receiver(cmd)) => forward::run_receiver(cmd),
-        Some(Command::Doctor) => doctor::run(&config),
+        Some(Command::Doctor(a)) => doctor::run(&config, a),
         Some(Command::Statusline(a)) => statusline::run(&config, a),
         #[cfg(feature = "desktop")]
         Some(Command::Tray(tray_args)) => tray(config, tray_args, &args.data_dir, &args.config),
         #[cfg(feature = "desktop")]
         None => tray(config, crate::desktop::TrayArgs::default(), &args.data_dir, &args.config),
         #[cfg(not(feature = "desktop"))]
-        None => {
-            eprintln!("tokentray: this build has no tray app (built without the `desktop` feature); use `tokentray serve` or `tokentray report`, see --help");
-            Ok(ExitCode::from(2))
-        }
+        None => Err(Usage("this build has no tray app (built without the `desktop` feature); run `tokentray serve` for the engine, or see `tokentray --help`".into()).into()),
     }
 }
 
@@ -98,6 +98,18 @@ fn tray(
 ) -> anyhow::Result<ExitCode> {
     let launch = crate::desktop::Launch { data_dir: data_dir.clone(), config: config_path.clone() };
     Ok(crate::desktop::run(config, tray_args, launch)?)
+}
+
+/// The data directory of a command that does not create it (everything but the engines): one
+/// named in `--data-dir`, `TOKENTRAY_DATA_DIR` or the config must exist, so that a typo says so
+/// instead of reading (or starting) an empty history. The platform default may be missing before
+/// the first start, which reads as an empty history.
+pub(crate) fn existing_data_dir(config: &Config) -> anyhow::Result<PathBuf> {
+    let dir = config.data_dir()?;
+    if config.data_dir.is_some() || dir.exists() {
+        tokentray_core::store::data_dir::check_existing(&dir)?;
+    }
+    Ok(dir)
 }
 
 fn load_config(args: &Args) -> anyhow::Result<Config> {

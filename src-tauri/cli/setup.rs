@@ -11,13 +11,14 @@ use tokentray_core::setup::{self, Protocol, Undone};
 #[derive(Debug, Args)]
 pub struct SetupArgs {
     /// OTLP protocol Claude Code should use: grpc (port of --otlp-grpc), http/protobuf or
-    /// http/json (port of --otlp-http)
-    #[arg(long, default_value = "grpc", value_name = "PROTOCOL")]
-    pub protocol: Protocol,
+    /// http/json (port of --otlp-http) [default: the one the settings already name, else grpc]
+    #[arg(long, value_name = "PROTOCOL")]
+    pub protocol: Option<Protocol>,
     /// Show the change to the settings file as a diff, write nothing
     #[arg(long, conflicts_with = "undo")]
     pub dry_run: bool,
-    /// Put the settings file back as it was before the first `tokentray setup`
+    /// Take out what `tokentray setup` added (the original file when it was not edited since;
+    /// else only tokentray's keys, and the ones changed by hand are named and kept)
     #[arg(long)]
     pub undo: bool,
     /// Also make `tokentray statusline` Claude Code's status line (today's spend and plan usage);
@@ -37,13 +38,28 @@ pub fn run(config: &Config, args: SetupArgs) -> anyhow::Result<ExitCode> {
             Undone::Removed => {
                 println!("Removed {} (tokentray setup had created it).", path.display())
             }
+            Undone::Reverted { changed_by_hand } => {
+                println!(
+                    "Took tokentray's settings out of {}; everything else stays.",
+                    path.display()
+                );
+                if !changed_by_hand.is_empty() {
+                    eprintln!(
+                        "tokentray: note: {} changed by hand since `tokentray setup`, so left as they are; remove them yourself if they should go",
+                        changed_by_hand.join(", ")
+                    );
+                }
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
 
     let listen = &config.listen;
     let endpoints = Endpoints::from_listen(listen);
-    let env = setup::telemetry_env(&endpoints, args.protocol);
+    // Running setup again keeps the protocol the user chose unless told otherwise.
+    let protocol =
+        args.protocol.or_else(|| setup::current_protocol(&path)).unwrap_or(Protocol::Grpc);
+    let env = setup::telemetry_env(&endpoints, protocol);
     let mut plan = setup::plan(&path, &env, &setup::managed_settings_paths())?;
     if args.statusline {
         plan = setup::with_statusline(plan, &statusline_command(config)?)?;

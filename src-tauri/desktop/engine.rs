@@ -15,7 +15,9 @@ use tokentray_core::config::Config;
 use tokentray_core::dashboard::Endpoints;
 use tokentray_core::forward::Forwarder;
 use tokentray_core::server::{self, BoundAddrs, Listeners, ServerError};
-use tokentray_core::store::{Change, Store, DB_FILE};
+use tokentray_core::store::{
+    running_engine, Change, EngineInfo, LockError, Store, StoreError, DB_FILE,
+};
 use tokio::sync::{broadcast, oneshot};
 
 use super::error::DesktopError;
@@ -35,6 +37,9 @@ pub enum EngineStatus {
     },
     /// Could not start for another reason (bad address, unreadable history, …).
     Failed(String),
+    /// Another tokentray engine (a `serve`, another tray) holds this data directory: the tray
+    /// shows that engine's history, read from the shared database (issue 14/16).
+    Viewer(EngineInfo),
 }
 
 impl EngineStatus {
@@ -46,6 +51,10 @@ impl EngineStatus {
                 Some(format!("Ports in use — engine not started (port {port}, {what})"))
             }
             EngineStatus::Failed(reason) => Some(format!("Engine not started: {reason}")),
+            EngineStatus::Viewer(info) => Some(format!(
+                "Showing the history of the tokentray engine already running (pid {})",
+                info.pid
+            )),
         }
     }
 
@@ -55,6 +64,8 @@ impl EngineStatus {
             EngineStatus::Running(_) => None,
             EngineStatus::PortsInUse { .. } => Some("Ports in use — engine not started"),
             EngineStatus::Failed(_) => Some("Engine not started"),
+            // The label is today's spend, read from the running engine's history.
+            EngineStatus::Viewer(_) => None,
         }
     }
 }
@@ -110,6 +121,11 @@ impl Engine {
             server: None,
         };
 
+        // Another engine on this data directory: view its history instead of competing for it.
+        if let Some(info) = running_engine(&engine.data_dir) {
+            engine.become_viewer(info);
+            return Ok(engine);
+        }
         let listeners = match Listeners::bind(&config.listen) {
             Ok(l) => l,
             Err(e) => {
@@ -137,6 +153,14 @@ impl Engine {
         };
         let store = match Store::open(&engine.data_dir) {
             Ok(s) => s,
+            Err(StoreError::Locked(LockError::Held { .. })) => {
+                // It started between our look and our open: the same as above.
+                drop(listeners);
+                if let Some(info) = running_engine(&engine.data_dir) {
+                    engine.become_viewer(info);
+                }
+                return Ok(engine);
+            }
             Err(e) => {
                 eprintln!("tokentray: opening the history in {}: {e}", engine.data_dir.display());
                 engine.status = EngineStatus::Failed(e.to_string());
@@ -167,6 +191,23 @@ impl Engine {
         let _ = writeln!(out, "{addrs}");
         let _ = out.flush();
         Ok(engine)
+    }
+
+    /// Shows the running engine's history: its addresses are where Claude Code should send.
+    fn become_viewer(&mut self, info: EngineInfo) {
+        eprintln!(
+            "tokentray: another tokentray engine ({info}) holds {}; the tray shows its history",
+            self.data_dir.display()
+        );
+        let or = |addr: &Option<String>, configured: &str| {
+            addr.clone().unwrap_or_else(|| configured.to_string())
+        };
+        self.endpoints = Endpoints {
+            otlp_grpc: or(&info.otlp_grpc, &self.endpoints.otlp_grpc),
+            otlp_http: or(&info.otlp_http, &self.endpoints.otlp_http),
+            metrics: or(&info.metrics, &self.endpoints.metrics),
+        };
+        self.status = EngineStatus::Viewer(info);
     }
 
     /// Starts evaluating budgets after each commit (only when this engine receives: otherwise

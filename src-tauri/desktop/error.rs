@@ -24,7 +24,7 @@ pub enum DesktopError {
     Forward(#[from] ForwardError),
     #[error("cannot start the engine's async runtime: {0}")]
     Runtime(std::io::Error),
-    #[error("cannot open the display (the tray needs a desktop session): {0}")]
+    #[error("cannot open the display (the tray needs a desktop session): {0}; on a headless machine run `tokentray serve` (the engine, with the dashboard at http://127.0.0.1:8889/)")]
     Display(String),
     #[error("tray icon: {0}")]
     Tray(String),

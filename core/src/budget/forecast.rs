@@ -18,6 +18,11 @@
 //!   so a 23- or 25-hour DST day counts the hours it really has.
 //!
 //! The same walk gives the instant at which the expected spend reaches the limit.
+//!
+//! **Enough data first** (issue 16): no projection until the history holds
+//! [`MIN_ACTIVE_SLOTS`] active slots, and none beyond today for a week or month until
+//! [`MIN_HISTORY_DAYS`] days of history came before today. Until then the forecast is what was
+//! spent ("not enough data yet"), instead of one busy quarter hour extrapolated over a month.
 
 use std::collections::BTreeMap;
 
@@ -37,6 +42,35 @@ pub const RATE_WINDOW_DAYS: i64 = 7;
 pub const RATE_SLOTS: usize = 16;
 /// Weight, in observed slots, of the all-days hour profile in the weekday-specific one.
 pub const PRIOR_SLOTS: f64 = 2.0;
+
+/// Active slots (an hour of use in all) before any projection.
+pub const MIN_ACTIVE_SLOTS: usize = 4;
+/// Days of history before today needed to project a week or a month beyond today.
+pub const MIN_HISTORY_DAYS: i64 = 3;
+
+/// Whether there is enough history to project to `period_end_ns` from `now_ns`.
+pub fn enough_data(
+    costs: &SlotCosts,
+    now_ns: i64,
+    history_start_slot: Option<i64>,
+    today_end_ns: i64,
+    period_end_ns: i64,
+) -> bool {
+    let now_slot = now_ns.div_euclid(SLOT_NS);
+    let active_slots = costs.range(..=now_slot).filter(|(_, &c)| c > 0.0).count();
+    if active_slots < MIN_ACTIVE_SLOTS {
+        return false;
+    }
+    if period_end_ns <= today_end_ns {
+        return true;
+    }
+    let today_start_slot = (today_end_ns - DAY_NS).div_euclid(SLOT_NS);
+    // Days touched by history before today: a first use at 09:00 on the 1st makes the 1st one.
+    let slots_per_day = DAY_NS / SLOT_NS;
+    let history_days = history_start_slot
+        .map_or(0, |first| ((today_start_slot - first).max(0) + slots_per_day - 1) / slots_per_day);
+    history_days >= MIN_HISTORY_DAYS
+}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct Tally {
@@ -125,9 +159,13 @@ impl ActivityProfile {
     }
 }
 
+/// A slot counts at most this many times the median active slot in the burn rate, so that one
+/// burst (a huge context, an expensive model for one request) does not set the pace of the day.
+pub const BURST_CAP: f64 = 3.0;
+
 /// Spend per active slot: the mean of the most recent [`RATE_SLOTS`] active slots before the
-/// current one within [`RATE_WINDOW_DAYS`]. The current slot is still filling up, so it only
-/// counts when it is all there is.
+/// current one within [`RATE_WINDOW_DAYS`], each capped at [`BURST_CAP`] × their median. The
+/// current slot is still filling up, so it only counts when it is all there is.
 pub fn burn_rate(costs: &SlotCosts, now_ns: i64) -> f64 {
     let now_slot = now_ns.div_euclid(SLOT_NS);
     let lo = (now_ns - RATE_WINDOW_DAYS * DAY_NS).div_euclid(SLOT_NS);
@@ -141,7 +179,10 @@ pub fn burn_rate(costs: &SlotCosts, now_ns: i64) -> f64 {
     if recent.is_empty() {
         return costs.get(&now_slot).copied().filter(|&c| c > 0.0).unwrap_or(0.0);
     }
-    recent.iter().sum::<f64>() / recent.len() as f64
+    let mut sorted = recent.clone();
+    sorted.sort_by(f64::total_cmp);
+    let cap = sorted[sorted.len() / 2] * BURST_CAP;
+    recent.iter().map(|c| c.min(cap)).sum::<f64>() / recent.len() as f64
 }
 
 /// Where the period is headed.
@@ -250,6 +291,59 @@ mod tests {
         let spent: f64 = costs.range(today_start / SLOT_NS..).map(|(_, c)| c).sum();
         let rate = burn_rate(costs, now);
         (spent, project(&profile, rate, tz, now, today_start + DAY_NS, spent, limit))
+    }
+
+    #[test]
+    fn the_first_minutes_of_a_day_are_not_enough_data() {
+        // First use ever at 09:00; ten minutes later: one active slot.
+        let tz = tz();
+        let mut costs = SlotCosts::new();
+        costs.insert(at(&tz, 20, 9, 0) / SLOT_NS, 0.95);
+        let now = at(&tz, 20, 9, 10);
+        let day_end = at(&tz, 21, 0, 0);
+        let history = costs.keys().next().copied();
+        assert!(!enough_data(&costs, now, history, day_end, day_end));
+        // After an hour of use the day is projected.
+        for m in [15, 30, 45] {
+            costs.insert(at(&tz, 20, 9, m) / SLOT_NS, 0.95);
+        }
+        assert!(enough_data(&costs, at(&tz, 20, 10, 0), history, day_end, day_end));
+    }
+
+    #[test]
+    fn the_first_day_of_a_month_does_not_project_the_month() {
+        // A whole busy first day (the 1st), still no month forecast; on the 4th there is.
+        let tz = tz();
+        let costs = office_hours(&tz, 1..1, 1, (17, 0));
+        let history = costs.keys().next().copied();
+        let month_end = at(&tz, 30, 0, 0);
+        let now = at(&tz, 1, 17, 0);
+        assert!(enough_data(&costs, now, history, at(&tz, 2, 0, 0), at(&tz, 2, 0, 0)), "the day");
+        assert!(!enough_data(&costs, now, history, at(&tz, 2, 0, 0), month_end), "the month");
+        let costs = office_hours(&tz, 1..4, 4, (10, 0));
+        let now = at(&tz, 4, 10, 0);
+        assert!(enough_data(&costs, now, history, at(&tz, 5, 0, 0), month_end));
+    }
+
+    #[test]
+    fn a_burst_does_not_make_the_forecast_swing() {
+        // Four office days, then today a steady morning with one $20 slot at 11:00.
+        let tz = tz();
+        let steady = office_hours(&tz, 16..20, 20, (12, 0));
+        let mut burst = steady.clone();
+        burst.insert(at(&tz, 20, 11, 0) / SLOT_NS, 20.0);
+        let now = at(&tz, 20, 12, 0);
+        let (_, calm) = run(&tz, &steady, 20, now, 1000.0);
+        let (spent, p) = run(&tz, &burst, 20, now, 1000.0);
+        // The burst itself is spent; what is left of the day is projected at most a few dollars
+        // higher (the rate averages 16 active slots), not at the burst's pace.
+        let left_calm = calm.forecast_usd - (spent - 20.0 + C);
+        let left_burst = p.forecast_usd - spent;
+        assert!(
+            left_burst < left_calm + 20.0 * 5.0 * 4.0 / 16.0 + 1e-9,
+            "{left_calm} {left_burst}"
+        );
+        assert!(left_burst < 30.0, "not $20 per slot for the rest of the day: {left_burst}");
     }
 
     #[test]

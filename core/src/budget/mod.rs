@@ -214,6 +214,9 @@ pub struct BudgetState {
     pub forecast_usd: f64,
     /// When the projection reaches the limit (RFC 3339, local); null if it has or will not.
     pub reach_limit_at: Option<String>,
+    /// False while the history is too short to project ("not enough data yet"; see
+    /// [`forecast::enough_data`]): `forecast_usd` is then what was spent.
+    pub forecast_ready: bool,
     pub period_start: String,
     pub period_end: String,
     #[serde(skip)]
@@ -368,15 +371,26 @@ where
                 forecast::burn_rate(costs, now_ns),
             )
         });
-        let projection = forecast::project(
-            profile,
-            *rate,
-            &tz,
-            now_ns.max(start_ns),
-            end_ns,
-            spent,
-            budget.limit_usd,
-        );
+        let today_end_ns = local_midnight_ns(&tz, today + Duration::days(1));
+        let ready = forecast::enough_data(costs, now_ns, history_start, today_end_ns, end_ns);
+        let projection = if ready {
+            forecast::project(
+                profile,
+                *rate,
+                &tz,
+                now_ns.max(start_ns),
+                end_ns,
+                spent,
+                budget.limit_usd,
+            )
+        } else {
+            forecast::Projection {
+                forecast_usd: spent,
+                reach_limit_at_ns: None,
+                rate_usd_per_active_slot: *rate,
+                active_slots_left: 0.0,
+            }
+        };
         out.push(BudgetState {
             period: budget.period,
             model: budget.model.clone(),
@@ -387,6 +401,7 @@ where
             highest_crossed: budget.highest_crossed(spent),
             forecast_usd: round_to(projection.forecast_usd, 0.01),
             reach_limit_at: projection.reach_limit_at_ns.map(|ns| rfc3339(&tz, ns)),
+            forecast_ready: ready,
             period_start: rfc3339(&tz, start_ns),
             period_end: rfc3339(&tz, end_ns),
             key: budget.key(),

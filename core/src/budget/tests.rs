@@ -365,7 +365,7 @@ fn status_json_has_the_documented_shape() {
             "budgets": [{
                 "period": "weekly", "model": null, "limit_usd": 50.0, "spent_usd": 0.0, "percent": 0.0,
                 "thresholds": [50, 80, 100], "highest_crossed": null, "forecast_usd": 0.0, "reach_limit_at": null,
-                "period_start": "2026-11-22T00:00:00+01:00", "period_end": "2026-11-29T00:00:00+01:00"
+                "forecast_ready": false, "period_start": "2026-11-22T00:00:00+01:00", "period_end": "2026-11-29T00:00:00+01:00"
             }],
             "paused_until": null
         })

@@ -27,6 +27,10 @@ use crate::query::report::{names, Figures, Report};
 use crate::query::{local_midnight_ns, GroupBy, Period, TimeRange, Tokens};
 use crate::store::{EventFigures, Reader, StoreError};
 
+/// Today's sessions listed in the dashboard JSON, most recently started first; the rest are
+/// counted in [`Dashboard::sessions_today_count`], so the JSON stays small on a busy day.
+pub const SESSIONS_SHOWN: usize = 50;
+
 /// Days in the daily chart, today included.
 pub const DAILY_DAYS: i64 = 30;
 
@@ -47,8 +51,11 @@ pub struct Dashboard {
     /// Today's spend per machine the data came from: this machine first, then every machine
     /// that forwarded to this one (a remote dev box), by name. Their sum is `today`.
     pub machines_today: Vec<MachineRow>,
-    /// Sessions with usage or events today, most recently started first.
+    /// Sessions with usage or events today, most recently started first, at most
+    /// [`SESSIONS_SHOWN`].
     pub sessions_today: Vec<SessionRow>,
+    /// All of today's sessions with a session id, listed or not.
+    pub sessions_today_count: usize,
     /// The last [`DAILY_DAYS`] local days, oldest first, zero days included.
     pub daily: Vec<DayCost>,
     /// Today's 24 local hours.
@@ -250,6 +257,9 @@ pub fn build(
         .collect();
     sessions_today
         .sort_by(|(a, ra), (b, rb)| b.cmp(a).then_with(|| ra.session_id.cmp(&rb.session_id)));
+    let sessions_today_count =
+        sessions_today.iter().filter(|(_, r)| !r.session_id.is_empty()).count();
+    sessions_today.truncate(SESSIONS_SHOWN);
 
     let day_costs: BTreeMap<&str, f64> =
         by_day.groups.iter().flatten().map(|g| (g.key.as_str(), g.figures.cost_usd)).collect();
@@ -302,6 +312,7 @@ pub fn build(
         models,
         machines_today,
         sessions_today: sessions_today.into_iter().map(|(_, r)| r).collect(),
+        sessions_today_count,
         daily,
         hourly,
         last_request,
@@ -311,4 +322,39 @@ pub fn build(
         endpoints: endpoints.clone(),
         setup_env: endpoints.claude_code_env(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Listen;
+    use crate::store::Store;
+    use crate::testkit;
+
+    /// Issue 14: a busy day must not make the dashboard JSON grow with its sessions.
+    #[test]
+    fn ten_thousand_sessions_today_keep_the_json_small() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = Local::now();
+        let now_ns = now.timestamp_nanos_opt().expect("ns");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+        let store = rt.block_on(async {
+            let store = Store::open(dir.path()).expect("store");
+            // 10,000 sessions of one cost and four token points each, in two requests.
+            for first in [0, 5_000] {
+                let req = testkit::load_request(25_000, first, now_ns as u64);
+                let ack = store.ingest(crate::ingest::metrics::normalize(req, now_ns)).await;
+                assert_eq!(ack.expect("ingest").accepted, 25_000);
+            }
+            store
+        });
+        let reader = store.reader().expect("reader");
+        let endpoints = Endpoints::from_listen(&Listen::default());
+        let d = build(&reader, now, &endpoints, &BudgetsConfig::default()).expect("dashboard");
+        assert_eq!(d.sessions_today_count, 10_000);
+        assert_eq!(d.sessions_today.len(), SESSIONS_SHOWN);
+        let json = serde_json::to_string(&d).expect("json");
+        assert!(json.len() < 100_000, "{} bytes", json.len());
+        store.close();
+    }
 }

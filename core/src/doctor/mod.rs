@@ -40,6 +40,9 @@ pub enum Problem {
     NoData = 13,
     /// The history database fails its integrity check.
     Database = 14,
+    /// The data directory cannot be used: a file in its place, missing where it was named, or
+    /// not readable by this user (issue 16). Not damage: the history stays where it is.
+    DataDir = 15,
 }
 
 impl Problem {

@@ -11,53 +11,67 @@ use chrono::{
     DateTime, Datelike, Duration, Local, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Weekday,
 };
 
-/// A named period, always relative to "now" in the local time zone.
+/// A period of `tokentray report`: named ones relative to "now" in the local time zone, or a
+/// calendar month or day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Period {
     Today,
+    Yesterday,
     Week,
+    LastWeek,
     Month,
+    LastMonth,
+    /// A calendar month, `2026-11` (the day is the 1st).
+    CalendarMonth(NaiveDate),
+    /// A calendar day, `2026-11-22`.
+    Day(NaiveDate),
     All,
 }
 
 impl Period {
-    pub fn name(self) -> &'static str {
+    /// What reports call it: `today`, `last-week`, `2026-11`, `2026-11-22`.
+    pub fn name(self) -> String {
         match self {
-            Period::Today => "today",
-            Period::Week => "week",
-            Period::Month => "month",
-            Period::All => "all",
+            Period::Today => "today".into(),
+            Period::Yesterday => "yesterday".into(),
+            Period::Week => "week".into(),
+            Period::LastWeek => "last-week".into(),
+            Period::Month => "month".into(),
+            Period::LastMonth => "last-month".into(),
+            Period::CalendarMonth(d) => d.format("%Y-%m").to_string(),
+            Period::Day(d) => d.format("%Y-%m-%d").to_string(),
+            Period::All => "all".into(),
         }
+    }
+
+    /// The local days `[from, to)` of the period as of `today`, with weeks starting on
+    /// `week_start`; `None` for all time.
+    pub fn days(self, today: NaiveDate, week_start: Weekday) -> Option<(NaiveDate, NaiveDate)> {
+        let week = |d: NaiveDate| {
+            let back = (7 + d.weekday().num_days_from_monday() as i64
+                - week_start.num_days_from_monday() as i64)
+                % 7;
+            let first = d - Duration::days(back);
+            (first, first + Duration::days(7))
+        };
+        Some(match self {
+            Period::All => return None,
+            Period::Today => (today, today + Duration::days(1)),
+            Period::Yesterday => (today - Duration::days(1), today),
+            Period::Day(d) => (d, d + Duration::days(1)),
+            Period::Week => week(today),
+            Period::LastWeek => week(today - Duration::days(7)),
+            Period::Month => month_of(today),
+            Period::LastMonth => month_of(month_of(today).0 - Duration::days(1)),
+            Period::CalendarMonth(d) => month_of(d),
+        })
     }
 
     /// The period containing `now`, with weeks starting on `week_start`.
     pub fn range_at<Tz: TimeZone>(self, now: &DateTime<Tz>, week_start: Weekday) -> TimeRange {
-        let tz = now.timezone();
-        let today = now.date_naive();
-        let (from, to) = match self {
-            Period::All => return TimeRange::ALL,
-            Period::Today => (today, today + Duration::days(1)),
-            Period::Week => {
-                let back = (7 + today.weekday().num_days_from_monday() as i64
-                    - week_start.num_days_from_monday() as i64)
-                    % 7;
-                let first = today - Duration::days(back);
-                (first, first + Duration::days(7))
-            }
-            Period::Month => {
-                let first = today.with_day(1).unwrap_or(today);
-                let next = if first.month() == 12 {
-                    NaiveDate::from_ymd_opt(first.year() + 1, 1, 1)
-                } else {
-                    NaiveDate::from_ymd_opt(first.year(), first.month() + 1, 1)
-                }
-                .unwrap_or(first + Duration::days(31));
-                (first, next)
-            }
-        };
-        TimeRange {
-            start_ns: Some(local_midnight_ns(&tz, from)),
-            end_ns: Some(local_midnight_ns(&tz, to)),
+        match self.days(now.date_naive(), week_start) {
+            None => TimeRange::ALL,
+            Some((from, to)) => days_range(&now.timezone(), from, to),
         }
     }
 
@@ -66,15 +80,51 @@ impl Period {
     }
 }
 
+/// The first day of `d`'s month and of the next.
+pub fn month_of(d: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let first = d.with_day(1).unwrap_or(d);
+    let next = if first.month() == 12 {
+        NaiveDate::from_ymd_opt(first.year() + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(first.year(), first.month() + 1, 1)
+    }
+    .unwrap_or(first + Duration::days(31));
+    (first, next)
+}
+
+/// Local days `[from, to)` as a time range (local midnights).
+pub fn days_range<Tz: TimeZone>(tz: &Tz, from: NaiveDate, to: NaiveDate) -> TimeRange {
+    TimeRange {
+        start_ns: Some(local_midnight_ns(tz, from)),
+        end_ns: Some(local_midnight_ns(tz, to)),
+    }
+}
+
+/// The periods `report` takes, for messages.
+pub const PERIODS: &str =
+    "today, yesterday, week, last-week, month, last-month, YYYY-MM, YYYY-MM-DD, all";
+
 impl std::str::FromStr for Period {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
             "today" | "day" => Period::Today,
+            "yesterday" => Period::Yesterday,
             "week" => Period::Week,
+            "last-week" => Period::LastWeek,
             "month" => Period::Month,
+            "last-month" => Period::LastMonth,
             "all" => Period::All,
-            other => return Err(format!("unknown period '{other}' (today, week, month, all)")),
+            other => {
+                if let Ok(d) = NaiveDate::parse_from_str(other, "%Y-%m-%d") {
+                    Period::Day(d)
+                } else if let Ok(d) = NaiveDate::parse_from_str(&format!("{other}-01"), "%Y-%m-%d")
+                {
+                    Period::CalendarMonth(d)
+                } else {
+                    return Err(format!("unknown period '{other}' ({PERIODS})"));
+                }
+            }
         })
     }
 }
@@ -123,6 +173,9 @@ pub enum GroupBy {
     Type,
     Session,
     Day,
+    /// Local weeks, labelled by their first day (`[budgets] week_start`).
+    Week,
+    Month,
     Hour,
 }
 
@@ -133,6 +186,8 @@ impl GroupBy {
             GroupBy::Type => "type",
             GroupBy::Session => "session",
             GroupBy::Day => "day",
+            GroupBy::Week => "week",
+            GroupBy::Month => "month",
             GroupBy::Hour => "hour",
         }
     }
@@ -146,22 +201,32 @@ impl std::str::FromStr for GroupBy {
             "type" => GroupBy::Type,
             "session" => GroupBy::Session,
             "day" => GroupBy::Day,
+            "week" => GroupBy::Week,
+            "month" => GroupBy::Month,
             "hour" => GroupBy::Hour,
             other => {
-                return Err(format!("unknown grouping '{other}' (model, type, session, day, hour)"))
+                return Err(format!(
+                    "unknown grouping '{other}' (day, week, month, model, session, type, hour)"
+                ))
             }
         })
     }
 }
 
-/// Label of the local day or hour containing `ns`: `2026-11-22` or `2026-11-22T14:00`.
-pub fn local_bucket<Tz: TimeZone>(tz: &Tz, ns: i64, by: GroupBy) -> String
+/// Label of the local day, week, month or hour containing `ns`: `2026-11-22` (a week by its
+/// first day, weeks starting on `week_start`), `2026-11` or `2026-11-22T14:00`.
+pub fn local_bucket<Tz: TimeZone>(tz: &Tz, ns: i64, by: GroupBy, week_start: Weekday) -> String
 where
     Tz::Offset: std::fmt::Display,
 {
     let t = tz.timestamp_nanos(ns);
     match by {
         GroupBy::Hour => t.format("%Y-%m-%dT%H:00").to_string(),
+        GroupBy::Month => t.format("%Y-%m").to_string(),
+        GroupBy::Week => Period::Week
+            .days(t.date_naive(), week_start)
+            .map(|(first, _)| first.format("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
         _ => t.format("%Y-%m-%d").to_string(),
     }
 }
@@ -195,7 +260,29 @@ mod tests {
         let tz = FixedOffset::west_opt(8 * 3600).expect("offset");
         let t = tz.with_ymd_and_hms(2026, 3, 1, 23, 30, 0).single().expect("time");
         let ns = t.timestamp_nanos_opt().expect("ns");
-        assert_eq!(local_bucket(&tz, ns, GroupBy::Day), "2026-03-01");
-        assert_eq!(local_bucket(&tz, ns, GroupBy::Hour), "2026-03-01T23:00");
+        assert_eq!(local_bucket(&tz, ns, GroupBy::Day, Weekday::Mon), "2026-03-01");
+        assert_eq!(local_bucket(&tz, ns, GroupBy::Hour, Weekday::Mon), "2026-03-01T23:00");
+        assert_eq!(local_bucket(&tz, ns, GroupBy::Month, Weekday::Mon), "2026-03");
+        // 2026-03-01 is a Sunday: its Monday week began on 2026-02-23.
+        assert_eq!(local_bucket(&tz, ns, GroupBy::Week, Weekday::Mon), "2026-02-23");
+        assert_eq!(local_bucket(&tz, ns, GroupBy::Week, Weekday::Sun), "2026-03-01");
+    }
+
+    #[test]
+    fn every_period_has_its_days() {
+        let today = NaiveDate::from_ymd_opt(2026, 1, 7).expect("date"); // a Wednesday
+        let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("date");
+        let days = |p: &str| p.parse::<Period>().expect(p).days(today, Weekday::Mon);
+        assert_eq!(days("yesterday"), Some((d(2026, 1, 6), d(2026, 1, 7))));
+        assert_eq!(days("week"), Some((d(2026, 1, 5), d(2026, 1, 12))));
+        assert_eq!(days("last-week"), Some((d(2025, 12, 29), d(2026, 1, 5))));
+        assert_eq!(days("month"), Some((d(2026, 1, 1), d(2026, 2, 1))));
+        assert_eq!(days("last-month"), Some((d(2025, 12, 1), d(2026, 1, 1))));
+        assert_eq!(days("2025-02"), Some((d(2025, 2, 1), d(2025, 3, 1))));
+        assert_eq!(days("2025-02-28"), Some((d(2025, 2, 28), d(2025, 3, 1))));
+        assert_eq!(days("all"), None);
+        assert_eq!("2025-02".parse::<Period>().map(Period::name), Ok("2025-02".to_string()));
+        assert!("2025-13".parse::<Period>().is_err());
+        assert!("fortnight".parse::<Period>().unwrap_err().contains("last-month"));
     }
 }

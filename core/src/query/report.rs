@@ -14,11 +14,29 @@ pub fn whole_as_int<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     }
 }
 
+/// Dollars as the decimal they stand for: a sum of doubles comes out as `0.059699999999999996`;
+/// JSON gets `0.0597`. Rounded to the nano-dollar (9 decimals), finer than any price Claude
+/// Code sends (7 decimals), coarser than the noise of summing doubles (README, "report").
+pub fn decimal_usd<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(round_decimal(*v))
+}
+
+/// `v` to 9 decimals; the integer division makes the double the one nearest that decimal.
+pub fn round_decimal(v: f64) -> f64 {
+    if v.is_finite() && v.abs() < 9.0e6 {
+        (v * 1e9).round() / 1e9
+    } else {
+        v
+    }
+}
+
 fn map_whole_as_int<S: Serializer>(m: &BTreeMap<String, f64>, s: S) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeMap;
     let mut map = s.serialize_map(Some(m.len()))?;
     for (k, v) in m {
-        map.serialize_entry(k, &AsInt(*v))?;
+        // Money as a decimal (see `decimal_usd`); other sums as sent.
+        let v = if k == names::COST { round_decimal(*v) } else { *v };
+        map.serialize_entry(k, &AsInt(v))?;
     }
     map.end()
 }
@@ -78,6 +96,7 @@ impl Tokens {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ApiRequests {
     pub count: u64,
+    #[serde(serialize_with = "decimal_usd")]
     pub cost_usd: f64,
     pub input_tokens: i64,
     pub output_tokens: i64,
@@ -88,6 +107,7 @@ pub struct ApiRequests {
 /// Figures for a period, or for one group of it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Figures {
+    #[serde(serialize_with = "decimal_usd")]
     pub cost_usd: f64,
     pub tokens: Tokens,
     /// Sessions started (`claude_code.session.count`).
@@ -177,5 +197,17 @@ mod tests {
         assert_eq!(v["metrics"][names::COST], serde_json::json!(0.0193));
         assert_eq!(v["metrics"][names::TOKENS], serde_json::json!(27334));
         assert_eq!(f.tokens.cache_hit_ratio(), Some(0.0));
+    }
+
+    #[test]
+    fn money_is_a_clean_decimal_in_json() {
+        let mut f = Figures::default();
+        for v in [0.0193, 0.0193, 0.0193] {
+            f.add_metric(names::COST, None, v);
+        }
+        assert_ne!(f.cost_usd, 0.0579, "the float sum is not the decimal");
+        let json = serde_json::to_string(&f).expect("json");
+        assert!(json.contains(r#""cost_usd":0.0579"#), "{json}");
+        assert!(json.contains(r#""claude_code.cost.usage":0.0579"#), "{json}");
     }
 }

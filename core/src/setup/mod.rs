@@ -16,6 +16,9 @@ use serde_json::{Map, Value};
 
 use crate::dashboard::Endpoints;
 
+mod ledger;
+pub use ledger::ledger_path;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     #[error("{path} is not valid JSON ({reason}); fix or move it, nothing was written")]
@@ -138,6 +141,14 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(suffix);
     path.with_file_name(name)
+}
+
+/// The protocol the settings file already names (`env.OTEL_EXPORTER_OTLP_PROTOCOL`), so that
+/// running setup again (say, for `--statusline`) keeps the user's choice.
+pub fn current_protocol(path: &Path) -> Option<Protocol> {
+    let text = read_optional(path).ok()??;
+    let root: Value = serde_json::from_str(&text).ok()?;
+    root.get("env")?.get("OTEL_EXPORTER_OTLP_PROTOCOL")?.as_str()?.parse().ok()
 }
 
 /// What setup would do to one settings file.
@@ -284,7 +295,26 @@ pub fn apply(plan: &Plan) -> Result<(), SetupError> {
             )?,
         }
     }
-    write_atomic(&plan.path, &plan.after)
+    write_atomic(&plan.path, &plan.after)?;
+    let object = |text: Option<&str>| match text.map(serde_json::from_str::<Value>) {
+        Some(Ok(Value::Object(m))) => m,
+        _ => Map::new(),
+    };
+    let keys: Vec<Vec<String>> = plan
+        .changed_keys
+        .iter()
+        .map(|k| match k.as_str() {
+            "statusLine" => vec![k.clone()],
+            _ => vec!["env".to_string(), k.clone()],
+        })
+        .collect();
+    ledger::record(
+        &plan.path,
+        plan.before.as_deref(),
+        &object(plan.before.as_deref()),
+        &object(Some(&plan.after)),
+        &keys,
+    )
 }
 
 /// What [`undo`] did.
@@ -294,12 +324,31 @@ pub enum Undone {
     Restored,
     /// There was no file before setup: it is gone again.
     Removed,
+    /// The file was edited since tokentray's last change: tokentray's keys were taken out one by
+    /// one (everything else stays); these keys of ours had been changed by hand and stay too.
+    Reverted { changed_by_hand: Vec<String> },
 }
 
-/// Puts the settings file back as it was before the first `setup`.
+/// Removes what `setup` added: the original bytes when the file is still as tokentray left it,
+/// else key by key (see [`ledger`]).
 pub fn undo(path: &Path) -> Result<Undone, SetupError> {
     let backup = backup_path(path);
     let marker = absent_marker(path);
+    if let Some(ledger) = ledger::load(path)? {
+        let current = read_optional(path)?;
+        let edited = ledger.edited_between || current.as_deref() != Some(ledger.written.as_str());
+        if let Some(text) = current.filter(|_| edited) {
+            let undone = revert_edited(path, &text, &ledger, marker.exists())?;
+            for leftover in [&backup, &marker] {
+                if leftover.exists() {
+                    remove(leftover)?;
+                }
+            }
+            ledger::forget(path)?;
+            return Ok(undone);
+        }
+    }
+    ledger::forget(path)?;
     if let Some(original) = read_optional(&backup)? {
         write_atomic(path, &original)?;
         remove(&backup)?;
@@ -313,6 +362,32 @@ pub fn undo(path: &Path) -> Result<Undone, SetupError> {
         return Ok(Undone::Removed);
     }
     Err(SetupError::NothingToUndo { path: path.to_path_buf(), backup })
+}
+
+/// Undo on a file the user edited after tokentray: only tokentray's keys go.
+fn revert_edited(
+    path: &Path,
+    text: &str,
+    ledger: &ledger::Ledger,
+    created: bool,
+) -> Result<Undone, SetupError> {
+    let mut root = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return Err(SetupError::NotAnObject { path: path.to_path_buf() }),
+        Err(e) => {
+            return Err(SetupError::InvalidJson { path: path.to_path_buf(), reason: e.to_string() })
+        }
+    };
+    let changed_by_hand = ledger::revert(ledger, &mut root);
+    if created && root.is_empty() {
+        remove(path)?;
+        return Ok(Undone::Removed);
+    }
+    let mut out = serde_json::to_string_pretty(&Value::Object(root))
+        .map_err(|e| SetupError::Write { path: path.to_path_buf(), reason: e.to_string() })?;
+    out.push('\n');
+    write_atomic(path, &out)?;
+    Ok(Undone::Reverted { changed_by_hand })
 }
 
 /// Refuses when managed settings pin one of our keys to a different value.

@@ -13,6 +13,7 @@
 
 pub mod accounting;
 pub mod alerts;
+pub mod data_dir;
 pub mod disk;
 mod kinds;
 pub mod live;
@@ -49,6 +50,12 @@ pub enum StoreError {
     Sqlite(String),
     #[error("cannot create the data directory {path}: {reason}")]
     DataDir { path: PathBuf, reason: String },
+    #[error("the data directory {path} is a file, not a directory; pass --data-dir with a directory (or move the file away)")]
+    NotADirectory { path: PathBuf },
+    #[error("the data directory {path} does not exist; check --data-dir (`tokentray serve` or the tray creates it on first start)")]
+    NoDataDir { path: PathBuf },
+    #[error("the history {path} can only be read here, and {reason}")]
+    ReadOnly { path: PathBuf, reason: String },
     #[error("the database was written by a newer tokentray (schema {found}, this build knows up to {supported}); upgrade tokentray")]
     TooNew { found: i64, supported: i64 },
     #[error("could not encode state: {0}")]
@@ -166,10 +173,7 @@ pub fn save_plan_rate_limits(data_dir: &Path, json: &str) -> Result<(), StoreErr
 impl Store {
     /// Opens (creating and migrating as needed) the database in `data_dir` and starts the writer.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::DataDir {
-            path: data_dir.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        data_dir::create(data_dir)?;
         // Before the database is touched: a second engine must change nothing.
         let engine_lock = lock::EngineLock::acquire(data_dir)?;
         let path = data_dir.join(DB_FILE);

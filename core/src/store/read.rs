@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use chrono::Local;
+use chrono::{Local, TimeZone, Weekday};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::{StoreError, DB_FILE, SLOT_SECONDS};
-use crate::query::report::{EventSums, Figures};
+use super::{data_dir, StoreError, DB_FILE, SLOT_SECONDS};
+use crate::query::report::{names, EventSums, Figures};
 use crate::query::{local_bucket, Group, GroupBy, Report, TimeRange};
 
 /// A connection for queries. Several may be open while `serve` writes (WAL).
@@ -49,14 +49,100 @@ pub struct SessionTimes {
 
 const SLOT_NS: i64 = SLOT_SECONDS * 1_000_000_000;
 
+/// One sum of usage as the report query returns it.
+struct UsageRow {
+    metric: String,
+    kind: Option<String>,
+    /// The grouping's raw key: a model, a session id or a slot number.
+    key: rusqlite::types::Value,
+    /// By model: the series' session, so that model-less figures of a session (its count and
+    /// active time) go to the models the session used.
+    session: Option<String>,
+    value: f64,
+    models_of_session: Vec<String>,
+}
+
+/// By model, the models each session used within the range, onto the model-less rows.
+fn attach_session_models(rows: &mut [UsageRow]) {
+    let mut models: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in rows.iter() {
+        if let (Some(sid), rusqlite::types::Value::Text(model)) = (&r.session, &r.key) {
+            if !model.is_empty() {
+                let list = models.entry(sid.clone()).or_default();
+                if !list.contains(model) {
+                    list.push(model.clone());
+                }
+            }
+        }
+    }
+    for r in rows.iter_mut() {
+        let model_less = matches!(&r.key, rusqlite::types::Value::Text(m) if m.is_empty());
+        if let (true, Some(sid)) = (model_less, &r.session) {
+            r.models_of_session = models.get(sid).cloned().unwrap_or_default();
+        }
+    }
+}
+
+/// How raw grouping keys become row labels.
+struct Bucketing {
+    by: Option<GroupBy>,
+    week_start: Weekday,
+}
+
+impl Bucketing {
+    /// The rows a usage sum goes to (none when ungrouped, or by type for what is not tokens).
+    fn metric_keys(&self, row: &UsageRow) -> Option<Vec<String>> {
+        match self.by? {
+            GroupBy::Type if row.metric != names::TOKENS => None,
+            GroupBy::Model if !row.models_of_session.is_empty() => {
+                Some(row.models_of_session.clone())
+            }
+            _ => Some(vec![self.key(row.key.clone(), row.kind.as_deref())]),
+        }
+    }
+
+    fn key(&self, raw: rusqlite::types::Value, kind: Option<&str>) -> String {
+        use rusqlite::types::Value;
+        match (self.by, raw) {
+            (Some(GroupBy::Type), _) => kind.unwrap_or_default().to_string(),
+            (
+                Some(g @ (GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour)),
+                Value::Integer(v),
+            ) => local_bucket(&Local, v.saturating_mul(SLOT_NS), g, self.week_start),
+            (_, Value::Text(t)) => t,
+            _ => String::new(),
+        }
+    }
+}
+
 impl Reader {
     /// Opens the database of a data directory, creating it if this is the first run.
+    /// A history that cannot be written here (a read-only mount) is opened read-only.
     pub fn open(data_dir: &Path) -> Result<Reader, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::DataDir {
-            path: data_dir.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        Reader::open_file(&data_dir.join(DB_FILE))
+        let path = data_dir.join(DB_FILE);
+        if let Err(created) = data_dir::create(data_dir) {
+            return match data_dir::check_existing(data_dir) {
+                Ok(()) => Reader::open_read_only(&path),
+                Err(_) => Err(created),
+            };
+        }
+        match Reader::open_file(&path) {
+            Ok(reader) if reader.readable() => Ok(reader),
+            Ok(_) => Reader::open_read_only(&path),
+            Err(e) => Reader::open_read_only(&path).map_err(|_| e),
+        }
+    }
+
+    /// The history read-only, or an empty one when the read-only directory holds none yet.
+    fn open_read_only(path: &Path) -> Result<Reader, StoreError> {
+        if !path.exists() {
+            return Ok(Reader { conn: data_dir::empty_history()? });
+        }
+        Ok(Reader { conn: data_dir::open_read_only(path)? })
+    }
+
+    fn readable(&self) -> bool {
+        self.conn.query_row("SELECT COUNT(*) FROM series", [], |r| r.get::<_, i64>(0)).is_ok()
     }
 
     pub(super) fn open_file(path: &Path) -> Result<Reader, StoreError> {
@@ -69,13 +155,68 @@ impl Reader {
         &self.conn
     }
 
-    /// Spend, tokens, sessions, active time and events for a range, optionally broken down.
+    /// Spend, tokens, sessions, active time and events for a range, optionally broken down
+    /// (weeks starting on Monday; see [`Reader::report_weeks_from`]).
     pub fn report(
         &self,
         period: &str,
         range: TimeRange,
         by: Option<GroupBy>,
     ) -> Result<Report, StoreError> {
+        self.report_weeks_from(period, range, by, Weekday::Mon)
+    }
+
+    /// [`Reader::report`] with `--by week` buckets starting on `week_start`. Every grouping puts
+    /// sessions and active time in the row they belong to: by model, a session counts in each
+    /// model it used; by type, rows are the four token types only.
+    pub fn report_weeks_from(
+        &self,
+        period: &str,
+        range: TimeRange,
+        by: Option<GroupBy>,
+        week_start: Weekday,
+    ) -> Result<Report, StoreError> {
+        let bucket = Bucketing { by, week_start };
+        let mut total = Figures::default();
+        let mut groups: BTreeMap<String, Figures> = BTreeMap::new();
+        for row in self.usage_rows(range, by)? {
+            total.add_metric(&row.metric, row.kind.as_deref(), row.value);
+            if let Some(keys) = bucket.metric_keys(&row) {
+                for key in keys {
+                    groups.entry(key).or_default().add_metric(
+                        &row.metric,
+                        row.kind.as_deref(),
+                        row.value,
+                    );
+                }
+            }
+        }
+        for (name, raw_key, sums) in self.event_rows(range, by)? {
+            total.add_events(&name, &sums);
+            if by.is_some() && by != Some(GroupBy::Type) {
+                let key = bucket.key(raw_key, None);
+                groups.entry(key).or_default().add_events(&name, &sums);
+            }
+        }
+        let tz = Local;
+        let fmt = |ns: Option<i64>| ns.map(|ns| tz.timestamp_nanos(ns).to_rfc3339());
+        Ok(Report {
+            period: period.to_string(),
+            start: fmt(range.start_ns),
+            end: fmt(range.end_ns),
+            figures: total,
+            by: by.map(|b| b.name().to_string()),
+            groups: by
+                .map(|_| groups.into_iter().map(|(key, figures)| Group { key, figures }).collect()),
+        })
+    }
+
+    /// Sums of usage by metric, type, grouping key and (by model) session.
+    fn usage_rows(
+        &self,
+        range: TimeRange,
+        by: Option<GroupBy>,
+    ) -> Result<Vec<UsageRow>, StoreError> {
         let (start_ns, end_ns) = range.bounds_ns();
         let slot_lo = start_ns.div_euclid(SLOT_NS);
         let slot_hi = if end_ns == i64::MAX {
@@ -87,52 +228,48 @@ impl Reader {
             None | Some(GroupBy::Type) => "''",
             Some(GroupBy::Model) => "COALESCE(s.model, '')",
             Some(GroupBy::Session) => "COALESCE(s.session_id, '')",
-            Some(GroupBy::Day) | Some(GroupBy::Hour) => "u.slot",
+            Some(GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour) => "u.slot",
         };
-        let mut total = Figures::default();
-        let mut groups: BTreeMap<String, Figures> = BTreeMap::new();
-        let tz = Local;
-        let key_of = |raw: rusqlite::types::Value, kind: Option<&str>, slot_scale: i64| -> String {
-            match by {
-                Some(GroupBy::Type) => kind.unwrap_or_default().to_string(),
-                Some(g @ (GroupBy::Day | GroupBy::Hour)) => match raw {
-                    rusqlite::types::Value::Integer(v) => {
-                        local_bucket(&tz, v.saturating_mul(slot_scale), g)
-                    }
-                    _ => String::new(),
-                },
-                _ => match raw {
-                    rusqlite::types::Value::Text(t) => t,
-                    _ => String::new(),
-                },
-            }
-        };
-
+        let session = if by == Some(GroupBy::Model) { "s.session_id" } else { "NULL" };
         let sql = format!(
-            "SELECT s.metric, s.type, {series_key} AS k, SUM(u.value)
+            "SELECT s.metric, s.type, {series_key} AS k, {session} AS sid, SUM(u.value)
              FROM usage u JOIN series s ON s.id = u.series_id
              WHERE u.slot >= ?1 AND u.slot < ?2
-             GROUP BY s.metric, s.type, k"
+             GROUP BY s.metric, s.type, k, sid"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(params![slot_lo, slot_hi])?;
-        while let Some(r) = rows.next()? {
-            let metric: String = r.get(0)?;
-            let kind: Option<String> = r.get(1)?;
-            let value: f64 = r.get(3)?;
-            total.add_metric(&metric, kind.as_deref(), value);
-            if by.is_some() {
-                let key = key_of(r.get(2)?, kind.as_deref(), SLOT_NS);
-                groups.entry(key).or_default().add_metric(&metric, kind.as_deref(), value);
-            }
+        let rows = stmt.query_map(params![slot_lo, slot_hi], |r| {
+            Ok(UsageRow {
+                metric: r.get(0)?,
+                kind: r.get(1)?,
+                key: r.get(2)?,
+                session: r.get(3)?,
+                value: r.get(4)?,
+                models_of_session: Vec::new(),
+            })
+        })?;
+        let mut rows = rows.collect::<Result<Vec<_>, _>>()?;
+        if by == Some(GroupBy::Model) {
+            attach_session_models(&mut rows);
         }
+        Ok(rows)
+    }
 
+    /// Sums of events by name and grouping key.
+    fn event_rows(
+        &self,
+        range: TimeRange,
+        by: Option<GroupBy>,
+    ) -> Result<Vec<(String, rusqlite::types::Value, EventSums)>, StoreError> {
+        let (start_ns, end_ns) = range.bounds_ns();
         let event_key = match by {
             None | Some(GroupBy::Type) => "''",
             Some(GroupBy::Model) => "COALESCE(model, '')",
             Some(GroupBy::Session) => "COALESCE(session_id, '')",
-            // Grouped by 15-minute slot in SQL, then folded into local days or hours.
-            Some(GroupBy::Day) | Some(GroupBy::Hour) => "(time_ns / 900000000000)",
+            // Grouped by 15-minute slot in SQL, then folded into local days, weeks, months or hours.
+            Some(GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour) => {
+                "(time_ns / 900000000000)"
+            }
         };
         let sql = format!(
             "SELECT name, {event_key} AS k, COUNT(*), COALESCE(SUM(cost_usd), 0), COALESCE(SUM(input_tokens), 0),
@@ -140,9 +277,7 @@ impl Reader {
              FROM events WHERE time_ns >= ?1 AND time_ns < ?2 GROUP BY name, k"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(params![start_ns, end_ns])?;
-        while let Some(r) = rows.next()? {
-            let name: String = r.get(0)?;
+        let rows = stmt.query_map(params![start_ns, end_ns], |r| {
             let sums = EventSums {
                 count: r.get::<_, i64>(2)? as u64,
                 cost_usd: r.get(3)?,
@@ -151,24 +286,9 @@ impl Reader {
                 cache_read_tokens: r.get(6)?,
                 cache_creation_tokens: r.get(7)?,
             };
-            total.add_events(&name, &sums);
-            if by.is_some() {
-                let key = key_of(r.get(1)?, None, SLOT_NS);
-                groups.entry(key).or_default().add_events(&name, &sums);
-            }
-        }
-
-        let fmt = |ns: Option<i64>| ns.map(|ns| tz.timestamp_nanos(ns).to_rfc3339());
-        use chrono::TimeZone;
-        Ok(Report {
-            period: period.to_string(),
-            start: fmt(range.start_ns),
-            end: fmt(range.end_ns),
-            figures: total,
-            by: by.map(|b| b.name().to_string()),
-            groups: by
-                .map(|_| groups.into_iter().map(|(key, figures)| Group { key, figures }).collect()),
-        })
+            Ok((r.get(0)?, r.get(1)?, sums))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     /// The most recent events, newest first, optionally of one session and/or one name.
@@ -203,6 +323,20 @@ impl Reader {
                     .unwrap_or(serde_json::Value::Null),
             })
         })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Time and cost of every event named `name` from `since_ns` on (the statusline's burn
+    /// rate over the last hour).
+    pub fn event_costs_since(
+        &self,
+        name: &str,
+        since_ns: i64,
+    ) -> Result<Vec<(i64, f64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT time_ns, COALESCE(cost_usd, 0) FROM events WHERE name = ?1 AND time_ns >= ?2",
+        )?;
+        let rows = stmt.query_map(params![name, since_ns], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 

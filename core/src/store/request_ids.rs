@@ -128,7 +128,8 @@ mod tests {
         let path = dir.path().join(DB_FILE);
         {
             let mut conn = connect(&path).expect("connect");
-            schema::migrate_to(&mut conn, schema::REQUEST_ID_COLUMN - 1).expect("the layout before");
+            schema::migrate_to(&mut conn, schema::REQUEST_ID_COLUMN - 1)
+                .expect("the layout before");
             conn.execute("INSERT INTO resources (id, key, attrs) VALUES (1, x'00', '{}')", [])
                 .expect("resource");
             let event = |t: i64, name: &str, session: &str, attrs: &str| {

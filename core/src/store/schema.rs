@@ -182,6 +182,7 @@ const MIGRATIONS: &[&str] = &[
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
 
 /// The version that added `events.request_id` (tests build the layout just before it).
+#[cfg(test)]
 pub(crate) const REQUEST_ID_COLUMN: i64 = 5;
 
 /// Brings the database up to [`LATEST`]. Refuses a database written by a newer tokentray.
