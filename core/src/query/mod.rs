@@ -124,6 +124,12 @@ pub enum GroupBy {
     Session,
     Day,
     Hour,
+    /// The git work tree (else the folder) a session ran in, from its transcripts.
+    Project,
+    /// The session's git branch, from its transcripts.
+    Branch,
+    /// The pull request the session opened (`pr-link`).
+    Pr,
 }
 
 impl GroupBy {
@@ -134,6 +140,9 @@ impl GroupBy {
             GroupBy::Session => "session",
             GroupBy::Day => "day",
             GroupBy::Hour => "hour",
+            GroupBy::Project => "project",
+            GroupBy::Branch => "branch",
+            GroupBy::Pr => "pr",
         }
     }
 }
@@ -147,9 +156,12 @@ impl std::str::FromStr for GroupBy {
             "session" => GroupBy::Session,
             "day" => GroupBy::Day,
             "hour" => GroupBy::Hour,
-            other => {
-                return Err(format!("unknown grouping '{other}' (model, type, session, day, hour)"))
-            }
+            "project" => GroupBy::Project,
+            "branch" => GroupBy::Branch,
+            "pr" => GroupBy::Pr,
+            other => return Err(format!(
+                "unknown grouping '{other}' (model, type, session, day, hour, project, branch, pr)"
+            )),
         })
     }
 }

@@ -11,6 +11,7 @@ pub mod live;
 mod lock;
 pub mod read;
 pub mod schema;
+pub mod transcripts;
 mod writer;
 
 pub use lock::{running_engine, EngineInfo, LockError, LOCK_FILE};

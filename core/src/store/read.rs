@@ -14,6 +14,8 @@ use crate::query::{local_bucket, Group, GroupBy, Report, TimeRange};
 /// A connection for queries. Several may be open while `serve` writes (WAL).
 pub struct Reader {
     conn: Connection,
+    /// Prices for transcript requests no Claude Code cost covers (`[pricing]` overrides).
+    prices: crate::pricing::PriceTable,
 }
 
 /// One stored event, for the activity list and the "last request" line.
@@ -62,7 +64,21 @@ impl Reader {
     pub(super) fn open_file(path: &Path) -> Result<Reader, StoreError> {
         let mut conn = super::connect(path)?;
         schema::migrate(&mut conn)?;
-        Ok(Reader { conn })
+        Ok(Reader { conn, prices: crate::pricing::PriceTable::embedded() })
+    }
+
+    /// Prices transcript requests with `prices` (the embedded table plus `[pricing]`).
+    pub fn with_prices(mut self, prices: crate::pricing::PriceTable) -> Reader {
+        self.prices = prices;
+        self
+    }
+
+    pub fn set_prices(&mut self, prices: crate::pricing::PriceTable) {
+        self.prices = prices;
+    }
+
+    pub fn prices(&self) -> &crate::pricing::PriceTable {
+        &self.prices
     }
 
     /// The connection, for queries of other core modules (budgets) that live next to their
@@ -88,7 +104,9 @@ impl Reader {
         let series_key = match by {
             None | Some(GroupBy::Type) => "''",
             Some(GroupBy::Model) => "COALESCE(s.model, '')",
-            Some(GroupBy::Session) => "COALESCE(s.session_id, '')",
+            Some(GroupBy::Session | GroupBy::Project | GroupBy::Branch | GroupBy::Pr) => {
+                "COALESCE(s.session_id, '')"
+            }
             Some(GroupBy::Day) | Some(GroupBy::Hour) => "u.slot",
         };
         let mut total = Figures::default();
@@ -132,7 +150,9 @@ impl Reader {
         let event_key = match by {
             None | Some(GroupBy::Type) => "''",
             Some(GroupBy::Model) => "COALESCE(model, '')",
-            Some(GroupBy::Session) => "COALESCE(session_id, '')",
+            Some(GroupBy::Session | GroupBy::Project | GroupBy::Branch | GroupBy::Pr) => {
+                "COALESCE(session_id, '')"
+            }
             // Grouped by 15-minute slot in SQL, then folded into local days or hours.
             Some(GroupBy::Day) | Some(GroupBy::Hour) => "(time_ns / 900000000000)",
         };
@@ -160,6 +180,17 @@ impl Reader {
             }
         }
 
+        self.add_transcripts(start_ns, end_ns, by, &mut total, &mut groups)?;
+        let groups = match by {
+            Some(g @ (GroupBy::Project | GroupBy::Branch | GroupBy::Pr)) => {
+                self.fold_by_place(g, groups)?
+            }
+            _ => groups
+                .into_iter()
+                .map(|(key, figures)| Group { key, detail: None, figures })
+                .collect(),
+        };
+
         let fmt = |ns: Option<i64>| ns.map(|ns| tz.timestamp_nanos(ns).to_rfc3339());
         use chrono::TimeZone;
         Ok(Report {
@@ -168,8 +199,7 @@ impl Reader {
             end: fmt(range.end_ns),
             figures: total,
             by: by.map(|b| b.name().to_string()),
-            groups: by
-                .map(|_| groups.into_iter().map(|(key, figures)| Group { key, figures }).collect()),
+            groups: by.map(|_| groups),
         })
     }
 

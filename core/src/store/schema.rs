@@ -151,6 +151,8 @@ const MIGRATIONS: &[&str] = &[
     -- row's total, found through this index.
     CREATE INDEX series_expo ON series(expo_family, expo_labels);
     "#,
+    // Issue 15: Claude Code's transcripts as a second source (store/transcripts.rs).
+    super::transcripts::MIGRATION,
 ];
 
 /// The schema version this build writes.
