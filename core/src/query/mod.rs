@@ -159,9 +159,11 @@ impl std::str::FromStr for GroupBy {
             "project" => GroupBy::Project,
             "branch" => GroupBy::Branch,
             "pr" => GroupBy::Pr,
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "unknown grouping '{other}' (model, type, session, day, hour, project, branch, pr)"
-            )),
+            ))
+            }
         })
     }
 }

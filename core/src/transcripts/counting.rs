@@ -25,7 +25,7 @@ pub struct Share {
     pub output: f64,
     pub cache_read: f64,
     pub cache_creation: f64,
-    /// Counts as one request (false where only the metrics' shortfall of tokens is added).
+    /// Counts as one API request.
     pub request: bool,
     pub cost_usd: f64,
     /// The cost comes from the price table, not from Claude Code.
@@ -59,8 +59,8 @@ fn session_shares(
         |r: &&&StoredRequest| telemetry.is_some_and(|t| t.request_ids.contains(&r.request_id));
     let only_here: Vec<&StoredRequest> = requests.iter().filter(|r| !seen(r)).copied().collect();
     let metrics_only = telemetry.is_some_and(|t| t.request_ids.is_empty() && !t.tokens.is_empty());
-    let factors =
-        if metrics_only { token_factors(&only_here, facts, session) } else { HashMap::new() };
+    let shortfall =
+        if metrics_only { metric_shortfall(&only_here, facts, session) } else { HashMap::new() };
 
     let mut by_model: HashMap<&str, Vec<&StoredRequest>> = HashMap::new();
     for r in &only_here {
@@ -86,7 +86,12 @@ fn session_shares(
                 "cacheRead" => r.cache_read,
                 _ => r.cache_write_5m + r.cache_write_1h,
             } as f64;
-            v * factors.get(&(r.model.clone(), kind.to_string())).copied().unwrap_or(1.0)
+            match metrics_only {
+                true => {
+                    shortfall.get(&(r.request_id.clone(), kind.to_string())).copied().unwrap_or(0.0)
+                }
+                false => v,
+            }
         };
         for r in reqs {
             let is_covered = stated.is_some_and(|s| r.time_ns <= s.covers_to_ns);
@@ -111,7 +116,8 @@ fn session_shares(
                 output: f(r, "output"),
                 cache_read: f(r, "cacheRead"),
                 cache_creation: f(r, "cacheCreation"),
-                request: !metrics_only,
+                // Without events telemetry counts no requests: each one is counted here.
+                request: true,
                 cost_usd,
                 priced_from_table,
                 unpriced,
@@ -120,31 +126,50 @@ fn session_shares(
     }
 }
 
-/// Per (model, type): the share of the transcripts' tokens beyond what the metrics counted.
-fn token_factors(
+/// Per request and type, the tokens the transcripts add beyond what the metrics counted: per
+/// (model, type) the transcripts' total minus the metrics' (never below zero), given to the
+/// earliest requests first (what telemetry missed is what ran before it was on). Whole tokens,
+/// so the sums stay exact.
+fn metric_shortfall(
     requests: &[&StoredRequest],
     facts: &TranscriptFacts,
     session: &str,
 ) -> HashMap<(String, String), f64> {
+    let metrics = facts.telemetry.get(session).map(|t| &t.tokens);
     let mut sums: HashMap<(String, String), f64> = HashMap::new();
     for r in requests {
-        for (kind, v) in [
-            ("input", r.input),
-            ("output", r.output),
-            ("cacheRead", r.cache_read),
-            ("cacheCreation", r.cache_write_5m + r.cache_write_1h),
-        ] {
+        for (kind, v) in kinds(r) {
             *sums.entry((r.model.clone(), kind.to_string())).or_insert(0.0) += v as f64;
         }
     }
-    let metrics = facts.telemetry.get(session).map(|t| &t.tokens);
-    sums.into_iter()
+    let mut left: HashMap<(String, String), f64> = sums
+        .into_iter()
         .map(|(key, here)| {
             let counted = metrics.and_then(|m| m.get(&key)).copied().unwrap_or(0.0);
-            let factor = if here > 0.0 { ((here - counted) / here).max(0.0) } else { 0.0 };
-            (key, factor)
+            (key, (here - counted).max(0.0))
         })
-        .collect()
+        .collect();
+    let mut ordered: Vec<&&StoredRequest> = requests.iter().collect();
+    ordered.sort_by_key(|r| (r.time_ns, &r.request_id));
+    let mut out = HashMap::new();
+    for r in ordered {
+        for (kind, v) in kinds(r) {
+            let remaining = left.entry((r.model.clone(), kind.to_string())).or_insert(0.0);
+            let given = (v as f64).min(*remaining);
+            *remaining -= given;
+            out.insert((r.request_id.clone(), kind.to_string()), given);
+        }
+    }
+    out
+}
+
+fn kinds(r: &StoredRequest) -> [(&'static str, u64); 4] {
+    [
+        ("input", r.input),
+        ("output", r.output),
+        ("cacheRead", r.cache_read),
+        ("cacheCreation", r.cache_write_5m + r.cache_write_1h),
+    ]
 }
 
 fn usage_of(r: &StoredRequest) -> Usage {

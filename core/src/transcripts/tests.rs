@@ -238,3 +238,78 @@ fn stopped_import_resumes_to_the_same_totals() {
     env.import();
     assert_matches_expected(&env.report(None));
 }
+
+/// Telemetry for the last `seen` requests of the captured `git` session (tokentray started
+/// mid-session, or telemetry for part of it), events carrying their `request_id`.
+async fn telemetry_for_part_of_session(store: &Store, seen: usize, with_events: bool) -> f64 {
+    use crate::ingest::{self, Privacy};
+    use crate::testkit::{self, Usage};
+    let session = "8255e9da-a4ea-45c0-b0c0-1312c5488bce";
+    let file = fixture_dir()
+        .join("home/.claude/projects/-home-dev-projects-transcripts-a-git")
+        .join(format!("{session}.jsonl"));
+    let mut requests: Vec<super::record::Request> = Vec::new();
+    for line in std::fs::read(file).expect("read").split(|&b| b == b'\n').filter(|l| !l.is_empty())
+    {
+        if let Some(r) = super::line::parse_line(line).expect("line").request {
+            if !requests.iter().any(|x| x.request_id == r.request_id) {
+                requests.push(r);
+            }
+        }
+    }
+    assert_eq!(requests.len(), 3);
+    let prices = PriceTable::embedded();
+    let mut told = 0.0;
+    for r in &requests[requests.len() - seen..] {
+        let usage_of = |r: &super::record::Request| crate::pricing::Usage {
+            input: r.input,
+            output: r.output,
+            cache_read: r.cache_read,
+            cache_write_5m: r.cache_write_5m,
+            cache_write_1h: r.cache_write_1h,
+            fast: r.fast,
+        };
+        let cost =
+            prices.cost(crate::pricing::CLAUDE_CODE, &r.model, &usage_of(r)).expect("priced");
+        told += cost;
+        let usage = Usage {
+            cost_usd: cost,
+            input: r.input as f64,
+            output: r.output as f64,
+            cache_read: r.cache_read as f64,
+            cache_creation: (r.cache_write_5m + r.cache_write_1h) as f64,
+        };
+        let t = r.time_ns as u64;
+        let metrics =
+            testkit::usage_metrics(session, "u", &r.model, usage, t - 1_000_000, t, false);
+        store
+            .ingest(ingest::metrics::normalize(testkit::metrics_request(metrics), t as i64))
+            .await
+            .expect("ingest");
+        if with_events {
+            let mut record = testkit::api_request_record(session, "u", &r.model, usage, t);
+            record.attributes.push(testkit::kv("request_id", &r.request_id));
+            let logs = testkit::logs_request(vec![record]);
+            store
+                .ingest(ingest::logs::normalize(logs, t as i64, Privacy::default()))
+                .await
+                .expect("ingest");
+        }
+    }
+    told
+}
+
+#[tokio::test]
+async fn telemetry_and_transcripts_count_each_request_once() {
+    for (seen, with_events) in [(3, true), (2, true), (2, false)] {
+        let env = env(1);
+        let store = Store::open(&env.data).expect("store");
+        let told = telemetry_for_part_of_session(&store, seen, with_events).await;
+        let telemetry_only = env.report(None);
+        assert!((telemetry_only.figures.cost_usd - told).abs() < 1e-12);
+        env.import();
+        // Telemetry's own figures are kept; the transcripts add only what it did not see.
+        assert_matches_expected(&env.report(None));
+        store.close();
+    }
+}
