@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use tokentray_core::config::Config;
+use tokentray_core::pricing::PriceTable;
 use tokentray_core::query::format::{count, usd};
 use tokentray_core::query::{report::Figures, GroupBy, Period, Report};
 use tokentray_core::store::Reader;
@@ -13,7 +14,7 @@ pub struct ReportArgs {
     /// today, week, month or all
     #[arg(default_value = "today")]
     pub period: Period,
-    /// Break down by model, type, session, day or hour
+    /// Break down by model, type, session, day, hour, project, branch or pr
     #[arg(long, value_name = "DIMENSION")]
     pub by: Option<GroupBy>,
     /// Print JSON instead of a table
@@ -22,7 +23,8 @@ pub struct ReportArgs {
 }
 
 pub fn run(config: &Config, args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let reader = Reader::open(&config.data_dir()?)?;
+    let reader =
+        Reader::open(&config.data_dir()?)?.with_prices(PriceTable::with_overrides(&config.pricing));
     // Weeks start where the weekly budget says (`[budgets] week_start`, Monday by default).
     let range = args.period.range_now(config.budgets.week_start.0);
     let report = reader.report(args.period.name(), range, args.by)?;
@@ -66,7 +68,18 @@ fn render(r: &Report) -> String {
     out += &format!("  Sessions      {}\n", count(f.sessions));
     out += &format!("  Active time   {}\n", duration(f.active_time_seconds));
     out += &format!("  API requests  {}\n", f.api_requests.count);
-    if f.metrics.is_empty() && f.events.is_empty() {
+    if f.transcripts.requests > 0 {
+        out += &format!(
+            "  From transcripts {} requests (Claude Code's cost {} · priced from the table {})\n",
+            f.transcripts.requests,
+            usd(f.transcripts.cost_usd_claude_code),
+            usd(f.transcripts.cost_usd_price_table)
+        );
+    }
+    for (model, tokens) in &f.transcripts.unpriced_tokens {
+        out += &format!("  Unpriced      {model}: {} tokens, cost unknown\n", count(*tokens));
+    }
+    if f.metrics.is_empty() && f.events.is_empty() && f.transcripts.is_empty() {
         out += "\n  No data yet. Point Claude Code at tokentray (see `tokentray serve --help` and the README).\n";
     }
     if let (Some(by), Some(groups)) = (&r.by, &r.groups) {
@@ -76,10 +89,12 @@ fn render(r: &Report) -> String {
         );
         for g in groups {
             let key = if g.key.is_empty() { "(none)" } else { &g.key };
+            let unpriced =
+                if g.figures.transcripts.unpriced_tokens.is_empty() { "" } else { " + unpriced" };
             out += &format!(
                 "  {:<38} {:>10} {:>10} {:>9} {:>10}\n",
                 key,
-                usd(g.figures.cost_usd),
+                format!("{}{unpriced}", usd(g.figures.cost_usd)),
                 count(g.figures.tokens.total),
                 count(g.figures.sessions),
                 duration(g.figures.active_time_seconds)

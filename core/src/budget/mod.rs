@@ -294,7 +294,7 @@ where
 {
     let conn = reader.conn();
     let list = self::budgets(budgets);
-    let states = compute(conn, &list, budgets.week_start.0, now)?;
+    let states = compute(reader, &list, budgets.week_start.0, now)?;
     let now_ns = now.timestamp_nanos_opt().unwrap_or(i64::MAX);
     let paused_until_ns = state::read_paused_until(conn)?.filter(|&until| until > now_ns);
     Ok(BudgetStatus {
@@ -340,7 +340,7 @@ fn ceil_slot(ns: i64) -> i64 {
 /// Spend, percent and forecast of each budget at `now`, from one query over the union of their
 /// periods and the forecast's history window.
 pub(crate) fn compute<Tz>(
-    conn: &Connection,
+    reader: &Reader,
     list: &[Budget],
     week_start: Weekday,
     now: &DateTime<Tz>,
@@ -363,11 +363,15 @@ where
     let lo_ns = ranges.iter().map(|r| r.0).min().unwrap_or(today_start_ns).min(profile_start_ns);
     let hi_ns = ranges.iter().map(|r| r.1).max().unwrap_or(now_ns).max(now_ns);
 
+    let conn = reader.conn();
     let history_start: Option<i64> =
         conn.query_row("SELECT MIN(slot) FROM usage", [], |r| r.get(0)).optional()?.flatten();
     let mut per_model: HashMap<String, SlotCosts> = HashMap::new();
     let mut all = SlotCosts::new();
-    for (slot, model, cost) in cost_rows(conn, lo_ns.div_euclid(SLOT_NS), ceil_slot(hi_ns))? {
+    // Telemetry's cost, then what the transcripts add to it (the same counting rule as reports).
+    let mut rows = cost_rows(conn, lo_ns.div_euclid(SLOT_NS), ceil_slot(hi_ns))?;
+    rows.extend(reader.transcript_cost_slots(lo_ns, hi_ns)?);
+    for (slot, model, cost) in rows {
         *all.entry(slot).or_insert(0.0) += cost;
         *per_model.entry(model).or_default().entry(slot).or_insert(0.0) += cost;
     }

@@ -224,6 +224,13 @@ impl Store {
         self.inner.live.read().map(|l| l.series_count()).unwrap_or(0)
     }
 
+    /// Tells subscribers (tray label, dashboard, budgets) that data written beside the writer
+    /// thread (the transcript import) is committed.
+    pub fn announce_change(&self) {
+        let at_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+        let _ = self.inner.changes.send(Change { points: 0, events: 1, at_ns });
+    }
+
     /// Notifications of committed changes.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.inner.changes.subscribe()

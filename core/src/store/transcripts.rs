@@ -525,6 +525,22 @@ impl Reader {
         Ok(())
     }
 
+    /// What the transcripts add to spend per (15-minute slot, model) in `[start_ns, end_ns)`:
+    /// budgets and their forecast read it beside telemetry's cost.
+    pub fn transcript_cost_slots(
+        &self,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Vec<(i64, String, f64)>, StoreError> {
+        let facts = self.transcript_facts(start_ns, end_ns)?;
+        let slot_ns = super::SLOT_SECONDS * 1_000_000_000;
+        Ok(counting::shares(&facts, self.prices())
+            .into_iter()
+            .filter(|s| s.time_ns >= start_ns && s.time_ns < end_ns && s.cost_usd > 0.0)
+            .map(|s| (s.time_ns.div_euclid(slot_ns), s.model, s.cost_usd))
+            .collect())
+    }
+
     /// Groups keyed by session, folded into projects, branches or PRs.
     pub(super) fn fold_by_place(
         &self,

@@ -5,8 +5,10 @@
 //! * [`project`] — a session's project: the git work tree of its `cwd`, else the `cwd`.
 //! * [`import`] — reads what is new in each file, resumable, into the store's transcript
 //!   tables (`store::transcripts`).
+//! * [`background`] — the engine's import at start (`serve`, the tray).
 //! * [`counting`] — the counting rule every view reads through.
 
+pub mod background;
 pub mod counting;
 pub mod discover;
 pub mod import;

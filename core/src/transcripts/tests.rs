@@ -313,3 +313,23 @@ async fn telemetry_and_transcripts_count_each_request_once() {
         store.close();
     }
 }
+
+#[test]
+fn budgets_see_transcript_only_spend() {
+    let env = env(0);
+    let dir = env.data.parent().expect("parent").join("claude");
+    let env = Env { config_dirs: vec![dir.clone()], ..env };
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let line = assistant("s3", "b1", "claude-sonnet-4-5", 100_000, "x")
+        .replace("2026-12-02T05:00:00.000Z", &now);
+    write_session(&dir, "s3.jsonl", &[line]);
+    env.import();
+    let budgets: crate::config::BudgetsConfig = toml::from_str("daily = 1").expect("toml");
+    let reader = Reader::open(&env.data).expect("reader");
+    let status = crate::budget::status(&reader, &budgets, &chrono::Local::now()).expect("status");
+    let daily = &status.budgets[0];
+    // 1000 input + 100k output of Sonnet 4.5, priced from the table: past 100 % of $1.
+    let spent = (1000.0 * 3.0 + 100_000.0 * 15.0) / 1e6;
+    assert!((daily.spent_usd - spent).abs() < 1e-9, "{}", daily.spent_usd);
+    assert_eq!(daily.highest_crossed, Some(100));
+}
