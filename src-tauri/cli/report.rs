@@ -53,7 +53,8 @@ fn render(r: &Report) -> String {
     };
     let t = &f.tokens;
     let mut out = format!("Claude Code usage, {when}\n");
-    out += &format!("  Spend         {}\n", usd(f.cost_usd));
+    let unpriced = if f.transcripts.unpriced_tokens.is_empty() { "" } else { " + unpriced" };
+    out += &format!("  Spend         {}{unpriced}\n", usd(f.cost_usd));
     out += &format!(
         "  Tokens        {} (input {} · output {} · cache read {} · cache write {})\n",
         count(t.total),

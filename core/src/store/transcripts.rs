@@ -596,3 +596,42 @@ impl Share {
         Share { input: 0.0, output: 0.0, cache_read: 0.0, cache_creation: 0.0, ..self }
     }
 }
+
+/// One session where telemetry and the transcripts disagree: requests only one of them saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionDisagreement {
+    pub session_id: String,
+    pub telemetry_only: usize,
+    pub transcripts_only: usize,
+}
+
+impl Reader {
+    /// Sessions that both sources know whose requests differ (doctor's reconciliation).
+    pub fn disagreeing_sessions(&self) -> Result<Vec<SessionDisagreement>, StoreError> {
+        let conn = self.conn();
+        let sessions: Vec<String> = conn
+            .prepare_cached("SELECT session_id FROM transcript_sessions ORDER BY session_id")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::new();
+        for session in sessions {
+            let telemetry = telemetry_request_ids(conn, &session)?;
+            if telemetry.is_empty() {
+                continue;
+            }
+            let mut requests = Vec::new();
+            self.requests_of(&session, &mut requests)?;
+            let here: HashSet<&str> = requests.iter().map(|r| r.request_id.as_str()).collect();
+            let telemetry_only = telemetry.iter().filter(|id| !here.contains(id.as_str())).count();
+            let transcripts_only = here.iter().filter(|id| !telemetry.contains(**id)).count();
+            if telemetry_only + transcripts_only > 0 {
+                out.push(SessionDisagreement {
+                    session_id: session,
+                    telemetry_only,
+                    transcripts_only,
+                });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -333,3 +333,17 @@ fn budgets_see_transcript_only_spend() {
     assert!((daily.spent_usd - spent).abs() < 1e-9, "{}", daily.spent_usd);
     assert_eq!(daily.highest_crossed, Some(100));
 }
+
+#[tokio::test]
+async fn doctor_finds_a_session_telemetry_saw_only_half_of() {
+    let env = env(1);
+    let store = Store::open(&env.data).expect("store");
+    telemetry_for_part_of_session(&store, 2, true).await;
+    env.import();
+    let reader = Reader::open(&env.data).expect("reader");
+    let found = reader.disagreeing_sessions().expect("reconcile");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].session_id, "8255e9da-a4ea-45c0-b0c0-1312c5488bce");
+    assert_eq!((found[0].telemetry_only, found[0].transcripts_only), (0, 1));
+    store.close();
+}
