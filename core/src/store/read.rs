@@ -274,7 +274,8 @@ impl Reader {
     /// the first metric point, event or span arrives.
     pub fn has_any_data(&self) -> Result<bool, StoreError> {
         Ok(self.conn.query_row(
-            "SELECT EXISTS(SELECT 1 FROM series) OR EXISTS(SELECT 1 FROM events) OR EXISTS(SELECT 1 FROM spans)",
+            "SELECT EXISTS(SELECT 1 FROM series) OR EXISTS(SELECT 1 FROM events) OR EXISTS(SELECT 1 FROM spans)
+                 OR EXISTS(SELECT 1 FROM transcript_requests)",
             [],
             |r| r.get(0),
         )?)
