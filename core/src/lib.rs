@@ -22,6 +22,8 @@
 //!   period through a [`budget::Notifier`], evaluated after each commit.
 //! * [`forward`] — forwarding to the team's collector (OTLP) or Prometheus (remote write), from
 //!   a persistent queue filled in the same transaction as the history; headers in the keychain.
+//! * [`transcripts`] — Claude Code's local transcripts as a second source, counted once with
+//!   telemetry; [`pricing`] prices what no Claude Code cost covers.
 //! * [`plan`] — plan usage (5-hour and 7-day windows) handed over by the statusline command.
 //! * [`doctor`] — who holds a port, whether Claude Code's settings point here.
 //! * [`setup`] — Claude Code's `settings.json`: merge the telemetry `env`, back up, undo.
@@ -41,6 +43,7 @@ pub mod forward;
 mod fsutil;
 pub mod ingest;
 pub mod plan;
+pub mod pricing;
 pub mod query;
 pub mod receiver;
 pub mod server;
@@ -49,3 +52,4 @@ pub mod statusline;
 pub mod store;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod transcripts;

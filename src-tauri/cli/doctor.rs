@@ -191,6 +191,9 @@ pub fn run(config: &Config, args: DoctorArgs) -> anyhow::Result<ExitCode> {
             Err(e) => damaged(e.to_string()),
         },
     });
+    if let Some(Ok(r)) = &reader {
+        checks.extend(transcript_checks(r, config));
+    }
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&data_dir::as_json(&checks))?);
@@ -349,4 +352,38 @@ fn forwarding(config: &Config, db: &std::path::Path, have_db: bool, now_ns: i64)
         Err(_) if config.forward.endpoint.is_none() => Check { name: "forwarding", status: Status::Info, detail: "not set up (optional: tokentray forward setup)".into(), fix: None },
         Err(e) => Check { name: "forwarding", status: Status::Info, detail: format!("cannot read its state: {e}"), fix: None },
     }
+}
+
+/// The two sources reconciled: sessions where telemetry and the transcripts disagree, and
+/// models without a price (informational: neither changes the exit code).
+fn transcript_checks(reader: &tokentray_core::store::Reader, config: &Config) -> Vec<Check> {
+    let mut out = Vec::new();
+    let info =
+        |detail: String| Check { name: "transcripts", status: Status::Info, detail, fix: None };
+    if let Ok(sessions) = reader.disagreeing_sessions() {
+        for d in sessions.iter().take(10) {
+            out.push(info(format!(
+                "session {}: {} requests only telemetry saw, {} only the transcripts",
+                d.session_id, d.telemetry_only, d.transcripts_only
+            )));
+        }
+    }
+    let prices = tokentray_core::pricing::PriceTable::with_overrides(&config.pricing);
+    let mut all = match tokentray_core::store::Reader::open(&config.data_dir().unwrap_or_default())
+    {
+        Ok(r) => r,
+        Err(_) => return out,
+    };
+    all.set_prices(prices);
+    if let Ok(report) = all.report("all", tokentray_core::query::TimeRange::ALL, None) {
+        for (model, tokens) in &report.figures.transcripts.unpriced_tokens {
+            out.push(Check {
+                name: "pricing",
+                status: Status::Warn,
+                detail: format!("{model}: {tokens} tokens are unpriced (no Claude Code cost, no price in the table)"),
+                fix: Some(format!("add [pricing.models.\"{model}\"] to the config")),
+            });
+        }
+    }
+    out
 }

@@ -4,6 +4,7 @@ mod budget;
 mod doctor;
 mod exit;
 mod forward;
+mod import;
 mod report;
 mod serve;
 mod setup;
@@ -42,6 +43,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Spend, tokens, sessions and active time from the local history.
     Report(report::ReportArgs),
+    /// Read Claude Code's local transcripts (every config directory's projects/**/*.jsonl) into
+    /// the history; resumable, each request counted once with telemetry.
+    Import,
     /// Point Claude Code at tokentray: merge the telemetry settings into ~/.claude/settings.json
     /// (or $CLAUDE_CONFIG_DIR/settings.json), with --dry-run and --undo.
     Setup(setup::SetupArgs),
@@ -79,6 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(Command::Forward(cmd)) => forward::run(&config, cmd, &config_file),
         Some(Command::Receiver(cmd)) => forward::run_receiver(cmd),
         Some(Command::Doctor(a)) => doctor::run(&config, a),
+        Some(Command::Import) => import::run(&config),
         Some(Command::Statusline(a)) => statusline::run(&config, a),
         #[cfg(feature = "desktop")]
         Some(Command::Tray(tray_args)) => tray(config, tray_args, &args.data_dir, &args.config),

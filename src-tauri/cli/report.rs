@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use chrono::{Local, NaiveDate};
 use clap::Args;
 use tokentray_core::config::Config;
+use tokentray_core::pricing::PriceTable;
 use tokentray_core::query::format::{count, usd};
 use tokentray_core::query::{days_range, report::Figures, GroupBy, Period, Report, TimeRange};
 use tokentray_core::store::Reader;
@@ -21,7 +22,7 @@ pub struct ReportArgs {
     /// Up to and including this local day (YYYY-MM-DD), instead of a period
     #[arg(long, value_name = "DAY", value_parser = parse_day)]
     pub until: Option<NaiveDate>,
-    /// Break down by day, week, month, model, session, type (tokens) or hour
+    /// Break down by day, week, month, model, session, type (tokens), hour, project, branch or pr
     #[arg(long, value_name = "DIMENSION")]
     pub by: Option<GroupBy>,
     /// Print JSON instead of a table (money as decimals, to the nano-dollar)
@@ -38,7 +39,8 @@ fn parse_day(s: &str) -> Result<NaiveDate, String> {
 }
 
 pub fn run(config: &Config, args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let reader = Reader::open(&super::existing_data_dir(config)?)?;
+    let reader = Reader::open(&super::existing_data_dir(config)?)?
+        .with_prices(PriceTable::with_overrides(&config.pricing));
     // Weeks start where the weekly budget says (`[budgets] week_start`, Monday by default).
     let week_start = config.budgets.week_start.0;
     let (name, range) = chosen_range(&args, week_start)?;
@@ -97,7 +99,8 @@ fn render(r: &Report) -> String {
     };
     let t = &f.tokens;
     let mut out = format!("Claude Code usage, {when}\n");
-    out += &format!("  Spend         {}\n", usd(f.cost_usd));
+    let unpriced = if f.transcripts.unpriced_tokens.is_empty() { "" } else { " + unpriced" };
+    out += &format!("  Spend         {}{unpriced}\n", usd(f.cost_usd));
     out += &format!(
         "  Tokens        {} (input {} · output {} · cache read {} · cache write {})\n",
         count(t.total),
@@ -112,7 +115,18 @@ fn render(r: &Report) -> String {
     out += &format!("  Sessions      {}\n", count(f.sessions));
     out += &format!("  Active time   {}\n", duration(f.active_time_seconds));
     out += &format!("  API requests  {}\n", f.api_requests.count);
-    if f.metrics.is_empty() && f.events.is_empty() {
+    if f.transcripts.requests > 0 {
+        out += &format!(
+            "  From transcripts {} requests (Claude Code's cost {} · priced from the table {})\n",
+            f.transcripts.requests,
+            usd(f.transcripts.cost_usd_claude_code),
+            usd(f.transcripts.cost_usd_price_table)
+        );
+    }
+    for (model, tokens) in &f.transcripts.unpriced_tokens {
+        out += &format!("  Unpriced      {model}: {} tokens, cost unknown\n", count(*tokens));
+    }
+    if f.metrics.is_empty() && f.events.is_empty() && f.transcripts.is_empty() {
         out += "\n  Nothing in this period. If Claude Code never sent anything: `tokentray setup` points it here, `tokentray doctor` says what is missing.\n";
     }
     if let (Some(by), Some(groups)) = (&r.by, &r.groups) {

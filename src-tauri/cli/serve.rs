@@ -82,6 +82,11 @@ pub fn run(mut config: Config, args: ServeArgs, config_file: PathBuf) -> anyhow:
         .context("starting budget alerts")?;
     // Forwarding to the team, as `tokentray forward` configured it; stopped when serving ends.
     let _forwarder = Forwarder::start(store.clone(), &config).context("starting forwarding")?;
+    // Claude Code's transcripts already on disk, read by this engine (stopped when serving ends).
+    let _transcripts = tokentray_core::transcripts::background::BackgroundImport::start(
+        &store,
+        &config.transcripts,
+    );
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{addrs}")?;

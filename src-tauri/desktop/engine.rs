@@ -91,6 +91,8 @@ pub struct Engine {
     /// Forwarding to the team's collector; it follows `[forward]` and the switch in the
     /// database by itself. Dropped (stopped) before the store closes.
     forwarder: Option<Forwarder>,
+    /// Claude Code's transcripts on disk, read by this engine; stopped before the store closes.
+    transcripts: Option<tokentray_core::transcripts::background::BackgroundImport>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<Result<(), ServerError>>>,
 }
@@ -117,6 +119,7 @@ impl Engine {
             store: None,
             budgets: None,
             forwarder: None,
+            transcripts: None,
             stop: None,
             server: None,
         };
@@ -183,6 +186,10 @@ impl Engine {
         });
         engine.endpoints = Endpoints::from_bound(&addrs);
         engine.status = EngineStatus::Running(addrs);
+        engine.transcripts = tokentray_core::transcripts::background::BackgroundImport::start(
+            &store,
+            &config.transcripts,
+        );
         engine.store = Some(store);
         engine.stop = Some(stop_tx);
         engine.server = Some(handle);
@@ -276,6 +283,7 @@ impl Engine {
         }
         // Waits for the send in flight, if any; what is still queued stays for the next start.
         drop(self.forwarder.take());
+        drop(self.transcripts.take());
         if let Some(store) = self.store.take() {
             store.close();
         }

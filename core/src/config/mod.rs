@@ -32,6 +32,10 @@ pub struct Config {
     pub forward: ForwardConfig,
     pub metrics: MetricsConfig,
     pub connections: ConnectionsConfig,
+    /// Claude Code's local transcripts (issue 15).
+    pub transcripts: crate::transcripts::TranscriptsConfig,
+    /// Price overrides and new models, for requests no Claude Code cost covers.
+    pub pricing: crate::pricing::PricingConfig,
     /// The file this was read from (set by [`Config::from_file`], even when the file did not
     /// exist yet), so that long-running parts can pick up `tokentray budget set` edits.
     #[serde(skip)]

@@ -72,6 +72,24 @@ pub struct Dashboard {
     pub endpoints: Endpoints,
     /// [`Endpoints::claude_code_env`], for the empty state's copy button.
     pub setup_env: String,
+    /// This month by project (git work tree of the sessions' cwd), most expensive first.
+    pub projects: Vec<ProjectRow>,
+}
+
+/// One project of the month: its name, full path, and how its money is known.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProjectRow {
+    pub project: String,
+    pub path: Option<String>,
+    pub cost_usd: f64,
+    pub tokens: Tokens,
+    pub api_requests: u64,
+    /// Requests only the transcripts saw (the rest are exact, from telemetry).
+    pub from_transcripts: u64,
+    /// Of `cost_usd`, priced from the table rather than stated by Claude Code.
+    pub priced_usd: f64,
+    /// Tokens of models without any price.
+    pub unpriced_tokens: f64,
 }
 
 /// Figures of today, this week or this month.
@@ -210,6 +228,7 @@ pub fn build(
     let month = reader.report("month", month_range, Some(GroupBy::Model))?;
     let by_hour = reader.report("today", today_range, Some(GroupBy::Hour))?;
     let by_day = reader.report("daily", daily_range, Some(GroupBy::Day))?;
+    let by_project = reader.report("month", month_range, Some(GroupBy::Project))?;
     let times = reader.session_times(today_range)?;
     let machines_today = machine_rows(reader.usage_by_machine(today_range)?);
     let last = reader.recent_events(1, None, Some(names::API_REQUEST))?;
@@ -321,7 +340,29 @@ pub fn build(
         plan_limits,
         endpoints: endpoints.clone(),
         setup_env: endpoints.claude_code_env(),
+        projects: project_rows(&by_project),
     })
+}
+
+fn project_rows(report: &crate::query::Report) -> Vec<ProjectRow> {
+    let mut rows: Vec<ProjectRow> = report
+        .groups
+        .iter()
+        .flatten()
+        .filter(|g| has_usage(&g.figures))
+        .map(|g| ProjectRow {
+            project: g.key.clone(),
+            path: g.detail.clone(),
+            cost_usd: g.figures.cost_usd,
+            tokens: g.figures.tokens.clone(),
+            api_requests: g.figures.api_requests.count,
+            from_transcripts: g.figures.transcripts.requests,
+            priced_usd: g.figures.transcripts.cost_usd_price_table,
+            unpriced_tokens: g.figures.transcripts.unpriced_tokens.values().sum(),
+        })
+        .collect();
+    rows.sort_by(|a, b| b.cost_usd.total_cmp(&a.cost_usd).then_with(|| a.project.cmp(&b.project)));
+    rows
 }
 
 #[cfg(test)]

@@ -177,6 +177,12 @@ pub enum GroupBy {
     Week,
     Month,
     Hour,
+    /// The git work tree (else the folder) a session ran in, from its transcripts.
+    Project,
+    /// The session's git branch, from its transcripts.
+    Branch,
+    /// The pull request the session opened (`pr-link`).
+    Pr,
 }
 
 impl GroupBy {
@@ -189,6 +195,9 @@ impl GroupBy {
             GroupBy::Week => "week",
             GroupBy::Month => "month",
             GroupBy::Hour => "hour",
+            GroupBy::Project => "project",
+            GroupBy::Branch => "branch",
+            GroupBy::Pr => "pr",
         }
     }
 }
@@ -204,9 +213,12 @@ impl std::str::FromStr for GroupBy {
             "week" => GroupBy::Week,
             "month" => GroupBy::Month,
             "hour" => GroupBy::Hour,
+            "project" => GroupBy::Project,
+            "branch" => GroupBy::Branch,
+            "pr" => GroupBy::Pr,
             other => {
                 return Err(format!(
-                    "unknown grouping '{other}' (day, week, month, model, session, type, hour)"
+                    "unknown grouping '{other}' (day, week, month, model, session, type, hour, project, branch, pr)"
                 ))
             }
         })

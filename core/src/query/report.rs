@@ -120,6 +120,31 @@ pub struct Figures {
     pub api_requests: ApiRequests,
     /// Events by name (`claude_code.api_request`, `claude_code.tool_result`, …).
     pub events: BTreeMap<String, u64>,
+    /// What Claude Code's transcripts add beyond telemetry (already in the figures above).
+    #[serde(skip_serializing_if = "TranscriptFigures::is_empty")]
+    pub transcripts: TranscriptFigures,
+}
+
+/// The transcripts' share of a period or group: requests telemetry did not see, and how their
+/// money is known.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TranscriptFigures {
+    pub requests: u64,
+    pub sessions: u64,
+    /// Of `cost_usd`: Claude Code's own (cost-state) money.
+    pub cost_usd_claude_code: f64,
+    /// Of `cost_usd`: priced from the table.
+    pub cost_usd_price_table: f64,
+    /// Models whose requests have no price anywhere, with their tokens (never a silent $0).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", serialize_with = "map_whole_as_int")]
+    pub unpriced_tokens: BTreeMap<String, f64>,
+    pub api_errors: u64,
+}
+
+impl TranscriptFigures {
+    pub fn is_empty(&self) -> bool {
+        self == &TranscriptFigures::default()
+    }
 }
 
 /// Aggregated events of one name within one group.
@@ -146,6 +171,69 @@ impl Figures {
         }
     }
 
+    /// Adds one transcript request's share (see `transcripts::counting`).
+    pub fn add_transcript(&mut self, s: &crate::transcripts::counting::Share) {
+        self.tokens.add(Some("input"), s.input);
+        self.tokens.add(Some("output"), s.output);
+        self.tokens.add(Some("cacheRead"), s.cache_read);
+        self.tokens.add(Some("cacheCreation"), s.cache_creation);
+        self.cost_usd += s.cost_usd;
+        let t = &mut self.transcripts;
+        if s.request {
+            t.requests += 1;
+            self.api_requests.count += 1;
+        }
+        if s.priced_from_table {
+            t.cost_usd_price_table += s.cost_usd;
+        } else if !s.unpriced {
+            t.cost_usd_claude_code += s.cost_usd;
+        } else {
+            *t.unpriced_tokens.entry(s.model.clone()).or_insert(0.0) +=
+                s.input + s.output + s.cache_read + s.cache_creation;
+        }
+    }
+
+    /// Adds every figure of `other` (groups folded together, e.g. sessions into a project).
+    pub fn merge(&mut self, other: &Figures) {
+        self.cost_usd += other.cost_usd;
+        let (t, o) = (&mut self.tokens, &other.tokens);
+        t.input += o.input;
+        t.output += o.output;
+        t.cache_read += o.cache_read;
+        t.cache_creation += o.cache_creation;
+        t.total += o.total;
+        self.sessions += other.sessions;
+        self.active_time_seconds += other.active_time_seconds;
+        for (k, v) in &other.metrics {
+            *self.metrics.entry(k.clone()).or_insert(0.0) += v;
+        }
+        for (k, v) in &other.events {
+            *self.events.entry(k.clone()).or_insert(0) += v;
+        }
+        let (a, b) = (&mut self.api_requests, &other.api_requests);
+        a.count += b.count;
+        a.cost_usd += b.cost_usd;
+        a.input_tokens += b.input_tokens;
+        a.output_tokens += b.output_tokens;
+        a.cache_read_tokens += b.cache_read_tokens;
+        a.cache_creation_tokens += b.cache_creation_tokens;
+        let (x, y) = (&mut self.transcripts, &other.transcripts);
+        x.requests += y.requests;
+        x.sessions += y.sessions;
+        x.cost_usd_claude_code += y.cost_usd_claude_code;
+        x.cost_usd_price_table += y.cost_usd_price_table;
+        x.api_errors += y.api_errors;
+        for (k, v) in &y.unpriced_tokens {
+            *x.unpriced_tokens.entry(k.clone()).or_insert(0.0) += v;
+        }
+    }
+
+    /// A session only the transcripts know.
+    pub fn add_transcript_session(&mut self) {
+        self.sessions += 1.0;
+        self.transcripts.sessions += 1;
+    }
+
     pub fn add_events(&mut self, name: &str, sums: &EventSums) {
         *self.events.entry(name.to_string()).or_insert(0) += sums.count;
         if name == names::API_REQUEST {
@@ -163,6 +251,9 @@ impl Figures {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Group {
     pub key: String,
+    /// The full path of a project (`--by project`), or a PR's URL (`--by pr`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     #[serde(flatten)]
     pub figures: Figures,
 }

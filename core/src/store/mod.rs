@@ -25,6 +25,7 @@ mod read_settings;
 mod request_ids;
 pub mod schema;
 pub mod settings;
+pub mod transcripts;
 mod writer;
 
 pub use lock::{running_engine, EngineInfo, LockError, LOCK_FILE};
@@ -255,6 +256,13 @@ impl Store {
     /// Number of series `/metrics` shows.
     pub fn series_count(&self) -> usize {
         self.inner.live.read().map(|l| l.series_count()).unwrap_or(0)
+    }
+
+    /// Tells subscribers (tray label, dashboard, budgets) that data written beside the writer
+    /// thread (the transcript import) is committed.
+    pub fn announce_change(&self) {
+        let at_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+        let _ = self.inner.changes.send(Change { points: 0, events: 1, at_ns });
     }
 
     /// Notifications of committed changes.

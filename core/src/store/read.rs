@@ -14,6 +14,8 @@ use crate::query::{local_bucket, Group, GroupBy, Report, TimeRange};
 /// A connection for queries. Several may be open while `serve` writes (WAL).
 pub struct Reader {
     conn: Connection,
+    /// Prices for transcript requests no Claude Code cost covers (`[pricing]` overrides).
+    prices: crate::pricing::PriceTable,
 }
 
 /// One stored event, for the activity list and the "last request" line.
@@ -136,9 +138,9 @@ impl Reader {
     /// The history read-only, or an empty one when the read-only directory holds none yet.
     fn open_read_only(path: &Path) -> Result<Reader, StoreError> {
         if !path.exists() {
-            return Ok(Reader { conn: data_dir::empty_history()? });
+            return Ok(Reader::with_connection(data_dir::empty_history()?));
         }
-        Ok(Reader { conn: data_dir::open_read_only(path)? })
+        Ok(Reader::with_connection(data_dir::open_read_only(path)?))
     }
 
     fn readable(&self) -> bool {
@@ -146,7 +148,26 @@ impl Reader {
     }
 
     pub(super) fn open_file(path: &Path) -> Result<Reader, StoreError> {
-        Ok(Reader { conn: super::open_migrated(path)? })
+        Ok(Reader::with_connection(super::open_migrated(path)?))
+    }
+
+    /// Transcript requests are priced with the embedded table until `with_prices` says otherwise.
+    fn with_connection(conn: Connection) -> Reader {
+        Reader { conn, prices: crate::pricing::PriceTable::embedded() }
+    }
+
+    /// Prices transcript requests with `prices` (the embedded table plus `[pricing]`).
+    pub fn with_prices(mut self, prices: crate::pricing::PriceTable) -> Reader {
+        self.prices = prices;
+        self
+    }
+
+    pub fn set_prices(&mut self, prices: crate::pricing::PriceTable) {
+        self.prices = prices;
+    }
+
+    pub fn prices(&self) -> &crate::pricing::PriceTable {
+        &self.prices
     }
 
     /// The connection, for queries of other core modules (budgets) that live next to their
@@ -198,6 +219,17 @@ impl Reader {
                 groups.entry(key).or_default().add_events(&name, &sums);
             }
         }
+        let (start_ns, end_ns) = range.bounds_ns();
+        self.add_transcripts(start_ns, end_ns, by, week_start, &mut total, &mut groups)?;
+        let groups = match by {
+            Some(g @ (GroupBy::Project | GroupBy::Branch | GroupBy::Pr)) => {
+                self.fold_by_place(g, groups)?
+            }
+            _ => groups
+                .into_iter()
+                .map(|(key, figures)| Group { key, detail: None, figures })
+                .collect(),
+        };
         let tz = Local;
         let fmt = |ns: Option<i64>| ns.map(|ns| tz.timestamp_nanos(ns).to_rfc3339());
         Ok(Report {
@@ -206,8 +238,7 @@ impl Reader {
             end: fmt(range.end_ns),
             figures: total,
             by: by.map(|b| b.name().to_string()),
-            groups: by
-                .map(|_| groups.into_iter().map(|(key, figures)| Group { key, figures }).collect()),
+            groups: by.map(|_| groups),
         })
     }
 
@@ -227,7 +258,9 @@ impl Reader {
         let series_key = match by {
             None | Some(GroupBy::Type) => "''",
             Some(GroupBy::Model) => "COALESCE(s.model, '')",
-            Some(GroupBy::Session) => "COALESCE(s.session_id, '')",
+            Some(GroupBy::Session | GroupBy::Project | GroupBy::Branch | GroupBy::Pr) => {
+                "COALESCE(s.session_id, '')"
+            }
             Some(GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour) => "u.slot",
         };
         let session = if by == Some(GroupBy::Model) { "s.session_id" } else { "NULL" };
@@ -265,7 +298,9 @@ impl Reader {
         let event_key = match by {
             None | Some(GroupBy::Type) => "''",
             Some(GroupBy::Model) => "COALESCE(model, '')",
-            Some(GroupBy::Session) => "COALESCE(session_id, '')",
+            Some(GroupBy::Session | GroupBy::Project | GroupBy::Branch | GroupBy::Pr) => {
+                "COALESCE(session_id, '')"
+            }
             // Grouped by 15-minute slot in SQL, then folded into local days, weeks, months or hours.
             Some(GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour) => {
                 "(time_ns / 900000000000)"
@@ -376,7 +411,8 @@ impl Reader {
     /// the first metric point, event or span arrives.
     pub fn has_any_data(&self) -> Result<bool, StoreError> {
         Ok(self.conn.query_row(
-            "SELECT EXISTS(SELECT 1 FROM series) OR EXISTS(SELECT 1 FROM events) OR EXISTS(SELECT 1 FROM spans)",
+            "SELECT EXISTS(SELECT 1 FROM series) OR EXISTS(SELECT 1 FROM events) OR EXISTS(SELECT 1 FROM spans)
+                 OR EXISTS(SELECT 1 FROM transcript_requests)",
             [],
             |r| r.get(0),
         )?)

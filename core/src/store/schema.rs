@@ -176,6 +176,8 @@ const MIGRATIONS: &[&str] = &[
         SELECT 1, expo_family, CASE shape WHEN 1 THEN 1 WHEN 4 THEN 3 ELSE 2 END, created_ns
         FROM series WHERE expo_family IS NOT NULL ORDER BY created_ns, id;
     "#,
+    // v7 (issue 15): Claude Code's transcripts as a second source (store/transcripts.rs).
+    super::transcripts::MIGRATION,
 ];
 
 /// The schema version this build writes.

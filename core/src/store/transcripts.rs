@@ -1,0 +1,642 @@
+//! Claude Code's transcripts as a second source: the SQL of their tables.
+//!
+//! Only numbers, ids, model, time, cwd, branch and PR are stored. Requests are keyed by
+//! (`requestId`, `message.id`), so the same request read from several files or config
+//! directories, or read again after a file was rewritten, is stored once. Each file's read
+//! position is kept with its inode, size, mtime and a hash of its first bytes, so a restart
+//! reads only what is new and a rewritten file is read again from the start.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{read::Reader, StoreError};
+use crate::query::report::{names, Figures};
+use crate::query::{local_bucket, Group, GroupBy};
+use crate::transcripts::counting::{self, Share};
+use crate::transcripts::project::Project;
+use crate::transcripts::record::Line;
+
+/// Schema of the transcript tables (appended to the migrations; issue 15).
+pub(super) const MIGRATION: &str = r#"
+    -- One row per transcript file read: where reading stopped and what the file looked like.
+    CREATE TABLE transcript_files (
+        id        INTEGER PRIMARY KEY,
+        path      TEXT NOT NULL UNIQUE,
+        inode     INTEGER NOT NULL,
+        size      INTEGER NOT NULL,
+        mtime_ns  INTEGER NOT NULL,
+        offset    INTEGER NOT NULL,          -- bytes read: always just after a complete line
+        head_hash BLOB NOT NULL,             -- xxh3-64 of the first min(offset, 4096) bytes
+        malformed INTEGER NOT NULL DEFAULT 0 -- lines skipped as not JSON
+    );
+    -- One row per API request, however many lines and files repeat it.
+    CREATE TABLE transcript_requests (
+        request_id        TEXT NOT NULL,
+        message_id        TEXT NOT NULL,
+        session_id        TEXT NOT NULL,
+        model             TEXT NOT NULL,
+        time_ns           INTEGER NOT NULL,
+        input_tokens      INTEGER NOT NULL,
+        output_tokens     INTEGER NOT NULL,
+        cache_read_tokens INTEGER NOT NULL,
+        cache_5m_tokens   INTEGER NOT NULL,
+        cache_1h_tokens   INTEGER NOT NULL,
+        fast              INTEGER NOT NULL,
+        PRIMARY KEY (request_id, message_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX transcript_requests_time ON transcript_requests(time_ns);
+    CREATE INDEX transcript_requests_session ON transcript_requests(session_id);
+    -- API errors shown to the user (not billed), once per line.
+    CREATE TABLE transcript_api_errors (
+        key        TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        time_ns    INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    -- Where a session ran: the first cwd and branch seen, its project (resolved at import), a PR.
+    CREATE TABLE transcript_sessions (
+        session_id    TEXT PRIMARY KEY,
+        first_ns      INTEGER NOT NULL,
+        last_ns       INTEGER NOT NULL,
+        cwd           TEXT NOT NULL,
+        git_branch    TEXT,
+        project       TEXT NOT NULL,
+        project_path  TEXT NOT NULL,
+        pr_number     INTEGER,
+        pr_url        TEXT,
+        pr_repository TEXT
+    ) WITHOUT ROWID;
+    -- Claude Code's own cost per session and model (the last cost-state line read), and the
+    -- newest request it covers: later requests of the session are not in it yet.
+    CREATE TABLE transcript_cost_state (
+        session_id   TEXT NOT NULL,
+        model        TEXT NOT NULL,
+        cost_usd     REAL NOT NULL,
+        covers_to_ns INTEGER NOT NULL,
+        PRIMARY KEY (session_id, model)
+    ) WITHOUT ROWID;
+"#;
+
+/// How a file looked when it was last read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileState {
+    pub inode: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub offset: u64,
+    pub head_hash: u64,
+}
+
+/// What one read of a file adds: its lines in file order, and where reading stopped.
+pub struct FileBatch<'a> {
+    pub path: &'a Path,
+    pub state: FileState,
+    /// The read started over at byte 0 (a new, truncated or rewritten file).
+    pub restarted: bool,
+    pub lines: Vec<Line>,
+    pub malformed: u64,
+    pub projects: &'a HashMap<String, Project>,
+}
+
+/// The importer's connection (its own, beside the engine's writer; SQLite serialises them).
+pub struct TranscriptWriter {
+    conn: Connection,
+}
+
+impl TranscriptWriter {
+    pub fn open(db_path: &Path) -> Result<TranscriptWriter, StoreError> {
+        let mut conn = super::connect(db_path)?;
+        super::schema::migrate(&mut conn)?;
+        Ok(TranscriptWriter { conn })
+    }
+
+    /// Where the last read of `path` stopped, if it was ever read.
+    pub fn file_state(&self, path: &Path) -> Result<Option<FileState>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT inode, size, mtime_ns, offset, head_hash FROM transcript_files WHERE path = ?1",
+        )?;
+        Ok(stmt
+            .query_row([path.to_string_lossy()], |r| {
+                let hash: Vec<u8> = r.get(4)?;
+                let mut bytes = [0u8; 8];
+                bytes.iter_mut().zip(hash).for_each(|(b, h)| *b = h);
+                Ok(FileState {
+                    inode: r.get::<_, i64>(0)? as u64,
+                    size: r.get::<_, i64>(1)? as u64,
+                    mtime_ns: r.get(2)?,
+                    offset: r.get::<_, i64>(3)? as u64,
+                    head_hash: u64::from_le_bytes(bytes),
+                })
+            })
+            .optional()?)
+    }
+
+    /// Stores one read of a file and its new position in one transaction: stopped at any
+    /// point, the next import starts exactly where this one committed.
+    pub fn apply(&mut self, batch: &FileBatch) -> Result<u64, StoreError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut new_requests = 0u64;
+        for line in &batch.lines {
+            new_requests += apply_line(&tx, line, batch.projects)?;
+        }
+        let s = &batch.state;
+        tx.prepare_cached(
+            "INSERT INTO transcript_files (path, inode, size, mtime_ns, offset, head_hash, malformed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(path) DO UPDATE SET inode = excluded.inode, size = excluded.size,
+                 mtime_ns = excluded.mtime_ns, offset = excluded.offset, head_hash = excluded.head_hash,
+                 malformed = CASE WHEN ?8 THEN excluded.malformed ELSE malformed + excluded.malformed END",
+        )?
+        .execute(params![
+            batch.path.to_string_lossy(),
+            s.inode as i64,
+            s.size as i64,
+            s.mtime_ns,
+            s.offset as i64,
+            s.head_hash.to_le_bytes().as_slice(),
+            batch.malformed as i64,
+            batch.restarted,
+        ])?;
+        tx.commit()?;
+        Ok(new_requests)
+    }
+}
+
+fn apply_line(
+    tx: &Connection,
+    line: &Line,
+    projects: &HashMap<String, Project>,
+) -> Result<u64, StoreError> {
+    let mut added = 0;
+    if let Some(c) = &line.context {
+        let project = projects.get(&c.cwd);
+        let (name, path) =
+            project.map(|p| (p.name.as_str(), p.path.as_str())).unwrap_or((&c.cwd, &c.cwd));
+        tx.prepare_cached(
+            "INSERT INTO transcript_sessions (session_id, first_ns, last_ns, cwd, git_branch, project, project_path)
+             VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(session_id) DO UPDATE SET
+                 cwd = CASE WHEN excluded.first_ns < first_ns THEN excluded.cwd ELSE cwd END,
+                 git_branch = CASE WHEN excluded.first_ns < first_ns OR git_branch IS NULL THEN COALESCE(excluded.git_branch, git_branch) ELSE git_branch END,
+                 project = CASE WHEN excluded.first_ns < first_ns THEN excluded.project ELSE project END,
+                 project_path = CASE WHEN excluded.first_ns < first_ns THEN excluded.project_path ELSE project_path END,
+                 first_ns = MIN(first_ns, excluded.first_ns),
+                 last_ns = MAX(last_ns, excluded.last_ns)",
+        )?
+        .execute(params![c.session_id, c.time_ns, c.cwd, c.git_branch, name, path])?;
+    }
+    if let Some(r) = &line.request {
+        added += tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO transcript_requests (request_id, message_id, session_id, model, time_ns,
+                     input_tokens, output_tokens, cache_read_tokens, cache_5m_tokens, cache_1h_tokens, fast)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                r.request_id,
+                r.message_id,
+                r.session_id,
+                r.model,
+                r.time_ns,
+                r.input as i64,
+                r.output as i64,
+                r.cache_read as i64,
+                r.cache_write_5m as i64,
+                r.cache_write_1h as i64,
+                r.fast,
+            ])? as u64;
+    }
+    if let Some(e) = &line.api_error {
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO transcript_api_errors (key, session_id, time_ns) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![e.key, e.session_id, e.time_ns])?;
+    }
+    if let Some(cs) = &line.cost_state {
+        for (model, cost) in &cs.models {
+            // Requests are applied in file order: what is stored now is what this line covers.
+            tx.prepare_cached(
+                "INSERT INTO transcript_cost_state (session_id, model, cost_usd, covers_to_ns)
+                 VALUES (?1, ?2, ?3, COALESCE((SELECT MAX(time_ns) FROM transcript_requests WHERE session_id = ?1 AND model = ?2), 0))
+                 ON CONFLICT(session_id, model) DO UPDATE SET
+                     cost_usd = excluded.cost_usd, covers_to_ns = MAX(covers_to_ns, excluded.covers_to_ns)",
+            )?
+            .execute(params![cs.session_id, model, cost])?;
+        }
+    }
+    if let Some(pr) = &line.pr_link {
+        tx.prepare_cached(
+            "UPDATE transcript_sessions SET pr_number = ?2, pr_url = ?3, pr_repository = ?4
+             WHERE session_id = ?1 AND pr_number IS NULL",
+        )?
+        .execute(params![pr.session_id, pr.number, pr.url, pr.repository])?;
+    }
+    Ok(added)
+}
+
+/// One stored transcript request, as the counting rule reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRequest {
+    pub request_id: String,
+    pub session_id: String,
+    pub model: String,
+    pub time_ns: i64,
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write_5m: u64,
+    pub cache_write_1h: u64,
+    pub fast: bool,
+}
+
+/// A session's place: project, branch and PR.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SessionPlace {
+    pub project: String,
+    pub project_path: String,
+    pub git_branch: Option<String>,
+    pub pr_number: Option<i64>,
+    pub pr_url: Option<String>,
+    pub pr_repository: Option<String>,
+    pub first_ns: i64,
+}
+
+/// What telemetry holds for one session, for the counting rule.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TelemetrySession {
+    /// `request_id` of every `claude_code.api_request` event.
+    pub request_ids: HashSet<String>,
+    /// All-time `claude_code.cost.usage` per model.
+    pub cost_by_model: HashMap<String, f64>,
+    /// All-time `claude_code.token.usage` per (model, type).
+    pub tokens: HashMap<(String, String), f64>,
+    /// Telemetry counted the session itself (`claude_code.session.count`).
+    pub counted_session: bool,
+}
+
+/// Claude Code's last stated cost of one session and model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatedCost {
+    pub cost_usd: f64,
+    pub covers_to_ns: i64,
+}
+
+/// Everything the counting rule needs about the sessions with transcript requests in a range.
+#[derive(Debug, Default)]
+pub struct TranscriptFacts {
+    /// Every request (all time) of each session that has one in the range.
+    pub requests: Vec<StoredRequest>,
+    pub places: HashMap<String, SessionPlace>,
+    pub telemetry: HashMap<String, TelemetrySession>,
+    pub stated: HashMap<(String, String), StatedCost>,
+}
+
+impl Reader {
+    /// The facts behind the transcripts' share of `[start_ns, end_ns)`.
+    pub fn transcript_facts(
+        &self,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<TranscriptFacts, StoreError> {
+        let conn = self.conn();
+        let mut sessions: Vec<String> = conn
+            .prepare_cached(
+                "SELECT DISTINCT session_id FROM transcript_requests WHERE time_ns >= ?1 AND time_ns < ?2
+                 UNION SELECT session_id FROM transcript_sessions WHERE first_ns >= ?1 AND first_ns < ?2",
+            )?
+            .query_map(params![start_ns, end_ns], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        sessions.sort();
+        let mut facts = TranscriptFacts::default();
+        if sessions.is_empty() {
+            return Ok(facts);
+        }
+        let wanted: HashSet<&str> = sessions.iter().map(String::as_str).collect();
+        for session in &sessions {
+            self.requests_of(session, &mut facts.requests)?;
+            if let Some(place) = self.session_place(session)? {
+                facts.places.insert(session.clone(), place);
+            }
+            let ids = telemetry_request_ids(conn, session)?;
+            if !ids.is_empty() {
+                facts.telemetry.entry(session.clone()).or_default().request_ids = ids;
+            }
+        }
+        self.telemetry_totals(&wanted, &mut facts.telemetry)?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT session_id, model, cost_usd, covers_to_ns FROM transcript_cost_state",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let session: String = r.get(0)?;
+            if wanted.contains(session.as_str()) {
+                let stated = StatedCost { cost_usd: r.get(2)?, covers_to_ns: r.get(3)? };
+                facts.stated.insert((session, r.get(1)?), stated);
+            }
+        }
+        Ok(facts)
+    }
+
+    fn requests_of(&self, session: &str, out: &mut Vec<StoredRequest>) -> Result<(), StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT request_id, model, time_ns, input_tokens, output_tokens, cache_read_tokens,
+                    cache_5m_tokens, cache_1h_tokens, fast
+             FROM transcript_requests WHERE session_id = ?1",
+        )?;
+        let rows = stmt.query_map([session], |r| {
+            Ok(StoredRequest {
+                request_id: r.get(0)?,
+                session_id: session.to_string(),
+                model: r.get(1)?,
+                time_ns: r.get(2)?,
+                input: r.get::<_, i64>(3)? as u64,
+                output: r.get::<_, i64>(4)? as u64,
+                cache_read: r.get::<_, i64>(5)? as u64,
+                cache_write_5m: r.get::<_, i64>(6)? as u64,
+                cache_write_1h: r.get::<_, i64>(7)? as u64,
+                fast: r.get(8)?,
+            })
+        })?;
+        for row in rows {
+            out.push(row?);
+        }
+        Ok(())
+    }
+
+    /// Project, branch and PR of one session, if its transcripts were read.
+    pub fn session_place(&self, session: &str) -> Result<Option<SessionPlace>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT project, project_path, git_branch, pr_number, pr_url, pr_repository, first_ns
+             FROM transcript_sessions WHERE session_id = ?1",
+        )?;
+        Ok(stmt
+            .query_row([session], |r| {
+                Ok(SessionPlace {
+                    project: r.get(0)?,
+                    project_path: r.get(1)?,
+                    git_branch: r.get(2)?,
+                    pr_number: r.get(3)?,
+                    pr_url: r.get(4)?,
+                    pr_repository: r.get(5)?,
+                    first_ns: r.get(6)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Every session's place (project, branch, PR), for groupings of telemetry by session.
+    pub fn session_places(&self) -> Result<HashMap<String, SessionPlace>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT session_id, project, project_path, git_branch, pr_number, pr_url, pr_repository, first_ns
+             FROM transcript_sessions",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                SessionPlace {
+                    project: r.get(1)?,
+                    project_path: r.get(2)?,
+                    git_branch: r.get(3)?,
+                    pr_number: r.get(4)?,
+                    pr_url: r.get(5)?,
+                    pr_repository: r.get(6)?,
+                    first_ns: r.get(7)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// All-time cost and tokens telemetry's metrics hold per session (from the running totals,
+    /// not the usage history), and whether it counted the session.
+    fn telemetry_totals(
+        &self,
+        wanted: &HashSet<&str>,
+        out: &mut HashMap<String, TelemetrySession>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT s.session_id, s.metric, COALESCE(s.model, ''), COALESCE(s.type, ''), st.total
+             FROM series s JOIN series_state st ON st.series_id = s.id
+             WHERE s.metric IN (?1, ?2, ?3) AND s.session_id IS NOT NULL",
+        )?;
+        let mut rows = stmt.query(params![names::COST, names::TOKENS, names::SESSIONS])?;
+        while let Some(r) = rows.next()? {
+            let session: String = r.get(0)?;
+            if !wanted.contains(session.as_str()) {
+                continue;
+            }
+            let metric: String = r.get(1)?;
+            let model: String = r.get(2)?;
+            let total: f64 = r.get(4)?;
+            let t = out.entry(session).or_default();
+            match metric.as_str() {
+                names::COST => *t.cost_by_model.entry(model).or_insert(0.0) += total,
+                names::TOKENS => *t.tokens.entry((model, r.get(3)?)).or_insert(0.0) += total,
+                _ => t.counted_session = true,
+            }
+        }
+        Ok(())
+    }
+
+    /// Per file: path, bytes read, size, malformed lines (doctor, import status).
+    pub fn transcript_files(&self) -> Result<Vec<(String, u64, u64, u64)>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT path, offset, size, malformed FROM transcript_files ORDER BY path",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+                r.get::<_, i64>(3)? as u64,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// API errors the transcripts show in `[start_ns, end_ns)`.
+    pub fn transcript_api_errors(&self, start_ns: i64, end_ns: i64) -> Result<u64, StoreError> {
+        Ok(self.conn().query_row(
+            "SELECT COUNT(*) FROM transcript_api_errors WHERE time_ns >= ?1 AND time_ns < ?2",
+            params![start_ns, end_ns],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+}
+
+/// The `request_id` of every telemetry `claude_code.api_request` event of one session.
+///
+/// The one place that knows where telemetry keeps an event's request id: today inside the
+/// event's attribute JSON; when events get a typed `request_id` column, only this changes.
+fn telemetry_request_ids(conn: &Connection, session: &str) -> Result<HashSet<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT json_extract(attrs, '$.request_id') FROM events
+         WHERE session_id = ?1 AND name = ?2 AND json_extract(attrs, '$.request_id') IS NOT NULL",
+    )?;
+    let rows = stmt.query_map(params![session, names::API_REQUEST], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+impl Reader {
+    /// Adds the transcripts' share of `[start_ns, end_ns)` (the counting rule) to a report.
+    pub(super) fn add_transcripts(
+        &self,
+        start_ns: i64,
+        end_ns: i64,
+        by: Option<GroupBy>,
+        week_start: chrono::Weekday,
+        total: &mut Figures,
+        groups: &mut BTreeMap<String, Figures>,
+    ) -> Result<(), StoreError> {
+        let facts = self.transcript_facts(start_ns, end_ns)?;
+        let tz = chrono::Local;
+        let in_range = |ns: i64| ns >= start_ns && ns < end_ns;
+        for share in counting::shares(&facts, self.prices()).iter().filter(|s| in_range(s.time_ns))
+        {
+            total.add_transcript(share);
+            let Some(by) = by else { continue };
+            if by == GroupBy::Type {
+                for (kind, part) in split_by_type(share) {
+                    groups.entry(kind.to_string()).or_default().add_transcript(&part);
+                }
+                continue;
+            }
+            let key = match by {
+                GroupBy::Model => share.model.clone(),
+                GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour => {
+                    local_bucket(&tz, share.time_ns, by, week_start)
+                }
+                _ => share.session_id.clone(),
+            };
+            groups.entry(key).or_default().add_transcript(share);
+        }
+        for (session, place) in &facts.places {
+            let counted = facts.telemetry.get(session).is_some_and(|t| t.counted_session);
+            if counted || !in_range(place.first_ns) {
+                continue;
+            }
+            total.add_transcript_session();
+            let key = match by {
+                None | Some(GroupBy::Type | GroupBy::Model) => continue,
+                Some(g @ (GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour)) => {
+                    local_bucket(&tz, place.first_ns, g, week_start)
+                }
+                Some(_) => session.clone(),
+            };
+            groups.entry(key).or_default().add_transcript_session();
+        }
+        total.transcripts.api_errors += self.transcript_api_errors(start_ns, end_ns)?;
+        Ok(())
+    }
+
+    /// What the transcripts add to spend per (15-minute slot, model) in `[start_ns, end_ns)`:
+    /// budgets and their forecast read it beside telemetry's cost.
+    pub fn transcript_cost_slots(
+        &self,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Vec<(i64, String, f64)>, StoreError> {
+        let facts = self.transcript_facts(start_ns, end_ns)?;
+        let slot_ns = super::SLOT_SECONDS * 1_000_000_000;
+        Ok(counting::shares(&facts, self.prices())
+            .into_iter()
+            .filter(|s| s.time_ns >= start_ns && s.time_ns < end_ns && s.cost_usd > 0.0)
+            .map(|s| (s.time_ns.div_euclid(slot_ns), s.model, s.cost_usd))
+            .collect())
+    }
+
+    /// Groups keyed by session, folded into projects, branches or PRs.
+    pub(super) fn fold_by_place(
+        &self,
+        by: GroupBy,
+        by_session: BTreeMap<String, Figures>,
+    ) -> Result<Vec<Group>, StoreError> {
+        let places = self.session_places()?;
+        // Keyed by the full path: two work trees may share a folder name.
+        let mut folded: BTreeMap<(Option<String>, String), Figures> = BTreeMap::new();
+        for (session, figures) in by_session {
+            let place = places.get(&session);
+            let (key, detail) = match (by, place) {
+                (GroupBy::Project, Some(p)) => (p.project.clone(), Some(p.project_path.clone())),
+                (GroupBy::Branch, Some(p)) => (p.git_branch.clone().unwrap_or_default(), None),
+                (GroupBy::Pr, Some(p)) => match p.pr_number {
+                    Some(n) => (format!("#{n}"), p.pr_url.clone()),
+                    None => (String::new(), None),
+                },
+                _ => (String::new(), None),
+            };
+            folded.entry((detail, key)).or_default().merge(&figures);
+        }
+        let mut groups: Vec<Group> = folded
+            .into_iter()
+            .map(|((detail, key), figures)| Group { key, detail, figures })
+            .collect();
+        groups.sort_by(|a, b| (&a.key, &a.detail).cmp(&(&b.key, &b.detail)));
+        Ok(groups)
+    }
+}
+
+fn split_by_type(s: &Share) -> Vec<(&'static str, Share)> {
+    let zero = Share {
+        input: 0.0,
+        output: 0.0,
+        cache_read: 0.0,
+        cache_creation: 0.0,
+        request: false,
+        cost_usd: 0.0,
+        ..s.clone()
+    };
+    vec![
+        ("", Share { unpriced: s.unpriced, ..s.clone() }.tokens_zeroed()),
+        ("input", Share { input: s.input, ..zero.clone() }),
+        ("output", Share { output: s.output, ..zero.clone() }),
+        ("cacheRead", Share { cache_read: s.cache_read, ..zero.clone() }),
+        ("cacheCreation", Share { cache_creation: s.cache_creation, ..zero }),
+    ]
+}
+
+impl Share {
+    fn tokens_zeroed(self) -> Share {
+        Share { input: 0.0, output: 0.0, cache_read: 0.0, cache_creation: 0.0, ..self }
+    }
+}
+
+/// One session where telemetry and the transcripts disagree: requests only one of them saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionDisagreement {
+    pub session_id: String,
+    pub telemetry_only: usize,
+    pub transcripts_only: usize,
+}
+
+impl Reader {
+    /// Sessions that both sources know whose requests differ (doctor's reconciliation).
+    pub fn disagreeing_sessions(&self) -> Result<Vec<SessionDisagreement>, StoreError> {
+        let conn = self.conn();
+        let sessions: Vec<String> = conn
+            .prepare_cached("SELECT session_id FROM transcript_sessions ORDER BY session_id")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::new();
+        for session in sessions {
+            let telemetry = telemetry_request_ids(conn, &session)?;
+            if telemetry.is_empty() {
+                continue;
+            }
+            let mut requests = Vec::new();
+            self.requests_of(&session, &mut requests)?;
+            let here: HashSet<&str> = requests.iter().map(|r| r.request_id.as_str()).collect();
+            let telemetry_only = telemetry.iter().filter(|id| !here.contains(id.as_str())).count();
+            let transcripts_only = here.iter().filter(|id| !telemetry.contains(**id)).count();
+            if telemetry_only + transcripts_only > 0 {
+                out.push(SessionDisagreement {
+                    session_id: session,
+                    telemetry_only,
+                    transcripts_only,
+                });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,68 @@
+//! The engine's own import: started with `serve` and the tray (the process that holds the data
+//! directory does the importing), on a thread of its own, so the first minute already shows
+//! the history on disk. Commits are announced like telemetry's, so the tray label, the
+//! dashboard and budgets follow.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use super::import::{all_files, Importer};
+use super::TranscriptsConfig;
+use crate::store::Store;
+
+/// A running background import; dropping it asks it to stop after the chunk being written.
+pub struct BackgroundImport {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl BackgroundImport {
+    /// Starts importing every transcript file not yet read (nothing when transcripts are off).
+    pub fn start(store: &Store, config: &TranscriptsConfig) -> Option<BackgroundImport> {
+        if !config.enabled {
+            return None;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let (store, config, flag) = (store.clone(), config.clone(), stop.clone());
+        let handle = std::thread::Builder::new()
+            .name("tokentray-transcripts".into())
+            .spawn(move || run(&store, &config, &flag))
+            .map_err(|e| tracing::warn!(error = %e, "cannot start the transcript import"))
+            .ok()?;
+        Some(BackgroundImport { stop, handle: Some(handle) })
+    }
+}
+
+fn run(store: &Store, config: &TranscriptsConfig, stop: &AtomicBool) {
+    let mut importer = match Importer::open(store.path()) {
+        Ok(i) => i,
+        Err(e) => return tracing::warn!(error = %e, "transcript import not started"),
+    };
+    let files = all_files(config);
+    let mut announced = 0;
+    let result = importer.run(&files, stop, |p| {
+        if p.new_requests > announced {
+            announced = p.new_requests;
+            store.announce_change();
+        }
+    });
+    match result {
+        Ok(p) => tracing::info!(
+            files = p.files_done,
+            new_requests = p.new_requests,
+            malformed = p.malformed_lines,
+            "transcripts imported"
+        ),
+        Err(e) => tracing::warn!(error = %e, "transcript import stopped"),
+    }
+}
+
+impl Drop for BackgroundImport {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Claude Code's local transcripts as a second source beside telemetry.
+//!
+//! * [`discover`] — the config directories and their `projects/**/*.jsonl`.
+//! * [`line`] — one line → the few facts kept ([`record`]); text is never copied.
+//! * [`project`] — a session's project: the git work tree of its `cwd`, else the `cwd`.
+//! * [`import`] — reads what is new in each file, resumable, into the store's transcript
+//!   tables (`store::transcripts`).
+//! * [`background`] — the engine's import at start (`serve`, the tray).
+//! * [`counting`] — the counting rule every view reads through.
+
+pub mod background;
+pub mod counting;
+pub mod discover;
+pub mod import;
+pub mod line;
+pub mod project;
+pub mod record;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// `[transcripts]` in the config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TranscriptsConfig {
+    /// Read Claude Code's transcripts at all.
+    pub enabled: bool,
+    /// Claude config directories to read instead of `CLAUDE_CONFIG_DIR` / the defaults.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<PathBuf>,
+    /// Also carry transcript-only requests to `/metrics` and forwarding (off: only telemetry).
+    pub expose: bool,
+}
+
+impl Default for TranscriptsConfig {
+    fn default() -> Self {
+        TranscriptsConfig { enabled: true, paths: Vec::new(), expose: false }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TranscriptError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot read {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,116 @@
+//! Claude Code's transcripts through the `tokentray` binary: `import`, then `report`; and the
+//! background import of a starting `serve`. Ground truth: the captured transcripts' expected.json.
+// Tests and benches may panic: a failed step is the point. Library code may not (Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const FIXTURE: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/claude-code-transcripts");
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// `tokentray` with its own data dir and config, and a HOME holding the captured `~/.claude`.
+fn tokentray(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokentray"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TOKENTRAY_")) {
+        cmd.env_remove(k);
+    }
+    cmd.env("HOME", dir.join("home"))
+        .env_remove("CLAUDE_CONFIG_DIR")
+        .env("XDG_CONFIG_HOME", dir.join("home/.config"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--config")
+        .arg(dir.join("config.toml"));
+    cmd
+}
+
+fn setup() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(&Path::new(FIXTURE).join("home/.claude"), &dir.path().join("home/.claude"));
+    dir
+}
+
+fn report(dir: &Path, by: &str) -> Value {
+    let out =
+        tokentray(dir).args(["report", "all", "--json", "--by", by]).output().expect("report");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+fn assert_expected(r: &Value) {
+    let e: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(FIXTURE).join("expected.json")).expect("read"),
+    )
+    .expect("json");
+    for kind in ["input", "output", "cacheRead", "cacheCreation"] {
+        assert_eq!(r["tokens"][kind], e["tokens"][kind], "{kind}");
+    }
+    assert_eq!(r["api_requests"]["count"], e["requests"]);
+    assert_eq!(r["sessions"], e["sessions"]);
+    let cost = r["cost_usd"].as_f64().expect("cost");
+    assert!((cost - e["cost_usd_claude_code"].as_f64().expect("n")).abs() < 1e-9, "{cost}");
+}
+
+#[test]
+fn import_then_report_gives_the_captured_ground_truth_and_the_pr_once() {
+    let dir = setup();
+    let out = tokentray(dir.path()).arg("import").output().expect("import");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("13 new requests"));
+    let by_pr = report(dir.path(), "pr");
+    assert_expected(&by_pr);
+    let prs: Vec<&Value> =
+        by_pr["groups"].as_array().expect("groups").iter().filter(|g| g["key"] == "#42").collect();
+    assert_eq!(prs.len(), 1);
+    // Importing again adds nothing.
+    let again = tokentray(dir.path()).arg("import").output().expect("import");
+    assert!(String::from_utf8_lossy(&again.stdout).contains(" 0 new requests"));
+    assert_expected(&report(dir.path(), "project"));
+}
+
+#[test]
+fn serve_imports_the_transcripts_on_disk_when_it_starts() {
+    let dir = setup();
+    let mut serve = tokentray(dir.path())
+        .args([
+            "serve",
+            "--otlp-grpc",
+            "127.0.0.1:0",
+            "--otlp-http",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        last = report(dir.path(), "model");
+        if last["api_requests"]["count"] == 13 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert_expected(&last);
+}
