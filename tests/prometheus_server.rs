@@ -7,12 +7,10 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::fixtures::{load_set_by_name, FixtureSet, Signal};
-use support::prometheus::{require_tool, Prometheus};
+use support::prometheus::{promtool_check, require_tool, Prometheus};
 use support::replay::{json_time_span_ns, shift_json_times};
 use support::{approx_eq, prom, Checker, Replayer, Serve};
 
@@ -70,27 +68,6 @@ fn compare_maps(
             want.get(k).copied().unwrap_or(0.0),
         );
     }
-}
-
-/// `promtool check metrics` on a text-format body: exit 0 and not a word of output.
-fn promtool_check(body: &str) {
-    let promtool = require_tool("promtool");
-    let mut child = Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn promtool");
-    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text =
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(
-        out.status.success() && text.trim().is_empty(),
-        "promtool check metrics: {} with output:\n{text}\n--- /metrics body ---\n{body}",
-        out.status
-    );
 }
 
 #[test]

@@ -107,19 +107,35 @@ pub fn free_port() -> u16 {
 /// Posts one Claude Code-shaped usage export (cost and the four token types of session `s-1`,
 /// ending now) to an OTLP/HTTP receiver as protobuf; panics unless it is accepted.
 pub fn post_usage(http: std::net::SocketAddr, usage: tokentray_core::testkit::Usage) {
+    let now = now_ns();
+    post_usage_at(http, "s-1", usage, now - 1_000_000_000, now, false);
+}
+
+/// Now, in unix nanoseconds.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos()
+        as u64
+}
+
+/// Posts the usage export of `session` for `[start_ns, time_ns]` (a delta, or with `cumulative`
+/// the running total since `start_ns`); panics unless it is accepted.
+pub fn post_usage_at(
+    http: std::net::SocketAddr,
+    session: &str,
+    usage: tokentray_core::testkit::Usage,
+    start_ns: u64,
+    time_ns: u64,
+    cumulative: bool,
+) {
     use prost::Message;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos() as u64;
     let req = tokentray_core::testkit::metrics_request(tokentray_core::testkit::usage_metrics(
-        "s-1",
+        session,
         "u",
         "claude-opus-4-5",
         usage,
-        now - 1_000_000_000,
-        now,
-        false,
+        start_ns,
+        time_ns,
+        cumulative,
     ));
     let resp = reqwest::blocking::Client::new()
         .post(format!("http://{http}/v1/metrics"))

@@ -2,6 +2,7 @@
 //! child process: temp config scraping one target every second, temp TSDB, a free loopback port.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -220,4 +221,25 @@ impl Drop for Prometheus {
             let _ = c.wait();
         }
     }
+}
+
+/// `promtool check metrics` on a text-format body: exit 0 and not a word of output.
+pub fn promtool_check(body: &str) {
+    let promtool = require_tool("promtool");
+    let mut child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn promtool");
+    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "promtool check metrics: {} with output:\n{text}\n--- /metrics body ---\n{body}",
+        out.status
+    );
 }

@@ -30,6 +30,8 @@ pub struct Config {
     pub budgets: BudgetsConfig,
     pub alerts: AlertsConfig,
     pub forward: ForwardConfig,
+    #[serde(skip_serializing_if = "MetricsConfig::is_default")]
+    pub metrics: MetricsConfig,
     /// The file this was read from (set by [`Config::from_file`], even when the file did not
     /// exist yet), so that long-running parts can pick up `tokentray budget set` edits.
     #[serde(skip)]
@@ -294,6 +296,55 @@ pub struct ForwardConfig {
     pub resend_window_hours: u64,
 }
 
+/// `[metrics]`: how `/metrics` is shaped. Only the exposition: the store and forwarding keep
+/// every series whole.
+///
+/// ```toml
+/// [metrics]
+/// series_idle_hours = 24          # 0: every series stays, however old
+/// drop_labels = ["session_id"]    # one exact total per remaining label set
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A series whose newest point (by its own timestamp) is older than this many hours leaves
+    /// `/metrics` until its next point, which brings it back with its full total. Fractional
+    /// values are allowed; 0 keeps every series.
+    pub series_idle_hours: f64,
+    /// Labels left out of every series; series that then look alike are added into one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drop_labels: Vec<String>,
+}
+
+pub const DEFAULT_SERIES_IDLE_HOURS: f64 = 24.0;
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { series_idle_hours: DEFAULT_SERIES_IDLE_HOURS, drop_labels: Vec::new() }
+    }
+}
+
+impl MetricsConfig {
+    fn is_default(&self) -> bool {
+        *self == MetricsConfig::default()
+    }
+
+    /// The shape `/metrics` takes from these settings.
+    pub fn shape(&self) -> crate::exposition::shape::MetricsShape {
+        crate::exposition::shape::MetricsShape::new(self.series_idle_hours, &self.drop_labels)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !self.series_idle_hours.is_finite() || self.series_idle_hours < 0.0 {
+            return Err(format!(
+                "[metrics] series_idle_hours must be 0 or a positive number of hours, not {}",
+                self.series_idle_hours
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ForwardProtocol {
     #[default]
@@ -406,6 +457,10 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
             Err(e) => return Err(ConfigError::Read { path: path.into(), reason: e.to_string() }),
         };
+        config
+            .metrics
+            .validate()
+            .map_err(|reason| ConfigError::Parse { path: path.into(), reason })?;
         config.source = Some(path.to_path_buf());
         Ok(config)
     }
@@ -432,6 +487,11 @@ impl Config {
                         .filter(|s| !s.is_empty())
                         .map(String::from)
                         .collect()
+                }
+                "TOKENTRAY_SERIES_IDLE_HOURS" => {
+                    self.metrics.series_idle_hours =
+                        value.parse().map_err(|e| bad(format!("{e}")))?;
+                    self.metrics.validate().map_err(bad)?;
                 }
                 "TOKENTRAY_STORE_PROMPTS" => {
                     self.privacy.store_prompts = match value.as_str() {

@@ -196,12 +196,14 @@ pub async fn run(
     });
     let metrics_task = tokio::spawn({
         let stop = stopped(stop_rx.clone());
-        let app = metrics_endpoint::router(store.clone()).merge(dashboard_endpoint::router(
-            store.clone(),
-            crate::dashboard::Endpoints::from_bound(&addrs),
-            crate::budget::BudgetsSource::of(config),
-            stop_rx.clone(),
-        ));
+        let app = metrics_endpoint::router(store.clone(), config.metrics.shape()).merge(
+            dashboard_endpoint::router(
+                store.clone(),
+                crate::dashboard::Endpoints::from_bound(&addrs),
+                crate::budget::BudgetsSource::of(config),
+                stop_rx.clone(),
+            ),
+        );
         async move {
             axum::serve(metrics_listener, app)
                 .with_graceful_shutdown(stop)
