@@ -39,6 +39,13 @@ impl MetricsShape {
 /// `labels` (rendered, `a="x",b="y"`) without the labels named in `drop`, still rendered.
 pub fn without_labels(labels: &str, drop: &[String]) -> String {
     let mut kept = String::with_capacity(labels.len());
+    without_labels_into(labels, drop, &mut kept);
+    kept
+}
+
+/// [`without_labels`] into a buffer the caller reuses (one scrape folds every series).
+pub fn without_labels_into(labels: &str, drop: &[String], kept: &mut String) {
+    kept.clear();
     for pair in rendered_pairs(labels) {
         let name = pair.split_once('=').map_or(pair, |(n, _)| n);
         if drop.iter().any(|d| d == name) {
@@ -49,7 +56,6 @@ pub fn without_labels(labels: &str, drop: &[String]) -> String {
         }
         kept.push_str(pair);
     }
-    kept
 }
 
 /// Splits rendered labels into their `name="value"` pieces: commas inside a quoted value (which

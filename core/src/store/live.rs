@@ -325,9 +325,10 @@ impl Live {
 fn folded_series(rows: &[Row], shape: &MetricsShape, now_ns: u64) -> Vec<Series> {
     let mut folded: Vec<(Series, u64)> = Vec::new();
     let mut index: HashMap<String, usize, LabelHasher> = HashMap::default();
+    let mut labels = String::new();
     for row in rows {
-        let labels = shape::without_labels(&row.labels, &shape.drop_labels);
-        match index.get(&labels) {
+        shape::without_labels_into(&row.labels, &shape.drop_labels, &mut labels);
+        match index.get(labels.as_str()) {
             Some(&i) => {
                 let (series, newest) = &mut folded[i];
                 shape::add_value(&mut series.value, &row.value);
@@ -337,7 +338,7 @@ fn folded_series(rows: &[Row], shape: &MetricsShape, now_ns: u64) -> Vec<Series>
             None => {
                 index.insert(labels.clone(), folded.len());
                 let series = Series {
-                    labels: Labels::from(labels),
+                    labels: Labels::from(labels.as_str()),
                     value: row.value.clone(),
                     created_ms: row.created_ms,
                 };
