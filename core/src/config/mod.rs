@@ -594,6 +594,31 @@ webhook = "http://127.0.0.1:9/hook"
     }
 
     #[test]
+    fn metrics_shape_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        let none = dir.path().join("none.toml");
+        let default = Config::from_file(&none).expect("defaults").metrics.shape();
+        assert_eq!(default.idle_after_ns, Some(24 * 3_600_000_000_000));
+        std::fs::write(&path, "[metrics]\nseries_idle_hours = 0\ndrop_labels = [\"session.id\"]\n")
+            .expect("write");
+        let shape = Config::from_file(&path).expect("parses").metrics.shape();
+        assert_eq!(
+            (shape.idle_after_ns, shape.drop_labels),
+            (None, vec!["session_id".to_string()])
+        );
+        std::fs::write(&path, "[metrics]\nseries_idle_hours = -1\n").expect("write");
+        let err = Config::from_file(&path).expect_err("negative hours");
+        assert!(err.to_string().contains("series_idle_hours"), "{err}");
+        let mut c = Config::default();
+        c.apply_env([("TOKENTRAY_SERIES_IDLE_HOURS".to_string(), "0.5".to_string())]).expect("env");
+        assert_eq!(c.metrics.shape().idle_after_ns, Some(1_800_000_000_000));
+        assert!(c
+            .apply_env([("TOKENTRAY_SERIES_IDLE_HOURS".to_string(), "NaN".to_string())])
+            .is_err());
+    }
+
+    #[test]
     fn missing_file_is_defaults_and_typos_are_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
         let none = dir.path().join("none.toml");
