@@ -15,7 +15,8 @@
 //!   delta/cumulative accounting ([`store::accounting`]) and group-commits; a request is answered
 //!   only after its data is on disk. [`store::Reader`] serves reports.
 //! * [`query`] — periods in the local time zone and the report vocabulary.
-//! * [`exposition`] — Prometheus names (otlptranslator rules) and the pure `encode` of a snapshot.
+//! * [`exposition`] — Prometheus names (otlptranslator rules), the pure `encode` of a snapshot,
+//!   and `shape` (`[metrics]`: idle series, `drop_labels`).
 //! * [`server`] — bind the listeners, then `run(listeners, store, config, shutdown)`.
 //! * [`dashboard`] — what the window and the page at `/` on the metrics listener show.
 //! * [`budget`] — daily/weekly/monthly budgets: spend, forecast, one alert per threshold and

@@ -117,19 +117,49 @@ pub fn post_usage_with(
     usage: tokentray_core::testkit::Usage,
     headers: &[(&str, &str)],
 ) {
+    let now = now_ns();
+    post_usage_at_with(http, "s-1", usage, now - 1_000_000_000, now, false, headers);
+}
+
+/// Now, in unix nanoseconds.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos()
+        as u64
+}
+
+/// Posts the usage export of `session` for `[start_ns, time_ns]` (a delta, or with `cumulative`
+/// the running total since `start_ns`); panics unless it is accepted.
+pub fn post_usage_at(
+    http: std::net::SocketAddr,
+    session: &str,
+    usage: tokentray_core::testkit::Usage,
+    start_ns: u64,
+    time_ns: u64,
+    cumulative: bool,
+) {
+    post_usage_at_with(http, session, usage, start_ns, time_ns, cumulative, &[]);
+}
+
+/// [`post_usage_at`] with extra request headers.
+#[allow(clippy::too_many_arguments)] // test support: the export's fields, spelled out
+pub fn post_usage_at_with(
+    http: std::net::SocketAddr,
+    session: &str,
+    usage: tokentray_core::testkit::Usage,
+    start_ns: u64,
+    time_ns: u64,
+    cumulative: bool,
+    headers: &[(&str, &str)],
+) {
     use prost::Message;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos() as u64;
     let req = tokentray_core::testkit::metrics_request(tokentray_core::testkit::usage_metrics(
-        "s-1",
+        session,
         "u",
         "claude-opus-4-5",
         usage,
-        now - 1_000_000_000,
-        now,
-        false,
+        start_ns,
+        time_ns,
+        cumulative,
     ));
     let mut post = reqwest::blocking::Client::new()
         .post(format!("http://{http}/v1/metrics"))

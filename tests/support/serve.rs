@@ -129,11 +129,17 @@ impl Serve {
             "--metrics",
             "127.0.0.1:0",
         ])
-        .args(&self.options.args)
-        .envs(self.options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .args(&self.options.args);
+        // The captured fixtures and generated histories are back-dated: with the default
+        // `series_idle_hours` (24) their series would leave /metrics at once. Tests keep every
+        // series unless they test idleness (by naming the setting in their config or env).
+        if !self.options.config_toml.as_deref().is_some_and(|t| t.contains("series_idle_hours")) {
+            cmd.env("TOKENTRAY_SERIES_IDLE_HOURS", "0");
+        }
+        cmd.envs(self.options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", bin()));
 
         // stderr: collected for failure messages (each generation appended, labelled).

@@ -30,6 +30,7 @@ pub struct Config {
     pub budgets: BudgetsConfig,
     pub alerts: AlertsConfig,
     pub forward: ForwardConfig,
+    #[serde(skip_serializing_if = "MetricsConfig::is_default")]
     pub metrics: MetricsConfig,
     pub connections: ConnectionsConfig,
     /// Claude Code's local transcripts (issue 15).
@@ -71,17 +72,6 @@ impl Default for ConnectionsConfig {
             max_per_port: 1024,
         }
     }
-}
-
-/// The metrics listener (`/metrics`, the dashboard page and its API).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MetricsConfig {
-    /// A header every request must carry, as `NAME=@file:PATH` or `NAME=@keychain` (e.g.
-    /// `Authorization=@file:/etc/tokentray/scrape-token`, the file Prometheus'
-    /// `authorization.credentials_file` reads); off when unset.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub require_header: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -349,6 +339,65 @@ pub struct ForwardConfig {
     pub resend_window_hours: u64,
 }
 
+/// `[metrics]`: how `/metrics` is shaped. Only the exposition: the store and forwarding keep
+/// every series whole.
+///
+/// ```toml
+/// [metrics]
+/// series_idle_hours = 24          # 0: every series stays, however old
+/// drop_labels = ["session_id"]    # one exact total per remaining label set
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A series whose newest point (by its own timestamp) is older than this many hours leaves
+    /// `/metrics` until its next point, which brings it back with its full total. Fractional
+    /// values are allowed; 0 keeps every series.
+    pub series_idle_hours: f64,
+    /// Labels left out of every series; series that then look alike are added into one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drop_labels: Vec<String>,
+    /// A header every request to the metrics listener (`/metrics`, the dashboard page and its
+    /// API) must carry, as `NAME=@file:PATH` or `NAME=@keychain` (e.g.
+    /// `Authorization=@file:/etc/tokentray/scrape-token`, the file Prometheus'
+    /// `authorization.credentials_file` reads); off when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_header: Option<String>,
+}
+
+pub const DEFAULT_SERIES_IDLE_HOURS: f64 = 24.0;
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            series_idle_hours: DEFAULT_SERIES_IDLE_HOURS,
+            drop_labels: Vec::new(),
+            require_header: None,
+        }
+    }
+}
+
+impl MetricsConfig {
+    fn is_default(&self) -> bool {
+        *self == MetricsConfig::default()
+    }
+
+    /// The shape `/metrics` takes from these settings.
+    pub fn shape(&self) -> crate::exposition::shape::MetricsShape {
+        crate::exposition::shape::MetricsShape::new(self.series_idle_hours, &self.drop_labels)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !self.series_idle_hours.is_finite() || self.series_idle_hours < 0.0 {
+            return Err(format!(
+                "[metrics] series_idle_hours must be 0 or a positive number of hours, not {}",
+                self.series_idle_hours
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ForwardProtocol {
     #[default]
@@ -467,6 +516,10 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
             Err(e) => return Err(ConfigError::Read { path: path.into(), reason: e.to_string() }),
         };
+        config
+            .metrics
+            .validate()
+            .map_err(|reason| ConfigError::Parse { path: path.into(), reason })?;
         config.source = Some(path.to_path_buf());
         Ok(config)
     }
@@ -493,6 +546,11 @@ impl Config {
                         .filter(|s| !s.is_empty())
                         .map(String::from)
                         .collect()
+                }
+                "TOKENTRAY_SERIES_IDLE_HOURS" => {
+                    self.metrics.series_idle_hours =
+                        value.parse().map_err(|e| bad(format!("{e}")))?;
+                    self.metrics.validate().map_err(bad)?;
                 }
                 "TOKENTRAY_STORE_PROMPTS" => {
                     self.privacy.store_prompts = match value.as_str() {
@@ -592,6 +650,31 @@ webhook = "http://127.0.0.1:9/hook"
             let err = Config::from_file(&path).expect_err(bad);
             assert!(err.to_string().contains(needle), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn metrics_shape_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        let none = dir.path().join("none.toml");
+        let default = Config::from_file(&none).expect("defaults").metrics.shape();
+        assert_eq!(default.idle_after_ns, Some(24 * 3_600_000_000_000));
+        std::fs::write(&path, "[metrics]\nseries_idle_hours = 0\ndrop_labels = [\"session.id\"]\n")
+            .expect("write");
+        let shape = Config::from_file(&path).expect("parses").metrics.shape();
+        assert_eq!(
+            (shape.idle_after_ns, shape.drop_labels),
+            (None, vec!["session_id".to_string()])
+        );
+        std::fs::write(&path, "[metrics]\nseries_idle_hours = -1\n").expect("write");
+        let err = Config::from_file(&path).expect_err("negative hours");
+        assert!(err.to_string().contains("series_idle_hours"), "{err}");
+        let mut c = Config::default();
+        c.apply_env([("TOKENTRAY_SERIES_IDLE_HOURS".to_string(), "0.5".to_string())]).expect("env");
+        assert_eq!(c.metrics.shape().idle_after_ns, Some(1_800_000_000_000));
+        assert!(c
+            .apply_env([("TOKENTRAY_SERIES_IDLE_HOURS".to_string(), "NaN".to_string())])
+            .is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod encode;
 pub mod naming;
+pub mod shape;
 
 pub use encode::{encode, Format};
 

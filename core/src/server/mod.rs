@@ -208,12 +208,14 @@ pub async fn run(
     });
     let metrics_task = tokio::spawn({
         let stop = stopped(stop_rx.clone());
-        let app = metrics_endpoint::router(store.clone()).merge(dashboard_endpoint::router(
-            store.clone(),
-            crate::dashboard::Endpoints::from_bound(&addrs),
-            crate::budget::BudgetsSource::of(config),
-            stop_rx.clone(),
-        ));
+        let app = metrics_endpoint::router(store.clone(), config.metrics.shape()).merge(
+            dashboard_endpoint::router(
+                store.clone(),
+                crate::dashboard::Endpoints::from_bound(&addrs),
+                crate::budget::BudgetsSource::of(config),
+                stop_rx.clone(),
+            ),
+        );
         let app = match scrape_auth {
             Some(auth) => {
                 app.layer(axum::middleware::from_fn_with_state(auth, scrape_auth::require))

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use crate::exposition::naming::{self, MetricType};
+use crate::exposition::shape::{self, MetricsShape};
 use crate::exposition::{
     Family, FamilyKind, HistogramValue, Labels, Series, SeriesValue, Snapshot,
 };
@@ -55,6 +56,9 @@ struct Row {
     /// False until the transaction that created the row has committed: a failed commit (a full
     /// disk) must not leave a "phantom" series at 0 in /metrics.
     committed: bool,
+    /// The newest point of any series of the row, by the point's own timestamp: what
+    /// `series_idle_hours` measures. 0 until the row's first point is committed.
+    newest_ns: u64,
 }
 
 /// Rendered identity of a series in `/metrics`.
@@ -260,6 +264,7 @@ impl Live {
             created_ms,
             time_ns: 0,
             committed: false,
+            newest_ns: 0,
         });
         fam.by_labels.insert(key.labels.clone(), ri);
         Ok(RowRef { family: fi, row: ri })
@@ -316,12 +321,25 @@ impl Live {
         }
     }
 
+    /// Records that a committed point of the row is at `time_ns` (the newest one counts).
+    pub fn touch(&mut self, at: RowRef, time_ns: u64) {
+        if let Some(row) = self.row_mut(at) {
+            row.newest_ns = row.newest_ns.max(time_ns);
+        }
+    }
+
     pub fn series_count(&self) -> usize {
         self.families.iter().map(|f| f.rows.len()).sum()
     }
 
-    /// Copies the totals out, so encoding never holds the writer up.
+    /// Copies the totals out, so encoding never holds the writer up: every series, unshaped.
     pub fn snapshot(&self) -> Snapshot {
+        self.snapshot_shaped(&MetricsShape::default(), 0)
+    }
+
+    /// Copies out what `/metrics` shows at `now_ns`: series folded over `drop_labels` first (so a
+    /// folded total never falls when one of its members goes idle), then idle ones left out.
+    pub fn snapshot_shaped(&self, shape: &MetricsShape, now_ns: u64) -> Snapshot {
         let mut families: Vec<Family> = self
             .families
             .iter()
@@ -330,16 +348,19 @@ impl Live {
                 help: f.help.clone(),
                 unit: f.unit.clone(),
                 kind: f.kind,
-                series: f
-                    .rows
-                    .iter()
-                    .filter(|r| r.committed)
-                    .map(|r| Series {
-                        labels: r.labels.clone(),
-                        value: r.value.clone(),
-                        created_ms: r.created_ms,
-                    })
-                    .collect(),
+                series: if shape.drop_labels.is_empty() {
+                    f.rows
+                        .iter()
+                        .filter(|r| r.committed && !shape.is_idle(r.newest_ns, now_ns))
+                        .map(|r| Series {
+                            labels: r.labels.clone(),
+                            value: r.value.clone(),
+                            created_ms: r.created_ms,
+                        })
+                        .collect()
+                } else {
+                    folded_series(&f.rows, shape, now_ns)
+                },
             })
             .filter(|f: &Family| !f.series.is_empty())
             .collect();
@@ -348,4 +369,37 @@ impl Live {
         targets.sort();
         Snapshot { families, targets }
     }
+}
+
+/// The rows of one family added up per label set left after `drop_labels`, in first-seen order;
+/// a folded series is idle when its newest member is.
+fn folded_series(rows: &[Row], shape: &MetricsShape, now_ns: u64) -> Vec<Series> {
+    let mut folded: Vec<(Series, u64)> = Vec::new();
+    let mut index: HashMap<String, usize, LabelHasher> = HashMap::default();
+    let mut labels = String::new();
+    for row in rows.iter().filter(|r| r.committed) {
+        shape::without_labels_into(&row.labels, &shape.drop_labels, &mut labels);
+        match index.get(labels.as_str()) {
+            Some(&i) => {
+                let (series, newest) = &mut folded[i];
+                shape::add_value(&mut series.value, &row.value);
+                series.created_ms = series.created_ms.min(row.created_ms);
+                *newest = (*newest).max(row.newest_ns);
+            }
+            None => {
+                index.insert(labels.clone(), folded.len());
+                let series = Series {
+                    labels: Labels::from(labels.as_str()),
+                    value: row.value.clone(),
+                    created_ms: row.created_ms,
+                };
+                folded.push((series, row.newest_ns));
+            }
+        }
+    }
+    folded
+        .into_iter()
+        .filter(|(_, newest)| !shape.is_idle(*newest, now_ns))
+        .map(|(series, _)| series)
+        .collect()
 }

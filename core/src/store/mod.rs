@@ -253,7 +253,16 @@ impl Store {
         }
     }
 
-    /// Number of series `/metrics` shows.
+    /// What `/metrics` shows now, shaped by `[metrics]` (idle series left out, labels dropped).
+    pub fn metrics_snapshot(&self, shape: &crate::exposition::shape::MetricsShape) -> Snapshot {
+        let now_ns = crate::ingest::now_ns().max(0) as u64;
+        match self.inner.live.read() {
+            Ok(live) => live.snapshot_shaped(shape, now_ns),
+            Err(poisoned) => poisoned.into_inner().snapshot_shaped(shape, now_ns),
+        }
+    }
+
+    /// Number of series held for `/metrics` (shown or idle).
     pub fn series_count(&self) -> usize {
         self.inner.live.read().map(|l| l.series_count()).unwrap_or(0)
     }

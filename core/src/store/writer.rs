@@ -222,6 +222,8 @@ impl Writer {
                         }
                     }
                 }
+                // Persisted idleness: the stored newest point decides whether /metrics shows it.
+                live_w.touch(row, totals.last_time_ns);
                 series.insert(key, SeriesState { id, shape, row, totals });
             }
         }
@@ -624,6 +626,7 @@ impl Writer {
                         live.add_histogram(*row, counts, *sum, *count)
                     }
                 }
+                live.touch(*row, *time_ns);
             }
         }
         self.series.extend(pending.series);
