@@ -111,6 +111,8 @@ fn a_remote_box_forwards_to_the_sleeping_laptop_and_everything_arrives_once() {
 fn forward_setup_takes_the_identity_and_defaults_the_developer_to_the_os_user() {
     let dir = support::tempdir("tokentray-identity-");
     let (data, config) = (dir.path().join("data"), dir.path().join("config.toml"));
+    // `forward status` reads the history, and only the engines create a data directory.
+    std::fs::create_dir_all(&data).expect("data dir");
     let run = |args: &[&str]| {
         let out = support::serve::command(&data, &config)
             .env("USER", "zoe")

@@ -43,6 +43,8 @@ fn tokentray(dir: &Path) -> Command {
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     copy_tree(&Path::new(FIXTURE).join("home/.claude"), &dir.path().join("home/.claude"));
+    // Only the engines create a data directory; the reports here may run before serve did.
+    std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
     dir
 }
 

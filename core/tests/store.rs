@@ -300,7 +300,7 @@ async fn a_v2_database_upgrades_with_exact_state() {
     drop(store);
 
     // Put the database back into the v2 layout: the state columns in `series`, no `series_state`
-    // (and none of the later forwarding and metric-kind tables).
+    // (and none of the later forwarding, metric-kind and transcript tables).
     let path = dir.path().join(tokentray_core::store::DB_FILE);
     let conn = rusqlite::Connection::open(&path).expect("sqlite");
     conn.execute_batch(
@@ -310,6 +310,11 @@ async fn a_v2_database_upgrades_with_exact_state() {
          DROP TABLE forward_queue;
          DROP TABLE forward_dirty;
          DROP TABLE metric_kinds;
+         DROP TABLE transcript_files;
+         DROP TABLE transcript_requests;
+         DROP TABLE transcript_api_errors;
+         DROP TABLE transcript_sessions;
+         DROP TABLE transcript_cost_state;
          ALTER TABLE series ADD COLUMN total REAL NOT NULL DEFAULT 0;
          ALTER TABLE series ADD COLUMN hist TEXT;
          ALTER TABLE series ADD COLUMN cum_start_ns INTEGER;
