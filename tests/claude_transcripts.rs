@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::anthropic::{StandIn, Usage};
-use support::claude::{claude_or_skip, run_claude_in};
+use support::claude::{claude_or_skip, run_claude_with};
 use support::serve::ServeOptions;
 use support::{eventually, tempdir, Checker, Serve};
 
@@ -48,8 +48,20 @@ impl ClaudeHome {
 
     /// `claude -p prompt`, telemetry to `otel` (protocol, endpoint) or off; asserts it answered.
     fn run(&self, bin: &Path, api: &StandIn, otel: Option<(&str, &str)>, prompt: &str) {
+        self.run_with(bin, api, otel, prompt, &[]);
+    }
+
+    /// [`ClaudeHome::run`] with extra environment for the CLI.
+    fn run_with(
+        &self,
+        bin: &Path,
+        api: &StandIn,
+        otel: Option<(&str, &str)>,
+        prompt: &str,
+        env: &[(&str, &str)],
+    ) {
         let before = api.calls();
-        let run = run_claude_in(bin, api, &self.home, otel, prompt);
+        let run = run_claude_with(bin, api, &self.home, otel, prompt, env);
         assert!(
             run.status.success() && run.stdout.contains(REPLY),
             "claude -p {prompt:?} failed\n{}\nstand-in log: {:?}",
@@ -170,14 +182,19 @@ fn serve_reading(claude: &ClaudeHome) -> Serve {
     })
 }
 
+/// A stand-in, a CLI home and a `serve` that reads that home's transcripts.
+fn telemetry_to_serve() -> (StandIn, ClaudeHome, Serve) {
+    let claude = ClaudeHome::new();
+    let serve = serve_reading(&claude);
+    (StandIn::start(USAGE, REPLY), claude, serve)
+}
+
 /// Telemetry on, to a running `serve`: importing the same sessions' transcripts beside the running
 /// engine changes nothing (every request once; telemetry's totals, to the cent).
 #[test]
 fn telemetry_on_then_import_beside_the_engine_keeps_telemetrys_totals() {
     let Some(bin) = claude_or_skip() else { return };
-    let api = StandIn::start(USAGE, REPLY);
-    let claude = ClaudeHome::new();
-    let serve = serve_reading(&claude);
+    let (api, claude, serve) = telemetry_to_serve();
     let endpoint = format!("http://{}", serve.grpc);
     for prompt in PROMPTS {
         claude.run(&bin, &api, Some(("grpc", &endpoint)), prompt);
@@ -247,4 +264,36 @@ fn tokentray_started_between_two_sessions_counts_both_once() {
         eprintln!("import: {stdout}\nreport: {r:#}\nserve stderr:\n{}", serve.stderr());
     }
     c.assert_ok("first session from transcripts only, second from telemetry and transcripts");
+}
+
+/// Telemetry metrics without events (`OTEL_LOGS_EXPORTER` off, as many users have it): the
+/// counting rule takes per session, model and token type the larger of the metrics' total and
+/// the transcripts'; both are the same requests here, so the import changes no token and no cent,
+/// and adds the request count only the transcripts know.
+#[test]
+fn telemetry_metrics_without_events_then_import_keeps_the_metrics_totals() {
+    let Some(bin) = claude_or_skip() else { return };
+    let (api, claude, serve) = telemetry_to_serve();
+    let endpoint = format!("http://{}", serve.grpc);
+    let no_events = [("OTEL_LOGS_EXPORTER", "none")];
+    claude.run_with(&bin, &api, Some(("grpc", &endpoint)), PROMPTS[0], &no_events);
+    let cost: f64 = claude.cost_states().values().sum();
+    let c = eventually(Duration::from_secs(15), || {
+        let r = serve.report(&["all", "--json"]);
+        let mut c = check_totals(&r, api.calls(), 1, cost);
+        // Without events telemetry has no request count: everything else must match already.
+        c.errors.retain(|e| !e.starts_with("report api_requests.count"));
+        c
+    });
+    c.assert_ok(&format!("metrics alone\nserve stderr:\n{}", serve.stderr()));
+    let metrics_only = serve.report(&["all", "--json"]);
+    let events = metrics_only["events"]["claude_code.api_request"].as_f64().unwrap_or(0.0);
+    assert_eq!(events, 0.0, "OTEL_LOGS_EXPORTER=none still sent events: {metrics_only:#}");
+
+    let (ok, stdout, stderr) = import(&serve.data_dir, &serve.config, &claude.home);
+    assert!(ok, "tokentray import failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    let after = serve.report(&["all", "--json"]);
+    assert_eq!(after["tokens"], metrics_only["tokens"], "the import changed the metrics' tokens");
+    assert_eq!(after["cost_usd"], metrics_only["cost_usd"], "the import changed the metrics' cost");
+    check_totals(&after, api.calls(), 1, cost).assert_ok("metrics, then the import");
 }

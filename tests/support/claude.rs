@@ -78,6 +78,19 @@ pub fn run_claude_in(
     otel: Option<(&str, &str)>,
     prompt: &str,
 ) -> Run {
+    run_claude_with(bin, api, home, otel, prompt, &[])
+}
+
+/// [`run_claude_in`] with `env` set last (so it can override the telemetry variables, e.g.
+/// `OTEL_LOGS_EXPORTER=none` for metrics without events).
+pub fn run_claude_with(
+    bin: &Path,
+    api: &StandIn,
+    home: &Path,
+    otel: Option<(&str, &str)>,
+    prompt: &str,
+    env: &[(&str, &str)],
+) -> Run {
     let dir = tempdir("tokentray-claude-");
     let work = dir.path().join("work");
     std::fs::create_dir_all(home).unwrap();
@@ -112,6 +125,7 @@ pub fn run_claude_in(
             .env("OTEL_METRIC_EXPORT_INTERVAL", "1000")
             .env("OTEL_LOGS_EXPORT_INTERVAL", "1000");
     }
+    cmd.envs(env.iter().copied());
     let protocol = otel.map(|o| o.0).unwrap_or("settings.json");
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
     let deadline = Instant::now() + RUN_TIMEOUT;
