@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod anthropic;
+pub mod claude;
 pub mod fixtures;
 pub mod forward;
 pub mod grafana;
