@@ -59,6 +59,9 @@ pub(super) struct Job {
 /// A stored resource and its `target` labels, by id while loading.
 type StoredResource = (Arc<Resource>, Option<Labels>);
 
+/// Series ids with the `/metrics` identity rendered for them while loading, to store.
+type Backfill = Vec<(i64, ExpoKey)>;
+
 #[derive(Debug, Clone)]
 struct SeriesState {
     id: i64,
@@ -146,9 +149,9 @@ impl Writer {
         conn: &Connection,
         resource_by_id: &HashMap<i64, StoredResource>,
         live_w: &mut Live,
-    ) -> Result<(KeyMap<SeriesState>, Vec<(i64, ExpoKey)>), StoreError> {
+    ) -> Result<(KeyMap<SeriesState>, Backfill), StoreError> {
         let mut series = KeyMap::default();
-        let mut backfill: Vec<(i64, ExpoKey)> = Vec::new();
+        let mut backfill: Backfill = Vec::new();
         let mut stmt = conn.prepare(
             "SELECT s.id, s.key, s.metric, s.unit, s.description, s.shape, s.resource_id, s.created_ns,
                     s.expo_family, s.expo_unit, s.expo_labels,
@@ -192,7 +195,7 @@ impl Writer {
         id: i64,
         shape: Shape,
         (resource, target): &StoredResource,
-        backfill: &mut Vec<(i64, ExpoKey)>,
+        backfill: &mut Backfill,
     ) -> Result<ExpoKey, StoreError> {
         let stored = (
             r.get::<_, Option<String>>(8)?,
@@ -263,10 +266,7 @@ impl Writer {
     }
 
     /// Stores the identities rendered by [`Self::stored_expo_key`], so they are rendered once.
-    fn write_back_expo_keys(
-        conn: &Connection,
-        backfill: &[(i64, ExpoKey)],
-    ) -> Result<(), StoreError> {
+    fn write_back_expo_keys(conn: &Connection, backfill: &Backfill) -> Result<(), StoreError> {
         if backfill.is_empty() {
             return Ok(());
         }
