@@ -35,17 +35,60 @@ pub fn run(config: &Config, args: DoctorArgs) -> anyhow::Result<ExitCode> {
     let data_dir = config.data_dir()?;
     let mut checks = Vec::new();
 
-    // 1. The engine: whoever answers /api/health on the metrics port, else the engine that
-    // holds this data directory (its lock file names the ports it bound).
+    // 1. The engine, 2. the ports: ours, someone else's, or free.
     let engine = running_engine(&data_dir);
+    let (health, engine_check) = engine_check(&configured, engine.as_ref());
+    checks.push(engine_check);
+    for (what, addr, flag) in [
+        ("OTLP/gRPC", &listen.otlp_grpc, "--otlp-grpc / [listen] otlp_grpc"),
+        ("OTLP/HTTP", &listen.otlp_http, "--otlp-http / [listen] otlp_http"),
+        ("metrics", &listen.metrics, "--metrics / [listen] metrics"),
+    ] {
+        checks.push(port_check(what, addr, flag, health.as_ref()));
+    }
+
+    // 3. Claude Code's settings, 4. the shell's environment.
+    let settings = read_claude_settings();
+    checks.push(claude_settings_check(&settings, config, engine.as_ref()));
+    checks.push(shell_check(&settings));
+
+    // 5. The data directory itself, 6. data, 7. forwarding, 8. the database.
+    let dir_check = data_dir::check(&data_dir, config.data_dir.is_some());
+    let dir_usable = !matches!(dir_check.status, Status::Fail(_));
+    checks.push(dir_check);
+    let db = data_dir.join(DB_FILE);
+    let reader = if dir_usable && db.exists() { Some(Reader::open(&data_dir)) } else { None };
+    let now_ns = tokentray_core::ingest::now_ns();
+    checks.push(data_check(reader.as_ref(), &data_dir, now_ns));
+    checks.push(forwarding(config, &db, reader.is_some(), now_ns));
+    checks.push(database_check(reader.as_ref(), &db));
+    // 9. The two sources of the same requests: telemetry and the transcripts.
+    if let Some(Ok(r)) = &reader {
+        checks.extend(transcript_checks(r, config));
+    }
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&data_dir::as_json(&checks))?);
+    } else {
+        print(&checks);
+    }
+    Ok(ExitCode::from(doctor::exit_code(&checks)))
+}
+
+/// Whoever answers /api/health on the metrics port, else the engine that holds this data
+/// directory (its lock file names the ports it bound).
+fn engine_check(
+    configured: &Endpoints,
+    engine: Option<&tokentray_core::store::EngineInfo>,
+) -> (Option<Health>, Check) {
     let (health, at) = match probe_health(&configured.metrics) {
         Some(h) => (Some(h), configured.metrics.clone()),
-        None => match engine.as_ref().and_then(|e| e.metrics.clone()) {
+        None => match engine.and_then(|e| e.metrics.clone()) {
             Some(m) => (probe_health(&m), m),
             None => (None, configured.metrics.clone()),
         },
     };
-    checks.push(match (&health, &engine) {
+    let check = match (&health, engine) {
         (Some(h), _) => Check {
             name: "engine",
             status: Status::Ok,
@@ -64,19 +107,16 @@ pub fn run(config: &Config, args: DoctorArgs) -> anyhow::Result<ExitCode> {
             detail: format!("no tokentray answers at {}", configured.metrics),
             fix: Some("start the tray app (`tokentray`) or the headless engine (`tokentray serve`); `tokentray tray --help` for options".into()),
         },
-    });
+    };
+    (health, check)
+}
 
-    // 2. The ports: ours, someone else's, or free.
-    for (what, addr, flag) in [
-        ("OTLP/gRPC", &listen.otlp_grpc, "--otlp-grpc / [listen] otlp_grpc"),
-        ("OTLP/HTTP", &listen.otlp_http, "--otlp-http / [listen] otlp_http"),
-        ("metrics", &listen.metrics, "--metrics / [listen] metrics"),
-    ] {
-        checks.push(port_check(what, addr, flag, health.as_ref()));
-    }
+/// Claude Code's user settings file and its JSON (`None`: no such file), or why it cannot be
+/// read.
+type ClaudeSettings = Result<(std::path::PathBuf, Option<Value>), String>;
 
-    // 3. Claude Code's settings, 4. the shell's environment.
-    let settings = setup::user_settings_path().map_err(|e| e.to_string()).and_then(|path| {
+fn read_claude_settings() -> ClaudeSettings {
+    setup::user_settings_path().map_err(|e| e.to_string()).and_then(|path| {
         match std::fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str::<Value>(&text)
                 .map(|v| (path.clone(), Some(v)))
@@ -84,15 +124,23 @@ pub fn run(config: &Config, args: DoctorArgs) -> anyhow::Result<ExitCode> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((path, None)),
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
         }
-    });
+    })
+}
+
+fn claude_settings_check(
+    settings: &ClaudeSettings,
+    config: &Config,
+    engine: Option<&tokentray_core::store::EngineInfo>,
+) -> Check {
+    let listen = &config.listen;
     // Claude Code must point at the running engine's ports when it runs on others.
     let bound =
         |a: Option<&String>, configured: &str| port_of(a.map_or(configured, |s| s.as_str()));
     let (grpc_port, http_port) = (
-        bound(engine.as_ref().and_then(|e| e.otlp_grpc.as_ref()), &listen.otlp_grpc),
-        bound(engine.as_ref().and_then(|e| e.otlp_http.as_ref()), &listen.otlp_http),
+        bound(engine.and_then(|e| e.otlp_grpc.as_ref()), &listen.otlp_grpc),
+        bound(engine.and_then(|e| e.otlp_http.as_ref()), &listen.otlp_http),
     );
-    checks.push(match &settings {
+    match settings {
         Ok((path, Some(v))) => match doctor::claude_settings_point_here(v, grpc_port, http_port) {
             Ok(how) => Check {
                 name: "Claude Code settings",
@@ -122,57 +170,55 @@ pub fn run(config: &Config, args: DoctorArgs) -> anyhow::Result<ExitCode> {
             detail: why.clone(),
             fix: Some("fix the file, then run `tokentray setup`".into()),
         },
-    });
+    }
+}
+
+fn shell_check(settings: &ClaudeSettings) -> Check {
     let shell: Vec<(String, String)> = std::env::vars().collect();
     let empty = Value::Null;
     let settings_value = settings.as_ref().ok().and_then(|(_, v)| v.as_ref()).unwrap_or(&empty);
     let overrides = doctor::shell_overrides(settings_value, &shell);
-    checks.push(if overrides.is_empty() {
-        Check { name: "shell environment", status: Status::Ok, detail: "no telemetry variable set in this shell that differs from the settings".into(), fix: None }
+    if overrides.is_empty() {
+        Check {
+            name: "shell environment",
+            status: Status::Ok,
+            detail: "no telemetry variable set in this shell that differs from the settings".into(),
+            fix: None,
+        }
     } else {
-        let list: Vec<String> = overrides.iter().map(|(k, v, s)| format!("{k}={v} (settings: {})", s.as_deref().unwrap_or("unset"))).collect();
+        let list: Vec<String> = overrides
+            .iter()
+            .map(|(k, v, s)| format!("{k}={v} (settings: {})", s.as_deref().unwrap_or("unset")))
+            .collect();
         Check {
             name: "shell environment",
             status: Status::Warn,
             detail: format!("this shell sets {}", list.join(", ")),
             fix: Some(format!("Claude Code started from this shell may send elsewhere: remove them from your shell profile (`unset {}`)", overrides.iter().map(|o| o.0.as_str()).collect::<Vec<_>>().join(" "))),
         }
-    });
+    }
+}
 
-    // 5. The data directory itself, 6. data, 7. forwarding, 8. the database.
-    let dir_check = data_dir::check(&data_dir, config.data_dir.is_some());
-    let dir_usable = !matches!(dir_check.status, Status::Fail(_));
-    checks.push(dir_check);
-    let db = data_dir.join(DB_FILE);
-    let reader = if dir_usable && db.exists() { Some(Reader::open(&data_dir)) } else { None };
-    let now_ns = tokentray_core::ingest::now_ns();
-    checks.push(match &reader {
-        Some(Ok(r)) => {
-            match r.meta("last_ingest_ns").ok().flatten().and_then(|v| v.parse::<i64>().ok()) {
-                Some(at) => {
-                    let client = r
-                        .meta("last_client")
-                        .ok()
-                        .flatten()
-                        .unwrap_or_else(|| "an unnamed client".into());
-                    Check {
-                        name: "data",
-                        status: Status::Ok,
-                        detail: format!(
-                            "last received {} ago, from {client}",
-                            ago(now_ns.saturating_sub(at))
-                        ),
-                        fix: None,
-                    }
-                }
-                None => no_data(&data_dir),
-            }
-        }
-        _ => no_data(&data_dir),
-    });
-    checks.push(forwarding(config, &db, reader.is_some(), now_ns));
-    let damaged = |why: String| data_dir::database_problem(&db, why);
-    checks.push(match &reader {
+type OpenedReader = Result<Reader, tokentray_core::store::StoreError>;
+
+fn data_check(reader: Option<&OpenedReader>, data_dir: &std::path::Path, now_ns: i64) -> Check {
+    let Some(Ok(r)) = reader else { return no_data(data_dir) };
+    let Some(at) = r.meta("last_ingest_ns").ok().flatten().and_then(|v| v.parse::<i64>().ok())
+    else {
+        return no_data(data_dir);
+    };
+    let client = r.meta("last_client").ok().flatten().unwrap_or_else(|| "an unnamed client".into());
+    Check {
+        name: "data",
+        status: Status::Ok,
+        detail: format!("last received {} ago, from {client}", ago(now_ns.saturating_sub(at))),
+        fix: None,
+    }
+}
+
+fn database_check(reader: Option<&OpenedReader>, db: &std::path::Path) -> Check {
+    let damaged = |why: String| data_dir::database_problem(db, why);
+    match reader {
         None => Check {
             name: "database",
             status: Status::Info,
@@ -190,17 +236,7 @@ pub fn run(config: &Config, args: DoctorArgs) -> anyhow::Result<ExitCode> {
             Ok(v) => damaged(format!("quick_check says {v}")),
             Err(e) => damaged(e.to_string()),
         },
-    });
-    if let Some(Ok(r)) = &reader {
-        checks.extend(transcript_checks(r, config));
     }
-
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&data_dir::as_json(&checks))?);
-    } else {
-        print(&checks);
-    }
-    Ok(ExitCode::from(doctor::exit_code(&checks)))
 }
 
 fn no_data(data_dir: &std::path::Path) -> Check {

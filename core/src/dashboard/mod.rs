@@ -25,7 +25,8 @@ use crate::budget::{self, BudgetStatus};
 use crate::config::BudgetsConfig;
 use crate::query::report::{names, Figures, Report};
 use crate::query::{local_midnight_ns, GroupBy, Period, TimeRange, Tokens};
-use crate::store::{EventFigures, Reader, StoreError};
+use crate::store::read::SessionTimes;
+use crate::store::{EventFigures, EventRow, Reader, StoreError};
 
 /// Today's sessions listed in the dashboard JSON, most recently started first; the rest are
 /// counted in [`Dashboard::sessions_today_count`], so the JSON stays small on a busy day.
@@ -215,8 +216,7 @@ pub fn build(
     let today_range = Period::Today.range_at(&now, week_start);
     let week_range = Period::Week.range_at(&now, week_start);
     let month_range = Period::Month.range_at(&now, week_start);
-    let today_day = now.date_naive();
-    let first_day = today_day - Duration::days(DAILY_DAYS - 1);
+    let first_day = now.date_naive() - Duration::days(DAILY_DAYS - 1);
     let daily_range = TimeRange {
         start_ns: Some(local_midnight_ns(&Local, first_day)),
         end_ns: today_range.end_ns,
@@ -235,6 +235,33 @@ pub fn build(
     let has_data = reader.has_any_data()?;
     let plan_limits = crate::plan::load(reader)?;
 
+    let (sessions_today, sessions_today_count) = session_rows(&today, &times);
+    let (budgets, budgets_error) = budget_status(reader, budgets, &now)?;
+    Ok(Dashboard {
+        generated_at: now.to_rfc3339(),
+        has_data,
+        cache_hit_ratio: today.figures.tokens.cache_hit_ratio(),
+        today: PeriodSummary::of(&today),
+        week: PeriodSummary::of(&week),
+        month: PeriodSummary::of(&month),
+        models: model_rows(&month),
+        machines_today,
+        sessions_today,
+        sessions_today_count,
+        daily: daily_costs(&by_day, first_day),
+        hourly: hourly_costs(&by_hour),
+        last_request: last_request(last, &now),
+        budgets,
+        budgets_error,
+        plan_limits,
+        endpoints: endpoints.clone(),
+        setup_env: endpoints.claude_code_env(),
+        projects: project_rows(&by_project),
+    })
+}
+
+/// The month's models with usage, most expensive first.
+fn model_rows(month: &Report) -> Vec<ModelRow> {
     let mut models: Vec<ModelRow> = month
         .groups
         .iter()
@@ -252,8 +279,16 @@ pub fn build(
             .then_with(|| b.tokens.total.total_cmp(&a.tokens.total))
             .then_with(|| a.model.cmp(&b.model))
     });
+    models
+}
 
-    let mut sessions_today: Vec<(Option<i64>, SessionRow)> = today
+/// Today's sessions, most recently started first and at most [`SESSIONS_SHOWN`], and how many
+/// named sessions there were in all.
+fn session_rows(
+    today: &Report,
+    times: &BTreeMap<String, SessionTimes>,
+) -> (Vec<SessionRow>, usize) {
+    let mut sessions: Vec<(Option<i64>, SessionRow)> = today
         .groups
         .iter()
         .flatten()
@@ -274,22 +309,27 @@ pub fn build(
             (t.map(|t| t.first_ns), row)
         })
         .collect();
-    sessions_today
-        .sort_by(|(a, ra), (b, rb)| b.cmp(a).then_with(|| ra.session_id.cmp(&rb.session_id)));
-    let sessions_today_count =
-        sessions_today.iter().filter(|(_, r)| !r.session_id.is_empty()).count();
-    sessions_today.truncate(SESSIONS_SHOWN);
+    sessions.sort_by(|(a, ra), (b, rb)| b.cmp(a).then_with(|| ra.session_id.cmp(&rb.session_id)));
+    let count = sessions.iter().filter(|(_, r)| !r.session_id.is_empty()).count();
+    sessions.truncate(SESSIONS_SHOWN);
+    (sessions.into_iter().map(|(_, r)| r).collect(), count)
+}
 
+/// One entry per day from `first_day` on, days without spend included.
+fn daily_costs(by_day: &Report, first_day: chrono::NaiveDate) -> Vec<DayCost> {
     let day_costs: BTreeMap<&str, f64> =
         by_day.groups.iter().flatten().map(|g| (g.key.as_str(), g.figures.cost_usd)).collect();
-    let daily = (0..DAILY_DAYS)
+    (0..DAILY_DAYS)
         .map(|i| {
             let date = (first_day + Duration::days(i)).format("%Y-%m-%d").to_string();
             let cost_usd = day_costs.get(date.as_str()).copied().unwrap_or(0.0);
             DayCost { date, cost_usd }
         })
-        .collect();
+        .collect()
+}
 
+/// Today's spend per hour of the clock, all 24 hours.
+fn hourly_costs(by_hour: &Report) -> Vec<HourCost> {
     // Keys are `YYYY-MM-DDTHH:00`; on a day with a repeated hour (DST) both fold into one label.
     let mut hour_costs = [0.0f64; 24];
     for g in by_hour.groups.iter().flatten() {
@@ -298,50 +338,37 @@ pub fn build(
             hour_costs[h] += g.figures.cost_usd;
         }
     }
-    let hourly = hour_costs
+    hour_costs
         .iter()
         .enumerate()
         .map(|(h, c)| HourCost { hour: format!("{h:02}:00"), cost_usd: *c })
-        .collect();
+        .collect()
+}
 
+fn last_request(last: Vec<EventRow>, now: &DateTime<Local>) -> Option<LastRequest> {
     let now_ns = now.timestamp_nanos_opt().unwrap_or(i64::MAX);
-    let last_request = last.into_iter().next().map(|e| LastRequest {
+    last.into_iter().next().map(|e| LastRequest {
         time: rfc3339(e.time_ns),
         seconds_ago: (now_ns.saturating_sub(e.time_ns) / 1_000_000_000).max(0),
         figures: e.figures,
-    });
-
-    let (budgets, budgets_error) = if budget::budgets(budgets).is_empty() {
-        (None, None)
-    } else {
-        match budget::status(reader, budgets, &now) {
-            Ok(status) => (Some(status), None),
-            Err(budget::BudgetError::Store(e)) => return Err(e),
-            Err(e) => (None, Some(format!("cannot compute the budgets: {e}"))),
-        }
-    };
-
-    Ok(Dashboard {
-        generated_at: now.to_rfc3339(),
-        has_data,
-        cache_hit_ratio: today.figures.tokens.cache_hit_ratio(),
-        today: PeriodSummary::of(&today),
-        week: PeriodSummary::of(&week),
-        month: PeriodSummary::of(&month),
-        models,
-        machines_today,
-        sessions_today: sessions_today.into_iter().map(|(_, r)| r).collect(),
-        sessions_today_count,
-        daily,
-        hourly,
-        last_request,
-        budgets,
-        budgets_error,
-        plan_limits,
-        endpoints: endpoints.clone(),
-        setup_env: endpoints.claude_code_env(),
-        projects: project_rows(&by_project),
     })
+}
+
+/// The budgets' status, or why it cannot be computed; only a store failure fails the whole
+/// dashboard, a bad budget shows as a message beside the rest.
+fn budget_status(
+    reader: &Reader,
+    budgets: &BudgetsConfig,
+    now: &DateTime<Local>,
+) -> Result<(Option<BudgetStatus>, Option<String>), StoreError> {
+    if budget::budgets(budgets).is_empty() {
+        return Ok((None, None));
+    }
+    match budget::status(reader, budgets, now) {
+        Ok(status) => Ok((Some(status), None)),
+        Err(budget::BudgetError::Store(e)) => Err(e),
+        Err(e) => Ok((None, Some(format!("cannot compute the budgets: {e}")))),
+    }
 }
 
 fn project_rows(report: &crate::query::Report) -> Vec<ProjectRow> {

@@ -8,6 +8,7 @@
 //! dropped and counted; wrong credentials → paused until the headers change or forwarding is
 //! turned on again.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -196,8 +197,11 @@ struct Loop {
 #[derive(PartialEq)]
 struct ExporterKey {
     config: ForwardConfig,
-    headers_version: (Option<String>, Option<FileStamp>),
+    headers_version: HeadersVersion,
 }
+
+/// The `forward set-headers` stamp and the headers file's stamp.
+type HeadersVersion = (Option<String>, Option<FileStamp>);
 
 impl Loop {
     fn new(store: Store, queue: Queue, follower: ConfigFollower) -> Loop {
@@ -252,13 +256,37 @@ impl Loop {
     async fn round(&mut self) -> Result<Option<Duration>, ForwardError> {
         let (config, config_changed) = self.follower.current();
         let config = config.clone();
+        let Some(mode) = self.follow_switch(&config, config_changed)? else {
+            return Ok(Some(TICK_IDLE));
+        };
+        self.trim_if_due(&config)?;
+        let headers_version = self.headers_version(&config)?;
+        if let ControlFlow::Break(wait) = self.wait_out_pause_or_retry(&config, &headers_version)? {
+            return Ok(wait);
+        }
+        if let ControlFlow::Break(wait) = self.ensure_exporter(&config, headers_version)? {
+            return Ok(wait);
+        }
+        if mode.remote_write {
+            self.send_remote_write(&config).await
+        } else {
+            self.send_otlp(&config).await
+        }
+    }
+
+    /// Follows the config and the on/off switch; the mode to forward with, or `None` while off.
+    fn follow_switch(
+        &mut self,
+        config: &ForwardConfig,
+        config_changed: bool,
+    ) -> Result<Option<ForwardMode>, ForwardError> {
         // Off and nothing committed anywhere since the last look: nothing can have turned
         // forwarding on. Idle, this round is one stat and one pragma.
         let version = self.queue.data_version()?;
         if !self.on && !config_changed && self.idle_version == Some(version) {
-            return Ok(Some(TICK_IDLE));
+            return Ok(None);
         }
-        let mode = prepare(&self.store, &config);
+        let mode = prepare(&self.store, config);
         let on = mode != ForwardMode::OFF
             && queue::get(&self.queue, key::ENABLED)?.as_deref() == Some("1");
         let remote_write = on && mode.remote_write;
@@ -278,29 +306,47 @@ impl Loop {
         if !on {
             self.exporter = None;
             self.idle_version = Some(version);
-            return Ok(Some(TICK_IDLE));
+            return Ok(None);
         }
         self.idle_version = None;
+        Ok(Some(mode))
+    }
+
+    fn trim_if_due(&mut self, config: &ForwardConfig) -> Result<(), ForwardError> {
         if self.last_trim.is_none_or(|t| t.elapsed() >= TRIM_EVERY) {
             self.last_trim = Some(Instant::now());
-            self.trim(&config)?;
+            self.trim(config)?;
         }
-        let conn = &self.queue;
-        let headers_version = (
-            queue::get(conn, key::HEADERS_CHANGED_NS)?,
+        Ok(())
+    }
+
+    /// What tells that the headers changed: the stamp `forward set-headers` leaves, and the
+    /// headers file's own.
+    fn headers_version(&self, config: &ForwardConfig) -> Result<HeadersVersion, ForwardError> {
+        Ok((
+            queue::get(&self.queue, key::HEADERS_CHANGED_NS)?,
             config.headers_file.as_deref().and_then(file_stamp),
-        );
+        ))
+    }
+
+    /// `Break(wait)` while paused on wrong credentials or waiting for the next retry.
+    fn wait_out_pause_or_retry(
+        &mut self,
+        config: &ForwardConfig,
+        headers_version: &HeadersVersion,
+    ) -> Result<ControlFlow<Option<Duration>>, ForwardError> {
+        let conn = &self.queue;
         if queue::get(conn, key::PAUSED)?.is_some_and(|p| !p.is_empty()) {
             // `forward set-headers` and `forward on` clear the pause; so does an edit of the
-            // headers file or of `[forward]` (a new exporter is built below), and a restart
+            // headers file or of `[forward]` (a new exporter is built then), and a restart
             // tries once more.
             let changed = self
                 .exporter
                 .as_ref()
-                .is_none_or(|(k, _)| k.headers_version != headers_version || k.config != config);
+                .is_none_or(|(k, _)| k.headers_version != *headers_version || k.config != *config);
             if !changed {
                 self.retry_at = None;
-                return Ok(Some(TICK_IDLE));
+                return Ok(ControlFlow::Break(Some(TICK_IDLE)));
             }
             queue::unset(conn, key::PAUSED)?;
         }
@@ -310,71 +356,107 @@ impl Loop {
                 self.retry_at = None;
                 self.backoff.reset();
             } else if Instant::now() < at {
-                return Ok(Some((at - Instant::now()).min(TICK_IDLE)));
+                return Ok(ControlFlow::Break(Some((at - Instant::now()).min(TICK_IDLE))));
             }
         }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// (Re)builds the exporter when the config or the headers changed; `Break(wait)` when it
+    /// cannot be built (recorded as a failure to retry).
+    fn ensure_exporter(
+        &mut self,
+        config: &ForwardConfig,
+        headers_version: HeadersVersion,
+    ) -> Result<ControlFlow<Option<Duration>>, ForwardError> {
         let wanted = ExporterKey { config: config.clone(), headers_version };
-        if self.exporter.as_ref().is_none_or(|(k, _)| *k != wanted) {
-            // Blocking keychain call: fine on this thread, which serves nothing else.
-            // No keychain at all (a server without a desktop session) is fine as long as no
-            // headers were ever stored: a collector without auth needs none.
-            let never_stored = wanted.headers_version.0.is_none() && config.headers_file.is_none();
-            let headers = match secret::forward_headers(&config) {
-                Err(ForwardError::Keychain(_)) if never_stored => Ok(super::Headers::default()),
-                other => other,
-            };
-            let built = headers.and_then(|h| Exporter::new(&config, h));
-            match built {
-                Ok(e) => self.exporter = Some((wanted, e)),
-                Err(e) => {
-                    self.exporter = None;
-                    self.failed(Outcome::Retry { after: None, error: e.to_string() }, &config)?;
-                    return Ok(Some(TICK));
-                }
+        if self.exporter.as_ref().is_some_and(|(k, _)| *k == wanted) {
+            return Ok(ControlFlow::Continue(()));
+        }
+        // Blocking keychain call: fine on this thread, which serves nothing else.
+        // No keychain at all (a server without a desktop session) is fine as long as no
+        // headers were ever stored: a collector without auth needs none.
+        let never_stored = wanted.headers_version.0.is_none() && config.headers_file.is_none();
+        let headers = match secret::forward_headers(config) {
+            Err(ForwardError::Keychain(_)) if never_stored => Ok(super::Headers::default()),
+            other => other,
+        };
+        match headers.and_then(|h| Exporter::new(config, h)) {
+            Ok(e) => {
+                self.exporter = Some((wanted, e));
+                Ok(ControlFlow::Continue(()))
             }
+            Err(e) => {
+                self.exporter = None;
+                self.failed(Outcome::Retry { after: None, error: e.to_string() }, config)?;
+                Ok(ControlFlow::Break(Some(TICK)))
+            }
+        }
+    }
+
+    /// Sends the totals of changed series; `Some(wait)` when none are due.
+    async fn send_remote_write(
+        &mut self,
+        config: &ForwardConfig,
+    ) -> Result<Option<Duration>, ForwardError> {
+        let every = Duration::from_secs(config.resend_interval_seconds);
+        self.queue_resend_if_due(config, every)?;
+        let (rows, seqs) = self.queue.changed_rows(MAX_ROWS)?;
+        if seqs.is_empty() {
+            let until_resend = self
+                .last_resend
+                .filter(|_| !every.is_zero())
+                .map(|t| every.saturating_sub(t.elapsed()));
+            return Ok(Some(
+                until_resend.map_or(TICK_IDLE, |d| d.clamp(Duration::from_millis(50), TICK_IDLE)),
+            ));
         }
         let Some((_, exporter)) = &self.exporter else { return Ok(Some(TICK)) };
-        let extra = super::identity::outgoing(&config);
-        if mode.remote_write {
-            let every = Duration::from_secs(config.resend_interval_seconds);
-            if !every.is_zero() && self.last_resend.is_none_or(|t| t.elapsed() >= every) {
-                self.last_resend = Some(Instant::now());
-                let window_ns = config
-                    .resend_window_hours
-                    .saturating_mul(3_600_000_000_000)
-                    .min(i64::MAX as u64) as i64;
-                self.queue.mark_changed_since(crate::ingest::now_ns().saturating_sub(window_ns))?;
+        let extra = super::identity::outgoing(config);
+        let now_ms = crate::ingest::now_ns() / 1_000_000;
+        let ts = now_ms.max(self.last_rw_ms + 1);
+        let body = prost::Message::encode_to_vec(&remote_write::build(&rows, &extra, ts));
+        match exporter.send_remote_write(&body).await {
+            Outcome::Delivered { .. } => {
+                self.last_rw_ms = ts;
+                self.queue.remove_changed(&seqs, crate::ingest::now_ns())?;
+                self.succeeded()?;
             }
-            let (rows, seqs) = self.queue.changed_rows(MAX_ROWS)?;
-            if seqs.is_empty() {
-                let until_resend = self
-                    .last_resend
-                    .filter(|_| !every.is_zero())
-                    .map(|t| every.saturating_sub(t.elapsed()));
-                return Ok(Some(
-                    until_resend
-                        .map_or(TICK_IDLE, |d| d.clamp(Duration::from_millis(50), TICK_IDLE)),
-                ));
+            Outcome::Rejected { error } => {
+                // The values are still ours; only this attempt is given up. Prometheus
+                // refuses a whole request for one bad sample, so the next round retries
+                // after a pause instead of dropping totals.
+                self.failed(Outcome::Retry { after: None, error }, config)?;
             }
-            let now_ms = crate::ingest::now_ns() / 1_000_000;
-            let ts = now_ms.max(self.last_rw_ms + 1);
-            let body = prost::Message::encode_to_vec(&remote_write::build(&rows, &extra, ts));
-            match exporter.send_remote_write(&body).await {
-                Outcome::Delivered { .. } => {
-                    self.last_rw_ms = ts;
-                    self.queue.remove_changed(&seqs, crate::ingest::now_ns())?;
-                    self.succeeded()?;
-                }
-                Outcome::Rejected { error } => {
-                    // The values are still ours; only this attempt is given up. Prometheus
-                    // refuses a whole request for one bad sample, so the next round retries
-                    // after a pause instead of dropping totals.
-                    self.failed(Outcome::Retry { after: None, error }, &config)?;
-                }
-                other => self.failed(other, &config)?,
-            }
-            return Ok(None);
+            other => self.failed(other, config)?,
         }
+        Ok(None)
+    }
+
+    /// Queues the recent series again every `every`, as a scrape would: the team's instant
+    /// queries look back only 5 minutes and would lose sight of series that rarely change.
+    fn queue_resend_if_due(
+        &mut self,
+        config: &ForwardConfig,
+        every: Duration,
+    ) -> Result<(), ForwardError> {
+        if !every.is_zero() && self.last_resend.is_none_or(|t| t.elapsed() >= every) {
+            self.last_resend = Some(Instant::now());
+            let window_ns =
+                config.resend_window_hours.saturating_mul(3_600_000_000_000).min(i64::MAX as u64)
+                    as i64;
+            self.queue.mark_changed_since(crate::ingest::now_ns().saturating_sub(window_ns))?;
+        }
+        Ok(())
+    }
+
+    /// Sends the next batch of queued OTLP requests; `Some(wait)` when the queue is empty.
+    async fn send_otlp(
+        &mut self,
+        config: &ForwardConfig,
+    ) -> Result<Option<Duration>, ForwardError> {
+        let Some((_, exporter)) = &self.exporter else { return Ok(Some(TICK)) };
+        let extra = super::identity::outgoing(config);
         let Some(batch) = self.queue.next_batch(MAX_BATCH_BYTES)? else {
             return Ok(Some(TICK_IDLE));
         };
@@ -399,7 +481,7 @@ impl Loop {
                 )?;
                 self.record_error(&format!("{error} — {} request(s) dropped", batch.ids.len()))?;
             }
-            other => self.failed(other, &config)?,
+            other => self.failed(other, config)?,
         }
         Ok(None)
     }

@@ -56,6 +56,12 @@ pub(super) struct Job {
     pub reply: oneshot::Sender<Result<Ack, StoreError>>,
 }
 
+/// A stored resource and its `target` labels, by id while loading.
+type StoredResource = (Arc<Resource>, Option<Labels>);
+
+/// Series ids with the `/metrics` identity rendered for them while loading, to store.
+type Backfill = Vec<(i64, ExpoKey)>;
+
 #[derive(Debug, Clone)]
 struct SeriesState {
     id: i64,
@@ -105,140 +111,176 @@ impl Writer {
         changes: broadcast::Sender<Change>,
         forward: Arc<AtomicU8>,
     ) -> Result<Writer, StoreError> {
-        let mut series = KeyMap::default();
         let mut resources = KeyMap::default();
-        // Series stored before schema v3 have no rendered `/metrics` identity yet: rendered here
-        // once from their attributes and written back below.
-        let mut backfill: Vec<(i64, ExpoKey)> = Vec::new();
-        {
+        let (series, backfill) = {
             let mut live_w = live.write().map_err(|_| StoreError::Poisoned)?;
-            let mut stmt = conn.prepare("SELECT r.id, r.key, r.attrs FROM resources r")?;
-            let mut resource_by_id: HashMap<i64, (Arc<Resource>, Option<Labels>)> = HashMap::new();
-            let rows = stmt.query_map([], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?))
-            })?;
-            for row in rows {
-                let (id, key, attrs_json) = row?;
-                let key = key_from_blob(&key);
-                resources.insert(key, id);
-                let resource = Arc::new(Resource { attrs: attrs::from_json(&attrs_json), key });
-                let target = live::target_labels(&resource).1;
-                resource_by_id.insert(id, (resource, target));
-            }
-            let mut stmt = conn.prepare(
-                "SELECT s.id, s.key, s.metric, s.unit, s.description, s.shape, s.resource_id, s.created_ns,
-                        s.expo_family, s.expo_unit, s.expo_labels,
-                        CASE WHEN s.expo_labels IS NULL THEN s.scope_name END,
-                        CASE WHEN s.expo_labels IS NULL THEN s.scope_version END,
-                        CASE WHEN s.expo_labels IS NULL THEN s.attrs END,
-                        COALESCE(st.total, 0), st.hist, st.cum_start_ns, st.cum_time_ns, st.cum_value, COALESCE(st.last_time_ns, 0)
-                 FROM series s LEFT JOIN series_state st ON st.series_id = s.id ORDER BY s.id",
-            )?;
-            let mut rows = stmt.query([])?;
-            while let Some(r) = rows.next()? {
-                let id: i64 = r.get(0)?;
-                let key = key_from_blob(r.get_ref(1)?.as_blob()?);
-                let Some(shape) = Shape::from_code(r.get(5)?) else { continue };
-                let Some((resource, target)) = resource_by_id.get(&r.get::<_, i64>(6)?) else {
-                    continue;
-                };
-                let expo = match (
-                    r.get::<_, Option<String>>(8)?,
-                    r.get::<_, Option<String>>(9)?,
-                    r.get_ref(10)?.as_str_or_null()?,
-                ) {
-                    (Some(family), Some(unit), Some(labels)) => ExpoKey {
-                        family,
-                        help: r.get(4)?,
-                        unit,
-                        kind: live::kind_of(shape),
-                        // Rendered by an older tokentray: without reserved labels now.
-                        labels: naming::without_reserved(
-                            labels,
-                            live::kind_reserved(live::kind_of(shape)),
-                        ),
-                        target: target.clone(),
-                    },
-                    _ => {
-                        let point_attrs =
-                            attrs::from_json(r.get_ref(13)?.as_str_or_null()?.unwrap_or("{}"));
-                        let expo = live::expo_key(live::SeriesNaming {
-                            metric: r.get_ref(2)?.as_str()?,
-                            unit: r.get_ref(3)?.as_str()?,
-                            description: r.get_ref(4)?.as_str()?,
-                            shape,
-                            resource,
-                            scope_name: r.get_ref(11)?.as_str_or_null()?.unwrap_or_default(),
-                            scope_version: r.get_ref(12)?.as_str_or_null()?.unwrap_or_default(),
-                            point_attrs: &point_attrs,
-                        });
-                        backfill.push((id, expo.clone()));
-                        expo
-                    }
-                };
-                let created_ms = r.get::<_, i64>(7)? / 1_000_000;
-                let hist: Option<HistAcc> =
-                    r.get_ref(15)?.as_str_or_null()?.and_then(|t| serde_json::from_str(t).ok());
-                let cum = match (
-                    r.get::<_, Option<i64>>(16)?,
-                    r.get::<_, Option<i64>>(17)?,
-                    r.get_ref(18)?.as_str_or_null()?,
-                ) {
-                    (Some(start), Some(time), Some(value)) => {
-                        serde_json::from_str(value).ok().map(|value| super::accounting::CumMark {
-                            start_ns: start as u64,
-                            time_ns: time as u64,
-                            value,
-                        })
-                    }
-                    _ => None,
-                };
-                let totals = SeriesTotals {
-                    total: r.get(14)?,
-                    hist,
-                    cum,
-                    last_time_ns: r.get::<_, i64>(19)? as u64,
-                };
-                let bounds = totals.hist.as_ref().map(|h| h.bounds.clone());
-                // A stored series always got its row when it was created; a conflict here means the
-                // naming rules changed between versions, and the series is left out of /metrics.
-                let Ok(row) = live_w.row_for(&expo, created_ms, bounds.as_deref()) else {
-                    tracing::warn!(
-                        metric = r.get_ref(2)?.as_str()?,
-                        "series no longer maps to a consistent Prometheus family; not exposed"
-                    );
-                    continue;
-                };
-                live_w.mark_committed(row);
-                match shape {
-                    Shape::MonotonicSum => live_w.add(row, totals.total),
-                    Shape::NonMonotonicSum if totals.cum.is_none() => live_w.add(row, totals.total),
-                    Shape::NonMonotonicSum | Shape::Gauge => {
-                        live_w.set(row, totals.total, totals.last_time_ns)
-                    }
-                    Shape::Histogram => {
-                        if let Some(h) = &totals.hist {
-                            live_w.add_histogram(row, &h.counts, h.sum, h.count);
-                        }
-                    }
-                }
-                // Persisted idleness: the stored newest point decides whether /metrics shows it.
-                live_w.touch(row, totals.last_time_ns);
-                series.insert(key, SeriesState { id, shape, row, totals });
-            }
-        }
-        if !backfill.is_empty() {
-            let tx = conn.unchecked_transaction()?;
-            {
-                let mut update = tx.prepare("UPDATE series SET expo_family = ?2, expo_unit = ?3, expo_labels = ?4 WHERE id = ?1")?;
-                for (id, expo) in &backfill {
-                    update.execute(params![id, expo.family, expo.unit, &*expo.labels])?;
-                }
-            }
-            tx.commit()?;
-        }
+            let resource_by_id = Self::load_resources(&conn, &mut resources)?;
+            Self::load_series(&conn, &resource_by_id, &mut live_w)?
+        };
+        Self::write_back_expo_keys(&conn, &backfill)?;
         let kinds = KindBook::load(&conn)?;
         Ok(Writer { conn, series, resources, live, changes, forward, kinds })
+    }
+
+    /// Fills `resources` (key → id) and returns each resource by id with its `target` labels.
+    fn load_resources(
+        conn: &Connection,
+        resources: &mut KeyMap<i64>,
+    ) -> Result<HashMap<i64, StoredResource>, StoreError> {
+        let mut stmt = conn.prepare("SELECT r.id, r.key, r.attrs FROM resources r")?;
+        let mut resource_by_id: HashMap<i64, StoredResource> = HashMap::new();
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?))
+        })?;
+        for row in rows {
+            let (id, key, attrs_json) = row?;
+            let key = key_from_blob(&key);
+            resources.insert(key, id);
+            let resource = Arc::new(Resource { attrs: attrs::from_json(&attrs_json), key });
+            let target = live::target_labels(&resource).1;
+            resource_by_id.insert(id, (resource, target));
+        }
+        Ok(resource_by_id)
+    }
+
+    /// Every series with its running state, replayed into the `/metrics` rows; also the
+    /// rendered identities still to be written back (see [`Self::stored_expo_key`]).
+    fn load_series(
+        conn: &Connection,
+        resource_by_id: &HashMap<i64, StoredResource>,
+        live_w: &mut Live,
+    ) -> Result<(KeyMap<SeriesState>, Backfill), StoreError> {
+        let mut series = KeyMap::default();
+        let mut backfill: Backfill = Vec::new();
+        let mut stmt = conn.prepare(
+            "SELECT s.id, s.key, s.metric, s.unit, s.description, s.shape, s.resource_id, s.created_ns,
+                    s.expo_family, s.expo_unit, s.expo_labels,
+                    CASE WHEN s.expo_labels IS NULL THEN s.scope_name END,
+                    CASE WHEN s.expo_labels IS NULL THEN s.scope_version END,
+                    CASE WHEN s.expo_labels IS NULL THEN s.attrs END,
+                    COALESCE(st.total, 0), st.hist, st.cum_start_ns, st.cum_time_ns, st.cum_value, COALESCE(st.last_time_ns, 0)
+             FROM series s LEFT JOIN series_state st ON st.series_id = s.id ORDER BY s.id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let key = key_from_blob(r.get_ref(1)?.as_blob()?);
+            let Some(shape) = Shape::from_code(r.get(5)?) else { continue };
+            let Some(resource) = resource_by_id.get(&r.get::<_, i64>(6)?) else {
+                continue;
+            };
+            let expo = Self::stored_expo_key(r, id, shape, resource, &mut backfill)?;
+            let created_ms = r.get::<_, i64>(7)? / 1_000_000;
+            let totals = Self::stored_totals(r)?;
+            let bounds = totals.hist.as_ref().map(|h| h.bounds.clone());
+            // A stored series always got its row when it was created; a conflict here means the
+            // naming rules changed between versions, and the series is left out of /metrics.
+            let Ok(row) = live_w.row_for(&expo, created_ms, bounds.as_deref()) else {
+                tracing::warn!(
+                    metric = r.get_ref(2)?.as_str()?,
+                    "series no longer maps to a consistent Prometheus family; not exposed"
+                );
+                continue;
+            };
+            Self::replay_into_live(live_w, row, shape, &totals);
+            series.insert(key, SeriesState { id, shape, row, totals });
+        }
+        Ok((series, backfill))
+    }
+
+    /// The series' `/metrics` identity as stored, or rendered now from its attributes and
+    /// queued in `backfill`: series stored before schema v3 have none yet.
+    fn stored_expo_key(
+        r: &rusqlite::Row<'_>,
+        id: i64,
+        shape: Shape,
+        (resource, target): &StoredResource,
+        backfill: &mut Backfill,
+    ) -> Result<ExpoKey, StoreError> {
+        let stored = (
+            r.get::<_, Option<String>>(8)?,
+            r.get::<_, Option<String>>(9)?,
+            r.get_ref(10)?.as_str_or_null()?,
+        );
+        if let (Some(family), Some(unit), Some(labels)) = stored {
+            return Ok(ExpoKey {
+                family,
+                help: r.get(4)?,
+                unit,
+                kind: live::kind_of(shape),
+                // Rendered by an older tokentray: without reserved labels now.
+                labels: naming::without_reserved(labels, live::kind_reserved(live::kind_of(shape))),
+                target: target.clone(),
+            });
+        }
+        let point_attrs = attrs::from_json(r.get_ref(13)?.as_str_or_null()?.unwrap_or("{}"));
+        let expo = live::expo_key(live::SeriesNaming {
+            metric: r.get_ref(2)?.as_str()?,
+            unit: r.get_ref(3)?.as_str()?,
+            description: r.get_ref(4)?.as_str()?,
+            shape,
+            resource,
+            scope_name: r.get_ref(11)?.as_str_or_null()?.unwrap_or_default(),
+            scope_version: r.get_ref(12)?.as_str_or_null()?.unwrap_or_default(),
+            point_attrs: &point_attrs,
+        });
+        backfill.push((id, expo.clone()));
+        Ok(expo)
+    }
+
+    /// The running totals from `series_state` (zero for a series without a row there).
+    fn stored_totals(r: &rusqlite::Row<'_>) -> Result<SeriesTotals, StoreError> {
+        let hist: Option<HistAcc> =
+            r.get_ref(15)?.as_str_or_null()?.and_then(|t| serde_json::from_str(t).ok());
+        let cum = match (
+            r.get::<_, Option<i64>>(16)?,
+            r.get::<_, Option<i64>>(17)?,
+            r.get_ref(18)?.as_str_or_null()?,
+        ) {
+            (Some(start), Some(time), Some(value)) => {
+                serde_json::from_str(value).ok().map(|value| super::accounting::CumMark {
+                    start_ns: start as u64,
+                    time_ns: time as u64,
+                    value,
+                })
+            }
+            _ => None,
+        };
+        Ok(SeriesTotals { total: r.get(14)?, hist, cum, last_time_ns: r.get::<_, i64>(19)? as u64 })
+    }
+
+    fn replay_into_live(live_w: &mut Live, row: RowRef, shape: Shape, totals: &SeriesTotals) {
+        live_w.mark_committed(row);
+        match shape {
+            Shape::MonotonicSum => live_w.add(row, totals.total),
+            Shape::NonMonotonicSum if totals.cum.is_none() => live_w.add(row, totals.total),
+            Shape::NonMonotonicSum | Shape::Gauge => {
+                live_w.set(row, totals.total, totals.last_time_ns)
+            }
+            Shape::Histogram => {
+                if let Some(h) = &totals.hist {
+                    live_w.add_histogram(row, &h.counts, h.sum, h.count);
+                }
+            }
+        }
+        // Persisted idleness: the stored newest point decides whether /metrics shows it.
+        live_w.touch(row, totals.last_time_ns);
+    }
+
+    /// Stores the identities rendered by [`Self::stored_expo_key`], so they are rendered once.
+    fn write_back_expo_keys(conn: &Connection, backfill: &Backfill) -> Result<(), StoreError> {
+        if backfill.is_empty() {
+            return Ok(());
+        }
+        let tx = conn.unchecked_transaction()?;
+        {
+            let mut update = tx.prepare("UPDATE series SET expo_family = ?2, expo_unit = ?3, expo_labels = ?4 WHERE id = ?1")?;
+            for (id, expo) in backfill {
+                update.execute(params![id, expo.family, expo.unit, &*expo.labels])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Settings of the writer's connection only, set after [`Writer::load`]: the load reads every
