@@ -5,12 +5,14 @@
 //! * [`project`] — a session's project: the git work tree of its `cwd`, else the `cwd`.
 //! * [`import`] — reads what is new in each file, resumable, into the store's transcript
 //!   tables (`store::transcripts`).
-//! * [`background`] — the engine's import at start (`serve`, the tray).
+//! * [`background`] — the engine's import at start (`serve`, the tray), then following
+//!   the files live through file-system notifications.
 //! * [`counting`] — the counting rule every view reads through.
 
 pub mod background;
 pub mod counting;
 pub mod discover;
+mod follow;
 pub mod import;
 pub mod line;
 pub mod project;
