@@ -106,6 +106,11 @@ fn serve_imports_the_transcripts_on_disk_when_it_starts() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = Value::Null;
     while Instant::now() < deadline {
+        // `report` refuses a data dir that `serve` has not created yet.
+        if !dir.path().join("data").exists() {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
         last = report(dir.path(), "model");
         if last["api_requests"]["count"] == 13 {
             break;
