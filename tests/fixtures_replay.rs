@@ -19,6 +19,17 @@ use support::{discover_sets, eventually, Checker, Expected, FixtureSet, Replayer
 /// How long acknowledged data may take to show up in `/metrics` and `report`.
 const SETTLE: Duration = Duration::from_secs(5);
 
+/// tokentray's own counter of `claude_code.api_error` events (not in `expected.json`'s metrics:
+/// Claude Code sends no such metric), its Prometheus name and the scope it carries (the events').
+const API_ERROR_COUNT: &str = "claude_code.api_error.count";
+const API_ERROR_FAMILY: &str = "claude_code_api_error_count_total";
+const EVENTS_SCOPE: &str = "com.anthropic.claude_code.events";
+
+/// Stored `claude_code.api_error` events of the set: what tokentray's counter must read.
+fn api_errors(exp: &Expected) -> f64 {
+    exp.events.counts.get("claude_code.api_error").copied().unwrap_or(0) as f64
+}
+
 /// Prometheus name of an OTLP metric of the fixtures (all are monotonic sums).
 fn prom_name(name: &str, m: &ExpectedMetric) -> String {
     prometheus_name(name, &m.unit, true)
@@ -98,20 +109,21 @@ fn check_metrics_endpoint(set: &FixtureSet, body: &str) -> Checker {
         c.check(s.labels.get("job").map(String::as_str) == Some("claude-code"), || {
             format!("{} {:?}: want job=\"claude-code\"", s.name, s.labels)
         });
-        c.check(
-            s.labels.get("otel_scope_name").map(String::as_str)
-                == Some("com.anthropic.claude_code"),
-            || {
-                format!(
-                    "{} {:?}: want otel_scope_name=\"com.anthropic.claude_code\"",
-                    s.name, s.labels
-                )
-            },
-        );
+        let scope =
+            if s.name == API_ERROR_FAMILY { EVENTS_SCOPE } else { "com.anthropic.claude_code" };
+        c.check(s.labels.get("otel_scope_name").map(String::as_str) == Some(scope), || {
+            format!("{} {:?}: want otel_scope_name=\"{scope}\"", s.name, s.labels)
+        });
         c.check(s.labels.get("otel_scope_version").is_some_and(|v| !v.is_empty()), || {
             format!("{} {:?}: want an otel_scope_version label", s.name, s.labels)
         });
     }
+    // Each stored api_error event counted once, whatever the transport or restart.
+    c.num(
+        format!("sum({API_ERROR_FAMILY})"),
+        prom::sum_by(&samples, API_ERROR_FAMILY, &[]).values().sum(),
+        api_errors(&set.expected),
+    );
     // Point attributes that identify who/what: the label values are exactly the data's values.
     for attr in ["user.id", "session.id", "team.id", "cost_center"] {
         let label = label_name(attr);
@@ -178,9 +190,15 @@ fn check_report(set: &FixtureSet, serve: &Serve) -> Checker {
         c.num(format!("report metrics[{name}]"), num(&r["metrics"][name]), m.total);
     }
     if let Some(obj) = r["metrics"].as_object() {
-        for (name, v) in obj.iter().filter(|(n, _)| !exp.metrics.contains_key(*n)) {
+        let not_sent = |n: &String| !exp.metrics.contains_key(n) && n != API_ERROR_COUNT;
+        for (name, v) in obj.iter().filter(|(n, _)| not_sent(n)) {
             c.num(format!("report metrics[{name}] (not in the data)"), num(v), 0.0);
         }
+        c.num(
+            format!("report metrics[{API_ERROR_COUNT}] (from the events)"),
+            num_or_zero(&r["metrics"], API_ERROR_COUNT),
+            api_errors(exp),
+        );
     } else {
         c.fail(format!("report metrics is not an object: {}", r["metrics"]));
     }

@@ -232,6 +232,10 @@ fn expected(
         ("Active time", _) => total(grafana::ACTIVE),
         ("Commits", _) => total(grafana::COMMITS),
         ("Pull requests", _) => total(grafana::PULL_REQUESTS),
+        ("API errors", _) => total(grafana::API_ERRORS),
+        ("API errors by developer and model", _) => {
+            by(grafana::API_ERRORS, vec!["developer", "model"])
+        }
         ("Cache hit ratio", _) => {
             let t = local_sum(all, grafana::TOKENS, &["type"], any);
             let read = t.get("cacheRead").copied().unwrap_or(0.0);

@@ -10,7 +10,8 @@
 //! * [`receiver`] — OTLP/gRPC (tonic) and OTLP/HTTP with protobuf or JSON bodies (axum): content
 //!   types, gzip, size limits, the browser-origin guard, OTLP error and partial-success answers.
 //! * [`ingest`] — stateless normalisation of export requests into series points, events and
-//!   spans; redaction of prompt text unless the user opted in.
+//!   spans; redaction of prompt text unless the user opted in; tokentray's own counter of
+//!   `claude_code.api_error` events (`ingest::derived`).
 //! * [`store`] — SQLite (WAL, versioned migrations). A single writer thread applies the exact
 //!   delta/cumulative accounting ([`store::accounting`]) and group-commits; a request is answered
 //!   only after its data is on disk. [`store::Reader`] serves reports.

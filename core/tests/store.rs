@@ -173,6 +173,74 @@ async fn restart_rebuilds_identical_totals_and_cumulative_keeps_counting() {
     assert_eq!(sample("queue_depth").as_deref(), Some("7"), "{after}");
 }
 
+/// Sum of every sample of `family` in a `/metrics` text, and how many series it has.
+fn family_total(text: &str, family: &str) -> (f64, usize) {
+    let samples: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (samples.iter().sum(), samples.len())
+}
+
+/// Claude Code reports failed API calls only as `claude_code.api_error` events; tokentray counts
+/// each stored one once in its own counter, across requests, sessions and a restart.
+#[tokio::test]
+async fn api_error_events_count_once_each_in_metrics() {
+    use tokentray_core::ingest::Privacy;
+    const FAMILY: &str = "claude_code_api_error_count_total";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let api_error = |session: &str, status: Option<i64>, t: u64| {
+        let mut r = testkit::event_record(
+            session,
+            "api_error",
+            &[("model", testkit::MODEL), ("error", "Overloaded"), ("request_id", "req")],
+            t,
+        );
+        r.attributes.extend(status.map(|c| testkit::kv_int("status_code", c)));
+        r
+    };
+    let requests = [
+        vec![api_error("s1", Some(529), S), api_error("s1", Some(529), 2 * S)],
+        vec![
+            api_error("s1", Some(500), 3 * S),
+            testkit::event_record("s1", "api_retries_exhausted", &[], 3 * S),
+        ],
+        vec![api_error("s2", None, 4 * S)],
+        vec![testkit::api_request_record("s2", "u", testkit::MODEL, usage(0.5), 5 * S)],
+        vec![api_error("s2", None, 6 * S), api_error("s2", Some(400), 7 * S)],
+    ];
+    for records in requests {
+        let batch = ingest::logs::normalize(testkit::logs_request(records), 0, Privacy::default());
+        let events = batch.events.len();
+        let ack = store.ingest(batch).await.expect("stored");
+        assert_eq!((ack.accepted, ack.rejected), (events, 0), "the client sent events: {ack:?}");
+    }
+    let before = text(&store);
+    assert_eq!(family_total(&before, FAMILY), (6.0, 4), "6 errors in 4 series:\n{before}");
+    assert!(
+        before.contains(&format!(
+            "{FAMILY}{{anthropic_custom_base_url=\"true\",anthropic_provider=\"firstParty\",job=\"claude-code\",model=\"{}\",otel_scope_name=\"com.anthropic.claude_code.events\",otel_scope_version=\"{}\",session_id=\"s1\",status_code=\"529\",terminal_type=\"dumb\",user_id=\"u\"}} 2",
+            testkit::MODEL,
+            testkit::VERSION
+        )),
+        "{before}"
+    );
+    store.close();
+    drop(store);
+
+    let store = Store::open(dir.path()).expect("reopen");
+    assert_eq!(text(&store), before, "the counter survives a restart unchanged");
+    let batch = ingest::logs::normalize(
+        testkit::logs_request(vec![api_error("s1", Some(529), 8 * S)]),
+        0,
+        Privacy::default(),
+    );
+    store.ingest(batch).await.expect("stored");
+    assert_eq!(family_total(&text(&store), FAMILY), (7.0, 4), "and keeps counting after it");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_all_land() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -24,6 +24,8 @@ pub const ACTIVE: &str = "claude_code_active_time_seconds_total";
 pub const COMMITS: &str = "claude_code_commit_count_total";
 pub const PULL_REQUESTS: &str = "claude_code_pull_request_count_total";
 pub const LINES: &str = "claude_code_lines_of_code_count_total";
+/// tokentray's own counter of Claude Code's `claude_code.api_error` events.
+pub const API_ERRORS: &str = "claude_code_api_error_count_total";
 
 /// The label filter of the team/developer variables (every series carries them).
 const WHO: &str = r#"team=~"$team",developer=~"$developer""#;
@@ -210,6 +212,7 @@ fn overview(l: &mut Layout) {
     l.stat("Active time", "s", sum_by("", range_total(ACTIVE, WHO)), None);
     l.stat("Commits", "short", sum_by("", range_total(COMMITS, WHO)), None);
     l.stat("Pull requests", "short", sum_by("", range_total(PULL_REQUESTS, WHO)), None);
+    l.stat("API errors", "short", sum_by("", range_total(API_ERRORS, WHO_MODEL)), None);
 }
 
 fn breakdowns(l: &mut Layout) {
@@ -241,6 +244,12 @@ fn breakdowns(l: &mut Layout) {
     );
     l.bars("Tokens by type", "short", sum_by("type", range_total(TOKENS, WHO_MODEL)), "{{type}}");
     l.bars("Lines changed", "short", sum_by("type", range_total(LINES, WHO)), "{{type}}");
+    l.bars(
+        "API errors by developer and model",
+        "short",
+        sum_by("developer, model", range_total(API_ERRORS, WHO_MODEL)),
+        "{{developer}}: {{model}}",
+    );
 }
 
 fn tables(l: &mut Layout) {

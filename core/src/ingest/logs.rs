@@ -1,9 +1,11 @@
-//! `ExportLogsServiceRequest` → [`EventRecord`]s, with prompt text redacted unless opted in.
+//! `ExportLogsServiceRequest` → [`EventRecord`]s, with prompt text redacted unless opted in, and
+//! the counter points tokentray derives from some of them ([`super::derived`]).
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 
 use super::attrs::{self, AttrValue};
+use super::derived::{self, EventScope};
 use super::model::*;
 use super::Privacy;
 
@@ -23,6 +25,10 @@ pub fn normalize(req: ExportLogsServiceRequest, received_ns: i64, privacy: Priva
             batch.client = super::client_of(&resource);
         }
         for sl in rl.scope_logs {
+            let (scope_name, scope_version) =
+                sl.scope.map(|s| (s.name, s.version)).unwrap_or_default();
+            let scope =
+                EventScope { resource: &resource, name: &scope_name, version: &scope_version };
             for record in sl.log_records {
                 let body_name = match record.body.and_then(|b| b.value) {
                     Some(Value::StringValue(s)) => Some(s),
@@ -46,7 +52,7 @@ pub fn normalize(req: ExportLogsServiceRequest, received_ns: i64, privacy: Priva
                     .unwrap_or(received_ns);
                 let s = |k: &str| attrs::get_str(&attrs, k).map(str::to_string);
                 let i = |k: &str| attrs::get(&attrs, k).and_then(AttrValue::as_i64);
-                batch.events.push(EventRecord {
+                let event = EventRecord {
                     time_ns,
                     session_id: s("session.id"),
                     prompt_id: s("prompt.id"),
@@ -62,7 +68,9 @@ pub fn normalize(req: ExportLogsServiceRequest, received_ns: i64, privacy: Priva
                     name,
                     resource: resource.clone(),
                     attrs,
-                });
+                };
+                batch.derived.extend(derived::point_for(&event, &scope));
+                batch.events.push(event);
             }
         }
     }

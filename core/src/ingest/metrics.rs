@@ -119,19 +119,19 @@ fn count_points(data: &Data) -> u64 {
     }) as u64
 }
 
-/// What all points of one metric share.
-struct Base<'a> {
-    metric: &'a str,
-    unit: &'a str,
-    description: &'a str,
-    resource: &'a Arc<Resource>,
-    scope_name: &'a str,
-    scope_version: &'a str,
-    received_ns: i64,
+/// What all points of one metric share (also of the counters derived from events).
+pub(super) struct Base<'a> {
+    pub metric: &'a str,
+    pub unit: &'a str,
+    pub description: &'a str,
+    pub resource: &'a Arc<Resource>,
+    pub scope_name: &'a str,
+    pub scope_version: &'a str,
+    pub received_ns: i64,
 }
 
 impl Base<'_> {
-    fn series(&self, shape: Shape, attrs: attrs::Attrs) -> Arc<SeriesDesc> {
+    pub(super) fn series(&self, shape: Shape, attrs: attrs::Attrs) -> Arc<SeriesDesc> {
         let mut h = Xxh3::new();
         hash_field(&mut h, self.metric);
         h.update(&self.resource.key.to_le_bytes());

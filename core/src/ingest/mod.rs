@@ -5,6 +5,7 @@
 //! `partial_success`) instead of failing the whole request.
 
 pub mod attrs;
+pub mod derived;
 pub mod logs;
 pub mod metrics;
 pub mod model;

@@ -133,6 +133,9 @@ pub struct SpanRecord {
 pub struct Batch {
     pub points: Vec<MetricPoint>,
     pub events: Vec<EventRecord>,
+    /// Counter points tokentray derives from `events` ([`super::derived`]): stored in the same
+    /// transaction as their events, not acknowledged to the client (it sent events, not these).
+    pub derived: Vec<MetricPoint>,
     pub spans: Vec<SpanRecord>,
     /// Data points / records refused while normalising (OTLP `partial_success`).
     pub rejected: u64,

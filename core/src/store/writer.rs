@@ -395,6 +395,14 @@ impl Writer {
                 ])?;
                 ack.accepted += 1;
             }
+            // The counters derived from the events just stored, once per event. Not part of the
+            // ack (the client sent events); a refusal (the name already taken by a metric of
+            // another kind) loses that count, never the event.
+            for point in &batch.derived {
+                if let Err(reason) = self.apply_point(&tx, &mut pending, point)? {
+                    tracing::warn!(%reason, "a counter derived from events was refused");
+                }
+            }
             for span in &batch.spans {
                 tx.prepare_cached(
                     "INSERT INTO spans (start_ns, end_ns, name, trace_id, span_id, session_id, status_code)
