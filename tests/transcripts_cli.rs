@@ -3,6 +3,8 @@
 // Tests and benches may panic: a failed step is the point. Library code may not (Cargo.toml).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,18 +13,6 @@ use serde_json::Value;
 
 const FIXTURE: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/claude-code-transcripts");
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
 
 /// `tokentray` with its own data dir and config, and a HOME holding the captured `~/.claude`.
 fn tokentray(dir: &Path) -> Command {
@@ -42,7 +32,7 @@ fn tokentray(dir: &Path) -> Command {
 
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    copy_tree(&Path::new(FIXTURE).join("home/.claude"), &dir.path().join("home/.claude"));
+    support::copy_tree(&Path::new(FIXTURE).join("home/.claude"), &dir.path().join("home/.claude"));
     // Only the engines create a data directory; the reports here may run before serve did.
     std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
     dir

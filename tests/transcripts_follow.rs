@@ -21,18 +21,6 @@ const FIXTURE: &str =
 const CAPTURED_REQUESTS: u64 = 13;
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 /// A HOME holding the captured `~/.claude`, and `serve` reading it.
 struct Live {
     home: tempfile::TempDir,
@@ -43,7 +31,7 @@ impl Live {
     fn start() -> Live {
         let home = support::tempdir("tokentray-home-");
         let claude = home.path().join(".claude");
-        copy_tree(&Path::new(FIXTURE).join("home/.claude"), &claude);
+        support::copy_tree(&Path::new(FIXTURE).join("home/.claude"), &claude);
         let env = vec![
             ("HOME".to_string(), home.path().display().to_string()),
             ("CLAUDE_CONFIG_DIR".to_string(), claude.display().to_string()),

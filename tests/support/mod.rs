@@ -171,3 +171,16 @@ pub fn post_usage_at_with(
     let resp = post.body(req.encode_to_vec()).send().expect("POST /v1/metrics");
     assert!(resp.status().is_success(), "POST /v1/metrics: {}", resp.status());
 }
+
+/// Copies a directory tree (the captured transcripts into a test's HOME).
+pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
