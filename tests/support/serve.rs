@@ -31,6 +31,9 @@ pub fn command(data_dir: &Path, config: &Path) -> Command {
             cmd.env_remove(&k);
         }
     }
+    // Hermetic: a test's engine imports no transcripts of this machine's own Claude Code (its
+    // background import would count them); a test that wants transcripts names them.
+    cmd.env("CLAUDE_CONFIG_DIR", data_dir.with_file_name("no-claude-config"));
     cmd.arg("--data-dir").arg(data_dir).arg("--config").arg(config);
     cmd
 }
