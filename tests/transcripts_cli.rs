@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 const FIXTURE: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/claude-code-transcripts");
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/claude-code-transcripts");
 
 /// `tokentray` with its own data dir and config, and a HOME holding the captured `~/.claude`.
 fn tokentray(dir: &Path) -> Command {

@@ -16,7 +16,7 @@ use support::serve::ServeOptions;
 use support::{eventually, Checker, Serve};
 
 const FIXTURE: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/claude-code-transcripts");
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/claude-code-transcripts");
 /// Requests in the captured transcripts (their expected.json).
 const CAPTURED_REQUESTS: u64 = 13;
 const TIMEOUT: Duration = Duration::from_secs(20);

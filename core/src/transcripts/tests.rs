@@ -1,5 +1,6 @@
-//! The captured transcripts (`shared/fixtures/claude-code-transcripts`) against their ground
-//! truth, and the file edge cases, through the same report every view reads.
+//! The captured transcripts (`tests/fixtures/claude-code-transcripts`, copied from
+//! `shared/fixtures`) against their ground truth, and the file edge cases, through the same
+//! report every view reads.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -13,7 +14,7 @@ use crate::query::{GroupBy, Report, TimeRange};
 use crate::store::{Reader, Store};
 
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/claude-code-transcripts")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/claude-code-transcripts")
 }
 
 fn expected() -> Value {
