@@ -358,3 +358,72 @@ fn refusals_change_nothing_and_groups_survive_restarts() {
     serve.restart();
     assert_eq!(pushed_lines(&serve.scrape()), before, "after a restart");
 }
+
+#[test]
+fn auth_consistency_and_tokentrays_own_names() {
+    let secrets = support::tempdir("tokentray-push-token-");
+    let token = secrets.path().join("token");
+    std::fs::write(&token, "push-s3cr3t\n").unwrap();
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let serve = Serve::start_with(ServeOptions {
+        config_toml: Some(format!(
+            "[metrics]\nrequire_header = \"Authorization=@file:{}\"\n",
+            token.display()
+        )),
+        ..ServeOptions::default()
+    });
+    support::post_usage(serve.http, tokentray_core::testkit::Usage::TYPICAL);
+    let auth = ["-H", "Authorization: Bearer push-s3cr3t"];
+    let scrape = || {
+        let (code, text) = curl("GET", &serve.metrics_url(), None, &auth);
+        assert_eq!(code, 200, "{text}");
+        text
+    };
+    let a = push_url(&serve, "job/a");
+    let body = b"# HELP shared_level Level.\n# TYPE shared_level gauge\nshared_level 1\n";
+
+    // `[metrics] require_header` guards pushes as it guards /metrics.
+    let (code, answer) = curl("PUT", &a, Some(body), &[]);
+    assert_eq!(code, 401, "{answer}");
+    assert!(!answer.contains("push-s3cr3t"), "{answer}");
+    let (code, answer) = curl("PUT", &a, Some(body), &auth);
+    assert_eq!(code, 200, "{answer}");
+
+    // A name tokentray exposes itself is refused: /metrics never has two families of one name.
+    let own =
+        b"# TYPE claude_code_cost_usage_USD_total counter\nclaude_code_cost_usage_USD_total 5\n";
+    let (code, answer) = curl("PUT", &push_url(&serve, "job/b"), Some(own), &auth);
+    assert_eq!(code, 400, "{answer}");
+    assert!(answer.contains("claude_code_cost_usage_USD_total"), "{answer}");
+
+    // One type per name across groups (Pushgateway's consistency check); the refused group keeps
+    // its metrics and records the failure time.
+    let b = push_url(&serve, "job/b");
+    let (code, _) = curl(
+        "PUT",
+        &b,
+        Some(b"# HELP other_level Other.\n# TYPE other_level gauge\nother_level 2\n"),
+        &auth,
+    );
+    assert_eq!(code, 200);
+    let clash = b"# HELP shared_level Level.\n# TYPE shared_level counter\nshared_level 3\n";
+    let before = now_s();
+    let (code, answer) = curl("PUT", &b, Some(clash), &auth);
+    assert_eq!(code, 400, "{answer}");
+    assert!(answer.contains("shared_level"), "{answer}");
+
+    let text = scrape();
+    promtool_check(&text);
+    let samples = prom::parse(&text);
+    assert_eq!(value(&samples, "other_level", &[("job", "b")]), Some(2.0), "{text}");
+    assert_eq!(value(&samples, "shared_level", &[("job", "a")]), Some(1.0));
+    assert_eq!(value(&samples, "shared_level", &[("job", "b")]), None);
+    let failed_at = value(&samples, "push_failure_time_seconds", &[("job", "b")]).unwrap();
+    assert!(failed_at >= before.floor(), "push_failure_time_seconds {failed_at} < {before}");
+    assert_eq!(value(&samples, "push_failure_time_seconds", &[("job", "a")]), Some(0.0));
+    assert!(
+        prom::sum(&samples, "claude_code_cost_usage_USD_total") > 0.0,
+        "tokentray's own series are still there:\n{text}"
+    );
+    assert_eq!(text.matches("# TYPE claude_code_cost_usage_USD_total ").count(), 1);
+}

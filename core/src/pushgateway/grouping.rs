@@ -19,7 +19,7 @@ impl GroupingKey {
     pub fn from_path(rest: &str) -> Result<GroupingKey, PushError> {
         let bad = |m: String| PushError::Grouping(m);
         let segments: Vec<&str> = rest.split('/').collect();
-        if segments.len() % 2 != 0 {
+        if !segments.len().is_multiple_of(2) {
             return Err(bad(format!("'{rest}' has a label name without a value")));
         }
         let mut labels = BTreeMap::new();

@@ -20,7 +20,8 @@ pub fn parse(body: &[u8], key: &GroupingKey) -> Result<Vec<PushedFamily>, PushEr
     for (i, line) in text.lines().enumerate() {
         parser.line(line, key).map_err(|problem| PushError::Syntax { line: i + 1, problem })?;
     }
-    Ok(parser.families)
+    // A `# HELP`/`# TYPE` without samples declares nothing to show.
+    Ok(parser.families.into_iter().filter(|f| !f.samples.is_empty()).collect())
 }
 
 #[derive(Default)]
