@@ -427,3 +427,18 @@ fn auth_consistency_and_tokentrays_own_names() {
     );
     assert_eq!(text.matches("# TYPE claude_code_cost_usage_USD_total ").count(), 1);
 }
+
+#[test]
+fn pushed_groups_never_go_idle() {
+    // 0.0001 h = 0.36 s: every series of tokentray's own would leave /metrics at once.
+    let serve = Serve::start_with(ServeOptions {
+        config_toml: Some("[metrics]\nseries_idle_hours = 0.0001\n".into()),
+        ..ServeOptions::default()
+    });
+    let (code, _) =
+        curl("PUT", &push_url(&serve, "job/exercise/instance/x"), Some(HOOK_BODY.as_bytes()), &[]);
+    assert_eq!(code, 200);
+    std::thread::sleep(Duration::from_secs(2));
+    let samples = prom::parse(&serve.scrape());
+    assert_eq!(value(&samples, "hook_runs_total", &[("job", "exercise")]), Some(3.0));
+}

@@ -180,3 +180,38 @@ fn write_sample<'a, W: Write>(
     write_value(out, value)?;
     out.write_all(b"\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pushgateway::{text, GroupingKey};
+
+    #[test]
+    fn tokentrays_own_names_win_and_each_name_is_declared_once() {
+        let group = |path: &str, body: &str| {
+            let key = GroupingKey::from_path(path).unwrap();
+            let families = text::parse(body.as_bytes(), &key).unwrap();
+            PushedGroup { key, families, push_time_ns: 1_500_000_000, push_failure_time_ns: 0 }
+        };
+        let groups = [
+            group(
+                "job/a",
+                "# TYPE up_level gauge\nup_level 1\n# TYPE taken_total counter\ntaken_total 2\n",
+            ),
+            group("job/b", "# TYPE up_level gauge\nup_level 3\n"),
+        ];
+        let taken: HashSet<String> = ["taken_total".to_string()].into();
+        let mut out = Vec::new();
+        write(&mut out, &groups, &taken, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("# TYPE up_level gauge").count(), 1, "{text}");
+        assert!(
+            text.contains(
+                "up_level{instance=\"\",job=\"a\"} 1\nup_level{instance=\"\",job=\"b\"} 3\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("taken_total"), "{text}");
+        assert!(text.contains("push_time_seconds{instance=\"\",job=\"a\"} 1.5\n"), "{text}");
+    }
+}
