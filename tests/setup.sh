@@ -153,3 +153,20 @@ else
   apt_install systemd || say "could not install systemd; tests/systemd_unit.rs skips systemd-analyze verify"
 fi
 # --- end Debian package ----------------------------------------------------------------------------
+
+# --- prometheus_client (Pushgateway-style pushes from Python: tests/pushgateway.rs) ---------------
+# The real Python client in a venv of its own under tests/.cache/, pinned; the test runs
+# tests/.cache/pushgateway-venv/bin/python and fails (not skips) without it.
+PROMETHEUS_CLIENT_VERSION="0.21.1"
+pyclient_venv="$here/.cache/pushgateway-venv"
+if [ -x "$pyclient_venv/bin/python" ] && "$pyclient_venv/bin/python" -c "import prometheus_client, sys; sys.exit(prometheus_client.__version__ != '$PROMETHEUS_CLIENT_VERSION')" 2>/dev/null; then
+  say "prometheus_client already installed ($PROMETHEUS_CLIENT_VERSION in $pyclient_venv)"
+elif command -v python3 >/dev/null 2>&1; then
+  { python3 -m venv "$pyclient_venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$pyclient_venv"; }; } \
+    && "$pyclient_venv/bin/python" -m pip install -q --disable-pip-version-check "prometheus_client==$PROMETHEUS_CLIENT_VERSION" \
+    && say "installed prometheus_client $PROMETHEUS_CLIENT_VERSION into $pyclient_venv" \
+    || say "installing prometheus_client failed; tests/pushgateway.rs will fail"
+else
+  say "python3 not available; tests/pushgateway.rs will fail"
+fi
+# --- end prometheus_client ------------------------------------------------------------------------

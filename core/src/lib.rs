@@ -27,6 +27,8 @@
 //! * [`transcripts`] — Claude Code's local transcripts as a second source, counted once with
 //!   telemetry; [`pricing`] prices what no Claude Code cost covers.
 //! * [`plan`] — plan usage (5-hour and 7-day windows) handed over by the statusline command.
+//! * [`pushgateway`] — Pushgateway-style pushes (`PUT`/`POST`/`DELETE /metrics/job/…`) kept in
+//!   the store and shown on `/metrics` with their grouping labels.
 //! * [`doctor`] — who holds a port, whether Claude Code's settings point here.
 //! * [`setup`] — Claude Code's `settings.json`: merge the telemetry `env`, back up, undo.
 //! * [`statusline`] — the statusline's countdowns, burn rate, "reached at" and format.
@@ -46,6 +48,7 @@ mod fsutil;
 pub mod ingest;
 pub mod plan;
 pub mod pricing;
+pub mod pushgateway;
 pub mod query;
 pub mod receiver;
 pub mod server;

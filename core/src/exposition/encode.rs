@@ -270,7 +270,7 @@ fn write_sample_name<W: Write>(
 
 /// `# HELP` text escaping: `\` and newline in both formats, and `"` in OpenMetrics, whose HELP is
 /// an escaped string like a label value.
-fn write_escaped_help<W: Write>(out: &mut W, help: &str, om: bool) -> io::Result<()> {
+pub(crate) fn write_escaped_help<W: Write>(out: &mut W, help: &str, om: bool) -> io::Result<()> {
     let bytes = help.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
@@ -292,7 +292,7 @@ fn write_escaped_help<W: Write>(out: &mut W, help: &str, om: bool) -> io::Result
 /// shortest round-trip form, positional between 10^-5 and 10^21 (`0.019299999999999998`) and
 /// with an exponent outside it (`1e21`, `1.5e-7`) so no value prints hundreds of digits. Every
 /// form is a valid Prometheus and OpenMetrics number.
-fn write_value<W: Write>(out: &mut W, v: f64) -> io::Result<()> {
+pub(crate) fn write_value<W: Write>(out: &mut W, v: f64) -> io::Result<()> {
     if v.is_nan() {
         return out.write_all(b"NaN");
     }

@@ -4,6 +4,7 @@
 pub mod connections;
 pub mod dashboard_endpoint;
 pub mod metrics_endpoint;
+pub mod push_endpoint;
 pub mod scrape_auth;
 
 use std::future::Future;
@@ -159,6 +160,12 @@ pub async fn run(
     let required = crate::receiver::auth::resolve_all(&config.receiver.require_headers)?;
     let scrape_auth = scrape_auth::ScrapeAuth::resolve(config.metrics.require_header.as_deref())?;
     let receiver = Receiver::new(store.clone(), config).require_headers(required);
+    // Pushed groups (Pushgateway API) on a connection of their own, opened before any listener
+    // serves so that a failure here leaves nothing running.
+    let pushed = std::sync::Arc::new(
+        crate::store::pushgateway::PushGroups::open(store.path())
+            .map_err(|e| ServerError::Serve { what: METRICS.what, reason: e.to_string() })?,
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -208,14 +215,20 @@ pub async fn run(
     });
     let metrics_task = tokio::spawn({
         let stop = stopped(stop_rx.clone());
-        let app = metrics_endpoint::router(store.clone(), config.metrics.shape()).merge(
-            dashboard_endpoint::router(
+        let app = metrics_endpoint::router(store.clone(), config.metrics.shape(), pushed.clone())
+            .merge(push_endpoint::router(
+                store.clone(),
+                config.metrics.shape(),
+                pushed.clone(),
+                config.receiver.allowed_origins.clone(),
+                config.receiver.max_body_bytes,
+            ))
+            .merge(dashboard_endpoint::router(
                 store.clone(),
                 crate::dashboard::Endpoints::from_bound(&addrs),
                 crate::budget::BudgetsSource::of(config),
                 stop_rx.clone(),
-            ),
-        );
+            ));
         let app = match scrape_auth {
             Some(auth) => {
                 app.layer(axum::middleware::from_fn_with_state(auth, scrape_auth::require))

@@ -20,6 +20,7 @@ pub mod live;
 mod lock;
 mod machines;
 pub mod outbox;
+pub mod pushgateway;
 pub mod read;
 mod read_settings;
 mod request_ids;

@@ -178,6 +178,8 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // v7 (issue 15): Claude Code's transcripts as a second source (store/transcripts.rs).
     super::transcripts::MIGRATION,
+    // v8 (issue 17): Pushgateway-style pushed groups (store/pushgateway.rs).
+    super::pushgateway::MIGRATION,
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,131 @@
+//! Pushed groups (`crate::pushgateway`): one row per grouping key with its families as JSON and
+//! the two push times. A push is one transaction, so a refused or failed one changes nothing
+//! but the group's failure time. Rows leave only by `DELETE` from the pusher: the idle rule of
+//! `[metrics] series_idle_hours` applies to the `series` table, never here.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::StoreError;
+use crate::pushgateway::{GroupingKey, PushError, PushedFamily, PushedGroup};
+
+pub(crate) const MIGRATION: &str = r#"
+    CREATE TABLE pushed_groups (
+        id                   INTEGER PRIMARY KEY,   -- order of first push, the exposition's order
+        grouping             TEXT NOT NULL UNIQUE,  -- JSON object of the grouping labels, sorted
+        families             TEXT NOT NULL,         -- JSON array of pushgateway::PushedFamily
+        push_time_ns         INTEGER NOT NULL,
+        push_failure_time_ns INTEGER NOT NULL DEFAULT 0
+    );
+"#;
+
+/// The pushed groups of one history; its own connection, beside the writer thread (a push is
+/// small and rare; WAL lets both write in turn).
+pub struct PushGroups {
+    conn: Mutex<Connection>,
+}
+
+/// What became of a push.
+#[derive(Debug)]
+pub enum PushOutcome {
+    Stored,
+    /// Refused by the check; only the group's failure time changed.
+    Refused(PushError),
+}
+
+impl PushGroups {
+    pub fn open(db: &Path) -> Result<PushGroups, StoreError> {
+        Ok(PushGroups { conn: Mutex::new(super::open_migrated(db)?) })
+    }
+
+    /// Every group, in order of first push.
+    pub fn groups(&self) -> Result<Vec<PushedGroup>, StoreError> {
+        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        all_groups(&conn)
+    }
+
+    /// Stores `families` as `key`'s group once `check` accepts them given the group's current
+    /// families and every group: `check` returns what the group holds afterwards.
+    pub fn push(
+        &self,
+        key: &GroupingKey,
+        now_ns: i64,
+        check: impl FnOnce(
+            Option<&[PushedFamily]>,
+            &[PushedGroup],
+        ) -> Result<Vec<PushedFamily>, PushError>,
+    ) -> Result<PushOutcome, StoreError> {
+        let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let all = all_groups(&tx)?;
+        let current = all.iter().find(|g| &g.key == key).map(|g| g.families.as_slice());
+        let grouping = key.canonical();
+        match check(current, &all) {
+            Ok(families) => {
+                let json = serde_json::to_string(&families)
+                    .map_err(|e| StoreError::Encode(e.to_string()))?;
+                tx.execute(
+                    "INSERT INTO pushed_groups (grouping, families, push_time_ns) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (grouping) DO UPDATE SET families = excluded.families,
+                         push_time_ns = excluded.push_time_ns",
+                    params![grouping, json, now_ns],
+                )?;
+                tx.commit()?;
+                Ok(PushOutcome::Stored)
+            }
+            Err(refusal) => {
+                tx.execute(
+                    "UPDATE pushed_groups SET push_failure_time_ns = ?2 WHERE grouping = ?1",
+                    params![grouping, now_ns],
+                )?;
+                tx.commit()?;
+                Ok(PushOutcome::Refused(refusal))
+            }
+        }
+    }
+
+    /// Removes `key`'s group; whether there was one.
+    pub fn delete(&self, key: &GroupingKey) -> Result<bool, StoreError> {
+        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        let n = conn.execute("DELETE FROM pushed_groups WHERE grouping = ?1", [key.canonical()])?;
+        Ok(n > 0)
+    }
+
+    /// The push time of one group (tests, `doctor`-style checks).
+    pub fn push_time_ns(&self, key: &GroupingKey) -> Result<Option<i64>, StoreError> {
+        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok(conn
+            .query_row(
+                "SELECT push_time_ns FROM pushed_groups WHERE grouping = ?1",
+                [key.canonical()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+}
+
+fn all_groups(conn: &Connection) -> Result<Vec<PushedGroup>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT grouping, families, push_time_ns, push_failure_time_ns FROM pushed_groups ORDER BY id",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut groups = Vec::new();
+    while let Some(r) = rows.next()? {
+        let grouping: String = r.get(0)?;
+        let families: String = r.get(1)?;
+        let labels: BTreeMap<String, String> = serde_json::from_str(&grouping)
+            .map_err(|e| StoreError::Encode(format!("pushed group {grouping}: {e}")))?;
+        let families: Vec<PushedFamily> = serde_json::from_str(&families)
+            .map_err(|e| StoreError::Encode(format!("pushed group {grouping}: {e}")))?;
+        groups.push(PushedGroup {
+            key: GroupingKey::from_labels(labels),
+            families,
+            push_time_ns: r.get(2)?,
+            push_failure_time_ns: r.get(3)?,
+        });
+    }
+    Ok(groups)
+}
