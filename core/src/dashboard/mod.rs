@@ -11,7 +11,7 @@
 //! indexed queries (no per-session or per-day loop).
 
 pub mod activity;
-pub mod assets;
+pub(crate) mod assets;
 pub mod endpoints;
 
 pub use endpoints::Endpoints;

@@ -15,12 +15,12 @@
 //!   keychain; they never reach the config file, a log line or an error message.
 
 pub mod control;
-pub mod exporter;
-pub mod headers;
+pub(crate) mod exporter;
+pub(crate) mod headers;
 pub mod identity;
 pub mod queue;
-pub mod remote_write;
-pub mod run;
+pub(crate) mod remote_write;
+pub(crate) mod run;
 pub mod secret;
 
 pub use control::{ForwardStatus, Setup};

@@ -4,13 +4,13 @@
 //! them ([`crate::ingest`]) and waits for the store to commit before the client is answered.
 
 pub mod auth;
-pub mod body;
-pub mod grpc;
+pub(crate) mod body;
+pub(crate) mod grpc;
 pub mod http;
-pub mod json;
-pub mod limits;
+pub(crate) mod json;
+pub(crate) mod limits;
 pub mod status;
-pub mod unary;
+pub(crate) mod unary;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;

@@ -1,10 +1,10 @@
 //! Running the engine: bind the three listeners first (so a taken port fails fast and port 0
 //! works for tests), then serve until shutdown.
 
-pub mod connections;
-pub mod dashboard_endpoint;
-pub mod metrics_endpoint;
-pub mod scrape_auth;
+pub(crate) mod connections;
+pub(crate) mod dashboard_endpoint;
+pub(crate) mod metrics_endpoint;
+pub(crate) mod scrape_auth;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};

@@ -11,21 +11,21 @@
 //!   [`open_migrated`] is the one way a connection is opened.
 #![allow(clippy::disallowed_types)]
 
-pub mod accounting;
-pub mod alerts;
+pub(crate) mod accounting;
+pub(crate) mod alerts;
 pub mod data_dir;
 pub mod disk;
 mod kinds;
-pub mod live;
+pub(crate) mod live;
 mod lock;
 mod machines;
-pub mod outbox;
-pub mod read;
+pub(crate) mod outbox;
+pub(crate) mod read;
 mod read_settings;
 mod request_ids;
-pub mod schema;
-pub mod settings;
-pub mod transcripts;
+pub(crate) mod schema;
+pub(crate) mod settings;
+pub(crate) mod transcripts;
 mod writer;
 
 pub use lock::{running_engine, EngineInfo, LockError, LOCK_FILE};

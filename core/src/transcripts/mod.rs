@@ -10,13 +10,13 @@
 //! * [`counting`] — the counting rule every view reads through.
 
 pub mod background;
-pub mod counting;
-pub mod discover;
+pub(crate) mod counting;
+pub(crate) mod discover;
 mod follow;
 pub mod import;
-pub mod line;
-pub mod project;
-pub mod record;
+pub(crate) mod line;
+pub(crate) mod project;
+pub(crate) mod record;
 
 use std::path::PathBuf;
 
