@@ -100,8 +100,11 @@ impl JsonError {
 /// Which OTLP signal a request or response belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
+    /// `/v1/metrics`, `ExportMetricsServiceRequest`.
     Metrics,
+    /// `/v1/logs`, `ExportLogsServiceRequest` (Claude Code events).
     Logs,
+    /// `/v1/traces`, `ExportTraceServiceRequest`.
     Traces,
 }
 

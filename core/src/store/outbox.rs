@@ -19,23 +19,34 @@ use crate::ingest::Shape;
 /// messages of one type concatenate into one message whose repeated fields are the union).
 #[derive(Debug)]
 pub struct QueuedBatch {
+    /// 1 metrics, 2 logs, 3 traces (the `forward_queue.signal` codes).
     pub signal: u8,
+    /// `forward_queue` row ids of the requests, to delete once the export is acknowledged.
     pub ids: Vec<i64>,
+    /// The concatenated protobuf requests.
     pub payload: Vec<u8>,
 }
 
 /// What a trim removed.
 #[derive(Debug, Default, PartialEq)]
 pub struct Trimmed {
+    /// Queued requests dropped, for age or size.
     pub requests: u64,
+    /// Stored (compressed) bytes of the dropped requests.
     pub bytes: u64,
+    /// Of `requests`, those dropped for being older than the maximum age.
     pub by_age: u64,
 }
 
+/// How much forwarding has still to send.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct QueueStats {
+    /// Requests in the queue (OTLP forwarding).
     pub requests: u64,
+    /// Their stored (compressed) size in bytes.
     pub bytes: u64,
+    /// When the oldest queued request was queued, nanoseconds since the epoch; `None` when
+    /// the queue is empty.
     pub oldest_ns: Option<i64>,
     /// Series waiting to be sent (remote write).
     pub changed_series: u64,
@@ -44,11 +55,15 @@ pub struct QueueStats {
 /// The current value of one `/metrics` row (family + labels), for remote write.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowValue {
+    /// The metric family name as in `/metrics`.
     pub family: String,
     /// Rendered as in `/metrics`: `a="1",b="2"`.
     pub labels: String,
+    /// Counter, gauge or histogram.
     pub kind: FamilyKind,
+    /// The counter or gauge value (0 for a histogram).
     pub value: f64,
+    /// The buckets, sum and count of a histogram row; `None` for counters and gauges.
     pub hist: Option<HistAcc>,
 }
 
