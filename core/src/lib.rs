@@ -27,7 +27,7 @@
 //! * [`transcripts`] — Claude Code's local transcripts as a second source, counted once with
 //!   telemetry; [`pricing`] prices what no Claude Code cost covers.
 //! * [`plan`] — plan usage (5-hour and 7-day windows) handed over by the statusline command.
-//! * [`pushgateway`] — Pushgateway-style pushes (`PUT`/`POST`/`DELETE /metrics/job/…`) kept in
+//! * `pushgateway` — Pushgateway-style pushes (`PUT`/`POST`/`DELETE /metrics/job/…`) kept in
 //!   the store and shown on `/metrics` with their grouping labels.
 //! * [`doctor`] — who holds a port, whether Claude Code's settings point here.
 //! * [`setup`] — Claude Code's `settings.json`: merge the telemetry `env`, back up, undo.
@@ -37,6 +37,14 @@
 //!   benchmarks and the load generator; not part of the shipped engine.
 //!
 //! Library code does not panic on input: each module has its own `thiserror` error type.
+//!
+//! The public surface is what the app (`src-tauri/`), the integration tests and the benches use,
+//! and no more: each module above is a namespace that re-exports its own façade, every other item
+//! is `pub(crate)`, and `core/public-api.txt` lists it (checked by `core/tests/public_api.rs`, so a
+//! change to it shows in review). `unreachable_pub` and `missing_docs` keep it that way: warnings
+//! here, errors in CI's `clippy -D warnings`.
+
+#![warn(unreachable_pub, missing_docs)]
 
 pub mod budget;
 pub mod config;
@@ -48,7 +56,7 @@ mod fsutil;
 pub mod ingest;
 pub mod plan;
 pub mod pricing;
-pub mod pushgateway;
+mod pushgateway;
 pub mod query;
 pub mod receiver;
 pub mod server;

@@ -1,6 +1,8 @@
 // Test support: a failed step panics with what went wrong. Compiled only for tests, benches and
 // the load generator (feature `testkit`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Test builders, not shipped (feature `testkit`): their names and shapes are their documentation.
+#![allow(missing_docs)]
 //! Builders of Claude Code-shaped OTLP requests, shared by unit tests, integration tests and the
 //! load generator, so that what is benchmarked is what is tested.
 //!

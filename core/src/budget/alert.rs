@@ -17,30 +17,47 @@ pub struct Alert {
     pub summary: String,
     /// `80% of your $20 daily Claude Code budget ($16.12). At this pace you reach $20 around 16:40.`
     pub body: String,
+    /// The budget's period: daily, weekly or monthly.
     pub period: BudgetPeriod,
+    /// The model the budget limits; `None` for a budget on all models together.
     pub model: Option<String>,
     /// Percent of the limit that was crossed (the highest one, when several were at once).
     pub threshold: u32,
+    /// The budget's limit in USD.
     pub limit_usd: f64,
+    /// Spend so far in the period, in USD.
     pub spent_usd: f64,
+    /// `spent_usd` as a percentage of `limit_usd` (may exceed 100).
     pub percent: f64,
+    /// Spend projected for the end of the period at the current pace, in USD.
     pub forecast_usd: f64,
     /// RFC 3339, local; null when the limit is reached already or not expected this period.
     pub reach_limit_at: Option<String>,
+    /// Start of the budget's period (RFC 3339, local).
     pub period_start: String,
+    /// End of the budget's period, exclusive (RFC 3339, local).
     pub period_end: String,
+    /// When the alert was raised (RFC 3339, local).
     pub fired_at: String,
 }
 
+/// Why a notifier could not deliver an alert.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
+    /// A channel failed: the program exited non-zero, the webhook failed, D-Bus refused, ….
     #[error("{channel}: {reason}")]
-    Failed { channel: &'static str, reason: String },
+    Failed {
+        /// The channel that failed (`desktop`, `command`, `webhook`, …).
+        channel: &'static str,
+        /// What went wrong, in words.
+        reason: String,
+    },
 }
 
 /// Delivers alerts. Called from the evaluator's own thread, so an implementation may block
 /// (a D-Bus call, an HTTP POST); it should not block for long, since evaluation waits.
 pub trait Notifier: Send + Sync {
+    /// Delivers one alert; an error says which channel failed and why.
     fn notify(&self, alert: &Alert) -> Result<(), NotifyError>;
 }
 
@@ -83,23 +100,28 @@ pub struct Notifiers {
 }
 
 impl Notifiers {
+    /// No notifiers yet.
     pub fn new() -> Notifiers {
         Notifiers::default()
     }
 
+    /// Adds `notifier`, builder style.
     pub fn with(mut self, notifier: impl Notifier + 'static) -> Notifiers {
         self.list.push(Box::new(notifier));
         self
     }
 
+    /// Adds an already boxed notifier.
     pub fn push(&mut self, notifier: Box<dyn Notifier>) {
         self.list.push(notifier);
     }
 
+    /// How many notifiers there are.
     pub fn len(&self) -> usize {
         self.list.len()
     }
 
+    /// True when there are no notifiers.
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }

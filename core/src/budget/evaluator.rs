@@ -83,6 +83,7 @@ where
     Tz: TimeZone + Send + 'static,
     Tz::Offset: Display + Send,
 {
+    /// The same evaluator reading the time from `clock` instead (tests use a fake clock).
     pub fn with_clock<C2: Clock>(self, clock: C2) -> Evaluator<C2, Tz> {
         Evaluator {
             reader: self.reader,
@@ -95,6 +96,8 @@ where
         }
     }
 
+    /// The same evaluator working in `tz` instead: the time zone of the budgets' local days, weeks
+    /// and months and of the alerts' times.
     pub fn with_time_zone<Tz2: TimeZone>(self, tz: Tz2) -> Evaluator<C, Tz2> {
         Evaluator {
             reader: self.reader,

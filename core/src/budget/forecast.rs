@@ -34,22 +34,22 @@ pub(crate) const SLOT_NS: i64 = SLOT_SECONDS * 1_000_000_000;
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
 
 /// Days of history the activity profile looks at (four of each weekday).
-pub const PROFILE_DAYS: i64 = 28;
+pub(crate) const PROFILE_DAYS: i64 = 28;
 /// How far back the burn rate looks for active slots.
-pub const RATE_WINDOW_DAYS: i64 = 7;
+pub(crate) const RATE_WINDOW_DAYS: i64 = 7;
 /// Active slots the burn rate averages over (four active hours): recent enough to follow a
 /// change of model or of pace, long enough not to follow one expensive request.
-pub const RATE_SLOTS: usize = 16;
+pub(crate) const RATE_SLOTS: usize = 16;
 /// Weight, in observed slots, of the all-days hour profile in the weekday-specific one.
-pub const PRIOR_SLOTS: f64 = 2.0;
+pub(crate) const PRIOR_SLOTS: f64 = 2.0;
 
 /// Active slots (an hour of use in all) before any projection.
-pub const MIN_ACTIVE_SLOTS: usize = 4;
+pub(crate) const MIN_ACTIVE_SLOTS: usize = 4;
 /// Days of history before today needed to project a week or a month beyond today.
-pub const MIN_HISTORY_DAYS: i64 = 3;
+pub(crate) const MIN_HISTORY_DAYS: i64 = 3;
 
 /// Whether there is enough history to project to `period_end_ns` from `now_ns`.
-pub fn enough_data(
+pub(crate) fn enough_data(
     costs: &SlotCosts,
     now_ns: i64,
     history_start_slot: Option<i64>,
@@ -87,7 +87,7 @@ impl Tally {
 
 /// How likely each local (weekday, hour) is to see Claude Code in use.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ActivityProfile {
+pub(crate) struct ActivityProfile {
     /// Indexed by weekday (Monday = 0) and local hour.
     by_weekday_hour: [[Tally; 24]; 7],
     by_hour: [Tally; 24],
@@ -96,7 +96,7 @@ pub struct ActivityProfile {
 }
 
 /// Spend per slot (unix seconds / 900), for one budget's model filter.
-pub type SlotCosts = BTreeMap<i64, f64>;
+pub(crate) type SlotCosts = BTreeMap<i64, f64>;
 
 fn local_key<Tz: TimeZone>(tz: &Tz, slot: i64) -> (usize, usize) {
     let t: DateTime<Tz> = tz.timestamp_nanos(slot.saturating_mul(SLOT_NS));
@@ -110,7 +110,7 @@ fn active(costs: &SlotCosts, slot: i64) -> bool {
 impl ActivityProfile {
     /// Builds the profile from the slots of the [`PROFILE_DAYS`] days before `today_start_ns`
     /// (local midnight), counting only slots from `history_start_slot` on.
-    pub fn build<Tz: TimeZone>(
+    pub(crate) fn build<Tz: TimeZone>(
         costs: &SlotCosts,
         tz: &Tz,
         today_start_ns: i64,
@@ -145,7 +145,7 @@ impl ActivityProfile {
     }
 
     /// Probability that a slot at this local weekday (Monday = 0) and hour is active.
-    pub fn p(&self, weekday: usize, hour: usize) -> f64 {
+    pub(crate) fn p(&self, weekday: usize, hour: usize) -> f64 {
         let (Some(day), Some(&all)) = (self.by_weekday_hour.get(weekday), self.by_hour.get(hour))
         else {
             return 0.0;
@@ -161,12 +161,12 @@ impl ActivityProfile {
 
 /// A slot counts at most this many times the median active slot in the burn rate, so that one
 /// burst (a huge context, an expensive model for one request) does not set the pace of the day.
-pub const BURST_CAP: f64 = 3.0;
+pub(crate) const BURST_CAP: f64 = 3.0;
 
 /// Spend per active slot: the mean of the most recent [`RATE_SLOTS`] active slots before the
 /// current one within [`RATE_WINDOW_DAYS`], each capped at [`BURST_CAP`] × their median. The
 /// current slot is still filling up, so it only counts when it is all there is.
-pub fn burn_rate(costs: &SlotCosts, now_ns: i64) -> f64 {
+pub(crate) fn burn_rate(costs: &SlotCosts, now_ns: i64) -> f64 {
     let now_slot = now_ns.div_euclid(SLOT_NS);
     let lo = (now_ns - RATE_WINDOW_DAYS * DAY_NS).div_euclid(SLOT_NS);
     let recent: Vec<f64> = costs
@@ -187,7 +187,7 @@ pub fn burn_rate(costs: &SlotCosts, now_ns: i64) -> f64 {
 
 /// Where the period is headed.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Projection {
+pub(crate) struct Projection {
     /// Expected spend at the end of the period.
     pub forecast_usd: f64,
     /// When the expected spend reaches the limit; `None` if it already has or will not.
@@ -198,7 +198,7 @@ pub struct Projection {
 }
 
 /// Projects `spent` from `now_ns` to `period_end_ns`.
-pub fn project<Tz: TimeZone>(
+pub(crate) fn project<Tz: TimeZone>(
     profile: &ActivityProfile,
     rate: f64,
     tz: &Tz,

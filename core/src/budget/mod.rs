@@ -21,7 +21,7 @@ mod alert;
 mod clock;
 pub mod edit;
 mod evaluator;
-pub mod forecast;
+pub(crate) mod forecast;
 mod source;
 mod state;
 

@@ -8,6 +8,8 @@ use std::sync::Mutex;
 
 use crate::config::{file_stamp, BudgetsConfig, Config, FileStamp};
 
+/// Where the budgets come from: fixed, or the `[budgets]` table of a config file, re-read when the
+/// file's [`FileStamp`] changes so `tokentray budget set` and window edits apply without a restart.
 pub struct BudgetsSource {
     file: Option<PathBuf>,
     /// The file's stamp when last read, and the budgets then in effect.

@@ -7,31 +7,62 @@ use std::path::{Path, PathBuf};
 use chrono::Weekday;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// Why the settings could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The config file exists but could not be read (permissions, not a file, bad UTF-8).
     #[error("cannot read config file {path}: {reason}")]
-    Read { path: PathBuf, reason: String },
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O error, as text.
+        reason: String,
+    },
+    /// The config file is not valid TOML, has an unknown key or a value out of range.
     #[error("invalid config file {path}: {reason}")]
-    Parse { path: PathBuf, reason: String },
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// The TOML or validation error, as text.
+        reason: String,
+    },
+    /// A `TOKENTRAY_*` environment variable holds a value that does not parse or is out of range.
     #[error("invalid value for {var}: {reason}")]
-    Env { var: String, reason: String },
+    Env {
+        /// The variable's name (`TOKENTRAY_MAX_BODY_BYTES`, …).
+        var: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// Neither `$HOME` nor a platform home directory is known, so there is no default data or
+    /// config directory.
     #[error("no home directory found; pass --data-dir and --config")]
     NoHome,
 }
 
+/// All settings: the TOML config file (`config.toml`) after `TOKENTRAY_*` overrides. Every table is
+/// optional; missing keys take their defaults.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// `[listen]`: the addresses the three listeners bind to.
     pub listen: Listen,
     /// Where the database lives; the platform data directory when unset.
     pub data_dir: Option<PathBuf>,
+    /// `[receiver]`: limits and access checks on incoming OTLP requests.
     pub receiver: ReceiverConfig,
+    /// `[privacy]`: what of Claude Code's log events is kept.
     pub privacy: PrivacyConfig,
+    /// `[budgets]`: spending limits and their alert thresholds.
     pub budgets: BudgetsConfig,
+    /// `[alerts]`: where budget alerts are sent besides the log.
     pub alerts: AlertsConfig,
+    /// `[forward]`: relaying received telemetry to a team collector or Prometheus.
     pub forward: ForwardConfig,
+    /// `[metrics]`: the shape of the `/metrics` exposition (left out of the file when default).
     #[serde(skip_serializing_if = "MetricsConfig::is_default")]
     pub metrics: MetricsConfig,
+    /// `[connections]`: timeouts and connection limits on every listening port.
     pub connections: ConnectionsConfig,
     /// Claude Code's local transcripts (issue 15).
     pub transcripts: crate::transcripts::TranscriptsConfig,
@@ -43,11 +74,16 @@ pub struct Config {
     pub source: Option<PathBuf>,
 }
 
+/// `[listen]`: socket addresses (`host:port`) of the listeners.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Listen {
+    /// OTLP/gRPC receiver; [`DEFAULT_OTLP_GRPC`] by default (`TOKENTRAY_OTLP_GRPC`).
     pub otlp_grpc: String,
+    /// OTLP/HTTP receiver; [`DEFAULT_OTLP_HTTP`] by default (`TOKENTRAY_OTLP_HTTP`).
     pub otlp_http: String,
+    /// Prometheus `/metrics`, the dashboard and its API; [`DEFAULT_METRICS`] by default
+    /// (`TOKENTRAY_METRICS`).
     pub metrics: String,
 }
 
@@ -74,6 +110,7 @@ impl Default for ConnectionsConfig {
     }
 }
 
+/// `[receiver]`: what the OTLP receiver accepts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReceiverConfig {
@@ -94,6 +131,7 @@ pub struct ReceiverConfig {
     pub max_label_set_bytes: usize,
 }
 
+/// `[privacy]`: what tokentray keeps of the text Claude Code sends.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PrivacyConfig {
@@ -118,10 +156,13 @@ pub struct PrivacyConfig {
 pub struct BudgetsConfig {
     /// First day of the week for the weekly budget.
     pub week_start: WeekStart,
+    /// Limit on all models' spend per local calendar day.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub daily: Option<BudgetLimit>,
+    /// Limit on all models' spend per local week (starting on `week_start`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weekly: Option<BudgetLimit>,
+    /// Limit on all models' spend per local calendar month.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub monthly: Option<BudgetLimit>,
     /// Limits for one model (Claude Code's `model` attribute, e.g. `claude-opus-5-5`).
@@ -133,10 +174,13 @@ pub struct BudgetsConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelBudgets {
+    /// Limit on this model's spend per local calendar day.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub daily: Option<BudgetLimit>,
+    /// Limit on this model's spend per local week (starting on `[budgets] week_start`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weekly: Option<BudgetLimit>,
+    /// Limit on this model's spend per local calendar month.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub monthly: Option<BudgetLimit>,
 }
@@ -150,7 +194,10 @@ pub const MAX_THRESHOLD: u32 = 1000;
 /// Validated when read: a positive finite amount, thresholds 1..=1000 (sorted, deduplicated).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BudgetLimit {
+    /// The limit in USD; positive and finite.
     pub limit_usd: f64,
+    /// Percentages of `limit_usd` that raise an alert when crossed, ascending and deduplicated,
+    /// each 1..=[`MAX_THRESHOLD`]; [`DEFAULT_THRESHOLDS`] when none were given.
     pub thresholds: Vec<u32>,
 }
 
@@ -298,6 +345,7 @@ pub struct ForwardConfig {
     /// Remote write: the full URL (`https://prometheus.example.com/api/v1/write`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// Wire protocol to forward with; gRPC by default.
     pub protocol: ForwardProtocol,
     /// PEM file of a CA to trust besides the system roots.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -321,13 +369,16 @@ pub struct ForwardConfig {
     pub machine: Option<String>,
     /// gzip request bodies (OTLP). Remote write always uses snappy, as its protocol says.
     pub gzip: bool,
+    /// Per-request timeout in seconds (at least 1; connecting is capped at 10 s).
     pub timeout_seconds: u64,
     /// First retry delay; doubled per failure (with jitter) up to `retry_max_seconds`.
     pub retry_initial_ms: u64,
+    /// Longest delay between retries, in seconds.
     pub retry_max_seconds: u64,
     /// The queue is bounded: beyond this size or age the oldest requests are dropped (and
     /// counted, and said in `tokentray forward status`).
     pub max_queue_mib: u64,
+    /// Requests queued longer than this many hours are dropped (a week by default).
     pub max_queue_age_hours: u64,
     /// Forward traces too (metrics and logs always are). Off by default: span attributes are
     /// redacted like log attributes, but traces are the most likely place for text to hide.
@@ -336,6 +387,8 @@ pub struct ForwardConfig {
     /// `resend_window_hours` this often, as a scrape would, so the team's instant queries
     /// (which look back 5 minutes) keep seeing them between changes. 0: only on change.
     pub resend_interval_seconds: u64,
+    /// How far back, in hours, a series must have changed to be re-sent every
+    /// `resend_interval_seconds`.
     pub resend_window_hours: u64,
 }
 
@@ -365,6 +418,7 @@ pub struct MetricsConfig {
     pub require_header: Option<String>,
 }
 
+/// Default `[metrics] series_idle_hours`: a series idle for a day leaves `/metrics`.
 pub const DEFAULT_SERIES_IDLE_HOURS: f64 = 24.0;
 
 impl Default for MetricsConfig {
@@ -398,18 +452,23 @@ impl MetricsConfig {
     }
 }
 
+/// How forwarded data is sent (`[forward] protocol`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ForwardProtocol {
+    /// OTLP over gRPC (`grpc`), the default.
     #[default]
     #[serde(rename = "grpc")]
     Grpc,
+    /// OTLP over HTTP with protobuf bodies (`http/protobuf`).
     #[serde(rename = "http/protobuf")]
     HttpProtobuf,
+    /// Prometheus remote write 1.0, snappy-compressed (`prometheus-remote-write`); metrics only.
     #[serde(rename = "prometheus-remote-write")]
     PrometheusRemoteWrite,
 }
 
 impl ForwardProtocol {
+    /// The name as written in the config file and accepted by `tokentray forward`.
     pub fn name(self) -> &'static str {
         match self {
             ForwardProtocol::Grpc => "grpc",
@@ -459,9 +518,13 @@ impl Default for ForwardConfig {
     }
 }
 
+/// Default `[listen] otlp_grpc`: the standard OTLP/gRPC port, loopback only.
 pub const DEFAULT_OTLP_GRPC: &str = "127.0.0.1:4317";
+/// Default `[listen] otlp_http`: the standard OTLP/HTTP port, loopback only.
 pub const DEFAULT_OTLP_HTTP: &str = "127.0.0.1:4318";
+/// Default `[listen] metrics`: the Prometheus endpoint and dashboard, loopback only.
 pub const DEFAULT_METRICS: &str = "127.0.0.1:8889";
+/// Default `[receiver] max_body_bytes`: 16 MiB.
 pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
 
 impl Default for Listen {
@@ -503,6 +566,8 @@ pub fn file_stamp(path: &Path) -> Option<FileStamp> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
+/// Where the config file is read from by default: `config.toml` in the platform config directory
+/// (`~/.config/tokentray/config.toml` on Linux).
 pub fn default_config_path() -> Result<PathBuf, ConfigError> {
     Ok(project_dirs()?.config_dir().join("config.toml"))
 }

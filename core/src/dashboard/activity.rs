@@ -20,6 +20,7 @@ pub const KINDS: [&str; 6] = [
     "api_retries_exhausted",
 ];
 
+/// One event of the dashboard's activity list (JSON).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ActivityRow {
     /// RFC 3339, local.

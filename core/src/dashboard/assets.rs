@@ -2,8 +2,8 @@
 //! listener needs nothing on disk and nothing from the network.
 
 /// `ui/index.html`.
-pub const INDEX_HTML: &str = include_str!("../../../ui/index.html");
+pub(crate) const INDEX_HTML: &str = include_str!("../../../ui/index.html");
 /// `ui/app.js`.
-pub const APP_JS: &str = include_str!("../../../ui/app.js");
+pub(crate) const APP_JS: &str = include_str!("../../../ui/app.js");
 /// `ui/style.css`.
-pub const STYLE_CSS: &str = include_str!("../../../ui/style.css");
+pub(crate) const STYLE_CSS: &str = include_str!("../../../ui/style.css");

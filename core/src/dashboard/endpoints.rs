@@ -13,8 +13,11 @@ use crate::server::BoundAddrs;
 /// The three listeners as `HOST:PORT`, exactly as bound.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Endpoints {
+    /// The OTLP/gRPC receiver.
     pub otlp_grpc: String,
+    /// The OTLP/HTTP receiver.
     pub otlp_http: String,
+    /// Prometheus `/metrics` and the dashboard.
     pub metrics: String,
 }
 
@@ -28,6 +31,7 @@ impl Endpoints {
         }
     }
 
+    /// The addresses actually bound by a running engine (port 0 resolved).
     pub fn from_bound(addrs: &BoundAddrs) -> Endpoints {
         Endpoints {
             otlp_grpc: addrs.otlp_grpc.to_string(),

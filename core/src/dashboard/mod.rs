@@ -11,7 +11,7 @@
 //! indexed queries (no per-session or per-day loop).
 
 pub mod activity;
-pub mod assets;
+pub(crate) mod assets;
 pub mod endpoints;
 
 pub use endpoints::Endpoints;
@@ -42,8 +42,11 @@ pub struct Dashboard {
     pub generated_at: String,
     /// False until anything was ever received: the window then shows how to set Claude Code up.
     pub has_data: bool,
+    /// Since local midnight.
     pub today: PeriodSummary,
+    /// Since the start of this local week (`[budgets] week_start`).
     pub week: PeriodSummary,
+    /// Since the first of this local month.
     pub month: PeriodSummary,
     /// Today's cacheRead / (input + cacheRead + cacheCreation); null with no prompt tokens.
     pub cache_hit_ratio: Option<f64>,
@@ -70,6 +73,7 @@ pub struct Dashboard {
     pub budgets_error: Option<String>,
     /// The latest plan usage from `tokentray statusline`; null until it ran with rate limits.
     pub plan_limits: Option<crate::plan::PlanLimits>,
+    /// The local listeners' addresses, for the setup instructions.
     pub endpoints: Endpoints,
     /// [`Endpoints::claude_code_env`], for the empty state's copy button.
     pub setup_env: String,
@@ -80,10 +84,15 @@ pub struct Dashboard {
 /// One project of the month: its name, full path, and how its money is known.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ProjectRow {
+    /// Project name (the work tree's directory name); empty for usage without a known cwd.
     pub project: String,
+    /// Full path of the project's work tree; null when unknown.
     pub path: Option<String>,
+    /// This month's spend on the project, in USD.
     pub cost_usd: f64,
+    /// This month's tokens on the project, by kind.
     pub tokens: Tokens,
+    /// `claude_code.api_request` events, plus requests seen only in transcripts.
     pub api_requests: u64,
     /// Requests only the transcripts saw (the rest are exact, from telemetry).
     pub from_transcripts: u64,
@@ -96,15 +105,19 @@ pub struct ProjectRow {
 /// Figures of today, this week or this month.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PeriodSummary {
+    /// Spend in USD (`claude_code.cost.usage`).
     pub cost_usd: f64,
+    /// Tokens by kind (`claude_code.token.usage`).
     pub tokens: Tokens,
     /// Sessions started (`claude_code.session.count`).
     pub sessions: f64,
+    /// Time Claude Code was active, in seconds (`claude_code.active_time.total`).
     pub active_time_seconds: f64,
     /// Number of `claude_code.api_request` events.
     pub api_requests: u64,
     /// Bounds of the period (RFC 3339, local).
     pub start: Option<String>,
+    /// End of the period (RFC 3339, local), exclusive.
     pub end: Option<String>,
 }
 
@@ -123,11 +136,14 @@ impl PeriodSummary {
     }
 }
 
+/// One model's spend this month.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ModelRow {
     /// Empty when Claude Code sent usage without a `model` attribute.
     pub model: String,
+    /// The model's spend this month, in USD.
     pub cost_usd: f64,
+    /// The model's tokens this month, by kind.
     pub tokens: Tokens,
 }
 
@@ -138,8 +154,11 @@ pub struct MachineRow {
     pub machine: String,
     /// Who the forwarded data says it is from; null for this machine's own data.
     pub developer: Option<String>,
+    /// True for the data this machine's own Claude Code sent (not forwarded to it).
     pub this_machine: bool,
+    /// The machine's spend today, in USD.
     pub cost_usd: f64,
+    /// The machine's tokens today, by kind.
     pub tokens: Tokens,
 }
 
@@ -158,13 +177,16 @@ fn machine_rows(usage: Vec<crate::store::MachineUsage>) -> Vec<MachineRow> {
         .collect()
 }
 
+/// One of today's sessions.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SessionRow {
     /// Empty for usage sent without `session.id` (`OTEL_METRICS_INCLUDE_SESSION_ID=false`).
     pub session_id: String,
     /// Today's spend and tokens of the session (from metrics).
     pub cost_usd: f64,
+    /// Today's tokens of the session, by kind (from metrics).
     pub tokens: Tokens,
+    /// Today's `claude_code.api_request` events of the session.
     pub api_requests: u64,
     /// First stored event or metric point of the session (RFC 3339, local); null if unknown.
     pub started_at: Option<String>,
@@ -172,26 +194,32 @@ pub struct SessionRow {
     pub duration_seconds: f64,
 }
 
+/// Spend of one local day, for the daily chart.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct DayCost {
     /// Local calendar day, `YYYY-MM-DD`.
     pub date: String,
+    /// The day's spend in USD (0 for a day without usage).
     pub cost_usd: f64,
 }
 
+/// Spend of one local hour of today, for the hourly chart.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct HourCost {
     /// Local hour of today, `HH:00`.
     pub hour: String,
+    /// The hour's spend in USD (0 for an hour without usage).
     pub cost_usd: f64,
 }
 
+/// The newest `claude_code.api_request` event, for "last request" in the window.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LastRequest {
     /// RFC 3339, local.
     pub time: String,
     /// Seconds between the request and `generated_at` (never negative).
     pub seconds_ago: i64,
+    /// The event's model, cost and tokens, flattened into this object.
     #[serde(flatten)]
     pub figures: EventFigures,
 }

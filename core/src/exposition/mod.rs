@@ -5,9 +5,9 @@
 //! tested and benchmarked without a server. Names follow the OTLP→Prometheus translation of
 //! `prometheus/otlptranslator` (see [`naming`]) so dashboards built on the Collector keep working.
 
-pub mod encode;
+pub(crate) mod encode;
 pub mod naming;
-pub mod shape;
+pub(crate) mod shape;
 
 pub use encode::{encode, Format};
 

@@ -37,14 +37,15 @@ impl MetricsShape {
 }
 
 /// `labels` (rendered, `a="x",b="y"`) without the labels named in `drop`, still rendered.
-pub fn without_labels(labels: &str, drop: &[String]) -> String {
+#[cfg(test)]
+pub(crate) fn without_labels(labels: &str, drop: &[String]) -> String {
     let mut kept = String::with_capacity(labels.len());
     without_labels_into(labels, drop, &mut kept);
     kept
 }
 
 /// [`without_labels`] into a buffer the caller reuses (one scrape folds every series).
-pub fn without_labels_into(labels: &str, drop: &[String], kept: &mut String) {
+pub(crate) fn without_labels_into(labels: &str, drop: &[String], kept: &mut String) {
     kept.clear();
     for pair in rendered_pairs(labels) {
         let name = pair.split_once('=').map_or(pair, |(n, _)| n);
@@ -88,7 +89,7 @@ fn rendered_pairs(labels: &str) -> impl Iterator<Item = &str> {
 
 /// Adds `add` into `into`: numbers are added (counters, up-down counters and gauges alike: the
 /// folded series is the total of its members), histograms add count, sum and buckets.
-pub fn add_value(into: &mut SeriesValue, add: &SeriesValue) {
+pub(crate) fn add_value(into: &mut SeriesValue, add: &SeriesValue) {
     match (into, add) {
         (SeriesValue::Number(a), SeriesValue::Number(b)) => *a += b,
         (SeriesValue::Histogram(a), SeriesValue::Histogram(b)) => add_histogram(a, b),

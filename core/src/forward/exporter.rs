@@ -32,7 +32,7 @@ use crate::receiver::status::RpcStatus;
 
 /// What became of one send.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Taken. `refused` items were refused by the peer as invalid (OTLP partial success).
     Delivered { refused: u64, message: Option<String> },
     /// Try again later; `after` when the peer said when (Retry-After, gRPC RetryInfo).
@@ -43,7 +43,7 @@ pub enum Outcome {
     Auth { error: String },
 }
 
-pub enum Exporter {
+pub(crate) enum Exporter {
     Grpc { channel: Channel, headers: Headers, host: String, gzip: bool },
     Http { client: reqwest::Client, base: String, headers: Headers, host: String, gzip: bool },
     RemoteWrite { client: reqwest::Client, url: String, headers: Headers, host: String },
@@ -57,7 +57,7 @@ fn host_of(url: &str) -> String {
 }
 
 /// Checks an endpoint the way the exporter will use it.
-pub fn validate_endpoint(endpoint: &str) -> Result<(), ForwardError> {
+pub(crate) fn validate_endpoint(endpoint: &str) -> Result<(), ForwardError> {
     let e = endpoint.trim();
     if !(e.starts_with("http://") || e.starts_with("https://")) {
         return Err(ForwardError::Config(format!(
@@ -104,7 +104,7 @@ fn http_client(config: &ForwardConfig, ca: Option<&[u8]>) -> Result<reqwest::Cli
 
 impl Exporter {
     /// Builds the exporter; must run inside a tokio runtime (the gRPC channel connects lazily).
-    pub fn new(config: &ForwardConfig, headers: Headers) -> Result<Exporter, ForwardError> {
+    pub(crate) fn new(config: &ForwardConfig, headers: Headers) -> Result<Exporter, ForwardError> {
         let endpoint = config
             .endpoint
             .as_deref()
@@ -153,7 +153,7 @@ impl Exporter {
 
     /// Sends queued export requests of one signal (1 metrics, 2 logs, 3 traces), concatenated,
     /// with `extra` added to every resource.
-    pub async fn send_otlp(
+    pub(crate) async fn send_otlp(
         &self,
         signal: u8,
         payload: &[u8],
@@ -218,7 +218,7 @@ impl Exporter {
     }
 
     /// Sends one remote-write request (an encoded `WriteRequest`, not yet compressed).
-    pub async fn send_remote_write(&self, write_request: &[u8]) -> Outcome {
+    pub(crate) async fn send_remote_write(&self, write_request: &[u8]) -> Outcome {
         let Exporter::RemoteWrite { client, url, headers, host } = self else {
             return Outcome::Rejected {
                 error: "internal: remote-write data for an OTLP exporter".into(),

@@ -6,6 +6,8 @@
 
 use super::ForwardError;
 
+/// Headers sent with every forwarded request, as (name, value) pairs in the order given; the values
+/// are secrets (tokens) and are never printed.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers(Vec<(String, String)>);
 
@@ -72,14 +74,17 @@ impl Headers {
             .join(",")
     }
 
+    /// True when there are no headers.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// The (name, value) pairs, in order, for putting on a request.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
+    /// The headers' names, without their values.
     pub fn names(&self) -> Vec<String> {
         self.0.iter().map(|(k, _)| k.clone()).collect()
     }

@@ -15,12 +15,12 @@
 //!   keychain; they never reach the config file, a log line or an error message.
 
 pub mod control;
-pub mod exporter;
-pub mod headers;
+pub(crate) mod exporter;
+pub(crate) mod headers;
 pub mod identity;
 pub mod queue;
-pub mod remote_write;
-pub mod run;
+pub(crate) mod remote_write;
+pub(crate) mod run;
 pub mod secret;
 
 pub use control::{ForwardStatus, Setup};
@@ -29,16 +29,24 @@ pub use run::Forwarder;
 
 use crate::store::StoreError;
 
+/// Why forwarding could not be set up or its settings changed.
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
+    /// The forwarding headers (`OTEL_EXPORTER_OTLP_HEADERS` syntax) do not parse or are not
+    /// allowed.
     #[error("invalid headers: {0}")]
     Headers(String),
+    /// The OS keychain or a secret file holding the headers could not be read or written.
     #[error("{0}")]
     Keychain(String),
+    /// The `[forward]` settings are unusable: no or a bad endpoint, an unreadable CA file, a TLS
+    /// setup failure.
     #[error("{0}")]
     Config(String),
+    /// The store (queue, forwarding state) failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The forwarder's thread or runtime could not be started.
     #[error("cannot start the forwarder: {0}")]
     Start(String),
 }

@@ -14,16 +14,16 @@ pub use crate::store::outbox::{QueueStats, QueuedBatch, RowValue, Trimmed};
 /// Keys of the forwarding state in the `settings` table.
 pub(crate) mod key {
     use crate::store::settings::key;
-    pub const ENABLED: &str = key::FORWARD_ENABLED;
-    pub const DELIVERED: &str = key::FORWARD_DELIVERED;
-    pub const DROPPED_REJECTED: &str = key::FORWARD_DROPPED_REJECTED;
-    pub const DROPPED_OVERFLOW: &str = key::FORWARD_DROPPED_OVERFLOW;
-    pub const LAST_SUCCESS_NS: &str = key::FORWARD_LAST_SUCCESS_NS;
-    pub const LAST_ERROR: &str = key::FORWARD_LAST_ERROR;
-    pub const LAST_ERROR_NS: &str = key::FORWARD_LAST_ERROR_NS;
-    pub const PAUSED: &str = key::FORWARD_PAUSED;
-    pub const RETRY_AT_NS: &str = key::FORWARD_RETRY_AT_NS;
-    pub const HEADERS_CHANGED_NS: &str = key::FORWARD_HEADERS_CHANGED_NS;
+    pub(crate) const ENABLED: &str = key::FORWARD_ENABLED;
+    pub(crate) const DELIVERED: &str = key::FORWARD_DELIVERED;
+    pub(crate) const DROPPED_REJECTED: &str = key::FORWARD_DROPPED_REJECTED;
+    pub(crate) const DROPPED_OVERFLOW: &str = key::FORWARD_DROPPED_OVERFLOW;
+    pub(crate) const LAST_SUCCESS_NS: &str = key::FORWARD_LAST_SUCCESS_NS;
+    pub(crate) const LAST_ERROR: &str = key::FORWARD_LAST_ERROR;
+    pub(crate) const LAST_ERROR_NS: &str = key::FORWARD_LAST_ERROR_NS;
+    pub(crate) const PAUSED: &str = key::FORWARD_PAUSED;
+    pub(crate) const RETRY_AT_NS: &str = key::FORWARD_RETRY_AT_NS;
+    pub(crate) const HEADERS_CHANGED_NS: &str = key::FORWARD_HEADERS_CHANGED_NS;
 }
 
 pub struct Queue {

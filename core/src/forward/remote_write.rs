@@ -11,13 +11,13 @@ use crate::exposition::FamilyKind;
 use super::queue::RowValue;
 
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct WriteRequest {
+pub(crate) struct WriteRequest {
     #[prost(message, repeated, tag = "1")]
     pub timeseries: Vec<TimeSeries>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct TimeSeries {
+pub(crate) struct TimeSeries {
     #[prost(message, repeated, tag = "1")]
     pub labels: Vec<Label>,
     #[prost(message, repeated, tag = "2")]
@@ -25,7 +25,7 @@ pub struct TimeSeries {
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct Label {
+pub(crate) struct Label {
     #[prost(string, tag = "1")]
     pub name: String,
     #[prost(string, tag = "2")]
@@ -33,7 +33,7 @@ pub struct Label {
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct Sample {
+pub(crate) struct Sample {
     #[prost(double, tag = "1")]
     pub value: f64,
     #[prost(int64, tag = "2")]
@@ -41,7 +41,7 @@ pub struct Sample {
 }
 
 /// Parses labels as `/metrics` renders them (`a="1",b="x\"y"`) back into pairs.
-pub fn parse_labels(text: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_labels(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(eq) = rest.find("=\"") {
@@ -98,7 +98,11 @@ fn series(
 
 /// The request for `rows` at `timestamp_ms`, with `extra` labels (the configured resource
 /// attributes, translated to label names) on every series.
-pub fn build(rows: &[RowValue], extra: &[(String, String)], timestamp_ms: i64) -> WriteRequest {
+pub(crate) fn build(
+    rows: &[RowValue],
+    extra: &[(String, String)],
+    timestamp_ms: i64,
+) -> WriteRequest {
     let extra: Vec<(String, String)> = extra
         .iter()
         .map(|(k, v)| (naming::label_name(k), v.clone()))

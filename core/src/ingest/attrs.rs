@@ -8,7 +8,7 @@ use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValu
 use xxhash_rust::xxh3::Xxh3;
 
 /// Attributes sorted by key, duplicates removed (last one wins, as in the SDKs).
-pub type Attrs = Vec<(String, AttrValue)>;
+pub(crate) type Attrs = Vec<(String, AttrValue)>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttrValue {
@@ -159,7 +159,7 @@ fn hash_str(h: &mut Xxh3, s: &str) {
 }
 
 /// Length-prefixed, type-tagged hashing of an attribute list (assumed sorted by key).
-pub fn hash_attrs(h: &mut Xxh3, attrs: &[(String, AttrValue)]) {
+pub(crate) fn hash_attrs(h: &mut Xxh3, attrs: &[(String, AttrValue)]) {
     h.update(&(attrs.len() as u64).to_le_bytes());
     for (k, v) in attrs {
         hash_str(h, k);
@@ -168,12 +168,12 @@ pub fn hash_attrs(h: &mut Xxh3, attrs: &[(String, AttrValue)]) {
 }
 
 /// Hashes one string field into an identity hash.
-pub fn hash_field(h: &mut Xxh3, s: &str) {
+pub(crate) fn hash_field(h: &mut Xxh3, s: &str) {
     hash_str(h, s);
 }
 
 /// Converts protobuf attributes into sorted, de-duplicated owned attributes.
-pub fn from_proto(kvs: Vec<KeyValue>) -> Attrs {
+pub(crate) fn from_proto(kvs: Vec<KeyValue>) -> Attrs {
     let mut attrs: Attrs =
         kvs.into_iter().map(|kv| (kv.key, AttrValue::from_any(kv.value))).collect();
     // Stable sort keeps arrival order among equal keys, so `dedup` can keep the last one.
@@ -188,23 +188,23 @@ pub fn from_proto(kvs: Vec<KeyValue>) -> Attrs {
     out
 }
 
-pub fn get<'a>(attrs: &'a [(String, AttrValue)], key: &str) -> Option<&'a AttrValue> {
+pub(crate) fn get<'a>(attrs: &'a [(String, AttrValue)], key: &str) -> Option<&'a AttrValue> {
     attrs.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok().map(|i| &attrs[i].1)
 }
 
-pub fn get_str<'a>(attrs: &'a [(String, AttrValue)], key: &str) -> Option<&'a str> {
+pub(crate) fn get_str<'a>(attrs: &'a [(String, AttrValue)], key: &str) -> Option<&'a str> {
     get(attrs, key).and_then(AttrValue::as_str)
 }
 
 /// Attributes as a JSON object (the store's column format).
-pub fn to_json(attrs: &[(String, AttrValue)]) -> String {
+pub(crate) fn to_json(attrs: &[(String, AttrValue)]) -> String {
     let map: serde_json::Map<String, serde_json::Value> =
         attrs.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
     serde_json::Value::Object(map).to_string()
 }
 
 /// Parses the store's JSON column back; malformed text yields no attributes rather than a panic.
-pub fn from_json(text: &str) -> Attrs {
+pub(crate) fn from_json(text: &str) -> Attrs {
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(serde_json::Value::Object(map)) => {
             let mut attrs: Attrs =

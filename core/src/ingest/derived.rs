@@ -15,10 +15,10 @@ use super::metrics::Base;
 use super::model::*;
 
 /// The event counted by [`API_ERROR_COUNT`].
-pub const API_ERROR: &str = "claude_code.api_error";
+pub(crate) const API_ERROR: &str = "claude_code.api_error";
 
 /// tokentray's counter of `claude_code.api_error` events (Claude Code sends no such metric).
-pub const API_ERROR_COUNT: &str = "claude_code.api_error.count";
+pub(crate) const API_ERROR_COUNT: &str = "claude_code.api_error.count";
 
 const API_ERROR_UNIT: &str = "1";
 const API_ERROR_DESCRIPTION: &str =

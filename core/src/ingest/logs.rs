@@ -17,6 +17,9 @@ pub const REDACTED: &str = "<REDACTED>";
 const PRIVATE_KEYS: &[&str] =
     &["prompt", "prompt_text", "response", "user_prompt", "tool_input", "content"];
 
+/// Turns an OTLP logs request into a [`Batch`] of events. A record without a timestamp (or observed
+/// timestamp) takes `received_ns` (nanoseconds since the Unix epoch); private attributes are
+/// replaced by their lengths unless `privacy.store_prompts` is on.
 pub fn normalize(req: ExportLogsServiceRequest, received_ns: i64, privacy: Privacy) -> Batch {
     let mut batch = Batch::default();
     for rl in req.resource_logs {

@@ -4,12 +4,12 @@
 //! to the same protobuf messages, which come here. Invalid points are counted as rejected (OTLP
 //! `partial_success`) instead of failing the whole request.
 
-pub mod attrs;
-pub mod derived;
+pub(crate) mod attrs;
+pub(crate) mod derived;
 pub mod logs;
 pub mod metrics;
-pub mod model;
-pub mod traces;
+pub(crate) mod model;
+pub(crate) mod traces;
 
 pub use model::{
     Batch, EventRecord, MetricPoint, Outgoing, PointValue, Resource, SeriesDesc, Shape, SpanRecord,

@@ -5,7 +5,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use super::attrs;
 use super::model::*;
 
-pub fn normalize(req: ExportTraceServiceRequest) -> Batch {
+pub(crate) fn normalize(req: ExportTraceServiceRequest) -> Batch {
     let mut batch = Batch::default();
     for rs in req.resource_spans {
         let resource = super::resource(rs.resource);

@@ -24,8 +24,11 @@ pub const CLAUDE_CODE: &str = "claude-code";
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelPrice {
+    /// Uncached input tokens.
     pub input: f64,
+    /// Output tokens.
     pub output: f64,
+    /// Cache reads.
     pub cache_read: f64,
     /// Cache writes with the default 5-minute lifetime.
     pub cache_write_5m: f64,
@@ -35,6 +38,8 @@ pub struct ModelPrice {
     /// long-context rates apply to the whole request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub long_context_threshold: Option<u64>,
+    /// The rates above `long_context_threshold`; `None` when the model has no long-context
+    /// pricing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub long_context: Option<LongContext>,
     /// Multiplier of every rate for requests served in fast mode (`usage.speed = "fast"`).
@@ -46,21 +51,32 @@ pub struct ModelPrice {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LongContext {
+    /// Uncached input tokens.
     pub input: f64,
+    /// Output tokens.
     pub output: f64,
+    /// Cache reads.
     pub cache_read: f64,
+    /// Cache writes with the default 5-minute lifetime.
     pub cache_write_5m: f64,
+    /// Cache writes with the 1-hour lifetime.
     pub cache_write_1h: f64,
 }
 
 /// The token counts of one request that a price applies to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
+    /// Uncached input tokens.
     pub input: u64,
+    /// Output tokens.
     pub output: u64,
+    /// Tokens read from the prompt cache.
     pub cache_read: u64,
+    /// Tokens written to the cache with the 5-minute lifetime.
     pub cache_write_5m: u64,
+    /// Tokens written to the cache with the 1-hour lifetime.
     pub cache_write_1h: u64,
+    /// Served in fast mode (`usage.speed = "fast"`): rates get the model's `fast_multiplier`.
     pub fast: bool,
 }
 
@@ -68,6 +84,7 @@ pub struct Usage {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PricingConfig {
+    /// Rates by model name as Claude Code writes it; replaces an embedded entry or adds one.
     pub models: BTreeMap<String, ModelPrice>,
 }
 

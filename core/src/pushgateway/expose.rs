@@ -20,7 +20,7 @@ use crate::exposition::{FamilyKind, Snapshot};
 
 /// Every name a snapshot's exposition uses: families, their metadata names in OpenMetrics,
 /// histogram sample names, `target_info`.
-pub fn names_in(snapshot: &Snapshot) -> HashSet<String> {
+pub(crate) fn names_in(snapshot: &Snapshot) -> HashSet<String> {
     let mut names = HashSet::new();
     if !snapshot.targets.is_empty() {
         names.insert("target_info".to_string());
@@ -46,20 +46,23 @@ pub fn names_in(snapshot: &Snapshot) -> HashSet<String> {
 }
 
 /// The names a pushed family would use on `/metrics`.
-pub fn names_of(family: &PushedFamily) -> impl Iterator<Item = &str> {
+pub(crate) fn names_of(family: &PushedFamily) -> impl Iterator<Item = &str> {
     std::iter::once(family.name.as_str())
         .chain(family.name.strip_suffix("_total").filter(|_| family.kind == PushedKind::Counter))
         .chain(family.samples.iter().map(|s| s.name.as_str()))
 }
 
 /// The first pushed name that is taken by tokentray's own output, if any.
-pub fn collision<'a>(families: &'a [PushedFamily], taken: &HashSet<String>) -> Option<&'a str> {
+pub(crate) fn collision<'a>(
+    families: &'a [PushedFamily],
+    taken: &HashSet<String>,
+) -> Option<&'a str> {
     families.iter().flat_map(names_of).find(|n| taken.contains(*n))
 }
 
 /// Writes `groups` (in the order given) in text 0.0.4 or, with `open_metrics`, OpenMetrics
 /// (without the final `# EOF`, which the caller writes after everything).
-pub fn write<W: Write>(
+pub(crate) fn write<W: Write>(
     out: &mut W,
     groups: &[PushedGroup],
     taken: &HashSet<String>,

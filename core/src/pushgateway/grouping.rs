@@ -11,12 +11,12 @@ use super::PushError;
 
 /// The grouping labels of one group: `job` and any others, sorted by name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GroupingKey(BTreeMap<String, String>);
+pub(crate) struct GroupingKey(BTreeMap<String, String>);
 
 impl GroupingKey {
     /// From the path below `/metrics/` (e.g. `job/exercise/instance/x`), segments still
     /// percent-encoded.
-    pub fn from_path(rest: &str) -> Result<GroupingKey, PushError> {
+    pub(crate) fn from_path(rest: &str) -> Result<GroupingKey, PushError> {
         let bad = |m: String| PushError::Grouping(m);
         let segments: Vec<&str> = rest.split('/').collect();
         if !segments.len().is_multiple_of(2) {
@@ -52,16 +52,16 @@ impl GroupingKey {
     }
 
     /// From stored labels (the store round-trips keys through this).
-    pub fn from_labels(labels: BTreeMap<String, String>) -> GroupingKey {
+    pub(crate) fn from_labels(labels: BTreeMap<String, String>) -> GroupingKey {
         GroupingKey(labels)
     }
 
-    pub fn labels(&self) -> &BTreeMap<String, String> {
+    pub(crate) fn labels(&self) -> &BTreeMap<String, String> {
         &self.0
     }
 
     /// Stable text form used as the store's primary key: the labels as a JSON object.
-    pub fn canonical(&self) -> String {
+    pub(crate) fn canonical(&self) -> String {
         serde_json::to_string(&self.0).unwrap_or_default()
     }
 }

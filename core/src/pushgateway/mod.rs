@@ -11,18 +11,18 @@
 //! The groups are kept in SQLite (`store::pushgateway`) and leave only by `DELETE`, as in
 //! Pushgateway; `[metrics] series_idle_hours` does not apply to them.
 
-pub mod expose;
-pub mod grouping;
-pub mod text;
+pub(crate) mod expose;
+pub(crate) mod grouping;
+pub(crate) mod text;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use grouping::GroupingKey;
+pub(crate) use grouping::GroupingKey;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PushError {
+pub(crate) enum PushError {
     #[error("bad grouping key in the URL: {0} (expected /metrics/job/<job>{{/<label>/<value>}}, values with `/` as <label>@base64/<url-safe base64>)")]
     Grouping(String),
     #[error("line {line}: {problem}")]
@@ -36,7 +36,7 @@ pub enum PushError {
 /// Prometheus metric type of a pushed family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum PushedKind {
+pub(crate) enum PushedKind {
     Counter,
     Gauge,
     Histogram,
@@ -60,7 +60,7 @@ impl PushedKind {
 
 /// One metric family as pushed, its samples already carrying the grouping labels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PushedFamily {
+pub(crate) struct PushedFamily {
     pub name: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub help: String,
@@ -70,7 +70,7 @@ pub struct PushedFamily {
 
 /// One sample line: its full name (`x_bucket` for a histogram `x`), labels and value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PushedSample {
+pub(crate) struct PushedSample {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     /// As text, so that NaN and ±Inf survive JSON (Rust's `Display` round-trips every f64).
@@ -80,7 +80,7 @@ pub struct PushedSample {
 
 /// One grouping key with its metrics and the two times Pushgateway exposes per group.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PushedGroup {
+pub(crate) struct PushedGroup {
     pub key: GroupingKey,
     pub families: Vec<PushedFamily>,
     /// Last successful change (unix ns): `push_time_seconds`.
@@ -91,7 +91,7 @@ pub struct PushedGroup {
 
 /// What a request does to its group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PushMode {
+pub(crate) enum PushMode {
     /// `PUT`: the pushed families are the whole group.
     Replace,
     /// `POST`: the pushed families replace those of the same name; the others stay.
@@ -99,11 +99,11 @@ pub enum PushMode {
 }
 
 /// The names Pushgateway writes itself per group; a push may not use them.
-pub const PUSH_TIME: &str = "push_time_seconds";
-pub const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
+pub(crate) const PUSH_TIME: &str = "push_time_seconds";
+pub(crate) const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
 
 /// The families `group` holds after a push of `pushed` with `mode`.
-pub fn combine(
+pub(crate) fn combine(
     existing: Option<&[PushedFamily]>,
     pushed: Vec<PushedFamily>,
     mode: PushMode,
@@ -124,7 +124,7 @@ pub fn combine(
 
 /// Pushgateway's consistency check across groups: one metric name has one type everywhere.
 /// (Different help texts are allowed; the exposition takes the first group's.)
-pub fn check_consistent(
+pub(crate) fn check_consistent(
     key: &GroupingKey,
     families: &[PushedFamily],
     others: &[PushedGroup],
@@ -150,11 +150,11 @@ pub fn check_consistent(
 mod value_text {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&v.to_string())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         let text = String::deserialize(d)?;
         text.parse().map_err(serde::de::Error::custom)
     }

@@ -14,7 +14,7 @@ use super::{
 };
 
 /// Parses `body` into families whose samples carry `key`'s labels.
-pub fn parse(body: &[u8], key: &GroupingKey) -> Result<Vec<PushedFamily>, PushError> {
+pub(crate) fn parse(body: &[u8], key: &GroupingKey) -> Result<Vec<PushedFamily>, PushError> {
     let text = std::str::from_utf8(body).map_err(|e| PushError::NotUtf8(e.valid_up_to()))?;
     let mut parser = Parser::default();
     for (i, line) in text.lines().enumerate() {

@@ -15,16 +15,23 @@ use chrono::{
 /// calendar month or day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Period {
+    /// The current local day (`today`, also `day`).
     Today,
+    /// The local day before today.
     Yesterday,
+    /// The current local week (`[budgets] week_start`).
     Week,
+    /// The week before the current one.
     LastWeek,
+    /// The current local calendar month.
     Month,
+    /// The calendar month before the current one.
     LastMonth,
     /// A calendar month, `2026-11` (the day is the 1st).
     CalendarMonth(NaiveDate),
     /// A calendar day, `2026-11-22`.
     Day(NaiveDate),
+    /// All time: no bounds.
     All,
 }
 
@@ -75,6 +82,7 @@ impl Period {
         }
     }
 
+    /// The period containing the current local time, with weeks starting on `week_start`.
     pub fn range_now(self, week_start: Weekday) -> TimeRange {
         self.range_at(&Local::now(), week_start)
     }
@@ -149,13 +157,17 @@ pub fn local_midnight_ns<Tz: TimeZone>(tz: &Tz, day: NaiveDate) -> i64 {
 /// Half-open `[start, end)` in unix nanoseconds; `None` is unbounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeRange {
+    /// Inclusive start, nanoseconds since the epoch; `None` for no lower bound.
     pub start_ns: Option<i64>,
+    /// Exclusive end, nanoseconds since the epoch; `None` for no upper bound.
     pub end_ns: Option<i64>,
 }
 
 impl TimeRange {
+    /// All time, unbounded on both sides.
     pub const ALL: TimeRange = TimeRange { start_ns: None, end_ns: None };
 
+    /// `[start_ns, end_ns)`, nanoseconds since the epoch.
     pub fn between(start_ns: i64, end_ns: i64) -> TimeRange {
         TimeRange { start_ns: Some(start_ns), end_ns: Some(end_ns) }
     }
@@ -168,14 +180,19 @@ impl TimeRange {
 /// Breakdown dimension of a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupBy {
+    /// The model of each request.
     Model,
     /// Token type (`input`, `output`, `cacheRead`, `cacheCreation`) or lines `added`/`removed`.
     Type,
+    /// The Claude Code session (`session.id`).
     Session,
+    /// Local calendar days.
     Day,
     /// Local weeks, labelled by their first day (`[budgets] week_start`).
     Week,
+    /// Local calendar months.
     Month,
+    /// Local clock hours.
     Hour,
     /// The git work tree (else the folder) a session ran in, from its transcripts.
     Project,
@@ -186,6 +203,7 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
+    /// The name `--by` takes and reports show: `model`, `type`, `day`, ...
     pub fn name(self) -> &'static str {
         match self {
             GroupBy::Model => "model",

@@ -4,14 +4,24 @@
 
 use crate::forward::secret;
 
+/// Why a `--require-header` (or `[receiver] require_headers`) spec cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
+    /// The spec is not `NAME=@file:PATH`, `NAME=@PATH` or `NAME=@keychain`; holds the spec.
     #[error("--require-header '{0}': expected NAME=@file:PATH, NAME=@PATH or NAME=@keychain")]
     Syntax(String),
+    /// The spec gives the value itself instead of where to read it; holds the header's name.
     #[error("--require-header {0}: a value written on the command line or in the config file can be read by others (/proc/<pid>/cmdline, backups); put it in a file (NAME=@file:PATH) or the keychain (NAME=@keychain, stored with `tokentray receiver set-header NAME`)")]
     Literal(String),
+    /// The value could not be obtained: the file is unreadable or readable by others, the
+    /// keychain has no entry or failed, or the value is empty.
     #[error("--require-header {name}: {reason}")]
-    Source { name: String, reason: String },
+    Source {
+        /// The header's name.
+        name: String,
+        /// Why its value is unavailable.
+        reason: String,
+    },
 }
 
 /// Resolves `Authorization=@file:/run/secrets/token` (or `=@/path`) and `Authorization=@keychain`
@@ -71,6 +81,7 @@ fn readable_by_others(_path: &std::path::Path) -> Option<String> {
     None
 }
 
+/// Resolves every spec with [`resolve`], stopping at the first error.
 pub fn resolve_all(specs: &[String]) -> Result<Vec<(String, String)>, AuthError> {
     specs.iter().map(|s| resolve(s)).collect()
 }

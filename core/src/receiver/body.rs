@@ -4,14 +4,14 @@
 use std::io::Read;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
+pub(crate) enum Encoding {
     Protobuf,
     Json,
 }
 
 impl Encoding {
     /// From a `Content-Type` header; parameters such as `charset` are ignored.
-    pub fn from_content_type(value: &str) -> Option<Encoding> {
+    pub(crate) fn from_content_type(value: &str) -> Option<Encoding> {
         let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         match essence.as_str() {
             "application/x-protobuf" | "application/protobuf" => Some(Encoding::Protobuf),
@@ -20,7 +20,7 @@ impl Encoding {
         }
     }
 
-    pub fn content_type(self) -> &'static str {
+    pub(crate) fn content_type(self) -> &'static str {
         match self {
             Encoding::Protobuf => "application/x-protobuf",
             Encoding::Json => "application/json",
@@ -29,7 +29,7 @@ impl Encoding {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     #[error("request body is larger than the limit of {limit} bytes{after}", after = if *.decompressed { " once decompressed" } else { "" })]
     TooLarge { limit: usize, decompressed: bool },
     #[error("body is not valid gzip: {0}")]
@@ -39,7 +39,7 @@ pub enum BodyError {
 }
 
 /// Undoes `Content-Encoding`, reading at most `limit` bytes of output.
-pub fn decode(
+pub(crate) fn decode(
     content_encoding: Option<&str>,
     body: bytes_like::Bytes,
     limit: usize,
@@ -58,7 +58,7 @@ pub fn decode(
 }
 
 /// Gunzips at most `limit` bytes; one byte more means the body is too large.
-pub fn gunzip_limited(compressed: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
+pub(crate) fn gunzip_limited(compressed: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
     let mut out = Vec::with_capacity(compressed.len().saturating_mul(4).min(limit));
     let decoder = flate2::read::MultiGzDecoder::new(compressed);
     decoder
@@ -72,8 +72,8 @@ pub fn gunzip_limited(compressed: &[u8], limit: usize) -> Result<Vec<u8>, BodyEr
 }
 
 /// Re-export so callers need not name the `bytes` crate.
-pub mod bytes_like {
-    pub use axum::body::Bytes;
+pub(crate) mod bytes_like {
+    pub(crate) use axum::body::Bytes;
 }
 
 #[cfg(test)]

@@ -25,12 +25,12 @@ use super::Receiver;
 use crate::store::{Ack, StoreError};
 
 #[derive(Clone)]
-pub struct GrpcReceiver {
+pub(crate) struct GrpcReceiver {
     inner: Receiver,
 }
 
 /// The three services, ready for `tonic::transport::Server::add_service`.
-pub fn services(
+pub(crate) fn services(
     receiver: Receiver,
 ) -> (
     MetricsServiceServer<GrpcReceiver>,
@@ -74,7 +74,7 @@ impl GrpcReceiver {
 /// * an undecodable message is INTERNAL; for the client it is INVALID_ARGUMENT (HTTP 400's twin);
 /// * a message over the size limit is OUT_OF_RANGE, which OTLP clients retry forever; grpc-go
 ///   and the Collector say RESOURCE_EXHAUSTED, which they do not retry.
-pub fn fix_bad_input_status<B>(mut resp: http::Response<B>) -> http::Response<B> {
+pub(crate) fn fix_bad_input_status<B>(mut resp: http::Response<B>) -> http::Response<B> {
     let headers = resp.headers();
     let message = headers.get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or("");
     let fixed = match headers.get("grpc-status").and_then(|v| v.to_str().ok()) {

@@ -57,7 +57,7 @@ use serde_json::{Map, Value};
 /// explicit, lower bound keeps the converter safe on its own and rejects absurd attributes with
 /// a precise path instead of a generic "too deep" syntax error. Real telemetry nests one or two
 /// levels.
-pub const MAX_ANY_VALUE_DEPTH: usize = 32;
+pub(crate) const MAX_ANY_VALUE_DEPTH: usize = 32;
 
 /// serde_json's default recursion limit, restated for the error message.
 const JSON_RECURSION_LIMIT: usize = 128;
@@ -65,7 +65,7 @@ const JSON_RECURSION_LIMIT: usize = 128;
 /// Why an OTLP/JSON body could not be decoded. The `Display` text is meant to be sent back to
 /// the client (in a `google.rpc.Status` message) and read by a human.
 #[derive(Debug, thiserror::Error)]
-pub enum JsonError {
+pub(crate) enum JsonError {
     /// The body is not syntactically valid JSON: garbage, truncated, trailing characters,
     /// invalid UTF-8, a number outside the range of a double.
     #[error("invalid JSON at line {line} column {column}: {message}")]
@@ -85,9 +85,11 @@ pub enum JsonError {
 }
 
 impl JsonError {
-    /// The JSON path of the offending value, for errors that have one.
+    /// The JSON path of the offending value, for errors that have one (the tests check it; the
+    /// message already carries it).
+    #[cfg(test)]
     #[must_use]
-    pub fn path(&self) -> Option<&str> {
+    pub(crate) fn path(&self) -> Option<&str> {
         match self {
             JsonError::WrongType { path, .. } | JsonError::InvalidValue { path, .. } => Some(path),
             JsonError::Syntax { .. } | JsonError::TooDeep { .. } => None,
@@ -98,8 +100,11 @@ impl JsonError {
 /// Which OTLP signal a request or response belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
+    /// `/v1/metrics`, `ExportMetricsServiceRequest`.
     Metrics,
+    /// `/v1/logs`, `ExportLogsServiceRequest` (Claude Code events).
     Logs,
+    /// `/v1/traces`, `ExportTraceServiceRequest`.
     Traces,
 }
 
@@ -120,7 +125,7 @@ impl Signal {
 ///
 /// [`JsonError`] when the body is not JSON, or a known field has a type or value the OTLP/JSON
 /// encoding does not allow; the error names the field's path.
-pub fn decode_metrics(body: &[u8]) -> Result<ExportMetricsServiceRequest, JsonError> {
+pub(crate) fn decode_metrics(body: &[u8]) -> Result<ExportMetricsServiceRequest, JsonError> {
     Ok(ExportMetricsServiceRequest {
         resource_metrics: decode_root(
             body,
@@ -137,7 +142,7 @@ pub fn decode_metrics(body: &[u8]) -> Result<ExportMetricsServiceRequest, JsonEr
 ///
 /// [`JsonError`] when the body is not JSON, or a known field has a type or value the OTLP/JSON
 /// encoding does not allow; the error names the field's path.
-pub fn decode_logs(body: &[u8]) -> Result<ExportLogsServiceRequest, JsonError> {
+pub(crate) fn decode_logs(body: &[u8]) -> Result<ExportLogsServiceRequest, JsonError> {
     Ok(ExportLogsServiceRequest {
         resource_logs: decode_root(body, "resourceLogs", "resource_logs", resource_logs)?,
     })
@@ -149,7 +154,7 @@ pub fn decode_logs(body: &[u8]) -> Result<ExportLogsServiceRequest, JsonError> {
 ///
 /// [`JsonError`] when the body is not JSON, or a known field has a type or value the OTLP/JSON
 /// encoding does not allow; the error names the field's path.
-pub fn decode_traces(body: &[u8]) -> Result<ExportTraceServiceRequest, JsonError> {
+pub(crate) fn decode_traces(body: &[u8]) -> Result<ExportTraceServiceRequest, JsonError> {
     Ok(ExportTraceServiceRequest {
         resource_spans: decode_root(body, "resourceSpans", "resource_spans", resource_spans)?,
     })
@@ -164,7 +169,7 @@ pub fn decode_traces(body: &[u8]) -> Result<ExportTraceServiceRequest, JsonError
 /// leaves out default values). The fields are written in a fixed order, independent of
 /// serde_json's map features, so responses are byte-stable.
 #[must_use]
-pub fn encode_partial_success(signal: Signal, rejected: i64, message: &str) -> Vec<u8> {
+pub(crate) fn encode_partial_success(signal: Signal, rejected: i64, message: &str) -> Vec<u8> {
     if rejected == 0 && message.is_empty() {
         return b"{}".to_vec();
     }
@@ -185,7 +190,7 @@ pub fn encode_partial_success(signal: Signal, rejected: i64, message: &str) -> V
 ///
 /// OTLP/HTTP sends this as the body of 4xx/5xx responses when the request was JSON.
 #[must_use]
-pub fn encode_status(code: i32, message: &str) -> Vec<u8> {
+pub(crate) fn encode_status(code: i32, message: &str) -> Vec<u8> {
     format!("{{\"code\":{code},\"message\":{}}}", json_string(message)).into_bytes()
 }
 

@@ -18,7 +18,7 @@ use crate::config::ReceiverConfig;
 
 /// The limits in force (`[receiver]` in the config).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct AttributeLimits {
+pub(crate) struct AttributeLimits {
     /// Attributes per data point, per resource and per log record.
     pub max_attributes: usize,
     /// Bytes of one attribute value of a metric point or resource (a label value).
@@ -29,7 +29,7 @@ pub struct AttributeLimits {
 }
 
 impl AttributeLimits {
-    pub fn of(config: &ReceiverConfig) -> AttributeLimits {
+    pub(crate) fn of(config: &ReceiverConfig) -> AttributeLimits {
         AttributeLimits {
             max_attributes: config.max_attributes,
             max_value_bytes: config.max_attribute_value_bytes,
@@ -40,7 +40,7 @@ impl AttributeLimits {
 
 /// What the limits refused: a count and the first reason.
 #[derive(Debug, Default, PartialEq)]
-pub struct Refused {
+pub(crate) struct Refused {
     pub count: u64,
     pub reason: Option<String>,
 }
@@ -109,7 +109,10 @@ fn point_count(data: &Data) -> u64 {
 }
 
 /// Removes the data points beyond a limit from `req`; returns what was refused.
-pub fn enforce_metrics(req: &mut ExportMetricsServiceRequest, limits: &AttributeLimits) -> Refused {
+pub(crate) fn enforce_metrics(
+    req: &mut ExportMetricsServiceRequest,
+    limits: &AttributeLimits,
+) -> Refused {
     let mut refused = Refused::default();
     req.resource_metrics.retain_mut(|rm| {
         let resource = rm.resource.as_ref().map_or(&[][..], |r| r.attributes.as_slice());
@@ -157,7 +160,10 @@ pub fn enforce_metrics(req: &mut ExportMetricsServiceRequest, limits: &Attribute
 
 /// Removes the log records beyond the attribute count limit (values may be long: prompt text
 /// when `store_prompts` is on); returns what was refused.
-pub fn enforce_logs(req: &mut ExportLogsServiceRequest, limits: &AttributeLimits) -> Refused {
+pub(crate) fn enforce_logs(
+    req: &mut ExportLogsServiceRequest,
+    limits: &AttributeLimits,
+) -> Refused {
     let mut refused = Refused::default();
     let over = |n: usize| n > limits.max_attributes;
     let limit = limits.max_attributes;

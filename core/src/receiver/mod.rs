@@ -4,13 +4,13 @@
 //! them ([`crate::ingest`]) and waits for the store to commit before the client is answered.
 
 pub mod auth;
-pub mod body;
-pub mod grpc;
+pub(crate) mod body;
+pub(crate) mod grpc;
 pub mod http;
-pub mod json;
-pub mod limits;
+pub(crate) mod json;
+pub(crate) mod limits;
 pub mod status;
-pub mod unary;
+pub(crate) mod unary;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -36,6 +36,8 @@ pub struct Receiver {
 }
 
 impl Receiver {
+    /// A receiver writing to `store`, with the `[receiver]` limits and `[privacy]` settings of
+    /// `config` and no required headers (add them with [`Receiver::require_headers`]).
     pub fn new(store: Store, config: &Config) -> Receiver {
         Receiver {
             store,
@@ -47,10 +49,13 @@ impl Receiver {
         }
     }
 
+    /// The store requests are written to.
     pub fn store(&self) -> &Store {
         &self.store
     }
 
+    /// Largest request body accepted, in bytes, before and after decompression
+    /// (`[receiver] max_body_bytes`).
     pub fn max_body_bytes(&self) -> usize {
         self.max_body_bytes
     }
@@ -84,6 +89,8 @@ impl Receiver {
         None
     }
 
+    /// Stores one OTLP metrics request (after the attribute limits), queueing it for forwarding
+    /// when OTLP forwarding is on; the [`Ack`] says what was accepted and rejected.
     pub async fn export_metrics(
         &self,
         mut req: ExportMetricsServiceRequest,
@@ -99,6 +106,8 @@ impl Receiver {
         self.store.ingest(batch).await
     }
 
+    /// Stores one OTLP logs request as events, prompt text redacted unless `store_prompts` is on
+    /// (also in the copy queued for forwarding); the [`Ack`] says what was accepted and rejected.
     pub async fn export_logs(&self, mut req: ExportLogsServiceRequest) -> Result<Ack, StoreError> {
         let refused = limits::enforce_logs(&mut req, &self.limits);
         let outgoing = self.store.forward_mode().otlp.then(|| {
@@ -119,6 +128,9 @@ impl Receiver {
         self.store.ingest(batch).await
     }
 
+    /// Accepts one OTLP traces request: spans are stored by name, times and ids only, and the
+    /// request is queued for forwarding (attributes redacted unless `store_prompts` is on) when
+    /// trace forwarding is on.
     pub async fn export_traces(&self, req: ExportTraceServiceRequest) -> Result<Ack, StoreError> {
         let mode = self.store.forward_mode();
         let outgoing = (mode.otlp && mode.traces).then(|| {

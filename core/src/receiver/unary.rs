@@ -14,7 +14,7 @@ use http_body::{Body, Frame, SizeHint};
 const PREFIX: usize = 5;
 
 /// Wraps a gRPC request body; see the module docs.
-pub struct OneMessage<B> {
+pub(crate) struct OneMessage<B> {
     inner: B,
     /// Bytes of the current message still to pass before the next prefix.
     remaining: u64,
@@ -24,7 +24,7 @@ pub struct OneMessage<B> {
 }
 
 impl<B> OneMessage<B> {
-    pub fn new(inner: B) -> OneMessage<B> {
+    pub(crate) fn new(inner: B) -> OneMessage<B> {
         OneMessage { inner, remaining: 0, prefix: [0; PREFIX], prefix_len: 0, messages: 0 }
     }
 
@@ -92,7 +92,9 @@ where
 }
 
 /// For `tower::util::MapRequestLayer` in front of the gRPC services.
-pub fn one_message(req: http::Request<tonic::body::Body>) -> http::Request<tonic::body::Body> {
+pub(crate) fn one_message(
+    req: http::Request<tonic::body::Body>,
+) -> http::Request<tonic::body::Body> {
     req.map(|body| tonic::body::Body::new(OneMessage::new(body)))
 }
 

@@ -26,14 +26,14 @@ use crate::config::ConnectionsConfig;
 
 /// What a listener enforces.
 #[derive(Debug, Clone, Copy)]
-pub struct ConnectionLimits {
+pub(crate) struct ConnectionLimits {
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_per_port: usize,
 }
 
 impl ConnectionLimits {
-    pub fn of(config: &ConnectionsConfig) -> ConnectionLimits {
+    pub(crate) fn of(config: &ConnectionsConfig) -> ConnectionLimits {
         ConnectionLimits {
             header_timeout: Duration::from_secs_f64(config.header_timeout_seconds.max(0.001)),
             idle_timeout: Duration::from_secs_f64(config.idle_timeout_seconds.max(0.001)),
@@ -44,7 +44,7 @@ impl ConnectionLimits {
 
 /// How a port refuses a connection over the cap.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// Answer `503 Service Unavailable` with the reason, then close.
     Http,
     /// Close at once (no HTTP/2 preface is possible before the client's).
@@ -52,7 +52,7 @@ pub enum Refusal {
 }
 
 /// A listener handing out [`Guarded`] connections, at most `max_per_port` at a time.
-pub struct GuardedListener {
+pub(crate) struct GuardedListener {
     inner: TcpListener,
     limits: ConnectionLimits,
     slots: Arc<Semaphore>,
@@ -61,7 +61,7 @@ pub struct GuardedListener {
 }
 
 impl GuardedListener {
-    pub fn new(
+    pub(crate) fn new(
         inner: TcpListener,
         limits: ConnectionLimits,
         refusal: Refusal,
@@ -72,7 +72,7 @@ impl GuardedListener {
     }
 
     /// The next connection within the cap; refuses (and keeps accepting) past it.
-    pub async fn next(&mut self) -> (Guarded, SocketAddr) {
+    pub(crate) async fn next(&mut self) -> (Guarded, SocketAddr) {
         loop {
             let (stream, addr) = match self.inner.accept().await {
                 Ok(accepted) => accepted,
@@ -128,7 +128,7 @@ impl axum::serve::Listener for GuardedListener {
 }
 
 /// A connection that times out when silent, holding its slot of the port's cap until dropped.
-pub struct Guarded {
+pub(crate) struct Guarded {
     inner: TcpStream,
     _slot: OwnedSemaphorePermit,
     idle_timeout: Duration,
@@ -209,7 +209,7 @@ impl tonic::transport::server::Connected for Guarded {
 }
 
 /// The gRPC listener as the stream of connections tonic serves.
-pub fn incoming(
+pub(crate) fn incoming(
     mut listener: GuardedListener,
 ) -> tokio_stream::wrappers::ReceiverStream<io::Result<Guarded>> {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
@@ -226,7 +226,7 @@ pub fn incoming(
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns (soft before, soft now).
 #[cfg(unix)]
-pub fn raise_fd_limit() -> io::Result<(u64, u64)> {
+pub(crate) fn raise_fd_limit() -> io::Result<(u64, u64)> {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit only read/write the struct passed by pointer, which lives on
     // this stack frame for the whole call; no other memory is touched.

@@ -53,7 +53,7 @@ struct Shared {
 }
 
 /// Routes to merge into the metrics listener's router. `stop` is the server's shutdown signal.
-pub fn router(
+pub(crate) fn router(
     store: Store,
     endpoints: Endpoints,
     budgets: BudgetsSource,

@@ -25,7 +25,7 @@ struct Exposed {
 
 /// `/metrics`, behind the same Host check as the dashboard (a DNS-rebinding page could read it
 /// otherwise).
-pub fn router(store: Store, shape: MetricsShape, pushed: Arc<PushGroups>) -> Router {
+pub(crate) fn router(store: Store, shape: MetricsShape, pushed: Arc<PushGroups>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .with_state(Exposed { store, shape: Arc::new(shape), pushed })

@@ -1,11 +1,11 @@
 //! Running the engine: bind the three listeners first (so a taken port fails fast and port 0
 //! works for tests), then serve until shutdown.
 
-pub mod connections;
-pub mod dashboard_endpoint;
-pub mod metrics_endpoint;
-pub mod push_endpoint;
-pub mod scrape_auth;
+pub(crate) mod connections;
+pub(crate) mod dashboard_endpoint;
+pub(crate) mod metrics_endpoint;
+pub(crate) mod push_endpoint;
+pub(crate) mod scrape_auth;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
@@ -16,51 +16,91 @@ use crate::config::{Config, Listen};
 use crate::receiver::{grpc, http, Receiver};
 use crate::store::Store;
 
+/// Why the engine could not bind its listeners or stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// A configured listen address does not parse as `HOST:PORT`.
     #[error("{what} address '{addr}' is not a valid HOST:PORT ({reason}); set it with {flag} or [listen] {key} in the config")]
     BadAddress {
+        /// Which listener: `OTLP/gRPC`, `OTLP/HTTP` or `Prometheus /metrics`.
         what: &'static str,
+        /// The address as configured.
         addr: String,
+        /// The parser's error message.
         reason: String,
+        /// The command-line flag that sets it, e.g. `--otlp-grpc`.
         flag: &'static str,
+        /// The `[listen]` key in the config file that sets it, e.g. `otlp_grpc`.
         key: &'static str,
     },
+    /// Binding failed because another socket already holds the address.
     #[error("port {port} ({what}, {addr}) is already in use{by}; stop the other program or choose another port with {flag} (or [listen] {key} in the config, or {env})")]
     PortInUse {
+        /// Which listener: `OTLP/gRPC`, `OTLP/HTTP` or `Prometheus /metrics`.
         what: &'static str,
+        /// The address that could not be bound.
         addr: SocketAddr,
+        /// The port of `addr`.
         port: u16,
+        /// Text naming the holder of the port, appended to the message as is; empty when
+        /// unknown (binding itself leaves it empty).
         by: String,
+        /// The command-line flag that sets the address, e.g. `--otlp-grpc`.
         flag: &'static str,
+        /// The `[listen]` key in the config file that sets the address.
         key: &'static str,
+        /// The environment variable that sets the address, e.g. `TOKENTRAY_OTLP_GRPC`.
         env: &'static str,
     },
+    /// Binding failed for another reason (permissions, no such interface), or the socket could
+    /// not be made non-blocking.
     #[error("cannot listen on {addr} for {what}: {reason}")]
-    Bind { what: &'static str, addr: SocketAddr, reason: String },
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address that could not be bound.
+        addr: SocketAddr,
+        /// The OS error message.
+        reason: String,
+    },
+    /// A `[receiver] require_headers` or `[metrics] require_header` secret cannot be resolved.
     #[error(transparent)]
     Auth(#[from] crate::receiver::auth::AuthError),
+    /// A server failed after binding: handing a listener to Tokio, serving, or its task
+    /// panicked.
     #[error("{what} server failed: {reason}")]
-    Serve { what: &'static str, reason: String },
+    Serve {
+        /// Which server (or `server task` for a task that panicked or was cancelled).
+        what: &'static str,
+        /// The underlying error message.
+        reason: String,
+    },
 }
 
 /// The three bound sockets.
 pub struct Listeners {
+    /// The OTLP/gRPC receiver's socket (non-blocking).
     pub otlp_grpc: TcpListener,
+    /// The OTLP/HTTP receiver's socket (non-blocking).
     pub otlp_http: TcpListener,
+    /// The socket serving Prometheus `/metrics` and the dashboard (non-blocking).
     pub metrics: TcpListener,
 }
 
 /// Addresses actually bound (port 0 resolved).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BoundAddrs {
+    /// Where the OTLP/gRPC receiver listens.
     pub otlp_grpc: SocketAddr,
+    /// Where the OTLP/HTTP receiver listens.
     pub otlp_http: SocketAddr,
+    /// Where `/metrics` and the dashboard are served.
     pub metrics: SocketAddr,
 }
 
 impl std::fmt::Display for BoundAddrs {
-    /// The line scripts parse: `listening otlp-grpc=HOST:PORT otlp-http=HOST:PORT metrics=HOST:PORT`.
+    /// The line scripts parse:
+    /// `listening otlp-grpc=HOST:PORT otlp-http=HOST:PORT metrics=HOST:PORT`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
@@ -135,6 +175,8 @@ impl Listeners {
         })
     }
 
+    /// The local addresses of the three sockets, with any port 0 resolved to the one the OS
+    /// chose.
     pub fn addrs(&self) -> std::io::Result<BoundAddrs> {
         Ok(BoundAddrs {
             otlp_grpc: self.otlp_grpc.local_addr()?,

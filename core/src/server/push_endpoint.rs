@@ -31,7 +31,7 @@ struct Pushes {
     max_body_bytes: usize,
 }
 
-pub fn router(
+pub(crate) fn router(
     store: Store,
     shape: crate::exposition::shape::MetricsShape,
     groups: Arc<PushGroups>,

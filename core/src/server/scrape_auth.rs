@@ -17,14 +17,14 @@ use crate::receiver::constant_time_eq;
 
 /// The header to check and the values that pass.
 #[derive(Clone)]
-pub struct ScrapeAuth {
+pub(crate) struct ScrapeAuth {
     name: String,
     accepted: Arc<Vec<String>>,
 }
 
 impl ScrapeAuth {
     /// Resolves `NAME=@file:PATH` / `NAME=@keychain`; `None` when unset.
-    pub fn resolve(spec: Option<&str>) -> Result<Option<ScrapeAuth>, AuthError> {
+    pub(crate) fn resolve(spec: Option<&str>) -> Result<Option<ScrapeAuth>, AuthError> {
         let Some(spec) = spec.filter(|s| !s.trim().is_empty()) else { return Ok(None) };
         let (name, value) = auth::resolve(spec)?;
         let mut accepted = vec![value.clone()];
@@ -50,7 +50,11 @@ impl ScrapeAuth {
 }
 
 /// The middleware: 401 with the reason (never the secret) unless the header matches.
-pub async fn require(State(auth): State<ScrapeAuth>, request: Request, next: Next) -> Response {
+pub(crate) async fn require(
+    State(auth): State<ScrapeAuth>,
+    request: Request,
+    next: Next,
+) -> Response {
     match auth.admits(request.headers().get(&auth.name).map(|v| v.as_bytes())) {
         Ok(()) => next.run(request).await,
         Err(reason) => (

@@ -13,7 +13,7 @@ use super::{read_optional, remove, sibling, write_atomic, SetupError};
 
 /// One key tokentray set: where, what was there before (`None`: absent), what it wrote.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Entry {
+pub(super) struct Entry {
     /// `["env", "OTEL_EXPORTER_OTLP_PROTOCOL"]` or `["statusLine"]`.
     pub path: Vec<String>,
     pub before: Option<Value>,
@@ -21,7 +21,7 @@ pub struct Entry {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Ledger {
+pub(super) struct Ledger {
     /// The file's text as tokentray last wrote it.
     pub written: String,
     /// Whether the file had an `env` object before tokentray's first change.
@@ -37,7 +37,7 @@ pub fn ledger_path(settings: &Path) -> PathBuf {
     sibling(settings, ".tokentray-setup")
 }
 
-pub fn load(settings: &Path) -> Result<Option<Ledger>, SetupError> {
+pub(super) fn load(settings: &Path) -> Result<Option<Ledger>, SetupError> {
     let path = ledger_path(settings);
     let Some(text) = read_optional(&path)? else { return Ok(None) };
     serde_json::from_str(&text)
@@ -47,7 +47,7 @@ pub fn load(settings: &Path) -> Result<Option<Ledger>, SetupError> {
 
 /// Records a write: `before` and `after` are the file's JSON objects around it. A key already
 /// recorded keeps its first `before` (what the user had before tokentray ever touched it).
-pub fn record(
+pub(super) fn record(
     settings: &Path,
     before_text: Option<&str>,
     before: &Map<String, Value>,
@@ -81,7 +81,7 @@ pub fn record(
 
 /// Takes tokentray's keys out of `root` (the file as it is now): each back to what it was, unless
 /// the user changed it since; those are returned by name and left alone.
-pub fn revert(ledger: &Ledger, root: &mut Map<String, Value>) -> Vec<String> {
+pub(super) fn revert(ledger: &Ledger, root: &mut Map<String, Value>) -> Vec<String> {
     let mut changed_by_hand = Vec::new();
     for e in ledger.entries.iter().rev() {
         if get(root, &e.path) != Some(&e.set) {
@@ -101,7 +101,7 @@ pub fn revert(ledger: &Ledger, root: &mut Map<String, Value>) -> Vec<String> {
     changed_by_hand
 }
 
-pub fn forget(settings: &Path) -> Result<(), SetupError> {
+pub(super) fn forget(settings: &Path) -> Result<(), SetupError> {
     let path = ledger_path(settings);
     if path.exists() {
         remove(&path)?;

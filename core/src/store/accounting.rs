@@ -12,7 +12,7 @@ use crate::ingest::{model::HistogramPoint, PointValue, Shape, Temporality};
 
 /// The last cumulative point of a series, kept (and persisted) to compute the next increment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CumMark {
+pub(crate) struct CumMark {
     pub start_ns: u64,
     pub time_ns: u64,
     pub value: PointValue,
@@ -29,7 +29,7 @@ pub struct HistAcc {
 
 /// Running state of one series.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct SeriesTotals {
+pub(crate) struct SeriesTotals {
     /// Monotonic and delta up-down sums: running total. Gauges: last value.
     pub total: f64,
     pub hist: Option<HistAcc>,
@@ -40,7 +40,7 @@ pub struct SeriesTotals {
 
 /// What one point changed.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
+pub(crate) enum Effect {
     /// Nothing: a stale or repeated cumulative point.
     None,
     /// The total went up by this much (counters, delta up-down sums).
@@ -53,7 +53,7 @@ pub enum Effect {
 
 /// Why a point could not be applied.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// Histogram bucket bounds differ from what the series had.
     BoundsChanged,
     /// A number where a histogram was expected, or the other way round.
@@ -91,7 +91,7 @@ fn step(mark: Option<&CumMark>, start_ns: u64, time_ns: u64) -> Step {
 impl SeriesTotals {
     /// [`SeriesTotals::apply`], refusing a point after which a total would not be finite (two
     /// deltas of 1e308); a refused point leaves the state as it was.
-    pub fn apply_finite(
+    pub(crate) fn apply_finite(
         &mut self,
         shape: Shape,
         temporality: Temporality,
@@ -116,7 +116,7 @@ impl SeriesTotals {
     }
 
     /// Applies one point and returns its effect. Pure state transition: the caller persists.
-    pub fn apply(
+    pub(crate) fn apply(
         &mut self,
         shape: Shape,
         temporality: Temporality,

@@ -13,13 +13,13 @@ const KEEP_NS: i64 = 100 * 86_400 * 1_000_000_000;
 
 /// Read-write access to the alert state of one database, on a connection of its own (WAL lets
 /// it write beside the engine's writer).
-pub struct AlertTable {
+pub(crate) struct AlertTable {
     conn: Connection,
 }
 
 /// One claim of thresholds crossed in a budget's period.
 #[derive(Debug, Clone, Copy)]
-pub struct Claim<'a> {
+pub(crate) struct Claim<'a> {
     pub budget_key: &'a str,
     pub period_start_ns: i64,
     pub crossed: &'a [u32],
@@ -33,25 +33,29 @@ pub(crate) fn paused_until_ns(conn: &Connection) -> Result<Option<i64>, StoreErr
 }
 
 impl AlertTable {
-    pub fn open(db_path: &std::path::Path) -> Result<AlertTable, StoreError> {
+    pub(crate) fn open(db_path: &std::path::Path) -> Result<AlertTable, StoreError> {
         Ok(AlertTable { conn: super::open_migrated(db_path)? })
     }
 
     /// Silences notifications until `until_ns`; `None` turns them back on.
-    pub fn set_paused_until(&self, until_ns: Option<i64>) -> Result<(), StoreError> {
+    pub(crate) fn set_paused_until(&self, until_ns: Option<i64>) -> Result<(), StoreError> {
         match until_ns {
             Some(ns) => settings::set(&self.conn, key::ALERTS_PAUSED_UNTIL, &ns.to_string()),
             None => settings::unset(&self.conn, key::ALERTS_PAUSED_UNTIL),
         }
     }
 
-    pub fn paused_until_ns(&self) -> Result<Option<i64>, StoreError> {
+    pub(crate) fn paused_until_ns(&self) -> Result<Option<i64>, StoreError> {
         paused_until_ns(&self.conn)
     }
 
     /// Thresholds already fired for a budget in the period starting at `period_start_ns`,
     /// ascending.
-    pub fn fired(&self, budget_key: &str, period_start_ns: i64) -> Result<Vec<u32>, StoreError> {
+    pub(crate) fn fired(
+        &self,
+        budget_key: &str,
+        period_start_ns: i64,
+    ) -> Result<Vec<u32>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT threshold FROM alerts_fired WHERE budget_key = ?1 AND period_start_ns = ?2 ORDER BY threshold",
         )?;
@@ -62,7 +66,7 @@ impl AlertTable {
     /// Records the crossed thresholds as fired and tells whether `highest` was claimed by this
     /// call. Lower thresholds crossed together with it, and everything claimed while paused,
     /// are stored as silent.
-    pub fn claim(&mut self, c: Claim<'_>) -> Result<bool, StoreError> {
+    pub(crate) fn claim(&mut self, c: Claim<'_>) -> Result<bool, StoreError> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut claimed = false;
         {

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::{connect, StoreError, DB_FILE};
 
+/// Row counts and on-disk sizes of the history database.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DiskUsage {
     /// Rows of the main tables.

@@ -18,7 +18,7 @@ use crate::ingest::Shape;
 
 /// Which vocabulary a name belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum NameSpace {
+pub(super) enum NameSpace {
     /// The metric name as the client sent it.
     Otlp,
     /// The translated Prometheus family name.
@@ -60,7 +60,7 @@ fn kind_from_code(code: i64) -> Option<FamilyKind> {
 }
 
 /// How a kind reads in a refusal.
-pub fn kind_word(kind: FamilyKind) -> &'static str {
+pub(super) fn kind_word(kind: FamilyKind) -> &'static str {
     match kind {
         FamilyKind::Counter => "monotonic counter",
         FamilyKind::Gauge => "gauge (or non-monotonic sum)",
@@ -70,7 +70,7 @@ pub fn kind_word(kind: FamilyKind) -> &'static str {
 
 /// A point whose kind differs from its series' (the series key does not include the shape: a
 /// non-monotonic sum under a counter's name and attributes lands on the counter's series).
-pub fn shape_refusal(metric: &str, series: Shape, point: Shape) -> Option<String> {
+pub(super) fn shape_refusal(metric: &str, series: Shape, point: Shape) -> Option<String> {
     let (first, this) = (live::kind_of(series), live::kind_of(point));
     (first != this).then(|| {
         format!(
@@ -85,19 +85,19 @@ type Key = (NameSpace, String);
 
 /// Every name's kind, as committed, plus those claimed by the transaction being written.
 #[derive(Debug, Default)]
-pub struct KindBook {
+pub(super) struct KindBook {
     known: HashMap<Key, FamilyKind>,
 }
 
 /// Names first seen in the transaction being written; persisted with it, applied after commit.
 #[derive(Debug, Default)]
-pub struct NewKinds {
+pub(super) struct NewKinds {
     claimed: HashMap<Key, FamilyKind>,
 }
 
 impl KindBook {
     /// Reads the table.
-    pub fn load(conn: &Connection) -> Result<KindBook, StoreError> {
+    pub(super) fn load(conn: &Connection) -> Result<KindBook, StoreError> {
         let mut stmt = conn.prepare("SELECT namespace, name, kind FROM metric_kinds")?;
         let rows = stmt.query_map([], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
@@ -114,7 +114,7 @@ impl KindBook {
 
     /// Checks `names` against their first kind and claims those seen for the first time.
     /// `Err` is the refusal to send back.
-    pub fn claim(
+    pub(super) fn claim(
         &self,
         new: &mut NewKinds,
         names: &[(NameSpace, &str)],
@@ -141,14 +141,14 @@ impl KindBook {
     }
 
     /// Takes the names of a committed transaction in.
-    pub fn apply(&mut self, new: NewKinds) {
+    pub(super) fn apply(&mut self, new: NewKinds) {
         self.known.extend(new.claimed);
     }
 }
 
 impl NewKinds {
     /// Writes the names claimed in this transaction.
-    pub fn persist(&self, tx: &Transaction, now_ns: i64) -> Result<(), StoreError> {
+    pub(super) fn persist(&self, tx: &Transaction, now_ns: i64) -> Result<(), StoreError> {
         let mut insert = tx.prepare_cached(
             "INSERT OR IGNORE INTO metric_kinds (namespace, name, kind, first_ns) VALUES (?1, ?2, ?3, ?4)",
         )?;

@@ -17,13 +17,13 @@ use crate::ingest::{Resource, Shape};
 
 /// Where a stored series shows up in `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RowRef {
+pub(crate) struct RowRef {
     pub family: u32,
     pub row: u32,
 }
 
 #[derive(Debug, Default)]
-pub struct Live {
+pub(crate) struct Live {
     families: Vec<FamilyState>,
     by_name: HashMap<String, u32>,
     targets: Vec<Labels>,
@@ -63,7 +63,7 @@ struct Row {
 
 /// Rendered identity of a series in `/metrics`.
 #[derive(Debug, Clone)]
-pub struct ExpoKey {
+pub(crate) struct ExpoKey {
     pub family: String,
     pub help: String,
     pub unit: String,
@@ -72,7 +72,7 @@ pub struct ExpoKey {
     pub target: Option<Labels>,
 }
 
-pub fn kind_of(shape: Shape) -> FamilyKind {
+pub(crate) fn kind_of(shape: Shape) -> FamilyKind {
     match shape {
         Shape::MonotonicSum => FamilyKind::Counter,
         Shape::NonMonotonicSum | Shape::Gauge => FamilyKind::Gauge,
@@ -81,7 +81,7 @@ pub fn kind_of(shape: Shape) -> FamilyKind {
 }
 
 /// What names a series on `/metrics`, borrowed from an incoming series or a stored row.
-pub struct SeriesNaming<'a> {
+pub(crate) struct SeriesNaming<'a> {
     pub metric: &'a str,
     pub unit: &'a str,
     pub description: &'a str,
@@ -93,7 +93,7 @@ pub struct SeriesNaming<'a> {
 }
 
 impl<'a> SeriesNaming<'a> {
-    pub fn of(desc: &'a crate::ingest::SeriesDesc) -> SeriesNaming<'a> {
+    pub(crate) fn of(desc: &'a crate::ingest::SeriesDesc) -> SeriesNaming<'a> {
         SeriesNaming {
             metric: &desc.metric,
             unit: &desc.unit,
@@ -108,7 +108,7 @@ impl<'a> SeriesNaming<'a> {
 }
 
 /// Translates a series into its Prometheus family and labels (otlptranslator rules).
-pub fn expo_key(series: SeriesNaming<'_>) -> ExpoKey {
+pub(crate) fn expo_key(series: SeriesNaming<'_>) -> ExpoKey {
     let SeriesNaming {
         metric,
         unit,
@@ -150,7 +150,7 @@ pub fn expo_key(series: SeriesNaming<'_>) -> ExpoKey {
 }
 
 /// Label names a family of this kind sets on its own samples (`le` on histogram buckets).
-pub fn kind_reserved(kind: FamilyKind) -> &'static [&'static str] {
+pub(crate) fn kind_reserved(kind: FamilyKind) -> &'static [&'static str] {
     match kind {
         FamilyKind::Histogram => &["le"],
         FamilyKind::Counter | FamilyKind::Gauge => &[],
@@ -191,19 +191,14 @@ pub(crate) fn target_labels(resource: &Resource) -> (Vec<(String, String)>, Opti
 /// A family exists under the same name with another type (e.g. a gauge and a counter both named
 /// `x_total`): Prometheus cannot show both.
 #[derive(Debug, Clone)]
-pub struct KindConflict {
+pub(crate) struct KindConflict {
     pub family: String,
     pub existing: FamilyKind,
 }
 
 impl Live {
-    /// The type of an existing family, to refuse conflicting points before they are committed.
-    pub fn family_kind(&self, name: &str) -> Option<FamilyKind> {
-        self.by_name.get(name).map(|&i| self.families[i as usize].kind)
-    }
-
     /// Finds or creates the row for a series. Idempotent.
-    pub fn row_for(
+    pub(crate) fn row_for(
         &mut self,
         key: &ExpoKey,
         created_ms: i64,
@@ -271,7 +266,7 @@ impl Live {
     }
 
     /// Bucket bounds of a histogram row, to refuse points whose bounds differ.
-    pub fn histogram_bounds(&self, at: RowRef) -> Option<&[f64]> {
+    pub(crate) fn histogram_bounds(&self, at: RowRef) -> Option<&[f64]> {
         match &self.row(at)?.value {
             SeriesValue::Histogram(h) => Some(&h.bounds),
             SeriesValue::Number(_) => None,
@@ -287,14 +282,14 @@ impl Live {
     }
 
     /// Adds a counter increment (or a delta of an up-down counter).
-    pub fn add(&mut self, at: RowRef, inc: f64) {
+    pub(crate) fn add(&mut self, at: RowRef, inc: f64) {
         if let Some(Row { value: SeriesValue::Number(v), .. }) = self.row_mut(at) {
             *v += inc;
         }
     }
 
     /// Sets a gauge, unless the row already holds a newer point.
-    pub fn set(&mut self, at: RowRef, value: f64, time_ns: u64) {
+    pub(crate) fn set(&mut self, at: RowRef, value: f64, time_ns: u64) {
         if let Some(row) = self.row_mut(at) {
             if time_ns >= row.time_ns {
                 row.time_ns = time_ns;
@@ -304,7 +299,7 @@ impl Live {
     }
 
     /// Adds per-bucket increments to a histogram row with the same bounds.
-    pub fn add_histogram(&mut self, at: RowRef, counts: &[f64], sum: f64, count: f64) {
+    pub(crate) fn add_histogram(&mut self, at: RowRef, counts: &[f64], sum: f64, count: f64) {
         if let Some(Row { value: SeriesValue::Histogram(h), .. }) = self.row_mut(at) {
             for (c, inc) in h.counts.iter_mut().zip(counts) {
                 *c += inc;
@@ -315,31 +310,31 @@ impl Live {
     }
 
     /// Shows a row in /metrics: its series is on disk (loaded, or its transaction committed).
-    pub fn mark_committed(&mut self, at: RowRef) {
+    pub(crate) fn mark_committed(&mut self, at: RowRef) {
         if let Some(row) = self.row_mut(at) {
             row.committed = true;
         }
     }
 
     /// Records that a committed point of the row is at `time_ns` (the newest one counts).
-    pub fn touch(&mut self, at: RowRef, time_ns: u64) {
+    pub(crate) fn touch(&mut self, at: RowRef, time_ns: u64) {
         if let Some(row) = self.row_mut(at) {
             row.newest_ns = row.newest_ns.max(time_ns);
         }
     }
 
-    pub fn series_count(&self) -> usize {
+    pub(crate) fn series_count(&self) -> usize {
         self.families.iter().map(|f| f.rows.len()).sum()
     }
 
     /// Copies the totals out, so encoding never holds the writer up: every series, unshaped.
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         self.snapshot_shaped(&MetricsShape::default(), 0)
     }
 
     /// Copies out what `/metrics` shows at `now_ns`: series folded over `drop_labels` first (so a
     /// folded total never falls when one of its members goes idle), then idle ones left out.
-    pub fn snapshot_shaped(&self, shape: &MetricsShape, now_ns: u64) -> Snapshot {
+    pub(crate) fn snapshot_shaped(&self, shape: &MetricsShape, now_ns: u64) -> Snapshot {
         let mut families: Vec<Family> = self
             .families
             .iter()

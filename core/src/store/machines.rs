@@ -18,6 +18,7 @@ pub struct MachineUsage {
     pub machine: Option<String>,
     /// `developer` of the forwarded data, when it says.
     pub developer: Option<String>,
+    /// The machine's sums over the range, as in [`Reader::report`].
     pub figures: Figures,
 }
 

@@ -11,22 +11,22 @@
 //!   [`open_migrated`] is the one way a connection is opened.
 #![allow(clippy::disallowed_types)]
 
-pub mod accounting;
-pub mod alerts;
+pub(crate) mod accounting;
+pub(crate) mod alerts;
 pub mod data_dir;
 pub mod disk;
 mod kinds;
-pub mod live;
+pub(crate) mod live;
 mod lock;
 mod machines;
-pub mod outbox;
-pub mod pushgateway;
-pub mod read;
+pub(crate) mod outbox;
+pub(crate) mod pushgateway;
+pub(crate) mod read;
 mod read_settings;
 mod request_ids;
-pub mod schema;
-pub mod settings;
-pub mod transcripts;
+pub(crate) mod schema;
+pub(crate) mod settings;
+pub(crate) mod transcripts;
 mod writer;
 
 pub use lock::{running_engine, EngineInfo, LockError, LOCK_FILE};
@@ -46,26 +46,60 @@ use crate::exposition::Snapshot;
 use crate::ingest::Batch;
 use live::Live;
 
+/// Why a store operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
+    /// SQLite failed (I/O, corruption, busy, a bad query); the SQLite error as text.
     #[error("database error: {0}")]
     Sqlite(String),
+    /// The data directory is missing and could not be created.
     #[error("cannot create the data directory {path}: {reason}")]
-    DataDir { path: PathBuf, reason: String },
+    DataDir {
+        /// The data directory.
+        path: PathBuf,
+        /// The I/O error, as text.
+        reason: String,
+    },
+    /// The data directory's path names a file.
     #[error("the data directory {path} is a file, not a directory; pass --data-dir with a directory (or move the file away)")]
-    NotADirectory { path: PathBuf },
+    NotADirectory {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// A reader was opened on a data directory that does not exist (readers never create it).
     #[error("the data directory {path} does not exist; check --data-dir (`tokentray serve` or the tray creates it on first start)")]
-    NoDataDir { path: PathBuf },
+    NoDataDir {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// The database can only be opened read-only and cannot be used as it is (e.g. its schema
+    /// is older and needs an upgrade, which takes write access).
     #[error("the history {path} can only be read here, and {reason}")]
-    ReadOnly { path: PathBuf, reason: String },
+    ReadOnly {
+        /// The database file.
+        path: PathBuf,
+        /// Why read-only access is not enough.
+        reason: String,
+    },
+    /// The database's schema version is newer than this build knows.
     #[error("the database was written by a newer tokentray (schema {found}, this build knows up to {supported}); upgrade tokentray")]
-    TooNew { found: i64, supported: i64 },
+    TooNew {
+        /// The database's `PRAGMA user_version`.
+        found: i64,
+        /// The newest schema version this build knows.
+        supported: i64,
+    },
+    /// Stored state (JSON) could not be serialised; the serde error as text.
     #[error("could not encode state: {0}")]
     Encode(String),
+    /// The writer has stopped: the store was closed or is closing.
     #[error("the store is shutting down")]
     Closed,
+    /// A thread panicked while holding one of the store's locks.
     #[error("internal lock poisoned")]
     Poisoned,
+    /// The data directory's engine lock is held by another engine (`serve` or the tray) or
+    /// its lock file cannot be used.
     #[error(transparent)]
     Locked(#[from] LockError),
 }
@@ -89,14 +123,18 @@ pub struct Ack {
     pub accepted: usize,
     /// Refused, with the first reason (reported to the client as OTLP partial success).
     pub rejected: u64,
+    /// The first rejection's reason; `None` when nothing was rejected.
     pub reason: Option<String>,
 }
 
 /// Published after each commit, so the UI and budgets react to new data without polling.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
+    /// Records accepted by the commit: data points, log records and spans.
     pub points: usize,
+    /// Log records (events) in the committed requests.
     pub events: usize,
+    /// When the commit happened, in nanoseconds since the Unix epoch.
     pub at_ns: i64,
 }
 
@@ -112,6 +150,7 @@ pub struct ForwardMode {
 }
 
 impl ForwardMode {
+    /// Nothing is queued: forwarding is off.
     pub const OFF: ForwardMode = ForwardMode { otlp: false, traces: false, remote_write: false };
 
     fn bits(self) -> u8 {
@@ -285,6 +324,7 @@ impl Store {
         Reader::open_file(&self.inner.path)
     }
 
+    /// The database file this store writes.
     pub fn path(&self) -> &Path {
         &self.inner.path
     }

@@ -19,23 +19,34 @@ use crate::ingest::Shape;
 /// messages of one type concatenate into one message whose repeated fields are the union).
 #[derive(Debug)]
 pub struct QueuedBatch {
+    /// 1 metrics, 2 logs, 3 traces (the `forward_queue.signal` codes).
     pub signal: u8,
+    /// `forward_queue` row ids of the requests, to delete once the export is acknowledged.
     pub ids: Vec<i64>,
+    /// The concatenated protobuf requests.
     pub payload: Vec<u8>,
 }
 
 /// What a trim removed.
 #[derive(Debug, Default, PartialEq)]
 pub struct Trimmed {
+    /// Queued requests dropped, for age or size.
     pub requests: u64,
+    /// Stored (compressed) bytes of the dropped requests.
     pub bytes: u64,
+    /// Of `requests`, those dropped for being older than the maximum age.
     pub by_age: u64,
 }
 
+/// How much forwarding has still to send.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct QueueStats {
+    /// Requests in the queue (OTLP forwarding).
     pub requests: u64,
+    /// Their stored (compressed) size in bytes.
     pub bytes: u64,
+    /// When the oldest queued request was queued, nanoseconds since the epoch; `None` when
+    /// the queue is empty.
     pub oldest_ns: Option<i64>,
     /// Series waiting to be sent (remote write).
     pub changed_series: u64,
@@ -44,38 +55,42 @@ pub struct QueueStats {
 /// The current value of one `/metrics` row (family + labels), for remote write.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowValue {
+    /// The metric family name as in `/metrics`.
     pub family: String,
     /// Rendered as in `/metrics`: `a="1",b="2"`.
     pub labels: String,
+    /// Counter, gauge or histogram.
     pub kind: FamilyKind,
+    /// The counter or gauge value (0 for a histogram).
     pub value: f64,
+    /// The buckets, sum and count of a histogram row; `None` for counters and gauges.
     pub hist: Option<HistAcc>,
 }
 
-pub struct Outbox {
+pub(crate) struct Outbox {
     conn: Connection,
 }
 
 impl Outbox {
-    pub fn open(db_path: &Path) -> Result<Outbox, StoreError> {
+    pub(crate) fn open(db_path: &Path) -> Result<Outbox, StoreError> {
         Ok(Outbox { conn: super::open_migrated(db_path)? })
     }
 
     /// The value of one `settings` key (the forwarding state lives there).
-    pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         settings::get(&self.conn, key)
     }
 
-    pub fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+    pub(crate) fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
         settings::set(&self.conn, key, value)
     }
 
-    pub fn unset_setting(&self, key: &str) -> Result<(), StoreError> {
+    pub(crate) fn unset_setting(&self, key: &str) -> Result<(), StoreError> {
         settings::unset(&self.conn, key)
     }
 
     /// Every `forward.*` setting, for the status.
-    pub fn forward_settings(&self) -> Result<BTreeMap<String, String>, StoreError> {
+    pub(crate) fn forward_settings(&self) -> Result<BTreeMap<String, String>, StoreError> {
         settings::with_prefix(&self.conn, key::FORWARD_PREFIX)
     }
 
@@ -91,13 +106,13 @@ impl Outbox {
     /// SQLite's `data_version`: changes whenever another connection (the store's writer, a
     /// `tokentray forward on` in another process) committed something. One cheap read that lets
     /// an idle forwarder skip everything else.
-    pub fn data_version(&self) -> Result<i64, StoreError> {
+    pub(crate) fn data_version(&self) -> Result<i64, StoreError> {
         Ok(self.conn.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))?)
     }
 
     /// The oldest queued requests of one signal (the oldest request's), up to `max_bytes`
     /// (always at least one request).
-    pub fn next_batch(&self, max_bytes: usize) -> Result<Option<QueuedBatch>, StoreError> {
+    pub(crate) fn next_batch(&self, max_bytes: usize) -> Result<Option<QueuedBatch>, StoreError> {
         let head: Option<(i64, u8)> = self
             .conn
             .query_row("SELECT id, signal FROM forward_queue ORDER BY id LIMIT 1", [], |r| {
@@ -130,7 +145,7 @@ impl Outbox {
     }
 
     /// Removes delivered (or dropped) requests and updates the counters in one transaction.
-    pub fn remove(
+    pub(crate) fn remove(
         &self,
         ids: &[i64],
         counter: &str,
@@ -153,7 +168,7 @@ impl Outbox {
     }
 
     /// Keeps the queue within `max_bytes` and `max_age_ns`, oldest out first.
-    pub fn trim(
+    pub(crate) fn trim(
         &self,
         max_bytes: u64,
         max_age_ns: i64,
@@ -205,13 +220,13 @@ impl Outbox {
         Ok(out)
     }
 
-    pub fn stats(&self) -> Result<QueueStats, StoreError> {
+    pub(crate) fn stats(&self) -> Result<QueueStats, StoreError> {
         stats(&self.conn)
     }
 
     /// Queues every series for remote write (when it is turned on, so the team's Prometheus
     /// gets all totals, not only those that change from now on).
-    pub fn mark_all_changed(&self) -> Result<(), StoreError> {
+    pub(crate) fn mark_all_changed(&self) -> Result<(), StoreError> {
         self.conn
             .execute("INSERT OR IGNORE INTO forward_dirty (series_id) SELECT id FROM series", [])?;
         Ok(())
@@ -219,13 +234,13 @@ impl Outbox {
 
     /// Queues again every series that changed since `since_ns` (its total is re-sent even if
     /// it did not change since it was last delivered). Returns how many were queued.
-    pub fn mark_changed_since(&self, since_ns: i64) -> Result<usize, StoreError> {
+    pub(crate) fn mark_changed_since(&self, since_ns: i64) -> Result<usize, StoreError> {
         Ok(self.conn.execute("INSERT OR IGNORE INTO forward_dirty (series_id) SELECT series_id FROM series_state WHERE last_time_ns >= ?1", [since_ns])?)
     }
 
     /// Up to `max` changed rows with their current totals, read in one snapshot, and the queue
     /// entries they account for (to remove once delivered).
-    pub fn changed_rows(&self, max: usize) -> Result<(Vec<RowValue>, Vec<i64>), StoreError> {
+    pub(crate) fn changed_rows(&self, max: usize) -> Result<(Vec<RowValue>, Vec<i64>), StoreError> {
         let tx = self.conn.unchecked_transaction()?;
         let mut seqs = Vec::new();
         let mut wanted: Vec<(String, String)> = Vec::new();
@@ -311,7 +326,7 @@ impl Outbox {
 
     /// Removes delivered changed-series entries (a newer change of the same series has a newer
     /// seq and stays).
-    pub fn remove_changed(&self, seqs: &[i64], now_ns: i64) -> Result<(), StoreError> {
+    pub(crate) fn remove_changed(&self, seqs: &[i64], now_ns: i64) -> Result<(), StoreError> {
         let tx = self.write_transaction()?;
         {
             let mut del = tx.prepare_cached("DELETE FROM forward_dirty WHERE seq = ?1")?;
@@ -325,7 +340,7 @@ impl Outbox {
         Ok(())
     }
 
-    pub fn clear_changed(&self) -> Result<(), StoreError> {
+    pub(crate) fn clear_changed(&self) -> Result<(), StoreError> {
         self.conn.execute("DELETE FROM forward_dirty", [])?;
         Ok(())
     }

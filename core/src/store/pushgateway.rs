@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
 use super::StoreError;
 use crate::pushgateway::{GroupingKey, PushError, PushedFamily, PushedGroup};
@@ -24,32 +24,32 @@ pub(crate) const MIGRATION: &str = r#"
 
 /// The pushed groups of one history; its own connection, beside the writer thread (a push is
 /// small and rare; WAL lets both write in turn).
-pub struct PushGroups {
+pub(crate) struct PushGroups {
     conn: Mutex<Connection>,
 }
 
 /// What became of a push.
 #[derive(Debug)]
-pub enum PushOutcome {
+pub(crate) enum PushOutcome {
     Stored,
     /// Refused by the check; only the group's failure time changed.
     Refused(PushError),
 }
 
 impl PushGroups {
-    pub fn open(db: &Path) -> Result<PushGroups, StoreError> {
+    pub(crate) fn open(db: &Path) -> Result<PushGroups, StoreError> {
         Ok(PushGroups { conn: Mutex::new(super::open_migrated(db)?) })
     }
 
     /// Every group, in order of first push.
-    pub fn groups(&self) -> Result<Vec<PushedGroup>, StoreError> {
+    pub(crate) fn groups(&self) -> Result<Vec<PushedGroup>, StoreError> {
         let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         all_groups(&conn)
     }
 
     /// Stores `families` as `key`'s group once `check` accepts them given the group's current
     /// families and every group: `check` returns what the group holds afterwards.
-    pub fn push(
+    pub(crate) fn push(
         &self,
         key: &GroupingKey,
         now_ns: i64,
@@ -88,22 +88,10 @@ impl PushGroups {
     }
 
     /// Removes `key`'s group; whether there was one.
-    pub fn delete(&self, key: &GroupingKey) -> Result<bool, StoreError> {
+    pub(crate) fn delete(&self, key: &GroupingKey) -> Result<bool, StoreError> {
         let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         let n = conn.execute("DELETE FROM pushed_groups WHERE grouping = ?1", [key.canonical()])?;
         Ok(n > 0)
-    }
-
-    /// The push time of one group (tests, `doctor`-style checks).
-    pub fn push_time_ns(&self, key: &GroupingKey) -> Result<Option<i64>, StoreError> {
-        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
-        Ok(conn
-            .query_row(
-                "SELECT push_time_ns FROM pushed_groups WHERE grouping = ?1",
-                [key.canonical()],
-                |r| r.get(0),
-            )
-            .optional()?)
     }
 }
 

@@ -21,10 +21,14 @@ pub struct Reader {
 /// One stored event, for the activity list and the "last request" line.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct EventRow {
+    /// When the event happened, in nanoseconds since the Unix epoch.
     pub time_ns: i64,
+    /// Event name without attributes (`claude_code.api_request`, `claude_code.tool_result`, …).
     pub name: String,
+    /// The usage columns, flattened into this object's JSON.
     #[serde(flatten)]
     pub figures: EventFigures,
+    /// The event's attributes as a JSON object (prompt text only when `store_prompts` is on).
     pub attrs: serde_json::Value,
 }
 
@@ -32,20 +36,30 @@ pub struct EventRow {
 /// [`EventRow`] carry it as is, so their JSON has the same field names.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct EventFigures {
+    /// Claude Code's `session.id`; `None` when the event has none.
     pub session_id: Option<String>,
+    /// The `model` attribute; `None` for events without one (tool results, prompts).
     pub model: Option<String>,
+    /// Cost Claude Code stated for the request, in USD; `None` when not sent.
     pub cost_usd: Option<f64>,
+    /// Input tokens of the request; `None` when not sent.
     pub input_tokens: Option<i64>,
+    /// Output tokens of the request; `None` when not sent.
     pub output_tokens: Option<i64>,
+    /// Tokens read from the prompt cache; `None` when not sent.
     pub cache_read_tokens: Option<i64>,
+    /// Tokens written to the prompt cache; `None` when not sent.
     pub cache_creation_tokens: Option<i64>,
+    /// How long the request or tool took, in milliseconds; `None` when not sent.
     pub duration_ms: Option<i64>,
 }
 
 /// First and last stored instant of one session (dashboard's session list).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionTimes {
+    /// Earliest stored event or metric point of the session, in nanoseconds since the Unix epoch.
     pub first_ns: i64,
+    /// Latest stored event or metric point of the session, in nanoseconds since the Unix epoch.
     pub last_ns: i64,
 }
 
@@ -162,10 +176,12 @@ impl Reader {
         self
     }
 
+    /// Replaces the price table used for transcript requests (after `[pricing]` changed).
     pub fn set_prices(&mut self, prices: crate::pricing::PriceTable) {
         self.prices = prices;
     }
 
+    /// The price table transcript requests are priced with.
     pub fn prices(&self) -> &crate::pricing::PriceTable {
         &self.prices
     }

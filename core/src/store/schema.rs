@@ -183,14 +183,14 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// The schema version this build writes.
-pub const LATEST: i64 = MIGRATIONS.len() as i64;
+pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
 
 /// The version that added `events.request_id` (tests build the layout just before it).
 #[cfg(test)]
 pub(crate) const REQUEST_ID_COLUMN: i64 = 5;
 
 /// Brings the database up to [`LATEST`]. Refuses a database written by a newer tokentray.
-pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     migrate_to(conn, LATEST)
 }
 

@@ -9,24 +9,24 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::StoreError;
 
 /// Keys of the `settings` table.
-pub mod key {
+pub(crate) mod key {
     /// Budget notifications are paused until this instant (unix ns).
-    pub const ALERTS_PAUSED_UNTIL: &str = "alerts.paused_until_ns";
+    pub(crate) const ALERTS_PAUSED_UNTIL: &str = "alerts.paused_until_ns";
     /// The latest plan usage the statusline handed over (JSON).
-    pub const PLAN_RATE_LIMITS: &str = "plan.rate_limits";
+    pub(crate) const PLAN_RATE_LIMITS: &str = "plan.rate_limits";
     /// Forwarding: on/off, counters and state (`forward.*`).
-    pub const FORWARD_ENABLED: &str = "forward.enabled";
-    pub const FORWARD_DELIVERED: &str = "forward.delivered";
-    pub const FORWARD_DROPPED_REJECTED: &str = "forward.dropped_rejected";
-    pub const FORWARD_DROPPED_OVERFLOW: &str = "forward.dropped_overflow";
-    pub const FORWARD_LAST_SUCCESS_NS: &str = "forward.last_success_ns";
-    pub const FORWARD_LAST_ERROR: &str = "forward.last_error";
-    pub const FORWARD_LAST_ERROR_NS: &str = "forward.last_error_ns";
-    pub const FORWARD_PAUSED: &str = "forward.paused";
-    pub const FORWARD_RETRY_AT_NS: &str = "forward.retry_at_ns";
-    pub const FORWARD_HEADERS_CHANGED_NS: &str = "forward.headers_changed_ns";
+    pub(crate) const FORWARD_ENABLED: &str = "forward.enabled";
+    pub(crate) const FORWARD_DELIVERED: &str = "forward.delivered";
+    pub(crate) const FORWARD_DROPPED_REJECTED: &str = "forward.dropped_rejected";
+    pub(crate) const FORWARD_DROPPED_OVERFLOW: &str = "forward.dropped_overflow";
+    pub(crate) const FORWARD_LAST_SUCCESS_NS: &str = "forward.last_success_ns";
+    pub(crate) const FORWARD_LAST_ERROR: &str = "forward.last_error";
+    pub(crate) const FORWARD_LAST_ERROR_NS: &str = "forward.last_error_ns";
+    pub(crate) const FORWARD_PAUSED: &str = "forward.paused";
+    pub(crate) const FORWARD_RETRY_AT_NS: &str = "forward.retry_at_ns";
+    pub(crate) const FORWARD_HEADERS_CHANGED_NS: &str = "forward.headers_changed_ns";
     /// Prefix of every forwarding key, for the status.
-    pub const FORWARD_PREFIX: &str = "forward.";
+    pub(crate) const FORWARD_PREFIX: &str = "forward.";
 }
 
 pub(crate) fn get(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {

@@ -80,7 +80,7 @@ pub(super) const MIGRATION: &str = r#"
 
 /// How a file looked when it was last read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileState {
+pub(crate) struct FileState {
     pub inode: u64,
     pub size: u64,
     pub mtime_ns: i64,
@@ -89,7 +89,7 @@ pub struct FileState {
 }
 
 /// What one read of a file adds: its lines in file order, and where reading stopped.
-pub struct FileBatch<'a> {
+pub(crate) struct FileBatch<'a> {
     pub path: &'a Path,
     pub state: FileState,
     /// The read started over at byte 0 (a new, truncated or rewritten file).
@@ -100,19 +100,19 @@ pub struct FileBatch<'a> {
 }
 
 /// The importer's connection (its own, beside the engine's writer; SQLite serialises them).
-pub struct TranscriptWriter {
+pub(crate) struct TranscriptWriter {
     conn: Connection,
 }
 
 impl TranscriptWriter {
-    pub fn open(db_path: &Path) -> Result<TranscriptWriter, StoreError> {
+    pub(crate) fn open(db_path: &Path) -> Result<TranscriptWriter, StoreError> {
         let mut conn = super::connect(db_path)?;
         super::schema::migrate(&mut conn)?;
         Ok(TranscriptWriter { conn })
     }
 
     /// Where the last read of `path` stopped, if it was ever read.
-    pub fn file_state(&self, path: &Path) -> Result<Option<FileState>, StoreError> {
+    pub(crate) fn file_state(&self, path: &Path) -> Result<Option<FileState>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT inode, size, mtime_ns, offset, head_hash FROM transcript_files WHERE path = ?1",
         )?;
@@ -134,7 +134,7 @@ impl TranscriptWriter {
 
     /// Stores one read of a file and its new position in one transaction: stopped at any
     /// point, the next import starts exactly where this one committed.
-    pub fn apply(&mut self, batch: &FileBatch) -> Result<u64, StoreError> {
+    pub(crate) fn apply(&mut self, batch: &FileBatch) -> Result<u64, StoreError> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut new_requests = 0u64;
         for line in &batch.lines {

@@ -105,7 +105,7 @@ fn clamp_i64(v: u64) -> i64 {
 
 impl Writer {
     /// Loads every series' running state and rebuilds the `/metrics` rows from it.
-    pub fn load(
+    pub(super) fn load(
         conn: Connection,
         live: Arc<RwLock<Live>>,
         changes: broadcast::Sender<Change>,
@@ -285,7 +285,7 @@ impl Writer {
 
     /// Settings of the writer's connection only, set after [`Writer::load`]: the load reads every
     /// series once and would only fill the cache with pages it never needs again.
-    pub fn tune_for_writing(&self) -> Result<(), StoreError> {
+    pub(super) fn tune_for_writing(&self) -> Result<(), StoreError> {
         // A bigger page cache keeps the pages a commit touches (series state, the current usage
         // slot, their indexes) in memory instead of re-reading them; checkpointing every 10 000
         // pages (~40 MiB of WAL) instead of 1 000 moves fewer pages twice. Neither changes
@@ -296,7 +296,7 @@ impl Writer {
     }
 
     /// Serves jobs until every sender is gone.
-    pub fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+    pub(super) fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
         while let Some(first) = jobs.blocking_recv() {
             let mut group = vec![first];
             while group.len() < MAX_GROUP {

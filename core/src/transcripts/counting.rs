@@ -35,7 +35,7 @@ pub struct Share {
 }
 
 /// The shares of every transcript request in `facts` (all time; the caller picks its range).
-pub fn shares(facts: &TranscriptFacts, prices: &PriceTable) -> Vec<Share> {
+pub(crate) fn shares(facts: &TranscriptFacts, prices: &PriceTable) -> Vec<Share> {
     let mut by_session: HashMap<&str, Vec<&StoredRequest>> = HashMap::new();
     for r in &facts.requests {
         by_session.entry(r.session_id.as_str()).or_default().push(r);

@@ -7,7 +7,7 @@ use super::TranscriptsConfig;
 /// Claude Code's config directories, in the order it would use them: `CLAUDE_CONFIG_DIR` (a
 /// comma-separated list, each entry may start with `~`), else `$XDG_CONFIG_HOME/claude`
 /// (default `~/.config/claude`) and `~/.claude`. `[transcripts] paths` replaces the lot.
-pub fn config_dirs(config: &TranscriptsConfig) -> Vec<PathBuf> {
+pub(crate) fn config_dirs(config: &TranscriptsConfig) -> Vec<PathBuf> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let dirs: Vec<PathBuf> = if !config.paths.is_empty() {
         config.paths.iter().map(|p| expand_home(&p.to_string_lossy(), home.as_deref())).collect()
@@ -46,7 +46,7 @@ fn expand_home(entry: &str, home: Option<&Path>) -> PathBuf {
 
 /// The folder whose `*.jsonl` files are read: `<dir>/projects`, or the directory itself when a
 /// configured path points straight at a folder of transcripts.
-pub fn projects_root(dir: &Path) -> PathBuf {
+pub(crate) fn projects_root(dir: &Path) -> PathBuf {
     let projects = dir.join("projects");
     if projects.is_dir() {
         projects
@@ -56,7 +56,7 @@ pub fn projects_root(dir: &Path) -> PathBuf {
 }
 
 /// Every `*.jsonl` below `root` (subagent files in nested folders included), sorted.
-pub fn transcript_files(root: &Path) -> Vec<PathBuf> {
+pub(crate) fn transcript_files(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {

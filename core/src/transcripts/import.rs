@@ -23,12 +23,17 @@ const HEAD: u64 = 4096;
 /// Where an import stands (for a progress bar or line).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Progress {
+    /// Transcript files this import covers.
     pub files_total: u64,
+    /// Files read to their end so far.
     pub files_done: u64,
+    /// Sum of the files' sizes in bytes when the import started.
     pub bytes_total: u64,
+    /// Bytes read (or skipped as read before) so far.
     pub bytes_done: u64,
     /// Requests not stored before.
     pub new_requests: u64,
+    /// Complete lines that did not parse as a transcript entry (skipped).
     pub malformed_lines: u64,
     /// Stopped before the end (the next import continues).
     pub stopped: bool,
@@ -53,6 +58,7 @@ pub fn all_files(config: &TranscriptsConfig) -> Vec<PathBuf> {
 }
 
 impl Importer {
+    /// Opens the database at `db_path` for writing transcripts.
     pub fn open(db_path: &Path) -> Result<Importer, TranscriptError> {
         Ok(Importer {
             writer: TranscriptWriter::open(db_path)?,

@@ -83,17 +83,17 @@ struct RawModelUsage {
 
 /// Why a line was not understood (counted per file, never fatal).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum LineError {
+pub(crate) enum LineError {
     #[error("not a JSON object: {0}")]
     Json(String),
 }
 
 /// The model name Claude Code gives the lines it writes itself for an API error.
-pub const SYNTHETIC_MODEL: &str = "<synthetic>";
+pub(crate) const SYNTHETIC_MODEL: &str = "<synthetic>";
 
 /// Parses one complete line. Lines of other types, or without what we keep, give
 /// [`Line::default`].
-pub fn parse_line(text: &[u8]) -> Result<Line, LineError> {
+pub(crate) fn parse_line(text: &[u8]) -> Result<Line, LineError> {
     let raw: RawLine = serde_json::from_slice(text).map_err(|e| LineError::Json(e.to_string()))?;
     let mut line = Line::default();
     let Some(session) = raw.session_id.as_deref().filter(|s| !s.is_empty()) else {

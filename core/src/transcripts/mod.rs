@@ -10,13 +10,13 @@
 //! * [`counting`] — the counting rule every view reads through.
 
 pub mod background;
-pub mod counting;
-pub mod discover;
+pub(crate) mod counting;
+pub(crate) mod discover;
 mod follow;
 pub mod import;
-pub mod line;
-pub mod project;
-pub mod record;
+pub(crate) mod line;
+pub(crate) mod project;
+pub(crate) mod record;
 
 use std::path::PathBuf;
 
@@ -41,12 +41,20 @@ impl Default for TranscriptsConfig {
     }
 }
 
+/// Why reading transcripts into the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TranscriptError {
+    /// The database could not be opened or written.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// A transcript file or directory could not be opened or read.
     #[error("cannot read {path}: {reason}")]
-    Read { path: PathBuf, reason: String },
+    Read {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error message.
+        reason: String,
+    },
 }
 
 #[cfg(test)]

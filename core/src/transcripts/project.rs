@@ -5,19 +5,19 @@ use std::path::Path;
 
 /// A project's display name and full path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Project {
+pub(crate) struct Project {
     pub name: String,
     pub path: String,
 }
 
 /// Resolves each `cwd` once per import.
 #[derive(Default)]
-pub struct ProjectResolver {
+pub(crate) struct ProjectResolver {
     cache: HashMap<String, Project>,
 }
 
 impl ProjectResolver {
-    pub fn resolve(&mut self, cwd: &str) -> Project {
+    pub(crate) fn resolve(&mut self, cwd: &str) -> Project {
         if let Some(p) = self.cache.get(cwd) {
             return p.clone();
         }

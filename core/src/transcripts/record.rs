@@ -3,7 +3,7 @@
 
 /// One API request (an `assistant` line; the lines of its other content blocks repeat it).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
+pub(crate) struct Request {
     pub request_id: String,
     pub message_id: String,
     pub session_id: String,
@@ -20,7 +20,7 @@ pub struct Request {
 
 /// An API error Claude Code showed (`<synthetic>` / `isApiErrorMessage`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub session_id: String,
     /// `requestId` + line `uuid`: the same line in two copies of a file counts once.
     pub key: String,
@@ -29,7 +29,7 @@ pub struct ApiError {
 
 /// Where and on which branch a session ran (from any line carrying `cwd`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionContext {
+pub(crate) struct SessionContext {
     pub session_id: String,
     pub time_ns: i64,
     pub cwd: String,
@@ -38,14 +38,14 @@ pub struct SessionContext {
 
 /// Claude Code's own cost so far, per model (a `cost-state` line).
 #[derive(Debug, Clone, PartialEq)]
-pub struct CostState {
+pub(crate) struct CostState {
     pub session_id: String,
     pub models: Vec<(String, f64)>,
 }
 
 /// A pull request the session opened (`pr-link`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrLink {
+pub(crate) struct PrLink {
     pub session_id: String,
     pub number: i64,
     pub url: Option<String>,
@@ -54,7 +54,7 @@ pub struct PrLink {
 
 /// Everything one line says; most lines say nothing.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Line {
+pub(crate) struct Line {
     pub request: Option<Request>,
     pub api_error: Option<ApiError>,
     pub context: Option<SessionContext>,
