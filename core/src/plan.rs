@@ -24,7 +24,9 @@ pub struct Window {
 /// The latest plan usage Claude Code reported.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanLimits {
+    /// The 5-hour window (`rate_limits.five_hour`); `None` when Claude Code did not report it.
     pub five_hour: Option<Window>,
+    /// The 7-day window (`rate_limits.seven_day`); `None` when Claude Code did not report it.
     pub seven_day: Option<Window>,
     /// When the statusline handed it over (RFC 3339, local).
     pub reported_at: String,

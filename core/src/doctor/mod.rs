@@ -9,19 +9,26 @@ use serde_json::Value;
 /// One line of the doctor's report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Check {
+    /// What was checked, as shown at the start of the line ("data directory", say).
     pub name: &'static str,
+    /// The verdict; only [`Status::Fail`] affects the exit code.
     pub status: Status,
+    /// What was found, in words for the user (a path, a port, an error message).
     pub detail: String,
     /// What to do about it (for warnings and failures).
     pub fix: Option<String>,
 }
 
+/// The verdict of one [`Check`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    /// Nothing to report: the thing checked works.
     Ok,
     /// Worth knowing, not wrong (forwarding off, say).
     Info,
+    /// Likely wrong or degraded, but not a failure: it leaves the exit code at 0.
     Warn,
+    /// Broken; the [`Problem`] names what failed and sets the exit code.
     Fail(Problem),
 }
 
@@ -46,6 +53,7 @@ pub enum Problem {
 }
 
 impl Problem {
+    /// The process exit code for this failure (10 to 15, the discriminant).
     pub fn exit_code(self) -> u8 {
         self as u8
     }
@@ -63,7 +71,9 @@ pub fn exit_code(checks: &[Check]) -> u8 {
 /// A process listening on a TCP port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortOwner {
+    /// The process id.
     pub pid: u32,
+    /// The process's command name, from `/proc/<pid>/comm` (trimmed).
     pub name: String,
 }
 

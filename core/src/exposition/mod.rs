@@ -44,7 +44,9 @@ pub struct Family {
     /// Prometheus unit (e.g. `USD`, `seconds`), empty when none; OpenMetrics writes it as `# UNIT`
     /// where the name ends with it.
     pub unit: String,
+    /// Metric type, written as `# TYPE`.
     pub kind: FamilyKind,
+    /// The family's series (one per distinct label set), in the order they are written.
     pub series: Vec<Series>,
 }
 
@@ -54,17 +56,23 @@ pub struct Family {
 /// every scrape; an empty string means no labels.
 pub type Labels = Arc<str>;
 
+/// One series of a [`Family`]: a label set and its current value.
 #[derive(Debug, Clone)]
 pub struct Series {
+    /// The series' labels, pre-rendered (see [`Labels`]).
     pub labels: Labels,
+    /// The value at snapshot time; a histogram only in a [`FamilyKind::Histogram`] family.
     pub value: SeriesValue,
     /// When the series was first seen, in unix milliseconds (OpenMetrics `_created`).
     pub created_ms: i64,
 }
 
+/// The value of one [`Series`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum SeriesValue {
+    /// A counter's running total or a gauge's current value, in the family's unit.
     Number(f64),
+    /// A histogram's buckets, sum and count.
     Histogram(HistogramValue),
 }
 
@@ -75,6 +83,8 @@ pub struct HistogramValue {
     pub bounds: Vec<f64>,
     /// Per-bucket (not cumulative) counts; `bounds.len() + 1` entries, the last one for `+Inf`.
     pub counts: Vec<f64>,
+    /// Sum of all observed values, in the family's unit (written as `_sum`).
     pub sum: f64,
+    /// Number of observations, the total of `counts` (written as `_count`).
     pub count: f64,
 }

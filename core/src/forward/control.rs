@@ -14,15 +14,20 @@ use crate::config::{Config, ForwardConfig, ForwardProtocol};
 /// What `tokentray forward setup` sets.
 #[derive(Debug, Clone, Default)]
 pub struct Setup {
+    /// The collector's URL (`https://otel.example.com:4317`); must include the scheme.
     pub endpoint: String,
+    /// How to send: OTLP/gRPC, OTLP/HTTP protobuf or Prometheus remote write.
     pub protocol: ForwardProtocol,
+    /// A CA certificate (PEM) trusted besides the system roots; `None` removes `ca_file`.
     pub ca_file: Option<std::path::PathBuf>,
     /// Replaces the configured attributes when `Some`.
     pub resource_attributes: Option<Vec<(String, String)>>,
     /// `[forward] developer`, `team`, `machine`: each replaces the configured one when `Some`
     /// (an empty string removes it).
     pub developer: Option<String>,
+    /// `[forward] team`; see `developer`.
     pub team: Option<String>,
+    /// `[forward] machine` (sent as `host.name`); see `developer`.
     pub machine: Option<String>,
 }
 
@@ -115,6 +120,7 @@ pub fn set_enabled(queue: &Queue, on: bool) -> Result<(), ForwardError> {
     Ok(())
 }
 
+/// Whether forwarding is turned on (`tokentray forward on`); off until it is first turned on.
 pub fn is_enabled(queue: &Queue) -> Result<bool, ForwardError> {
     Ok(queue::get(queue, key::ENABLED)?.as_deref() == Some("1"))
 }
@@ -132,28 +138,46 @@ pub fn headers_changed(queue: &Queue) -> Result<(), ForwardError> {
 /// Everything `tokentray forward status` and the window show.
 #[derive(Debug, Clone, Serialize)]
 pub struct ForwardStatus {
+    /// Whether `[forward] endpoint` is set in the config.
     pub configured: bool,
+    /// Whether forwarding is turned on (see [`set_enabled`]).
     pub enabled: bool,
+    /// The configured collector URL; `None` when not configured.
     pub endpoint: Option<String>,
+    /// The configured protocol's name as written in the config (`grpc`, `http/protobuf`, ...).
     pub protocol: &'static str,
     /// `not configured`, `off`, `up to date`, `sending`, `retrying`, `paused`.
     pub state: &'static str,
     /// The state in one sentence.
     pub summary: String,
+    /// What is waiting to be sent.
     pub queue: QueueStats,
+    /// Requests (OTLP) or series updates (remote write) delivered, ever.
     pub delivered: u64,
+    /// Requests dropped because the collector rejected them as permanently invalid, ever.
     pub dropped_rejected: u64,
+    /// Requests dropped to keep the queue within its size or age limit, ever.
     pub dropped_overflow: u64,
+    /// When a send last succeeded, in nanoseconds since the Unix epoch; `None` if never.
     pub last_success_ns: Option<i64>,
+    /// The last error, in words; `None` if there never was one.
     pub last_error: Option<String>,
+    /// When `last_error` happened, in nanoseconds since the Unix epoch.
     pub last_error_ns: Option<i64>,
+    /// Why sending stopped for wrong credentials (the collector's error); `None` unless paused.
+    /// Lifted by `forward on` or a headers change.
     pub paused: Option<String>,
+    /// When the next retry is due, in nanoseconds since the Unix epoch; `None` unless a retry
+    /// is scheduled in the future.
     pub retry_at_ns: Option<i64>,
+    /// `[forward.resource_attributes]` from the config, added to what is sent.
     pub resource_attributes: Vec<(String, String)>,
     /// `developer`, `team`, `host.name` as they go out (configured or defaulted).
     pub identity: Vec<(String, String)>,
 }
 
+/// Builds the [`ForwardStatus`] from the config, the `settings` table and the queue, as of
+/// `now_ns` (nanoseconds since the Unix epoch; a retry due before it no longer counts).
 pub fn status(
     queue: &Queue,
     config: &ForwardConfig,

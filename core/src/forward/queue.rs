@@ -26,11 +26,14 @@ pub(crate) mod key {
     pub(crate) const HEADERS_CHANGED_NS: &str = key::FORWARD_HEADERS_CHANGED_NS;
 }
 
+/// A connection to the store's outbox and the forwarding state, for the forwarder and the
+/// commands that read or change it.
 pub struct Queue {
     outbox: Outbox,
 }
 
 impl Queue {
+    /// Opens the history database at `db_path` (migrating it if needed).
     pub fn open(db_path: &Path) -> Result<Queue, ForwardError> {
         Ok(Queue { outbox: Outbox::open(db_path)? })
     }
@@ -69,6 +72,7 @@ impl Queue {
         Ok(self.outbox.trim(max_bytes, max_age_ns, now_ns)?)
     }
 
+    /// How much is queued: requests, their bytes, when the oldest was queued, changed series.
     pub fn stats(&self) -> Result<QueueStats, ForwardError> {
         Ok(self.outbox.stats()?)
     }
@@ -96,6 +100,7 @@ impl Queue {
         Ok(self.outbox.remove_changed(seqs, now_ns)?)
     }
 
+    /// Forgets every changed series (when remote write is turned off, nothing is due any more).
     pub fn clear_changed(&self) -> Result<(), ForwardError> {
         Ok(self.outbox.clear_changed()?)
     }

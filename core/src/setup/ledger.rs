@@ -33,6 +33,8 @@ pub(super) struct Ledger {
     pub entries: Vec<Entry>,
 }
 
+/// Where the ledger of `settings` lives: beside it, named `<file name>.tokentray-setup`
+/// (`settings.json.tokentray-setup`).
 pub fn ledger_path(settings: &Path) -> PathBuf {
     sibling(settings, ".tokentray-setup")
 }

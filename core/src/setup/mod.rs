@@ -19,20 +19,61 @@ use crate::dashboard::Endpoints;
 mod ledger;
 pub use ledger::ledger_path;
 
+/// Why `tokentray setup` (or its `--undo`) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
+    /// The settings file exists but does not parse as JSON.
     #[error("{path} is not valid JSON ({reason}); fix or move it, nothing was written")]
-    InvalidJson { path: PathBuf, reason: String },
+    InvalidJson {
+        /// The settings file.
+        path: PathBuf,
+        /// The JSON parser's message.
+        reason: String,
+    },
+    /// The settings file is JSON, but its top level (or its `env`) is not an object.
     #[error("{path} holds JSON but not an object at the top (or its \"env\" is not an object); nothing was written")]
-    NotAnObject { path: PathBuf },
+    NotAnObject {
+        /// The settings file.
+        path: PathBuf,
+    },
+    /// A file (settings, backup or ledger) exists but cannot be read.
     #[error("cannot read {path}: {reason}")]
-    Read { path: PathBuf, reason: String },
+    Read {
+        /// The file that could not be read.
+        path: PathBuf,
+        /// The I/O (or, for the ledger, JSON) error.
+        reason: String,
+    },
+    /// A file (settings, backup, ledger or marker) cannot be written, renamed or removed.
     #[error("cannot write {path}: {reason}")]
-    Write { path: PathBuf, reason: String },
+    Write {
+        /// The file that could not be written.
+        path: PathBuf,
+        /// The I/O (or serialisation) error.
+        reason: String,
+    },
+    /// Managed settings pin one of the telemetry keys to another value, so writing the
+    /// user's file would change nothing.
     #[error("managed settings in {path} set {key}={value}, which wins over your settings file; ask whoever manages this machine to point it at tokentray ({wanted}), or run tokentray on the endpoint they chose")]
-    Managed { path: PathBuf, key: String, value: String, wanted: String },
+    Managed {
+        /// The managed settings file.
+        path: PathBuf,
+        /// The `env` key it pins (`OTEL_EXPORTER_OTLP_ENDPOINT`, say).
+        key: String,
+        /// The value the managed file gives it.
+        value: String,
+        /// What tokentray would set, as `KEY=value`.
+        wanted: String,
+    },
+    /// `--undo` found no ledger, no backup and no marker: setup never changed this file.
     #[error("nothing to undo: {path} was not changed by tokentray setup (no {backup})")]
-    NothingToUndo { path: PathBuf, backup: PathBuf },
+    NothingToUndo {
+        /// The settings file.
+        path: PathBuf,
+        /// Where its backup would be ([`backup_path`]).
+        backup: PathBuf,
+    },
+    /// Neither `HOME` nor `CLAUDE_CONFIG_DIR` is set, so there is no settings file to find.
     #[error("no home directory; set HOME or CLAUDE_CONFIG_DIR")]
     NoHome,
 }
@@ -40,12 +81,16 @@ pub enum SetupError {
 /// The OTLP protocol Claude Code should use; each has its own port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
+    /// OTLP over gRPC (`grpc`), sent to tokentray's OTLP/gRPC port.
     Grpc,
+    /// OTLP over HTTP with protobuf bodies (`http/protobuf`), sent to the OTLP/HTTP port.
     HttpProtobuf,
+    /// OTLP over HTTP with JSON bodies (`http/json`), sent to the OTLP/HTTP port.
     HttpJson,
 }
 
 impl Protocol {
+    /// The value Claude Code expects in `OTEL_EXPORTER_OTLP_PROTOCOL`.
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Grpc => "grpc",
@@ -154,6 +199,7 @@ pub fn current_protocol(path: &Path) -> Option<Protocol> {
 /// What setup would do to one settings file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
+    /// The settings file the plan is for.
     pub path: PathBuf,
     /// The file's text now; `None` when it does not exist.
     pub before: Option<String>,
@@ -164,6 +210,7 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether the file already says everything setup would write (nothing to change).
     pub fn is_noop(&self) -> bool {
         self.changed_keys.is_empty()
     }
@@ -326,7 +373,10 @@ pub enum Undone {
     Removed,
     /// The file was edited since tokentray's last change: tokentray's keys were taken out one by
     /// one (everything else stays); these keys of ours had been changed by hand and stay too.
-    Reverted { changed_by_hand: Vec<String> },
+    Reverted {
+        /// Our keys the user changed by hand, as dotted paths (`env.OTEL_METRICS_EXPORTER`).
+        changed_by_hand: Vec<String>,
+    },
 }
 
 /// Removes what `setup` added: the original bytes when the file is still as tokentray left it,

@@ -22,14 +22,18 @@ pub const LOCK_FILE: &str = "engine.lock";
 /// Who holds the data directory, as its engine wrote it into the lock file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct EngineInfo {
+    /// The engine's process id.
     pub pid: u32,
     /// Unix seconds at which the engine opened the store.
     pub started_at: i64,
-    /// The listeners it bound, once it announced them (`otlp-grpc=127.0.0.1:4317`, …).
+    /// The OTLP/gRPC listener's address (`127.0.0.1:4317`), once the engine announced its
+    /// listeners; `None` until then or when not bound.
     #[serde(default)]
     pub otlp_grpc: Option<String>,
+    /// The OTLP/HTTP listener's address (`127.0.0.1:4318`); `None` until announced or unbound.
     #[serde(default)]
     pub otlp_http: Option<String>,
+    /// The Prometheus `/metrics` listener's address; `None` until announced or unbound.
     #[serde(default)]
     pub metrics: Option<String>,
 }
@@ -51,16 +55,29 @@ impl std::fmt::Display for EngineInfo {
     }
 }
 
+/// Why an engine could not take the data directory's lock.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LockError {
+    /// Another process (an engine) holds the lock on this data directory.
     #[error(
         "another tokentray engine ({}) already runs on the data directory {}: stop it first, or give this one another --data-dir",
         held_by.as_ref().map_or_else(|| "pid unknown".to_string(), |i| i.to_string()),
         data_dir.display()
     )]
-    Held { data_dir: PathBuf, held_by: Option<EngineInfo> },
+    Held {
+        /// The data directory whose lock is taken.
+        data_dir: PathBuf,
+        /// Who holds it, from the lock file; `None` when the file could not be read or parsed.
+        held_by: Option<EngineInfo>,
+    },
+    /// The lock file could not be opened, locked or written.
     #[error("cannot use the lock file {path}: {reason}")]
-    Io { path: PathBuf, reason: String },
+    Io {
+        /// The lock file (`engine.lock` in the data directory).
+        path: PathBuf,
+        /// The I/O error.
+        reason: String,
+    },
 }
 
 /// The held lock; released when dropped (or when the process ends).
