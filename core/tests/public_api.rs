@@ -93,15 +93,30 @@ fn module_path(rel: &Path) -> String {
 }
 
 /// The `pub` lines of one file, each cut at its body, stopping at the unit-test module.
+///
+/// `pub` fields of a struct that is itself not `pub` are left out: `unreachable_pub` does not
+/// flag them, and they are not reachable from outside.
 fn declarations(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut previous_was_cfg_test = false;
+    let mut private_body_end: Option<String> = None;
     for line in text.lines() {
         let trimmed = line.trim_start();
         if previous_was_cfg_test && trimmed.starts_with("mod tests {") {
             break;
         }
         previous_was_cfg_test = trimmed.starts_with("#[cfg(test)]");
+        if let Some(end) = &private_body_end {
+            if line == end {
+                private_body_end = None;
+            }
+            continue;
+        }
+        if opens_private_struct(trimmed) {
+            let indent = &line[..line.len() - trimmed.len()];
+            private_body_end = Some(format!("{indent}}}"));
+            continue;
+        }
         if !trimmed.starts_with("pub ") {
             continue;
         }
@@ -109,4 +124,17 @@ fn declarations(text: &str) -> Vec<String> {
         out.push(cut.trim_end().to_string());
     }
     out
+}
+
+/// `struct X {` or `pub(crate) struct X {` (any restricted visibility), with fields to follow.
+fn opens_private_struct(trimmed: &str) -> bool {
+    let rest = if let Some(after) = trimmed.strip_prefix("pub(") {
+        match after.split_once(") ") {
+            Some((_, rest)) => rest,
+            None => return false,
+        }
+    } else {
+        trimmed
+    };
+    (rest.starts_with("struct ") || rest.starts_with("enum ")) && trimmed.ends_with('{')
 }

@@ -9,6 +9,7 @@ use chrono::{DateTime, TimeZone, Utc};
 /// The current instant. The time zone is separate (the evaluator is generic over it), so one
 /// clock serves every zone.
 pub trait Clock: Send + Sync + 'static {
+    /// The current instant.
     fn now(&self) -> DateTime<Utc>;
 }
 
@@ -29,14 +30,17 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
+    /// A clock standing at `at`.
     pub fn new<Tz: TimeZone>(at: &DateTime<Tz>) -> ManualClock {
         ManualClock { ns: Arc::new(AtomicI64::new(at.timestamp_nanos_opt().unwrap_or(0))) }
     }
 
+    /// Moves the clock to `at` (forwards or backwards).
     pub fn set<Tz: TimeZone>(&self, at: &DateTime<Tz>) {
         self.ns.store(at.timestamp_nanos_opt().unwrap_or(0), Ordering::SeqCst);
     }
 
+    /// Moves the clock forwards by `by`.
     pub fn advance(&self, by: chrono::Duration) {
         self.ns.fetch_add(by.num_nanoseconds().unwrap_or(0), Ordering::SeqCst);
     }

@@ -44,20 +44,43 @@ use crate::query::{local_midnight_ns, Period};
 use crate::store::{Reader, StoreError};
 use forecast::{ActivityProfile, SlotCosts, SLOT_NS};
 
+/// What can go wrong evaluating or editing budgets.
 #[derive(Debug, thiserror::Error)]
 pub enum BudgetError {
+    /// Reading spend or alert state from the history failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The stored alert state could not be read or written (SQLite's message).
     #[error("budget state: {0}")]
     Sqlite(String),
+    /// The config file could not be read (`budget set` edits it in place).
     #[error("cannot read {path}: {reason}")]
-    ReadConfig { path: PathBuf, reason: String },
+    ReadConfig {
+        /// The config file.
+        path: PathBuf,
+        /// The OS error.
+        reason: String,
+    },
+    /// The edited config file could not be written.
     #[error("cannot write {path}: {reason}")]
-    WriteConfig { path: PathBuf, reason: String },
+    WriteConfig {
+        /// The config file.
+        path: PathBuf,
+        /// The OS error.
+        reason: String,
+    },
+    /// The config file is not TOML, or its `[budgets]` section has the wrong shape.
     #[error("{path}: {reason}")]
-    InvalidConfig { path: PathBuf, reason: String },
+    InvalidConfig {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong, in the parser's words.
+        reason: String,
+    },
+    /// A value given on the command line is out of range (a negative limit, a bad threshold).
     #[error("{0}")]
     Invalid(String),
+    /// The evaluator's task has ended (the engine is shutting down).
     #[error("the budget evaluator has stopped")]
     Stopped,
 }
@@ -66,12 +89,16 @@ pub enum BudgetError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BudgetPeriod {
+    /// From local midnight to the next.
     Daily,
+    /// From Monday 00:00 local to the next Monday.
     Weekly,
+    /// From the 1st 00:00 local to the next month's 1st.
     Monthly,
 }
 
 impl BudgetPeriod {
+    /// Every period, in the order they are shown.
     pub const ALL: [BudgetPeriod; 3] =
         [BudgetPeriod::Daily, BudgetPeriod::Weekly, BudgetPeriod::Monthly];
 
@@ -93,6 +120,7 @@ impl BudgetPeriod {
         }
     }
 
+    /// The report period that covers the same span (today, this week, this month).
     pub fn period(self) -> Period {
         match self {
             BudgetPeriod::Daily => Period::Today,
@@ -132,9 +160,11 @@ impl Display for BudgetPeriod {
 /// One configured budget.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Budget {
+    /// The span the limit applies to.
     pub period: BudgetPeriod,
     /// Only this model's spend; `None` is every model together.
     pub model: Option<String>,
+    /// The limit, in USD.
     pub limit_usd: f64,
     /// Percentages of the limit, ascending.
     pub thresholds: Vec<u32>,
@@ -201,14 +231,19 @@ pub fn budgets(config: &BudgetsConfig) -> Vec<Budget> {
 /// Where one budget stands (one entry of `budget status --json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BudgetState {
+    /// The budget's period.
     pub period: BudgetPeriod,
+    /// The budget's model; `None` is every model together.
     pub model: Option<String>,
+    /// The limit, in USD.
     pub limit_usd: f64,
     /// Exact sum of `claude_code.cost.usage` in the period (what `tokentray report` says).
     pub spent_usd: f64,
     /// Of the limit, rounded to 0.01.
     pub percent: f64,
+    /// The alert thresholds, percent of the limit, ascending.
     pub thresholds: Vec<u32>,
+    /// The highest threshold the spend has reached this period, if any.
     pub highest_crossed: Option<u32>,
     /// Projected spend at the end of the period (see [`forecast`]), rounded to cents.
     pub forecast_usd: f64,
@@ -217,19 +252,26 @@ pub struct BudgetState {
     /// False while the history is too short to project ("not enough data yet"; see
     /// [`forecast::enough_data`]): `forecast_usd` is then what was spent.
     pub forecast_ready: bool,
+    /// The period's start, RFC 3339, local.
     pub period_start: String,
+    /// The period's end (exclusive), RFC 3339, local.
     pub period_end: String,
+    /// The budget's identity for alert state (period and model), stable across restarts.
     #[serde(skip)]
     pub key: String,
+    /// `period_start` in nanoseconds since the epoch.
     #[serde(skip)]
     pub period_start_ns: i64,
+    /// `period_end` in nanoseconds since the epoch.
     #[serde(skip)]
     pub period_end_ns: i64,
+    /// `reach_limit_at` in nanoseconds since the epoch.
     #[serde(skip)]
     pub reach_limit_at_ns: Option<i64>,
 }
 
 impl BudgetState {
+    /// Whether the spend is at or past the limit.
     pub fn over_limit(&self) -> bool {
         self.spent_usd >= self.limit_usd
     }
@@ -238,9 +280,11 @@ impl BudgetState {
 /// Every budget at one instant, and whether alerts are paused.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BudgetStatus {
+    /// Every configured budget, daily first.
     pub budgets: Vec<BudgetState>,
     /// RFC 3339, local; null when alerts are on.
     pub paused_until: Option<String>,
+    /// `paused_until` in nanoseconds since the epoch.
     #[serde(skip)]
     pub paused_until_ns: Option<i64>,
 }
@@ -257,6 +301,7 @@ pub enum Level {
 }
 
 impl BudgetStatus {
+    /// The worst level over every budget (the tray icon and `budget status`'s exit code).
     pub fn level(&self) -> Level {
         self.budgets
             .iter()
@@ -273,6 +318,7 @@ impl BudgetStatus {
             .unwrap_or(Level::Ok)
     }
 
+    /// Whether alerts are paused at `now`.
     pub fn is_paused(&self, now: DateTime<Utc>) -> bool {
         self.paused_until_ns.zip(now.timestamp_nanos_opt()).is_some_and(|(until, now)| now < until)
     }

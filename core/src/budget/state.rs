@@ -40,6 +40,7 @@ impl AlertState {
         Ok(self.table.paused_until_ns()?.map(|ns| Utc.timestamp_nanos(ns)))
     }
 
+    /// Whether alerts are paused at `now`.
     pub fn is_paused(&self, now: DateTime<Utc>) -> Result<bool, BudgetError> {
         let now_ns = now.timestamp_nanos_opt().unwrap_or(i64::MAX);
         Ok(self.table.paused_until_ns()?.is_some_and(|until| now_ns < until))

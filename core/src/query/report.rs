@@ -51,24 +51,34 @@ impl Serialize for AsInt {
 
 /// Claude Code's metric names, which reports turn into named figures.
 pub mod names {
+    /// Spend in USD, a monotonic sum by `model`.
     pub const COST: &str = "claude_code.cost.usage";
+    /// Tokens, a monotonic sum by `model` and `type` (input, output, cacheRead, cacheCreation).
     pub const TOKENS: &str = "claude_code.token.usage";
+    /// Sessions started, a monotonic sum.
     pub const SESSIONS: &str = "claude_code.session.count";
+    /// Active time in seconds, a monotonic sum by `type` (user, cli).
     pub const ACTIVE_TIME: &str = "claude_code.active_time.total";
+    /// The event Claude Code logs once per API request, with its own cost and tokens.
     pub const API_REQUEST: &str = "claude_code.api_request";
 }
 
 /// Tokens by Claude Code's `type` attribute.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Tokens {
+    /// Uncached prompt tokens (`type="input"`).
     #[serde(serialize_with = "whole_as_int")]
     pub input: f64,
+    /// Generated tokens (`type="output"`).
     #[serde(serialize_with = "whole_as_int")]
     pub output: f64,
+    /// Prompt tokens read from the cache (`type="cacheRead"`).
     #[serde(rename = "cacheRead", serialize_with = "whole_as_int")]
     pub cache_read: f64,
+    /// Prompt tokens written to the cache (`type="cacheCreation"`).
     #[serde(rename = "cacheCreation", serialize_with = "whole_as_int")]
     pub cache_creation: f64,
+    /// Every token of any type, including types not named above.
     #[serde(serialize_with = "whole_as_int")]
     pub total: f64,
 }
@@ -95,28 +105,38 @@ impl Tokens {
 /// Sums over Claude Code's own `api_request` events (an independent check on the metrics).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ApiRequests {
+    /// Requests counted (each `request_id` once, transcript-only requests included).
     pub count: u64,
+    /// The sum of the events' own `cost_usd`, in USD.
     #[serde(serialize_with = "decimal_usd")]
     pub cost_usd: f64,
+    /// The events' `input_tokens`.
     pub input_tokens: i64,
+    /// The events' `output_tokens`.
     pub output_tokens: i64,
+    /// The events' `cache_read_tokens`.
     pub cache_read_tokens: i64,
+    /// The events' `cache_creation_tokens`.
     pub cache_creation_tokens: i64,
 }
 
 /// Figures for a period, or for one group of it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Figures {
+    /// Spend in USD under the counting rule (Claude Code's own cost first, then the price table).
     #[serde(serialize_with = "decimal_usd")]
     pub cost_usd: f64,
+    /// Tokens by type.
     pub tokens: Tokens,
     /// Sessions started (`claude_code.session.count`).
     #[serde(serialize_with = "whole_as_int")]
     pub sessions: f64,
+    /// Active time (`claude_code.active_time.total`), in seconds.
     pub active_time_seconds: f64,
     /// Every monotonic sum by OTel metric name.
     #[serde(serialize_with = "map_whole_as_int")]
     pub metrics: BTreeMap<String, f64>,
+    /// The `claude_code.api_request` events' own sums.
     pub api_requests: ApiRequests,
     /// Events by name (`claude_code.api_request`, `claude_code.tool_result`, …).
     pub events: BTreeMap<String, u64>,
@@ -129,7 +149,9 @@ pub struct Figures {
 /// money is known.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TranscriptFigures {
+    /// Requests only the transcripts saw.
     pub requests: u64,
+    /// Sessions only the transcripts saw.
     pub sessions: u64,
     /// Of `cost_usd`: Claude Code's own (cost-state) money.
     pub cost_usd_claude_code: f64,
@@ -138,10 +160,12 @@ pub struct TranscriptFigures {
     /// Models whose requests have no price anywhere, with their tokens (never a silent $0).
     #[serde(skip_serializing_if = "BTreeMap::is_empty", serialize_with = "map_whole_as_int")]
     pub unpriced_tokens: BTreeMap<String, f64>,
+    /// API errors the transcripts recorded (`<synthetic>` / `isApiErrorMessage` lines).
     pub api_errors: u64,
 }
 
 impl TranscriptFigures {
+    /// Whether the transcripts added nothing (the JSON then leaves the object out).
     pub fn is_empty(&self) -> bool {
         self == &TranscriptFigures::default()
     }
@@ -150,11 +174,17 @@ impl TranscriptFigures {
 /// Aggregated events of one name within one group.
 #[derive(Debug, Clone, Default)]
 pub struct EventSums {
+    /// Events of that name.
     pub count: u64,
+    /// Their `cost_usd` attributes summed, in USD.
     pub cost_usd: f64,
+    /// Their `input_tokens` summed.
     pub input_tokens: i64,
+    /// Their `output_tokens` summed.
     pub output_tokens: i64,
+    /// Their `cache_read_tokens` summed.
     pub cache_read_tokens: i64,
+    /// Their `cache_creation_tokens` summed.
     pub cache_creation_tokens: i64,
 }
 
@@ -229,11 +259,13 @@ impl Figures {
     }
 
     /// A session only the transcripts know.
+    /// Counts a session only the transcripts saw.
     pub fn add_transcript_session(&mut self) {
         self.sessions += 1.0;
         self.transcripts.sessions += 1;
     }
 
+    /// Adds the sums of the events named `name`; `api_request` also feeds [`ApiRequests`].
     pub fn add_events(&mut self, name: &str, sums: &EventSums) {
         *self.events.entry(name.to_string()).or_insert(0) += sums.count;
         if name == names::API_REQUEST {
@@ -248,26 +280,35 @@ impl Figures {
     }
 }
 
+/// One row of a grouped report (`--by …`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Group {
+    /// The group's value: a day, model, session id, project name, branch, … (`(none)` if unset).
     pub key: String,
     /// The full path of a project (`--by project`), or a PR's URL (`--by pr`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The group's figures.
     #[serde(flatten)]
     pub figures: Figures,
 }
 
+/// What `report` prints and the dashboard API serves: a period's figures, optionally grouped.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
+    /// The period as asked (`today`, `2026-11`, `2026-11-01..2026-11-15`, …).
     pub period: String,
     /// RFC 3339, local time; null when unbounded.
     pub start: Option<String>,
+    /// RFC 3339, local time, exclusive; null when unbounded.
     pub end: Option<String>,
+    /// The whole period's figures.
     #[serde(flatten)]
     pub figures: Figures,
+    /// The grouping asked for (`day`, `model`, `project`, …), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+    /// The rows of that grouping.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<Group>>,
 }
