@@ -368,7 +368,7 @@ async fn a_v2_database_upgrades_with_exact_state() {
     drop(store);
 
     // Put the database back into the v2 layout: the state columns in `series`, no `series_state`
-    // (and none of the later forwarding, metric-kind and transcript tables).
+    // (and none of the later forwarding, metric-kind, transcript and pushed-group tables).
     let path = dir.path().join(tokentray_core::store::DB_FILE);
     let conn = rusqlite::Connection::open(&path).expect("sqlite");
     conn.execute_batch(
@@ -383,6 +383,7 @@ async fn a_v2_database_upgrades_with_exact_state() {
          DROP TABLE transcript_api_errors;
          DROP TABLE transcript_sessions;
          DROP TABLE transcript_cost_state;
+         DROP TABLE pushed_groups;
          ALTER TABLE series ADD COLUMN total REAL NOT NULL DEFAULT 0;
          ALTER TABLE series ADD COLUMN hist TEXT;
          ALTER TABLE series ADD COLUMN cum_start_ns INTEGER;
