@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeZone};
 
 /// Minutes with spend needed in the last hour before a burn rate is given: one request alone
 /// would otherwise read as its cost times sixty per hour.
-pub const MIN_ACTIVE_MINUTES: usize = 5;
+pub(crate) const MIN_ACTIVE_MINUTES: usize = 5;
 
 const MINUTE_NS: i64 = 60_000_000_000;
 const HOUR_NS: i64 = 60 * MINUTE_NS;

@@ -216,7 +216,7 @@ impl Alert {
     }
 
     /// Values for the `{name}` placeholders of `[alerts] command`.
-    pub fn placeholders(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn placeholders(&self) -> Vec<(&'static str, String)> {
         vec![
             ("summary", self.summary.clone()),
             ("body", self.body.clone()),

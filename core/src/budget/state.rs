@@ -48,7 +48,11 @@ impl AlertState {
 
     /// Thresholds already fired (notified or marked) for a budget in the period starting at
     /// `period_start_ns`, ascending.
-    pub fn fired(&self, budget_key: &str, period_start_ns: i64) -> Result<Vec<u32>, BudgetError> {
+    pub(crate) fn fired(
+        &self,
+        budget_key: &str,
+        period_start_ns: i64,
+    ) -> Result<Vec<u32>, BudgetError> {
         Ok(self.table.fired(budget_key, period_start_ns)?)
     }
 

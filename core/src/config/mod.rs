@@ -419,7 +419,7 @@ pub struct MetricsConfig {
 }
 
 /// Default `[metrics] series_idle_hours`: a series idle for a day leaves `/metrics`.
-pub const DEFAULT_SERIES_IDLE_HOURS: f64 = 24.0;
+pub(crate) const DEFAULT_SERIES_IDLE_HOURS: f64 = 24.0;
 
 impl Default for MetricsConfig {
     fn default() -> Self {
@@ -519,13 +519,13 @@ impl Default for ForwardConfig {
 }
 
 /// Default `[listen] otlp_grpc`: the standard OTLP/gRPC port, loopback only.
-pub const DEFAULT_OTLP_GRPC: &str = "127.0.0.1:4317";
+pub(crate) const DEFAULT_OTLP_GRPC: &str = "127.0.0.1:4317";
 /// Default `[listen] otlp_http`: the standard OTLP/HTTP port, loopback only.
-pub const DEFAULT_OTLP_HTTP: &str = "127.0.0.1:4318";
+pub(crate) const DEFAULT_OTLP_HTTP: &str = "127.0.0.1:4318";
 /// Default `[listen] metrics`: the Prometheus endpoint and dashboard, loopback only.
-pub const DEFAULT_METRICS: &str = "127.0.0.1:8889";
+pub(crate) const DEFAULT_METRICS: &str = "127.0.0.1:8889";
 /// Default `[receiver] max_body_bytes`: 16 MiB.
-pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
 
 impl Default for Listen {
     fn default() -> Self {
@@ -551,7 +551,7 @@ impl Default for ReceiverConfig {
 }
 
 /// Platform directories (`~/.config/tokentray`, `~/.local/share/tokentray` on Linux).
-pub fn project_dirs() -> Result<directories::ProjectDirs, ConfigError> {
+pub(crate) fn project_dirs() -> Result<directories::ProjectDirs, ConfigError> {
     directories::ProjectDirs::from("dev", "tokentray", "tokentray").ok_or(ConfigError::NoHome)
 }
 

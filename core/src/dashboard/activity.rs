@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::store::{EventFigures, EventRow, Reader, StoreError};
 
 /// Longest list the window asks for.
-pub const MAX_ROWS: usize = 500;
+pub(crate) const MAX_ROWS: usize = 500;
 
 /// Event kinds the filter offers (the part after `claude_code.`).
 pub const KINDS: [&str; 6] = [

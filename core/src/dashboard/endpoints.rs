@@ -41,12 +41,12 @@ impl Endpoints {
     }
 
     /// The OTLP/gRPC address a client on this machine connects to.
-    pub fn connectable_grpc(&self) -> String {
+    pub(crate) fn connectable_grpc(&self) -> String {
         connectable(&self.otlp_grpc)
     }
 
     /// The OTLP/HTTP address a client on this machine connects to.
-    pub fn connectable_http(&self) -> String {
+    pub(crate) fn connectable_http(&self) -> String {
         connectable(&self.otlp_http)
     }
 

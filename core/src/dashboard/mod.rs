@@ -30,10 +30,10 @@ use crate::store::{EventFigures, EventRow, Reader, StoreError};
 
 /// Today's sessions listed in the dashboard JSON, most recently started first; the rest are
 /// counted in [`Dashboard::sessions_today_count`], so the JSON stays small on a busy day.
-pub const SESSIONS_SHOWN: usize = 50;
+pub(crate) const SESSIONS_SHOWN: usize = 50;
 
 /// Days in the daily chart, today included.
-pub const DAILY_DAYS: i64 = 30;
+pub(crate) const DAILY_DAYS: i64 = 30;
 
 /// Everything the window shows. Field names are the JSON contract with `ui/app.js`.
 #[derive(Debug, Clone, Serialize)]

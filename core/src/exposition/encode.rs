@@ -43,7 +43,7 @@ impl Format {
     /// `text/plain` with no version or version `0.0.4`. Anything else, including a missing
     /// header or `*/*`, gets the text format.
     #[must_use]
-    pub fn negotiate(accept: Option<&str>) -> Format {
+    pub(crate) fn negotiate(accept: Option<&str>) -> Format {
         let Some(accept) = accept else {
             return Format::Text004;
         };

@@ -245,7 +245,7 @@ pub fn unit_name(unit: &str, kind: MetricType) -> String {
 /// [`label_name`] uses [`LabelNaming::DEFAULT`]; the knobs exist so that matching a specific
 /// Collector configuration is a one-line change, and so the tests can pin both behaviours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LabelNaming {
+pub(crate) struct LabelNaming {
     /// Prefix `key` to names that start with exactly one `_` (`_foo` → `key_foo`).
     pub underscore_label_sanitization: bool,
     /// Keep runs of `_` (`a..b` → `a__b`); when false they collapse to one (`a_b`), except inside
@@ -261,7 +261,7 @@ impl LabelNaming {
     /// default) and the default of Prometheus' own OTLP receiver since 3.8. Some Collector
     /// releases since the otlptranslator migration differ on one knob or the other; Claude Code's
     /// attribute keys (`session.id`, `model`, `type`, …) translate identically under all of them.
-    pub const DEFAULT: LabelNaming =
+    pub(crate) const DEFAULT: LabelNaming =
         LabelNaming { underscore_label_sanitization: true, preserve_multiple_underscores: true };
 
     /// Translates one attribute key to a label name (otlptranslator `LabelNamer.Build` with
@@ -270,7 +270,7 @@ impl LabelNaming {
     /// Returns an empty string where otlptranslator returns an error: an empty key, or one that
     /// becomes only underscores (e.g. `ようこそ`). Such keys cannot be expressed as labels.
     #[must_use]
-    pub fn build(&self, key: &str) -> String {
+    pub(crate) fn build(&self, key: &str) -> String {
         if key.is_empty() {
             return String::new();
         }
@@ -357,14 +357,14 @@ pub fn render_labels(pairs: &[(String, String)]) -> Labels {
 
 /// Label names tokentray sets itself on every series (from the resource and the scope, as
 /// otlptranslator does); an attribute translating to one of them would be emitted twice.
-pub const OWN_LABELS: &[&str] =
+pub(crate) const OWN_LABELS: &[&str] =
     &["job", "instance", "otel_scope_name", "otel_scope_version", "otel_scope_schema_url"];
 
 /// Whether an attribute's translated label name may be shown: not reserved by Prometheus
 /// (`__name__`, any `__*`), not one of [`OWN_LABELS`], not in `kind_reserved` (`le` on
 /// histograms, `quantile` on summaries).
 #[must_use]
-pub fn is_free_label(name: &str, kind_reserved: &[&str]) -> bool {
+pub(crate) fn is_free_label(name: &str, kind_reserved: &[&str]) -> bool {
     !name.starts_with("__") && !OWN_LABELS.contains(&name) && !kind_reserved.contains(&name)
 }
 
@@ -375,7 +375,7 @@ pub fn is_free_label(name: &str, kind_reserved: &[&str]) -> bool {
 /// one of them, to a reserved `__*` name or to a name in `kind_reserved` (`le` on histograms) is
 /// dropped, never emitted twice. Returns the labels and how many attributes were dropped.
 #[must_use]
-pub fn render_series_labels(
+pub(crate) fn render_series_labels(
     attrs: &[(String, String)],
     own: &[(String, String)],
     kind_reserved: &[&str],
@@ -393,7 +393,7 @@ pub fn render_series_labels(
 /// free any more (see [`is_free_label`]; tokentray's own labels are kept): a series persisted
 /// with an `__name__` attribute is shown without it.
 #[must_use]
-pub fn without_reserved(labels: &str, kind_reserved: &[&str]) -> Labels {
+pub(crate) fn without_reserved(labels: &str, kind_reserved: &[&str]) -> Labels {
     let pairs = split_rendered(labels);
     let keep = |name: &str| !name.starts_with("__") && !kind_reserved.contains(&name);
     if pairs.iter().all(|(name, _)| keep(name)) {

@@ -31,7 +31,7 @@ impl MetricsShape {
     }
 
     /// Whether a series whose newest point is at `newest_ns` is left out at `now_ns`.
-    pub fn is_idle(&self, newest_ns: u64, now_ns: u64) -> bool {
+    pub(crate) fn is_idle(&self, newest_ns: u64, now_ns: u64) -> bool {
         self.idle_after_ns.is_some_and(|after| now_ns.saturating_sub(newest_ns) > after)
     }
 }

@@ -11,13 +11,13 @@
 use crate::config::ForwardConfig;
 
 /// Resource attribute of the developer's name.
-pub const DEVELOPER: &str = "developer";
+pub(crate) const DEVELOPER: &str = "developer";
 /// Resource attribute of the team's name.
-pub const TEAM: &str = "team";
+pub(crate) const TEAM: &str = "team";
 /// Resource attribute of the machine (OpenTelemetry's semantic convention).
-pub const MACHINE: &str = "host.name";
+pub(crate) const MACHINE: &str = "host.name";
 /// The identity attributes, which keep a value already on the data.
-pub const KEYS: [&str; 3] = [DEVELOPER, TEAM, MACHINE];
+pub(crate) const KEYS: [&str; 3] = [DEVELOPER, TEAM, MACHINE];
 
 /// The identity attributes to add to forwarded data: configured values, else the OS user and
 /// the host name; no team unless configured. A key also set in `resource_attributes` is left to
@@ -34,7 +34,7 @@ pub fn attributes(config: &ForwardConfig) -> Vec<(String, String)> {
 }
 
 /// Everything added on the way out: the configured resource attributes, then the identity.
-pub fn outgoing(config: &ForwardConfig) -> Vec<(String, String)> {
+pub(crate) fn outgoing(config: &ForwardConfig) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> =
         config.resource_attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     out.extend(attributes(config));

@@ -47,7 +47,7 @@ impl Queue {
 
     /// The oldest queued requests of one signal (the oldest request's), up to `max_bytes`
     /// (always at least one request).
-    pub fn next_batch(&self, max_bytes: usize) -> Result<Option<QueuedBatch>, ForwardError> {
+    pub(crate) fn next_batch(&self, max_bytes: usize) -> Result<Option<QueuedBatch>, ForwardError> {
         Ok(self.outbox.next_batch(max_bytes)?)
     }
 
@@ -79,29 +79,32 @@ impl Queue {
 
     /// Queues every series for remote write (when it is turned on, so the team's Prometheus
     /// gets all totals, not only those that change from now on).
-    pub fn mark_all_changed(&self) -> Result<(), ForwardError> {
+    pub(crate) fn mark_all_changed(&self) -> Result<(), ForwardError> {
         Ok(self.outbox.mark_all_changed()?)
     }
 
     /// Queues again every series that changed since `since_ns`. Returns how many were queued.
-    pub fn mark_changed_since(&self, since_ns: i64) -> Result<usize, ForwardError> {
+    pub(crate) fn mark_changed_since(&self, since_ns: i64) -> Result<usize, ForwardError> {
         Ok(self.outbox.mark_changed_since(since_ns)?)
     }
 
     /// Up to `max` changed rows with their current totals, read in one snapshot, and the queue
     /// entries they account for (to remove once delivered).
-    pub fn changed_rows(&self, max: usize) -> Result<(Vec<RowValue>, Vec<i64>), ForwardError> {
+    pub(crate) fn changed_rows(
+        &self,
+        max: usize,
+    ) -> Result<(Vec<RowValue>, Vec<i64>), ForwardError> {
         Ok(self.outbox.changed_rows(max)?)
     }
 
     /// Removes delivered changed-series entries (a newer change of the same series has a newer
     /// seq and stays).
-    pub fn remove_changed(&self, seqs: &[i64], now_ns: i64) -> Result<(), ForwardError> {
+    pub(crate) fn remove_changed(&self, seqs: &[i64], now_ns: i64) -> Result<(), ForwardError> {
         Ok(self.outbox.remove_changed(seqs, now_ns)?)
     }
 
     /// Forgets every changed series (when remote write is turned off, nothing is due any more).
-    pub fn clear_changed(&self) -> Result<(), ForwardError> {
+    pub(crate) fn clear_changed(&self) -> Result<(), ForwardError> {
         Ok(self.outbox.clear_changed()?)
     }
 

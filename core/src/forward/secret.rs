@@ -69,7 +69,7 @@ pub fn forward_headers(config: &ForwardConfig) -> Result<Headers, ForwardError> 
 }
 
 /// A secret kept in a file (the whole file, without its trailing newline).
-pub fn read_secret_file(path: &Path) -> Result<String, ForwardError> {
+pub(crate) fn read_secret_file(path: &Path) -> Result<String, ForwardError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ForwardError::Keychain(format!("cannot read the secret file {}: {e}", path.display()))
     })?;

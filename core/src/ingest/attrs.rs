@@ -23,7 +23,7 @@ pub enum AttrValue {
 }
 
 impl AttrValue {
-    pub fn from_any(value: Option<AnyValue>) -> Self {
+    pub(crate) fn from_any(value: Option<AnyValue>) -> Self {
         match value.and_then(|v| v.value) {
             None => AttrValue::Empty,
             Some(Value::StringValue(s)) => AttrValue::Str(s),
@@ -71,7 +71,7 @@ impl AttrValue {
 
     /// The value as a Prometheus label value, following the Collector (`pcommon.Value.AsString`):
     /// strings verbatim, scalars in their plain form, arrays and maps as JSON.
-    pub fn to_label(&self) -> String {
+    pub(crate) fn to_label(&self) -> String {
         match self {
             AttrValue::Empty => String::new(),
             AttrValue::Str(s) => s.clone(),
@@ -82,7 +82,7 @@ impl AttrValue {
         }
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match self {
             AttrValue::Empty => J::Null,
@@ -101,7 +101,7 @@ impl AttrValue {
         }
     }
 
-    pub fn from_json(value: &serde_json::Value) -> Self {
+    pub(crate) fn from_json(value: &serde_json::Value) -> Self {
         use serde_json::Value as J;
         match value {
             J::Null => AttrValue::Empty,

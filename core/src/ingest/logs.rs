@@ -83,7 +83,7 @@ pub fn normalize(req: ExportLogsServiceRequest, received_ns: i64, privacy: Priva
 /// The same redaction on a request as it is forwarded to the team: private attributes become
 /// [`REDACTED`] with a `<key>_length` next to them, and a body too long to be an event name is
 /// replaced as well (it may be the text itself).
-pub fn redact_request(req: &mut ExportLogsServiceRequest) {
+pub(crate) fn redact_request(req: &mut ExportLogsServiceRequest) {
     for rl in &mut req.resource_logs {
         for sl in &mut rl.scope_logs {
             for record in &mut sl.log_records {
@@ -101,7 +101,7 @@ pub fn redact_request(req: &mut ExportLogsServiceRequest) {
 }
 
 /// [`redact`] on protobuf attributes (logs, and span attributes when traces are forwarded).
-pub fn redact_key_values(kvs: &mut Vec<opentelemetry_proto::tonic::common::v1::KeyValue>) {
+pub(crate) fn redact_key_values(kvs: &mut Vec<opentelemetry_proto::tonic::common::v1::KeyValue>) {
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
     let mut lengths = Vec::new();
     for kv in kvs.iter_mut() {

@@ -43,7 +43,7 @@ impl Shape {
     }
 
     /// The shape stored as `code` (see [`Shape::code`]); `None` for an unknown code.
-    pub fn from_code(code: i64) -> Option<Shape> {
+    pub(crate) fn from_code(code: i64) -> Option<Shape> {
         Some(match code {
             1 => Shape::MonotonicSum,
             2 => Shape::NonMonotonicSum,

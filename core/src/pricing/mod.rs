@@ -18,7 +18,7 @@ pub const TABLE_SOURCE: &str =
     "Anthropic list prices as in BerriAI/litellm model_prices_and_context_window.json";
 
 /// The agent whose transcripts tokentray reads today; other agents get their own keys.
-pub const CLAUDE_CODE: &str = "claude-code";
+pub(crate) const CLAUDE_CODE: &str = "claude-code";
 
 /// USD per million tokens of each kind, for one model.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -153,7 +153,7 @@ const EMBEDDED: &[(&str, ModelPrice)] = &[
 
 impl PriceTable {
     /// The table built into this binary.
-    pub fn embedded() -> PriceTable {
+    pub(crate) fn embedded() -> PriceTable {
         let prices = EMBEDDED
             .iter()
             .map(|(model, price)| ((CLAUDE_CODE.to_string(), model.to_string()), *price))

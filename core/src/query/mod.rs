@@ -89,7 +89,7 @@ impl Period {
 }
 
 /// The first day of `d`'s month and of the next.
-pub fn month_of(d: NaiveDate) -> (NaiveDate, NaiveDate) {
+pub(crate) fn month_of(d: NaiveDate) -> (NaiveDate, NaiveDate) {
     let first = d.with_day(1).unwrap_or(d);
     let next = if first.month() == 12 {
         NaiveDate::from_ymd_opt(first.year() + 1, 1, 1)
@@ -109,7 +109,7 @@ pub fn days_range<Tz: TimeZone>(tz: &Tz, from: NaiveDate, to: NaiveDate) -> Time
 }
 
 /// The periods `report` takes, for messages.
-pub const PERIODS: &str =
+pub(crate) const PERIODS: &str =
     "today, yesterday, week, last-week, month, last-month, YYYY-MM, YYYY-MM-DD, all";
 
 impl std::str::FromStr for Period {
@@ -139,7 +139,7 @@ impl std::str::FromStr for Period {
 
 /// Start of a local calendar day in unix nanoseconds. On a day whose midnight does not exist
 /// (a DST jump at 00:00) the day starts at the first instant that does.
-pub fn local_midnight_ns<Tz: TimeZone>(tz: &Tz, day: NaiveDate) -> i64 {
+pub(crate) fn local_midnight_ns<Tz: TimeZone>(tz: &Tz, day: NaiveDate) -> i64 {
     let midnight: NaiveDateTime = day.and_hms_opt(0, 0, 0).unwrap_or_default();
     let mut probe = midnight;
     for _ in 0..8 {
@@ -245,7 +245,12 @@ impl std::str::FromStr for GroupBy {
 
 /// Label of the local day, week, month or hour containing `ns`: `2026-11-22` (a week by its
 /// first day, weeks starting on `week_start`), `2026-11` or `2026-11-22T14:00`.
-pub fn local_bucket<Tz: TimeZone>(tz: &Tz, ns: i64, by: GroupBy, week_start: Weekday) -> String
+pub(crate) fn local_bucket<Tz: TimeZone>(
+    tz: &Tz,
+    ns: i64,
+    by: GroupBy,
+    week_start: Weekday,
+) -> String
 where
     Tz::Offset: std::fmt::Display,
 {

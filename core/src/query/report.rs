@@ -6,7 +6,7 @@ use serde::{Serialize, Serializer};
 
 /// Sums of counts (tokens, sessions) are kept as `f64` because Claude Code sends every value as a
 /// double; whole values are written as JSON integers so scripts see `27334`, not `27334.0`.
-pub fn whole_as_int<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn whole_as_int<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     if v.fract() == 0.0 && v.abs() < 9.0e15 {
         s.serialize_i64(*v as i64)
     } else {
@@ -17,7 +17,7 @@ pub fn whole_as_int<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
 /// Dollars as the decimal they stand for: a sum of doubles comes out as `0.059699999999999996`;
 /// JSON gets `0.0597`. Rounded to the nano-dollar (9 decimals), finer than any price Claude
 /// Code sends (7 decimals), coarser than the noise of summing doubles (README, "report").
-pub fn decimal_usd<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn decimal_usd<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(round_decimal(*v))
 }
 
@@ -58,7 +58,7 @@ pub mod names {
     /// Sessions started, a monotonic sum.
     pub const SESSIONS: &str = "claude_code.session.count";
     /// Active time in seconds, a monotonic sum by `type` (user, cli).
-    pub const ACTIVE_TIME: &str = "claude_code.active_time.total";
+    pub(crate) const ACTIVE_TIME: &str = "claude_code.active_time.total";
     /// The event Claude Code logs once per API request, with its own cost and tokens.
     pub const API_REQUEST: &str = "claude_code.api_request";
 }
@@ -173,7 +173,7 @@ impl TranscriptFigures {
 
 /// Aggregated events of one name within one group.
 #[derive(Debug, Clone, Default)]
-pub struct EventSums {
+pub(crate) struct EventSums {
     /// Events of that name.
     pub count: u64,
     /// Their `cost_usd` attributes summed, in USD.
@@ -190,7 +190,7 @@ pub struct EventSums {
 
 impl Figures {
     /// Adds the increments of one metric (for one token/lines type).
-    pub fn add_metric(&mut self, metric: &str, kind: Option<&str>, value: f64) {
+    pub(crate) fn add_metric(&mut self, metric: &str, kind: Option<&str>, value: f64) {
         *self.metrics.entry(metric.to_string()).or_insert(0.0) += value;
         match metric {
             names::COST => self.cost_usd += value,
@@ -202,7 +202,7 @@ impl Figures {
     }
 
     /// Adds one transcript request's share (see `transcripts::counting`).
-    pub fn add_transcript(&mut self, s: &crate::transcripts::counting::Share) {
+    pub(crate) fn add_transcript(&mut self, s: &crate::transcripts::counting::Share) {
         self.tokens.add(Some("input"), s.input);
         self.tokens.add(Some("output"), s.output);
         self.tokens.add(Some("cacheRead"), s.cache_read);
@@ -258,15 +258,14 @@ impl Figures {
         }
     }
 
-    /// A session only the transcripts know.
-    /// Counts a session only the transcripts saw.
-    pub fn add_transcript_session(&mut self) {
+    /// Counts a session only the transcripts know.
+    pub(crate) fn add_transcript_session(&mut self) {
         self.sessions += 1.0;
         self.transcripts.sessions += 1;
     }
 
     /// Adds the sums of the events named `name`; `api_request` also feeds [`ApiRequests`].
-    pub fn add_events(&mut self, name: &str, sums: &EventSums) {
+    pub(crate) fn add_events(&mut self, name: &str, sums: &EventSums) {
         *self.events.entry(name.to_string()).or_insert(0) += sums.count;
         if name == names::API_REQUEST {
             let a = &mut self.api_requests;

@@ -26,7 +26,7 @@ pub enum AuthError {
 
 /// Resolves `Authorization=@file:/run/secrets/token` (or `=@/path`) and `Authorization=@keychain`
 /// into (name, value).
-pub fn resolve(spec: &str) -> Result<(String, String), AuthError> {
+pub(crate) fn resolve(spec: &str) -> Result<(String, String), AuthError> {
     let (name, source) = spec
         .split_once('=')
         .ok_or_else(|| AuthError::Syntax(spec.chars().take_while(|c| *c != '=').collect()))?;

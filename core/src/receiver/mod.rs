@@ -62,7 +62,7 @@ impl Receiver {
 
     /// Browsers attach `Origin` to cross-site requests; telemetry clients never do. Refusing it
     /// keeps any web page from posting made-up spend to the local receiver.
-    pub fn origin_allowed(&self, origin: Option<&str>) -> bool {
+    pub(crate) fn origin_allowed(&self, origin: Option<&str>) -> bool {
         match origin {
             None => true,
             Some(o) => self.allowed_origins.iter().any(|a| a == o || a == "*"),
@@ -78,7 +78,7 @@ impl Receiver {
     }
 
     /// `None` when the request may pass, else the reason to refuse it (without the secret).
-    pub fn check_auth<'a>(&self, get: impl Fn(&str) -> Option<&'a [u8]>) -> Option<String> {
+    pub(crate) fn check_auth<'a>(&self, get: impl Fn(&str) -> Option<&'a [u8]>) -> Option<String> {
         for (name, want) in self.required_headers.iter() {
             match get(name) {
                 Some(got) if constant_time_eq(got, want.as_bytes()) => {}
@@ -91,7 +91,7 @@ impl Receiver {
 
     /// Stores one OTLP metrics request (after the attribute limits), queueing it for forwarding
     /// when OTLP forwarding is on; the [`Ack`] says what was accepted and rejected.
-    pub async fn export_metrics(
+    pub(crate) async fn export_metrics(
         &self,
         mut req: ExportMetricsServiceRequest,
     ) -> Result<Ack, StoreError> {
@@ -108,7 +108,10 @@ impl Receiver {
 
     /// Stores one OTLP logs request as events, prompt text redacted unless `store_prompts` is on
     /// (also in the copy queued for forwarding); the [`Ack`] says what was accepted and rejected.
-    pub async fn export_logs(&self, mut req: ExportLogsServiceRequest) -> Result<Ack, StoreError> {
+    pub(crate) async fn export_logs(
+        &self,
+        mut req: ExportLogsServiceRequest,
+    ) -> Result<Ack, StoreError> {
         let refused = limits::enforce_logs(&mut req, &self.limits);
         let outgoing = self.store.forward_mode().otlp.then(|| {
             let payload = if self.privacy.store_prompts {
@@ -131,7 +134,10 @@ impl Receiver {
     /// Accepts one OTLP traces request: spans are stored by name, times and ids only, and the
     /// request is queued for forwarding (attributes redacted unless `store_prompts` is on) when
     /// trace forwarding is on.
-    pub async fn export_traces(&self, req: ExportTraceServiceRequest) -> Result<Ack, StoreError> {
+    pub(crate) async fn export_traces(
+        &self,
+        req: ExportTraceServiceRequest,
+    ) -> Result<Ack, StoreError> {
         let mode = self.store.forward_mode();
         let outgoing = (mode.otlp && mode.traces).then(|| {
             let mut out = req.clone();

@@ -5,13 +5,13 @@ pub mod code {
     /// The request is malformed: bad content type, encoding, protobuf or JSON (HTTP 400).
     pub const INVALID_ARGUMENT: i32 = 3;
     /// The browser `Origin` of the request is not allowed (HTTP 403).
-    pub const PERMISSION_DENIED: i32 = 7;
+    pub(crate) const PERMISSION_DENIED: i32 = 7;
     /// The body, compressed or decompressed, exceeds the size limit (HTTP 413).
     pub const RESOURCE_EXHAUSTED: i32 = 8;
     /// The data could not be stored; the client should retry (HTTP 503).
     pub const UNAVAILABLE: i32 = 14;
     /// A required authentication header is missing or wrong (HTTP 401).
-    pub const UNAUTHENTICATED: i32 = 16;
+    pub(crate) const UNAUTHENTICATED: i32 = 16;
     /// An operation or path that is not served (currently unused).
     pub const UNIMPLEMENTED: i32 = 12;
 }

@@ -248,6 +248,6 @@ pub(crate) fn raise_fd_limit() -> io::Result<(u64, u64)> {
 }
 
 #[cfg(not(unix))]
-pub fn raise_fd_limit() -> io::Result<(u64, u64)> {
+pub(crate) fn raise_fd_limit() -> io::Result<(u64, u64)> {
     Ok((0, 0))
 }

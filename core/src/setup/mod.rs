@@ -136,7 +136,7 @@ pub fn telemetry_env(endpoints: &Endpoints, protocol: Protocol) -> Vec<(&'static
 
 /// `$CLAUDE_CONFIG_DIR/settings.json` when that is set (as Claude Code does), else
 /// `~/.claude/settings.json`.
-pub fn settings_path(
+pub(crate) fn settings_path(
     home: Option<&Path>,
     claude_config_dir: Option<&Path>,
 ) -> Result<PathBuf, SetupError> {

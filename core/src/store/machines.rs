@@ -27,7 +27,10 @@ const SLOT_NS: i64 = SLOT_SECONDS * 1_000_000_000;
 impl Reader {
     /// Spend, tokens and the other sums of `range`, one entry per machine (this machine's
     /// own data first), from the same increments as [`Reader::report`].
-    pub fn usage_by_machine(&self, range: TimeRange) -> Result<Vec<MachineUsage>, StoreError> {
+    pub(crate) fn usage_by_machine(
+        &self,
+        range: TimeRange,
+    ) -> Result<Vec<MachineUsage>, StoreError> {
         let (start_ns, end_ns) = range.bounds_ns();
         let slot_lo = start_ns.div_euclid(SLOT_NS);
         let slot_hi = if end_ns == i64::MAX {

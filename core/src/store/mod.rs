@@ -140,7 +140,7 @@ pub struct Change {
 
 /// What the store queues for forwarding (set by the forwarder, read on every request).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ForwardMode {
+pub(crate) struct ForwardMode {
     /// Queue accepted metrics and logs requests (OTLP forwarding).
     pub otlp: bool,
     /// Queue traces requests too.
@@ -151,7 +151,8 @@ pub struct ForwardMode {
 
 impl ForwardMode {
     /// Nothing is queued: forwarding is off.
-    pub const OFF: ForwardMode = ForwardMode { otlp: false, traces: false, remote_write: false };
+    pub(crate) const OFF: ForwardMode =
+        ForwardMode { otlp: false, traces: false, remote_write: false };
 
     fn bits(self) -> u8 {
         u8::from(self.otlp) | u8::from(self.traces) << 1 | u8::from(self.remote_write) << 2
@@ -204,7 +205,7 @@ pub(crate) fn open_migrated(path: &Path) -> Result<Connection, StoreError> {
 
 /// Stores the plan usage the statusline handed over (JSON) in the history of `data_dir`,
 /// creating it on a first run.
-pub fn save_plan_rate_limits(data_dir: &Path, json: &str) -> Result<(), StoreError> {
+pub(crate) fn save_plan_rate_limits(data_dir: &Path, json: &str) -> Result<(), StoreError> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| StoreError::DataDir { path: data_dir.to_path_buf(), reason: e.to_string() })?;
     let conn = open_migrated(&data_dir.join(DB_FILE))?;
@@ -276,12 +277,12 @@ impl Store {
     }
 
     /// What is queued for forwarding from now on.
-    pub fn forward_mode(&self) -> ForwardMode {
+    pub(crate) fn forward_mode(&self) -> ForwardMode {
         ForwardMode::from_bits(self.inner.forward.load(Ordering::Acquire))
     }
 
     /// Set by the forwarder when forwarding is turned on or off or its protocol changes.
-    pub fn set_forward_mode(&self, mode: ForwardMode) {
+    pub(crate) fn set_forward_mode(&self, mode: ForwardMode) {
         self.inner.forward.store(mode.bits(), Ordering::Release);
     }
 
@@ -294,7 +295,10 @@ impl Store {
     }
 
     /// What `/metrics` shows now, shaped by `[metrics]` (idle series left out, labels dropped).
-    pub fn metrics_snapshot(&self, shape: &crate::exposition::shape::MetricsShape) -> Snapshot {
+    pub(crate) fn metrics_snapshot(
+        &self,
+        shape: &crate::exposition::shape::MetricsShape,
+    ) -> Snapshot {
         let now_ns = crate::ingest::now_ns().max(0) as u64;
         match self.inner.live.read() {
             Ok(live) => live.snapshot_shaped(shape, now_ns),
@@ -309,7 +313,7 @@ impl Store {
 
     /// Tells subscribers (tray label, dashboard, budgets) that data written beside the writer
     /// thread (the transcript import) is committed.
-    pub fn announce_change(&self) {
+    pub(crate) fn announce_change(&self) {
         let at_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
         let _ = self.inner.changes.send(Change { points: 0, events: 1, at_ns });
     }

@@ -56,7 +56,7 @@ pub struct EventFigures {
 
 /// First and last stored instant of one session (dashboard's session list).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionTimes {
+pub(crate) struct SessionTimes {
     /// Earliest stored event or metric point of the session, in nanoseconds since the Unix epoch.
     pub first_ns: i64,
     /// Latest stored event or metric point of the session, in nanoseconds since the Unix epoch.
@@ -425,7 +425,7 @@ impl Reader {
 
     /// Whether anything at all was ever stored: the window shows its setup instructions until
     /// the first metric point, event or span arrives.
-    pub fn has_any_data(&self) -> Result<bool, StoreError> {
+    pub(crate) fn has_any_data(&self) -> Result<bool, StoreError> {
         Ok(self.conn.query_row(
             "SELECT EXISTS(SELECT 1 FROM series) OR EXISTS(SELECT 1 FROM events) OR EXISTS(SELECT 1 FROM spans)
                  OR EXISTS(SELECT 1 FROM transcript_requests)",
@@ -439,7 +439,7 @@ impl Reader {
     /// and last point time). Sessions are what Claude Code's `session.id` names; the session
     /// list of the dashboard shows when each started and how long it has run without one query
     /// per session.
-    pub fn session_times(
+    pub(crate) fn session_times(
         &self,
         range: TimeRange,
     ) -> Result<BTreeMap<String, SessionTimes>, StoreError> {

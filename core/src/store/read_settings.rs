@@ -13,17 +13,17 @@ impl Reader {
     }
 
     /// When the alerts pause ends (unix ns), if one was set.
-    pub fn alerts_paused_until_ns(&self) -> Result<Option<i64>, StoreError> {
+    pub(crate) fn alerts_paused_until_ns(&self) -> Result<Option<i64>, StoreError> {
         alerts::paused_until_ns(self.conn())
     }
 
     /// The latest plan usage the statusline stored (JSON), if any.
-    pub fn plan_rate_limits_json(&self) -> Result<Option<String>, StoreError> {
+    pub(crate) fn plan_rate_limits_json(&self) -> Result<Option<String>, StoreError> {
         self.setting(key::PLAN_RATE_LIMITS)
     }
 
     /// The first slot with any usage, if any (where the history starts).
-    pub fn first_usage_slot(&self) -> Result<Option<i64>, StoreError> {
+    pub(crate) fn first_usage_slot(&self) -> Result<Option<i64>, StoreError> {
         Ok(self
             .conn()
             .query_row("SELECT MIN(slot) FROM usage", [], |r| r.get(0))
@@ -33,7 +33,7 @@ impl Reader {
 
     /// The sum of `metric` per (slot, model) in slots `[lo_slot, hi_slot)`; model `''` when the
     /// series has none.
-    pub fn sum_by_slot_and_model(
+    pub(crate) fn sum_by_slot_and_model(
         &self,
         metric: &str,
         lo_slot: i64,

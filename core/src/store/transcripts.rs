@@ -237,7 +237,7 @@ fn apply_line(
 
 /// One stored transcript request, as the counting rule reads it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StoredRequest {
+pub(crate) struct StoredRequest {
     pub request_id: String,
     pub session_id: String,
     pub model: String,
@@ -252,7 +252,7 @@ pub struct StoredRequest {
 
 /// A session's place: project, branch and PR.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SessionPlace {
+pub(crate) struct SessionPlace {
     pub project: String,
     pub project_path: String,
     pub git_branch: Option<String>,
@@ -264,7 +264,7 @@ pub struct SessionPlace {
 
 /// What telemetry holds for one session, for the counting rule.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct TelemetrySession {
+pub(crate) struct TelemetrySession {
     /// `request_id` of every `claude_code.api_request` event.
     pub request_ids: HashSet<String>,
     /// All-time `claude_code.cost.usage` per model.
@@ -277,14 +277,14 @@ pub struct TelemetrySession {
 
 /// Claude Code's last stated cost of one session and model.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StatedCost {
+pub(crate) struct StatedCost {
     pub cost_usd: f64,
     pub covers_to_ns: i64,
 }
 
 /// Everything the counting rule needs about the sessions with transcript requests in a range.
 #[derive(Debug, Default)]
-pub struct TranscriptFacts {
+pub(crate) struct TranscriptFacts {
     /// Every request (all time) of each session that has one in the range.
     pub requests: Vec<StoredRequest>,
     pub places: HashMap<String, SessionPlace>,
@@ -294,7 +294,7 @@ pub struct TranscriptFacts {
 
 impl Reader {
     /// The facts behind the transcripts' share of `[start_ns, end_ns)`.
-    pub fn transcript_facts(
+    pub(crate) fn transcript_facts(
         &self,
         start_ns: i64,
         end_ns: i64,
@@ -365,7 +365,7 @@ impl Reader {
     }
 
     /// Project, branch and PR of one session, if its transcripts were read.
-    pub fn session_place(&self, session: &str) -> Result<Option<SessionPlace>, StoreError> {
+    pub(crate) fn session_place(&self, session: &str) -> Result<Option<SessionPlace>, StoreError> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT project, project_path, git_branch, pr_number, pr_url, pr_repository, first_ns
              FROM transcript_sessions WHERE session_id = ?1",
@@ -386,7 +386,7 @@ impl Reader {
     }
 
     /// Every session's place (project, branch, PR), for groupings of telemetry by session.
-    pub fn session_places(&self) -> Result<HashMap<String, SessionPlace>, StoreError> {
+    pub(crate) fn session_places(&self) -> Result<HashMap<String, SessionPlace>, StoreError> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT session_id, project, project_path, git_branch, pr_number, pr_url, pr_repository, first_ns
              FROM transcript_sessions",
@@ -532,7 +532,7 @@ impl Reader {
 
     /// What the transcripts add to spend per (15-minute slot, model) in `[start_ns, end_ns)`:
     /// budgets and their forecast read it beside telemetry's cost.
-    pub fn transcript_cost_slots(
+    pub(crate) fn transcript_cost_slots(
         &self,
         start_ns: i64,
         end_ns: i64,

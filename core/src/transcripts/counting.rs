@@ -17,7 +17,7 @@ use crate::store::transcripts::{StoredRequest, TranscriptFacts};
 
 /// What one transcript request adds to the totals.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Share {
+pub(crate) struct Share {
     pub session_id: String,
     pub model: String,
     pub time_ns: i64,

@@ -98,7 +98,7 @@ impl Importer {
     }
 
     /// Reads what is new in one file. A file that vanished keeps what was read from it.
-    pub fn import_file(
+    pub(crate) fn import_file(
         &mut self,
         path: &Path,
         stop: &AtomicBool,
