@@ -39,9 +39,10 @@
 //! Library code does not panic on input: each module has its own `thiserror` error type.
 //!
 //! The public surface is what the app (`src-tauri/`), the integration tests and the benches use,
-//! and no more: each module above is a namespace that re-exports its own façade, every other item
-//! is `pub(crate)`, and `core/public-api.txt` lists it (checked by `core/tests/public_api.rs`, so a
-//! change to it shows in review). `unreachable_pub` and `missing_docs` keep it that way: warnings
+//! and no more: each module above is a namespace holding its façade (its own items, re-exports, and
+//! the few submodules callers name by path), every other item is `pub(crate)`, and
+//! `core/public-api.txt` lists it (checked by `core/tests/public_api.rs`, so a change to it shows
+//! in review). `unreachable_pub` and `missing_docs` keep it that way: warnings
 //! here, errors in CI's `clippy -D warnings`.
 
 #![warn(unreachable_pub, missing_docs)]
