@@ -25,7 +25,15 @@ pub(crate) const MIGRATION: &str = r#"
 /// The pushed groups of one history; its own connection, beside the writer thread (a push is
 /// small and rare; WAL lets both write in turn).
 pub(crate) struct PushGroups {
-    conn: Mutex<Connection>,
+    inner: Mutex<Inner>,
+}
+
+/// The connection and what the table last read back: every scrape shows the groups, pushes are
+/// rare, and only this engine writes the table (one engine per data directory), so a scrape reads
+/// SQLite only after a push or delete changed it.
+struct Inner {
+    conn: Connection,
+    cached: Option<Vec<PushedGroup>>,
 }
 
 /// What became of a push.
@@ -38,13 +46,19 @@ pub(crate) enum PushOutcome {
 
 impl PushGroups {
     pub(crate) fn open(db: &Path) -> Result<PushGroups, StoreError> {
-        Ok(PushGroups { conn: Mutex::new(super::open_migrated(db)?) })
+        let inner = Inner { conn: super::open_migrated(db)?, cached: None };
+        Ok(PushGroups { inner: Mutex::new(inner) })
     }
 
     /// Every group, in order of first push.
     pub(crate) fn groups(&self) -> Result<Vec<PushedGroup>, StoreError> {
-        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
-        all_groups(&conn)
+        let mut inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
+        if let Some(groups) = &inner.cached {
+            return Ok(groups.clone());
+        }
+        let groups = all_groups(&inner.conn)?;
+        inner.cached = Some(groups.clone());
+        Ok(groups)
     }
 
     /// Stores `families` as `key`'s group once `check` accepts them given the group's current
@@ -58,8 +72,9 @@ impl PushGroups {
             &[PushedGroup],
         ) -> Result<Vec<PushedFamily>, PushError>,
     ) -> Result<PushOutcome, StoreError> {
-        let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
+        inner.cached = None;
+        let tx = inner.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let all = all_groups(&tx)?;
         let current = all.iter().find(|g| &g.key == key).map(|g| g.families.as_slice());
         let grouping = key.canonical();
@@ -89,8 +104,11 @@ impl PushGroups {
 
     /// Removes `key`'s group; whether there was one.
     pub(crate) fn delete(&self, key: &GroupingKey) -> Result<bool, StoreError> {
-        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
-        let n = conn.execute("DELETE FROM pushed_groups WHERE grouping = ?1", [key.canonical()])?;
+        let mut inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
+        inner.cached = None;
+        let n = inner
+            .conn
+            .execute("DELETE FROM pushed_groups WHERE grouping = ?1", [key.canonical()])?;
         Ok(n > 0)
     }
 }
