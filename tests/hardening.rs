@@ -531,26 +531,16 @@ struct ServeOnTmpfs {
 
 impl ServeOnTmpfs {
     fn start(size: &str) -> ServeOnTmpfs {
-        use std::io::BufRead;
         let dir = support::tempdir("tokentray-tmpfs-");
         let mount_point = dir.path().join("disk");
         std::fs::create_dir(&mount_point).expect("mount point");
         let script = r#"mount -t tmpfs -o "size=$1" tmpfs "$2" && exec "$3" --data-dir "$2/data" --config "$2/none.toml" serve --otlp-grpc 127.0.0.1:0 --otlp-http 127.0.0.1:0 --metrics 127.0.0.1:0"#;
-        let mut child = std::process::Command::new(support::prometheus::require_tool("unshare"))
-            .args(["-m", "--propagation", "private", "sh", "-c", script, "sh", size])
+        let mut cmd = std::process::Command::new(support::prometheus::require_tool("unshare"));
+        cmd.args(["-m", "--propagation", "private", "sh", "-c", script, "sh", size])
             .arg(&mount_point)
             .arg(support::serve::bin())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn serve on a tmpfs");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("listening line");
-        let (_, http, metrics) = support::serve::parse_listening_line(&line)
-            .unwrap_or_else(|| panic!("serve on tmpfs did not start: {line:?}"));
+            .stderr(Stdio::null());
+        let (child, (_, http, metrics)) = support::serve::spawn_listening(cmd, "serve on a tmpfs");
         ServeOnTmpfs { child, http, metrics, _dir: dir }
     }
 }

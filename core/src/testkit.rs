@@ -21,6 +21,11 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 
 pub mod year;
 
+/// The leaf pages of `table` in the database file at `path`, in key order (tests damage one).
+pub fn table_pages(path: &std::path::Path, table: &str) -> Vec<u32> {
+    crate::store::table_pages(path, table).expect("read dbstat")
+}
+
 pub const VERSION: &str = "2.1.330";
 pub const MODEL: &str = "claude-opus-5-5";
 

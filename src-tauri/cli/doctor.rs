@@ -3,7 +3,7 @@
 //! else the most fundamental failure's (`tokentray_core::doctor::Problem`): 10 a port is taken
 //! by another program, 11 the engine is not running, 12 Claude Code's settings do not point
 //! here, 13 no data received yet, 14 the database is damaged, 15 the data directory cannot be
-//! used (a file, missing, unreadable: never damage, so never a reason to move history aside).
+//! used (a file, missing, unreadable: never damage, so never a reason for `tokentray repair`).
 //! The engine is found by its ports and, on other ports, through the data directory's
 //! `engine.lock`.
 

@@ -5,6 +5,7 @@ mod doctor;
 mod exit;
 mod forward;
 mod import;
+mod repair;
 mod report;
 mod serve;
 mod setup;
@@ -46,6 +47,9 @@ pub enum Command {
     /// Read Claude Code's local transcripts (every config directory's projects/**/*.jsonl) into
     /// the history; resumable, each request counted once with telemetry.
     Import,
+    /// Repair a damaged history: keep a copy of it and recover what SQLite can read into a new
+    /// one (stop tokentray first; a healthy history is left alone).
+    Repair,
     /// Point Claude Code at tokentray: merge the telemetry settings into ~/.claude/settings.json
     /// (or $CLAUDE_CONFIG_DIR/settings.json), with --dry-run and --undo.
     Setup(setup::SetupArgs),
@@ -84,6 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(Command::Receiver(cmd)) => forward::run_receiver(cmd),
         Some(Command::Doctor(a)) => doctor::run(&config, a),
         Some(Command::Import) => import::run(&config),
+        Some(Command::Repair) => repair::run(&config),
         Some(Command::Statusline(a)) => statusline::run(&config, a),
         #[cfg(feature = "desktop")]
         Some(Command::Tray(tray_args)) => tray(config, tray_args, &args.data_dir, &args.config),

@@ -341,6 +341,26 @@ impl Drop for Serve {
     }
 }
 
+/// Spawns `cmd` (a `serve`, however started) with its stdout piped and reads its listening
+/// line: the child and its three addresses, or a panic naming `what` did not start.
+pub fn spawn_listening(
+    mut cmd: Command,
+    what: &str,
+) -> (Child, (SocketAddr, SocketAddr, SocketAddr)) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    let addrs =
+        parse_listening_line(&line).unwrap_or_else(|| panic!("{what} did not start: {line:?}"));
+    (child, addrs)
+}
+
 /// `listening otlp-grpc=HOST:PORT otlp-http=HOST:PORT metrics=HOST:PORT` → the three addresses.
 pub fn parse_listening_line(line: &str) -> Option<(SocketAddr, SocketAddr, SocketAddr)> {
     let mut it = line.trim_end().split(' ');

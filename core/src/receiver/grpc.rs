@@ -92,6 +92,10 @@ pub(crate) fn fix_bad_input_status<B>(mut resp: http::Response<B>) -> http::Resp
 }
 
 fn unavailable(e: StoreError) -> Status {
+    // A damaged database does not heal: INTERNAL is not retried by OTLP exporters.
+    if e.is_damage() {
+        return Status::internal(format!("could not store the data: {e}"));
+    }
     Status::unavailable(format!("could not store the data, retry later: {e}"))
 }
 

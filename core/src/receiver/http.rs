@@ -168,6 +168,13 @@ async fn export(
     };
     match result {
         Ok(ack) => success(signal, &ack, encoding),
+        // A damaged database does not heal: 500 is not retried by OTLP exporters.
+        Err(e) if e.is_damage() => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            code::INTERNAL,
+            format!("could not store the data: {e}"),
+            encoding,
+        ),
         Err(e) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             code::UNAVAILABLE,

@@ -8,6 +8,9 @@ pub mod code {
     pub(crate) const PERMISSION_DENIED: i32 = 7;
     /// The body, compressed or decompressed, exceeds the size limit (HTTP 413).
     pub const RESOURCE_EXHAUSTED: i32 = 8;
+    /// The data could not be stored because the database is damaged; retrying cannot help
+    /// (HTTP 500).
+    pub const INTERNAL: i32 = 13;
     /// The data could not be stored; the client should retry (HTTP 503).
     pub const UNAVAILABLE: i32 = 14;
     /// A required authentication header is missing or wrong (HTTP 401).

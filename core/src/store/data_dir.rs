@@ -7,7 +7,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{schema, StoreError};
+use super::{integrity, schema, StoreError};
 
 /// Creates `dir` when it is missing (engines and writing commands), refusing a file in its place.
 pub(super) fn create(dir: &Path) -> Result<(), StoreError> {
@@ -40,6 +40,7 @@ pub(super) fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    integrity::check_files(path, integrity::history_expected(path))?;
     let conn = match Connection::open_with_flags(path, flags).and_then(readable) {
         Ok(conn) => conn,
         Err(_) => Connection::open_with_flags(immutable_uri(path), flags).and_then(readable)?,

@@ -15,6 +15,7 @@ pub(crate) mod accounting;
 pub(crate) mod alerts;
 pub mod data_dir;
 pub mod disk;
+mod integrity;
 mod kinds;
 pub(crate) mod live;
 mod lock;
@@ -23,15 +24,20 @@ pub(crate) mod outbox;
 pub(crate) mod pushgateway;
 pub(crate) mod read;
 mod read_settings;
+mod repair;
 mod request_ids;
 pub(crate) mod schema;
 pub(crate) mod settings;
 pub(crate) mod transcripts;
 mod writer;
 
+#[cfg(feature = "testkit")]
+pub(crate) use integrity::table_pages;
+pub use integrity::Damage;
 pub use lock::{running_engine, EngineInfo, LockError, LOCK_FILE};
 pub use machines::MachineUsage;
 pub use read::{EventFigures, EventRow, Reader};
+pub use repair::{repair, RepairOutcome, RepairReport, TableRecovery};
 pub use writer::SLOT_SECONDS;
 
 use std::path::{Path, PathBuf};
@@ -98,6 +104,21 @@ pub enum StoreError {
     /// A thread panicked while holding one of the store's locks.
     #[error("internal lock poisoned")]
     Poisoned,
+    /// The database file is damaged: found at start by the integrity check, before anything
+    /// was written to it (`tokentray repair` keeps a copy and recovers what can be read).
+    #[error("the history {path} is damaged: {damage}. Stop tokentray and run `tokentray repair`: it keeps a copy of the damaged file and recovers what SQLite can read into a new one")]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong with it.
+        damage: Damage,
+    },
+    /// `tokentray repair` could not finish (the damaged file is untouched; its copy may exist).
+    #[error("cannot repair the history: {0}")]
+    Repair(String),
+    /// SQLite reported damage while reading or writing (after the start-up check passed).
+    #[error("the database is damaged ({0}); stop tokentray and run `tokentray repair`")]
+    Corrupt(String),
     /// The data directory's engine lock is held by another engine (`serve` or the tray) or
     /// its lock file cannot be used.
     #[error(transparent)]
@@ -106,7 +127,20 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Sqlite(e.to_string())
+        // Damage is not worth retrying: a client told "retry later" would retry forever.
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+                StoreError::Corrupt(e.to_string())
+            }
+            _ => StoreError::Sqlite(e.to_string()),
+        }
+    }
+}
+
+impl StoreError {
+    /// The database file is damaged: retrying cannot help, `tokentray repair` can.
+    pub fn is_damage(&self) -> bool {
+        matches!(self, StoreError::Damaged { .. } | StoreError::Corrupt(_))
     }
 }
 
@@ -198,9 +232,33 @@ pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
 /// The one way a database file is opened for use: the common settings, then every migration
 /// it lacks. The writer, the readers, the forwarder's outbox and the alert state all open here.
 pub(crate) fn open_migrated(path: &Path) -> Result<Connection, StoreError> {
-    let mut conn = connect(path)?;
-    schema::migrate(&mut conn)?;
+    open_checked(path, integrity::history_expected(path), false)
+}
+
+/// [`open_migrated`] for a caller that knows whether a history is expected (an engine decides
+/// before its own lock file exists) and wants SQLite's `quick_check` before anything is written.
+fn open_checked(
+    path: &Path,
+    history_expected: bool,
+    quick_check: bool,
+) -> Result<Connection, StoreError> {
+    integrity::check_files(path, history_expected)?;
+    let mut conn = connect(path).map_err(|e| damaged_if_corrupt(e, path))?;
+    if quick_check {
+        integrity::quick_check(&conn, path)?;
+    }
+    schema::migrate(&mut conn).map_err(|e| damaged_if_corrupt(e, path))?;
     Ok(conn)
+}
+
+/// SQLite's own corruption errors on opening, as the one-line damage report.
+fn damaged_if_corrupt(e: StoreError, path: &Path) -> StoreError {
+    match e {
+        StoreError::Corrupt(finding) => {
+            StoreError::Damaged { path: path.to_path_buf(), damage: Damage::Pages(finding) }
+        }
+        other => other,
+    }
 }
 
 /// Stores the plan usage the statusline handed over (JSON) in the history of `data_dir`,
@@ -216,10 +274,12 @@ impl Store {
     /// Opens (creating and migrating as needed) the database in `data_dir` and starts the writer.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         data_dir::create(data_dir)?;
+        let path = data_dir.join(DB_FILE);
+        // Decided before this engine's own lock file exists.
+        let history_expected = integrity::history_expected(&path);
         // Before the database is touched: a second engine must change nothing.
         let engine_lock = lock::EngineLock::acquire(data_dir)?;
-        let path = data_dir.join(DB_FILE);
-        let conn = open_migrated(&path)?;
+        let conn = open_checked(&path, history_expected, true)?;
         let live = Arc::new(RwLock::new(Live::default()));
         let (changes, _) = broadcast::channel(64);
         let forward = Arc::new(AtomicU8::new(0));

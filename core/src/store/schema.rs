@@ -185,6 +185,25 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
 
+/// An object each migration creates, newest first: what a damaged file whose header (and with
+/// it `user_version`) was lost is taken to be (`tokentray repair`).
+const CREATED_BY: &[(i64, &str)] = &[
+    (8, "pushed_groups"),
+    (7, "transcript_requests"),
+    (6, "metric_kinds"),
+    (5, "events_request"),
+    (4, "forward_queue"),
+    (3, "series_state"),
+    (2, "alerts_fired"),
+    (1, "series"),
+];
+
+/// The schema version a database holding the objects `names` has.
+pub(crate) fn version_of<'a>(names: impl Iterator<Item = &'a str>) -> i64 {
+    let names: std::collections::HashSet<&str> = names.collect();
+    CREATED_BY.iter().find(|(_, name)| names.contains(name)).map_or(0, |(version, _)| *version)
+}
+
 /// The version that added `events.request_id` (tests build the layout just before it).
 #[cfg(test)]
 pub(crate) const REQUEST_ID_COLUMN: i64 = 5;
@@ -218,6 +237,22 @@ pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), Store
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_migration_names_an_object_it_creates() {
+        assert_eq!(CREATED_BY.len() as i64, LATEST, "a new migration needs its CREATED_BY row");
+        let mut conn = Connection::open_in_memory().expect("open");
+        for version in 1..=LATEST {
+            migrate_to(&mut conn, version).expect("migrate");
+            let mut stmt = conn.prepare("SELECT name FROM sqlite_schema").expect("prepare");
+            let names: Vec<String> = stmt
+                .query_map([], |r| r.get(0))
+                .expect("query")
+                .map(|n| n.expect("name"))
+                .collect();
+            assert_eq!(version_of(names.iter().map(String::as_str)), version);
+        }
+    }
 
     #[test]
     fn migrates_once_and_refuses_a_newer_database() {

@@ -1,6 +1,6 @@
 //! The doctor's look at the data directory (issue 16): a file in its place, a named directory
 //! that does not exist, one this user may only read, and a database that cannot be opened for
-//! a reason other than damage. Only real damage is ever answered with "move it aside".
+//! a reason other than damage. Only real damage is ever answered with `tokentray repair`.
 
 use std::path::Path;
 
@@ -74,16 +74,16 @@ fn writable(dir: &Path) -> Result<(), String> {
 /// A database that cannot be opened or checked: damage only when SQLite says so.
 pub fn database_problem(db: &Path, why: String) -> Check {
     let lower = why.to_lowercase();
-    let damage = ["malformed", "not a database", "corrupt", "quick_check says"];
+    let damage = ["malformed", "not a database", "corrupt", "quick_check says", "is damaged"];
     if damage.iter().any(|d| lower.contains(d)) {
         return Check {
             name: "database",
             status: Status::Fail(Problem::Database),
             detail: format!("{}: {why}", db.display()),
-            fix: Some(format!(
-                "stop tokentray and move {} aside; it starts a new history",
-                db.display()
-            )),
+            fix: Some(
+                "stop tokentray and run `tokentray repair`: it keeps a copy of the damaged file and recovers what SQLite can read into a new one"
+                    .into(),
+            ),
         };
     }
     Check {
