@@ -240,3 +240,82 @@ fn a_data_dir_that_is_a_file_or_missing_is_exit_15_without_advice_to_move_histor
     assert!(!missing.exists(), "doctor creates nothing");
     assert!(!v.to_string().contains("aside"), "{v}");
 }
+
+/// Posts one counter point with `attrs` over OTLP/HTTP protobuf; panics unless it is accepted.
+fn post_counter_with(http: std::net::SocketAddr, attrs: &[(&str, &str)]) {
+    use opentelemetry_proto::tonic::metrics::v1::{
+        metric::Data, number_data_point, AggregationTemporality, Metric, NumberDataPoint, Sum,
+    };
+    use prost::Message;
+    let now = support::now_ns();
+    let point = NumberDataPoint {
+        attributes: attrs.iter().map(|(k, v)| testkit::kv(k, v)).collect(),
+        start_time_unix_nano: now - 1_000_000_000,
+        time_unix_nano: now,
+        value: Some(number_data_point::Value::AsDouble(1.0)),
+        ..Default::default()
+    };
+    let req = testkit::metrics_request(vec![Metric {
+        name: "claude_code.cost.usage".into(),
+        unit: "USD".into(),
+        description: "test".into(),
+        data: Some(Data::Sum(Sum {
+            data_points: vec![point],
+            aggregation_temporality: AggregationTemporality::Delta as i32,
+            is_monotonic: true,
+        })),
+        ..Default::default()
+    }]);
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("http://{http}/v1/metrics"))
+        .header("content-type", "application/x-protobuf")
+        .body(req.encode_to_vec())
+        .timeout(Duration::from_secs(30))
+        .send()
+        .expect("POST /v1/metrics");
+    assert_eq!(resp.status().as_u16(), 200, "{:?}", resp.text());
+}
+
+#[test]
+fn attributes_dropped_from_metrics_labels_are_counted_and_said() {
+    let m = Machine::new();
+    let serve = Serve::start();
+    m.listen(&serve.grpc.to_string(), &serve.http.to_string(), &serve.metrics.to_string());
+    let out = m.tokentray(&serve.data_dir, &["setup"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    support::post_usage(serve.http, testkit::Usage::TYPICAL);
+    let (code, report) = m.doctor(&serve.data_dir);
+    assert_eq!(code, 0, "{report}");
+    assert!(!report.contains("dropped from /metrics"), "nothing dropped yet:\n{report}");
+
+    // A sender whose attributes translate to a reserved label or one tokentray sets itself.
+    post_counter_with(
+        serve.http,
+        &[("session.id", "s-2"), ("__name__", "x"), ("job", "x"), ("otel.scope.name", "x")],
+    );
+    let (code, report) = m.doctor(&serve.data_dir);
+    let line = report
+        .lines()
+        .find(|l| l.contains("dropped from /metrics"))
+        .unwrap_or_else(|| panic!("no line about the dropped attributes:\n{report}"));
+    assert!(
+        line.contains(
+            "3 attributes were dropped from /metrics to keep Prometheus labels unique (e.g. __name__, job, otel_scope_name)"
+        ),
+        "{line}"
+    );
+    assert!(line.trim_start().starts_with("warn"), "a warning, not a failure: {line}");
+    assert_eq!(code, 0, "the exit code stays 0:\n{report}");
+
+    // Counted once per series: the same series again adds nothing; a new one adds its own.
+    post_counter_with(
+        serve.http,
+        &[("session.id", "s-2"), ("__name__", "x"), ("job", "x"), ("otel.scope.name", "x")],
+    );
+    post_counter_with(serve.http, &[("session.id", "s-3"), ("__x", "x"), ("instance", "x")]);
+    let (_, report) = m.doctor(&serve.data_dir);
+    assert!(
+        report.contains("5 attributes were dropped from /metrics to keep Prometheus labels unique (e.g. __name__, job, otel_scope_name, __x, instance)"),
+        "{report}"
+    );
+}

@@ -4,7 +4,9 @@
 //! * two `serve` on one data dir: the second is refused and nothing acknowledged is lost;
 //! * a non-monotonic point under a monotonic counter's name and attributes is refused, and so is
 //!   a delta that would make a total infinite;
-//! * an attribute named `__name__` (or `job`, `le`, …) never makes `/metrics` unscrapable.
+//! * an attribute named `__name__` (or `job`, `le`, …) never makes `/metrics` unscrapable;
+//! * a client trickling its request head a byte a second (slow loris) is closed at the head
+//!   deadline on every port.
 // Tests and benches may panic: a failed step is the point. Library code may not (Cargo.toml).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -585,4 +587,100 @@ fn failed_commits_on_a_full_disk_leave_no_phantom_series() {
         20 * acknowledged,
         "{acknowledged} requests stored, {failed} refused: one cost series per stored session"
     );
+}
+
+/// Sends `first` at once, then `trickle` one byte a second, reading what the server answers in
+/// between, until the server closes the connection; panics if it is still open after `bound`.
+/// Returns what the server sent.
+fn slow_loris(
+    addr: std::net::SocketAddr,
+    first: &[u8],
+    trickle: &[u8],
+    bound: Duration,
+) -> Vec<u8> {
+    use std::io::{ErrorKind, Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).expect("connect the slow client");
+    conn.set_read_timeout(Some(Duration::from_secs(1))).expect("read timeout");
+    conn.write_all(first).expect("first bytes");
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Never silent for a second, so the idle timeout never fires.
+    for &byte in trickle.iter().cycle() {
+        assert!(
+            started.elapsed() < bound,
+            "{addr}: a client sending its request head one byte a second still holds its connection after {bound:?}"
+        );
+        match conn.write_all(&[byte]) {
+            Ok(()) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset) => {
+                return answer;
+            }
+            Err(e) => panic!("{addr}: write: {e}"),
+        }
+        match conn.read(&mut buf) {
+            Ok(0) => return answer,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return answer,
+            Err(e) => panic!("{addr}: read: {e}"),
+        }
+    }
+    unreachable!("the trickle cycles forever")
+}
+
+/// One export over OTLP/gRPC, as an SDK sends it; panics unless it is accepted.
+fn export_over_grpc(addr: std::net::SocketAddr) {
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let mut client = MetricsServiceClient::connect(format!("http://{addr}"))
+            .await
+            .expect("connect over gRPC");
+        client.export(testkit::load_request(1, 0, now_ns())).await.expect("gRPC export accepted");
+    });
+}
+
+#[test]
+fn a_client_sending_its_request_head_a_byte_a_second_is_closed_at_the_head_deadline() {
+    let serve = Serve::start_with(support::serve::ServeOptions {
+        config_toml: Some(
+            "[connections]\nrequest_head_timeout_seconds = 2\nheader_timeout_seconds = 60\nidle_timeout_seconds = 60\n"
+                .into(),
+        ),
+        ..Default::default()
+    });
+    // Far past the 2 s deadline, far below the 60 s idle timeout it never reaches.
+    let bound = Duration::from_secs(40);
+    let head = b"POST /v1/metrics HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-protobuf\r\nx-padding: ".to_vec();
+    let (http, metrics, grpc) = (serve.http, serve.metrics, serve.grpc);
+    let lorises = [
+        std::thread::spawn(move || slow_loris(http, b"P", &head[1..], bound)),
+        std::thread::spawn(move || {
+            slow_loris(metrics, b"G", b"ET /metrics HTTP/1.1\r\nx-padding: aaaaaaaa", bound)
+        }),
+        // The HTTP/2 preface and an empty SETTINGS frame, then a HEADERS frame that never ends.
+        std::thread::spawn(move || {
+            let mut first = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+            first.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
+            first.extend_from_slice(&[0, 0x40, 0, 0x1, 0x4, 0, 0, 0, 1]);
+            slow_loris(grpc, &first, &[0x40, 0x01, b'x'], bound)
+        }),
+    ];
+    // Meanwhile normal clients are served on every port.
+    support::post_usage(serve.http, Usage::TYPICAL);
+    export_over_grpc(serve.grpc);
+    assert!(serve.scrape().contains("claude_code_cost_usage_USD_total"), "/metrics answers");
+    for loris in lorises {
+        let answer = loris.join().expect("slow client thread");
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.is_empty() || !text.starts_with("HTTP/1.1 ") || text.starts_with("HTTP/1.1 408"),
+            "closed without an answer, or with 408: {text}"
+        );
+    }
+    // And after them.
+    support::post_usage(serve.http, Usage::TYPICAL);
+    export_over_grpc(serve.grpc);
+    assert!(serve.scrape().contains("claude_code_cost_usage_USD_total"), "/metrics answers");
 }

@@ -62,9 +62,11 @@ pub fn run(config: &Config, args: DoctorArgs) -> anyhow::Result<ExitCode> {
     checks.push(data_check(reader.as_ref(), &data_dir, now_ns));
     checks.push(forwarding(config, &db, reader.is_some(), now_ns));
     checks.push(database_check(reader.as_ref(), &db));
-    // 9. The two sources of the same requests: telemetry and the transcripts.
+    // 9. The two sources of the same requests: telemetry and the transcripts. 10. Attributes
+    // /metrics does not show.
     if let Some(Ok(r)) = &reader {
         checks.extend(transcript_checks(r, config));
+        checks.extend(dropped_labels_check(r));
     }
 
     if args.json {
@@ -422,4 +424,24 @@ fn transcript_checks(reader: &tokentray_core::store::Reader, config: &Config) ->
         }
     }
     out
+}
+
+/// Attributes left off `/metrics` (their label name is reserved or tokentray's own): said only
+/// when there were any, as a warning (the exit code stays).
+fn dropped_labels_check(reader: &Reader) -> Option<Check> {
+    let (count, names) = reader.dropped_label_attributes().ok()?;
+    if count == 0 {
+        return None;
+    }
+    let (noun, verb) = if count == 1 { ("attribute", "was") } else { ("attributes", "were") };
+    let examples =
+        if names.is_empty() { String::new() } else { format!(" (e.g. {})", names.join(", ")) };
+    Some(Check {
+        name: "labels",
+        status: Status::Warn,
+        detail: format!(
+            "{count} {noun} {verb} dropped from /metrics to keep Prometheus labels unique{examples}: Prometheus reserves those names or tokentray sets them itself; the totals are kept"
+        ),
+        fix: None,
+    })
 }

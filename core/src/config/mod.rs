@@ -96,6 +96,16 @@ pub struct ConnectionsConfig {
     /// A connection silent this long (nothing read or written) while the server waits for the
     /// next request is closed (HTTP/1.1 keep-alive, HTTP/2 and gRPC alike).
     pub idle_timeout_seconds: f64,
+    /// A request head must arrive whole within this many seconds, however steadily its bytes
+    /// trickle in (a slow-loris client is never idle): on HTTP/1 each request's head, timed from
+    /// when the server starts waiting for it (so it also bounds an idle keep-alive connection);
+    /// on HTTP/2 and gRPC the connection preface and the first request's headers, timed from
+    /// the accept.
+    pub request_head_timeout_seconds: f64,
+    /// HTTP/2 and gRPC connections are pinged after this many seconds without a frame from the
+    /// client, and closed when a ping is not answered within 20 s (a peer that vanished without
+    /// closing); 0 turns the pings off.
+    pub http2_keepalive_seconds: f64,
     /// Concurrent connections per port; past it a new one is refused.
     pub max_per_port: usize,
 }
@@ -105,6 +115,8 @@ impl Default for ConnectionsConfig {
         ConnectionsConfig {
             header_timeout_seconds: 10.0,
             idle_timeout_seconds: 120.0,
+            request_head_timeout_seconds: 30.0,
+            http2_keepalive_seconds: 60.0,
             max_per_port: 1024,
         }
     }

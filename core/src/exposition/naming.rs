@@ -373,17 +373,18 @@ pub(crate) fn is_free_label(name: &str, kind_reserved: &[&str]) -> bool {
 ///
 /// Like Prometheus' OTLP translator, tokentray's own labels win: an attribute that translates to
 /// one of them, to a reserved `__*` name or to a name in `kind_reserved` (`le` on histograms) is
-/// dropped, never emitted twice. Returns the labels and how many attributes were dropped.
+/// dropped, never emitted twice. Returns the labels and the (translated) names of the
+/// attributes dropped.
 #[must_use]
 pub(crate) fn render_series_labels(
     attrs: &[(String, String)],
     own: &[(String, String)],
     kind_reserved: &[&str],
-) -> (Labels, usize) {
-    let mut merged = merge_translated(attrs);
-    let before = merged.len();
-    merged.retain(|(name, _)| is_free_label(name, kind_reserved));
-    let dropped = before - merged.len();
+) -> (Labels, Vec<String>) {
+    let (mut merged, dropped): (Vec<_>, Vec<_>) = merge_translated(attrs)
+        .into_iter()
+        .partition(|(name, _)| is_free_label(name, kind_reserved));
+    let dropped = dropped.into_iter().map(|(name, _)| name).collect();
     merged.extend(own.iter().filter(|(_, v)| !v.is_empty()).cloned());
     merged.sort_by(|a, b| a.0.cmp(&b.0));
     (write_labels(&merged), dropped)
@@ -778,7 +779,7 @@ mod tests {
         let own = pairs(&[("job", "claude-code"), ("otel_scope_name", "s"), ("instance", "")]);
         let (labels, dropped) = render_series_labels(&attrs, &own, &["le"]);
         assert_eq!(&*labels, r#"job="claude-code",model="m",otel_scope_name="s""#);
-        assert_eq!(dropped, 5);
+        assert_eq!(dropped, ["__name__", "__x", "job", "le", "otel_scope_name"]);
     }
 
     #[test]

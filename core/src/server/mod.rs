@@ -234,6 +234,10 @@ pub async fn run(
                     grpc::fix_bad_input_status::<tonic::body::Body>,
                 ))
                 .layer(tower::util::MapRequestLayer::new(crate::receiver::unary::one_message))
+                // Pings find peers that vanished without closing; the head deadline of a
+                // gRPC connection is `Guarded`'s (hyper's h2 has none).
+                .http2_keepalive_interval(limits.http2_keepalive)
+                .http2_keepalive_timeout(Some(connections::HTTP2_KEEPALIVE_TIMEOUT))
                 .add_service(metrics_svc)
                 .add_service(logs_svc)
                 .add_service(trace_svc)
@@ -249,10 +253,8 @@ pub async fn run(
         let stop = stopped(stop_rx.clone());
         let app = http::router(receiver.clone());
         async move {
-            axum::serve(http_listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-                .map_err(|e| ServerError::Serve { what: HTTP.what, reason: e.to_string() })
+            connections::serve_http(http_listener, app, stop).await;
+            Ok(())
         }
     });
     let metrics_task = tokio::spawn({
@@ -278,10 +280,8 @@ pub async fn run(
             None => app,
         };
         async move {
-            axum::serve(metrics_listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-                .map_err(|e| ServerError::Serve { what: METRICS.what, reason: e.to_string() })
+            connections::serve_http(metrics_listener, app, stop).await;
+            Ok(())
         }
     });
 

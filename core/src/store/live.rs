@@ -107,8 +107,9 @@ impl<'a> SeriesNaming<'a> {
     }
 }
 
-/// Translates a series into its Prometheus family and labels (otlptranslator rules).
-pub(crate) fn expo_key(series: SeriesNaming<'_>) -> ExpoKey {
+/// Translates a series into its Prometheus family and labels (otlptranslator rules); with the
+/// label names of the point attributes left out (see [`naming::render_series_labels`]).
+pub(crate) fn expo_key(series: SeriesNaming<'_>) -> (ExpoKey, Vec<String>) {
     let SeriesNaming {
         metric,
         unit,
@@ -132,21 +133,22 @@ pub(crate) fn expo_key(series: SeriesNaming<'_>) -> ExpoKey {
     own.push(("otel_scope_name".into(), scope_name.into()));
     own.push(("otel_scope_version".into(), scope_version.into()));
     let (labels, dropped) = naming::render_series_labels(&pairs, &own, kind_reserved(kind));
-    if dropped > 0 {
+    if !dropped.is_empty() {
         tracing::warn!(
             metric,
-            dropped,
+            dropped = dropped.join(","),
             "attributes named like a reserved or tokentray's own label (__name__, job, le, …) are not shown on /metrics"
         );
     }
-    ExpoKey {
+    let key = ExpoKey {
         family: naming::metric_name(metric, unit, mtype),
         help: description.to_string(),
         unit: naming::unit_name(unit, mtype),
         kind,
         labels,
         target,
-    }
+    };
+    (key, dropped)
 }
 
 /// Label names a family of this kind sets on its own samples (`le` on histogram buckets).

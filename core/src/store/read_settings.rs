@@ -12,6 +12,13 @@ impl Reader {
         settings::get(self.conn(), key)
     }
 
+    /// Point attributes left off `/metrics` since the history began because their label name
+    /// is reserved by Prometheus or set by tokentray (`__name__`, `job`, `le`, …): how many,
+    /// counted once per series, and up to five of the label names.
+    pub fn dropped_label_attributes(&self) -> Result<(u64, Vec<String>), StoreError> {
+        settings::dropped_labels(self.conn())
+    }
+
     /// When the alerts pause ends (unix ns), if one was set.
     pub(crate) fn alerts_paused_until_ns(&self) -> Result<Option<i64>, StoreError> {
         alerts::paused_until_ns(self.conn())

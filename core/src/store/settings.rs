@@ -27,7 +27,15 @@ pub(crate) mod key {
     pub(crate) const FORWARD_HEADERS_CHANGED_NS: &str = "forward.headers_changed_ns";
     /// Prefix of every forwarding key, for the status.
     pub(crate) const FORWARD_PREFIX: &str = "forward.";
+    /// Point attributes left off `/metrics` because their label name is reserved or tokentray's
+    /// own (`__name__`, `job`, `le`, …): how many (once per series), and the first few names
+    /// (comma-separated; label names have no commas).
+    pub(crate) const DROPPED_LABELS: &str = "exposition.dropped_labels";
+    pub(crate) const DROPPED_LABEL_NAMES: &str = "exposition.dropped_label_names";
 }
+
+/// How many distinct names [`note_dropped_labels`] keeps as examples.
+const DROPPED_LABEL_EXAMPLES: usize = 5;
 
 pub(crate) fn get(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
@@ -71,4 +79,30 @@ pub(crate) fn with_prefix(
         .prepare_cached("SELECT key, value FROM settings WHERE substr(key, 1, length(?1)) = ?1")?;
     let rows = stmt.query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Counts the attributes of a new series left off its `/metrics` labels (their translated
+/// `names`), keeping the first few distinct names as examples.
+pub(crate) fn note_dropped_labels(conn: &Connection, names: &[String]) -> Result<(), StoreError> {
+    add_counter(conn, key::DROPPED_LABELS, names.len() as u64)?;
+    let stored = get(conn, key::DROPPED_LABEL_NAMES)?.unwrap_or_default();
+    let mut examples: Vec<&str> = stored.split(',').filter(|n| !n.is_empty()).collect();
+    if examples.len() >= DROPPED_LABEL_EXAMPLES {
+        return Ok(());
+    }
+    for name in names {
+        if examples.len() < DROPPED_LABEL_EXAMPLES && !examples.contains(&name.as_str()) {
+            examples.push(name);
+        }
+    }
+    set(conn, key::DROPPED_LABEL_NAMES, &examples.join(","))
+}
+
+/// What [`note_dropped_labels`] counted: how many, and the example names.
+pub(crate) fn dropped_labels(conn: &Connection) -> Result<(u64, Vec<String>), StoreError> {
+    let count = get(conn, key::DROPPED_LABELS)?.and_then(|v| v.parse().ok()).unwrap_or(0);
+    let names = get(conn, key::DROPPED_LABEL_NAMES)?
+        .map(|v| v.split(',').filter(|n| !n.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
+    Ok((count, names))
 }

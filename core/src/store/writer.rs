@@ -214,7 +214,9 @@ impl Writer {
             });
         }
         let point_attrs = attrs::from_json(r.get_ref(13)?.as_str_or_null()?.unwrap_or("{}"));
-        let expo = live::expo_key(live::SeriesNaming {
+        // Not counted as dropped labels: the series was counted when it was created (or by a
+        // version before the count).
+        let (expo, _) = live::expo_key(live::SeriesNaming {
             metric: r.get_ref(2)?.as_str()?,
             unit: r.get_ref(3)?.as_str()?,
             description: r.get_ref(4)?.as_str()?,
@@ -498,7 +500,7 @@ impl Writer {
         desc: &SeriesDesc,
         point: &MetricPoint,
     ) -> Result<Result<SeriesState, String>, StoreError> {
-        let expo = live::expo_key(live::SeriesNaming::of(desc));
+        let (expo, dropped_labels) = live::expo_key(live::SeriesNaming::of(desc));
         if !expo.family.is_empty() {
             let names =
                 [(NameSpace::Otlp, desc.metric.as_str()), (NameSpace::Prometheus, &expo.family)];
@@ -564,6 +566,10 @@ impl Writer {
             &*expo.labels,
         ])?;
         let id = tx.last_insert_rowid();
+        // In the series' transaction: counted once per series, for `tokentray doctor`.
+        if !dropped_labels.is_empty() {
+            super::settings::note_dropped_labels(tx, &dropped_labels)?;
+        }
         Ok(Ok(SeriesState { id, shape: desc.shape, row, totals: SeriesTotals::default() }))
     }
 
