@@ -81,12 +81,17 @@ fn in_engine(config: &Config, engine: &EngineInfo, stop: &AtomicBool) -> anyhow:
             return Ok(ExitCode::from(1));
         }
         Answer::Refused(code, reason) => {
-            eprintln!("tokentray: the engine ({engine}) refused the import (HTTP {code}): {reason}");
+            eprintln!(
+                "tokentray: the engine ({engine}) refused the import (HTTP {code}): {reason}"
+            );
             return Ok(ExitCode::from(1));
         }
     };
     if first.joined {
-        eprintln!("tokentray: joining the import already running in the engine (pid {})", first.pid);
+        eprintln!(
+            "tokentray: joining the import already running in the engine (pid {})",
+            first.pid
+        );
     }
     let Some(last) = follow(&client, first, stop)? else {
         eprintln!(
@@ -186,7 +191,8 @@ impl EngineClient {
         if let Some((name, value)) = &self.auth {
             request = request.header(name.as_str(), value.as_str());
         }
-        let resp = request.send_empty().with_context(|| format!("asking the engine at {}", self.url))?;
+        let resp =
+            request.send_empty().with_context(|| format!("asking the engine at {}", self.url))?;
         let (code, text) = read(resp)?;
         Ok(match code {
             200 | 202 => Answer::Status(parse(&text)?),
@@ -220,7 +226,8 @@ fn read(mut resp: ureq::http::Response<ureq::Body>) -> anyhow::Result<(u16, Stri
 }
 
 fn parse<T: DeserializeOwned>(text: &str) -> anyhow::Result<T> {
-    serde_json::from_str(text).with_context(|| format!("the engine's answer is not an import status: {text}"))
+    serde_json::from_str(text)
+        .with_context(|| format!("the engine's answer is not an import status: {text}"))
 }
 
 fn summary(p: &Progress) -> String {

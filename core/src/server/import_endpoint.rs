@@ -70,7 +70,10 @@ fn json(status: StatusCode, body: &ImportStatus) -> Response {
 }
 
 fn error(status: StatusCode, message: String) -> Response {
-    respond(status, serde_json::to_vec(&serde_json::json!({ "error": message })).unwrap_or_default())
+    respond(
+        status,
+        serde_json::to_vec(&serde_json::json!({ "error": message })).unwrap_or_default(),
+    )
 }
 
 fn respond(status: StatusCode, body: Vec<u8>) -> Response {
