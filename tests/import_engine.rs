@@ -53,9 +53,14 @@ fn text(out: &Output) -> String {
 /// import finds nothing and it has no folder to follow, so whatever the transcripts hold later
 /// reaches the history only through `tokentray import`.
 fn serve_with_transcripts_later(claude_dir: &Path) -> Serve {
+    serve_with_transcripts_later_and(claude_dir, "")
+}
+
+/// As [`serve_with_transcripts_later`], with more config lines.
+fn serve_with_transcripts_later_and(claude_dir: &Path, more_config: &str) -> Serve {
     let serve = Serve::start_with(ServeOptions {
         config_toml: Some(format!(
-            "[transcripts]\npaths = [{:?}]\n",
+            "{more_config}\n[transcripts]\npaths = [{:?}]\n",
             claude_dir.display().to_string()
         )),
         ..ServeOptions::default()
@@ -135,6 +140,35 @@ fn a_web_page_cannot_start_an_import_in_the_engine() {
     assert_eq!(status["id"], 0, "no import was started: {status:#}");
     let r = serve.report(&["all", "--json"]);
     assert_eq!(r["api_requests"]["count"], 0, "nothing was imported: {r:#}");
+}
+
+/// `[metrics] require_header` guards the metrics listener: `import` reads the same config and
+/// carries the token; a request without it is refused.
+#[test]
+fn import_in_an_engine_that_requires_a_token_carries_it() {
+    let claude = support::tempdir("tokentray-claude-");
+    let claude_dir = claude.path().join(".claude");
+    let token = claude.path().join("scrape-token");
+    std::fs::write(&token, "s3cr3t-import\n").expect("token");
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let metrics_auth = format!(
+        "[metrics]\nrequire_header = {:?}\n",
+        format!("Authorization=@file:{}", token.display())
+    );
+    let serve = serve_with_transcripts_later_and(&claude_dir, &metrics_auth);
+    let url = format!("http://{}/api/import", serve.metrics);
+    let refused = reqwest::blocking::Client::new().post(&url).send().expect("POST");
+    assert_eq!(refused.status(), 401);
+
+    support::copy_tree(&Path::new(FIXTURE).join("home/.claude"), &claude_dir);
+    let out = import(&serve.data_dir, &serve.config);
+    assert!(out.status.success(), "{}\nserve:\n{}", text(&out), serve.stderr());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("in the engine (pid {})", serve.pid())), "{}", text(&out));
+    assert!(stdout.contains(" 13 new requests"), "{}", text(&out));
+    assert!(!text(&out).contains("s3cr3t-import"), "the token was printed: {}", text(&out));
+    assert_expected(&serve.report(&["all", "--json"]));
 }
 
 /// An engine from before `/api/import` (its metrics listener answers 404 there) holds the data
