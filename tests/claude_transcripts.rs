@@ -216,9 +216,10 @@ fn telemetry_on_then_import_beside_the_engine_keeps_telemetrys_totals() {
         ok,
         "tokentray import beside a running serve failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    // `import` does not refuse a data dir held by a running engine: it writes beside it, and
-    // the requests telemetry already counted are recognised by their `requestId`.
+    // `import` beside a running engine has the engine import (tests/import_engine.rs); the
+    // requests telemetry already counted are recognised by their `requestId`.
     assert!(stdout.contains(" new requests"), "import printed {stdout:?}");
+    assert!(stdout.contains("in the engine"), "import printed {stdout:?}");
     eprintln!("import beside the running serve: {}", stdout.trim());
 
     let after = serve.report(&["all", "--json"]);

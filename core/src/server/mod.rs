@@ -3,6 +3,7 @@
 
 pub(crate) mod connections;
 pub(crate) mod dashboard_endpoint;
+pub(crate) mod import_endpoint;
 pub(crate) mod metrics_endpoint;
 pub(crate) mod push_endpoint;
 pub(crate) mod scrape_auth;
@@ -271,6 +272,11 @@ pub async fn run(
                 store.clone(),
                 crate::dashboard::Endpoints::from_bound(&addrs),
                 crate::budget::BudgetsSource::of(config),
+                stop_rx.clone(),
+            ))
+            .merge(import_endpoint::router(
+                store.clone(),
+                config.transcripts.clone(),
                 stop_rx.clone(),
             ));
         let app = match scrape_auth {

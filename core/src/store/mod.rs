@@ -213,6 +213,10 @@ struct Inner {
     forward: Arc<AtomicU8>,
     /// This process is the data directory's one engine while it holds this; `close` lets go.
     engine_lock: Mutex<Option<lock::EngineLock>>,
+    /// Held by whichever transcript import of this engine runs (the background one and its
+    /// follower, one asked for over HTTP): two reading the same file at once would each add its
+    /// malformed lines to the file's count and move its read position back and forth.
+    transcript_turn: Mutex<()>,
 }
 
 /// File name of the database inside the data directory.
@@ -299,6 +303,7 @@ impl Store {
                 writer: Mutex::new(Some(handle)),
                 forward,
                 engine_lock: Mutex::new(Some(engine_lock)),
+                transcript_turn: Mutex::new(()),
             }),
         })
     }
@@ -376,6 +381,13 @@ impl Store {
     pub(crate) fn announce_change(&self) {
         let at_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
         let _ = self.inner.changes.send(Change { points: 0, events: 1, at_ns });
+    }
+
+    /// Waits until no other transcript import of this engine runs; it is this caller's turn
+    /// until the guard drops. A holder that panicked left nothing half-done (each chunk is one
+    /// transaction), so a poisoned lock is taken as it is.
+    pub(crate) fn transcript_turn(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner.transcript_turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Notifications of committed changes.

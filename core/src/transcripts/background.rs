@@ -66,6 +66,8 @@ fn start_up_import(
     config: &TranscriptsConfig,
     stop: &AtomicBool,
 ) {
+    // An import asked for over HTTP waits for this one (and the other way round).
+    let _turn = store.transcript_turn();
     let files = all_files(config);
     let mut announced = 0;
     let result = importer.run(&files, stop, |p| {

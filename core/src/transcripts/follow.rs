@@ -87,7 +87,10 @@ pub(super) fn follow(
             continue;
         }
         let files: Vec<PathBuf> = files.into_iter().collect();
-        match importer.run(&files, stop, |_| {}) {
+        let turn = store.transcript_turn();
+        let result = importer.run(&files, stop, |_| {});
+        drop(turn);
+        match result {
             Ok(p) => {
                 tracing::debug!(files = files.len(), new_requests = p.new_requests, "followed");
                 store.announce_change();

@@ -7,6 +7,8 @@
 //!   tables (`store::transcripts`).
 //! * [`background`] — the engine's import at start (`serve`, the tray), then following
 //!   the files live through file-system notifications.
+//! * `requested` — an import asked of the running engine over HTTP (`tokentray import`
+//!   beside a running engine): [`ImportStatus`] is what it reports.
 //! * [`counting`] — the counting rule every view reads through.
 
 pub mod background;
@@ -17,6 +19,10 @@ pub mod import;
 pub(crate) mod line;
 pub(crate) mod project;
 pub(crate) mod record;
+mod requested;
+
+pub use requested::ImportStatus;
+pub(crate) use requested::{RequestError, RequestedImports};
 
 use std::path::PathBuf;
 
