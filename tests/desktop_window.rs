@@ -607,12 +607,24 @@ fn window_settings_set_and_clear_budgets() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("run statusline");
-    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), br#"{"rate_limits": {"five_hour": {"used_percentage": 37}, "seven_day": {"used_percentage": 12.5}}}"#).expect("stdin");
+    // 80% of the 5-hour window two hours after it began: at that pace it is full in 30 minutes,
+    // before its reset in three hours.
+    let now = chrono::Local::now();
+    let resets = now.timestamp() + 3 * 3600 + 30;
+    // The window began 1 h 59 m 30 s ago: 20% more takes a quarter of that (29 m 52 s), counted
+    // from when the statusline runs (within seconds of now).
+    let full_at =
+        (now + chrono::Duration::milliseconds(1_792_500 + 2_000)).format("%H:%M").to_string();
+    let input = format!(
+        r#"{{"rate_limits": {{"five_hour": {{"used_percentage": 80, "resets_at": {resets}}}, "seven_day": {{"used_percentage": 12.5}}}}}}"#
+    );
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), input.as_bytes())
+        .expect("stdin");
     let line = child.wait_with_output().expect("statusline");
+    let line = String::from_utf8_lossy(&line.stdout).into_owned();
     assert!(
-        String::from_utf8_lossy(&line.stdout).contains("5h 37% · 7d 12%"),
-        "{}",
-        String::from_utf8_lossy(&line.stdout)
+        line.contains(&format!("5h 80% (resets in 3 h 00 m, 100% at {full_at}) · 7d 12%")),
+        "{line}"
     );
     otlp::send(ports.http, &[otlp::live_point()]);
     wait_until(&s, "plan usage shown", Duration::from_secs(10), |v| {
@@ -629,10 +641,14 @@ fn window_settings_set_and_clear_budgets() {
                     .collect()
             })
             .unwrap_or_default();
-        if plan == [("five_hour".to_string(), 37.0), ("seven_day".to_string(), 12.5)] {
+        let five_hour_text = v["plan"][0]["text"].as_str().unwrap_or_default().to_string();
+        if plan == [("five_hour".to_string(), 80.0), ("seven_day".to_string(), 12.5)]
+            && five_hour_text.contains("resets in ")
+            && five_hour_text.contains(&format!("100% at {full_at}"))
+        {
             Vec::new()
         } else {
-            vec![format!("plan windows {plan:?}")]
+            vec![format!("plan windows {plan:?}, 5-hour window says {five_hour_text:?}")]
         }
     });
     save(&s, "window-light-plan.png");

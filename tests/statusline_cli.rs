@@ -177,3 +177,42 @@ fn post_api_request(serve: &Serve, time_ns: u64, cost: f64) {
         .expect("POST /v1/logs");
     assert!(resp.status().is_success(), "POST /v1/logs: {}", resp.status());
 }
+
+/// Issue 16: "at this pace the 5-hour limit is reached at 16:40", from the pace since the window
+/// began (it resets five hours after its first request).
+#[test]
+fn the_time_the_pace_uses_the_five_hour_window_up() {
+    let serve = Serve::start();
+    let now = chrono::Local::now();
+    // 90% three hours into the window: 30%/h, the last 10% in 20 minutes, before the reset in 2 h.
+    let resets = now.timestamp() + 2 * 3600;
+    let input = format!(
+        r#"{{"rate_limits": {{"five_hour": {{"used_percentage": 90, "resets_at": {resets}}}}}}}"#
+    );
+    let (ok, out, err) = statusline(&serve, &["--format", "{5h}"], &input);
+    assert!(ok, "{err}");
+    let candidates: Vec<String> = [0, 3]
+        .iter()
+        .map(|s| (now + chrono::Duration::seconds(20 * 60 + s)).format("%H:%M").to_string())
+        .collect();
+    assert!(
+        candidates.iter().any(|at| out.contains(&format!(", 100% at {at})"))),
+        "full at about {candidates:?}: {out}"
+    );
+    // The dashboard says the same, for the window.
+    let outlook = &dashboard(&serve)["plan_outlook"]["five_hour"];
+    assert!(
+        outlook["resets_in"].as_str().is_some_and(
+            |t| t.starts_with("resets in 1 h 59 m") || t.starts_with("resets in 2 h 00 m")
+        ),
+        "{outlook}"
+    );
+    assert!(candidates.iter().any(|at| outlook["full_at_clock"] == at.as_str()), "{outlook}");
+
+    // At a pace that ends after the reset, no time is given.
+    let slow = format!(
+        r#"{{"rate_limits": {{"five_hour": {{"used_percentage": 30, "resets_at": {resets}}}}}}}"#
+    );
+    let (_, out, _) = statusline(&serve, &["--format", "{5h}"], &slow);
+    assert!(!out.contains("100% at"), "{out}");
+}

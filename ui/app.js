@@ -255,7 +255,7 @@
     renderBudgets(d.budgets, d.budgets_error);
     renderBudgetSettings(d.budgets);
     loadForward();
-    renderPlanLimits(d.plan_limits);
+    renderPlanLimits(d.plan_limits, d.plan_outlook);
     renderSessionFilter(d.sessions_today || []);
     loadActivity();
     renderTokens(d.today.tokens, d.cache_hit_ratio);
@@ -633,7 +633,7 @@
 
   // ---- plan usage (from `tokentray statusline`) -----------------------------------------------
 
-  function renderPlanLimits(p) {
+  function renderPlanLimits(p, outlook) {
     const section = $('plan-limits');
     const windows = p ? [['five_hour', '5-hour window', p.five_hour], ['seven_day', '7-day window', p.seven_day]].filter((w) => w[2]) : [];
     section.hidden = windows.length === 0;
@@ -646,11 +646,15 @@
       const bar = svg('svg', { class: 'budgetbar', viewBox: '0 0 100 6', preserveAspectRatio: 'none', role: 'img', 'aria-label': `${label}: ${pct.toFixed(0)}% used` });
       svg('rect', { class: 'track', x: 0, y: 0, width: 100, height: 6, rx: 3 }, bar);
       svg('rect', { class: 'fill', x: 0, y: 0, width: pct, height: 6, rx: 3 }, bar);
-      const resets = w.resets_at ? ` · resets ${when(w.resets_at)}` : '';
+      // The core's countdown and pace ("resets in 2 h 17 m · 100% at 16:40"); the clock time of
+      // the reset when an older engine sent no outlook.
+      const ahead = (outlook && outlook[key]) || {};
+      const resets = ahead.resets_in ? ` · ${ahead.resets_in}` : (w.resets_at ? ` · resets ${when(w.resets_at)}` : '');
+      const full = ahead.full_at_clock ? ` · 100% at ${ahead.full_at_clock}` : '';
       return el('div', { class: 'budget', 'data-testid': 'plan-window', 'data-window': key, 'data-percent': String(w.used_percentage), 'data-level': pct >= 100 ? 'over' : 'ok' },
         el('div', { class: 'budget-line' },
           el('span', { class: 'budget-name', text: label }),
-          el('span', { class: 'budget-figures', text: `${pct.toFixed(0)}% used${resets}` })),
+          el('span', { class: 'budget-figures', text: `${pct.toFixed(0)}% used${resets}${full}` })),
         bar);
     });
     section.replaceChildren(head, ...rows);

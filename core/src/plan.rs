@@ -32,6 +32,63 @@ pub struct PlanLimits {
     pub reported_at: String,
 }
 
+/// How long each window lasts: it resets this long after its first request.
+pub const FIVE_HOUR_NS: i64 = 5 * 3_600_000_000_000;
+/// The 7-day window's length.
+pub const SEVEN_DAY_NS: i64 = 7 * 24 * 3_600_000_000_000;
+
+/// What a window's figures say about the time ahead, for the window and the statusline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowOutlook {
+    /// "resets in 2 h 17 m"; `None` when Claude Code gave no reset time.
+    pub resets_in: Option<String>,
+    /// When the allowance is used up at the pace since the window began (RFC 3339, local), if
+    /// before the reset.
+    pub full_at: Option<String>,
+    /// `full_at` as the local `HH:MM`.
+    pub full_at_clock: Option<String>,
+}
+
+impl Window {
+    /// The reset time in nanoseconds since the epoch, if Claude Code gave one.
+    pub fn resets_ns(&self) -> Option<i64> {
+        let at = chrono::DateTime::parse_from_rfc3339(self.resets_at.as_deref()?).ok()?;
+        at.timestamp_nanos_opt()
+    }
+
+    /// The countdown and the time the pace uses the window up, `length_ns` being its length.
+    pub fn outlook(&self, length_ns: i64, now_ns: i64) -> WindowOutlook {
+        let resets = self.resets_ns();
+        let full = resets.and_then(|r| {
+            crate::statusline::window_full_at_ns(now_ns, self.used_percentage, r, length_ns)
+        });
+        WindowOutlook {
+            resets_in: resets.map(|r| crate::statusline::countdown(now_ns, r)),
+            full_at: full.map(|t| Local.timestamp_nanos(t).to_rfc3339()),
+            full_at_clock: full.map(|t| crate::statusline::clock(&Local, t)),
+        }
+    }
+}
+
+/// Both windows' outlooks (the dashboard's `plan_outlook`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanOutlook {
+    /// The 5-hour window's; `None` when it was not reported.
+    pub five_hour: Option<WindowOutlook>,
+    /// The 7-day window's; `None` when it was not reported.
+    pub seven_day: Option<WindowOutlook>,
+}
+
+impl PlanLimits {
+    /// What the windows say about the time ahead, as of `now_ns`.
+    pub fn outlook(&self, now_ns: i64) -> PlanOutlook {
+        PlanOutlook {
+            five_hour: self.five_hour.as_ref().map(|w| w.outlook(FIVE_HOUR_NS, now_ns)),
+            seven_day: self.seven_day.as_ref().map(|w| w.outlook(SEVEN_DAY_NS, now_ns)),
+        }
+    }
+}
+
 /// The `rate_limits` of a statusline JSON, or `None` when it carries none (API-key users, older
 /// Claude Code versions).
 pub fn from_statusline(input: &Value, now_ns: i64) -> Option<PlanLimits> {

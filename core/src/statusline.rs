@@ -56,6 +56,31 @@ pub fn reached_at_ns(
     (at < period_end_ns).then_some(at)
 }
 
+/// When a plan window's allowance is used up at the pace since the window began, if that happens
+/// before it resets. A window starts with its first request and resets `length_ns` later, so its
+/// start is `resets_ns - length_ns` and the pace is what was used since then; before
+/// [`MIN_WINDOW_MINUTES`] of it have passed the pace says too little.
+pub fn window_full_at_ns(
+    now_ns: i64,
+    used_percent: f64,
+    resets_ns: i64,
+    length_ns: i64,
+) -> Option<i64> {
+    let elapsed = now_ns - (resets_ns - length_ns);
+    if elapsed < MIN_WINDOW_MINUTES * MINUTE_NS
+        || !(0.0..100.0).contains(&used_percent)
+        || used_percent == 0.0
+    {
+        return None;
+    }
+    let per_ns = used_percent / elapsed as f64;
+    let at = now_ns.saturating_add(((100.0 - used_percent) / per_ns) as i64);
+    (at < resets_ns).then_some(at)
+}
+
+/// Minutes of a plan window that must have passed before its pace is extrapolated.
+pub(crate) const MIN_WINDOW_MINUTES: i64 = 10;
+
 /// `HH:MM` of an instant in `tz`.
 pub fn clock<Tz: TimeZone>(tz: &Tz, ns: i64) -> String
 where
@@ -95,6 +120,20 @@ mod tests {
         assert_eq!(countdown(now, now + 9 * 60 * S), "resets in 9 m");
         assert_eq!(countdown(now, now + 40 * S), "resets in 40 s");
         assert_eq!(countdown(now, now - S), "resets now");
+    }
+
+    #[test]
+    fn a_plan_window_is_full_at_the_pace_since_it_began() {
+        let now = 1_800_000_000 * S;
+        let h = 3600 * S;
+        // 80% in the 2 hours since the window began: 40%/h, full in 30 minutes.
+        assert_eq!(window_full_at_ns(now, 80.0, now + 3 * h, 5 * h), Some(now + h / 2));
+        // 37% in 2 h 43 m: full long after the reset.
+        assert_eq!(window_full_at_ns(now, 37.0, now + 2 * h + 17 * 60 * S, 5 * h), None);
+        // Five minutes into the window, full, or unused: no forecast.
+        assert_eq!(window_full_at_ns(now, 50.0, now + 5 * h - 300 * S, 5 * h), None);
+        assert_eq!(window_full_at_ns(now, 100.0, now + h, 5 * h), None);
+        assert_eq!(window_full_at_ns(now, 0.0, now + h, 5 * h), None);
     }
 
     #[test]

@@ -103,16 +103,17 @@ fn ours(
         Some(v) => format!("{} today", usd(v)),
         None => "tokentray: history unreadable".to_string(),
     });
-    let window = |label: &str, w: Option<&plan::Window>| {
+    let window = |label: &str, w: Option<&plan::Window>, length_ns: i64| {
         let w = w?;
-        let reset = w
-            .resets_at
-            .as_deref()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .and_then(|t| t.timestamp_nanos_opt())
-            .map(|t| format!(" ({})", statusline::countdown(now_ns, t)))
-            .unwrap_or_default();
-        Some(format!("{label} {:.0}%{reset}", w.used_percentage))
+        let outlook = w.outlook(length_ns, now_ns);
+        let ahead: Vec<String> =
+            [outlook.resets_in, outlook.full_at_clock.map(|at| format!("100% at {at}"))]
+                .into_iter()
+                .flatten()
+                .collect();
+        let ahead =
+            if ahead.is_empty() { String::new() } else { format!(" ({})", ahead.join(", ")) };
+        Some(format!("{label} {:.0}%{ahead}", w.used_percentage))
     };
     let burn = reader
         .and_then(|r| {
@@ -123,8 +124,8 @@ fn ours(
         ("today", today),
         ("session", session.map(|c| format!("{} session", usd(c)))),
         ("budget", reader.and_then(|r| budget_part(r, config, now_ns, burn))),
-        ("5h", window("5h", limits.and_then(|l| l.five_hour.as_ref()))),
-        ("7d", window("7d", limits.and_then(|l| l.seven_day.as_ref()))),
+        ("5h", window("5h", limits.and_then(|l| l.five_hour.as_ref()), plan::FIVE_HOUR_NS)),
+        ("7d", window("7d", limits.and_then(|l| l.seven_day.as_ref()), plan::SEVEN_DAY_NS)),
         ("burn", burn.map(|b| format!("{}/h", usd(b)))),
     ];
     statusline::render(format, &parts)

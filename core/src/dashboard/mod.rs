@@ -73,6 +73,8 @@ pub struct Dashboard {
     pub budgets_error: Option<String>,
     /// The latest plan usage from `tokentray statusline`; null until it ran with rate limits.
     pub plan_limits: Option<crate::plan::PlanLimits>,
+    /// The plan windows' countdowns and the time the pace uses each up; null with no limits.
+    pub plan_outlook: Option<crate::plan::PlanOutlook>,
     /// The local listeners' addresses, for the setup instructions.
     pub endpoints: Endpoints,
     /// [`Endpoints::claude_code_env`], for the empty state's copy button.
@@ -281,6 +283,9 @@ pub fn build(
         last_request: last_request(last, &now),
         budgets,
         budgets_error,
+        plan_outlook: plan_limits
+            .as_ref()
+            .map(|p| p.outlook(now.timestamp_nanos_opt().unwrap_or(0))),
         plan_limits,
         endpoints: endpoints.clone(),
         setup_env: endpoints.claude_code_env(),
