@@ -18,6 +18,8 @@
 //! * [`query`] — periods in the local time zone and the report vocabulary.
 //! * [`exposition`] — Prometheus names (otlptranslator rules), the pure `encode` of a snapshot,
 //!   and `shape` (`[metrics]`: idle series, `drop_labels`).
+//! * [`signal`] — the three OTLP signals (metrics, logs, traces) and what the receiver and the
+//!   forwarder need of each request type, so both handle requests once for all signals.
 //! * [`server`] — bind the listeners, then `run(listeners, store, config, shutdown)`.
 //! * [`dashboard`] — what the window and the page at `/` on the metrics listener show.
 //! * [`budget`] — daily/weekly/monthly budgets: spend, forecast, one alert per threshold and
@@ -62,6 +64,7 @@ pub mod query;
 pub mod receiver;
 pub mod server;
 pub mod setup;
+pub mod signal;
 pub mod statusline;
 pub mod store;
 #[cfg(any(test, feature = "testkit"))]

@@ -4,18 +4,9 @@
 
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
@@ -29,6 +20,7 @@ use super::headers::Headers;
 use super::ForwardError;
 use crate::config::{ForwardConfig, ForwardProtocol};
 use crate::receiver::status::RpcStatus;
+use crate::signal::{OtlpSignal, PartialSuccess, Signal};
 
 /// What became of one send.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,28 +143,33 @@ impl Exporter {
         })
     }
 
-    /// Sends queued export requests of one signal (1 metrics, 2 logs, 3 traces), concatenated,
-    /// with `extra` added to every resource.
+    /// Sends queued export requests of one signal, concatenated, with `extra` added to every
+    /// resource.
     pub(crate) async fn send_otlp(
         &self,
-        signal: u8,
+        signal: Signal,
         payload: &[u8],
         extra: &[(String, String)],
     ) -> Outcome {
+        // The one place a signal (read from the queue) picks its request type.
+        match signal {
+            Signal::Metrics => self.send::<ExportMetricsServiceRequest>(payload, extra).await,
+            Signal::Logs => self.send::<ExportLogsServiceRequest>(payload, extra).await,
+            Signal::Traces => self.send::<ExportTraceServiceRequest>(payload, extra).await,
+        }
+    }
+
+    async fn send<S: OtlpSignal>(&self, payload: &[u8], extra: &[(String, String)]) -> Outcome {
         match self {
             Exporter::Grpc { channel, headers, host, gzip } => {
-                send_grpc(channel.clone(), headers, host, *gzip, signal, payload, extra).await
+                send_grpc::<S>(channel.clone(), headers, host, *gzip, payload, extra).await
             }
             Exporter::Http { client, base, headers, host, gzip } => {
-                let body = match with_extra(signal, payload, extra) {
+                let body = match with_extra::<S>(payload, extra) {
                     Ok(b) => b,
                     Err(error) => return Outcome::Rejected { error },
                 };
-                let path = match signal {
-                    1 => "/v1/metrics",
-                    2 => "/v1/logs",
-                    _ => "/v1/traces",
-                };
+                let path = S::SIGNAL.path();
                 let (body, encoding) =
                     if *gzip { (gzip_bytes(&body), Some("gzip")) } else { (body, None) };
                 let mut req = client
@@ -198,8 +195,8 @@ impl Exporter {
                             .to_string();
                         let body = resp.bytes().await.unwrap_or_default();
                         if status.is_success() {
-                            let (refused, message) = partial_success(signal, &body);
-                            return Outcome::Delivered { refused, message };
+                            let response = S::Response::decode(&body[..]).unwrap_or_default();
+                            return delivered(S::partial_success(response));
                         }
                         classify_http(
                             status.as_u16(),
@@ -356,23 +353,14 @@ fn classify_http(
     }
 }
 
-fn partial_success(signal: u8, body: &[u8]) -> (u64, Option<String>) {
-    let (n, m) = match signal {
-        1 => ExportMetricsServiceResponse::decode(body)
-            .ok()
-            .and_then(|r| r.partial_success)
-            .map(|p| (p.rejected_data_points, p.error_message)),
-        2 => ExportLogsServiceResponse::decode(body)
-            .ok()
-            .and_then(|r| r.partial_success)
-            .map(|p| (p.rejected_log_records, p.error_message)),
-        _ => ExportTraceServiceResponse::decode(body)
-            .ok()
-            .and_then(|r| r.partial_success)
-            .map(|p| (p.rejected_spans, p.error_message)),
+/// A delivery, with what the peer refused (an undecodable answer refused nothing).
+fn delivered(partial: Option<PartialSuccess>) -> Outcome {
+    let PartialSuccess { rejected, message } =
+        partial.unwrap_or(PartialSuccess { rejected: 0, message: String::new() });
+    Outcome::Delivered {
+        refused: rejected.max(0) as u64,
+        message: (!message.is_empty()).then_some(message),
     }
-    .unwrap_or((0, String::new()));
-    (n.max(0) as u64, (!m.is_empty()).then_some(m))
 }
 
 fn add_attrs(resource: &mut Option<Resource>, extra: &[(String, String)]) {
@@ -392,29 +380,26 @@ fn add_attrs(resource: &mut Option<Resource>, extra: &[(String, String)]) {
     }
 }
 
+/// A queued request, decoded, with the extra resource attributes.
+fn decode_with_extra<S: OtlpSignal>(
+    payload: &[u8],
+    extra: &[(String, String)],
+) -> Result<S, String> {
+    let mut req =
+        S::decode(payload).map_err(|e| format!("a queued request cannot be decoded: {e}"))?;
+    req.resources_mut().for_each(|r| add_attrs(r, extra));
+    Ok(req)
+}
+
 /// The payload with the extra resource attributes, re-encoded (unchanged when there are none).
-fn with_extra(signal: u8, payload: &[u8], extra: &[(String, String)]) -> Result<Vec<u8>, String> {
+fn with_extra<S: OtlpSignal>(
+    payload: &[u8],
+    extra: &[(String, String)],
+) -> Result<Vec<u8>, String> {
     if extra.is_empty() {
         return Ok(payload.to_vec());
     }
-    let bad = |e: prost::DecodeError| format!("a queued request cannot be decoded: {e}");
-    Ok(match signal {
-        1 => {
-            let mut req = ExportMetricsServiceRequest::decode(payload).map_err(bad)?;
-            req.resource_metrics.iter_mut().for_each(|r| add_attrs(&mut r.resource, extra));
-            req.encode_to_vec()
-        }
-        2 => {
-            let mut req = ExportLogsServiceRequest::decode(payload).map_err(bad)?;
-            req.resource_logs.iter_mut().for_each(|r| add_attrs(&mut r.resource, extra));
-            req.encode_to_vec()
-        }
-        _ => {
-            let mut req = ExportTraceServiceRequest::decode(payload).map_err(bad)?;
-            req.resource_spans.iter_mut().for_each(|r| add_attrs(&mut r.resource, extra));
-            req.encode_to_vec()
-        }
-    })
+    Ok(decode_with_extra::<S>(payload, extra)?.encode_to_vec())
 }
 
 fn grpc_request<T>(msg: T, headers: &Headers) -> Result<tonic::Request<T>, String> {
@@ -429,81 +414,46 @@ fn grpc_request<T>(msg: T, headers: &Headers) -> Result<tonic::Request<T>, Strin
     Ok(req)
 }
 
-async fn send_grpc(
+async fn send_grpc<S: OtlpSignal>(
     channel: Channel,
     headers: &Headers,
     host: &str,
     gzip: bool,
-    signal: u8,
     payload: &[u8],
     extra: &[(String, String)],
 ) -> Outcome {
-    let bad = |e: prost::DecodeError| Outcome::Rejected {
-        error: format!("a queued request cannot be decoded: {e}"),
+    let req = match decode_with_extra::<S>(payload, extra) {
+        Ok(r) => r,
+        Err(error) => return Outcome::Rejected { error },
     };
-    let result = match signal {
-        1 => {
-            let mut req = match ExportMetricsServiceRequest::decode(payload) {
-                Ok(r) => r,
-                Err(e) => return bad(e),
-            };
-            req.resource_metrics.iter_mut().for_each(|r| add_attrs(&mut r.resource, extra));
-            let req = match grpc_request(req, headers) {
-                Ok(r) => r,
-                Err(error) => return Outcome::Auth { error },
-            };
-            let mut client = MetricsServiceClient::new(channel);
-            if gzip {
-                client = client.send_compressed(CompressionEncoding::Gzip);
-            }
-            client.export(req).await.map(|r| {
-                r.into_inner().partial_success.map(|p| (p.rejected_data_points, p.error_message))
-            })
-        }
-        2 => {
-            let mut req = match ExportLogsServiceRequest::decode(payload) {
-                Ok(r) => r,
-                Err(e) => return bad(e),
-            };
-            req.resource_logs.iter_mut().for_each(|r| add_attrs(&mut r.resource, extra));
-            let req = match grpc_request(req, headers) {
-                Ok(r) => r,
-                Err(error) => return Outcome::Auth { error },
-            };
-            let mut client = LogsServiceClient::new(channel);
-            if gzip {
-                client = client.send_compressed(CompressionEncoding::Gzip);
-            }
-            client.export(req).await.map(|r| {
-                r.into_inner().partial_success.map(|p| (p.rejected_log_records, p.error_message))
-            })
-        }
-        _ => {
-            let mut req = match ExportTraceServiceRequest::decode(payload) {
-                Ok(r) => r,
-                Err(e) => return bad(e),
-            };
-            req.resource_spans.iter_mut().for_each(|r| add_attrs(&mut r.resource, extra));
-            let req = match grpc_request(req, headers) {
-                Ok(r) => r,
-                Err(error) => return Outcome::Auth { error },
-            };
-            let mut client = TraceServiceClient::new(channel);
-            if gzip {
-                client = client.send_compressed(CompressionEncoding::Gzip);
-            }
-            client.export(req).await.map(|r| {
-                r.into_inner().partial_success.map(|p| (p.rejected_spans, p.error_message))
-            })
-        }
+    let req = match grpc_request(req, headers) {
+        Ok(r) => r,
+        Err(error) => return Outcome::Auth { error },
     };
-    match result {
-        Ok(partial) => {
-            let (n, m) = partial.unwrap_or((0, String::new()));
-            Outcome::Delivered { refused: n.max(0) as u64, message: (!m.is_empty()).then_some(m) }
-        }
+    match grpc_export(channel, gzip, req).await {
+        Ok(response) => delivered(S::partial_success(response)),
         Err(status) => classify_grpc(&status, host),
     }
+}
+
+/// The signal's `Export` call, as tonic's generated `*ServiceClient::export` makes it (the three
+/// clients differ only in the method's path).
+async fn grpc_export<S: OtlpSignal>(
+    channel: Channel,
+    gzip: bool,
+    mut req: tonic::Request<S>,
+) -> Result<S::Response, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    if gzip {
+        grpc = grpc.send_compressed(CompressionEncoding::Gzip);
+    }
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unknown(format!("Service was not ready: {e}")))?;
+    req.extensions_mut().insert(tonic::GrpcMethod::new(S::SIGNAL.grpc_service(), "Export"));
+    let path = http::uri::PathAndQuery::from_static(S::SIGNAL.grpc_export_path());
+    let codec = tonic_prost::ProstCodec::<S, S::Response>::default();
+    Ok(grpc.unary(req, path, codec).await?.into_inner())
 }
 
 fn classify_grpc(status: &tonic::Status, host: &str) -> Outcome {
@@ -612,8 +562,11 @@ mod tests {
             2,
             false,
         ));
-        let out = with_extra(1, &req.encode_to_vec(), &[("team.id".into(), "payments".into())])
-            .expect("re-encodes");
+        let out = with_extra::<ExportMetricsServiceRequest>(
+            &req.encode_to_vec(),
+            &[("team.id".into(), "payments".into())],
+        )
+        .expect("re-encodes");
         let back = ExportMetricsServiceRequest::decode(out.as_slice()).expect("decodes");
         for rm in back.resource_metrics {
             let attrs = rm.resource.expect("resource").attributes;

@@ -460,7 +460,13 @@ impl Loop {
         let Some(batch) = self.queue.next_batch(MAX_BATCH_BYTES)? else {
             return Ok(Some(TICK_IDLE));
         };
-        match exporter.send_otlp(batch.signal, &batch.payload, &extra).await {
+        let outcome = match batch.signal {
+            Some(signal) => exporter.send_otlp(signal, &batch.payload, &extra).await,
+            None => Outcome::Rejected {
+                error: "queued requests of a signal tokentray does not know (a damaged row)".into(),
+            },
+        };
+        match outcome {
             Outcome::Delivered { refused, message } => {
                 self.queue.remove(&batch.ids, key::DELIVERED, crate::ingest::now_ns(), true)?;
                 if refused > 0 {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::attrs::Attrs;
+use crate::signal::Signal;
 
 /// The emitting entity (a Claude Code installation), shared by all records of a request.
 #[derive(Debug, Clone, PartialEq)]
@@ -201,8 +202,8 @@ pub struct Batch {
 /// compressed.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
-    /// 1 metrics, 2 logs, 3 traces (the `forward_queue.signal` codes).
-    pub signal: u8,
+    /// The request's signal (stored as its code, [`Signal::as_code`]).
+    pub signal: Signal,
     /// Snappy (raw block format) of the protobuf request.
     pub payload: Vec<u8>,
 }
@@ -211,7 +212,7 @@ impl Outgoing {
     /// Compressed on the request's task, not by the writer: OTLP protobuf repeats its attribute
     /// strings in every point and shrinks several times, and the bytes the single writer puts
     /// into the WAL (and syncs) are what forwarding costs local ingest.
-    pub fn new(signal: u8, protobuf: &[u8]) -> Outgoing {
+    pub fn new(signal: Signal, protobuf: &[u8]) -> Outgoing {
         // Compressing into a Vec cannot fail for inputs below snappy's 4 GiB limit, which the
         // 16 MiB body limit keeps us far from; an empty payload would be dropped by the decoder.
         Outgoing {

@@ -3,26 +3,21 @@
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
 };
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
 use super::Receiver;
-use crate::store::{Ack, StoreError};
+use crate::signal::{OtlpSignal, PartialSuccess};
+use crate::store::StoreError;
 
 #[derive(Clone)]
 pub(crate) struct GrpcReceiver {
@@ -99,55 +94,33 @@ fn unavailable(e: StoreError) -> Status {
     Status::unavailable(format!("could not store the data, retry later: {e}"))
 }
 
-fn partial(ack: &Ack) -> Option<(i64, String)> {
-    (ack.rejected > 0)
-        .then(|| (ack.rejected.min(i64::MAX as u64) as i64, ack.reason.clone().unwrap_or_default()))
-}
-
-#[tonic::async_trait]
-impl MetricsService for GrpcReceiver {
-    async fn export(
+impl GrpcReceiver {
+    /// The `Export` method of every signal's service.
+    async fn export_signal<S: OtlpSignal>(
         &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        request: Request<S>,
+    ) -> Result<Response<S::Response>, Status> {
         self.check_origin(&request)?;
-        let ack = self.inner.export_metrics(request.into_inner()).await.map_err(unavailable)?;
-        Ok(Response::new(ExportMetricsServiceResponse {
-            partial_success: partial(&ack).map(|(rejected_data_points, error_message)| {
-                ExportMetricsPartialSuccess { rejected_data_points, error_message }
-            }),
-        }))
+        let ack = self.inner.export(request.into_inner()).await.map_err(unavailable)?;
+        Ok(Response::new(S::response(PartialSuccess::of(&ack))))
     }
 }
 
-#[tonic::async_trait]
-impl LogsService for GrpcReceiver {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        self.check_origin(&request)?;
-        let ack = self.inner.export_logs(request.into_inner()).await.map_err(unavailable)?;
-        Ok(Response::new(ExportLogsServiceResponse {
-            partial_success: partial(&ack).map(|(rejected_log_records, error_message)| {
-                ExportLogsPartialSuccess { rejected_log_records, error_message }
-            }),
-        }))
-    }
+/// tonic generates one service trait per signal; each is [`GrpcReceiver::export_signal`].
+macro_rules! export_service {
+    ($service:ident, $request:ty) => {
+        #[tonic::async_trait]
+        impl $service for GrpcReceiver {
+            async fn export(
+                &self,
+                request: Request<$request>,
+            ) -> Result<Response<<$request as OtlpSignal>::Response>, Status> {
+                self.export_signal(request).await
+            }
+        }
+    };
 }
 
-#[tonic::async_trait]
-impl TraceService for GrpcReceiver {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        self.check_origin(&request)?;
-        let ack = self.inner.export_traces(request.into_inner()).await.map_err(unavailable)?;
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: partial(&ack).map(|(rejected_spans, error_message)| {
-                ExportTracePartialSuccess { rejected_spans, error_message }
-            }),
-        }))
-    }
-}
+export_service!(MetricsService, ExportMetricsServiceRequest);
+export_service!(LogsService, ExportLogsServiceRequest);
+export_service!(TraceService, ExportTraceServiceRequest);

@@ -12,31 +12,29 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
 use super::body::{self, BodyError, Encoding};
 use super::status::{code, RpcStatus};
-use super::{json, Receiver, Signal};
+use super::{json, Receiver};
+use crate::signal::{OtlpSignal, PartialSuccess};
 use crate::store::Ack;
 
 /// The OTLP/HTTP router. The body limit is enforced here on the wire and again after decompression.
 pub fn router(receiver: Receiver) -> Router {
     let limit = receiver.max_body_bytes();
-    Router::new()
-        .route("/v1/metrics", post(|s, h, b| export(s, h, b, Signal::Metrics)))
-        .route("/v1/logs", post(|s, h, b| export(s, h, b, Signal::Logs)))
-        .route("/v1/traces", post(|s, h, b| export(s, h, b, Signal::Traces)))
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(receiver)
+    let router = route::<ExportMetricsServiceRequest>(Router::new());
+    let router = route::<ExportLogsServiceRequest>(router);
+    let router = route::<ExportTraceServiceRequest>(router);
+    router.layer(DefaultBodyLimit::max(limit)).with_state(receiver)
+}
+
+/// `POST` of the signal's path (`/v1/metrics` …) answered by [`export`].
+fn route<S: OtlpSignal>(router: Router<Receiver>) -> Router<Receiver> {
+    router.route(S::SIGNAL.path(), post(export::<S>))
 }
 
 /// An error answer in the request's encoding.
@@ -59,11 +57,10 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn export(
+async fn export<S: OtlpSignal>(
     State(receiver): State<Receiver>,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
-    signal: Signal,
 ) -> Response {
     // Until the content type is known, errors are answered in JSON, the readable choice.
     let origin = headers.get(header::ORIGIN).map(|v| v.to_str().unwrap_or("<non-ascii>"));
@@ -140,34 +137,12 @@ async fn export(
             return error(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT, e.to_string(), encoding)
         }
     };
-    let result = match signal {
-        Signal::Metrics => {
-            match decode::<ExportMetricsServiceRequest>(&body, encoding, json::decode_metrics) {
-                Ok(req) => receiver.export_metrics(req).await,
-                Err(msg) => {
-                    return error(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT, msg, encoding)
-                }
-            }
-        }
-        Signal::Logs => {
-            match decode::<ExportLogsServiceRequest>(&body, encoding, json::decode_logs) {
-                Ok(req) => receiver.export_logs(req).await,
-                Err(msg) => {
-                    return error(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT, msg, encoding)
-                }
-            }
-        }
-        Signal::Traces => {
-            match decode::<ExportTraceServiceRequest>(&body, encoding, json::decode_traces) {
-                Ok(req) => receiver.export_traces(req).await,
-                Err(msg) => {
-                    return error(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT, msg, encoding)
-                }
-            }
-        }
+    let result = match decode::<S>(&body, encoding) {
+        Ok(req) => receiver.export(req).await,
+        Err(msg) => return error(StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT, msg, encoding),
     };
     match result {
-        Ok(ack) => success(signal, &ack, encoding),
+        Ok(ack) => success::<S>(&ack, encoding),
         // A damaged database does not heal: 500 is not retried by OTLP exporters.
         Err(e) if e.is_damage() => error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -184,48 +159,22 @@ async fn export(
     }
 }
 
-fn decode<M: Message + Default>(
-    body: &[u8],
-    encoding: Encoding,
-    from_json: fn(&[u8]) -> Result<M, json::JsonError>,
-) -> Result<M, String> {
+fn decode<S: OtlpSignal>(body: &[u8], encoding: Encoding) -> Result<S, String> {
     match encoding {
-        Encoding::Protobuf => M::decode(body).map_err(|e| format!("invalid protobuf body: {e}")),
-        Encoding::Json => from_json(body).map_err(|e| format!("invalid OTLP/JSON body: {e}")),
+        Encoding::Protobuf => S::decode(body).map_err(|e| format!("invalid protobuf body: {e}")),
+        Encoding::Json => S::decode_json(body).map_err(|e| format!("invalid OTLP/JSON body: {e}")),
     }
 }
 
-fn success(signal: Signal, ack: &Ack, encoding: Encoding) -> Response {
-    let rejected = ack.rejected.min(i64::MAX as u64) as i64;
-    let message = ack.reason.clone().unwrap_or_default();
+fn success<S: OtlpSignal>(ack: &Ack, encoding: Encoding) -> Response {
     let body = match encoding {
-        Encoding::Json => json::encode_partial_success(signal, rejected, &message),
-        Encoding::Protobuf => {
-            let partial = rejected > 0;
-            match signal {
-                Signal::Metrics => ExportMetricsServiceResponse {
-                    partial_success: partial.then_some(ExportMetricsPartialSuccess {
-                        rejected_data_points: rejected,
-                        error_message: message,
-                    }),
-                }
-                .encode_to_vec(),
-                Signal::Logs => ExportLogsServiceResponse {
-                    partial_success: partial.then_some(ExportLogsPartialSuccess {
-                        rejected_log_records: rejected,
-                        error_message: message,
-                    }),
-                }
-                .encode_to_vec(),
-                Signal::Traces => ExportTraceServiceResponse {
-                    partial_success: partial.then_some(ExportTracePartialSuccess {
-                        rejected_spans: rejected,
-                        error_message: message,
-                    }),
-                }
-                .encode_to_vec(),
-            }
-        }
+        // A zero count with a message is still a partial success in JSON (a warning).
+        Encoding::Json => json::encode_partial_success(
+            S::SIGNAL,
+            ack.rejected.min(i64::MAX as u64) as i64,
+            ack.reason.as_deref().unwrap_or_default(),
+        ),
+        Encoding::Protobuf => S::response(PartialSuccess::of(ack)).encode_to_vec(),
     };
     (StatusCode::OK, [(header::CONTENT_TYPE, encoding.content_type())], body).into_response()
 }

@@ -52,6 +52,8 @@ use opentelemetry_proto::tonic::trace::v1::{
 };
 use serde_json::{Map, Value};
 
+use crate::signal::Signal;
+
 /// How many `arrayValue`/`kvlistValue` levels an attribute value may nest. serde_json's own
 /// limit (128 JSON levels, about 42 `AnyValue` levels) already bounds the recursion; this
 /// explicit, lower bound keeps the converter safe on its own and rejects absurd attributes with
@@ -93,28 +95,6 @@ impl JsonError {
         match self {
             JsonError::WrongType { path, .. } | JsonError::InvalidValue { path, .. } => Some(path),
             JsonError::Syntax { .. } | JsonError::TooDeep { .. } => None,
-        }
-    }
-}
-
-/// Which OTLP signal a request or response belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    /// `/v1/metrics`, `ExportMetricsServiceRequest`.
-    Metrics,
-    /// `/v1/logs`, `ExportLogsServiceRequest` (Claude Code events).
-    Logs,
-    /// `/v1/traces`, `ExportTraceServiceRequest`.
-    Traces,
-}
-
-impl Signal {
-    /// The OTLP/JSON name of the `Export*PartialSuccess` counter field of this signal.
-    fn rejected_field(self) -> &'static str {
-        match self {
-            Signal::Metrics => "rejectedDataPoints",
-            Signal::Logs => "rejectedLogRecords",
-            Signal::Traces => "rejectedSpans",
         }
     }
 }
@@ -174,7 +154,7 @@ pub(crate) fn encode_partial_success(signal: Signal, rejected: i64, message: &st
         return b"{}".to_vec();
     }
     let mut out = String::from("{\"partialSuccess\":{\"");
-    out.push_str(signal.rejected_field());
+    out.push_str(signal.json_rejected_field());
     out.push_str("\":\"");
     out.push_str(&rejected.to_string());
     out.push('"');

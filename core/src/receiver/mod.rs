@@ -12,16 +12,10 @@ pub(crate) mod limits;
 pub mod status;
 pub(crate) mod unary;
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message;
-
 use crate::config::Config;
 use crate::ingest::{self, Outgoing, Privacy};
+use crate::signal::OtlpSignal;
 use crate::store::{Ack, Store, StoreError};
-
-pub use json::Signal;
 
 /// Shared by every protocol: settings plus the store.
 #[derive(Clone)]
@@ -89,74 +83,19 @@ impl Receiver {
         None
     }
 
-    /// Stores one OTLP metrics request (after the attribute limits), queueing it for forwarding
-    /// when OTLP forwarding is on; the [`Ack`] says what was accepted and rejected.
-    pub(crate) async fn export_metrics(
-        &self,
-        mut req: ExportMetricsServiceRequest,
-    ) -> Result<Ack, StoreError> {
-        let refused = limits::enforce_metrics(&mut req, &self.limits);
-        let outgoing =
-            self.store.forward_mode().otlp.then(|| Outgoing::new(1, &req.encode_to_vec()));
-        let mut batch = ingest::metrics::normalize(req, ingest::now_ns());
+    /// Stores one OTLP export request (after the attribute limits), queueing it for forwarding
+    /// when forwarding of its signal is on, prompt text redacted unless `store_prompts` is on;
+    /// the [`Ack`] says what was accepted and rejected.
+    pub(crate) async fn export<S: OtlpSignal>(&self, mut req: S) -> Result<Ack, StoreError> {
+        let refused = req.enforce_limits(&self.limits);
+        let outgoing = S::SIGNAL.is_forwarded(self.store.forward_mode()).then(|| {
+            let redacted = if self.privacy.store_prompts { None } else { req.redacted() };
+            Outgoing::new(S::SIGNAL, &redacted.as_ref().unwrap_or(&req).encode_to_vec())
+        });
+        let mut batch = req.normalize(ingest::now_ns(), self.privacy);
         if let Some(reason) = refused.reason {
             batch.reject(refused.count, || reason);
         }
-        batch.outgoing = outgoing;
-        self.store.ingest(batch).await
-    }
-
-    /// Stores one OTLP logs request as events, prompt text redacted unless `store_prompts` is on
-    /// (also in the copy queued for forwarding); the [`Ack`] says what was accepted and rejected.
-    pub(crate) async fn export_logs(
-        &self,
-        mut req: ExportLogsServiceRequest,
-    ) -> Result<Ack, StoreError> {
-        let refused = limits::enforce_logs(&mut req, &self.limits);
-        let outgoing = self.store.forward_mode().otlp.then(|| {
-            let payload = if self.privacy.store_prompts {
-                req.encode_to_vec()
-            } else {
-                let mut redacted = req.clone();
-                ingest::logs::redact_request(&mut redacted);
-                redacted.encode_to_vec()
-            };
-            Outgoing::new(2, &payload)
-        });
-        let mut batch = ingest::logs::normalize(req, ingest::now_ns(), self.privacy);
-        if let Some(reason) = refused.reason {
-            batch.reject(refused.count, || reason);
-        }
-        batch.outgoing = outgoing;
-        self.store.ingest(batch).await
-    }
-
-    /// Accepts one OTLP traces request: spans are stored by name, times and ids only, and the
-    /// request is queued for forwarding (attributes redacted unless `store_prompts` is on) when
-    /// trace forwarding is on.
-    pub(crate) async fn export_traces(
-        &self,
-        req: ExportTraceServiceRequest,
-    ) -> Result<Ack, StoreError> {
-        let mode = self.store.forward_mode();
-        let outgoing = (mode.otlp && mode.traces).then(|| {
-            let mut out = req.clone();
-            if !self.privacy.store_prompts {
-                for span in out
-                    .resource_spans
-                    .iter_mut()
-                    .flat_map(|r| r.scope_spans.iter_mut())
-                    .flat_map(|s| s.spans.iter_mut())
-                {
-                    ingest::logs::redact_key_values(&mut span.attributes);
-                    for event in &mut span.events {
-                        ingest::logs::redact_key_values(&mut event.attributes);
-                    }
-                }
-            }
-            Outgoing::new(3, &out.encode_to_vec())
-        });
-        let mut batch = ingest::traces::normalize(req);
         batch.outgoing = outgoing;
         self.store.ingest(batch).await
     }

@@ -14,13 +14,15 @@ use super::settings::{self, key};
 use super::StoreError;
 use crate::exposition::FamilyKind;
 use crate::ingest::Shape;
+use crate::signal::Signal;
 
 /// Requests of one signal taken from the head of the queue, sent as one export (protobuf
 /// messages of one type concatenate into one message whose repeated fields are the union).
 #[derive(Debug)]
 pub struct QueuedBatch {
-    /// 1 metrics, 2 logs, 3 traces (the `forward_queue.signal` codes).
-    pub signal: u8,
+    /// The requests' signal; `None` for a `forward_queue.signal` code tokentray never writes (a
+    /// damaged row), which is dropped as undeliverable.
+    pub signal: Option<Signal>,
     /// `forward_queue` row ids of the requests, to delete once the export is acknowledged.
     pub ids: Vec<i64>,
     /// The concatenated protobuf requests.
@@ -122,7 +124,8 @@ impl Outbox {
         let Some((first, signal)) = head else { return Ok(None) };
         let mut stmt = self.conn.prepare_cached("SELECT id, payload FROM forward_queue WHERE signal = ?1 AND id >= ?2 ORDER BY id LIMIT 1000")?;
         let mut rows = stmt.query(params![signal, first])?;
-        let mut batch = QueuedBatch { signal, ids: Vec::new(), payload: Vec::new() };
+        let mut batch =
+            QueuedBatch { signal: Signal::from_code(signal), ids: Vec::new(), payload: Vec::new() };
         let mut decoder = snap::raw::Decoder::new();
         while let Some(r) = rows.next()? {
             let compressed = r.get_ref(1)?.as_blob()?;
@@ -422,7 +425,7 @@ mod tests {
     fn batches_concatenate_one_signal_up_to_the_limit() {
         let (_dir, q) = queue_with(&[]);
         let put = |signal: u8, text: &[u8]| {
-            let out = crate::ingest::Outgoing::new(signal, text);
+            let out = crate::ingest::Outgoing::new(Signal::from_code(signal).expect("code"), text);
             q.push_raw(signal, 0, &out.payload);
         };
         put(1, b"aaaa");
@@ -432,14 +435,14 @@ mod tests {
         let b = q.next_batch(8).expect("batch").expect("some");
         assert_eq!(
             (b.signal, b.payload.as_slice(), b.ids.len()),
-            (1, b"aaaabbbb".as_slice(), 2),
+            (Some(Signal::Metrics), b"aaaabbbb".as_slice(), 2),
             "metrics only, up to 8 bytes"
         );
         q.remove(&b.ids, key::FORWARD_DELIVERED, 1, true).expect("remove");
         let b = q.next_batch(8).expect("batch").expect("some");
         assert_eq!(
             (b.signal, b.payload.as_slice()),
-            (2, b"logs".as_slice()),
+            (Some(Signal::Logs), b"logs".as_slice()),
             "then the oldest left: logs"
         );
         assert_eq!(q.setting(key::FORWARD_DELIVERED).expect("counter").as_deref(), Some("2"));

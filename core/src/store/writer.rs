@@ -421,7 +421,7 @@ impl Writer {
             }
             if let Some(out) = batch.outgoing.as_ref().filter(|_| forward_on && ack.accepted > 0) {
                 tx.prepare_cached("INSERT INTO forward_queue (signal, created_ns, bytes, payload) VALUES (?1, ?2, ?3, ?4)")?.execute(params![
-                    out.signal,
+                    out.signal.as_code(),
                     crate::ingest::now_ns(),
                     out.payload.len() as i64,
                     out.payload
