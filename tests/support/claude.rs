@@ -91,8 +91,22 @@ pub fn run_claude_with(
     prompt: &str,
     env: &[(&str, &str)],
 ) -> Run {
+    run_claude_at(bin, api, home, None, otel, prompt, env)
+}
+
+/// [`run_claude_with`] in the working directory `cwd` (which must exist), else in a fresh empty
+/// folder: the session's `cwd`, and so its project and branch.
+pub fn run_claude_at(
+    bin: &Path,
+    api: &StandIn,
+    home: &Path,
+    cwd: Option<&Path>,
+    otel: Option<(&str, &str)>,
+    prompt: &str,
+    env: &[(&str, &str)],
+) -> Run {
     let dir = tempdir("tokentray-claude-");
-    let work = dir.path().join("work");
+    let work = cwd.map_or_else(|| dir.path().join("work"), Path::to_path_buf);
     std::fs::create_dir_all(home).unwrap();
     std::fs::create_dir_all(&work).unwrap();
     let debug_file = dir.path().join("debug.log");

@@ -418,7 +418,8 @@ fn project_rows(report: &crate::query::Report) -> Vec<ProjectRow> {
             api_requests: g.figures.api_requests.count,
             from_transcripts: g.figures.transcripts.requests,
             priced_usd: g.figures.transcripts.cost_usd_price_table,
-            unpriced_tokens: g.figures.transcripts.unpriced_tokens.values().sum(),
+            // Not `sum()`: the f64 sum of no values is -0.0, which the JSON would show.
+            unpriced_tokens: g.figures.transcripts.unpriced_tokens.values().fold(0.0, |a, b| a + b),
         })
         .collect();
     rows.sort_by(|a, b| b.cost_usd.total_cmp(&a.cost_usd).then_with(|| a.project.cmp(&b.project)));
