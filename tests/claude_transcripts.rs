@@ -492,15 +492,20 @@ fn sessions_in_work_trees_and_plain_folders_give_the_project_and_branch_rows() {
         let (session, recorded_branch) = by_cwd
             .get(&cwd)
             .unwrap_or_else(|| panic!("no session recorded with cwd {cwd}: {recorded:?}"));
-        // A plain folder's branch is what the CLI wrote for it (`HEAD`, its word for "not on a
-        // branch"), a work tree's must be its checked-out branch.
+        // A work tree's branch must be its checked-out branch. A plain folder has none (the CLI
+        // writes `HEAD` for it, which tokentray does not keep), unless it was gone at import:
+        // then nothing says it was no work tree, and what the CLI wrote stays.
         if let Some(branch) = branch {
             assert_eq!(recorded_branch.as_deref(), Some(branch), "the CLI's gitBranch in {cwd}");
         }
+        let expected_branch = match branch {
+            None if Path::new(&cwd).exists() => String::new(),
+            _ => recorded_branch.clone().unwrap_or_default(),
+        };
         let cost = *costs.get(session).unwrap_or_else(|| panic!("no cost-state for {session}"));
         for (rows, key) in [
             (&mut by_project, (name.to_string(), Some(top.display().to_string()))),
-            (&mut by_branch, (recorded_branch.clone().unwrap_or_default(), None)),
+            (&mut by_branch, (expected_branch.clone(), None)),
         ] {
             let row = rows.entry(key).or_default();
             row.calls += calls[&cwd];

@@ -173,6 +173,9 @@ fn apply_line(
         let project = projects.get(&c.cwd);
         let (name, path) =
             project.map(|p| (p.name.as_str(), p.path.as_str())).unwrap_or((&c.cwd, &c.cwd));
+        // Outside any work tree the `gitBranch` Claude Code wrote (`HEAD`) is no branch.
+        let branch =
+            if project.is_some_and(|p| p.outside_git) { None } else { c.git_branch.as_deref() };
         tx.prepare_cached(
             "INSERT INTO transcript_sessions (session_id, first_ns, last_ns, cwd, git_branch, project, project_path)
              VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6)
@@ -184,7 +187,7 @@ fn apply_line(
                  first_ns = MIN(first_ns, excluded.first_ns),
                  last_ns = MAX(last_ns, excluded.last_ns)",
         )?
-        .execute(params![c.session_id, c.time_ns, c.cwd, c.git_branch, name, path])?;
+        .execute(params![c.session_id, c.time_ns, c.cwd, branch, name, path])?;
     }
     if let Some(r) = &line.request {
         added += tx

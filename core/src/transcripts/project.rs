@@ -8,6 +8,9 @@ use std::path::Path;
 pub(crate) struct Project {
     pub name: String,
     pub path: String,
+    /// The `cwd` exists and is in no git work tree. Claude Code still writes a `gitBranch` for
+    /// it (`HEAD`), which then names no branch and is not kept.
+    pub outside_git: bool,
 }
 
 /// Resolves each `cwd` once per import.
@@ -30,12 +33,14 @@ impl ProjectResolver {
 fn resolve_uncached(cwd: &Path) -> Project {
     // A work tree's top level holds `.git` (a folder, or a file in linked work trees and
     // submodules). A cwd that no longer exists is its own project.
-    let top = cwd.ancestors().find(|dir| dir.join(".git").exists()).unwrap_or(cwd);
+    let work_tree = cwd.ancestors().find(|dir| dir.join(".git").exists());
+    let outside_git = work_tree.is_none() && cwd.is_dir();
+    let top = work_tree.unwrap_or(cwd);
     let name = top
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| top.to_string_lossy().into_owned());
-    Project { name, path: top.to_string_lossy().into_owned() }
+    Project { name, path: top.to_string_lossy().into_owned(), outside_git }
 }
 
 #[cfg(test)]
@@ -51,7 +56,12 @@ mod tests {
         let mut r = ProjectResolver::default();
         let p = r.resolve(&repo.join("src/deep").to_string_lossy());
         assert_eq!((p.name.as_str(), p.path), ("repo", repo.to_string_lossy().into_owned()));
+        assert!(!p.outside_git);
+        let plain = dir.path().join("plain");
+        std::fs::create_dir_all(&plain).expect("mkdir");
+        assert!(r.resolve(&plain.to_string_lossy()).outside_git);
         let gone = r.resolve("/no/such/place/anymore");
         assert_eq!(gone.name, "anymore");
+        assert!(!gone.outside_git, "a folder that is gone may have been a work tree");
     }
 }
