@@ -14,8 +14,13 @@
 //! * each fixture set, sent once unmutated under fresh session ids (a namespace mutations cannot
 //!   reach) at random points of the stream, adds up exactly to its `expected.json` by session.
 //!
+//! Cases run in rounds of [`ROUND`], each on a fresh `serve` pair, so a long run stays linear.
+//!
 //! Knobs: `TOKENTRAY_FUZZ_CASES` (default [`DEFAULT_CASES`]), `TOKENTRAY_FUZZ_SEED` (default
-//! [`DEFAULT_SEED`]), `TOKENTRAY_FUZZ_ONLY=<case>` (send just that case, to reproduce one).
+//! [`DEFAULT_SEED`]), `TOKENTRAY_FUZZ_ONLY=<case>` (send just that case, to reproduce one),
+//! `TOKENTRAY_FUZZ_FIRST=<case>` (start there: one round of a long run),
+//! `TOKENTRAY_FUZZ_REPORT_EACH=1` (run the `report`s after every accepted request, to find the
+//! one that breaks them).
 // Tests and benches may panic: a failed step is the point. Library code may not (Cargo.toml).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -113,8 +118,13 @@ impl Case {
     fn reproducer(&self, seed: u64) -> String {
         format!(
             "case {} (source {}, mutation: {}); reproduce: TOKENTRAY_FUZZ_SEED={seed:#x} \
-             TOKENTRAY_FUZZ_ONLY={} cargo test --test fuzz_receivers -- --nocapture",
-            self.index, self.source, self.mutation, self.index
+             TOKENTRAY_FUZZ_ONLY={} cargo test --test fuzz_receivers -- --nocapture (alone; \
+             with what came before in its round: TOKENTRAY_FUZZ_CASES={})",
+            self.index,
+            self.source,
+            self.mutation,
+            self.index,
+            self.index + 1
         )
     }
 }
@@ -1338,7 +1348,7 @@ fn mutated_fixtures_never_break_the_receivers() {
     let corpus = Corpus::load();
     let fuzz: Vec<u64> = match only {
         Some(o) => vec![o],
-        None => (0..cases).collect(),
+        None => (env_u64("TOKENTRAY_FUZZ_FIRST").unwrap_or(0)..cases).collect(),
     };
     let mut tally: BTreeMap<String, u64> = BTreeMap::new();
     let mut accepted = 0;
@@ -1392,6 +1402,7 @@ fn run_round(
         }
     };
 
+    let report_each = std::env::var_os("TOKENTRAY_FUZZ_REPORT_EACH").is_some();
     let mut serve = start_serve();
     let mut client = Client::new(&serve);
     let mut snapshot = state(&serve);
@@ -1420,6 +1431,10 @@ fn run_round(
                 *tally.entry(key.into()).or_default() += 1;
                 accepted.push((*step, outcome.clone()));
                 dirty = true;
+                if report_each {
+                    eprintln!("fuzz_receivers: accepted, now the reports: {what}");
+                    reports(&serve);
+                }
             }
             Outcome::Rejected { status, message } => {
                 assert!(!matches!(step, Step::Pristine(_)), "{what}: rejected: {status} {message}");
