@@ -49,7 +49,7 @@ use support::prom::{self, label_name, prometheus_name};
 use support::serve::ServeOptions;
 use support::{approx_eq, Checker, FixtureSet, Request, Serve, Signal, Transport};
 
-/// Cases of a default run: about 30 s of a debug build on a 2-core machine.
+/// Cases of a default run: about 40 s of a debug build on a shared 2-core machine.
 const DEFAULT_CASES: u64 = 2000;
 /// The fixed seed of the suite's run.
 const DEFAULT_SEED: u64 = 0x70c3_e4a7_2026_1202;
