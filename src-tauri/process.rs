@@ -15,24 +15,35 @@ pub fn init_logging() {
 }
 
 /// Resolves on SIGTERM (logout, `kill`, systemd stop) or SIGINT (Ctrl-C).
-pub async fn terminated() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+///
+/// The handlers are installed by this call, not when the future is first polled: `serve` prints
+/// its listening line before it awaits the future, and a SIGTERM right after that line used to
+/// meet the default action (the process died of the signal, without its clean stop). Call it
+/// inside a Tokio runtime (`Runtime::enter`), before announcing readiness.
+pub fn terminated() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, Signal, SignalKind};
+        async fn received(signal: Option<Signal>) {
+            match signal {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+        let terminate = signal(SignalKind::terminate()).ok();
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        async move {
+            tokio::select! {
+                _ = received(terminate) => {},
+                _ = received(interrupt) => {},
+            }
+        }
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {},
-        _ = terminate => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

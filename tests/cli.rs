@@ -112,3 +112,47 @@ fn report_on_an_empty_history_says_what_to_do() {
     let out = tokentray(&dir).args(["report", "fortnight"]).output().expect("runs");
     assert_eq!(out.status.code(), Some(2), "clap usage error");
 }
+
+/// A supervisor that waits for the listening line may stop `serve` right after it: the SIGTERM
+/// must end it cleanly (exit 0), not meet the signal's default action because the handler was
+/// only installed later (it died of SIGTERM in most of these ten tries before the fix).
+#[test]
+fn sigterm_right_after_the_listening_line_stops_cleanly() {
+    for attempt in 0..10 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut child = tokentray(&dir)
+            .env("CLAUDE_CONFIG_DIR", dir.path().join("no-claude-config"))
+            .args(["serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0"])
+            .args(["--metrics", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the listening line");
+        assert!(line.starts_with("listening "), "attempt {attempt}: first line {line:?}");
+        let kill = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(kill.success(), "kill -TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "attempt {attempt}: serve still running 20 s after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+            .expect("read stderr");
+        assert!(status.success(), "attempt {attempt}: serve ended with {status:?}\n{stderr}");
+    }
+}

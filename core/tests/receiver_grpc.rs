@@ -249,3 +249,26 @@ async fn a_unary_call_with_two_messages_is_an_error_and_stores_nothing() {
     assert_eq!(cost_total(&s.store), 4.0);
     s.stop().await;
 }
+
+/// A peer that opens an HTTP/2 connection and then never answers (a hung or suspended client)
+/// must not hold the shutdown: the graceful close waits for the peer's answer to its GOAWAY ping,
+/// and before the grace period it waited until the idle timeout (here an hour; 120 s by default,
+/// past systemd's 90 s stop timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_answers_does_not_hold_the_shutdown() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = Config::default();
+    config.connections.idle_timeout_seconds = 3600.0;
+    let s = start(config).await;
+    let mut tcp = tokio::net::TcpStream::connect(s.addr).await.expect("connect");
+    // The client preface and an empty SETTINGS frame, then silence.
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").await.expect("preface");
+    // The server's SETTINGS frame header: the connection is being served.
+    let mut header = [0u8; 9];
+    tcp.read_exact(&mut header).await.expect("server settings");
+    assert_eq!(header[3], 4, "first frame from the server is SETTINGS");
+    tokio::time::timeout(std::time::Duration::from_secs(60), s.stop())
+        .await
+        .expect("the server stopped within 60 s of the stop signal despite the silent peer");
+    drop(tcp);
+}

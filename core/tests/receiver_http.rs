@@ -327,3 +327,37 @@ async fn traces_are_accepted_and_counted() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(h.store.reader().expect("reader").span_count().expect("count"), 3);
 }
+
+/// An `api_request` event whose token count is no count (i64::MAX, negative) is stored without
+/// it: summed with the session's other events it overflowed the report's 64-bit totals, and
+/// every `report` of that period failed with "integer overflow" (found by tests/fuzz_receivers.rs).
+#[tokio::test]
+async fn an_absurd_token_count_does_not_break_the_reports() {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use tokentray_core::query::{GroupBy, TimeRange};
+    let h = harness(Config::default());
+    let typical = Usage::TYPICAL;
+    let mut records = Vec::new();
+    for (key, bad) in [("cache_read_tokens", i64::MAX), ("input_tokens", -5)] {
+        let mut rec = testkit::api_request_record("s", "u", testkit::MODEL, typical, 1_000);
+        for kv in rec.attributes.iter_mut().filter(|kv| kv.key == key) {
+            kv.value = Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+                value: Some(Value::IntValue(bad)),
+            });
+        }
+        records.push(rec);
+    }
+    records.push(testkit::api_request_record("s", "u", testkit::MODEL, typical, 2_000));
+    let body = testkit::logs_request(records).encode_to_vec();
+    let (status, _, _) = post(&h.app, "/v1/logs", &[PB], body).await;
+    assert_eq!(status, StatusCode::OK);
+    let reader = h.store.reader().expect("reader");
+    for by in [None, Some(GroupBy::Session), Some(GroupBy::Model)] {
+        let report = reader.report("all", TimeRange::ALL, by).expect("report after the request");
+        let a = &report.figures.api_requests;
+        assert_eq!(a.count, 3, "{by:?}");
+        assert_eq!(a.cache_read_tokens, 2 * typical.cache_read as i64, "{by:?}");
+        assert_eq!(a.input_tokens, 2 * typical.input as i64, "{by:?}");
+        assert_eq!(a.output_tokens, 3 * typical.output as i64, "{by:?}");
+    }
+}

@@ -87,12 +87,18 @@ pub fn run(mut config: Config, args: ServeArgs, config_file: PathBuf) -> anyhow:
         &store,
         &config.transcripts,
     );
+    // The signal handlers before the listening line: whoever waits for that line may stop us
+    // right after it.
+    let shutdown = {
+        let _in_runtime = runtime.enter();
+        terminated()
+    };
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{addrs}")?;
         out.flush()?;
     }
-    runtime.block_on(server::run(listeners, store, &config, terminated()))?;
+    runtime.block_on(server::run(listeners, store, &config, shutdown))?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

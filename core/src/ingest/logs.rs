@@ -55,6 +55,9 @@ pub fn normalize(req: ExportLogsServiceRequest, received_ns: i64, privacy: Priva
                     .unwrap_or(received_ns);
                 let s = |k: &str| attrs::get_str(&attrs, k).map(str::to_string);
                 let i = |k: &str| attrs::get(&attrs, k).and_then(AttrValue::as_i64);
+                // A token count outside 0..=MAX_EVENT_TOKENS is no count: it is kept in the
+                // event's attributes but not summed.
+                let tokens = |k: &str| i(k).filter(|n| (0..=MAX_EVENT_TOKENS).contains(n));
                 let event = EventRecord {
                     time_ns,
                     session_id: s("session.id"),
@@ -63,10 +66,10 @@ pub fn normalize(req: ExportLogsServiceRequest, received_ns: i64, privacy: Priva
                     cost_usd: attrs::get(&attrs, "cost_usd")
                         .and_then(AttrValue::as_f64)
                         .filter(|c| c.is_finite()),
-                    input_tokens: i("input_tokens"),
-                    output_tokens: i("output_tokens"),
-                    cache_read_tokens: i("cache_read_tokens"),
-                    cache_creation_tokens: i("cache_creation_tokens"),
+                    input_tokens: tokens("input_tokens"),
+                    output_tokens: tokens("output_tokens"),
+                    cache_read_tokens: tokens("cache_read_tokens"),
+                    cache_creation_tokens: tokens("cache_creation_tokens"),
                     duration_ms: i("duration_ms"),
                     name,
                     resource: resource.clone(),
@@ -79,6 +82,12 @@ pub fn normalize(req: ExportLogsServiceRequest, received_ns: i64, privacy: Priva
     }
     batch
 }
+
+/// The largest token count one event may carry, a thousand times the largest context window.
+/// Counts are summed in 64-bit integers: one event with `cache_read_tokens = i64::MAX` (a 200 for
+/// the request) made every later `report` fail with "integer overflow". Below this bound a
+/// group needs 2^31 events to overflow.
+const MAX_EVENT_TOKENS: i64 = 1 << 32;
 
 /// The same redaction on a request as it is forwarded to the team: private attributes become
 /// [`REDACTED`] with a `<key>_length` next to them, and a body too long to be an event name is

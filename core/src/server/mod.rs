@@ -17,6 +17,13 @@ use crate::config::{Config, Listen};
 use crate::receiver::{grpc, http, Receiver};
 use crate::store::Store;
 
+/// How long, after the stop signal, the servers may take to finish their connections. The
+/// graceful shutdown of HTTP/2 waits for the peer to answer its GOAWAY ping: a client that never
+/// reads (hung, suspended, or hostile) held a SIGTERM'd `serve` until the idle timeout (120 s by
+/// default, beyond systemd's 90 s stop timeout). Acknowledged data is committed already; what
+/// is cut short was never acknowledged, so its client retries.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why the engine could not bind its listeners or stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -294,17 +301,30 @@ pub async fn run(
     shutdown.await;
     let _ = stop_tx.send(true);
     let mut first_error = None;
-    for task in [grpc_task, http_task, metrics_task] {
-        match task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    for (what, mut task) in
+        [(GRPC.what, grpc_task), (HTTP.what, http_task), (METRICS.what, metrics_task)]
+    {
+        match tokio::time::timeout_at(deadline, &mut task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => {
                 first_error.get_or_insert(e);
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 first_error.get_or_insert(ServerError::Serve {
                     what: "server task",
                     reason: e.to_string(),
                 });
+            }
+            Err(_) => {
+                // Its connections are dropped with the runtime; nothing they had acknowledged
+                // is lost (acknowledged means committed).
+                task.abort();
+                tracing::warn!(
+                    server = what,
+                    grace_seconds = SHUTDOWN_GRACE.as_secs(),
+                    "connections still open after the stop grace period: closed"
+                );
             }
         }
     }
