@@ -2,6 +2,7 @@
 # Installs what the end-to-end acceptance tests need, idempotently, on Debian/Ubuntu:
 #   * prometheus + promtool (Debian package `prometheus`) for tests/prometheus_server.rs
 #   * the real Claude Code CLI (npm, pinned) into tests/.cache/claude-code/ for tests/claude_cli.rs
+#   * ccusage (npm, pinned) into tests/.cache/ccusage/ for tests/pricing_source.rs
 # Prints what it did. Safe to run again: it only installs what is missing.
 set -euo pipefail
 
@@ -90,6 +91,28 @@ else
     say "npm not available; tests/claude_cli.rs will be skipped"
   fi
 fi
+# --- ccusage (the price table against its source: tests/pricing_source.rs) ---------------------
+# Its npm package bundles LiteLLM's prices for `--offline`; the embedded table is checked against
+# them. Pinned: 20.0.26 ships no linux-x64 binary. The package's launcher runs a native binary
+# from the optional dependency @ccusage/ccusage-linux-x64 (a registry package, no download).
+CCUSAGE_VERSION="20.0.24"
+ccusage_prefix="$here/.cache/ccusage"
+ccusage_bin="$ccusage_prefix/node_modules/.bin/ccusage"
+if [ -x "$ccusage_bin" ] && "$ccusage_bin" --version 2>/dev/null | grep -qx "ccusage $CCUSAGE_VERSION"; then
+  say "ccusage already installed ($("$ccusage_bin" --version 2>/dev/null))"
+elif command -v npm >/dev/null 2>&1; then
+  mkdir -p "$ccusage_prefix"
+  say "npm install --prefix $ccusage_prefix ccusage@$CCUSAGE_VERSION"
+  if npm install --prefix "$ccusage_prefix" --no-audit --no-fund --loglevel=error "ccusage@$CCUSAGE_VERSION" \
+      && "$ccusage_bin" --version >/dev/null 2>&1; then
+    say "installed ccusage ($("$ccusage_bin" --version 2>/dev/null))"
+  else
+    say "installing ccusage failed (registry unreachable?); tests/pricing_source.rs will be skipped"
+  fi
+else
+  say "npm not available; tests/pricing_source.rs will be skipped"
+fi
+# --- end ccusage ------------------------------------------------------------------------------
 say "done"
 "$here/setup-desktop.sh" || say "tests/setup-desktop.sh failed; the desktop build and tests/desktop_*.rs need its packages"
 

@@ -3,19 +3,25 @@
 //! Claude Code's own cost (telemetry's `claude_code.cost.usage`, a transcript's `cost-state`)
 //! always wins; this table prices only what neither stated, e.g. a session still running with
 //! telemetry off. The embedded table is Anthropic's list prices as LiteLLM's
-//! `model_prices_and_context_window.json` carries them ([`TABLE_DATE`]); `[pricing]` in the
-//! config overrides a model or adds one. A model found in neither is *unpriced*: its tokens
+//! `model_prices_and_context_window.json` carries them, in the snapshot ccusage 20.0.24 bundles
+//! for `--offline` ([`TABLE_SOURCE`], [`TABLE_DATE`]); tests/pricing_source.rs checks every entry
+//! against that ccusage. `[pricing]` in the config overrides a model or adds one. A model found in neither is *unpriced*: its tokens
 //! count, its cost is reported as unknown, never as a silent $0.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The date the embedded table was transcribed from its source.
+/// The date the embedded table was checked against its source (ccusage 20.0.24, published
+/// 2026-09-22, whose bundled LiteLLM snapshot is at most that old).
 pub const TABLE_DATE: &str = "2026-12-02";
 /// Where the embedded table comes from.
-pub const TABLE_SOURCE: &str =
-    "Anthropic list prices as in BerriAI/litellm model_prices_and_context_window.json";
+pub const TABLE_SOURCE: &str = "Anthropic list prices as in BerriAI/litellm \
+    model_prices_and_context_window.json, the snapshot bundled in npm ccusage@20.0.24 (--offline)";
+/// Models of the embedded table that [`TABLE_SOURCE`] does not carry, their rates typed in by
+/// hand from Anthropic's pricing page; tests/pricing_source.rs accepts only these as unknown to
+/// the source.
+pub const ADDED_BY_HAND: &[&str] = &[];
 
 /// The agent whose transcripts tokentray reads today; other agents get their own keys.
 pub(crate) const CLAUDE_CODE: &str = "claude-code";
@@ -136,18 +142,30 @@ const fn with_fast(p: ModelPrice, multiplier: f64) -> ModelPrice {
 /// Model names as Claude Code writes them (`message.model`); dated ids resolve to these by
 /// prefix (`claude-sonnet-4-5-20250929` → `claude-sonnet-4-5`).
 const EMBEDDED: &[(&str, ModelPrice)] = &[
+    ("claude-opus-4-8", with_fast(flat(5.0, 25.0), 2.0)),
+    ("claude-opus-4-7", with_fast(flat(5.0, 25.0), 6.0)),
     ("claude-opus-4-6", with_fast(flat(5.0, 25.0), 6.0)),
     ("claude-opus-4-5", flat(5.0, 25.0)),
     ("claude-opus-4-1", flat(15.0, 75.0)),
     ("claude-opus-4", flat(15.0, 75.0)),
-    ("claude-sonnet-4-6", with_long_context(flat(3.0, 15.0))),
+    // 1M context at the standard rates: the source has no above-200k rates for Sonnet 4.6.
+    ("claude-sonnet-4-6", flat(3.0, 15.0)),
     ("claude-sonnet-4-5", with_long_context(flat(3.0, 15.0))),
     ("claude-sonnet-4", with_long_context(flat(3.0, 15.0))),
     ("claude-3-7-sonnet", flat(3.0, 15.0)),
     ("claude-3-5-sonnet", flat(3.0, 15.0)),
     ("claude-haiku-4-5", flat(1.0, 5.0)),
     ("claude-3-5-haiku", flat(0.8, 4.0)),
-    ("claude-3-haiku", flat(0.25, 1.25)),
+    // Haiku 3's cache rates are not the usual multiples of its input rate.
+    (
+        "claude-3-haiku",
+        ModelPrice {
+            cache_read: 0.03,
+            cache_write_5m: 0.3,
+            cache_write_1h: 0.5,
+            ..flat(0.25, 1.25)
+        },
+    ),
     ("claude-3-opus", flat(15.0, 75.0)),
 ];
 
@@ -159,6 +177,11 @@ impl PriceTable {
             .map(|(model, price)| ((CLAUDE_CODE.to_string(), model.to_string()), *price))
             .collect();
         PriceTable { prices }
+    }
+
+    /// The model names `agent` has a price for, in name order.
+    pub fn models<'a>(&'a self, agent: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.prices.keys().filter(move |(a, _)| a == agent).map(|(_, m)| m.as_str())
     }
 
     /// The embedded table with the config's models replacing or adding to it.
@@ -249,6 +272,14 @@ mod tests {
         let long = Usage { input: 250_000, output: 1000, ..Default::default() };
         let cost = table.cost(CLAUDE_CODE, "claude-sonnet-4-5", &long).expect("priced");
         assert!((cost - (250_000.0 * 6.0 + 1000.0 * 22.5) / 1e6).abs() < 1e-12);
+        // Sonnet 4.6 keeps its standard rates at any length (the source has no long-context tier).
+        let flat_long = table.cost(CLAUDE_CODE, "claude-sonnet-4-6", &long).expect("priced");
+        assert!((flat_long - (250_000.0 * 3.0 + 1000.0 * 15.0) / 1e6).abs() < 1e-12);
+        let haiku3 = table.price(CLAUDE_CODE, "claude-3-haiku-20240307").expect("priced");
+        assert_eq!(
+            (haiku3.cache_read, haiku3.cache_write_5m, haiku3.cache_write_1h),
+            (0.03, 0.3, 0.5)
+        );
         let fast = Usage { input: 1_000_000, fast: true, ..Default::default() };
         assert_eq!(table.cost(CLAUDE_CODE, "claude-opus-4-6", &fast), Some(30.0));
         let config: PricingConfig = toml::from_str(
