@@ -490,6 +490,25 @@ mod tests {
     use crate::store::Store;
     use crate::testkit;
 
+    /// What the window marks a row with: Claude Code's own money is exact, any table price
+    /// makes it priced, and tokens without a price make the cost incomplete whatever else.
+    #[test]
+    fn cost_source_says_how_the_money_is_known() {
+        use crate::query::report::TranscriptFigures;
+        let exact =
+            TranscriptFigures { requests: 2, cost_usd_claude_code: 0.5, ..Default::default() };
+        assert_eq!(CostSource::of(&exact), CostSource::Exact);
+        assert_eq!(CostSource::of(&TranscriptFigures::default()), CostSource::Exact);
+        let priced = TranscriptFigures { cost_usd_price_table: 0.2, ..exact.clone() };
+        assert_eq!(CostSource::of(&priced), CostSource::Priced);
+        let mut unpriced = priced.clone();
+        unpriced.unpriced_tokens.insert("claude-unknown-9".into(), 1290.0);
+        assert_eq!(CostSource::of(&unpriced), CostSource::Unpriced);
+        assert_eq!(unpriced_total(&unpriced), 1290.0);
+        let json = serde_json::to_value(CostSource::Priced).expect("json");
+        assert_eq!(json, serde_json::json!("priced"));
+    }
+
     /// Issue 14: a busy day must not make the dashboard JSON grow with its sessions.
     #[test]
     fn ten_thousand_sessions_today_keep_the_json_small() {
