@@ -1179,6 +1179,12 @@ return {
                 errs.push(format!("unpriced session shows {:?}", text(r)));
             }
         }
+        // A session known from its transcript alone still says when it started.
+        for r in &sessions {
+            if text(r).contains('–') {
+                errs.push(format!("session without a start time: {:?}", text(r)));
+            }
+        }
         // By model: the unknown model's tokens and "unpriced" instead of $0.00.
         let models = v["models"].as_array().cloned().unwrap_or_default();
         match models.iter().find(|r| r["model"] == json!(UNKNOWN)) {
