@@ -1,8 +1,9 @@
 //! The dashboard window end to end over WebDriver: WebKitWebDriver launches `tokentray tray
 //! --open` and drives its webview, in a headless X + D-Bus session the test starts itself.
 //! Data goes in over OTLP; the window must show the right figures, update live without a
-//! reload, and close to the tray without keeping WebKit alive. Writes light and dark screenshots
-//! to target/screenshots/.
+//! reload, and close to the tray without keeping WebKit alive; with telemetry off, Claude Code's
+//! transcripts fill its "By project" list and mark each cost exact, priced or unpriced. Writes
+//! light and dark screenshots to target/screenshots/.
 // Tests and benches may panic: a failed step is the point. Library code may not (Cargo.toml).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
