@@ -1,8 +1,9 @@
 //! The dashboard window end to end over WebDriver: WebKitWebDriver launches `tokentray tray
 //! --open` and drives its webview, in a headless X + D-Bus session the test starts itself.
 //! Data goes in over OTLP; the window must show the right figures, update live without a
-//! reload, and close to the tray without keeping WebKit alive. Writes light and dark screenshots
-//! to target/screenshots/.
+//! reload, and close to the tray without keeping WebKit alive; with telemetry off, Claude Code's
+//! transcripts fill its "By project" list and mark each cost exact, priced or unpriced. Writes
+//! light and dark screenshots to target/screenshots/.
 // Tests and benches may panic: a failed step is the point. Library code may not (Cargo.toml).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -957,5 +958,272 @@ fn measure_footprint() {
         "MEASURE after the idle minute: process tree RSS {:.1} MiB",
         mib(proc::tree_rss_kib(pid))
     );
+    s.end();
+}
+
+/// One `assistant` line of Claude Code's transcript (the CLI's shape, reduced to what counts).
+fn transcript_assistant(
+    session: &str,
+    req: &str,
+    cwd: &std::path::Path,
+    model: &str,
+    input: u64,
+    output: u64,
+) -> String {
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let line = json!({
+        "parentUuid": null, "isSidechain": false, "type": "assistant", "sessionId": session,
+        "requestId": format!("req_{req}"), "uuid": format!("u-{req}"), "timestamp": time,
+        "cwd": cwd.display().to_string(), "gitBranch": "main", "version": "2.1.330",
+        "message": {
+            "id": format!("msg_{req}"), "type": "message", "role": "assistant", "model": model,
+            "content": [{ "type": "text", "text": "ok" }], "stop_reason": "end_turn",
+            "usage": { "input_tokens": input, "output_tokens": output,
+                       "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0 },
+        },
+    });
+    format!("{line}\n")
+}
+
+/// Claude Code's own cost of a session so far (a `cost-state` line).
+fn transcript_cost_state(session: &str, model: &str, cost: f64) -> String {
+    let line = json!({
+        "type": "cost-state", "sessionId": session, "totalCostUSD": cost,
+        "modelUsage": { model: { "costUSD": cost } }, "hasUnknownModelCost": false,
+    });
+    format!("{line}\n")
+}
+
+/// Transcripts of two projects (telemetry off): the window's "By project" list, most expensive
+/// first with the full path on hover, its "priced" marker and "N tokens unpriced"; today's
+/// sessions marked exact (Claude Code's own cost) or priced (from the price table); and a model
+/// without a price showing its tokens and "unpriced", never $0.00.
+#[test]
+fn window_shows_projects_and_how_each_cost_is_known_light() {
+    if session::enter(
+        "window_shows_projects_and_how_each_cost_is_known_light",
+        &["WebKitWebDriver"],
+    ) {
+        projects_flow("light");
+    }
+}
+
+#[test]
+fn window_shows_projects_and_how_each_cost_is_known_dark() {
+    if session::enter("window_shows_projects_and_how_each_cost_is_known_dark", &["WebKitWebDriver"])
+    {
+        projects_flow("dark");
+    }
+}
+
+fn projects_flow(theme: &str) {
+    const SONNET: &str = "claude-sonnet-4-5";
+    const UNKNOWN: &str = "claude-unknown-9";
+    let work = tempfile::Builder::new().prefix("tokentray-projects-").tempdir().expect("tempdir");
+    let (alpha, beta) = (work.path().join("alpha"), work.path().join("beta"));
+    let claude = work.path().join("claude");
+    let projects = claude.join("projects");
+    for d in [&alpha, &beta, &projects.join("-alpha"), &projects.join("-beta")] {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    // alpha: one session whose money Claude Code stated (cost-state): exact.
+    let (s_exact, s_priced, s_unpriced) = (
+        "aaaaaaaa-0000-4000-8000-000000000001",
+        "bbbbbbbb-0000-4000-8000-000000000002",
+        "cccccccc-0000-4000-8000-000000000003",
+    );
+    let exact_cost = 0.75;
+    std::fs::write(
+        projects.join("-alpha").join(format!("{s_exact}.jsonl")),
+        transcript_assistant(s_exact, "a1", &alpha, SONNET, 1_000, 200)
+            + &transcript_assistant(s_exact, "a2", &alpha, SONNET, 3_000, 800)
+            + &transcript_cost_state(s_exact, SONNET, exact_cost),
+    )
+    .expect("write alpha transcript");
+    // beta: a session without a cost-state yet (priced from the table) and one of a model no
+    // table knows (unpriced).
+    let (priced_in, priced_out) = (50_000u64, 60_000u64);
+    std::fs::write(
+        projects.join("-beta").join(format!("{s_priced}.jsonl")),
+        transcript_assistant(s_priced, "b1", &beta, SONNET, priced_in, priced_out),
+    )
+    .expect("write beta transcript");
+    let (unknown_in, unknown_out) = (1_234u64, 56u64);
+    std::fs::write(
+        projects.join("-beta").join(format!("{s_unpriced}.jsonl")),
+        transcript_assistant(s_unpriced, "c1", &beta, UNKNOWN, unknown_in, unknown_out),
+    )
+    .expect("write unknown-model transcript");
+    let priced_cost = tokentray_core::pricing::PriceTable::default()
+        .cost(
+            "claude-code",
+            SONNET,
+            &tokentray_core::pricing::Usage {
+                input: priced_in,
+                output: priced_out,
+                ..Default::default()
+            },
+        )
+        .expect("claude-sonnet-4-5 is in the price table");
+    assert!(priced_cost > exact_cost, "beta must be the most expensive ({priced_cost})");
+    let unpriced_tokens = (unknown_in + unknown_out) as f64;
+
+    let dark = theme == "dark";
+    let driver = Driver::start(&[("GTK_THEME", if dark { "Adwaita:dark" } else { "Adwaita" })]);
+    let dirs = Dirs::new();
+    std::fs::write(
+        &dirs.config,
+        format!("[transcripts]\npaths = [{:?}]\n", claude.display().to_string()),
+    )
+    .expect("write config");
+    let s = driver.session(&app::bin(), &dirs.args(&["--open"]));
+    driver
+        .out
+        .wait_listening(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no listening line:\n{}", driver.out.text()));
+
+    const ROWS: &str = r#"
+const rows = (t) => Array.from(document.querySelectorAll('[data-testid=' + t + ']'));
+const d = (r) => Object.assign({ text: r.textContent, title: (r.querySelector('.name span') || {}).title || '' }, r.dataset);
+return {
+  projectsShown: !document.getElementById('projects').hidden,
+  projects: rows('project-row').map(d),
+  sessions: rows('session-row').map(d),
+  models: rows('model-row').map(d),
+  error: document.getElementById('error').hidden ? null : document.getElementById('error').textContent,
+  background: getComputedStyle(document.body).backgroundColor,
+  badge: (() => { const b = document.querySelector('#projects [data-testid=cost-source]'); return b ? getComputedStyle(b).color : null; })(),
+};
+"#;
+    let read = || s.execute(ROWS, json!([])).unwrap_or_else(|e| json!({ "script_error": e }));
+    let num = |v: &Value, k: &str| v[k].as_str().and_then(|x| x.parse::<f64>().ok());
+    let text = |v: &Value| v["text"].as_str().unwrap_or("").to_string();
+    let exact_n = |n: f64| {
+        // en-US grouping, as the window formats whole numbers.
+        let s = format!("{}", n as u64);
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    let unpriced_words = format!("{} tokens unpriced", exact_n(unpriced_tokens));
+
+    let mut last = (Value::Null, Vec::new());
+    let v = wait_for(Duration::from_secs(60), || {
+        let v = read();
+        let mut errs: Vec<String> = Vec::new();
+        if !v["error"].is_null() {
+            errs.push(format!("error shown: {}", v["error"]));
+        }
+        // By project: beta (priced + unpriced) above alpha (exact), names, paths, costs.
+        let p = v["projects"].as_array().cloned().unwrap_or_default();
+        let names: Vec<&str> = p.iter().map(|r| r["project"].as_str().unwrap_or("")).collect();
+        if v["projectsShown"] != json!(true) || names != ["beta", "alpha"] {
+            errs.push(format!("project rows {names:?}, want [beta, alpha]"));
+        } else {
+            let (b, a) = (&p[0], &p[1]);
+            for (row, dir, cost, priced, unpriced) in [
+                (b, &beta, priced_cost, "true", unpriced_tokens),
+                (a, &alpha, exact_cost, "false", 0.0),
+            ] {
+                let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+                let path = row["path"].as_str().unwrap_or("");
+                if path != canonical.display().to_string() && path != dir.display().to_string() {
+                    errs.push(format!("{} path {path:?}, want {}", text(row), dir.display()));
+                }
+                if row["title"].as_str() != Some(path) {
+                    errs.push(format!("project name's hover {} is not its path", row["title"]));
+                }
+                if !num(row, "cost").is_some_and(|c| approx(c, cost))
+                    || !text(row).contains(&otlp::usd(cost))
+                {
+                    errs.push(format!("{} cost {:?}, want {cost}", text(row), row["cost"]));
+                }
+                if row["priced"] != json!(priced)
+                    || text(row).contains("priced$") != (priced == "true")
+                {
+                    errs.push(format!(
+                        "{}: priced marker {}, want {priced}",
+                        text(row),
+                        row["priced"]
+                    ));
+                }
+                if num(row, "unpricedTokens") != Some(unpriced)
+                    || text(row).contains(&unpriced_words) != (unpriced > 0.0)
+                {
+                    errs.push(format!(
+                        "{}: unpriced tokens {:?}, want {unpriced}",
+                        text(row),
+                        row["unpricedTokens"]
+                    ));
+                }
+            }
+        }
+        // Today's sessions: exact / priced markers; the unknown model's session says unpriced.
+        let sessions = v["sessions"].as_array().cloned().unwrap_or_default();
+        for (id, source, marker) in [
+            (s_exact, "exact", "exact$"),
+            (s_priced, "priced", "priced$"),
+            (s_unpriced, "unpriced", "unpriced"),
+        ] {
+            match sessions.iter().find(|r| r["session"] == json!(id)) {
+                Some(r) if r["source"] == json!(source) && text(r).contains(marker) => {}
+                other => errs.push(format!("session {id}: {other:?}, want {source} ({marker})")),
+            }
+        }
+        if let Some(r) = sessions.iter().find(|r| r["session"] == json!(s_unpriced)) {
+            if !text(r).contains(&unpriced_words) || text(r).contains("$0.00") {
+                errs.push(format!("unpriced session shows {:?}", text(r)));
+            }
+        }
+        // A session known from its transcript alone still says when it started.
+        for r in &sessions {
+            if text(r).contains('–') {
+                errs.push(format!("session without a start time: {:?}", text(r)));
+            }
+        }
+        // By model: the unknown model's tokens and "unpriced" instead of $0.00.
+        let models = v["models"].as_array().cloned().unwrap_or_default();
+        match models.iter().find(|r| r["model"] == json!(UNKNOWN)) {
+            Some(r)
+                if num(r, "unpricedTokens") == Some(unpriced_tokens)
+                    && text(r).contains(&unpriced_words)
+                    && text(r).ends_with("unpriced")
+                    && !text(r).contains('$') => {}
+            other => errs.push(format!("model {UNKNOWN}: {other:?}, want its tokens and unpriced")),
+        }
+        match models.iter().find(|r| r["model"] == json!(SONNET)) {
+            Some(r) if num(r, "cost").is_some_and(|c| approx(c, exact_cost + priced_cost)) => {}
+            other => {
+                errs.push(format!("model {SONNET}: {other:?}, want {}", exact_cost + priced_cost))
+            }
+        }
+        if errs.is_empty() {
+            Some(v)
+        } else {
+            last = (v, errs);
+            None
+        }
+    })
+    .unwrap_or_else(|| panic!("projects and sources: {}\npage: {:#}", last.1.join("; "), last.0));
+    println!("{v:#}");
+    // The theme reaches the new rows too: a dark page under a dark GTK theme, and the "priced"
+    // badge in a colour that stands out from the card either way.
+    let lum = v["background"].as_str().and_then(luminance).expect("background colour");
+    assert!(if dark { lum < 0.3 } else { lum > 0.7 }, "{theme} background {}", v["background"]);
+    let badge = v["badge"].as_str().and_then(luminance).expect("priced badge colour");
+    assert!(
+        (badge - lum).abs() > 0.25,
+        "{theme}: badge {} on background {}",
+        v["badge"],
+        v["background"]
+    );
+    s.execute("document.getElementById('projects').scrollIntoView(); return true;", json!([]))
+        .expect("scroll");
+    save(&s, &format!("window-{theme}-projects.png"));
     s.end();
 }

@@ -264,6 +264,7 @@
     renderHourly(d.hourly || [], d.generated_at);
     renderModels(d.models || []);
     renderMachines(d.machines_today || []);
+    renderProjects(d.projects || []);
     renderSessions(d.sessions_today || [], d.daily && d.daily.length ? d.daily[d.daily.length - 1].date : null, d.sessions_today_count);
     renderFooter(d);
   }
@@ -705,16 +706,48 @@
     $('activity-empty').hidden = rows.length > 0;
   }
 
+  // ---- how a row's money is known (`cost_source`, `priced_usd`, `unpriced_tokens`) ------------
+
+  const SOURCE_TITLE = {
+    exact: "Claude Code's own cost (telemetry or the transcript's cost-state)",
+    priced: 'Part of the cost is priced from the price table (requests only the transcripts saw)',
+    unpriced: 'Some tokens are of a model without a price: the cost leaves them out',
+  };
+
+  /** A small word-badge: exact, priced or unpriced. */
+  function sourceBadge(kind) {
+    return el('span', { class: `src src-${kind}`, 'data-testid': 'cost-source', 'data-source': kind, title: SOURCE_TITLE[kind] || '', text: kind });
+  }
+
+  /** "N tokens unpriced" under a row's name, or null when every token has a price. */
+  function unpricedNote(n) {
+    const v = Number(n) || 0;
+    if (v <= 0) return null;
+    return el('span', { class: 'note unpriced', 'data-testid': 'unpriced-tokens', 'data-value': String(v), text: `${exact(v)} token${v === 1 ? '' : 's'} unpriced` });
+  }
+
+  /**
+   * The cost cell: the amount, or "unpriced" for a row whose only tokens have no price (never a
+   * silent $0.00); `badges` (exact / priced) go in front of the amount.
+   */
+  function costCell(cost, unpriced, badges) {
+    if (!(Number(cost) > 0) && Number(unpriced) > 0) {
+      return el('td', { class: 'num cost unpriced', title: SOURCE_TITLE.unpriced }, 'unpriced');
+    }
+    return el('td', { class: 'num cost' }, ...badges, usd(cost));
+  }
+
   function renderModels(models) {
     const body = $('models-body');
     const max = models.reduce((m, r) => Math.max(m, r.cost_usd), 0);
     body.replaceChildren(...models.map((m) => {
       const name = m.model || '(no model)';
-      const nameCell = el('td', { class: 'name' }, el('span', { text: name, title: name }), minibar(max > 0 ? m.cost_usd / max : 0));
-      return el('tr', { 'data-model': m.model, 'data-testid': 'model-row', 'data-cost': String(m.cost_usd) },
+      const unpriced = Number(m.unpriced_tokens) || 0;
+      const nameCell = el('td', { class: 'name' }, el('span', { text: name, title: name }), unpricedNote(unpriced), minibar(max > 0 ? m.cost_usd / max : 0));
+      return el('tr', { 'data-model': m.model, 'data-testid': 'model-row', 'data-cost': String(m.cost_usd), 'data-source': m.cost_source || '', 'data-unpriced-tokens': String(unpriced) },
         nameCell,
         el('td', { class: 'num', title: `${exact(m.tokens.total)} tokens`, text: tokens(m.tokens.total) }),
-        el('td', { class: 'num cost', text: usd(m.cost_usd) }));
+        costCell(m.cost_usd, unpriced, m.priced_usd > 0 ? [sourceBadge('priced')] : []));
     }));
     $('models-empty').hidden = models.length > 0;
     $('models').hidden = models.length === 0;
@@ -736,6 +769,28 @@
     }));
   }
 
+  // This month by project, most expensive first (the core's order); hidden without projects.
+  function renderProjects(projects) {
+    $('projects').hidden = projects.length === 0;
+    if (!projects.length) return;
+    const max = projects.reduce((m, r) => Math.max(m, r.cost_usd), 0);
+    $('projects-body').replaceChildren(...projects.map((p) => {
+      const name = p.project || '(no project)';
+      const title = p.path || (p.project ? p.project : 'Usage without a known working directory');
+      const unpriced = Number(p.unpriced_tokens) || 0;
+      const priced = Number(p.priced_usd) > 0;
+      const nameCell = el('td', { class: 'name' }, el('span', { class: 'project-name', text: name, title }), unpricedNote(unpriced), minibar(max > 0 ? p.cost_usd / max : 0));
+      return el('tr', {
+        'data-testid': 'project-row', 'data-project': p.project, 'data-path': p.path || '', 'data-cost': String(p.cost_usd),
+        'data-tokens': String(p.tokens.total), 'data-priced': String(priced), 'data-unpriced-tokens': String(unpriced),
+        'data-source': p.cost_source || '',
+      },
+      nameCell,
+      el('td', { class: 'num', title: `${exact(p.tokens.total)} tokens`, text: tokens(p.tokens.total) }),
+      costCell(p.cost_usd, unpriced, priced ? [sourceBadge('priced')] : []));
+    }));
+  }
+
   function renderSessions(sessions, todayDate, total) {
     const body = $('sessions-body');
     const listed = sessions.filter((s) => s.session_id).length;
@@ -751,11 +806,15 @@
         const sameDay = todayDate && s.started_at.slice(0, 10) === todayDate;
         startedText = sameDay ? timeFmt.format(started) : dayTimeFmt.format(started);
       }
-      return el('tr', { 'data-session': id, 'data-testid': 'session-row', 'data-cost': String(s.cost_usd) },
-        el('td', { class: 'name mono' }, el('span', { text: id ? id.slice(0, 8) : '(no session id)', title: id ? `Session ${id}` : 'Usage sent without session.id' })),
+      // exact: all of it Claude Code's own cost; priced: some from the price table. An older
+      // engine sends no cost_source: no badge rather than a guess.
+      const unpriced = Number(s.unpriced_tokens) || 0;
+      const src = s.cost_source === undefined ? null : (Number(s.priced_usd) > 0 ? 'priced' : (unpriced > 0 ? null : 'exact'));
+      return el('tr', { 'data-session': id, 'data-testid': 'session-row', 'data-cost': String(s.cost_usd), 'data-source': src || s.cost_source || '', 'data-unpriced-tokens': String(unpriced) },
+        el('td', { class: 'name mono' }, el('span', { text: id ? id.slice(0, 8) : '(no session id)', title: id ? `Session ${id}` : 'Usage sent without session.id' }), unpricedNote(unpriced)),
         el('td', { text: startedText }),
         el('td', { class: 'num', text: duration(s.duration_seconds) }),
-        el('td', { class: 'num cost', text: usd(s.cost_usd) }));
+        costCell(s.cost_usd, unpriced, src ? [sourceBadge(src)] : []));
     }), ...moreRow);
     $('sessions-empty').hidden = sessions.length > 0;
     $('sessions').hidden = sessions.length === 0;

@@ -291,6 +291,12 @@ async fn dashboard_follows_the_local_calendar() {
     assert_eq!(json["daily"][29], serde_json::json!({"date": "2026-11-18", "cost_usd": 2.0}));
     assert_eq!(json["hourly"][9]["hour"], "09:00");
     assert_eq!(json["models"][0]["model"], HAIKU);
+    // Telemetry only: every row's money is Claude Code's own.
+    assert_eq!(json["models"][0]["cost_source"], "exact");
+    assert_eq!(json["models"][0]["unpriced_tokens"], 0.0);
+    assert_eq!(json["sessions_today"][0]["cost_source"], "exact");
+    assert_eq!(json["sessions_today"][0]["from_transcripts"], 0);
+    assert_eq!(json["sessions_today"][0]["priced_usd"], 0.0);
     assert_eq!(json["last_request"]["input_tokens"], 200);
     store.close();
 }

@@ -102,6 +102,40 @@ pub struct ProjectRow {
     pub priced_usd: f64,
     /// Tokens of models without any price.
     pub unpriced_tokens: f64,
+    /// How the money is known, in one word (from `priced_usd` and `unpriced_tokens`).
+    pub cost_source: CostSource,
+}
+
+/// How a row's money is known: what the window marks it with.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CostSource {
+    /// All of it stated by Claude Code: telemetry's cost metric or a transcript's `cost-state`.
+    Exact,
+    /// Some of it priced from the price table (requests only the transcripts saw, without a
+    /// `cost-state` of Claude Code's own yet).
+    Priced,
+    /// Some tokens are of a model without any price: the cost leaves them out (a lower bound).
+    Unpriced,
+}
+
+impl CostSource {
+    /// Unpriced tokens outweigh a table price: the row's cost is then incomplete, not estimated.
+    fn of(transcripts: &crate::query::report::TranscriptFigures) -> CostSource {
+        if unpriced_total(transcripts) > 0.0 {
+            CostSource::Unpriced
+        } else if transcripts.cost_usd_price_table > 0.0 {
+            CostSource::Priced
+        } else {
+            CostSource::Exact
+        }
+    }
+}
+
+/// Tokens of models without any price, all models together.
+fn unpriced_total(transcripts: &crate::query::report::TranscriptFigures) -> f64 {
+    // Not `sum()`: the f64 sum of no values is -0.0, which the JSON would show.
+    transcripts.unpriced_tokens.values().fold(0.0, |a, b| a + b)
 }
 
 /// Figures of today, this week or this month.
@@ -147,6 +181,13 @@ pub struct ModelRow {
     pub cost_usd: f64,
     /// The model's tokens this month, by kind.
     pub tokens: Tokens,
+    /// Of `cost_usd`, priced from the table rather than stated by Claude Code.
+    pub priced_usd: f64,
+    /// Of `tokens`, those without any price (the model is in no price table and Claude Code
+    /// stated no cost for them): their cost is unknown, not $0.
+    pub unpriced_tokens: f64,
+    /// How the model's money is known.
+    pub cost_source: CostSource,
 }
 
 /// One machine's share of today (see [`Reader::usage_by_machine`]).
@@ -194,6 +235,15 @@ pub struct SessionRow {
     pub started_at: Option<String>,
     /// From the first to the last stored event or point.
     pub duration_seconds: f64,
+    /// Today's requests of the session only its transcript saw (the rest are telemetry's).
+    pub from_transcripts: u64,
+    /// Of `cost_usd`, priced from the table rather than stated by Claude Code.
+    pub priced_usd: f64,
+    /// Tokens of models without any price (not in `cost_usd`).
+    pub unpriced_tokens: f64,
+    /// How the session's money is known: `exact` (telemetry or Claude Code's own cost),
+    /// `priced` (some from the price table) or `unpriced`.
+    pub cost_source: CostSource,
 }
 
 /// Spend of one local day, for the daily chart.
@@ -304,6 +354,9 @@ fn model_rows(month: &Report) -> Vec<ModelRow> {
             model: g.key.clone(),
             cost_usd: g.figures.cost_usd,
             tokens: g.figures.tokens.clone(),
+            priced_usd: g.figures.transcripts.cost_usd_price_table,
+            unpriced_tokens: unpriced_total(&g.figures.transcripts),
+            cost_source: CostSource::of(&g.figures.transcripts),
         })
         .collect();
     models.sort_by(|a, b| {
@@ -338,6 +391,10 @@ fn session_rows(
                 duration_seconds: t
                     .map(|t| (t.last_ns.saturating_sub(t.first_ns)).max(0) as f64 / 1e9)
                     .unwrap_or(0.0),
+                from_transcripts: g.figures.transcripts.requests,
+                priced_usd: g.figures.transcripts.cost_usd_price_table,
+                unpriced_tokens: unpriced_total(&g.figures.transcripts),
+                cost_source: CostSource::of(&g.figures.transcripts),
             };
             (t.map(|t| t.first_ns), row)
         })
@@ -418,8 +475,8 @@ fn project_rows(report: &crate::query::Report) -> Vec<ProjectRow> {
             api_requests: g.figures.api_requests.count,
             from_transcripts: g.figures.transcripts.requests,
             priced_usd: g.figures.transcripts.cost_usd_price_table,
-            // Not `sum()`: the f64 sum of no values is -0.0, which the JSON would show.
-            unpriced_tokens: g.figures.transcripts.unpriced_tokens.values().fold(0.0, |a, b| a + b),
+            unpriced_tokens: unpriced_total(&g.figures.transcripts),
+            cost_source: CostSource::of(&g.figures.transcripts),
         })
         .collect();
     rows.sort_by(|a, b| b.cost_usd.total_cmp(&a.cost_usd).then_with(|| a.project.cmp(&b.project)));
@@ -432,6 +489,25 @@ mod tests {
     use crate::config::Listen;
     use crate::store::Store;
     use crate::testkit;
+
+    /// What the window marks a row with: Claude Code's own money is exact, any table price
+    /// makes it priced, and tokens without a price make the cost incomplete whatever else.
+    #[test]
+    fn cost_source_says_how_the_money_is_known() {
+        use crate::query::report::TranscriptFigures;
+        let exact =
+            TranscriptFigures { requests: 2, cost_usd_claude_code: 0.5, ..Default::default() };
+        assert_eq!(CostSource::of(&exact), CostSource::Exact);
+        assert_eq!(CostSource::of(&TranscriptFigures::default()), CostSource::Exact);
+        let priced = TranscriptFigures { cost_usd_price_table: 0.2, ..exact.clone() };
+        assert_eq!(CostSource::of(&priced), CostSource::Priced);
+        let mut unpriced = priced.clone();
+        unpriced.unpriced_tokens.insert("claude-unknown-9".into(), 1290.0);
+        assert_eq!(CostSource::of(&unpriced), CostSource::Unpriced);
+        assert_eq!(unpriced_total(&unpriced), 1290.0);
+        let json = serde_json::to_value(CostSource::Priced).expect("json");
+        assert_eq!(json, serde_json::json!("priced"));
+    }
 
     /// Issue 14: a busy day must not make the dashboard JSON grow with its sessions.
     #[test]

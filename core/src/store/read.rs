@@ -436,7 +436,8 @@ impl Reader {
 
     /// First and last stored instant of every session with usage or events in `range`, over all
     /// of the session's events and the series it had usage on within `range` (a series' first
-    /// and last point time). Sessions are what Claude Code's `session.id` names; the session
+    /// and last point time), and of its transcript's requests (a session with telemetry off has
+    /// nothing else). Sessions are what Claude Code's `session.id` names; the session
     /// list of the dashboard shows when each started and how long it has run without one query
     /// per session.
     pub(crate) fn session_times(
@@ -461,12 +462,18 @@ impl Reader {
                  SELECT sid FROM in_range
                  UNION
                  SELECT session_id FROM events WHERE time_ns >= ?3 AND time_ns < ?4 AND session_id IS NOT NULL
+                 UNION
+                 SELECT session_id FROM transcript_requests WHERE time_ns >= ?3 AND time_ns < ?4
              ),
              spans_of AS (
                  SELECT sid, t0, t1 FROM in_range
                  UNION ALL
                  SELECT e.session_id, MIN(e.time_ns), MAX(e.time_ns) FROM events e
                  WHERE e.session_id IN (SELECT sid FROM ids) GROUP BY e.session_id
+                 UNION ALL
+                 -- Sessions with telemetry off are known from their transcript's requests only.
+                 SELECT t.session_id, MIN(t.time_ns), MAX(t.time_ns) FROM transcript_requests t
+                 WHERE t.session_id IN (SELECT sid FROM ids) GROUP BY t.session_id
              )
              SELECT sid, MIN(t0), MAX(t1) FROM spans_of GROUP BY sid",
         )?;
