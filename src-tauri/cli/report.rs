@@ -22,7 +22,8 @@ pub struct ReportArgs {
     /// Up to and including this local day (YYYY-MM-DD), instead of a period
     #[arg(long, value_name = "DAY", value_parser = parse_day)]
     pub until: Option<NaiveDate>,
-    /// Break down by day, week, month, model, session, type (tokens), hour, project, branch or pr
+    /// Break down by day, week, month, model, session, type (tokens), hour, project, branch, pr or
+    /// agent (claude-code, codex, gemini-cli)
     #[arg(long, value_name = "DIMENSION")]
     pub by: Option<GroupBy>,
     /// Print JSON instead of a table (money as decimals, to the nano-dollar)

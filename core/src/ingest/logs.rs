@@ -4,6 +4,7 @@
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 
+use super::agents;
 use super::attrs::{self, AttrValue};
 use super::derived::{self, EventScope};
 use super::model::*;
@@ -14,8 +15,19 @@ pub const REDACTED: &str = "<REDACTED>";
 
 /// Attributes that carry the user's words or file contents. Their length is kept (Claude Code
 /// already sends `prompt_length` / `response_length`; for the others we add `<key>_length`).
-const PRIVATE_KEYS: &[&str] =
-    &["prompt", "prompt_text", "response", "user_prompt", "tool_input", "content"];
+/// Gemini CLI's `gen_ai.*` records carry the system prompt and messages even with its
+/// `logPrompts` off.
+const PRIVATE_KEYS: &[&str] = &[
+    "prompt",
+    "prompt_text",
+    "response",
+    "user_prompt",
+    "tool_input",
+    "content",
+    "gen_ai.system_instructions",
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+];
 
 /// Turns an OTLP logs request into a [`Batch`] of events. A record without a timestamp (or observed
 /// timestamp) takes `received_ns` (nanoseconds since the Unix epoch); private attributes are
@@ -73,6 +85,7 @@ pub fn normalize(req: ExportLogsServiceRequest, received_ns: i64, privacy: Priva
                     attrs,
                 };
                 batch.derived.extend(derived::point_for(&event, &scope));
+                batch.agent_requests.extend(agents::request_of(&resource, &event.attrs, time_ns));
                 batch.events.push(event);
             }
         }
