@@ -93,8 +93,9 @@ pub(crate) fn request_of(resource: &Resource, attrs: &Attrs, time_ns: i64) -> Op
         _ => return None,
     };
     let model = text("model").unwrap_or_default();
-    let request_key =
-        format!("{time_ns}/{session_id}/{model}/{input}/{cached}/{cache_write}/{output}/{reasoning}");
+    let request_key = format!(
+        "{time_ns}/{session_id}/{model}/{input}/{cached}/{cache_write}/{output}/{reasoning}"
+    );
     Some(AgentRequest {
         agent,
         session_id,
@@ -106,7 +107,9 @@ pub(crate) fn request_of(resource: &Resource, attrs: &Attrs, time_ns: i64) -> Op
         cache_write,
         output,
         reasoning,
-        cost_usd: attrs::get(attrs, "cost_usd").and_then(AttrValue::as_f64).filter(|c| c.is_finite()),
+        cost_usd: attrs::get(attrs, "cost_usd")
+            .and_then(AttrValue::as_f64)
+            .filter(|c| c.is_finite()),
     })
 }
 

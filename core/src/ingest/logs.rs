@@ -50,7 +50,13 @@ pub fn normalize(req: ExportLogsServiceRequest, received_ns: i64, privacy: Priva
                     _ => None,
                 };
                 let mut attrs = attrs::from_proto(record.attributes);
-                let name = body_name
+                // Other agents name their events in `event.name`; their bodies are sentences
+                // with durations in them (Gemini CLI) or source locations (Codex).
+                let agent_event = agents::agent_of(&resource)
+                    .and_then(|_| attrs::get_str(&attrs, "event.name"))
+                    .map(str::to_string);
+                let name = agent_event
+                    .or(body_name)
                     .filter(|s| !s.is_empty() && s.len() <= 256)
                     .or_else(|| (!record.event_name.is_empty()).then(|| record.event_name.clone()))
                     .or_else(|| {

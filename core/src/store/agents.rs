@@ -207,7 +207,11 @@ impl StoredAgentRequest {
             ("input", StoredAgentRequest { input_uncached: self.input_uncached, ..zero.clone() }),
             (
                 "output",
-                StoredAgentRequest { output: self.output, reasoning: self.reasoning, ..zero.clone() },
+                StoredAgentRequest {
+                    output: self.output,
+                    reasoning: self.reasoning,
+                    ..zero.clone()
+                },
             ),
             ("cacheRead", StoredAgentRequest { input_cached: self.input_cached, ..zero.clone() }),
             ("cacheCreation", StoredAgentRequest { cache_write: self.cache_write, ..zero }),
