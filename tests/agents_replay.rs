@@ -316,3 +316,43 @@ fn no_prompt_text_and_no_unbounded_ids_are_kept() {
         }
     }
 }
+
+#[test]
+fn a_gemini_session_without_events_counts_from_its_token_metric() {
+    // Only the metrics exports arrive (the logs exporter off or failing): the sessions'
+    // `gemini_cli.token.usage` (cumulative) is what they cost. Codex's token histogram names no
+    // conversation, so Codex metrics alone add nothing.
+    let serve = Serve::start();
+    let mut replayer = Replayer::for_serve(&serve);
+    let metrics_only = |name: &str| {
+        requests(name)
+            .into_iter()
+            .filter(|r| r.signal == support::Signal::Metrics)
+            .collect::<Vec<_>>()
+    };
+    replayer.send_all(&metrics_only("gemini-cli"));
+    replayer.send_all(&metrics_only("codex"));
+    let gemini = Want { requests: 0.0, ..gemini_want_all() };
+    let c = eventually(SETTLE, || {
+        let mut c = Checker::new();
+        let by_agent = serve.report(&["all", "--by", "agent", "--json"]);
+        match group(&by_agent, "gemini-cli") {
+            Some(row) => check_row(&mut c, "gemini-cli", row, &gemini, true),
+            None => c.fail(format!("no gemini-cli row: {by_agent}")),
+        }
+        if let Some(row) = group(&by_agent, "codex") {
+            c.num("codex tokens.total from metrics alone", n(&row["tokens"]["total"]), 0.0);
+            c.num("codex cost_usd from metrics alone", n(&row["cost_usd"]), 0.0);
+        }
+        let by_model = serve.report(&["all", "--by", "model", "--json"]);
+        for model in ["gemini-2.5-flash", "gemini-2.5-pro"] {
+            let want = Want { requests: 0.0, ..gemini_want(model) };
+            match group(&by_model, model) {
+                Some(row) => check_row(&mut c, model, row, &want, false),
+                None => c.fail(format!("no {model} row")),
+            }
+        }
+        c
+    });
+    c.assert_ok("Gemini CLI metrics without events");
+}

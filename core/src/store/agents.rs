@@ -3,8 +3,9 @@
 //!
 //! One row per request, keyed by (agent, request key): the same export sent twice (a retry, a
 //! replay) stores each request once. Spend and tokens of these agents come from these rows, each
-//! priced on its own by (agent, model) unless the agent stated a cost; their metrics stay on
-//! `/metrics` and in the report's `metrics` map, never in its spend or tokens.
+//! priced on its own by (agent, model) unless the agent stated a cost. Their metrics stay on
+//! `/metrics` and in the report's `metrics` map; they add to spend and tokens only for a Gemini
+//! CLI session that sent no request event (Codex's metrics name no session).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,10 +13,13 @@ use chrono::Weekday;
 use rusqlite::{params, Connection};
 
 use super::{read::Reader, StoreError};
-use crate::ingest::agents::AgentRequest;
+use crate::ingest::agents::{AgentRequest, GEMINI_CLI};
 use crate::pricing::{PriceTable, Usage, CLAUDE_CODE};
 use crate::query::report::Figures;
 use crate::query::{local_bucket, GroupBy};
+
+/// Gemini CLI's token counter: `type` input (cache included), output, thought, cache, tool.
+const GEMINI_TOKENS: &str = "gemini_cli.token.usage";
 
 /// Schema of the table (appended to the migrations).
 pub(super) const MIGRATION: &str = r#"
@@ -132,8 +136,92 @@ impl Reader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// What Gemini CLI's `gemini_cli.token.usage` metric holds of its sessions that sent no
+    /// `api_response` event, per (session, model, 15-minute slot) in `[start_ns, end_ns)`, as
+    /// request-shaped rows (one per slot, not per request: the metric has no requests).
+    ///
+    /// Codex's `codex.turn.token_usage` names no conversation, so a session of it without
+    /// events cannot be told apart: its metrics never count.
+    fn gemini_metric_only(
+        &self,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Vec<StoredAgentRequest>, StoreError> {
+        let slot_ns = super::SLOT_SECONDS * 1_000_000_000;
+        let slot_lo = start_ns.div_euclid(slot_ns);
+        let slot_hi = if end_ns == i64::MAX {
+            i64::MAX
+        } else {
+            end_ns.div_euclid(slot_ns) + i64::from(end_ns.rem_euclid(slot_ns) != 0)
+        };
+        let sql = format!(
+            "SELECT s.session_id, COALESCE(s.model, ''), u.slot, COALESCE(s.type, ''), SUM(u.value)
+             FROM usage u JOIN series s ON s.id = u.series_id
+             WHERE s.metric = ?1 AND s.session_id IS NOT NULL AND u.slot >= ?2 AND u.slot < ?3
+               AND {agent} = ?4
+               AND NOT EXISTS (SELECT 1 FROM agent_requests a
+                               WHERE a.agent = ?4 AND a.session_id = s.session_id)
+             GROUP BY 1, 2, 3, 4 ORDER BY 3, 1, 2",
+            agent = agent_of_resource_sql("s.resource_id")
+        );
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let mut rows = stmt.query(params![GEMINI_TOKENS, slot_lo, slot_hi, GEMINI_CLI])?;
+        let mut sums: BTreeMap<(i64, String, String), [f64; 4]> = BTreeMap::new();
+        while let Some(r) = rows.next()? {
+            let key = (r.get::<_, i64>(2)?, r.get::<_, String>(0)?, r.get::<_, String>(1)?);
+            let kind: String = r.get(3)?;
+            let value: f64 = r.get(4)?;
+            let slot = sums.entry(key).or_default();
+            // input (cache included), cache, output, thought; `tool` is never added.
+            match kind.as_str() {
+                "input" => slot[0] += value,
+                "cache" => slot[1] += value,
+                "output" => slot[2] += value,
+                "thought" => slot[3] += value,
+                _ => {}
+            }
+        }
+        let whole = |v: f64| v.max(0.0).round() as u64;
+        Ok(sums
+            .into_iter()
+            .map(|((slot, session_id, model), [input, cache, output, thought])| {
+                StoredAgentRequest {
+                    agent: GEMINI_CLI.to_string(),
+                    session_id,
+                    model,
+                    time_ns: slot.saturating_mul(slot_ns),
+                    input_uncached: whole(input - cache),
+                    input_cached: whole(cache.min(input)),
+                    cache_write: 0,
+                    output: whole(output + thought),
+                    reasoning: whole(thought),
+                    cost_usd: None,
+                }
+            })
+            .collect())
+    }
+
+    /// Where each Gemini CLI session known only from its metrics began (its first slot), all time.
+    fn gemini_metric_only_starts(&self) -> Result<HashMap<(String, String), i64>, StoreError> {
+        let slot_ns = super::SLOT_SECONDS * 1_000_000_000;
+        let sql = format!(
+            "SELECT s.session_id, MIN(u.slot) FROM usage u JOIN series s ON s.id = u.series_id
+             WHERE s.metric = ?1 AND s.session_id IS NOT NULL AND {agent} = ?2
+               AND NOT EXISTS (SELECT 1 FROM agent_requests a
+                               WHERE a.agent = ?2 AND a.session_id = s.session_id)
+             GROUP BY 1",
+            agent = agent_of_resource_sql("s.resource_id")
+        );
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![GEMINI_TOKENS, GEMINI_CLI], |r| {
+            Ok(((GEMINI_CLI.to_string(), r.get(0)?), r.get::<_, i64>(1)?.saturating_mul(slot_ns)))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Adds other agents' requests of `[start_ns, end_ns)` to a report: tokens, spend (each
-    /// request priced on its own), requests and sessions.
+    /// request priced on its own), requests and sessions; then, for Gemini CLI sessions that
+    /// sent no request events, what their token metric holds.
     pub(super) fn add_agents(
         &self,
         start_ns: i64,
@@ -144,9 +232,12 @@ impl Reader {
         groups: &mut BTreeMap<String, Figures>,
     ) -> Result<(), StoreError> {
         let tz = chrono::Local;
-        for r in self.agent_requests(start_ns, end_ns)? {
+        let requests = self.agent_requests(start_ns, end_ns)?.into_iter().map(|r| (r, true));
+        let from_metrics =
+            self.gemini_metric_only(start_ns, end_ns)?.into_iter().map(|r| (r, false));
+        for (r, is_request) in requests.chain(from_metrics) {
             let (cost, from_table) = r.cost(self.prices());
-            total.add_agent_request(&r, cost, from_table, true);
+            total.add_agent_request(&r, cost, from_table, is_request);
             let Some(by) = by else { continue };
             let key = match by {
                 GroupBy::Agent => r.agent.clone(),
@@ -161,7 +252,12 @@ impl Reader {
                         let first = kind.is_empty();
                         let c = if first { cost } else { Some(0.0) };
                         let figures = groups.entry(kind.to_string()).or_default();
-                        figures.add_agent_request(&part, c, first && from_table, first);
+                        figures.add_agent_request(
+                            &part,
+                            c,
+                            first && from_table,
+                            first && is_request,
+                        );
                     }
                     continue;
                 }
@@ -170,9 +266,11 @@ impl Reader {
                     r.session_id.clone()
                 }
             };
-            groups.entry(key).or_default().add_agent_request(&r, cost, from_table, true);
+            groups.entry(key).or_default().add_agent_request(&r, cost, from_table, is_request);
         }
-        for ((agent, session), first_ns) in self.agent_session_starts()? {
+        let mut starts = self.agent_session_starts()?;
+        starts.extend(self.gemini_metric_only_starts()?);
+        for ((agent, session), first_ns) in starts {
             if first_ns < start_ns || first_ns >= end_ns {
                 continue;
             }
