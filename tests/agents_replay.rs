@@ -266,6 +266,11 @@ fn codex_and_gemini_captures_become_spend_tokens_and_sessions() {
         eprintln!("serve stderr:\n{}", serve.stderr());
     }
     c.assert_ok("Codex + Gemini CLI + Claude Code replay");
+    // The table: a row per agent, and what the other agents add.
+    let text = serve.cli(&["report", "all", "--by", "agent"]);
+    for row in ["claude-code", "codex", "gemini-cli", "Other agents  5 requests, 5 sessions"] {
+        assert!(text.contains(row), "report --by agent lacks {row:?}:\n{text}");
+    }
 }
 
 #[test]

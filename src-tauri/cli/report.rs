@@ -127,7 +127,23 @@ fn render(r: &Report) -> String {
     for (model, tokens) in &f.transcripts.unpriced_tokens {
         out += &format!("  Unpriced      {model}: {} tokens, cost unknown\n", count(*tokens));
     }
-    if f.metrics.is_empty() && f.events.is_empty() && f.transcripts.is_empty() {
+    let a = &f.agents;
+    if !a.is_empty() {
+        // Codex and Gemini CLI: their requests are in the figures above; reasoning is part of
+        // the output, shown apart.
+        out += &format!(
+            "  Other agents  {} requests, {} sessions (Codex, Gemini CLI; priced from the table {} · their own cost {}; reasoning {} of the output)\n",
+            a.requests,
+            a.sessions,
+            usd(a.cost_usd_price_table),
+            usd(a.cost_usd_agent),
+            count(t.reasoning)
+        );
+    }
+    for (model, tokens) in &a.unpriced_tokens {
+        out += &format!("  Unpriced      {model}: {} tokens, cost unknown\n", count(*tokens));
+    }
+    if f.metrics.is_empty() && f.events.is_empty() && f.transcripts.is_empty() && a.is_empty() {
         out += "\n  Nothing in this period. If Claude Code never sent anything: `tokentray setup` points it here, `tokentray doctor` says what is missing.\n";
     }
     if let (Some(by), Some(groups)) = (&r.by, &r.groups) {

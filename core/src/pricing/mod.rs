@@ -291,6 +291,33 @@ mod tests {
     }
 
     #[test]
+    fn other_agents_are_priced_under_their_own_keys() {
+        let table = PriceTable::embedded();
+        let u = Usage {
+            input: 1_000_000,
+            cache_read: 1_000_000,
+            output: 1_000_000,
+            ..Default::default()
+        };
+        assert_eq!(table.cost("codex", "gpt-5-codex", &u), Some(1.25 + 0.125 + 10.0));
+        assert_eq!(table.cost(CLAUDE_CODE, "gpt-5-codex", &u), None, "keyed by agent too");
+        let flash = table.cost("gemini-cli", "gemini-2.5-flash", &u).expect("priced");
+        assert!((flash - (0.30 + 0.03 + 2.50)).abs() < 1e-12, "{flash}");
+        // Gemini 2.5 Pro: above 200k prompt tokens the whole request takes the higher rates.
+        let small =
+            Usage { input: 150_000, cache_read: 50_000, output: 1000, ..Default::default() };
+        let big = Usage { input: 150_000, cache_read: 50_001, output: 1000, ..Default::default() };
+        let at = |u: &Usage| table.cost("gemini-cli", "gemini-2.5-pro", u).expect("priced");
+        assert!(
+            (at(&small) - (150_000.0 * 1.25 + 50_000.0 * 0.125 + 1000.0 * 10.0) / 1e6).abs()
+                < 1e-12
+        );
+        assert!(
+            (at(&big) - (150_000.0 * 2.5 + 50_001.0 * 0.25 + 1000.0 * 15.0) / 1e6).abs() < 1e-12
+        );
+    }
+
+    #[test]
     fn long_context_fast_mode_and_overrides() {
         let table = PriceTable::embedded();
         let long = Usage { input: 250_000, output: 1000, ..Default::default() };
