@@ -266,6 +266,19 @@ fn codex_and_gemini_captures_become_spend_tokens_and_sessions() {
         eprintln!("serve stderr:\n{}", serve.stderr());
     }
     c.assert_ok("Codex + Gemini CLI + Claude Code replay");
+    // By session: each agent's own session id, its events beside its requests.
+    let by_session = serve.report(&["all", "--by", "session", "--json"]);
+    let codex_sessions: Vec<&Value> = by_session["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["events"]["codex.sse_event"].as_u64().is_some())
+        .collect();
+    assert_eq!(codex_sessions.len(), 3, "{by_session}");
+    for g in codex_sessions {
+        assert_eq!(g["agents"]["requests"], 1, "one request per codex session: {g}");
+        assert_eq!(g["sessions"], 1, "{g}");
+    }
     // The table: a row per agent, and what the other agents add.
     let text = serve.cli(&["report", "all", "--by", "agent"]);
     for row in ["claude-code", "codex", "gemini-cli", "Other agents  5 requests, 5 sessions"] {

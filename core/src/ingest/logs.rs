@@ -75,7 +75,12 @@ pub fn normalize(req: ExportLogsServiceRequest, received_ns: i64, privacy: Priva
                 let i = |k: &str| attrs::get(&attrs, k).and_then(AttrValue::as_i64);
                 let event = EventRecord {
                     time_ns,
-                    session_id: s("session.id"),
+                    // Codex names its session `conversation.id`.
+                    session_id: s("session.id").or_else(|| {
+                        (agents::agent_of(&resource) == Some(agents::CODEX))
+                            .then(|| s("conversation.id"))
+                            .flatten()
+                    }),
                     prompt_id: s("prompt.id"),
                     model: s("model"),
                     cost_usd: attrs::get(&attrs, "cost_usd")
