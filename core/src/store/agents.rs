@@ -14,7 +14,7 @@ use rusqlite::{params, Connection};
 
 use super::{read::Reader, StoreError};
 use crate::ingest::agents::{AgentRequest, GEMINI_CLI};
-use crate::pricing::{PriceTable, Usage, CLAUDE_CODE};
+use crate::pricing::{ModelPrice, PriceTable, Usage, CLAUDE_CODE};
 use crate::query::report::Figures;
 use crate::query::{local_bucket, GroupBy};
 
@@ -77,6 +77,8 @@ pub(crate) struct StoredAgentRequest {
     pub output: u64,
     pub reasoning: u64,
     pub cost_usd: Option<f64>,
+    /// A sum of several requests (a metric's slot), not one: no per-request tier applies.
+    pub aggregated: bool,
 }
 
 impl StoredAgentRequest {
@@ -92,7 +94,13 @@ impl StoredAgentRequest {
             cache_write_5m: self.cache_write,
             ..Default::default()
         };
-        (prices.cost(&self.agent, &self.model, &usage), true)
+        let price = prices.price(&self.agent, &self.model);
+        let cost = match self.aggregated {
+            // Gemini 2.5 Pro's >200k rates are per request; a slot's sum says nothing of them.
+            true => price.map(|p| ModelPrice { long_context_threshold: None, ..*p }.cost(&usage)),
+            false => price.map(|p| p.cost(&usage)),
+        };
+        (cost, true)
     }
 }
 
@@ -121,6 +129,7 @@ impl Reader {
                 output: r.get::<_, i64>(7)? as u64,
                 reasoning: r.get::<_, i64>(8)? as u64,
                 cost_usd: r.get(9)?,
+                aggregated: false,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -196,6 +205,7 @@ impl Reader {
                     output: whole(output + thought),
                     reasoning: whole(thought),
                     cost_usd: None,
+                    aggregated: true,
                 }
             })
             .collect())
