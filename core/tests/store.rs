@@ -384,6 +384,7 @@ async fn a_v2_database_upgrades_with_exact_state() {
          DROP TABLE transcript_sessions;
          DROP TABLE transcript_cost_state;
          DROP TABLE pushed_groups;
+         DROP TABLE agent_requests;
          ALTER TABLE series ADD COLUMN total REAL NOT NULL DEFAULT 0;
          ALTER TABLE series ADD COLUMN hist TEXT;
          ALTER TABLE series ADD COLUMN cum_start_ns INTEGER;

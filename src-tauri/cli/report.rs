@@ -22,7 +22,8 @@ pub struct ReportArgs {
     /// Up to and including this local day (YYYY-MM-DD), instead of a period
     #[arg(long, value_name = "DAY", value_parser = parse_day)]
     pub until: Option<NaiveDate>,
-    /// Break down by day, week, month, model, session, type (tokens), hour, project, branch or pr
+    /// Break down by day, week, month, model, session, type (tokens), hour, project, branch, pr or
+    /// agent (claude-code, codex, gemini-cli)
     #[arg(long, value_name = "DIMENSION")]
     pub by: Option<GroupBy>,
     /// Print JSON instead of a table (money as decimals, to the nano-dollar)
@@ -126,7 +127,23 @@ fn render(r: &Report) -> String {
     for (model, tokens) in &f.transcripts.unpriced_tokens {
         out += &format!("  Unpriced      {model}: {} tokens, cost unknown\n", count(*tokens));
     }
-    if f.metrics.is_empty() && f.events.is_empty() && f.transcripts.is_empty() {
+    let a = &f.agents;
+    if !a.is_empty() {
+        // Codex and Gemini CLI: their requests are in the figures above; reasoning is part of
+        // the output, shown apart.
+        out += &format!(
+            "  Other agents  {} requests, {} sessions (Codex, Gemini CLI; priced from the table {} · their own cost {}; reasoning {} of the output)\n",
+            a.requests,
+            a.sessions,
+            usd(a.cost_usd_price_table),
+            usd(a.cost_usd_agent),
+            count(t.reasoning)
+        );
+    }
+    for (model, tokens) in &a.unpriced_tokens {
+        out += &format!("  Unpriced      {model}: {} tokens, cost unknown\n", count(*tokens));
+    }
+    if f.metrics.is_empty() && f.events.is_empty() && f.transcripts.is_empty() && a.is_empty() {
         out += "\n  Nothing in this period. If Claude Code never sent anything: `tokentray setup` points it here, `tokentray doctor` says what is missing.\n";
     }
     if let (Some(by), Some(groups)) = (&r.by, &r.groups) {

@@ -106,96 +106,103 @@ struct IndexLine {
     content_encoding: Option<String>,
 }
 
+/// The recorded requests of a capture folder (`index.jsonl` and the bodies and headers it
+/// names), in arrival order; any agent's captures, whatever their `expected.json` says.
+pub fn load_requests(dir: &Path) -> Vec<Request> {
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let index = std::fs::read_to_string(dir.join("index.jsonl"))
+        .unwrap_or_else(|e| panic!("{}: read index.jsonl: {e}", dir.display()));
+    let mut requests = Vec::new();
+    for (i, line) in index.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let il: IndexLine = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("{name}/index.jsonl line {}: {e}", i + 1));
+        let signal = match il.signal.as_str() {
+            "metrics" => Signal::Metrics,
+            "logs" => Signal::Logs,
+            "traces" => Signal::Traces,
+            s => panic!("{name}: unknown signal {s}"),
+        };
+        let transport = match il.transport.as_str() {
+            "http" => Transport::Http,
+            "grpc" => Transport::Grpc,
+            t => panic!("{name}: unknown transport {t}"),
+        };
+        // The file is named in the index; the body extension tells the encoding too.
+        let body_path = dir.join(&il.file);
+        let body = std::fs::read(&body_path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", body_path.display()));
+        let stem = il
+            .file
+            .strip_suffix(".pb.gz")
+            .or_else(|| il.file.strip_suffix(".pb"))
+            .or_else(|| il.file.strip_suffix(".json"))
+            .unwrap_or_else(|| panic!("{name}: unexpected body file name {}", il.file));
+        let hpath = dir.join(format!("{stem}.headers.json"));
+        let h: Value = serde_json::from_str(
+            &std::fs::read_to_string(&hpath)
+                .unwrap_or_else(|e| panic!("read {}: {e}", hpath.display())),
+        )
+        .unwrap_or_else(|e| panic!("parse {}: {e}", hpath.display()));
+        let (path, headers) = match transport {
+            Transport::Http => {
+                let path = h["path"].as_str().expect("headers.json: path").to_string();
+                let headers = h["headers"]
+                    .as_object()
+                    .expect("headers.json: headers")
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect();
+                (path, headers)
+            }
+            Transport::Grpc => {
+                let path = h["method"].as_str().expect("headers.json: method").to_string();
+                let mut headers = Vec::new();
+                if let Some(md) = h["metadata"].as_object() {
+                    for (k, vs) in md {
+                        for v in vs.as_array().into_iter().flatten() {
+                            headers.push((
+                                k.to_ascii_lowercase(),
+                                v.as_str().unwrap_or_default().to_string(),
+                            ));
+                        }
+                    }
+                }
+                (path, headers)
+            }
+        };
+        let header = |name: &str| {
+            headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+        };
+        let content_type = il.content_type.clone().or_else(|| header("content-type"));
+        let content_encoding = il.content_encoding.clone().or_else(|| header("content-encoding"));
+        // The body's file extension and the recorded encoding must agree.
+        assert_eq!(
+            il.file.ends_with(".gz"),
+            content_encoding.as_deref() == Some("gzip"),
+            "{name}/{}: file name vs Content-Encoding {content_encoding:?}",
+            il.file
+        );
+        requests.push(Request {
+            n: il.n,
+            signal,
+            transport,
+            file: il.file,
+            scenario: il.scenario,
+            body,
+            path,
+            content_type,
+            content_encoding,
+            headers,
+        });
+    }
+    assert!(!requests.is_empty(), "{name}: index.jsonl lists no request");
+    requests
+}
+
 impl FixtureSet {
     pub fn load(dir: &Path) -> FixtureSet {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let index = std::fs::read_to_string(dir.join("index.jsonl"))
-            .unwrap_or_else(|e| panic!("{}: read index.jsonl: {e}", dir.display()));
-        let mut requests = Vec::new();
-        for (i, line) in index.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let il: IndexLine = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("{name}/index.jsonl line {}: {e}", i + 1));
-            let signal = match il.signal.as_str() {
-                "metrics" => Signal::Metrics,
-                "logs" => Signal::Logs,
-                "traces" => Signal::Traces,
-                s => panic!("{name}: unknown signal {s}"),
-            };
-            let transport = match il.transport.as_str() {
-                "http" => Transport::Http,
-                "grpc" => Transport::Grpc,
-                t => panic!("{name}: unknown transport {t}"),
-            };
-            // The file is named in the index; the body extension tells the encoding too.
-            let body_path = dir.join(&il.file);
-            let body = std::fs::read(&body_path)
-                .unwrap_or_else(|e| panic!("read {}: {e}", body_path.display()));
-            let stem = il
-                .file
-                .strip_suffix(".pb.gz")
-                .or_else(|| il.file.strip_suffix(".pb"))
-                .or_else(|| il.file.strip_suffix(".json"))
-                .unwrap_or_else(|| panic!("{name}: unexpected body file name {}", il.file));
-            let hpath = dir.join(format!("{stem}.headers.json"));
-            let h: Value = serde_json::from_str(
-                &std::fs::read_to_string(&hpath)
-                    .unwrap_or_else(|e| panic!("read {}: {e}", hpath.display())),
-            )
-            .unwrap_or_else(|e| panic!("parse {}: {e}", hpath.display()));
-            let (path, headers) = match transport {
-                Transport::Http => {
-                    let path = h["path"].as_str().expect("headers.json: path").to_string();
-                    let headers = h["headers"]
-                        .as_object()
-                        .expect("headers.json: headers")
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                        .collect();
-                    (path, headers)
-                }
-                Transport::Grpc => {
-                    let path = h["method"].as_str().expect("headers.json: method").to_string();
-                    let mut headers = Vec::new();
-                    if let Some(md) = h["metadata"].as_object() {
-                        for (k, vs) in md {
-                            for v in vs.as_array().into_iter().flatten() {
-                                headers.push((
-                                    k.to_ascii_lowercase(),
-                                    v.as_str().unwrap_or_default().to_string(),
-                                ));
-                            }
-                        }
-                    }
-                    (path, headers)
-                }
-            };
-            let header = |name: &str| {
-                headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
-            };
-            let content_type = il.content_type.clone().or_else(|| header("content-type"));
-            let content_encoding =
-                il.content_encoding.clone().or_else(|| header("content-encoding"));
-            // The body's file extension and the recorded encoding must agree.
-            assert_eq!(
-                il.file.ends_with(".gz"),
-                content_encoding.as_deref() == Some("gzip"),
-                "{name}/{}: file name vs Content-Encoding {content_encoding:?}",
-                il.file
-            );
-            requests.push(Request {
-                n: il.n,
-                signal,
-                transport,
-                file: il.file,
-                scenario: il.scenario,
-                body,
-                path,
-                content_type,
-                content_encoding,
-                headers,
-            });
-        }
-        assert!(!requests.is_empty(), "{name}: index.jsonl lists no request");
+        let requests = load_requests(dir);
         let expected = Expected::load(&dir.join("expected.json"));
         let n_metrics = requests.iter().filter(|r| r.signal == Signal::Metrics).count() as u64;
         let n_logs = requests.iter().filter(|r| r.signal == Signal::Logs).count() as u64;

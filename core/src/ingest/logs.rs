@@ -4,6 +4,7 @@
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 
+use super::agents;
 use super::attrs::{self, AttrValue};
 use super::derived::{self, EventScope};
 use super::model::*;
@@ -14,8 +15,19 @@ pub const REDACTED: &str = "<REDACTED>";
 
 /// Attributes that carry the user's words or file contents. Their length is kept (Claude Code
 /// already sends `prompt_length` / `response_length`; for the others we add `<key>_length`).
-const PRIVATE_KEYS: &[&str] =
-    &["prompt", "prompt_text", "response", "user_prompt", "tool_input", "content"];
+/// Gemini CLI's `gen_ai.*` records carry the system prompt and messages even with its
+/// `logPrompts` off.
+const PRIVATE_KEYS: &[&str] = &[
+    "prompt",
+    "prompt_text",
+    "response",
+    "user_prompt",
+    "tool_input",
+    "content",
+    "gen_ai.system_instructions",
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+];
 
 /// Turns an OTLP logs request into a [`Batch`] of events. A record without a timestamp (or observed
 /// timestamp) takes `received_ns` (nanoseconds since the Unix epoch); private attributes are
@@ -38,7 +50,13 @@ pub fn normalize(req: ExportLogsServiceRequest, received_ns: i64, privacy: Priva
                     _ => None,
                 };
                 let mut attrs = attrs::from_proto(record.attributes);
-                let name = body_name
+                // Other agents name their events in `event.name`; their bodies are sentences
+                // with durations in them (Gemini CLI) or source locations (Codex).
+                let agent_event = agents::agent_of(&resource)
+                    .and_then(|_| attrs::get_str(&attrs, "event.name"))
+                    .map(str::to_string);
+                let name = agent_event
+                    .or(body_name)
                     .filter(|s| !s.is_empty() && s.len() <= 256)
                     .or_else(|| (!record.event_name.is_empty()).then(|| record.event_name.clone()))
                     .or_else(|| {
@@ -60,7 +78,12 @@ pub fn normalize(req: ExportLogsServiceRequest, received_ns: i64, privacy: Priva
                 let tokens = |k: &str| i(k).filter(|n| (0..=MAX_EVENT_TOKENS).contains(n));
                 let event = EventRecord {
                     time_ns,
-                    session_id: s("session.id"),
+                    // Codex names its session `conversation.id`.
+                    session_id: s("session.id").or_else(|| {
+                        (agents::agent_of(&resource) == Some(agents::CODEX))
+                            .then(|| s("conversation.id"))
+                            .flatten()
+                    }),
                     prompt_id: s("prompt.id"),
                     model: s("model"),
                     cost_usd: attrs::get(&attrs, "cost_usd")
@@ -76,6 +99,7 @@ pub fn normalize(req: ExportLogsServiceRequest, received_ns: i64, privacy: Priva
                     attrs,
                 };
                 batch.derived.extend(derived::point_for(&event, &scope));
+                batch.agent_requests.extend(agents::request_of(&resource, &event.attrs, time_ns));
                 batch.events.push(event);
             }
         }

@@ -4,6 +4,7 @@
 //! to the same protobuf messages, which come here. Invalid points are counted as rejected (OTLP
 //! `partial_success`) instead of failing the whole request.
 
+pub(crate) mod agents;
 pub(crate) mod attrs;
 pub(crate) mod derived;
 pub mod logs;
@@ -28,8 +29,13 @@ pub struct Privacy {
     pub store_prompts: bool,
 }
 
+/// Resource attributes never kept: Gemini CLI's `process.command_args` is its command line,
+/// which holds the prompt of `gemini -p "…"`.
+const DROPPED_RESOURCE_KEYS: &[&str] = &["process.command_args"];
+
 pub(crate) fn resource(proto: Option<ProtoResource>) -> Arc<Resource> {
-    let attrs = attrs::from_proto(proto.map(|r| r.attributes).unwrap_or_default());
+    let mut attrs = attrs::from_proto(proto.map(|r| r.attributes).unwrap_or_default());
+    attrs.retain(|(k, _)| !DROPPED_RESOURCE_KEYS.contains(&k.as_str()));
     let mut h = Xxh3::new();
     attrs::hash_attrs(&mut h, &attrs);
     Arc::new(Resource { key: h.digest128(), attrs })

@@ -188,6 +188,8 @@ pub struct Batch {
     pub derived: Vec<MetricPoint>,
     /// Spans (trace export requests).
     pub spans: Vec<SpanRecord>,
+    /// Other agents' API requests found among `events` (Codex, Gemini CLI), stored once each.
+    pub(crate) agent_requests: Vec<super::agents::AgentRequest>,
     /// Data points / records refused while normalising (OTLP `partial_success`).
     pub rejected: u64,
     /// First reason for a refusal, for the `partial_success.error_message`.

@@ -23,7 +23,8 @@ pub const TABLE_SOURCE: &str = "Anthropic list prices as in BerriAI/litellm \
 /// the source.
 pub const ADDED_BY_HAND: &[&str] = &[];
 
-/// The agent whose transcripts tokentray reads today; other agents get their own keys.
+/// The agent whose transcripts tokentray reads; other agents have their own keys
+/// (`ingest::agents`: `codex`, `gemini-cli`).
 pub(crate) const CLAUDE_CODE: &str = "claude-code";
 
 /// USD per million tokens of each kind, for one model.
@@ -169,14 +170,60 @@ const EMBEDDED: &[(&str, ModelPrice)] = &[
     ("claude-3-opus", flat(15.0, 75.0)),
 ];
 
+/// A provider whose cached input is simply cheaper input: no cache-write surcharge (writes,
+/// if any are reported, cost the input rate).
+const fn cached_at(input: f64, output: f64, cache_read: f64) -> ModelPrice {
+    ModelPrice {
+        input,
+        output,
+        cache_read,
+        cache_write_5m: input,
+        cache_write_1h: input,
+        long_context_threshold: None,
+        long_context: None,
+        fast_multiplier: None,
+    }
+}
+
+/// Other agents' models, USD per million tokens, from LiteLLM's
+/// `model_prices_and_context_window.json` (`input_cost_per_token`, `output_cost_per_token`,
+/// `cache_read_input_token_cost` and their `_above_200k_tokens` variants), transcribed
+/// 2026-12-02 ([`TABLE_DATE`]); the same as OpenAI's and Google's published list prices:
+/// * codex / gpt-5-codex: input 1.25, cached input 0.125, output 10 (reasoning is output);
+/// * gemini-cli / gemini-2.5-flash: input 0.30, cached input 0.03, output 2.50 (thinking is
+///   output);
+/// * gemini-cli / gemini-2.5-pro: up to 200k prompt tokens input 1.25, cached 0.125, output 10;
+///   above, for the whole request, input 2.50, cached 0.25, output 15.
+const OTHER_AGENTS: &[(&str, &str, ModelPrice)] = &[
+    ("codex", "gpt-5-codex", cached_at(1.25, 10.0, 0.125)),
+    ("gemini-cli", "gemini-2.5-flash", cached_at(0.30, 2.50, 0.03)),
+    (
+        "gemini-cli",
+        "gemini-2.5-pro",
+        ModelPrice {
+            long_context_threshold: Some(200_000),
+            long_context: Some(LongContext {
+                input: 2.50,
+                output: 15.0,
+                cache_read: 0.25,
+                cache_write_5m: 2.50,
+                cache_write_1h: 2.50,
+            }),
+            ..cached_at(1.25, 10.0, 0.125)
+        },
+    ),
+];
+
 impl PriceTable {
     /// The table built into this binary.
     pub(crate) fn embedded() -> PriceTable {
-        let prices = EMBEDDED
+        let claude_code = EMBEDDED
             .iter()
-            .map(|(model, price)| ((CLAUDE_CODE.to_string(), model.to_string()), *price))
-            .collect();
-        PriceTable { prices }
+            .map(|(model, price)| ((CLAUDE_CODE.to_string(), model.to_string()), *price));
+        let others = OTHER_AGENTS
+            .iter()
+            .map(|(agent, model, price)| ((agent.to_string(), model.to_string()), *price));
+        PriceTable { prices: claude_code.chain(others).collect() }
     }
 
     /// The model names `agent` has a price for, in name order.
@@ -264,6 +311,33 @@ mod tests {
         assert_eq!(dated, cost);
         assert_eq!(table.cost(CLAUDE_CODE, "claude-opus-5-5", &u), None);
         assert_eq!(table.cost("other-agent", "claude-sonnet-4-5", &u), None);
+    }
+
+    #[test]
+    fn other_agents_are_priced_under_their_own_keys() {
+        let table = PriceTable::embedded();
+        let u = Usage {
+            input: 1_000_000,
+            cache_read: 1_000_000,
+            output: 1_000_000,
+            ..Default::default()
+        };
+        assert_eq!(table.cost("codex", "gpt-5-codex", &u), Some(1.25 + 0.125 + 10.0));
+        assert_eq!(table.cost(CLAUDE_CODE, "gpt-5-codex", &u), None, "keyed by agent too");
+        let flash = table.cost("gemini-cli", "gemini-2.5-flash", &u).expect("priced");
+        assert!((flash - (0.30 + 0.03 + 2.50)).abs() < 1e-12, "{flash}");
+        // Gemini 2.5 Pro: above 200k prompt tokens the whole request takes the higher rates.
+        let small =
+            Usage { input: 150_000, cache_read: 50_000, output: 1000, ..Default::default() };
+        let big = Usage { input: 150_000, cache_read: 50_001, output: 1000, ..Default::default() };
+        let at = |u: &Usage| table.cost("gemini-cli", "gemini-2.5-pro", u).expect("priced");
+        assert!(
+            (at(&small) - (150_000.0 * 1.25 + 50_000.0 * 0.125 + 1000.0 * 10.0) / 1e6).abs()
+                < 1e-12
+        );
+        assert!(
+            (at(&big) - (150_000.0 * 2.5 + 50_001.0 * 0.25 + 1000.0 * 15.0) / 1e6).abs() < 1e-12
+        );
     }
 
     #[test]

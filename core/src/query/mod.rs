@@ -200,6 +200,8 @@ pub enum GroupBy {
     Branch,
     /// The pull request the session opened (`pr-link`).
     Pr,
+    /// The agent that sent it: `claude-code`, `codex` or `gemini-cli`.
+    Agent,
 }
 
 impl GroupBy {
@@ -216,6 +218,7 @@ impl GroupBy {
             GroupBy::Project => "project",
             GroupBy::Branch => "branch",
             GroupBy::Pr => "pr",
+            GroupBy::Agent => "agent",
         }
     }
 }
@@ -234,9 +237,10 @@ impl std::str::FromStr for GroupBy {
             "project" => GroupBy::Project,
             "branch" => GroupBy::Branch,
             "pr" => GroupBy::Pr,
+            "agent" => GroupBy::Agent,
             other => {
                 return Err(format!(
-                    "unknown grouping '{other}' (day, week, month, model, session, type, hour, project, branch, pr)"
+                    "unknown grouping '{other}' (day, week, month, model, session, type, hour, project, branch, pr, agent)"
                 ))
             }
         })

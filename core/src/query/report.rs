@@ -81,6 +81,14 @@ pub struct Tokens {
     /// Every token of any type, including types not named above.
     #[serde(serialize_with = "whole_as_int")]
     pub total: f64,
+    /// Of `output`, the reasoning (Codex) or thinking (Gemini CLI) tokens: shown, never added
+    /// to `total` again; left out of the JSON while zero.
+    #[serde(serialize_with = "whole_as_int", skip_serializing_if = "is_zero")]
+    pub reasoning: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl Tokens {
@@ -143,6 +151,35 @@ pub struct Figures {
     /// What Claude Code's transcripts add beyond telemetry (already in the figures above).
     #[serde(skip_serializing_if = "TranscriptFigures::is_empty")]
     pub transcripts: TranscriptFigures,
+    /// What other agents (Codex CLI, Gemini CLI) add (already in the figures above).
+    #[serde(skip_serializing_if = "AgentFigures::is_empty")]
+    pub agents: AgentFigures,
+}
+
+/// Other agents' share of a period or group: their requests and sessions, and how their money
+/// is known.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AgentFigures {
+    /// Their API requests (each once, however often its export arrived).
+    pub requests: u64,
+    /// Their sessions (the agent's own session / conversation id) that started in the period.
+    pub sessions: u64,
+    /// Of `cost_usd`: the cost the agent itself stated.
+    #[serde(serialize_with = "decimal_usd")]
+    pub cost_usd_agent: f64,
+    /// Of `cost_usd`: priced from the table by (agent, model), request by request.
+    #[serde(serialize_with = "decimal_usd")]
+    pub cost_usd_price_table: f64,
+    /// Models (`agent/model`) whose requests have no price anywhere, with their tokens.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", serialize_with = "map_whole_as_int")]
+    pub unpriced_tokens: BTreeMap<String, f64>,
+}
+
+impl AgentFigures {
+    /// Whether no other agent added anything (the JSON then leaves the object out).
+    pub fn is_empty(&self) -> bool {
+        self == &AgentFigures::default()
+    }
 }
 
 /// The transcripts' share of a period or group: requests telemetry did not see, and how their
@@ -232,6 +269,7 @@ impl Figures {
         t.cache_read += o.cache_read;
         t.cache_creation += o.cache_creation;
         t.total += o.total;
+        t.reasoning += o.reasoning;
         self.sessions += other.sessions;
         self.active_time_seconds += other.active_time_seconds;
         for (k, v) in &other.metrics {
@@ -256,6 +294,56 @@ impl Figures {
         for (k, v) in &y.unpriced_tokens {
             *x.unpriced_tokens.entry(k.clone()).or_insert(0.0) += v;
         }
+        let (x, y) = (&mut self.agents, &other.agents);
+        x.requests += y.requests;
+        x.sessions += y.sessions;
+        x.cost_usd_agent += y.cost_usd_agent;
+        x.cost_usd_price_table += y.cost_usd_price_table;
+        for (k, v) in &y.unpriced_tokens {
+            *x.unpriced_tokens.entry(k.clone()).or_insert(0.0) += v;
+        }
+    }
+
+    /// Adds one request of another agent: its disjoint token kinds, and `cost` (the agent's own,
+    /// or the table's when `from_table`; `None`: unpriced). `counts_request` is off for the
+    /// per-type parts of a request (`--by type`), so it counts once.
+    pub(crate) fn add_agent_request(
+        &mut self,
+        r: &crate::store::agents::StoredAgentRequest,
+        cost: Option<f64>,
+        from_table: bool,
+        counts_request: bool,
+    ) {
+        self.tokens.add(Some("input"), r.input_uncached as f64);
+        self.tokens.add(Some("cacheRead"), r.input_cached as f64);
+        self.tokens.add(Some("cacheCreation"), r.cache_write as f64);
+        self.tokens.add(Some("output"), r.output as f64);
+        self.tokens.reasoning += r.reasoning as f64;
+        let a = &mut self.agents;
+        if counts_request {
+            a.requests += 1;
+        }
+        match cost {
+            Some(c) => {
+                self.cost_usd += c;
+                if from_table {
+                    a.cost_usd_price_table += c;
+                } else {
+                    a.cost_usd_agent += c;
+                }
+            }
+            None => {
+                let tokens = r.input_uncached + r.input_cached + r.cache_write + r.output;
+                *a.unpriced_tokens.entry(format!("{}/{}", r.agent, r.model)).or_insert(0.0) +=
+                    tokens as f64;
+            }
+        }
+    }
+
+    /// Counts a session of another agent.
+    pub(crate) fn add_agent_session(&mut self) {
+        self.sessions += 1.0;
+        self.agents.sessions += 1;
     }
 
     /// Counts a session only the transcripts know.

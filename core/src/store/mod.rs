@@ -12,6 +12,7 @@
 #![allow(clippy::disallowed_types)]
 
 pub(crate) mod accounting;
+pub(crate) mod agents;
 pub(crate) mod alerts;
 pub mod data_dir;
 pub mod disk;

@@ -237,6 +237,7 @@ impl Reader {
         }
         let (start_ns, end_ns) = range.bounds_ns();
         self.add_transcripts(start_ns, end_ns, by, week_start, &mut total, &mut groups)?;
+        self.add_agents(start_ns, end_ns, by, week_start, &mut total, &mut groups)?;
         let groups = match by {
             Some(g @ (GroupBy::Project | GroupBy::Branch | GroupBy::Pr)) => {
                 self.fold_by_place(g, groups)?
@@ -271,6 +272,7 @@ impl Reader {
         } else {
             end_ns.div_euclid(SLOT_NS) + i64::from(end_ns.rem_euclid(SLOT_NS) != 0)
         };
+        let by_agent = super::agents::agent_of_resource_sql("s.resource_id");
         let series_key = match by {
             None | Some(GroupBy::Type) => "''",
             Some(GroupBy::Model) => "COALESCE(s.model, '')",
@@ -278,6 +280,7 @@ impl Reader {
                 "COALESCE(s.session_id, '')"
             }
             Some(GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour) => "u.slot",
+            Some(GroupBy::Agent) => by_agent.as_str(),
         };
         let session = if by == Some(GroupBy::Model) { "s.session_id" } else { "NULL" };
         let sql = format!(
@@ -311,7 +314,9 @@ impl Reader {
         by: Option<GroupBy>,
     ) -> Result<Vec<(String, rusqlite::types::Value, EventSums)>, StoreError> {
         let (start_ns, end_ns) = range.bounds_ns();
+        let by_agent = super::agents::agent_of_resource_sql("resource_id");
         let event_key = match by {
+            Some(GroupBy::Agent) => by_agent.as_str(),
             None | Some(GroupBy::Type) => "''",
             Some(GroupBy::Model) => "COALESCE(model, '')",
             Some(GroupBy::Session | GroupBy::Project | GroupBy::Branch | GroupBy::Pr) => {

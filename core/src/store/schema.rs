@@ -180,6 +180,8 @@ const MIGRATIONS: &[&str] = &[
     super::transcripts::MIGRATION,
     // v8 (issue 17): Pushgateway-style pushed groups (store/pushgateway.rs).
     super::pushgateway::MIGRATION,
+    // v9: other agents' API requests, Codex CLI and Gemini CLI (store/agents.rs).
+    super::agents::MIGRATION,
 ];
 
 /// The schema version this build writes.
@@ -188,6 +190,7 @@ pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
 /// An object each migration creates, newest first: what a damaged file whose header (and with
 /// it `user_version`) was lost is taken to be (`tokentray repair`).
 const CREATED_BY: &[(i64, &str)] = &[
+    (9, "agent_requests"),
     (8, "pushed_groups"),
     (7, "transcript_requests"),
     (6, "metric_kinds"),

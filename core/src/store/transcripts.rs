@@ -507,6 +507,7 @@ impl Reader {
             }
             let key = match by {
                 GroupBy::Model => share.model.clone(),
+                GroupBy::Agent => crate::pricing::CLAUDE_CODE.to_string(),
                 GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour => {
                     local_bucket(&tz, share.time_ns, by, week_start)
                 }
@@ -522,6 +523,7 @@ impl Reader {
             total.add_transcript_session();
             let key = match by {
                 None | Some(GroupBy::Type | GroupBy::Model) => continue,
+                Some(GroupBy::Agent) => crate::pricing::CLAUDE_CODE.to_string(),
                 Some(g @ (GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour)) => {
                     local_bucket(&tz, place.first_ns, g, week_start)
                 }

@@ -400,6 +400,10 @@ impl Writer {
                 ])?;
                 ack.accepted += 1;
             }
+            // Other agents' requests among them, each once however often it is sent.
+            for request in &batch.agent_requests {
+                super::agents::insert(&tx, request)?;
+            }
             // The counters derived from the events just stored, once per event. Not part of the
             // ack (the client sent events); a refusal (the name already taken by a metric of
             // another kind) loses that count, never the event.
