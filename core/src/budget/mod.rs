@@ -389,10 +389,12 @@ where
     let history_start = reader.first_usage_slot()?;
     let mut per_model: HashMap<String, SlotCosts> = HashMap::new();
     let mut all = SlotCosts::new();
-    // Telemetry's cost, then what the transcripts add to it (the same counting rule as reports).
+    // Telemetry's cost, what the transcripts add to it (the same counting rule as reports), and
+    // the other agents' requests (Codex CLI, Gemini CLI): a budget is for all agents' spend.
     let mut rows =
         reader.sum_by_slot_and_model(names::COST, lo_ns.div_euclid(SLOT_NS), ceil_slot(hi_ns))?;
     rows.extend(reader.transcript_cost_slots(lo_ns, hi_ns)?);
+    rows.extend(reader.agent_cost_slots(lo_ns, hi_ns)?);
     for (slot, model, cost) in rows {
         *all.entry(slot).or_insert(0.0) += cost;
         *per_model.entry(model).or_default().entry(slot).or_insert(0.0) += cost;

@@ -372,3 +372,54 @@ fn status_json_has_the_documented_shape() {
     );
     assert_eq!(s.level(), Level::Ok);
 }
+
+/// One `codex.sse_event` of kind `response.completed` (Codex CLI 0.169.0's shape, see
+/// tests/fixtures/codex) at `time_ns`.
+fn codex_request(conversation: &str, input: i64, output: i64, time_ns: u64) -> LogsRequest {
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+    let text = |k: &str, v: &str| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(v.into())) }),
+        ..Default::default()
+    };
+    let mut req = testkit::logs_request(vec![opentelemetry_proto::tonic::logs::v1::LogRecord {
+        time_unix_nano: time_ns,
+        observed_time_unix_nano: time_ns,
+        attributes: vec![
+            text("event.name", "codex.sse_event"),
+            text("event.kind", "response.completed"),
+            text("conversation.id", conversation),
+            text("model", "gpt-5-codex"),
+            text("input_token_count", &input.to_string()),
+            text("output_token_count", &output.to_string()),
+        ],
+        ..Default::default()
+    }]);
+    if let Some(resource) = req.resource_logs[0].resource.as_mut() {
+        resource.attributes = vec![text("service.name", "codex_exec")];
+    }
+    req
+}
+
+type LogsRequest = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+
+/// A budget is for every agent's spend: a Codex CLI request priced from the table counts.
+#[tokio::test]
+async fn another_agents_spend_counts_toward_the_budget() {
+    let tz = berlin_like();
+    let now = tz.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).single().expect("t");
+    let mut rig = Rig::new(tz, now, daily(20.0));
+    rig.spend(testkit::MODEL, 2.0).await;
+    // gpt-5-codex at $1.25 per million input and $10 per million output tokens (LiteLLM's
+    // model_prices_and_context_window.json, as of 2026-12-02): 1M + 0.8M tokens cost $9.25.
+    let mut changes = rig.store.subscribe();
+    let t = now.timestamp_nanos_opt().expect("ns") as u64;
+    let req = codex_request("conv-1", 1_000_000, 800_000, t);
+    let privacy = crate::ingest::Privacy::default();
+    rig.store.ingest(ingest::logs::normalize(req, t as i64, privacy)).await.expect("ingest");
+    let change = changes.recv().await.expect("change");
+    rig.handle.wait_evaluated(change.at_ns).await.expect("evaluated");
+    let got = rig.recorder.take();
+    assert_eq!(got.len(), 1, "$11.25 of $20 is past 50%: {got:?}");
+    assert!(got[0].1.contains("($11.25)"), "{got:?}");
+}
