@@ -314,10 +314,19 @@ fn a_capture_sent_twice_counts_each_request_once() {
 
 #[test]
 fn no_prompt_text_and_no_unbounded_ids_are_kept() {
-    let serve = Serve::start();
+    // Forwarding on, to a collector that is not there: what is queued for the team waits in the
+    // history file too, and must not hold the prompt either.
+    let dir = support::tempdir("tokentray-no-headers-");
+    let headers = dir.path().join("headers");
+    std::fs::write(&headers, "").unwrap();
+    let options =
+        support::forward::forwarding_options("http://127.0.0.1:9", "http/protobuf", Some(&headers));
+    let serve = Serve::start_with(options);
     let mut replayer = Replayer::for_serve(&serve);
     replayer.send_all(&requests("codex"));
     replayer.send_all(&requests("gemini-cli"));
+    let queued = support::forward::status(&serve)["queue"]["requests"].as_u64().unwrap_or(0);
+    assert!(queued > 0, "the requests wait in the forwarding queue");
     let metrics = serve.scrape();
     for id in ["conversation_id", "turn_id", "prompt_id", "command_args"] {
         assert!(!metrics.contains(id), "/metrics carries {id}");

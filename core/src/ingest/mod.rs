@@ -33,6 +33,15 @@ pub struct Privacy {
 /// which holds the prompt of `gemini -p "…"`.
 const DROPPED_RESOURCE_KEYS: &[&str] = &["process.command_args"];
 
+/// Takes [`DROPPED_RESOURCE_KEYS`] out of OTLP resources (the copy queued for forwarding).
+pub(crate) fn drop_private_resource_attrs<'a>(
+    resources: impl Iterator<Item = &'a mut Option<ProtoResource>>,
+) {
+    for resource in resources.flatten() {
+        resource.attributes.retain(|kv| !DROPPED_RESOURCE_KEYS.contains(&kv.key.as_str()));
+    }
+}
+
 pub(crate) fn resource(proto: Option<ProtoResource>) -> Arc<Resource> {
     let mut attrs = attrs::from_proto(proto.map(|r| r.attributes).unwrap_or_default());
     attrs.retain(|(k, _)| !DROPPED_RESOURCE_KEYS.contains(&k.as_str()));

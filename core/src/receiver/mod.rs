@@ -90,7 +90,11 @@ impl Receiver {
         let refused = req.enforce_limits(&self.limits);
         let outgoing = S::SIGNAL.is_forwarded(self.store.forward_mode()).then(|| {
             let redacted = if self.privacy.store_prompts { None } else { req.redacted() };
-            Outgoing::new(S::SIGNAL, &redacted.as_ref().unwrap_or(&req).encode_to_vec())
+            let mut copy = redacted.unwrap_or_else(|| req.clone());
+            // What the store never keeps (Gemini CLI's command line, which holds its `-p`
+            // prompt) is not queued for the team either: the queue is in the history file.
+            ingest::drop_private_resource_attrs(copy.resources_mut());
+            Outgoing::new(S::SIGNAL, &copy.encode_to_vec())
         });
         let mut batch = req.normalize(ingest::now_ns(), self.privacy);
         if let Some(reason) = refused.reason {
