@@ -2,10 +2,11 @@
 //!
 //! The same [`Dashboard`] feeds the Tauri window (through a command) and the read-only page the
 //! engine serves on the metrics listener (`GET /api/dashboard`), so the two cannot disagree.
-//! Spend and tokens come from the `claude_code.cost.usage` / `claude_code.token.usage` metrics
-//! through [`Reader::report`], the code behind `tokentray report` and the same increments
-//! `/metrics` adds up, so the window, the CLI and Prometheus show one number. Events only supply
-//! what metrics cannot: the last API request and when sessions started and ended.
+//! Spend and tokens come from [`Reader::report`], the code behind `tokentray report`: the
+//! `claude_code.cost.usage` / `claude_code.token.usage` metrics (the same increments `/metrics`
+//! adds up), what Claude Code's transcripts add to them, and other agents' requests, so the
+//! window and the CLI show one number. Events only supply what metrics cannot: the last API
+//! request and when sessions started and ended.
 //!
 //! [`build`] runs on every committed change while a window is open, so it is a fixed handful of
 //! indexed queries (no per-session or per-day loop).
