@@ -159,7 +159,8 @@ fn tokentray(data: &Path, args: &[&str]) -> Output {
 fn assert_refused(data: &Path, want: &str) {
     let db = data.join(DB);
     let wal = data.join(format!("{DB}-wal"));
-    let before = (std::fs::read(&db).expect("read db"), std::fs::read(&wal).ok());
+    // (SQLite may leave an empty `-wal` beside the file after reading it: no change of content.)
+    let before = (std::fs::read(&db).expect("read db"), std::fs::read(&wal).unwrap_or_default());
     let out = serve_on(data);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -171,8 +172,15 @@ fn assert_refused(data: &Path, want: &str) {
     assert!(line.contains(&format!("{} is damaged", db.display())), "{line}");
     assert!(line.contains(want), "names the damage ({want}): {line}");
     assert!(line.contains("tokentray repair"), "names the fix: {line}");
-    let after = (std::fs::read(&db).expect("read db"), std::fs::read(&wal).ok());
-    assert!(before == after, "the damaged files are left exactly as they were");
+    let after = (std::fs::read(&db).expect("read db"), std::fs::read(&wal).unwrap_or_default());
+    assert!(
+        before == after,
+        "the damaged files are left exactly as they were ({want}): db {} → {} bytes, wal {} → {}",
+        before.0.len(),
+        after.0.len(),
+        before.1.len(),
+        after.1.len()
+    );
 }
 
 #[test]

@@ -154,6 +154,22 @@ pub(crate) fn rebuild_header(path: &Path) -> std::io::Result<bool> {
     Ok(true)
 }
 
+/// SQLite's `quick_check` of the file at `db_path` through a read-only connection, so that a
+/// damaged file is not written to (a read-write connection checkpoints its write-ahead log into
+/// the file when it closes). A missing file passes: it is a first start.
+pub(crate) fn quick_check_file(db_path: &Path) -> Result<(), StoreError> {
+    if !db_path.exists() {
+        return Ok(());
+    }
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    match Connection::open_with_flags(db_path, flags) {
+        Ok(conn) => quick_check(&conn, db_path),
+        // Not openable read-only (e.g. no `-shm` can be made): the engine's own open says why.
+        Err(_) => Ok(()),
+    }
+}
+
 /// SQLite's `quick_check` on an open connection: `Ok` when it says "ok".
 pub(crate) fn quick_check(conn: &Connection, db_path: &Path) -> Result<(), StoreError> {
     let damaged = |finding: String| StoreError::Damaged {

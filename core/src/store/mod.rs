@@ -248,10 +248,10 @@ fn open_checked(
     quick_check: bool,
 ) -> Result<Connection, StoreError> {
     integrity::check_files(path, history_expected)?;
-    let mut conn = connect(path).map_err(|e| damaged_if_corrupt(e, path))?;
     if quick_check {
-        integrity::quick_check(&conn, path)?;
+        integrity::quick_check_file(path)?;
     }
+    let mut conn = connect(path).map_err(|e| damaged_if_corrupt(e, path))?;
     schema::migrate(&mut conn).map_err(|e| damaged_if_corrupt(e, path))?;
     Ok(conn)
 }

@@ -90,8 +90,8 @@ pub fn repair(data_dir: &Path) -> Result<RepairOutcome, StoreError> {
 
 /// The same check an engine makes at start.
 fn is_healthy(db: &Path, history_expected: bool) -> bool {
-    integrity::check_files(db, history_expected).is_ok()
-        && super::connect(db).is_ok_and(|conn| integrity::quick_check(&conn, db).is_ok())
+    // Read-only: nothing may touch the damaged file before its copy is taken.
+    integrity::check_files(db, history_expected).is_ok() && integrity::quick_check_file(db).is_ok()
 }
 
 /// Step 2: the damaged file and its log, copied byte for byte.
