@@ -475,3 +475,42 @@ fn serve_sends_exactly_one_alert_to_the_webhook_and_the_command_when_a_request_c
         "the webhook's secret is in the log:\n{log}"
     );
 }
+
+/// `budget set … --agent codex` keeps a budget for one agent's spend in `[budgets.agents.codex]`;
+/// an agent tokentray does not know, or `--model` with `--agent`, is refused.
+#[test]
+fn a_budget_for_one_agent_round_trips_the_config_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, config) = (dir.path().join("data"), dir.path().join("config.toml"));
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let ok = |args: &[&str]| {
+        let out = run(&data, &config, args);
+        assert!(out.status.success(), "{args:?}: {}{}", text(&out.stdout), text(&out.stderr));
+        text(&out.stdout)
+    };
+    spend_directly(&data, &[(OPUS, 7.0)]);
+    let said = ok(&["budget", "set", "daily", "20", "--agent", "codex"]);
+    assert!(said.contains("daily budget for codex to $20.00"), "{said}");
+    assert_eq!(
+        std::fs::read_to_string(&config).expect("read"),
+        "[budgets.agents.codex]\ndaily = 20\n"
+    );
+    let (code, json) = status_json(&data, &config);
+    assert_eq!(code, 0, "{json}");
+    let b = &json["budgets"][0];
+    assert_eq!((b["agent"].as_str(), b["model"].is_null()), (Some("codex"), true), "{json}");
+    assert_eq!(b["spent_usd"], 0.0, "Claude Code's spend is not Codex's: {json}");
+    let table = ok(&["budget", "status"]);
+    assert!(table.contains("daily codex"), "{table}");
+
+    for bad in [
+        &["budget", "set", "daily", "5", "--agent", "copilot"][..],
+        &["budget", "set", "daily", "5", "--agent", "codex", "--model", OPUS],
+    ] {
+        let out = run(&data, &config, bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stderr).lines().count(), 1, "one line: {}", text(&out.stderr));
+    }
+    ok(&["budget", "unset", "daily", "--agent", "codex"]);
+    assert_eq!(std::fs::read_to_string(&config).expect("read"), "");
+}

@@ -438,7 +438,8 @@
     const rows = list.map((b) => {
       const fraction = b.limit_usd > 0 ? b.spent_usd / b.limit_usd : 0;
       const level = b.spent_usd >= b.limit_usd ? 'over' : b.highest_crossed ? 'warn' : 'ok';
-      const name = (PERIOD_TITLE[b.period] || b.period) + (b.model ? ` · ${b.model}` : '');
+      const whose = b.model || b.agent;
+      const name = (PERIOD_TITLE[b.period] || b.period) + (whose ? ` · ${whose}` : '');
       const bar = svg('svg', { class: 'budgetbar', viewBox: '0 0 100 6', preserveAspectRatio: 'none', role: 'img',
         'aria-label': `${pctFmt.format(fraction)} of ${usd(b.limit_usd)}` });
       svg('rect', { class: 'track', x: 0, y: 0, width: 100, height: 6, rx: 3 }, bar);
@@ -475,7 +476,7 @@
     if (section.hidden || budgetFormDirty) return;
     const list = (status && status.budgets) || [];
     for (const p of BUDGET_PERIODS) {
-      const b = list.find((x) => x.period === p && !x.model);
+      const b = list.find((x) => x.period === p && !x.model && !x.agent);
       $(`budget-input-${p}`).value = b ? String(b.limit_usd) : '';
     }
   }

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::{DateTime, Local, NaiveTime, Utc};
 use clap::{Args, Subcommand};
-use tokentray_core::budget::{self, edit, AlertState, BudgetPeriod, BudgetStatus, Level};
+use tokentray_core::budget::edit::{self, Scope};
+use tokentray_core::budget::{self, AlertState, BudgetPeriod, BudgetStatus, Level};
 use tokentray_core::config::{BudgetLimit, Config, DEFAULT_THRESHOLDS, MAX_THRESHOLD};
 use tokentray_core::store::Reader;
 
@@ -58,8 +59,11 @@ pub struct SetArgs {
     #[arg(value_parser = parse_usd, allow_negative_numbers = true)]
     pub usd: f64,
     /// Only this model's spend (Claude Code's `model`, e.g. claude-opus-5-5)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "agent")]
     pub model: Option<String>,
+    /// Only this agent's spend: claude-code, codex or gemini-cli
+    #[arg(long, value_parser = parse_agent)]
+    pub agent: Option<String>,
     /// Percentages of the limit that alert when crossed [default: 50,80,100]
     #[arg(long, value_delimiter = ',', value_name = "PERCENTS", value_parser = parse_percent)]
     pub thresholds: Vec<u32>,
@@ -69,8 +73,21 @@ pub struct SetArgs {
 pub struct UnsetArgs {
     /// daily, weekly or monthly
     pub period: BudgetPeriod,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "agent")]
     pub model: Option<String>,
+    #[arg(long, value_parser = parse_agent)]
+    pub agent: Option<String>,
+}
+
+/// The agents whose spend tokentray knows (their keys in reports, `--by agent`).
+const AGENTS: [&str; 3] = ["claude-code", "codex", "gemini-cli"];
+
+fn parse_agent(s: &str) -> Result<String, String> {
+    if AGENTS.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("'{s}' is not an agent tokentray knows (one of {})", AGENTS.join(", ")))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -105,16 +122,17 @@ pub fn run(
     }
 }
 
-fn describe(period: BudgetPeriod, model: Option<&str>) -> String {
-    match model {
-        None => format!("{period} budget"),
-        Some(m) => format!("{period} budget for {m}"),
+fn describe(period: BudgetPeriod, scope: Scope<'_>) -> String {
+    match scope {
+        Scope::All => format!("{period} budget"),
+        Scope::Model(m) | Scope::Agent(m) => format!("{period} budget for {m}"),
     }
 }
 
 fn set(config_file: &Path, a: SetArgs) -> anyhow::Result<ExitCode> {
     let limit = BudgetLimit::new(a.usd, &a.thresholds).map_err(anyhow::Error::msg)?;
-    edit::set_budget(config_file, a.period, a.model.as_deref(), &limit)?;
+    let scope = Scope::of(a.model.as_deref(), a.agent.as_deref());
+    edit::set_budget(config_file, a.period, scope, &limit)?;
     let at: Vec<String> = limit.thresholds.iter().map(|t| format!("{t}%")).collect();
     let dropped: Vec<String> = DEFAULT_THRESHOLDS
         .iter()
@@ -135,7 +153,7 @@ fn set(config_file: &Path, a: SetArgs) -> anyhow::Result<ExitCode> {
     }
     println!(
         "Set the {} to {} (alerts at {}) in {}.",
-        describe(a.period, a.model.as_deref()),
+        describe(a.period, scope),
         usd(limit.limit_usd),
         at.join(", "),
         config_file.display()
@@ -145,8 +163,9 @@ fn set(config_file: &Path, a: SetArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn unset(config_file: &Path, a: UnsetArgs) -> anyhow::Result<ExitCode> {
-    let what = describe(a.period, a.model.as_deref());
-    if edit::unset_budget(config_file, a.period, a.model.as_deref())? {
+    let scope = Scope::of(a.model.as_deref(), a.agent.as_deref());
+    let what = describe(a.period, scope);
+    if edit::unset_budget(config_file, a.period, scope)? {
         println!("Removed the {what} from {}.", config_file.display());
     } else {
         println!("No {what} was set in {}.", config_file.display());
@@ -186,14 +205,14 @@ fn short_time(rfc3339: &str, now: &DateTime<Local>) -> String {
 
 fn render(status: &BudgetStatus, now: &DateTime<Local>) -> String {
     if status.budgets.is_empty() {
-        return "No budgets set. Example: tokentray budget set daily 20 (also weekly, monthly; --model for one model).\n".into();
+        return "No budgets set. Example: tokentray budget set daily 20 (also weekly, monthly; --model for one model, --agent for one agent).\n".into();
     }
     let mut out = match &status.paused_until {
         Some(until) => format!("Budgets (alerts paused until {})\n", short_time(until, now)),
         None => "Budgets\n".to_string(),
     };
     for b in &status.budgets {
-        let name = match &b.model {
+        let name = match b.model.as_ref().or(b.agent.as_ref()) {
             None => b.period.name().to_string(),
             Some(m) => format!("{} {m}", b.period.name()),
         };

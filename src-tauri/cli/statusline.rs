@@ -139,7 +139,7 @@ fn budget_part(reader: &Reader, config: &Config, now_ns: i64, burn: Option<f64>)
     let b = status
         .budgets
         .iter()
-        .find(|b| b.model.is_none() && b.period == BudgetPeriod::Daily)
+        .find(|b| b.model.is_none() && b.agent.is_none() && b.period == BudgetPeriod::Daily)
         .or_else(|| status.budgets.first())?;
     let mut out = format!(
         "{} {}/{} ({:.0}%)",

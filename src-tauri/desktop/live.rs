@@ -137,7 +137,7 @@ async fn refresh(shared: &Arc<Shared>, tray: &TrayHandle) {
         let daily = status
             .budgets
             .iter()
-            .find(|b| b.period == BudgetPeriod::Daily && b.model.is_none())
+            .find(|b| b.period == BudgetPeriod::Daily && b.model.is_none() && b.agent.is_none())
             .map(|b| b.limit_usd);
         Ok::<_, DesktopError>((Today::of(&report.figures, daily), status.paused_until_ns.is_some()))
     })

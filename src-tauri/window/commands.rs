@@ -57,10 +57,10 @@ pub async fn set_budgets(
                 Some(usd) => {
                     let thresholds = had.as_ref().map(|h| h.thresholds.clone()).unwrap_or_default();
                     let limit = BudgetLimit::new(usd, &thresholds).map_err(|e| BudgetError::Invalid(format!("{} budget: {e}", period.name())))?;
-                    edit::set_budget(file, period, None, &limit)?;
+                    edit::set_budget(file, period, edit::Scope::All, &limit)?;
                 }
                 None => {
-                    edit::unset_budget(file, period, None)?;
+                    edit::unset_budget(file, period, edit::Scope::All)?;
                 }
             }
         }

@@ -174,14 +174,18 @@ impl Alert {
             let mut c = n.chars();
             c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
         };
-        let (summary, what) = match &state.model {
-            None => (
+        let (summary, what) = match (&state.model, &state.agent) {
+            (None, None) => (
                 format!("{capital} budget: {threshold}% reached"),
                 format!("{} Claude Code budget", period.name()),
             ),
-            Some(m) => (
+            (Some(m), _) => (
                 format!("{capital} {m} budget: {threshold}% reached"),
                 format!("{} Claude Code budget for {m}", period.name()),
+            ),
+            (None, Some(a)) => (
+                format!("{capital} {a} budget: {threshold}% reached"),
+                format!("{} budget for {a}", period.name()),
             ),
         };
         let limit = usd_short(state.limit_usd);

@@ -13,15 +13,46 @@ use toml_edit::{DocumentMut, InlineTable, Item, Table, TableLike, Value};
 use super::{BudgetError, BudgetPeriod};
 use crate::config::{BudgetLimit, Config, DEFAULT_THRESHOLDS};
 
-/// Sets one budget: `period` for all models, or for `model`.
+/// Whose spend a budget limits, as `budget set` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// Every agent's and model's spend together: `[budgets]`.
+    All,
+    /// One model's: `[budgets.models.<model>]`.
+    Model(&'a str),
+    /// One agent's (`claude-code`, `codex`, `gemini-cli`): `[budgets.agents.<agent>]`.
+    Agent(&'a str),
+}
+
+impl<'a> Scope<'a> {
+    /// The scope of `--model` / `--agent` (at most one of them is given).
+    pub fn of(model: Option<&'a str>, agent: Option<&'a str>) -> Scope<'a> {
+        match (model, agent) {
+            (Some(m), _) => Scope::Model(m),
+            (None, Some(a)) => Scope::Agent(a),
+            (None, None) => Scope::All,
+        }
+    }
+
+    /// The sub-table of `[budgets]` and the key in it, for one model or agent.
+    fn table(self) -> Option<(&'static str, &'a str)> {
+        match self {
+            Scope::All => None,
+            Scope::Model(m) => Some(("models", m)),
+            Scope::Agent(a) => Some(("agents", a)),
+        }
+    }
+}
+
+/// Sets one budget: `period` for all spend, one model's or one agent's.
 pub fn set_budget(
     path: &Path,
     period: BudgetPeriod,
-    model: Option<&str>,
+    scope: Scope<'_>,
     limit: &BudgetLimit,
 ) -> Result<(), BudgetError> {
     edit(path, |doc| {
-        let target = budget_table(doc, model, true)?
+        let target = budget_table(doc, scope, true)?
             .ok_or_else(|| BudgetError::Invalid("internal: no budgets table".into()))?;
         set_limit(target, period.name(), limit);
         Ok(())
@@ -32,27 +63,27 @@ pub fn set_budget(
 pub fn unset_budget(
     path: &Path,
     period: BudgetPeriod,
-    model: Option<&str>,
+    scope: Scope<'_>,
 ) -> Result<bool, BudgetError> {
     if !path.exists() {
         return Ok(false);
     }
     edit(path, |doc| {
-        let Some(target) = budget_table(doc, model, false)? else { return Ok(false) };
+        let Some(target) = budget_table(doc, scope, false)? else { return Ok(false) };
         let removed = target.remove(period.name()).is_some();
-        if let Some(m) = model {
-            // Leave no empty `[budgets.models.<m>]` behind.
-            if let Some(models) = doc
+        if let Some((group, m)) = scope.table() {
+            // Leave no empty `[budgets.models.<m>]` (or `agents`) behind.
+            if let Some(members) = doc
                 .get_mut("budgets")
-                .and_then(|b| b.get_mut("models"))
+                .and_then(|b| b.get_mut(group))
                 .and_then(Item::as_table_like_mut)
             {
-                if models.get(m).and_then(Item::as_table_like).is_some_and(|t| t.is_empty()) {
-                    models.remove(m);
+                if members.get(m).and_then(Item::as_table_like).is_some_and(|t| t.is_empty()) {
+                    members.remove(m);
                 }
-                if models.is_empty() {
+                if members.is_empty() {
                     if let Some(b) = doc.get_mut("budgets").and_then(Item::as_table_like_mut) {
-                        b.remove("models");
+                        b.remove(group);
                     }
                 }
             }
@@ -89,21 +120,23 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), BudgetError> {
         .map_err(|e| BudgetError::WriteConfig { path: path.into(), reason: e.to_string() })
 }
 
-/// `[budgets]` or `[budgets.models.<model>]`, created when `create` (as implicit tables where
-/// only a header would be noise).
+/// `[budgets]`, `[budgets.models.<model>]` or `[budgets.agents.<agent>]`, created when
+/// `create` (as implicit tables where only a header would be noise).
 fn budget_table<'a>(
     doc: &'a mut DocumentMut,
-    model: Option<&str>,
+    scope: Scope<'_>,
     create: bool,
 ) -> Result<Option<&'a mut dyn TableLike>, BudgetError> {
-    let Some(budgets) = child(doc.as_table_mut(), "budgets", create, false)? else {
+    // Only a header when it holds limits itself: `[budgets.agents.codex]` alone needs none.
+    let implicit = scope.table().is_some();
+    let Some(budgets) = child(doc.as_table_mut(), "budgets", create, implicit)? else {
         return Ok(None);
     };
-    match model {
+    match scope.table() {
         None => Ok(Some(budgets)),
-        Some(m) => {
-            let Some(models) = child(budgets, "models", create, true)? else { return Ok(None) };
-            child(models, m, create, false)
+        Some((group, m)) => {
+            let Some(members) = child(budgets, group, create, true)? else { return Ok(None) };
+            child(members, m, create, false)
         }
     }
 }
@@ -195,17 +228,18 @@ mod tests {
     fn set_and_unset_keep_everything_else() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sub").join("config.toml");
-        set_budget(&path, BudgetPeriod::Daily, None, &limit(20.0, &[]))
+        set_budget(&path, BudgetPeriod::Daily, Scope::All, &limit(20.0, &[]))
             .expect("set on a missing file");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "[budgets]\ndaily = 20\n");
 
         let original = "# my settings\n[listen]\nmetrics = \"127.0.0.1:9999\"  # keep me\n\n[budgets]\nweek_start = \"sunday\"\ndaily = 5  # agreed with finance\n";
         std::fs::write(&path, original).expect("write");
-        set_budget(&path, BudgetPeriod::Daily, None, &limit(12.5, &[])).expect("set");
-        set_budget(&path, BudgetPeriod::Monthly, None, &limit(300.0, &[100, 80])).expect("set");
-        set_budget(&path, BudgetPeriod::Daily, Some("claude-opus-5-5"), &limit(10.0, &[]))
+        set_budget(&path, BudgetPeriod::Daily, Scope::All, &limit(12.5, &[])).expect("set");
+        set_budget(&path, BudgetPeriod::Monthly, Scope::All, &limit(300.0, &[100, 80]))
+            .expect("set");
+        set_budget(&path, BudgetPeriod::Daily, Scope::Model("claude-opus-5-5"), &limit(10.0, &[]))
             .expect("set model");
-        set_budget(&path, BudgetPeriod::Weekly, Some("claude.sonnet"), &limit(7.0, &[90]))
+        set_budget(&path, BudgetPeriod::Weekly, Scope::Model("claude.sonnet"), &limit(7.0, &[90]))
             .expect("set dotted model");
         let text = std::fs::read_to_string(&path).expect("read");
         assert!(
@@ -226,11 +260,13 @@ mod tests {
             Some(vec![90])
         );
 
-        assert!(unset_budget(&path, BudgetPeriod::Daily, Some("claude-opus-5-5")).expect("unset"));
-        assert!(!unset_budget(&path, BudgetPeriod::Daily, Some("claude-opus-5-5"))
+        assert!(unset_budget(&path, BudgetPeriod::Daily, Scope::Model("claude-opus-5-5"))
+            .expect("unset"));
+        assert!(!unset_budget(&path, BudgetPeriod::Daily, Scope::Model("claude-opus-5-5"))
             .expect("unset again"));
-        assert!(unset_budget(&path, BudgetPeriod::Weekly, Some("claude.sonnet")).expect("unset"));
-        assert!(unset_budget(&path, BudgetPeriod::Monthly, None).expect("unset"));
+        assert!(unset_budget(&path, BudgetPeriod::Weekly, Scope::Model("claude.sonnet"))
+            .expect("unset"));
+        assert!(unset_budget(&path, BudgetPeriod::Monthly, Scope::All).expect("unset"));
         let text = std::fs::read_to_string(&path).expect("read");
         assert!(!text.contains("models"), "{text}");
         assert!(!text.contains("monthly"), "{text}");
@@ -244,7 +280,7 @@ mod tests {
         let path = dir.path().join("config.toml");
         std::fs::write(&path, "[budgets.daily]\n# the team's limit\nlimit_usd = 20\n")
             .expect("write");
-        set_budget(&path, BudgetPeriod::Daily, None, &limit(25.0, &[90])).expect("set");
+        set_budget(&path, BudgetPeriod::Daily, Scope::All, &limit(25.0, &[90])).expect("set");
         let text = std::fs::read_to_string(&path).expect("read");
         assert_eq!(
             text,
@@ -253,7 +289,7 @@ mod tests {
 
         let broken = "[listen]\nmetricz = 1\n";
         std::fs::write(&path, broken).expect("write");
-        let err = set_budget(&path, BudgetPeriod::Daily, None, &limit(5.0, &[]))
+        let err = set_budget(&path, BudgetPeriod::Daily, Scope::All, &limit(5.0, &[]))
             .expect_err("invalid config");
         assert!(err.to_string().contains("metricz"), "{err}");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), broken, "not rewritten");

@@ -164,6 +164,8 @@ pub struct Budget {
     pub period: BudgetPeriod,
     /// Only this model's spend; `None` is every model together.
     pub model: Option<String>,
+    /// Only this agent's spend (`claude-code`, `codex`, `gemini-cli`); `None` is every agent.
+    pub agent: Option<String>,
     /// The limit, in USD.
     pub limit_usd: f64,
     /// Percentages of the limit, ascending.
@@ -171,10 +173,16 @@ pub struct Budget {
 }
 
 impl Budget {
-    fn new(period: BudgetPeriod, model: Option<&str>, limit: &BudgetLimit) -> Budget {
+    fn new(period: BudgetPeriod, scope: edit::Scope<'_>, limit: &BudgetLimit) -> Budget {
+        let (model, agent) = match scope {
+            edit::Scope::All => (None, None),
+            edit::Scope::Model(m) => (Some(m.to_string()), None),
+            edit::Scope::Agent(a) => (None, Some(a.to_string())),
+        };
         Budget {
             period,
-            model: model.map(str::to_string),
+            model,
+            agent,
             limit_usd: limit.limit_usd,
             thresholds: limit.thresholds.clone(),
         }
@@ -183,12 +191,12 @@ impl Budget {
     /// Identifies the budget in the fired-alert state. The limit is part of it: raising or
     /// lowering a limit makes a new budget whose thresholds are armed again.
     pub fn key(&self) -> String {
-        format!(
-            "{}:{}:{}",
-            self.period.name(),
-            self.model.as_deref().unwrap_or("*"),
-            self.limit_usd
-        )
+        let whose = match (&self.model, &self.agent) {
+            (Some(m), _) => m.clone(),
+            (None, Some(a)) => format!("agent={a}"),
+            (None, None) => "*".to_string(),
+        };
+        format!("{}:{whose}:{}", self.period.name(), self.limit_usd)
     }
 
     /// The highest threshold `spent` has reached (reaching counts: $16 of $20 is 80%).
@@ -211,17 +219,19 @@ pub fn budgets(config: &BudgetsConfig) -> Vec<Budget> {
         (BudgetPeriod::Monthly, &config.monthly),
     ] {
         if let Some(limit) = limit {
-            out.push(Budget::new(period, None, limit));
+            out.push(Budget::new(period, edit::Scope::All, limit));
         }
     }
-    for (model, m) in &config.models {
+    let models = config.models.iter().map(|(m, b)| (edit::Scope::Model(m), b));
+    let agents = config.agents.iter().map(|(a, b)| (edit::Scope::Agent(a), b));
+    for (scope, m) in models.chain(agents) {
         for (period, limit) in [
             (BudgetPeriod::Daily, &m.daily),
             (BudgetPeriod::Weekly, &m.weekly),
             (BudgetPeriod::Monthly, &m.monthly),
         ] {
             if let Some(limit) = limit {
-                out.push(Budget::new(period, Some(model), limit));
+                out.push(Budget::new(period, scope, limit));
             }
         }
     }
@@ -235,6 +245,9 @@ pub struct BudgetState {
     pub period: BudgetPeriod,
     /// The budget's model; `None` is every model together.
     pub model: Option<String>,
+    /// The budget's agent; absent for a budget of every agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
     /// The limit, in USD.
     pub limit_usd: f64,
     /// Exact sum of `claude_code.cost.usage` in the period (what `tokentray report` says).
@@ -360,6 +373,9 @@ fn ceil_slot(ns: i64) -> i64 {
     ns.div_euclid(SLOT_NS) + i64::from(ns.rem_euclid(SLOT_NS) != 0)
 }
 
+/// A budget's filter: (model, agent); both `None` for all spend.
+type Filter<'a> = (Option<&'a str>, Option<&'a str>);
+
 /// Spend, percent and forecast of each budget at `now`, from one query over the union of their
 /// periods and the forecast's history window.
 pub(crate) fn compute<Tz>(
@@ -388,26 +404,32 @@ where
 
     let history_start = reader.first_usage_slot()?;
     let mut per_model: HashMap<String, SlotCosts> = HashMap::new();
+    let mut per_agent: HashMap<String, SlotCosts> = HashMap::new();
     let mut all = SlotCosts::new();
-    // Telemetry's cost, what the transcripts add to it (the same counting rule as reports), and
-    // the other agents' requests (Codex CLI, Gemini CLI): a budget is for all agents' spend.
-    let mut rows =
-        reader.sum_by_slot_and_model(names::COST, lo_ns.div_euclid(SLOT_NS), ceil_slot(hi_ns))?;
-    rows.extend(reader.transcript_cost_slots(lo_ns, hi_ns)?);
+    // Claude Code's spend: telemetry's cost and what the transcripts add to it (the same
+    // counting rule as reports); then the other agents' requests (Codex CLI, Gemini CLI).
+    let mut rows: Vec<(i64, String, String, f64)> = reader
+        .sum_by_slot_and_model(names::COST, lo_ns.div_euclid(SLOT_NS), ceil_slot(hi_ns))?
+        .into_iter()
+        .chain(reader.transcript_cost_slots(lo_ns, hi_ns)?)
+        .map(|(slot, model, cost)| (slot, crate::pricing::CLAUDE_CODE.to_string(), model, cost))
+        .collect();
     rows.extend(reader.agent_cost_slots(lo_ns, hi_ns)?);
-    for (slot, model, cost) in rows {
+    for (slot, agent, model, cost) in rows {
         *all.entry(slot).or_insert(0.0) += cost;
         *per_model.entry(model).or_default().entry(slot).or_insert(0.0) += cost;
+        *per_agent.entry(agent).or_default().entry(slot).or_insert(0.0) += cost;
     }
     let empty = SlotCosts::new();
-    // One profile and rate per model filter, shared by its daily, weekly and monthly budgets.
-    let mut profiles: BTreeMap<Option<&str>, (ActivityProfile, f64)> = BTreeMap::new();
+    // One profile and rate per filter, shared by its daily, weekly and monthly budgets.
+    let mut profiles: BTreeMap<Filter<'_>, (ActivityProfile, f64)> = BTreeMap::new();
 
     let mut out = Vec::with_capacity(list.len());
     for (budget, &(start_ns, end_ns)) in list.iter().zip(&ranges) {
-        let costs = match &budget.model {
-            None => &all,
-            Some(m) => per_model.get(m).unwrap_or(&empty),
+        let costs = match (&budget.model, &budget.agent) {
+            (Some(m), _) => per_model.get(m).unwrap_or(&empty),
+            (None, Some(a)) => per_agent.get(a).unwrap_or(&empty),
+            (None, None) => &all,
         };
         // `+ 0.0`: an empty float sum is -0.0, which would print as "$-0.00".
         let spent: f64 = costs
@@ -415,7 +437,8 @@ where
             .map(|(_, c)| c)
             .sum::<f64>()
             + 0.0;
-        let (profile, rate) = profiles.entry(budget.model.as_deref()).or_insert_with(|| {
+        let filter = (budget.model.as_deref(), budget.agent.as_deref());
+        let (profile, rate) = profiles.entry(filter).or_insert_with(|| {
             (
                 ActivityProfile::build(costs, &tz, today_start_ns, now_ns, history_start),
                 forecast::burn_rate(costs, now_ns),
@@ -444,6 +467,7 @@ where
         out.push(BudgetState {
             period: budget.period,
             model: budget.model.clone(),
+            agent: budget.agent.clone(),
             limit_usd: budget.limit_usd,
             spent_usd: spent,
             percent: round_to(spent / budget.limit_usd * 100.0, 0.01),

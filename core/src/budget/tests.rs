@@ -105,6 +105,18 @@ where
         let change = changes.recv().await.expect("change");
         self.handle.wait_evaluated(change.at_ns).await.expect("evaluated");
     }
+
+    /// A Codex CLI request of `input` and `output` tokens at the clock's time, through the
+    /// store; waits until the evaluator has seen the commit.
+    async fn spend_codex(&mut self, conversation: &str, input: i64, output: i64) {
+        let mut changes = self.store.subscribe();
+        let t = self.clock.now().timestamp_nanos_opt().expect("ns") as u64;
+        let req = codex_request(conversation, input, output, t);
+        let privacy = crate::ingest::Privacy::default();
+        self.store.ingest(ingest::logs::normalize(req, t as i64, privacy)).await.expect("ingest");
+        let change = changes.recv().await.expect("change");
+        self.handle.wait_evaluated(change.at_ns).await.expect("evaluated");
+    }
 }
 
 fn berlin_like() -> FixedOffset {
@@ -412,14 +424,33 @@ async fn another_agents_spend_counts_toward_the_budget() {
     rig.spend(testkit::MODEL, 2.0).await;
     // gpt-5-codex at $1.25 per million input and $10 per million output tokens (LiteLLM's
     // model_prices_and_context_window.json, as of 2026-12-02): 1M + 0.8M tokens cost $9.25.
-    let mut changes = rig.store.subscribe();
-    let t = now.timestamp_nanos_opt().expect("ns") as u64;
-    let req = codex_request("conv-1", 1_000_000, 800_000, t);
-    let privacy = crate::ingest::Privacy::default();
-    rig.store.ingest(ingest::logs::normalize(req, t as i64, privacy)).await.expect("ingest");
-    let change = changes.recv().await.expect("change");
-    rig.handle.wait_evaluated(change.at_ns).await.expect("evaluated");
+    rig.spend_codex("conv-1", 1_000_000, 800_000).await;
     let got = rig.recorder.take();
     assert_eq!(got.len(), 1, "$11.25 of $20 is past 50%: {got:?}");
     assert!(got[0].1.contains("($11.25)"), "{got:?}");
+}
+
+/// `[budgets.agents.codex]`: only Codex CLI's spend counts, and its alert names the agent.
+#[tokio::test]
+async fn a_budget_for_one_agent_counts_only_its_spend_and_fires_its_alert() {
+    let tz = berlin_like();
+    let now = tz.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).single().expect("t");
+    let mut budgets = BudgetsConfig::default();
+    budgets
+        .agents
+        .insert("codex".into(), ModelBudgets { daily: Some(limit(10.0)), ..Default::default() });
+    let mut rig = Rig::new(tz, now, budgets);
+    // $30 of Claude Code's is not Codex's.
+    rig.spend(testkit::MODEL, 30.0).await;
+    assert_eq!(rig.recorder.take(), vec![]);
+    // gpt-5-codex at $1.25 / $10 per million input / output tokens (LiteLLM's
+    // model_prices_and_context_window.json, as of 2026-12-02): $1.25 + $5.00 = $6.25 = 62.5%.
+    rig.spend_codex("conv-2", 1_000_000, 500_000).await;
+    assert_eq!(
+        rig.recorder.take(),
+        vec![(
+            "Daily codex budget: 50% reached".to_string(),
+            "50% of your $10 daily budget for codex ($6.25).".to_string()
+        )]
+    );
 }

@@ -180,9 +180,12 @@ pub struct BudgetsConfig {
     /// Limits for one model (Claude Code's `model` attribute, e.g. `claude-opus-5-5`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub models: BTreeMap<String, ModelBudgets>,
+    /// Limits for one agent's spend (`claude-code`, `codex`, `gemini-cli`): `[budgets.agents.codex]`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub agents: BTreeMap<String, ModelBudgets>,
 }
 
-/// The limits of one model.
+/// The limits of one model (or one agent, in `[budgets.agents]`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelBudgets {

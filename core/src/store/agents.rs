@@ -229,13 +229,13 @@ impl Reader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Other agents' spend in `[start_ns, end_ns)` as (15-minute slot, model, USD), each request
-    /// priced as reports price it: what budgets add to telemetry's and the transcripts' spend.
+    /// Other agents' spend in `[start_ns, end_ns)` as (15-minute slot, agent, model, USD), each
+    /// request priced as reports price it: what budgets add to Claude Code's spend.
     pub(crate) fn agent_cost_slots(
         &self,
         start_ns: i64,
         end_ns: i64,
-    ) -> Result<Vec<(i64, String, f64)>, StoreError> {
+    ) -> Result<Vec<(i64, String, String, f64)>, StoreError> {
         let slot_ns = super::SLOT_SECONDS * 1_000_000_000;
         let requests = self.agent_requests(start_ns, end_ns)?;
         let from_metrics = self.gemini_metric_only(start_ns, end_ns)?;
@@ -244,7 +244,7 @@ impl Reader {
             .chain(from_metrics)
             .filter_map(|r| {
                 let cost = r.cost(self.prices()).0.filter(|c| *c > 0.0)?;
-                Some((r.time_ns.div_euclid(slot_ns), r.model, cost))
+                Some((r.time_ns.div_euclid(slot_ns), r.agent, r.model, cost))
             })
             .collect())
     }
