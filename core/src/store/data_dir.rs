@@ -40,7 +40,7 @@ pub(super) fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    integrity::check_files(path, integrity::history_expected(path))?;
+    integrity::check_files(path, integrity::reader_expects_history(path))?;
     let conn = match Connection::open_with_flags(path, flags).and_then(readable) {
         Ok(conn) => conn,
         Err(_) => Connection::open_with_flags(immutable_uri(path), flags).and_then(readable)?,

@@ -79,6 +79,19 @@ pub(crate) fn history_expected(db_path: &Path) -> bool {
         || sidecar(db_path, "-shm").exists()
 }
 
+/// [`history_expected`] for a reader (`report`, the dashboard, …): a running engine may have
+/// just created the file it is about to write its first schema into, so a 0-byte file beside a
+/// running engine is that engine's first start, not damage (the engine checked before it began).
+/// The lock is only probed for a 0-byte file.
+pub(crate) fn reader_expects_history(db_path: &Path) -> bool {
+    let empty = std::fs::metadata(db_path).is_ok_and(|m| m.len() == 0);
+    if !empty {
+        return true;
+    }
+    let engine_runs = db_path.parent().and_then(super::running_engine).is_some();
+    history_expected(db_path) && !engine_runs
+}
+
 /// `tokentray.sqlite3-wal` and the like.
 pub(crate) fn sidecar(db_path: &Path, suffix: &str) -> PathBuf {
     let mut name = db_path.as_os_str().to_os_string();
@@ -273,6 +286,17 @@ mod tests {
             check_files(&empty, true),
             Err(StoreError::Damaged { damage: Damage::Empty, .. })
         ));
+    }
+
+    #[test]
+    fn a_0_byte_file_beside_a_running_engine_is_its_first_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join(super::super::DB_FILE);
+        std::fs::write(&db, b"").expect("write");
+        let engine = super::super::lock::EngineLock::acquire(dir.path()).expect("lock");
+        assert!(!reader_expects_history(&db), "the engine is about to write its schema");
+        drop(engine);
+        assert!(reader_expects_history(&db), "an engine ran here and left an empty file");
     }
 
     #[test]

@@ -237,7 +237,7 @@ pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
 /// The one way a database file is opened for use: the common settings, then every migration
 /// it lacks. The writer, the readers, the forwarder's outbox and the alert state all open here.
 pub(crate) fn open_migrated(path: &Path) -> Result<Connection, StoreError> {
-    open_checked(path, integrity::history_expected(path), false)
+    open_checked(path, integrity::reader_expects_history(path), false)
 }
 
 /// [`open_migrated`] for a caller that knows whether a history is expected (an engine decides
