@@ -445,7 +445,7 @@ fn serve_sends_exactly_one_alert_to_the_webhook_and_the_command_when_a_request_c
     assert!(
         alert["body"]
             .as_str()
-            .is_some_and(|b| b.starts_with("80% of your $20 daily Claude Code budget ($17.00).")),
+            .is_some_and(|b| b.starts_with("80% of your $20 daily budget ($17.00).")),
         "{alert}"
     );
     for field in [
@@ -464,12 +464,12 @@ fn serve_sends_exactly_one_alert_to_the_webhook_and_the_command_when_a_request_c
     let lines: Vec<&str> = args.lines().collect();
     assert_eq!(lines.iter().filter(|l| **l == "---").count(), 1, "{args}");
     assert_eq!(lines[0], "Daily budget: 80% reached");
-    assert!(lines[1].starts_with("80% of your $20 daily Claude Code budget ($17.00)."), "{args}");
+    assert!(lines[1].starts_with("80% of your $20 daily budget ($17.00)."), "{args}");
     assert_eq!(lines[2], "80");
     assert_eq!(lines[3], "", "{{model}} of an all-models budget is empty");
 
     let log = s.stderr.lock().expect("lock").clone();
-    assert!(log.contains("budget alert: 80% of your $20 daily Claude Code budget"), "{log}");
+    assert!(log.contains("budget alert: 80% of your $20 daily budget"), "{log}");
     assert!(
         !log.contains("T0KEN") && !log.contains("s3cr3t"),
         "the webhook's secret is in the log:\n{log}"

@@ -215,10 +215,7 @@ fn thresholds_50_80_100_over_a_day() {
             rig.spend(OPUS, 10.0).await;
             assert_eq!(
                 rig.take(),
-                vec![pair(
-                    "Daily budget: 50% reached",
-                    "50% of your $20 daily Claude Code budget ($10.00)."
-                )]
+                vec![pair("Daily budget: 50% reached", "50% of your $20 daily budget ($10.00).")]
             );
             rig.at(berlin(24, 11, 0));
             rig.spend(OPUS, 1.0).await; // 55%: nothing
@@ -230,14 +227,14 @@ fn thresholds_50_80_100_over_a_day() {
             rig.spend(OPUS, 6.0).await;
             assert_eq!(
                 rig.take(),
-                vec![pair("Daily budget: 80% reached", "80% of your $20 daily Claude Code budget ($17.00). At this pace you reach $20 around 16:25.")]
+                vec![pair("Daily budget: 80% reached", "80% of your $20 daily budget ($17.00). At this pace you reach $20 around 16:25.")]
             );
             // 16:15: $20.50; 3 active slots left at (3 × 0.75 + 13 × 0.25) / 16 = $0.34375.
             rig.at(berlin(24, 16, 15));
             rig.spend(OPUS, 3.5).await;
             assert_eq!(
                 rig.take(),
-                vec![pair("Daily budget: 100% reached", "100% of your $20 daily Claude Code budget ($20.50). At this pace the day ends around $21.53.")]
+                vec![pair("Daily budget: 100% reached", "100% of your $20 daily budget ($20.50). At this pace the day ends around $21.53.")]
             );
             rig.at(berlin(24, 16, 30));
             rig.spend(OPUS, 5.0).await;
@@ -254,18 +251,12 @@ fn two_thresholds_in_one_request_notify_once_for_the_highest() {
             rig.spend(OPUS, 17.0).await; // 0 → 85%: 50 and 80 at once
             assert_eq!(
                 rig.take(),
-                vec![pair(
-                    "Daily budget: 80% reached",
-                    "80% of your $20 daily Claude Code budget ($17.00)."
-                )]
+                vec![pair("Daily budget: 80% reached", "80% of your $20 daily budget ($17.00).")]
             );
             rig.spend(OPUS, 5.0).await; // → 110%: 100
             assert_eq!(
                 rig.take(),
-                vec![pair(
-                    "Daily budget: 100% reached",
-                    "100% of your $20 daily Claude Code budget ($22.00)."
-                )]
+                vec![pair("Daily budget: 100% reached", "100% of your $20 daily budget ($22.00).")]
             );
         })
     });
@@ -279,10 +270,7 @@ fn restart_after_firing_does_not_repeat() {
             rig.spend(OPUS, 10.5).await;
             assert_eq!(
                 rig.take(),
-                vec![pair(
-                    "Daily budget: 50% reached",
-                    "50% of your $20 daily Claude Code budget ($10.50)."
-                )]
+                vec![pair("Daily budget: 50% reached", "50% of your $20 daily budget ($10.50).")]
             );
             rig.restart(daily(20.0)).await;
             rig.spend(OPUS, 0.5).await;
@@ -290,10 +278,7 @@ fn restart_after_firing_does_not_repeat() {
             rig.spend(OPUS, 6.0).await;
             assert_eq!(
                 rig.take(),
-                vec![pair(
-                    "Daily budget: 80% reached",
-                    "80% of your $20 daily Claude Code budget ($17.00)."
-                )]
+                vec![pair("Daily budget: 80% reached", "80% of your $20 daily budget ($17.00).")]
             );
             rig.restart(daily(20.0)).await;
             assert_eq!(rig.take(), vec![]);
@@ -309,10 +294,7 @@ fn next_day_rearms() {
             rig.spend(OPUS, 17.0).await;
             assert_eq!(
                 rig.take(),
-                vec![pair(
-                    "Daily budget: 80% reached",
-                    "80% of your $20 daily Claude Code budget ($17.00)."
-                )]
+                vec![pair("Daily budget: 80% reached", "80% of your $20 daily budget ($17.00).")]
             );
             // Midnight: the status starts over without any new data.
             rig.at(berlin(25, 0, 0));
@@ -329,10 +311,7 @@ fn next_day_rearms() {
             rig.spend(OPUS, 17.0).await;
             assert_eq!(
                 rig.take(),
-                vec![pair(
-                    "Daily budget: 80% reached",
-                    "80% of your $20 daily Claude Code budget ($17.00)."
-                )]
+                vec![pair("Daily budget: 80% reached", "80% of your $20 daily budget ($17.00).")]
             );
         })
     });
@@ -360,10 +339,7 @@ fn paused_alerts_stay_silent_and_resume_for_new_thresholds() {
             rig.spend(OPUS, 3.0).await; // 102.5%
             assert_eq!(
                 rig.take(),
-                vec![pair(
-                    "Daily budget: 100% reached",
-                    "100% of your $20 daily Claude Code budget ($20.50)."
-                )]
+                vec![pair("Daily budget: 100% reached", "100% of your $20 daily budget ($20.50).")]
             );
 
             // A pause until tomorrow is over tomorrow: the new day alerts again.
@@ -390,23 +366,14 @@ fn daily_and_monthly_budgets_together() {
             rig.spend(SONNET, 12.0).await; // daily 60%, monthly 40%
             assert_eq!(
                 rig.take(),
-                vec![pair(
-                    "Daily budget: 50% reached",
-                    "50% of your $20 daily Claude Code budget ($12.00)."
-                )]
+                vec![pair("Daily budget: 50% reached", "50% of your $20 daily budget ($12.00).")]
             );
             rig.spend(SONNET, 5.0).await; // daily 85%, monthly 56.7%: one alert per budget
             assert_eq!(
                 rig.take(),
                 vec![
-                    pair(
-                        "Daily budget: 80% reached",
-                        "80% of your $20 daily Claude Code budget ($17.00)."
-                    ),
-                    pair(
-                        "Monthly budget: 50% reached",
-                        "50% of your $30 monthly Claude Code budget ($17.00)."
-                    ),
+                    pair("Daily budget: 80% reached", "80% of your $20 daily budget ($17.00)."),
+                    pair("Monthly budget: 50% reached", "50% of your $30 monthly budget ($17.00)."),
                 ]
             );
             // The next day the daily budget starts over; the month goes on from $17.
@@ -415,10 +382,7 @@ fn daily_and_monthly_budgets_together() {
             let got = rig.take();
             assert_eq!(got.len(), 1, "{got:?}");
             assert_eq!(got[0].0, "Monthly budget: 80% reached");
-            assert!(
-                got[0].1.starts_with("80% of your $30 monthly Claude Code budget ($25.00)."),
-                "{got:?}"
-            );
+            assert!(got[0].1.starts_with("80% of your $30 monthly budget ($25.00)."), "{got:?}");
         })
     });
 }
@@ -442,7 +406,7 @@ fn per_model_budget() {
                 rig.take(),
                 vec![pair(
                     "Daily claude-opus-5-5 budget: 50% reached",
-                    "50% of your $10 daily Claude Code budget for claude-opus-5-5 ($6.00)."
+                    "50% of your $10 daily budget for claude-opus-5-5 ($6.00)."
                 )]
             );
             rig.spend(OPUS, 4.5).await; // 105%: 80 and 100 at once
@@ -450,7 +414,7 @@ fn per_model_budget() {
                 rig.take(),
                 vec![pair(
                     "Daily claude-opus-5-5 budget: 100% reached",
-                    "100% of your $10 daily Claude Code budget for claude-opus-5-5 ($10.50)."
+                    "100% of your $10 daily budget for claude-opus-5-5 ($10.50)."
                 )]
             );
         })

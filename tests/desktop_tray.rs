@@ -426,11 +426,7 @@ fn budget_in_the_label_alerts_on_the_desktop_and_pause_silences_them() {
         .unwrap_or_else(|| panic!("no notification:\n{}", tray.out.text()));
     assert_eq!(shown[0].app_name, "tokentray");
     assert_eq!(shown[0].summary, "Daily budget: 50% reached");
-    assert!(
-        shown[0].body.starts_with("50% of your $2 daily Claude Code budget ($1.25)."),
-        "{:?}",
-        shown[0]
-    );
+    assert!(shown[0].body.starts_with("50% of your $2 daily budget ($1.25)."), "{:?}", shown[0]);
 
     // Paused: crossing 80 % shows nothing; the checkbox says so.
     item.click(entry(&item.menu(), "Pause alerts").id);
@@ -474,11 +470,7 @@ fn budget_in_the_label_alerts_on_the_desktop_and_pause_silences_them() {
         .unwrap_or_else(|| panic!("no notification at the limit:\n{}", tray.out.text()));
     assert_eq!(shown.len(), 2, "{shown:?}");
     assert_eq!(shown[1].summary, "Daily budget: 100% reached");
-    assert!(
-        shown[1].body.starts_with("100% of your $2 daily Claude Code budget ($2.00)."),
-        "{:?}",
-        shown[1]
-    );
+    assert!(shown[1].body.starts_with("100% of your $2 daily budget ($2.00)."), "{:?}", shown[1]);
 
     item.click(entry(&item.menu(), "Quit").id);
     let status = tray

@@ -15,7 +15,7 @@ use crate::query::format::usd_short;
 pub struct Alert {
     /// Notification title: `Daily budget: 80% reached`.
     pub summary: String,
-    /// `80% of your $20 daily Claude Code budget ($16.12). At this pace you reach $20 around 16:40.`
+    /// `80% of your $20 daily budget ($16.12). At this pace you reach $20 around 16:40.`
     pub body: String,
     /// The budget's period: daily, weekly or monthly.
     pub period: BudgetPeriod,
@@ -177,15 +177,12 @@ impl Alert {
         let (summary, what) = match (&state.model, &state.agent) {
             (None, None) => (
                 format!("{capital} budget: {threshold}% reached"),
-                format!("{} Claude Code budget", period.name()),
+                format!("{} budget", period.name()),
             ),
-            (Some(m), _) => (
-                format!("{capital} {m} budget: {threshold}% reached"),
-                format!("{} Claude Code budget for {m}", period.name()),
-            ),
-            (None, Some(a)) => (
-                format!("{capital} {a} budget: {threshold}% reached"),
-                format!("{} budget for {a}", period.name()),
+            // One model's or one agent's spend (a budget has at most one of them).
+            (Some(whose), _) | (None, Some(whose)) => (
+                format!("{capital} {whose} budget: {threshold}% reached"),
+                format!("{} budget for {whose}", period.name()),
             ),
         };
         let limit = usd_short(state.limit_usd);

@@ -135,7 +135,7 @@ async fn thresholds_fire_once_each_and_together_only_the_highest() {
         rig.recorder.take(),
         vec![(
             "Daily budget: 50% reached".to_string(),
-            "50% of your $20 daily Claude Code budget ($10.50).".to_string()
+            "50% of your $20 daily budget ($10.50).".to_string()
         )]
     );
     rig.spend(testkit::MODEL, 0.5).await; // 55%: nothing new
@@ -143,7 +143,7 @@ async fn thresholds_fire_once_each_and_together_only_the_highest() {
     let got = rig.recorder.take();
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].0, "Daily budget: 100% reached");
-    assert!(got[0].1.starts_with("100% of your $20 daily Claude Code budget ($21.00)."), "{got:?}");
+    assert!(got[0].1.starts_with("100% of your $20 daily budget ($21.00)."), "{got:?}");
     let fired = AlertState::open(rig.store.path())
         .expect("state")
         .fired("daily:*:20", now.timestamp_nanos_opt().expect("ns") - 9 * 3_600_000_000_000)
@@ -240,17 +240,14 @@ async fn daily_monthly_and_per_model_budgets() {
     assert_eq!(
         rig.recorder.take(),
         vec![
-            (
-                "Daily budget: 80% reached".into(),
-                "80% of your $20 daily Claude Code budget ($17.00).".into()
-            ),
+            ("Daily budget: 80% reached".into(), "80% of your $20 daily budget ($17.00).".into()),
             (
                 "Monthly budget: 50% reached".into(),
-                "50% of your $30 monthly Claude Code budget ($17.00).".into()
+                "50% of your $30 monthly budget ($17.00).".into()
             ),
             (
                 "Daily claude-opus-5-5 budget: 50% reached".into(),
-                "50% of your $10 daily Claude Code budget for claude-opus-5-5 ($5.00).".into()
+                "50% of your $10 daily budget for claude-opus-5-5 ($5.00).".into()
             ),
         ]
     );
@@ -281,7 +278,10 @@ async fn the_notification_says_when_the_pace_reaches_the_limit() {
     let got = rig.recorder.take();
     assert_eq!(got.len(), 1, "{got:?}");
     // $12 of $14 (85.7%) → 80%; 8 slots left at $0.50 → $14 after 4 slots: 16:00.
-    assert_eq!(got[0].1, "80% of your $14 daily Claude Code budget ($12.00). At this pace you reach $14 around 16:00.");
+    assert_eq!(
+        got[0].1,
+        "80% of your $14 daily budget ($12.00). At this pace you reach $14 around 16:00."
+    );
     let status = rig.handle.evaluate_now().await.expect("status");
     let b = &status.budgets[0];
     assert!((b.forecast_usd - 16.0).abs() < 1e-9, "{b:?}");
@@ -289,7 +289,10 @@ async fn the_notification_says_when_the_pace_reaches_the_limit() {
     // Past the limit, the pace sentence says where the day ends instead.
     rig.restart(daily(11.0)).await;
     let got = rig.recorder.take();
-    assert_eq!(got[0].1, "100% of your $11 daily Claude Code budget ($12.00). At this pace the day ends around $16.00.");
+    assert_eq!(
+        got[0].1,
+        "100% of your $11 daily budget ($12.00). At this pace the day ends around $16.00."
+    );
 }
 
 #[tokio::test]
