@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prost::Message;
 use tokentray_core::testkit::{self, Usage};
@@ -123,31 +123,13 @@ fn damage_page(db: &Path, page: u64) {
 fn serve_on(data: &Path) -> Output {
     let config = data.with_file_name("no-config.toml");
     let child = support::serve::command(data, &config)
-        .args(["serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0"])
-        .args(["--metrics", "127.0.0.1:0"])
+        .args(support::serve::SERVE_ON_PORT_0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn serve");
-    wait_with_timeout(child, Duration::from_secs(60))
-}
-
-fn wait_with_timeout(mut child: std::process::Child, timeout: Duration) -> Output {
-    let deadline = Instant::now() + timeout;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "serve kept running on a damaged history: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("output")
+    support::serve::output_within(child, Duration::from_secs(60), "serve on a damaged history")
 }
 
 fn tokentray(data: &Path, args: &[&str]) -> Output {
@@ -331,8 +313,7 @@ fn repair_reads_past_a_damaged_header() {
 fn serve_then_scrape(data: &Path) -> String {
     let config = data.with_file_name("no-config.toml");
     let mut cmd = support::serve::command(data, &config);
-    cmd.args(["serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0"])
-        .args(["--metrics", "127.0.0.1:0"])
+    cmd.args(support::serve::SERVE_ON_PORT_0)
         .env("TOKENTRAY_SERIES_IDLE_HOURS", "0")
         .stderr(Stdio::inherit());
     let (mut child, (_, _, metrics)) =

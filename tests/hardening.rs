@@ -97,27 +97,19 @@ fn a_second_serve_on_the_same_data_dir_is_refused_and_nothing_is_lost() {
         support::post_usage(first.http, Usage::TYPICAL);
     }
 
-    let mut second = support::serve::command(&first.data_dir, &first.config)
-        .args(["serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0"])
-        .args(["--metrics", "127.0.0.1:0"])
+    let second = support::serve::command(&first.data_dir, &first.config)
+        .args(support::serve::SERVE_ON_PORT_0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn a second serve");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = second.try_wait().expect("wait for the second serve") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = second.kill();
-            let _ = second.wait();
-            panic!("a second serve on the same data dir kept running");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = second.wait_with_output().expect("second serve output");
+    let out = support::serve::output_within(
+        second,
+        Duration::from_secs(30),
+        "a second serve on the same data dir",
+    );
+    let status = out.status;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(status.code(), Some(2), "second serve: {status}\n{stderr}");
     assert!(
@@ -504,8 +496,7 @@ fn serve_raises_its_open_file_limit_to_the_hard_limit() {
         .arg(tmp.path().join("data"))
         .arg("--config")
         .arg(tmp.path().join("none.toml"))
-        .args(["serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0"])
-        .args(["--metrics", "127.0.0.1:0"])
+        .args(support::serve::SERVE_ON_PORT_0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -341,6 +341,37 @@ impl Drop for Serve {
     }
 }
 
+/// The output of `child`, a command expected to end by itself (a refusal); panics naming `what`
+/// if it is still running after `timeout`.
+pub fn output_within(mut child: Child, timeout: Duration, what: &str) -> std::process::Output {
+    let deadline = Instant::now() + timeout;
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "{what} kept running: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// `serve` with every listener on port 0 (the kernel picks free ports; the listening line names
+/// them), for tests that start the binary by hand.
+pub const SERVE_ON_PORT_0: [&str; 7] = [
+    "serve",
+    "--otlp-grpc",
+    "127.0.0.1:0",
+    "--otlp-http",
+    "127.0.0.1:0",
+    "--metrics",
+    "127.0.0.1:0",
+];
+
 /// Spawns `cmd` (a `serve`, however started) with its stdout piped and reads its listening
 /// line: the child and its three addresses, or a panic naming `what` did not start.
 pub fn spawn_listening(

@@ -185,7 +185,8 @@ fn build_now(shared: &Shared) -> Result<Dashboard, StoreError> {
     })
 }
 
-fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+/// A JSON answer of the metrics listener's API: not cached, not sniffed.
+pub(super) fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

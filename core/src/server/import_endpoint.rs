@@ -14,12 +14,13 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use tokio::sync::watch;
 
+use super::dashboard_endpoint::json_response;
 use crate::store::Store;
 use crate::transcripts::{ImportStatus, RequestError, RequestedImports, TranscriptsConfig};
 
@@ -66,21 +67,12 @@ async fn start(State(imports): State<Arc<RequestedImports>>, headers: HeaderMap)
 }
 
 fn json(status: StatusCode, body: &ImportStatus) -> Response {
-    respond(status, serde_json::to_vec(body).unwrap_or_default())
+    json_response(status, serde_json::to_vec(body).unwrap_or_default())
 }
 
 fn error(status: StatusCode, message: String) -> Response {
-    respond(
+    json_response(
         status,
         serde_json::to_vec(&serde_json::json!({ "error": message })).unwrap_or_default(),
     )
-}
-
-fn respond(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut resp = (status, body).into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    resp
 }
