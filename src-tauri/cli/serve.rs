@@ -59,7 +59,7 @@ pub fn run(mut config: Config, args: ServeArgs, config_file: PathBuf) -> anyhow:
     };
     let addrs = listeners.addrs().context("reading bound addresses")?;
     let data_dir = config.data_dir()?;
-    let store = match Store::open(&data_dir) {
+    let store = match Store::open_shaped(&data_dir, &config.metrics.shape()) {
         Ok(store) => store,
         // A second engine on the same history: said in one line, before anything changed.
         Err(e @ StoreError::Locked(LockError::Held { .. })) => {

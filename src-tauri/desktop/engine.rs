@@ -154,7 +154,7 @@ impl Engine {
                 return Ok(engine);
             }
         };
-        let store = match Store::open(&engine.data_dir) {
+        let store = match Store::open_shaped(&engine.data_dir, &config.metrics.shape()) {
             Ok(s) => s,
             Err(StoreError::Locked(LockError::Held { .. })) => {
                 // It started between our look and our open: the same as above.

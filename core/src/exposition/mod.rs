@@ -10,6 +10,7 @@ pub mod naming;
 pub(crate) mod shape;
 
 pub use encode::{encode, Format};
+pub use shape::MetricsShape;
 
 use std::sync::Arc;
 

@@ -16,7 +16,7 @@ use crate::ingest::attrs::{self, AttrValue};
 use crate::ingest::{Resource, Shape};
 
 /// Where a stored series shows up in `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct RowRef {
     pub family: u32,
     pub row: u32,
@@ -38,6 +38,9 @@ struct FamilyState {
     kind: FamilyKind,
     rows: Vec<Row>,
     by_labels: HashMap<Labels, u32, LabelHasher>,
+    /// Slots of rows that left memory for being idle, reused by the next new row: a `RowRef`
+    /// stays a plain index, and the family does not grow with the history.
+    free: Vec<u32>,
 }
 
 /// Rendered label sets are ~300 bytes each and hashed once per series at start-up (and on every
@@ -59,6 +62,8 @@ struct Row {
     /// The newest point of any series of the row, by the point's own timestamp: what
     /// `series_idle_hours` measures. 0 until the row's first point is committed.
     newest_ns: u64,
+    /// False once the row left memory (its slot waits in `FamilyState::free`).
+    held: bool,
 }
 
 /// Rendered identity of a series in `/metrics`.
@@ -228,6 +233,7 @@ impl Live {
                     kind: key.kind,
                     rows: Vec::new(),
                     by_labels: HashMap::default(),
+                    free: Vec::new(),
                 });
                 self.by_name.insert(key.family.clone(), fi);
                 fi
@@ -242,7 +248,6 @@ impl Live {
         if let Some(&ri) = fam.by_labels.get(&key.labels) {
             return Ok(RowRef { family: fi, row: ri });
         }
-        let ri = fam.rows.len() as u32;
         let value = match key.kind {
             FamilyKind::Histogram => {
                 let bounds = bounds.unwrap_or_default().to_vec();
@@ -255,14 +260,27 @@ impl Live {
             }
             _ => SeriesValue::Number(0.0),
         };
-        fam.rows.push(Row {
+        let row = Row {
             labels: key.labels.clone(),
             value,
             created_ms,
             time_ns: 0,
             committed: false,
             newest_ns: 0,
-        });
+            held: true,
+        };
+        let ri = match fam.free.pop() {
+            Some(ri) => {
+                if let Some(slot) = fam.rows.get_mut(ri as usize) {
+                    *slot = row;
+                }
+                ri
+            }
+            None => {
+                fam.rows.push(row);
+                fam.rows.len() as u32 - 1
+            }
+        };
         fam.by_labels.insert(key.labels.clone(), ri);
         Ok(RowRef { family: fi, row: ri })
     }
@@ -325,8 +343,37 @@ impl Live {
         }
     }
 
+    /// Rows held in memory, shown or idle.
     pub(crate) fn series_count(&self) -> usize {
-        self.families.iter().map(|f| f.rows.len()).sum()
+        self.families.iter().map(|f| f.rows.len() - f.free.len()).sum()
+    }
+
+    /// Lets go of every row whose newest point is older than `idle_after_ns` at `now_ns` (and of
+    /// rows a failed transaction left uncommitted), returning them: their series' totals stay in
+    /// the store, and a new point loads them back (see the writer's `load_idle_series`).
+    pub(crate) fn release_idle(&mut self, idle_after_ns: u64, now_ns: u64) -> Vec<RowRef> {
+        let mut released = Vec::new();
+        for (fi, fam) in self.families.iter_mut().enumerate() {
+            for (ri, row) in fam.rows.iter_mut().enumerate() {
+                let idle = now_ns.saturating_sub(row.newest_ns) > idle_after_ns;
+                if !row.held || (row.committed && !idle) {
+                    continue;
+                }
+                fam.by_labels.remove(&row.labels);
+                *row = Row {
+                    labels: Labels::from(""),
+                    value: SeriesValue::Number(0.0),
+                    created_ms: 0,
+                    time_ns: 0,
+                    committed: false,
+                    newest_ns: 0,
+                    held: false,
+                };
+                fam.free.push(ri as u32);
+                released.push(RowRef { family: fi as u32, row: ri as u32 });
+            }
+        }
+        released
     }
 
     /// Copies the totals out, so encoding never holds the writer up: every series, unshaped.

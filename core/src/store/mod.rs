@@ -2,8 +2,9 @@
 //!
 //! * [`Store`] owns one writer thread ([`writer`]) that applies batches with exact accounting
 //!   ([`accounting`]) and acknowledges a request only after its transaction committed.
-//! * `/metrics` reads the in-memory totals ([`live`]) the writer keeps in step with the database,
-//!   rebuilt from the `series` table at start.
+//! * `/metrics` reads the in-memory totals ([`live`]) the writer keeps in step with the database:
+//!   with [`Store::open_shaped`] only the active series, loaded by key from `series_state` when
+//!   a point arrives and let go again when idle, so memory and start-up do not grow with history.
 //! * Reports read the database through [`Reader`] ([`read`]), from `serve` or any other process.
 //! * Everything else kept in the file has its typed methods here too: [`settings`], the
 //!   forwarding [`outbox`], the budget [`alerts`]. This module tree is the only place that holds
@@ -218,6 +219,32 @@ struct Inner {
     /// follower, one asked for over HTTP): two reading the same file at once would each add its
     /// malformed lines to the file's count and move its read position back and forth.
     transcript_turn: Mutex<()>,
+    /// Stops the timer that lets idle series go from memory, once dropped.
+    release_timer: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+}
+
+/// How often idle series are let go from memory.
+const RELEASE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Starts the thread that asks the writer to let idle series go every [`RELEASE_EVERY`]; it
+/// stops when the returned sender is dropped (or the writer is gone). It holds only a weak
+/// handle to the writer's queue, so it never keeps a closing store open.
+fn release_timer(jobs: &mpsc::Sender<writer::Job>) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let jobs = jobs.downgrade();
+    std::thread::Builder::new()
+        .name("tokentray-release".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(RELEASE_EVERY)
+            {
+                let Some(jobs) = jobs.upgrade() else { return };
+                // A full queue is busy writing: the next tick will do.
+                let _ = jobs.try_send(writer::Job::ReleaseIdle { reply: None });
+            }
+        })
+        .map_err(|e| StoreError::Sqlite(format!("cannot start the release timer: {e}")))?;
+    Ok(stop)
 }
 
 /// File name of the database inside the data directory.
@@ -276,8 +303,31 @@ pub(crate) fn save_plan_rate_limits(data_dir: &Path, json: &str) -> Result<(), S
 }
 
 impl Store {
-    /// Opens (creating and migrating as needed) the database in `data_dir` and starts the writer.
+    /// Opens (creating and migrating as needed) the database in `data_dir` and starts the writer,
+    /// holding every stored series in memory ([`Store::snapshot`] shows them all).
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(data_dir, writer::Residency::Every)
+    }
+
+    /// [`Store::open`] for an engine whose `/metrics` is shaped by `shape`: when idle series
+    /// leave `/metrics` (and none are folded into others by `drop_labels`), only the active ones
+    /// are held in memory. Start-up then loads no idle series' state, idle series leave memory
+    /// again (checked every minute), and a point for one loads its exact total back first.
+    pub fn open_shaped(
+        data_dir: &Path,
+        shape: &crate::exposition::shape::MetricsShape,
+    ) -> Result<Store, StoreError> {
+        let residency = match shape.idle_after_ns {
+            Some(idle_after_ns) if shape.drop_labels.is_empty() => {
+                writer::Residency::Active { idle_after_ns }
+            }
+            // Every series shows, or folded totals need the idle ones too.
+            _ => writer::Residency::Every,
+        };
+        Store::open_with(data_dir, residency)
+    }
+
+    fn open_with(data_dir: &Path, residency: writer::Residency) -> Result<Store, StoreError> {
         data_dir::create(data_dir)?;
         let path = data_dir.join(DB_FILE);
         // Decided before this engine's own lock file exists.
@@ -288,13 +338,18 @@ impl Store {
         let live = Arc::new(RwLock::new(Live::default()));
         let (changes, _) = broadcast::channel(64);
         let forward = Arc::new(AtomicU8::new(0));
-        let writer = writer::Writer::load(conn, live.clone(), changes.clone(), forward.clone())?;
+        let writer =
+            writer::Writer::load(conn, residency, live.clone(), changes.clone(), forward.clone())?;
         writer.tune_for_writing()?;
         let (tx, rx) = mpsc::channel(1024);
         let handle = std::thread::Builder::new()
             .name("tokentray-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Sqlite(format!("cannot start the writer thread: {e}")))?;
+        let release_timer = match residency {
+            writer::Residency::Active { .. } => Some(release_timer(&tx)?),
+            writer::Residency::Every => None,
+        };
         Ok(Store {
             inner: Arc::new(Inner {
                 path,
@@ -305,6 +360,7 @@ impl Store {
                 forward,
                 engine_lock: Mutex::new(Some(engine_lock)),
                 transcript_turn: Mutex::new(()),
+                release_timer: Mutex::new(release_timer),
             }),
         })
     }
@@ -338,8 +394,27 @@ impl Store {
             .clone()
             .ok_or(StoreError::Closed)?;
         let (reply, rx) = oneshot::channel();
-        sender.send(writer::Job { batch, reply }).await.map_err(|_| StoreError::Closed)?;
+        sender.send(writer::Job::Ingest { batch, reply }).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Lets the series that went idle go from memory now, as the engine does every minute
+    /// (nothing happens for a store opened with [`Store::open`]). Returns how many `/metrics`
+    /// rows left memory; their totals stay in the history and come back with their next point.
+    pub async fn release_idle_series(&self) -> Result<usize, StoreError> {
+        let sender = self
+            .inner
+            .jobs
+            .lock()
+            .map_err(|_| StoreError::Poisoned)?
+            .clone()
+            .ok_or(StoreError::Closed)?;
+        let (reply, rx) = oneshot::channel();
+        sender
+            .send(writer::Job::ReleaseIdle { reply: Some(reply) })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)
     }
 
     /// What is queued for forwarding from now on.
@@ -372,7 +447,8 @@ impl Store {
         }
     }
 
-    /// Number of series held for `/metrics` (shown or idle).
+    /// Number of `/metrics` rows held in memory (shown or idle); with [`Store::open_shaped`]
+    /// only the active ones.
     pub fn series_count(&self) -> usize {
         self.inner.live.read().map(|l| l.series_count()).unwrap_or(0)
     }
@@ -408,6 +484,9 @@ impl Store {
 
     /// Stops accepting batches, lets the writer finish what is queued, and waits for it.
     pub fn close(&self) {
+        if let Ok(mut timer) = self.inner.release_timer.lock() {
+            timer.take();
+        }
         if let Ok(mut jobs) = self.inner.jobs.lock() {
             jobs.take();
         }

@@ -182,6 +182,11 @@ const MIGRATIONS: &[&str] = &[
     super::pushgateway::MIGRATION,
     // v9: other agents' API requests, Codex CLI and Gemini CLI (store/agents.rs).
     super::agents::MIGRATION,
+    // v10 (issue 13): the writer holds only active series in memory; start-up finds them by
+    // their newest point instead of reading every series' state.
+    r#"
+    CREATE INDEX series_state_newest ON series_state(last_time_ns);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -190,6 +195,7 @@ pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
 /// An object each migration creates, newest first: what a damaged file whose header (and with
 /// it `user_version`) was lost is taken to be (`tokentray repair`).
 const CREATED_BY: &[(i64, &str)] = &[
+    (10, "series_state_newest"),
     (9, "agent_requests"),
     (8, "pushed_groups"),
     (7, "transcript_requests"),

@@ -51,10 +51,28 @@ impl Hasher for KeyHasher {
 
 type KeyMap<V> = HashMap<u128, V, BuildHasherDefault<KeyHasher>>;
 
-pub(super) struct Job {
-    pub batch: Batch,
-    pub reply: oneshot::Sender<Result<Ack, StoreError>>,
+pub(super) enum Job {
+    /// Store a batch and answer once it is committed.
+    Ingest { batch: Batch, reply: oneshot::Sender<Result<Ack, StoreError>> },
+    /// Let idle series go from memory; answers how many rows of `/metrics` left (the timer in
+    /// `Store::open_shaped` sends these without waiting for the answer).
+    ReleaseIdle { reply: Option<oneshot::Sender<usize>> },
 }
+
+/// Which series the writer holds in memory, with their running state and `/metrics` row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Residency {
+    /// Every stored series, loaded at start: what `/metrics` needs when it shows every series
+    /// (`series_idle_hours = 0`) or folds idle ones into its totals (`drop_labels`).
+    Every,
+    /// Only series with a point (by its own timestamp) within `idle_after_ns`: start-up loads
+    /// those, idle ones leave memory, and a point for a series not in memory loads its running
+    /// state (and its row's other series) by key first, exact whatever its age.
+    Active { idle_after_ns: u64 },
+}
+
+/// A batch to store and where its answer goes.
+type IngestJob = (Batch, oneshot::Sender<Result<Ack, StoreError>>);
 
 /// A stored resource and its `target` labels, by id while loading.
 type StoredResource = (Arc<Resource>, Option<Labels>);
@@ -72,8 +90,12 @@ struct SeriesState {
 
 pub(super) struct Writer {
     conn: Connection,
+    /// The series held in memory (all of them, or the active ones: [`Residency`]).
     series: KeyMap<SeriesState>,
+    residency: Residency,
     resources: KeyMap<i64>,
+    /// Stored resources by id with their `target` labels, as series that use them are loaded.
+    resource_rows: HashMap<i64, StoredResource>,
     live: Arc<RwLock<Live>>,
     changes: broadcast::Sender<Change>,
     /// [`super::ForwardMode`] bits: what the receiver prepares for forwarding (queued by the
@@ -104,72 +126,83 @@ fn clamp_i64(v: u64) -> i64 {
 }
 
 impl Writer {
-    /// Loads every series' running state and rebuilds the `/metrics` rows from it.
+    /// Loads the running state of the series `residency` keeps in memory and rebuilds their
+    /// `/metrics` rows; with [`Residency::Active`] a back-dated history loads nothing.
     pub(super) fn load(
         conn: Connection,
+        residency: Residency,
         live: Arc<RwLock<Live>>,
         changes: broadcast::Sender<Change>,
         forward: Arc<AtomicU8>,
     ) -> Result<Writer, StoreError> {
-        let mut resources = KeyMap::default();
-        let (series, backfill) = {
-            let mut live_w = live.write().map_err(|_| StoreError::Poisoned)?;
-            let resource_by_id = Self::load_resources(&conn, &mut resources)?;
-            Self::load_series(&conn, &resource_by_id, &mut live_w)?
-        };
-        Self::write_back_expo_keys(&conn, &backfill)?;
         let kinds = KindBook::load(&conn)?;
-        Ok(Writer { conn, series, resources, live, changes, forward, kinds })
+        let mut writer = Writer {
+            conn,
+            series: KeyMap::default(),
+            residency,
+            resources: KeyMap::default(),
+            resource_rows: HashMap::new(),
+            live,
+            changes,
+            forward,
+            kinds,
+        };
+        writer.render_missing_expo_keys()?;
+        match residency {
+            Residency::Every => writer.load_series(SeriesFilter::Every, params![])?,
+            Residency::Active { idle_after_ns } => {
+                let cutoff = clamp_i64(now_u64().saturating_sub(idle_after_ns));
+                writer.load_series(SeriesFilter::ActiveSince, params![cutoff])?
+            }
+        };
+        Ok(writer)
     }
 
-    /// Fills `resources` (key → id) and returns each resource by id with its `target` labels.
-    fn load_resources(
-        conn: &Connection,
-        resources: &mut KeyMap<i64>,
-    ) -> Result<HashMap<i64, StoredResource>, StoreError> {
-        let mut stmt = conn.prepare("SELECT r.id, r.key, r.attrs FROM resources r")?;
-        let mut resource_by_id: HashMap<i64, StoredResource> = HashMap::new();
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?))
-        })?;
-        for row in rows {
-            let (id, key, attrs_json) = row?;
-            let key = key_from_blob(&key);
-            resources.insert(key, id);
-            let resource = Arc::new(Resource { attrs: attrs::from_json(&attrs_json), key });
-            let target = live::target_labels(&resource).1;
-            resource_by_id.insert(id, (resource, target));
-        }
-        Ok(resource_by_id)
-    }
-
-    /// Every series with its running state, replayed into the `/metrics` rows; also the
-    /// rendered identities still to be written back (see [`Self::stored_expo_key`]).
-    fn load_series(
-        conn: &Connection,
-        resource_by_id: &HashMap<i64, StoredResource>,
-        live_w: &mut Live,
-    ) -> Result<(KeyMap<SeriesState>, Backfill), StoreError> {
-        let mut series = KeyMap::default();
+    /// Series stored before schema v3 have no rendered `/metrics` identity: render and store it
+    /// once, so that rows can be found by it (the `series_expo` index).
+    fn render_missing_expo_keys(&mut self) -> Result<(), StoreError> {
         let mut backfill: Backfill = Vec::new();
-        let mut stmt = conn.prepare(
-            "SELECT s.id, s.key, s.metric, s.unit, s.description, s.shape, s.resource_id, s.created_ns,
-                    s.expo_family, s.expo_unit, s.expo_labels,
-                    CASE WHEN s.expo_labels IS NULL THEN s.scope_name END,
-                    CASE WHEN s.expo_labels IS NULL THEN s.scope_version END,
-                    CASE WHEN s.expo_labels IS NULL THEN s.attrs END,
-                    COALESCE(st.total, 0), st.hist, st.cum_start_ns, st.cum_time_ns, st.cum_value, COALESCE(st.last_time_ns, 0)
-             FROM series s LEFT JOIN series_state st ON st.series_id = s.id ORDER BY s.id",
-        )?;
+        let sql = format!("{SERIES_COLUMNS} WHERE s.expo_family IS NULL ORDER BY s.id");
+        let mut stmt = self.conn.prepare(&sql)?;
         let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let Some(shape) = Shape::from_code(r.get(5)?) else { continue };
+            let Some(resource) = resource_row(&self.conn, &mut self.resource_rows, r.get(6)?)?
+            else {
+                continue;
+            };
+            Self::stored_expo_key(r, r.get(0)?, shape, &resource, &mut backfill)?;
+        }
+        drop(rows);
+        drop(stmt);
+        Self::write_back_expo_keys(&self.conn, &backfill)
+    }
+
+    /// Loads the series `filter` selects (with `params`) into memory and their rows into
+    /// `/metrics`, skipping any already held.
+    fn load_series(
+        &mut self,
+        filter: SeriesFilter,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<usize, StoreError> {
+        let mut live_w = self.live.write().map_err(|_| StoreError::Poisoned)?;
+        let mut stmt = self.conn.prepare_cached(filter.sql())?;
+        let mut rows = stmt.query(params)?;
+        let mut loaded = 0;
+        let mut unused_backfill: Backfill = Vec::new();
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
             let key = key_from_blob(r.get_ref(1)?.as_blob()?);
+            if self.series.contains_key(&key) {
+                continue;
+            }
             let Some(shape) = Shape::from_code(r.get(5)?) else { continue };
-            let Some(resource) = resource_by_id.get(&r.get::<_, i64>(6)?) else {
+            let Some(resource) = resource_row(&self.conn, &mut self.resource_rows, r.get(6)?)?
+            else {
                 continue;
             };
-            let expo = Self::stored_expo_key(r, id, shape, resource, &mut backfill)?;
+            // Rendered by `render_missing_expo_keys` already; nothing is left to write back.
+            let expo = Self::stored_expo_key(r, id, shape, &resource, &mut unused_backfill)?;
             let created_ms = r.get::<_, i64>(7)? / 1_000_000;
             let totals = Self::stored_totals(r)?;
             let bounds = totals.hist.as_ref().map(|h| h.bounds.clone());
@@ -182,10 +215,67 @@ impl Writer {
                 );
                 continue;
             };
-            Self::replay_into_live(live_w, row, shape, &totals);
-            series.insert(key, SeriesState { id, shape, row, totals });
+            Self::replay_into_live(&mut live_w, row, shape, &totals);
+            self.resources.insert(resource.0.key, r.get(6)?);
+            self.series.insert(key, SeriesState { id, shape, row, totals });
+            loaded += 1;
         }
-        Ok((series, backfill))
+        Ok(loaded)
+    }
+
+    /// Before a group is written: every series its points name that is stored but not in
+    /// memory (it went idle, or start-up did not load it) is loaded with the other series of
+    /// its `/metrics` row, so the row shows its whole total again. Reads committed state only,
+    /// so a failed transaction afterwards leaves memory right.
+    fn load_idle_series(&mut self, batches: &[Batch]) -> Result<(), StoreError> {
+        if self.residency == Residency::Every {
+            return Ok(());
+        }
+        let mut missing: Vec<u128> = batches
+            .iter()
+            .flat_map(|b| b.points.iter().chain(&b.derived))
+            .map(|p| p.series.key)
+            .filter(|k| !self.series.contains_key(k))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        for key in missing {
+            let row_identity: Option<(Option<String>, Option<String>)> = self
+                .conn
+                .prepare_cached("SELECT expo_family, expo_labels FROM series WHERE key = ?1")?
+                .query_row([key.to_be_bytes().as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            match row_identity {
+                // A new series: created by the transaction.
+                None => {}
+                Some((Some(family), Some(labels))) => {
+                    self.load_series(SeriesFilter::Row, params![family, labels])?;
+                }
+                // No rendered identity (its metric has no Prometheus form): the series alone.
+                Some(_) => {
+                    self.load_series(SeriesFilter::Key, params![key.to_be_bytes().as_slice()])?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets idle series go from memory: their `/metrics` rows and running state. Returns how
+    /// many rows left.
+    fn release_idle(&mut self) -> usize {
+        let Residency::Active { idle_after_ns } = self.residency else { return 0 };
+        let released = match self.live.write() {
+            Ok(mut live) => live.release_idle(idle_after_ns, now_u64()),
+            Err(_) => return 0,
+        };
+        if !released.is_empty() {
+            let released: std::collections::HashSet<RowRef> = released.into_iter().collect();
+            self.series.retain(|_, s| !released.contains(&s.row));
+            self.series.shrink_to_fit();
+            tracing::debug!(rows = released.len(), held = self.series.len(), "idle series left memory");
+            return released.len();
+        }
+        0
     }
 
     /// The series' `/metrics` identity as stored, or rendered now from its attributes and
@@ -300,23 +390,36 @@ impl Writer {
     /// Serves jobs until every sender is gone.
     pub(super) fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
         while let Some(first) = jobs.blocking_recv() {
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
+            let mut group = Vec::new();
+            let mut release = None;
+            match first {
+                Job::Ingest { batch, reply } => group.push((batch, reply)),
+                Job::ReleaseIdle { reply } => release = Some(reply),
+            }
+            while release.is_none() && !group.is_empty() && group.len() < MAX_GROUP {
                 match jobs.try_recv() {
-                    Ok(job) => group.push(job),
+                    Ok(Job::Ingest { batch, reply }) => group.push((batch, reply)),
+                    Ok(Job::ReleaseIdle { reply }) => release = Some(reply),
                     Err(_) => break,
                 }
             }
-            self.commit_group(group);
+            if !group.is_empty() {
+                self.commit_group(group);
+            }
+            if let Some(reply) = release {
+                let released = self.release_idle();
+                if let Some(reply) = reply {
+                    let _ = reply.send(released);
+                }
+            }
         }
         // The store is closing: fold the write-ahead log into the database file, so that the
         // file alone is the whole history (a copy, a backup, the start-up check all see it).
         let _ = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     }
 
-    fn commit_group(&mut self, group: Vec<Job>) {
-        let (batches, replies): (Vec<Batch>, Vec<_>) =
-            group.into_iter().map(|j| (j.batch, j.reply)).unzip();
+    fn commit_group(&mut self, group: Vec<IngestJob>) {
+        let (batches, replies): (Vec<Batch>, Vec<_>) = group.into_iter().unzip();
         if batches.iter().all(Batch::is_empty) {
             for (batch, reply) in batches.into_iter().zip(replies) {
                 let _ = reply.send(Ok(Ack {
@@ -327,7 +430,8 @@ impl Writer {
             }
             return;
         }
-        match self.write(&batches) {
+        let written = self.load_idle_series(&batches).and_then(|()| self.write(&batches));
+        match written {
             Ok((pending, acks)) => {
                 self.apply(pending);
                 let change = Change {
@@ -696,6 +800,81 @@ impl Writer {
         self.resources.extend(pending.resources);
         self.kinds.apply(pending.kinds);
     }
+}
+
+/// The columns every series load reads: the series, its rendered identity, the attributes to
+/// render one from where it is missing, and its running state.
+const SERIES_COLUMNS: &str =
+    "SELECT s.id, s.key, s.metric, s.unit, s.description, s.shape, s.resource_id, s.created_ns,
+            s.expo_family, s.expo_unit, s.expo_labels,
+            CASE WHEN s.expo_labels IS NULL THEN s.scope_name END,
+            CASE WHEN s.expo_labels IS NULL THEN s.scope_version END,
+            CASE WHEN s.expo_labels IS NULL THEN s.attrs END,
+            COALESCE(st.total, 0), st.hist, st.cum_start_ns, st.cum_time_ns, st.cum_value, COALESCE(st.last_time_ns, 0)
+     FROM series s LEFT JOIN series_state st ON st.series_id = s.id";
+
+/// Which stored series a load reads.
+#[derive(Debug, Clone, Copy)]
+enum SeriesFilter {
+    /// All of them.
+    Every,
+    /// Those of every `/metrics` row with a point at or after `?1` (ns): the active rows.
+    ActiveSince,
+    /// Those of the `/metrics` row `?1` (family), `?2` (labels).
+    Row,
+    /// The one with key `?1`.
+    Key,
+}
+
+impl SeriesFilter {
+    fn sql(self) -> &'static str {
+        // Built once per filter; `prepare_cached` keeps the statements.
+        static SQL: std::sync::OnceLock<[String; 4]> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            [
+                format!("{SERIES_COLUMNS} ORDER BY s.id"),
+                format!(
+                    "{SERIES_COLUMNS} WHERE (s.expo_family, s.expo_labels) IN (
+                        SELECT x.expo_family, x.expo_labels FROM series_state a
+                        JOIN series x ON x.id = a.series_id WHERE a.last_time_ns >= ?1)
+                     ORDER BY s.id"
+                ),
+                format!("{SERIES_COLUMNS} WHERE s.expo_family = ?1 AND s.expo_labels = ?2 ORDER BY s.id"),
+                format!("{SERIES_COLUMNS} WHERE s.key = ?1"),
+            ]
+        });
+        match self {
+            SeriesFilter::Every => &sql[0],
+            SeriesFilter::ActiveSince => &sql[1],
+            SeriesFilter::Row => &sql[2],
+            SeriesFilter::Key => &sql[3],
+        }
+    }
+}
+
+/// The resource `id` with its `target` labels, read once and kept in `cache`; `None` for an id
+/// with no row (a damaged history repaired without it).
+fn resource_row(
+    conn: &Connection,
+    cache: &mut HashMap<i64, StoredResource>,
+    id: i64,
+) -> Result<Option<StoredResource>, StoreError> {
+    if let Some(found) = cache.get(&id) {
+        return Ok(Some(found.clone()));
+    }
+    let stored: Option<(Vec<u8>, String)> = conn
+        .prepare_cached("SELECT key, attrs FROM resources WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((key, attrs_json)) = stored else { return Ok(None) };
+    let resource = Arc::new(Resource { attrs: attrs::from_json(&attrs_json), key: key_from_blob(&key) });
+    let target = live::target_labels(&resource).1;
+    cache.insert(id, (resource.clone(), target.clone()));
+    Ok(Some((resource, target)))
+}
+
+fn now_u64() -> u64 {
+    crate::ingest::now_ns().max(0) as u64
 }
 
 fn key_from_blob(blob: &[u8]) -> u128 {
