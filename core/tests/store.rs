@@ -375,6 +375,11 @@ async fn a_v2_database_upgrades_with_exact_state() {
         "DROP INDEX series_expo;
          DROP INDEX events_request;
          ALTER TABLE events DROP COLUMN request_id;
+         ALTER TABLE events DROP COLUMN promoted;
+         ALTER TABLE events DROP COLUMN attr_set;
+         ALTER TABLE events DROP COLUMN attr_values;
+         ALTER TABLE events ADD COLUMN attrs TEXT NOT NULL DEFAULT '{}';
+         DROP TABLE event_attr_sets;
          DROP TABLE forward_queue;
          DROP TABLE forward_dirty;
          DROP TABLE metric_kinds;

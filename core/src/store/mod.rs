@@ -18,6 +18,7 @@ pub(crate) mod alerts;
 pub mod data_dir;
 pub mod disk;
 mod integrity;
+mod events;
 mod kinds;
 pub(crate) mod live;
 mod lock;

@@ -355,28 +355,47 @@ impl Reader {
         name: Option<&str>,
     ) -> Result<Vec<EventRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT time_ns, name, session_id, model, cost_usd, input_tokens, output_tokens, cache_read_tokens,
-                    cache_creation_tokens, duration_ms, attrs
-             FROM events
-             WHERE (?1 IS NULL OR session_id = ?1) AND (?2 IS NULL OR name = ?2)
-             ORDER BY time_ns DESC, id DESC LIMIT ?3",
+            "SELECT e.time_ns, e.name, e.session_id, e.model, e.cost_usd, e.input_tokens, e.output_tokens,
+                    e.cache_read_tokens, e.cache_creation_tokens, e.duration_ms, e.prompt_id, e.request_id,
+                    e.promoted, a.attrs, e.attr_values
+             FROM events e LEFT JOIN event_attr_sets a ON a.id = e.attr_set
+             WHERE (?1 IS NULL OR e.session_id = ?1) AND (?2 IS NULL OR e.name = ?2)
+             ORDER BY e.time_ns DESC, e.id DESC LIMIT ?3",
         )?;
         let rows = stmt.query_map(params![session, name, limit as i64], |r| {
-            Ok(EventRow {
+            let columns = super::events::Columns {
                 time_ns: r.get(0)?,
+                session_id: r.get(2)?,
+                model: r.get(3)?,
+                cost_usd: r.get(4)?,
+                input_tokens: r.get(5)?,
+                output_tokens: r.get(6)?,
+                cache_read_tokens: r.get(7)?,
+                cache_creation_tokens: r.get(8)?,
+                duration_ms: r.get(9)?,
+                prompt_id: r.get(10)?,
+                request_id: r.get(11)?,
+            };
+            let attrs = super::events::join(
+                r.get(12)?,
+                r.get_ref(13)?.as_str_or_null()?,
+                r.get_ref(14)?.as_str_or_null()?,
+                &columns,
+            );
+            Ok(EventRow {
+                time_ns: columns.time_ns,
                 name: r.get(1)?,
                 figures: EventFigures {
-                    session_id: r.get(2)?,
-                    model: r.get(3)?,
-                    cost_usd: r.get(4)?,
-                    input_tokens: r.get(5)?,
-                    output_tokens: r.get(6)?,
-                    cache_read_tokens: r.get(7)?,
-                    cache_creation_tokens: r.get(8)?,
-                    duration_ms: r.get(9)?,
+                    session_id: columns.session_id,
+                    model: columns.model,
+                    cost_usd: columns.cost_usd,
+                    input_tokens: columns.input_tokens,
+                    output_tokens: columns.output_tokens,
+                    cache_read_tokens: columns.cache_read_tokens,
+                    cache_creation_tokens: columns.cache_creation_tokens,
+                    duration_ms: columns.duration_ms,
                 },
-                attrs: serde_json::from_str(&r.get::<_, String>(10)?)
-                    .unwrap_or(serde_json::Value::Null),
+                attrs,
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)

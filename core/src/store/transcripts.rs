@@ -470,12 +470,12 @@ impl Reader {
 
 /// The `request_id` of every telemetry `claude_code.api_request` event of one session.
 ///
-/// The one place that knows where telemetry keeps an event's request id: today inside the
-/// event's attribute JSON; when events get a typed `request_id` column, only this changes.
+/// The one place that knows where telemetry keeps an event's request id: the typed, indexed
+/// `events.request_id` column (schema v5).
 fn telemetry_request_ids(conn: &Connection, session: &str) -> Result<HashSet<String>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT json_extract(attrs, '$.request_id') FROM events
-         WHERE session_id = ?1 AND name = ?2 AND json_extract(attrs, '$.request_id') IS NOT NULL",
+        "SELECT request_id FROM events
+         WHERE session_id = ?1 AND name = ?2 AND request_id IS NOT NULL",
     )?;
     let rows = stmt.query_map(params![session, names::API_REQUEST], |r| r.get::<_, String>(0))?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -481,27 +481,7 @@ impl Writer {
             }
             for event in &batch.events {
                 let resource_id = self.resource_id(&tx, &mut pending, &event.resource)?;
-                tx.prepare_cached(
-                    "INSERT INTO events (time_ns, name, resource_id, session_id, prompt_id, model, cost_usd, input_tokens,
-                        output_tokens, cache_read_tokens, cache_creation_tokens, duration_ms, attrs, request_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                )?
-                .execute(params![
-                    event.time_ns,
-                    event.name,
-                    resource_id,
-                    event.session_id,
-                    event.prompt_id,
-                    event.model,
-                    event.cost_usd,
-                    event.input_tokens,
-                    event.output_tokens,
-                    event.cache_read_tokens,
-                    event.cache_creation_tokens,
-                    event.duration_ms,
-                    attrs::to_json(&event.attrs),
-                    super::request_ids::request_id_of(&event.attrs),
-                ])?;
+                insert_event(&tx, event, resource_id)?;
                 ack.accepted += 1;
             }
             // Other agents' requests among them, each once however often it is sent.
@@ -800,6 +780,57 @@ impl Writer {
         self.resources.extend(pending.resources);
         self.kinds.apply(pending.kinds);
     }
+}
+
+/// Stores one event: its figures in their columns, the rest of its attributes compactly
+/// (store/events.rs).
+fn insert_event(
+    tx: &Transaction<'_>,
+    event: &crate::ingest::EventRecord,
+    resource_id: i64,
+) -> Result<(), StoreError> {
+    let columns = super::events::Columns {
+        time_ns: event.time_ns,
+        session_id: event.session_id.clone(),
+        prompt_id: event.prompt_id.clone(),
+        model: event.model.clone(),
+        cost_usd: event.cost_usd,
+        input_tokens: event.input_tokens,
+        output_tokens: event.output_tokens,
+        cache_read_tokens: event.cache_read_tokens,
+        cache_creation_tokens: event.cache_creation_tokens,
+        duration_ms: event.duration_ms,
+        request_id: super::request_ids::request_id_of(&event.attrs).map(str::to_string),
+    };
+    let attrs: serde_json::Map<String, serde_json::Value> =
+        event.attrs.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+    let stored = super::events::split(&attrs, &columns);
+    let attr_set = super::events::attr_set_id(tx, &stored.strings)?;
+    tx.prepare_cached(
+        "INSERT INTO events (time_ns, name, resource_id, session_id, prompt_id, model, cost_usd, input_tokens,
+            output_tokens, cache_read_tokens, cache_creation_tokens, duration_ms, request_id, promoted,
+            attr_set, attr_values)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )?
+    .execute(params![
+        columns.time_ns,
+        event.name,
+        resource_id,
+        columns.session_id,
+        columns.prompt_id,
+        columns.model,
+        columns.cost_usd,
+        columns.input_tokens,
+        columns.output_tokens,
+        columns.cache_read_tokens,
+        columns.cache_creation_tokens,
+        columns.duration_ms,
+        columns.request_id,
+        stored.promoted,
+        attr_set,
+        stored.values,
+    ])?;
+    Ok(())
 }
 
 /// The columns every series load reads: the series, its rendered identity, the attributes to

@@ -1,0 +1,286 @@
+//! How an event's attributes are kept (schema v11, issue 13): compactly, and exactly.
+//!
+//! An event's figures already have typed columns of `events` (session, prompt, model, cost,
+//! tokens, duration, request id), and its time is `time_ns`. Until v11 every event also kept all
+//! of its attributes as one JSON document, repeating those figures and the same identity strings
+//! (user, organization, terminal, `speed`, …) in every row: ~360 of its ~520 bytes. Now an
+//! event keeps
+//! * `promoted`: a bit per attribute left out because its column holds exactly that value
+//!   (and `event.timestamp` when it is `time_ns` to the millisecond, as Claude Code sends it);
+//! * `attr_set`: the id of its other string-valued attributes in `event_attr_sets`, a
+//!   dictionary, so that the identity strings every event of a user repeats are stored once;
+//! * `attr_values`: its other (number, boolean) attributes as a small JSON object, or NULL.
+//!
+//! [`join`] puts the original attributes back together, value for value.
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde_json::{Map, Value};
+
+use super::StoreError;
+
+/// Attributes whose value a typed column of `events` holds, in bit order of `promoted`.
+const PROMOTED: [&str; 11] = [
+    "session.id",
+    "prompt.id",
+    "model",
+    "cost_usd",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_creation_tokens",
+    "duration_ms",
+    "request_id",
+    "event.timestamp",
+];
+
+/// The typed columns of one event, which promoted attributes are rebuilt from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Columns {
+    pub time_ns: i64,
+    pub session_id: Option<String>,
+    pub prompt_id: Option<String>,
+    pub model: Option<String>,
+    pub cost_usd: Option<f64>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub cache_read_tokens: Option<i64>,
+    pub cache_creation_tokens: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub request_id: Option<String>,
+}
+
+impl Columns {
+    /// The attribute `PROMOTED[bit]` as its column would give it back.
+    fn value_of(&self, bit: usize) -> Option<Value> {
+        let text = |s: &Option<String>| s.as_ref().map(|s| Value::String(s.clone()));
+        let int = |n: &Option<i64>| n.map(Value::from);
+        match bit {
+            0 => text(&self.session_id),
+            1 => text(&self.prompt_id),
+            2 => text(&self.model),
+            3 => self.cost_usd.and_then(serde_json::Number::from_f64).map(Value::Number),
+            4 => int(&self.input_tokens),
+            5 => int(&self.output_tokens),
+            6 => int(&self.cache_read_tokens),
+            7 => int(&self.cache_creation_tokens),
+            8 => int(&self.duration_ms),
+            9 => text(&self.request_id),
+            10 => Some(Value::String(client_timestamp(self.time_ns))),
+            _ => None,
+        }
+    }
+}
+
+/// `event.timestamp` as Claude Code writes it for a record at `time_ns`:
+/// `2026-11-22T06:50:10.563Z`.
+fn client_timestamp(time_ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(time_ns)
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// An event's attributes as stored: see the module's header.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Split {
+    pub promoted: i64,
+    /// JSON object of the string-valued rest (`{}` when there is none).
+    pub strings: String,
+    /// JSON object of the other rest, `None` when there is none.
+    pub values: Option<String>,
+}
+
+/// Splits attributes (a JSON object) into what the columns already hold and the rest.
+pub(crate) fn split(attrs: &Map<String, Value>, columns: &Columns) -> Split {
+    let mut promoted = 0i64;
+    let mut strings = Map::new();
+    let mut values = Map::new();
+    for (key, value) in attrs {
+        let bit = PROMOTED.iter().position(|k| k == key);
+        if let Some(bit) = bit {
+            // Only when the column gives back this very value (a token count out of range, a
+            // Codex session named by `conversation.id`, … stay in the rest).
+            if promoted & (1 << bit) == 0 && columns.value_of(bit).as_ref() == Some(value) {
+                promoted |= 1 << bit;
+                continue;
+            }
+        }
+        match value {
+            Value::String(_) | Value::Array(_) | Value::Object(_) => {
+                strings.insert(key.clone(), value.clone())
+            }
+            Value::Number(_) | Value::Bool(_) | Value::Null => values.insert(key.clone(), value.clone()),
+        };
+    }
+    Split {
+        promoted,
+        strings: Value::Object(strings).to_string(),
+        values: (!values.is_empty()).then(|| Value::Object(values).to_string()),
+    }
+}
+
+/// The attributes [`split`] was given, put back together (keys sorted).
+pub(crate) fn join(
+    promoted: i64,
+    strings: Option<&str>,
+    values: Option<&str>,
+    columns: &Columns,
+) -> Value {
+    let mut attrs: Vec<(String, Value)> = Vec::new();
+    for part in [strings, values].into_iter().flatten() {
+        if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(part) {
+            attrs.extend(map);
+        }
+    }
+    for (bit, key) in PROMOTED.iter().enumerate() {
+        if promoted & (1 << bit) != 0 {
+            if let Some(value) = columns.value_of(bit) {
+                attrs.push(((*key).to_string(), value));
+            }
+        }
+    }
+    attrs.sort_by(|a, b| a.0.cmp(&b.0));
+    Value::Object(attrs.into_iter().collect())
+}
+
+/// The id of a string-attribute set in the dictionary, added if it is new.
+pub(crate) fn attr_set_id(tx: &Transaction<'_>, strings: &str) -> Result<i64, StoreError> {
+    let found: Option<i64> = tx
+        .prepare_cached("SELECT id FROM event_attr_sets WHERE attrs = ?1")?
+        .query_row([strings], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    tx.prepare_cached("INSERT INTO event_attr_sets (attrs) VALUES (?1)")?.execute([strings])?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Schema v11, before its Rust step: the dictionary and the new columns.
+pub(crate) const MIGRATION_BEFORE: &str = r#"
+    CREATE TABLE event_attr_sets (
+        id    INTEGER PRIMARY KEY,
+        attrs TEXT NOT NULL UNIQUE           -- JSON object of string-valued attributes
+    );
+    ALTER TABLE events ADD COLUMN promoted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE events ADD COLUMN attr_set INTEGER;
+    ALTER TABLE events ADD COLUMN attr_values TEXT;
+"#;
+
+/// Schema v11, after its Rust step: the attribute JSON goes.
+pub(crate) const MIGRATION_AFTER: &str = "ALTER TABLE events DROP COLUMN attrs;";
+
+/// Events moved per statement batch of the migration (and per progress line).
+const MIGRATION_CHUNK: i64 = 50_000;
+
+/// Schema v11's Rust step: splits the attributes of every stored event. Part of the migration's
+/// one transaction: a kill in the middle leaves the database at v10, and the next start does
+/// it again from the beginning.
+pub(crate) fn migrate_attrs(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let total: i64 = tx.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+    if total > 0 {
+        tracing::info!(events = total, "upgrading the history: storing event attributes compactly");
+    }
+    let mut done = 0i64;
+    let mut after = i64::MIN;
+    loop {
+        let chunk = read_chunk(tx, after)?;
+        let Some(last) = chunk.last().map(|(id, ..)| *id) else { break };
+        let mut update = tx.prepare_cached(
+            "UPDATE events SET promoted = ?2, attr_set = ?3, attr_values = ?4 WHERE id = ?1",
+        )?;
+        for (id, attrs, columns) in &chunk {
+            let map = match serde_json::from_str::<Value>(attrs) {
+                Ok(Value::Object(map)) => map,
+                _ => Map::new(),
+            };
+            let stored = split(&map, columns);
+            let set = attr_set_id(tx, &stored.strings)?;
+            update.execute(params![id, stored.promoted, set, stored.values])?;
+        }
+        done += chunk.len() as i64;
+        after = last;
+        if total > MIGRATION_CHUNK {
+            tracing::info!(done, of = total, "upgrading the history: event attributes");
+        }
+    }
+    Ok(())
+}
+
+type ChunkRow = (i64, String, Columns);
+
+fn read_chunk(tx: &Transaction<'_>, after: i64) -> Result<Vec<ChunkRow>, StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, attrs, time_ns, session_id, prompt_id, model, cost_usd, input_tokens, output_tokens,
+                cache_read_tokens, cache_creation_tokens, duration_ms, request_id
+         FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after, MIGRATION_CHUNK], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            Columns {
+                time_ns: r.get(2)?,
+                session_id: r.get(3)?,
+                prompt_id: r.get(4)?,
+                model: r.get(5)?,
+                cost_usd: r.get(6)?,
+                input_tokens: r.get(7)?,
+                output_tokens: r.get(8)?,
+                cache_read_tokens: r.get(9)?,
+                cache_creation_tokens: r.get(10)?,
+                duration_ms: r.get(11)?,
+                request_id: r.get(12)?,
+            },
+        ))
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn columns() -> Columns {
+        Columns {
+            // 2026-11-22T06:50:10.563Z
+            time_ns: 1_795_330_210_563_000_000,
+            session_id: Some("s1".into()),
+            model: Some("claude-opus-4-5".into()),
+            cost_usd: Some(0.019299999999999998),
+            input_tokens: Some(200),
+            output_tokens: Some(50),
+            request_id: Some("req_1".into()),
+            ..Columns::default()
+        }
+    }
+
+    #[test]
+    fn what_the_columns_hold_is_left_out_and_comes_back_exactly() {
+        let attrs = serde_json::json!({
+            "session.id": "s1", "model": "claude-opus-4-5", "cost_usd": 0.019299999999999998,
+            "input_tokens": 200, "output_tokens": 50, "request_id": "req_1",
+            "event.timestamp": client_timestamp(columns().time_ns), "event.sequence": 7,
+            "user.id": "u", "terminal.type": "vscode", "speed": "normal", "ttft_ms": 800,
+        });
+        let Value::Object(map) = &attrs else { unreachable!() };
+        let stored = split(map, &columns());
+        assert_eq!(stored.strings, r#"{"user.id":"u","terminal.type":"vscode","speed":"normal"}"#);
+        assert_eq!(stored.values.as_deref(), Some(r#"{"event.sequence":7,"ttft_ms":800}"#));
+        let back = join(stored.promoted, Some(&stored.strings), stored.values.as_deref(), &columns());
+        assert_eq!(back, attrs);
+    }
+
+    #[test]
+    fn a_value_its_column_does_not_give_back_stays_in_the_rest() {
+        // A count stored as a double, a timestamp from another clock, a session id the column
+        // took from elsewhere: each stays as sent.
+        let attrs = serde_json::json!({
+            "input_tokens": 200.0, "event.timestamp": "2026-11-22T06:50:11.000Z", "session.id": "other",
+        });
+        let Value::Object(map) = &attrs else { unreachable!() };
+        let stored = split(map, &columns());
+        assert_eq!(stored.promoted, 0);
+        let back = join(stored.promoted, Some(&stored.strings), stored.values.as_deref(), &columns());
+        assert_eq!(back, attrs);
+    }
+}
