@@ -74,9 +74,7 @@ impl Columns {
 /// `event.timestamp` as Claude Code writes it for a record at `time_ns`:
 /// `2026-11-22T06:50:10.563Z`.
 fn client_timestamp(time_ns: i64) -> String {
-    chrono::DateTime::from_timestamp_nanos(time_ns)
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    chrono::DateTime::from_timestamp_nanos(time_ns).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// An event's attributes as stored: see the module's header.
@@ -108,7 +106,9 @@ pub(crate) fn split(attrs: &Map<String, Value>, columns: &Columns) -> Split {
             Value::String(_) | Value::Array(_) | Value::Object(_) => {
                 strings.insert(key.clone(), value.clone())
             }
-            Value::Number(_) | Value::Bool(_) | Value::Null => values.insert(key.clone(), value.clone()),
+            Value::Number(_) | Value::Bool(_) | Value::Null => {
+                values.insert(key.clone(), value.clone())
+            }
         };
     }
     Split {
@@ -266,7 +266,8 @@ mod tests {
         let stored = split(map, &columns());
         assert_eq!(stored.strings, r#"{"user.id":"u","terminal.type":"vscode","speed":"normal"}"#);
         assert_eq!(stored.values.as_deref(), Some(r#"{"event.sequence":7,"ttft_ms":800}"#));
-        let back = join(stored.promoted, Some(&stored.strings), stored.values.as_deref(), &columns());
+        let back =
+            join(stored.promoted, Some(&stored.strings), stored.values.as_deref(), &columns());
         assert_eq!(back, attrs);
     }
 
@@ -280,7 +281,78 @@ mod tests {
         let Value::Object(map) = &attrs else { unreachable!() };
         let stored = split(map, &columns());
         assert_eq!(stored.promoted, 0);
-        let back = join(stored.promoted, Some(&stored.strings), stored.values.as_deref(), &columns());
+        let back =
+            join(stored.promoted, Some(&stored.strings), stored.values.as_deref(), &columns());
         assert_eq!(back, attrs);
+    }
+
+    #[test]
+    fn the_migration_keeps_every_attribute_of_every_stored_event() {
+        let mut conn = rusqlite::Connection::open_in_memory().expect("open");
+        super::super::schema::migrate_to(&mut conn, 10).expect("v10");
+        let stamp = client_timestamp(columns().time_ns);
+        let originals = [
+            serde_json::json!({"session.id": "s1", "model": "claude-opus-4-5", "cost_usd": 0.019299999999999998,
+                "input_tokens": 200, "output_tokens": 50, "request_id": "req_1", "event.timestamp": stamp,
+                "event.sequence": 1, "user.id": "u"}),
+            serde_json::json!({"session.id": "s1", "tool_name": "Bash", "success": "true", "event.sequence": 2, "user.id": "u"}),
+            serde_json::json!({}),
+        ];
+        for (i, attrs) in originals.iter().enumerate() {
+            let c = columns();
+            let promoted = i == 0;
+            conn.execute(
+                "INSERT INTO events (time_ns, name, resource_id, session_id, model, cost_usd, input_tokens,
+                    output_tokens, request_id, attrs) VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    c.time_ns,
+                    "claude_code.api_request",
+                    (i < 2).then_some("s1"),
+                    promoted.then_some("claude-opus-4-5"),
+                    promoted.then_some(0.019299999999999998),
+                    promoted.then_some(200),
+                    promoted.then_some(50),
+                    promoted.then_some("req_1"),
+                    attrs.to_string()
+                ],
+            )
+            .expect("insert");
+        }
+        super::super::schema::migrate(&mut conn).expect("migrate");
+        let mut stmt = conn
+            .prepare(
+                "SELECT e.time_ns, e.session_id, e.model, e.cost_usd, e.input_tokens, e.output_tokens,
+                        e.request_id, e.promoted, a.attrs, e.attr_values
+                 FROM events e LEFT JOIN event_attr_sets a ON a.id = e.attr_set ORDER BY e.id",
+            )
+            .expect("prepare");
+        let back: Vec<Value> = stmt
+            .query_map([], |r| {
+                let c = Columns {
+                    time_ns: r.get(0)?,
+                    session_id: r.get(1)?,
+                    model: r.get(2)?,
+                    cost_usd: r.get(3)?,
+                    input_tokens: r.get(4)?,
+                    output_tokens: r.get(5)?,
+                    request_id: r.get(6)?,
+                    ..Columns::default()
+                };
+                Ok(join(
+                    r.get(7)?,
+                    r.get_ref(8)?.as_str_or_null()?,
+                    r.get_ref(9)?.as_str_or_null()?,
+                    &c,
+                ))
+            })
+            .expect("query")
+            .map(|v| v.expect("row"))
+            .collect();
+        assert_eq!(back, originals);
+        // One dictionary row per distinct combination of string attributes.
+        let sets: i64 = conn
+            .query_row("SELECT COUNT(*) FROM event_attr_sets", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(sets, 3, "{{user.id}}, {{tool_name, success, user.id}}, {{}}");
     }
 }

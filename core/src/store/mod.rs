@@ -17,8 +17,8 @@ pub(crate) mod agents;
 pub(crate) mod alerts;
 pub mod data_dir;
 pub mod disk;
-mod integrity;
 mod events;
+mod integrity;
 mod kinds;
 pub(crate) mod live;
 mod lock;
@@ -230,7 +230,9 @@ const RELEASE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// Starts the thread that asks the writer to let idle series go every [`RELEASE_EVERY`]; it
 /// stops when the returned sender is dropped (or the writer is gone). It holds only a weak
 /// handle to the writer's queue, so it never keeps a closing store open.
-fn release_timer(jobs: &mpsc::Sender<writer::Job>) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
+fn release_timer(
+    jobs: &mpsc::Sender<writer::Job>,
+) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let jobs = jobs.downgrade();
     std::thread::Builder::new()

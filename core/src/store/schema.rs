@@ -9,7 +9,8 @@ use super::StoreError;
 
 const MIGRATIONS: &[Migration] = &[
     // v1
-    Migration::Sql(r#"
+    Migration::Sql(
+        r#"
     CREATE TABLE resources (
         id    INTEGER PRIMARY KEY,
         key   BLOB NOT NULL UNIQUE,          -- xxh3-128 of the attributes
@@ -82,10 +83,12 @@ const MIGRATIONS: &[Migration] = &[
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );
-    "#),
+    "#,
+    ),
     // v2: budget alerts. A threshold notifies at most once per budget and period, across
     // restarts and across processes (the tray app and `serve` on the same data directory).
-    Migration::Sql(r#"
+    Migration::Sql(
+        r#"
     CREATE TABLE alerts_fired (
         budget_key      TEXT NOT NULL,       -- period, model and limit (a changed limit re-arms)
         period_start_ns INTEGER NOT NULL,    -- start of the local day/week/month
@@ -99,14 +102,16 @@ const MIGRATIONS: &[Migration] = &[
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );
-    "#),
+    "#,
+    ),
     // v3: the running state of every series moves to a narrow table of its own. Each commit
     // rewrites the state of every series it touched; in the wide `series` row (attribute JSON,
     // ~480 bytes) that dirtied and logged to the WAL a page per ~8 series, here a page per
     // ~150. `series` gains the rendered `/metrics` identity (family, unit, labels), so start-up
     // does not re-render it from the attribute JSON; rows written before v3 have NULL there and
     // are filled in by the writer the first time it loads them.
-    Migration::Sql(r#"
+    Migration::Sql(
+        r#"
     CREATE TABLE series_state (
         series_id     INTEGER PRIMARY KEY,   -- series.id
         total         REAL NOT NULL DEFAULT 0,  -- sums: running total; gauges: last value
@@ -127,10 +132,12 @@ const MIGRATIONS: &[Migration] = &[
     ALTER TABLE series ADD COLUMN expo_family TEXT;
     ALTER TABLE series ADD COLUMN expo_unit TEXT;
     ALTER TABLE series ADD COLUMN expo_labels TEXT;
-    "#),
+    "#,
+    ),
     // v4: forwarding to the team. What a client was told is stored is also queued for the team
     // in the same transaction, so nothing acknowledged can miss the queue.
-    Migration::Sql(r#"
+    Migration::Sql(
+        r#"
     -- OTLP forwarding: each accepted export request, re-encoded as protobuf with prompt text
     -- already redacted and snappy-compressed, until the team's collector took it.
     CREATE TABLE forward_queue (
@@ -150,18 +157,22 @@ const MIGRATIONS: &[Migration] = &[
     -- Rows of /metrics (family + labels) gather several stored series; remote write sends the
     -- row's total, found through this index.
     CREATE INDEX series_expo ON series(expo_family, expo_labels);
-    "#),
+    "#,
+    ),
     // v5 (issue 13): each API request's id as a typed, indexed column of `events` (the transcripts
     // import deduplicates by it), filled from the attribute JSON of the events stored before.
-    Migration::Sql(r#"
+    Migration::Sql(
+        r#"
     ALTER TABLE events ADD COLUMN request_id TEXT;
     UPDATE events SET request_id = json_extract(attrs, '$.request_id')
         WHERE json_valid(attrs) AND json_type(attrs, '$.request_id') = 'text';
     CREATE INDEX events_request ON events(request_id) WHERE request_id IS NOT NULL;
-    "#),
+    "#,
+    ),
     // v6 (issue 14): the kind each metric name keeps (store/kinds.rs), the first one seen; existing
     // series name theirs, oldest first.
-    Migration::Sql(r#"
+    Migration::Sql(
+        r#"
     CREATE TABLE metric_kinds (
         namespace INTEGER NOT NULL,          -- 0 OTLP metric name, 1 Prometheus family name
         name      TEXT NOT NULL,
@@ -175,7 +186,8 @@ const MIGRATIONS: &[Migration] = &[
     INSERT OR IGNORE INTO metric_kinds (namespace, name, kind, first_ns)
         SELECT 1, expo_family, CASE shape WHEN 1 THEN 1 WHEN 4 THEN 3 ELSE 2 END, created_ns
         FROM series WHERE expo_family IS NOT NULL ORDER BY created_ns, id;
-    "#),
+    "#,
+    ),
     // v7 (issue 15): Claude Code's transcripts as a second source (store/transcripts.rs).
     Migration::Sql(super::transcripts::MIGRATION),
     // v8 (issue 17): Pushgateway-style pushed groups (store/pushgateway.rs).
@@ -184,9 +196,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(super::agents::MIGRATION),
     // v10 (issue 13): the writer holds only active series in memory; start-up finds them by
     // their newest point instead of reading every series' state.
-    Migration::Sql(r#"
+    Migration::Sql(
+        r#"
     CREATE INDEX series_state_newest ON series_state(last_time_ns);
-    "#),
+    "#,
+    ),
     // v11 (issue 13): events keep only the attributes their columns do not hold, the repeated
     // strings among them once in a dictionary (store/events.rs); ~70 % of the events' bytes.
     Migration::Steps(&[
@@ -224,6 +238,9 @@ impl Migration {
         Ok(())
     }
 }
+
+/// The version that stores events compactly (store/events.rs); the file is vacuumed after it.
+const COMPACT_EVENTS: i64 = 11;
 
 /// The schema version this build writes.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -266,6 +283,7 @@ pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), Store
         return Err(StoreError::TooNew { found: current, supported: LATEST });
     }
     let wanted = MIGRATIONS.iter().enumerate().take(target.clamp(0, LATEST) as usize);
+    let mut compacted = false;
     for (i, migration) in wanted.skip(current as usize) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Another process may have migrated while we waited for the lock.
@@ -276,6 +294,14 @@ pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), Store
         migration.apply(&tx)?;
         tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
         tx.commit()?;
+        compacted |= i as i64 + 1 == COMPACT_EVENTS;
+    }
+    if compacted {
+        // The compact layout frees most of the events' pages; without this the file keeps its
+        // size (SQLite reuses free pages, it does not give them back). VACUUM is atomic: a kill
+        // leaves the migrated file as it was before it.
+        tracing::info!("upgrading the history: returning the freed space to the disk");
+        conn.execute_batch("VACUUM")?;
     }
     Ok(())
 }

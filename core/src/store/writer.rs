@@ -272,7 +272,11 @@ impl Writer {
             let released: std::collections::HashSet<RowRef> = released.into_iter().collect();
             self.series.retain(|_, s| !released.contains(&s.row));
             self.series.shrink_to_fit();
-            tracing::debug!(rows = released.len(), held = self.series.len(), "idle series left memory");
+            tracing::debug!(
+                rows = released.len(),
+                held = self.series.len(),
+                "idle series left memory"
+            );
             return released.len();
         }
         0
@@ -898,7 +902,8 @@ fn resource_row(
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((key, attrs_json)) = stored else { return Ok(None) };
-    let resource = Arc::new(Resource { attrs: attrs::from_json(&attrs_json), key: key_from_blob(&key) });
+    let resource =
+        Arc::new(Resource { attrs: attrs::from_json(&attrs_json), key: key_from_blob(&key) });
     let target = live::target_labels(&resource).1;
     cache.insert(id, (resource.clone(), target.clone()));
     Ok(Some((resource, target)))
