@@ -47,7 +47,8 @@ const REPLY: &str = "hi from the stand-in";
 /// Codex: `input_tokens` includes the cached ones, `output_tokens` the reasoning ones.
 const CODEX_USAGE: CodexUsage = CodexUsage { input: 1500, cached: 1000, output: 60, reasoning: 20 };
 /// Gemini: `promptTokenCount` includes the cached ones; thoughts are not in `candidatesTokenCount`.
-const GEMINI_USAGE: GeminiUsage = GeminiUsage { prompt: 1800, cached: 600, candidates: 40, thoughts: 50 };
+const GEMINI_USAGE: GeminiUsage =
+    GeminiUsage { prompt: 1800, cached: 600, candidates: 40, thoughts: 50 };
 
 #[derive(Clone, Copy)]
 struct CodexUsage {
@@ -153,9 +154,7 @@ fn openai(st: &Shared, method: &Method, uri: &Uri, _body: &[u8]) -> Response {
     logged(st, method, uri, StatusCode::OK, "");
     let (id, item) = (format!("resp_standin_{n}"), format!("msg_standin_{n}"));
     let u = CODEX_USAGE;
-    let message = |content: Value| {
-        json!({"type": "message", "role": "assistant", "id": item, "status": "completed", "content": content})
-    };
+    let message = |content: Value| json!({"type": "message", "role": "assistant", "id": item, "status": "completed", "content": content});
     sse(&[
         (
             Some("response.created"),
@@ -227,7 +226,11 @@ fn gemini(st: &Shared, method: &Method, uri: &Uri, _body: &[u8]) -> Response {
 // --- running the CLIs -----------------------------------------------------------------------
 
 fn cli_bin(dir: &str, name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/.cache").join(dir).join("node_modules/.bin").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/.cache")
+        .join(dir)
+        .join("node_modules/.bin")
+        .join(name)
 }
 
 /// The CLI, or `None` (with the one allowed skip message) when setup could not install it.
@@ -312,7 +315,14 @@ fn run(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
 }
 
 /// `tokentray setup --agent AGENT --protocol P` for `home`, pointing at `serve`'s ports.
-fn setup_agent(serve: &Serve, dir: &Path, home: &Path, agent: &str, protocol: &str, env: &[(&str, &Path)]) {
+fn setup_agent(
+    serve: &Serve,
+    dir: &Path,
+    home: &Path,
+    agent: &str,
+    protocol: &str,
+    env: &[(&str, &Path)],
+) {
     let config = dir.join("tokentray.toml");
     std::fs::write(
         &config,
@@ -348,7 +358,12 @@ struct Want {
     cost_usd: f64,
 }
 
-fn priced((input, cached, output): (f64, f64, f64), uncached_in: f64, cached_in: f64, out: f64) -> f64 {
+fn priced(
+    (input, cached, output): (f64, f64, f64),
+    uncached_in: f64,
+    cached_in: f64,
+    out: f64,
+) -> f64 {
     (uncached_in * input + cached_in * cached + out * output) / 1e6
 }
 
@@ -357,7 +372,8 @@ fn n(v: &Value) -> f64 {
 }
 
 fn check_agent_row(c: &mut Checker, report: &Value, key: &str, want: &Want) {
-    let Some(row) = report["groups"].as_array().and_then(|g| g.iter().find(|g| g["key"] == key)) else {
+    let Some(row) = report["groups"].as_array().and_then(|g| g.iter().find(|g| g["key"] == key))
+    else {
         c.fail(format!("report --by agent: no {key:?} row in {report}"));
         return;
     };
@@ -365,7 +381,11 @@ fn check_agent_row(c: &mut Checker, report: &Value, key: &str, want: &Want) {
     c.num(format!("{key} tokens.input (uncached)"), n(&t["input"]), want.input);
     c.num(format!("{key} tokens.cacheRead"), n(&t["cacheRead"]), want.cache_read);
     c.num(format!("{key} tokens.output"), n(&t["output"]), want.output);
-    c.num(format!("{key} tokens.reasoning"), t["reasoning"].as_f64().unwrap_or(0.0), want.reasoning);
+    c.num(
+        format!("{key} tokens.reasoning"),
+        t["reasoning"].as_f64().unwrap_or(0.0),
+        want.reasoning,
+    );
     c.num(format!("{key} tokens.total"), n(&t["total"]), want.total);
     c.num(format!("{key} sessions"), n(&row["sessions"]), want.sessions);
     c.num(format!("{key} cost_usd"), n(&row["cost_usd"]), want.cost_usd);
@@ -502,11 +522,19 @@ fn real_gemini_cli_configured_by_setup_over_grpc_and_http() {
                 .as_array()
                 .and_then(|g| g.iter().find(|g| g["key"] == "gemini-cli"))
                 .map_or(0.0, |g| n(&g["sessions"]));
-            c.num(format!("gemini-cli sessions after the {protocol} run"), sessions, (i + 1) as f64);
+            c.num(
+                format!("gemini-cli sessions after the {protocol} run"),
+                sessions,
+                (i + 1) as f64,
+            );
             c
         });
         if !c.ok() {
-            eprintln!("{}\nserve stderr:\n{}\nsettings.json:\n{settings}", run.describe(), serve.stderr());
+            eprintln!(
+                "{}\nserve stderr:\n{}\nsettings.json:\n{settings}",
+                run.describe(),
+                serve.stderr()
+            );
         }
         c.assert_ok(&format!("gemini -p over {protocol}, configured by setup --agent gemini"));
     }
@@ -527,7 +555,12 @@ fn real_gemini_cli_configured_by_setup_over_grpc_and_http() {
     };
     let c = eventually(SETTLE, || {
         let mut c = Checker::new();
-        check_agent_row(&mut c, &serve.report(&["all", "--by", "agent", "--json"]), "gemini-cli", &want);
+        check_agent_row(
+            &mut c,
+            &serve.report(&["all", "--by", "agent", "--json"]),
+            "gemini-cli",
+            &want,
+        );
         c
     });
     if !c.ok() {

@@ -341,7 +341,9 @@ fn codex_absent_config_is_created_with_all_three_exporters_and_undo_removes_it()
         "the default metrics exporter it replaces is named: {t}"
     );
     let cfg = read_toml(&h.codex_config());
-    for (key, v) in ["exporter", "trace_exporter", "metrics_exporter"].iter().zip(codex_exporters(&cfg)) {
+    for (key, v) in
+        ["exporter", "trace_exporter", "metrics_exporter"].iter().zip(codex_exporters(&cfg))
+    {
         assert_eq!(
             cfg["otel"][key]["otlp-grpc"]["endpoint"].as_str(),
             Some("http://127.0.0.1:5317"),
@@ -386,14 +388,26 @@ fn codex_other_keys_sections_and_formatting_are_kept_and_undo_restores_the_bytes
     );
     assert!(!t.contains("SECRET-123"), "a header value was printed: {t}");
     let after = std::fs::read_to_string(h.codex_config()).expect("read");
-    assert!(after.starts_with("# my Codex config\nmodel = \"gpt-5-codex\"   # pinned\n"), "{after}");
+    assert!(
+        after.starts_with("# my Codex config\nmodel = \"gpt-5-codex\"   # pinned\n"),
+        "{after}"
+    );
     assert!(after.contains("[tui]\nnotifications = true\n"), "{after}");
     let cfg = read_toml(&h.codex_config());
-    assert_eq!(cfg["model_providers"]["corp"]["base_url"].as_str(), Some("https://llm.corp.example/v1"));
+    assert_eq!(
+        cfg["model_providers"]["corp"]["base_url"].as_str(),
+        Some("https://llm.corp.example/v1")
+    );
     assert_eq!(cfg["otel"]["environment"].as_str(), Some("prod"));
-    for (key, path) in [("exporter", "logs"), ("trace_exporter", "traces"), ("metrics_exporter", "metrics")] {
+    for (key, path) in
+        [("exporter", "logs"), ("trace_exporter", "traces"), ("metrics_exporter", "metrics")]
+    {
         let e = &cfg["otel"][key]["otlp-http"];
-        assert_eq!(e["endpoint"].as_str(), Some(format!("http://127.0.0.1:5318/v1/{path}").as_str()), "{after}");
+        assert_eq!(
+            e["endpoint"].as_str(),
+            Some(format!("http://127.0.0.1:5318/v1/{path}").as_str()),
+            "{after}"
+        );
         assert_eq!(e["protocol"].as_str(), Some("binary"), "{after}");
     }
 
@@ -437,7 +451,10 @@ fn codex_invalid_toml_is_refused_with_exit_1_and_nothing_written() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let t = text(&out);
     assert!(
-        t.starts_with("tokentray: ") && t.contains("is not valid TOML") && t.contains("line 2") && t.contains("nothing was written"),
+        t.starts_with("tokentray: ")
+            && t.contains("is not valid TOML")
+            && t.contains("line 2")
+            && t.contains("nothing was written"),
         "{t}"
     );
     assert_eq!(std::fs::read_to_string(h.codex_config()).expect("read"), broken);
@@ -451,7 +468,10 @@ fn codex_home_is_respected() {
     let out = h.setup(&["--agent", "codex"], &[("CODEX_HOME", &custom)]);
     assert!(out.status.success(), "{}", text(&out));
     let cfg = read_toml(&custom.join("config.toml"));
-    assert_eq!(cfg["otel"]["exporter"]["otlp-grpc"]["endpoint"].as_str(), Some("http://127.0.0.1:5317"));
+    assert_eq!(
+        cfg["otel"]["exporter"]["otlp-grpc"]["endpoint"].as_str(),
+        Some("http://127.0.0.1:5317")
+    );
     assert!(!h.codex_config().exists(), "~/.codex/config.toml must not be touched");
 }
 

@@ -136,7 +136,8 @@ pub fn plan_agent(
         Agent::Claude => {
             let env = super::telemetry_env(endpoints, protocol);
             let plan = super::plan(path, &env, &super::managed_settings_paths())?;
-            let target = format!("{} → http://{}", protocol.name(), grpc_or_http(endpoints, protocol));
+            let target =
+                format!("{} → http://{}", protocol.name(), grpc_or_http(endpoints, protocol));
             Ok(AgentPlan { agent, plan, target, replaced: Vec::new() })
         }
         Agent::Codex => plan_codex(path, endpoints, protocol),
@@ -209,11 +210,8 @@ fn plan_codex(
         otel.insert(key, toml_edit::Item::Value(value));
         changed_keys.push(format!("otel.{key}"));
     }
-    let after = if changed_keys.is_empty() {
-        before.clone().unwrap_or_default()
-    } else {
-        doc.to_string()
-    };
+    let after =
+        if changed_keys.is_empty() { before.clone().unwrap_or_default() } else { doc.to_string() };
     let target = match protocol {
         Protocol::Grpc => format!("otlp-grpc → http://{}", endpoints.connectable_grpc()),
         Protocol::HttpProtobuf | Protocol::HttpJson => format!(
@@ -363,12 +361,8 @@ pub fn current_agent_protocol(agent: Agent, path: &Path) -> Option<Protocol> {
 /// Writes the plan: the backup of the original first (only on the first change), then the file,
 /// then what changed into the ledger (for a key-by-key undo after the user edits the file).
 pub fn apply_agent(p: &AgentPlan) -> Result<(), SetupError> {
-    let keys: Vec<Vec<String>> = p
-        .plan
-        .changed_keys
-        .iter()
-        .map(|k| k.split('.').map(str::to_string).collect())
-        .collect();
+    let keys: Vec<Vec<String>> =
+        p.plan.changed_keys.iter().map(|k| k.split('.').map(str::to_string).collect()).collect();
     let object = match p.agent {
         Agent::Claude => return super::apply(&p.plan),
         Agent::Codex => toml_data,
@@ -422,7 +416,8 @@ fn revert_edited_toml(
         }
     }
     let parent = Agent::Codex.parent();
-    let parent_empty = doc.get(parent).and_then(|t| t.as_table_like()).is_some_and(|t| t.is_empty());
+    let parent_empty =
+        doc.get(parent).and_then(|t| t.as_table_like()).is_some_and(|t| t.is_empty());
     if !ledger.had_env && parent_empty {
         doc.remove(parent);
     }
@@ -514,7 +509,10 @@ mod tests {
             data["otel"]["metrics_exporter"],
             json!({"otlp-http": {"endpoint": "http://127.0.0.1:4318/v1/metrics", "protocol": "json"}})
         );
-        assert_eq!(data["otel"]["exporter"]["otlp-http"]["endpoint"], "http://127.0.0.1:4318/v1/logs");
+        assert_eq!(
+            data["otel"]["exporter"]["otlp-http"]["endpoint"],
+            "http://127.0.0.1:4318/v1/logs"
+        );
         assert_eq!(data["otel"]["environment"], "dev");
         assert!(p.replaced.iter().any(|r| r.contains("statsig")), "{:?}", p.replaced);
     }

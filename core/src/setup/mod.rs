@@ -389,7 +389,9 @@ fn apply_keys(
                 let name = plan.path.file_name().unwrap_or_default().to_string_lossy();
                 write_atomic(
                     &marker,
-                    &format!("tokentray setup created {name}; `tokentray setup --undo` removes it\n"),
+                    &format!(
+                        "tokentray setup created {name}; `tokentray setup --undo` removes it\n"
+                    ),
                 )?
             }
         }
