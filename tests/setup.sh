@@ -3,6 +3,8 @@
 #   * prometheus + promtool (Debian package `prometheus`) for tests/prometheus_server.rs
 #   * the real Claude Code CLI (npm, pinned) into tests/.cache/claude-code/ for tests/claude_cli.rs
 #   * ccusage (npm, pinned) into tests/.cache/ccusage/ for tests/pricing_source.rs
+#   * the real Codex and Gemini CLIs (npm, pinned) into tests/.cache/{codex,gemini-cli}/ for
+#     tests/agents_cli.rs
 # Prints what it did. Safe to run again: it only installs what is missing.
 set -euo pipefail
 
@@ -113,6 +115,31 @@ else
   say "npm not available; tests/pricing_source.rs will be skipped"
 fi
 # --- end ccusage ------------------------------------------------------------------------------
+# --- Codex CLI and Gemini CLI (other agents' telemetry: tests/agents_cli.rs) --------------------
+# Pinned to the versions whose export was measured (shared/reference/other-agents-telemetry.md).
+# Each runs offline against a local stand-in of its model API; without it the test skips and says so.
+npm_cli() { # name version prefix bin
+  local pkg="$1" version="$2" prefix="$3" bin="$4"
+  if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$version"; then
+    say "$pkg already installed ($("$bin" --version 2>/dev/null | head -n1))"
+  elif command -v npm >/dev/null 2>&1; then
+    mkdir -p "$prefix"
+    say "npm install --prefix $prefix $pkg@$version"
+    if npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error "$pkg@$version" \
+        && "$bin" --version >/dev/null 2>&1; then
+      say "installed $pkg ($("$bin" --version 2>/dev/null | head -n1))"
+    else
+      say "installing $pkg failed (registry unreachable?); tests/agents_cli.rs skips it"
+    fi
+  else
+    say "npm not available; tests/agents_cli.rs skips $pkg"
+  fi
+}
+CODEX_VERSION="0.169.0"
+GEMINI_CLI_VERSION="0.61.0"
+npm_cli @openai/codex "$CODEX_VERSION" "$here/.cache/codex" "$here/.cache/codex/node_modules/.bin/codex"
+npm_cli @google/gemini-cli "$GEMINI_CLI_VERSION" "$here/.cache/gemini-cli" "$here/.cache/gemini-cli/node_modules/.bin/gemini"
+# --- end Codex CLI and Gemini CLI -----------------------------------------------------------------
 say "done"
 "$here/setup-desktop.sh" || say "tests/setup-desktop.sh failed; the desktop build and tests/desktop_*.rs need its packages"
 

@@ -2,7 +2,9 @@
 //! holding other keys, holding an `env` block, holding invalid JSON, under `CLAUDE_CONFIG_DIR`;
 //! `--dry-run`, idempotence, `--undo`, and managed settings that pin another endpoint. (That
 //! the real Claude Code CLI then sends its data with no other configuration is in
-//! tests/claude_cli.rs.)
+//! tests/claude_cli.rs.) `setup --agent codex|gemini` (issue 17) over the same HOMEs: Codex's
+//! `config.toml` and Gemini CLI's `settings.json` absent, holding other keys and sections,
+//! invalid, and `$CODEX_HOME`; the real CLIs configured only by those files: tests/agents_cli.rs.
 // Tests and benches may panic: a failed step is the point. Library code may not (Cargo.toml).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -48,7 +50,10 @@ impl Home {
         .expect("write config");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokentray"));
         for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("TOKENTRAY_") || k == "CLAUDE_CONFIG_DIR" {
+            if k.to_string_lossy().starts_with("TOKENTRAY_")
+                || k == "CLAUDE_CONFIG_DIR"
+                || k == "CODEX_HOME"
+            {
                 cmd.env_remove(&k);
             }
         }
@@ -284,4 +289,257 @@ fn undo_after_a_user_edit_removes_only_what_tokentray_added() {
         .filter(|n| n != "settings.json")
         .collect();
     assert!(leftovers.is_empty(), "no tokentray files left: {leftovers:?}");
+}
+
+// --- setup --agent codex | gemini (issue 17) ----------------------------------------------------
+
+impl Home {
+    fn codex_config(&self) -> PathBuf {
+        self.home().join(".codex/config.toml")
+    }
+
+    fn gemini_settings(&self) -> PathBuf {
+        self.home().join(".gemini/settings.json")
+    }
+
+    fn write(&self, path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+}
+
+fn read_toml(path: &Path) -> toml::Table {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        .parse()
+        .expect("valid TOML")
+}
+
+fn siblings(path: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(path.parent().expect("parent"))
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The three exporters of `[otel]`, as Codex reads them (`exporter` = logs).
+fn codex_exporters(t: &toml::Table) -> [String; 3] {
+    ["exporter", "trace_exporter", "metrics_exporter"].map(|k| t["otel"][k].to_string())
+}
+
+#[test]
+fn codex_absent_config_is_created_with_all_three_exporters_and_undo_removes_it() {
+    let h = Home::new();
+    let out = h.setup(&["--agent", "codex"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("Codex CLI now sends its logs, traces and metrics"), "{t}");
+    assert!(
+        t.contains("statsig (OpenAI's own metrics endpoint)"),
+        "the default metrics exporter it replaces is named: {t}"
+    );
+    let cfg = read_toml(&h.codex_config());
+    for (key, v) in
+        ["exporter", "trace_exporter", "metrics_exporter"].iter().zip(codex_exporters(&cfg))
+    {
+        assert_eq!(
+            cfg["otel"][key]["otlp-grpc"]["endpoint"].as_str(),
+            Some("http://127.0.0.1:5317"),
+            "otel.{key} = {v}"
+        );
+    }
+    assert!(!h.settings().exists(), "Claude Code's settings are not touched");
+
+    let again = h.setup(&["--agent", "codex"], &[]);
+    assert!(again.status.success() && text(&again).contains("already set up"), "{}", text(&again));
+
+    let undo = h.setup(&["--agent", "codex", "--undo"], &[]);
+    assert!(undo.status.success(), "{}", text(&undo));
+    assert!(!h.codex_config().exists(), "config.toml should be gone again");
+    assert!(siblings(&h.codex_config()).is_empty(), "{:?}", siblings(&h.codex_config()));
+}
+
+#[test]
+fn codex_other_keys_sections_and_formatting_are_kept_and_undo_restores_the_bytes() {
+    let h = Home::new();
+    // A user's config: comments, a provider section, and a metrics exporter of their own whose
+    // header holds a credential (it must never be printed).
+    let original = "# my Codex config\nmodel = \"gpt-5-codex\"   # pinned\nmodel_provider = \"corp\"\n\n[model_providers.corp]\nname = \"corp\"\nbase_url = \"https://llm.corp.example/v1\"\n\n[otel]\nenvironment = \"prod\"\nmetrics_exporter = { otlp-http = { endpoint = \"https://otel.corp.example/v1/metrics\", protocol = \"binary\", headers = { \"x-api-key\" = \"SECRET-123\" } } }\n\n[tui]\nnotifications = true\n";
+    h.write(&h.codex_config(), original);
+
+    let dry = h.setup(&["--agent", "codex", "--protocol", "http/protobuf", "--dry-run"], &[]);
+    assert!(dry.status.success(), "{}", text(&dry));
+    assert!(
+        text(&dry).contains("+exporter = { otlp-http = { endpoint = \"http://127.0.0.1:5318/v1/logs\", protocol = \"binary\" } }"),
+        "{}",
+        text(&dry)
+    );
+    assert_eq!(std::fs::read_to_string(h.codex_config()).expect("read"), original);
+    assert_eq!(siblings(&h.codex_config()), ["config.toml"], "dry run writes nothing");
+
+    let out = h.setup(&["--agent", "codex", "--protocol", "http/protobuf"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("Replaced: otel.metrics_exporter sent Codex's metrics to otlp-http https://otel.corp.example/v1/metrics"),
+        "the replaced metrics exporter is named: {t}"
+    );
+    assert!(!t.contains("SECRET-123"), "a header value was printed: {t}");
+    let after = std::fs::read_to_string(h.codex_config()).expect("read");
+    assert!(
+        after.starts_with("# my Codex config\nmodel = \"gpt-5-codex\"   # pinned\n"),
+        "{after}"
+    );
+    assert!(after.contains("[tui]\nnotifications = true\n"), "{after}");
+    let cfg = read_toml(&h.codex_config());
+    assert_eq!(
+        cfg["model_providers"]["corp"]["base_url"].as_str(),
+        Some("https://llm.corp.example/v1")
+    );
+    assert_eq!(cfg["otel"]["environment"].as_str(), Some("prod"));
+    for (key, path) in
+        [("exporter", "logs"), ("trace_exporter", "traces"), ("metrics_exporter", "metrics")]
+    {
+        let e = &cfg["otel"][key]["otlp-http"];
+        assert_eq!(
+            e["endpoint"].as_str(),
+            Some(format!("http://127.0.0.1:5318/v1/{path}").as_str()),
+            "{after}"
+        );
+        assert_eq!(e["protocol"].as_str(), Some("binary"), "{after}");
+    }
+
+    // Running again keeps the protocol the file names.
+    let again = h.setup(&["--agent", "codex"], &[]);
+    assert!(again.status.success() && text(&again).contains("already set up"), "{}", text(&again));
+
+    let undo = h.setup(&["--agent", "codex", "--undo"], &[]);
+    assert!(undo.status.success(), "{}", text(&undo));
+    assert_eq!(
+        std::fs::read_to_string(h.codex_config()).expect("read"),
+        original,
+        "undo restores the file byte for byte"
+    );
+    assert_eq!(siblings(&h.codex_config()), ["config.toml"]);
+}
+
+#[test]
+fn codex_undo_after_a_user_edit_takes_out_only_the_exporters() {
+    let h = Home::new();
+    h.write(&h.codex_config(), "model = \"gpt-5-codex\"\n");
+    let out = h.setup(&["--agent", "codex"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let edited = std::fs::read_to_string(h.codex_config()).expect("read")
+        + "\n[history]\npersistence = \"none\"\n";
+    h.write(&h.codex_config(), &edited);
+    let undo = h.setup(&["--agent", "codex", "--undo"], &[]);
+    assert!(undo.status.success(), "{}", text(&undo));
+    let cfg = read_toml(&h.codex_config());
+    assert!(cfg.get("otel").is_none(), "[otel] was ours and is gone: {cfg}");
+    assert_eq!(cfg["history"]["persistence"].as_str(), Some("none"), "the user's edit stays");
+    assert_eq!(cfg["model"].as_str(), Some("gpt-5-codex"));
+}
+
+#[test]
+fn codex_invalid_toml_is_refused_with_exit_1_and_nothing_written() {
+    let h = Home::new();
+    let broken = "model = \"gpt-5-codex\"\n[otel\nexporter = 3\n";
+    h.write(&h.codex_config(), broken);
+    let out = h.setup(&["--agent", "codex"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.starts_with("tokentray: ")
+            && t.contains("is not valid TOML")
+            && t.contains("line 2")
+            && t.contains("nothing was written"),
+        "{t}"
+    );
+    assert_eq!(std::fs::read_to_string(h.codex_config()).expect("read"), broken);
+    assert_eq!(siblings(&h.codex_config()), ["config.toml"], "no backup written");
+}
+
+#[test]
+fn codex_home_is_respected() {
+    let h = Home::new();
+    let custom = h.dir.path().join("codex-home");
+    let out = h.setup(&["--agent", "codex"], &[("CODEX_HOME", &custom)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let cfg = read_toml(&custom.join("config.toml"));
+    assert_eq!(
+        cfg["otel"]["exporter"]["otlp-grpc"]["endpoint"].as_str(),
+        Some("http://127.0.0.1:5317")
+    );
+    assert!(!h.codex_config().exists(), "~/.codex/config.toml must not be touched");
+}
+
+#[test]
+fn gemini_absent_settings_are_created_and_undo_removes_them() {
+    let h = Home::new();
+    let out = h.setup(&["--agent", "gemini"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Gemini CLI now sends its telemetry"), "{}", text(&out));
+    let v = read_json(&h.gemini_settings());
+    assert_eq!(
+        v["telemetry"],
+        serde_json::json!({
+            "enabled": true,
+            "target": "local",
+            "otlpEndpoint": "http://127.0.0.1:5317",
+            "otlpProtocol": "grpc",
+            "logPrompts": false
+        })
+    );
+    let undo = h.setup(&["--agent", "gemini", "--undo"], &[]);
+    assert!(undo.status.success(), "{}", text(&undo));
+    assert!(!h.gemini_settings().exists());
+    assert!(siblings(&h.gemini_settings()).is_empty(), "{:?}", siblings(&h.gemini_settings()));
+}
+
+#[test]
+fn gemini_other_keys_are_kept_and_undo_restores_the_bytes() {
+    let h = Home::new();
+    let original = "{\n  \"security\": {\n    \"auth\": {\n      \"selectedType\": \"gemini-api-key\"\n    }\n  },\n  \"telemetry\": {\n    \"enabled\": false,\n    \"logPrompts\": true\n  },\n  \"ui\": { \"theme\": \"GitHub\" }\n}\n";
+    h.write(&h.gemini_settings(), original);
+    let out = h.setup(&["--agent", "gemini", "--protocol", "http"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("http (OTLP/JSON) → http://127.0.0.1:5318"), "{}", text(&out));
+    let v = read_json(&h.gemini_settings());
+    assert_eq!(v["security"]["auth"]["selectedType"], "gemini-api-key");
+    assert_eq!(v["ui"]["theme"], "GitHub");
+    assert_eq!(v["telemetry"]["enabled"], true);
+    assert_eq!(v["telemetry"]["logPrompts"], false, "prompts are never logged");
+    assert_eq!(v["telemetry"]["otlpProtocol"], "http");
+    assert_eq!(v["telemetry"]["otlpEndpoint"], "http://127.0.0.1:5318");
+    let keys: Vec<&str> = v.as_object().expect("object").keys().map(String::as_str).collect();
+    assert_eq!(keys, ["security", "telemetry", "ui"]);
+
+    let undo = h.setup(&["--agent", "gemini", "--undo"], &[]);
+    assert!(undo.status.success(), "{}", text(&undo));
+    assert_eq!(std::fs::read_to_string(h.gemini_settings()).expect("read"), original);
+    assert_eq!(siblings(&h.gemini_settings()), ["settings.json"]);
+}
+
+#[test]
+fn gemini_invalid_json_is_refused_with_exit_1_and_nothing_written() {
+    let h = Home::new();
+    let broken = "{\n  \"telemetry\": {\n    \"enabled\": true,\n  }\n}\n";
+    h.write(&h.gemini_settings(), broken);
+    let out = h.setup(&["--agent", "gemini"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("is not valid JSON") && t.contains("nothing was written"), "{t}");
+    assert_eq!(std::fs::read_to_string(h.gemini_settings()).expect("read"), broken);
+    assert_eq!(siblings(&h.gemini_settings()), ["settings.json"], "no backup written");
+}
+
+#[test]
+fn statusline_is_claude_codes_only() {
+    let h = Home::new();
+    let out = h.setup(&["--agent", "codex", "--statusline"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--statusline is Claude Code's status line"), "{}", text(&out));
+    assert!(!h.codex_config().exists());
 }

@@ -1,15 +1,23 @@
-//! `tokentray setup`: points Claude Code at this tokentray through its settings file
-//! (`tokentray_core::setup` does the merge, the backup and the undo).
+//! `tokentray setup`: points Claude Code (or, with `--agent`, the Codex CLI or the Gemini CLI) at
+//! this tokentray through its settings file (`tokentray_core::setup` does the merge, the backup
+//! and the undo).
 
 use std::process::ExitCode;
 
 use clap::Args;
 use tokentray_core::config::Config;
 use tokentray_core::dashboard::Endpoints;
-use tokentray_core::setup::{self, Protocol, Undone};
+use tokentray_core::setup::{self, Agent, Protocol, Undone};
+
+use super::Usage;
 
 #[derive(Debug, Args)]
 pub struct SetupArgs {
+    /// Which agent to point at tokentray: claude (env in ~/.claude/settings.json), codex ([otel]
+    /// in $CODEX_HOME/config.toml, else ~/.codex/config.toml) or gemini (telemetry in
+    /// ~/.gemini/settings.json)
+    #[arg(long, value_name = "AGENT", default_value = "claude")]
+    pub agent: Agent,
     /// OTLP protocol Claude Code should use: grpc (port of --otlp-grpc), http/protobuf or
     /// http/json (port of --otlp-http) [default: the one the settings already name, else grpc]
     #[arg(long, value_name = "PROTOCOL")]
@@ -28,10 +36,17 @@ pub struct SetupArgs {
 }
 
 pub fn run(config: &Config, args: SetupArgs) -> anyhow::Result<ExitCode> {
-    let path = setup::user_settings_path()?;
+    if args.statusline && args.agent != Agent::Claude {
+        return Err(Usage(format!(
+            "--statusline is Claude Code's status line; {} has none. Run `tokentray setup --statusline` without --agent",
+            args.agent.name()
+        ))
+        .into());
+    }
+    let path = setup::agent_settings_path(args.agent)?;
 
     if args.undo {
-        match setup::undo(&path)? {
+        match setup::undo_agent(args.agent, &path)? {
             Undone::Restored => {
                 println!("Restored {} as it was before tokentray setup.", path.display())
             }
@@ -56,6 +71,9 @@ pub fn run(config: &Config, args: SetupArgs) -> anyhow::Result<ExitCode> {
 
     let listen = &config.listen;
     let endpoints = Endpoints::from_listen(listen);
+    if args.agent != Agent::Claude {
+        return run_agent(args, &path, &endpoints);
+    }
     // Running setup again keeps the protocol the user chose unless told otherwise.
     let protocol =
         args.protocol.or_else(|| setup::current_protocol(&path)).unwrap_or(Protocol::Grpc);
@@ -85,6 +103,55 @@ pub fn run(config: &Config, args: SetupArgs) -> anyhow::Result<ExitCode> {
         println!("`tokentray setup --undo` removes it again.");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `setup --agent codex|gemini`: the agent's own config file.
+fn run_agent(
+    args: SetupArgs,
+    path: &std::path::Path,
+    endpoints: &Endpoints,
+) -> anyhow::Result<ExitCode> {
+    let protocol = args
+        .protocol
+        .or_else(|| setup::current_agent_protocol(args.agent, path))
+        .unwrap_or(Protocol::Grpc);
+    let plan = setup::plan_agent(args.agent, path, endpoints, protocol)?;
+    if plan.plan.is_noop() {
+        println!("{}", setup::describe_agent(&plan));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.dry_run {
+        print!("{}", plan.plan.diff());
+        for r in &plan.replaced {
+            println!("Would replace: {r}.");
+        }
+        println!("(dry run: nothing written; run without --dry-run to apply)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    setup::apply_agent(&plan)?;
+    println!("{}", setup::describe_agent(&plan));
+    println!("Set: {}.", plan.plan.changed_keys.join(", "));
+    for r in &plan.replaced {
+        println!("Replaced: {r}.");
+    }
+    let undo = format!("`tokentray setup --agent {} --undo`", agent_word(args.agent));
+    if plan.plan.before.is_some() {
+        println!(
+            "The previous file is kept as {}; {undo} puts it back.",
+            setup::backup_path(path).display()
+        );
+    } else {
+        println!("{undo} removes it again.");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn agent_word(agent: Agent) -> &'static str {
+    match agent {
+        Agent::Claude => "claude",
+        Agent::Codex => "codex",
+        Agent::Gemini => "gemini",
+    }
 }
 
 /// This binary's `statusline`, with the data directory it should read.

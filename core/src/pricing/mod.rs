@@ -188,7 +188,9 @@ const fn cached_at(input: f64, output: f64, cache_read: f64) -> ModelPrice {
 /// Other agents' models, USD per million tokens, from LiteLLM's
 /// `model_prices_and_context_window.json` (`input_cost_per_token`, `output_cost_per_token`,
 /// `cache_read_input_token_cost` and their `_above_200k_tokens` variants), transcribed
-/// 2026-12-02 ([`TABLE_DATE`]); the same as OpenAI's and Google's published list prices:
+/// 2026-12-02 ([`TABLE_DATE`]; checked again that day against BerriAI/litellm at commit
+/// 00035b69f416: `gpt-5-codex`, `gemini/gemini-2.5-flash`, `gemini/gemini-2.5-pro`); the same as
+/// OpenAI's and Google's published list prices:
 /// * codex / gpt-5-codex: input 1.25, cached input 0.125, output 10 (reasoning is output);
 /// * gemini-cli / gemini-2.5-flash: input 0.30, cached input 0.03, output 2.50 (thinking is
 ///   output);

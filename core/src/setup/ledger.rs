@@ -24,7 +24,8 @@ pub(super) struct Entry {
 pub(super) struct Ledger {
     /// The file's text as tokentray last wrote it.
     pub written: String,
-    /// Whether the file had an `env` object before tokentray's first change.
+    /// Whether the file had the object tokentray's keys live in (`env` for Claude Code,
+    /// `telemetry` for Gemini CLI, `[otel]` for Codex) before tokentray's first change.
     pub had_env: bool,
     /// Nobody else changed the file between tokentray's writes: the backup (the file before the
     /// first change) is then all that undo needs.
@@ -47,21 +48,23 @@ pub(super) fn load(settings: &Path) -> Result<Option<Ledger>, SetupError> {
         .map_err(|e| SetupError::Read { path, reason: e.to_string() })
 }
 
-/// Records a write: `before` and `after` are the file's JSON objects around it. A key already
-/// recorded keeps its first `before` (what the user had before tokentray ever touched it).
+/// Records a write: `before` and `after` are the file's JSON objects (for a TOML file, its data
+/// as JSON) around it; `parent` is the object the keys live in. A key already recorded keeps its
+/// first `before` (what the user had before tokentray ever touched it).
 pub(super) fn record(
     settings: &Path,
     before_text: Option<&str>,
     before: &Map<String, Value>,
     after: &Map<String, Value>,
     keys: &[Vec<String>],
+    parent: &str,
 ) -> Result<(), SetupError> {
     let mut ledger = match load(settings)? {
         Some(mut l) => {
             l.edited_between |= before_text != Some(l.written.as_str());
             l
         }
-        None => Ledger { had_env: before.get("env").is_some(), ..Ledger::default() },
+        None => Ledger { had_env: before.get(parent).is_some(), ..Ledger::default() },
     };
     let written = super::read_optional(settings)?.unwrap_or_default();
     for key in keys {
@@ -82,8 +85,9 @@ pub(super) fn record(
 }
 
 /// Takes tokentray's keys out of `root` (the file as it is now): each back to what it was, unless
-/// the user changed it since; those are returned by name and left alone.
-pub(super) fn revert(ledger: &Ledger, root: &mut Map<String, Value>) -> Vec<String> {
+/// the user changed it since; those are returned by name and left alone. `parent` (the object
+/// the keys live in) goes too when tokentray created it and it is empty now.
+pub(super) fn revert(ledger: &Ledger, root: &mut Map<String, Value>, parent: &str) -> Vec<String> {
     let mut changed_by_hand = Vec::new();
     for e in ledger.entries.iter().rev() {
         if get(root, &e.path) != Some(&e.set) {
@@ -95,9 +99,9 @@ pub(super) fn revert(ledger: &Ledger, root: &mut Map<String, Value>) -> Vec<Stri
             None => unset(root, &e.path),
         }
     }
-    let env_empty = matches!(root.get("env"), Some(Value::Object(m)) if m.is_empty());
-    if !ledger.had_env && env_empty {
-        root.remove("env");
+    let parent_empty = matches!(root.get(parent), Some(Value::Object(m)) if m.is_empty());
+    if !ledger.had_env && parent_empty {
+        root.remove(parent);
     }
     changed_by_hand.reverse();
     changed_by_hand
@@ -111,7 +115,7 @@ pub(super) fn forget(settings: &Path) -> Result<(), SetupError> {
     Ok(())
 }
 
-fn get<'a>(root: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
+pub(super) fn get<'a>(root: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
     let (first, rest) = path.split_first()?;
     rest.iter().try_fold(root.get(first)?, |v, k| v.get(k))
 }

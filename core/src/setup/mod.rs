@@ -16,7 +16,12 @@ use serde_json::{Map, Value};
 
 use crate::dashboard::Endpoints;
 
+mod agents;
 mod ledger;
+pub use agents::{
+    agent_settings_path, apply_agent, current_agent_protocol, describe_agent, plan_agent,
+    undo_agent, Agent, AgentPlan,
+};
 pub use ledger::ledger_path;
 
 /// Why `tokentray setup` (or its `--undo`) failed.
@@ -76,6 +81,23 @@ pub enum SetupError {
     /// Neither `HOME` nor `CLAUDE_CONFIG_DIR` is set, so there is no settings file to find.
     #[error("no home directory; set HOME or CLAUDE_CONFIG_DIR")]
     NoHome,
+    /// Codex's config file exists but does not parse as TOML.
+    #[error("{path} is not valid TOML ({reason}); fix or move it, nothing was written")]
+    InvalidToml {
+        /// The config file.
+        path: PathBuf,
+        /// The TOML parser's message (line and column included).
+        reason: String,
+    },
+    /// The key that holds tokentray's settings (`otel` in Codex's config, `telemetry` in Gemini
+    /// CLI's settings) is there but is not a table/object.
+    #[error("{path}: \"{key}\" is not a table, so tokentray cannot add its settings to it; nothing was written")]
+    NotATable {
+        /// The config file.
+        path: PathBuf,
+        /// The key (`otel`, `telemetry`).
+        key: String,
+    },
 }
 
 /// The OTLP protocol Claude Code should use; each has its own port.
@@ -328,25 +350,6 @@ pub fn shell_quote(s: &str) -> String {
 
 /// Writes the plan: the backup of the original first (only on the first change), then the file.
 pub fn apply(plan: &Plan) -> Result<(), SetupError> {
-    if plan.is_noop() {
-        return Ok(());
-    }
-    let backup = backup_path(&plan.path);
-    let marker = absent_marker(&plan.path);
-    if !backup.exists() && !marker.exists() {
-        match &plan.before {
-            Some(original) => write_atomic(&backup, original)?,
-            None => write_atomic(
-                &marker,
-                "tokentray setup created settings.json; `tokentray setup --undo` removes it\n",
-            )?,
-        }
-    }
-    write_atomic(&plan.path, &plan.after)?;
-    let object = |text: Option<&str>| match text.map(serde_json::from_str::<Value>) {
-        Some(Ok(Value::Object(m))) => m,
-        _ => Map::new(),
-    };
     let keys: Vec<Vec<String>> = plan
         .changed_keys
         .iter()
@@ -355,12 +358,52 @@ pub fn apply(plan: &Plan) -> Result<(), SetupError> {
             _ => vec!["env".to_string(), k.clone()],
         })
         .collect();
+    apply_keys(plan, &keys, "env", json_object)
+}
+
+/// The file's JSON object, or an empty one (absent, empty or not an object).
+fn json_object(text: Option<&str>) -> Map<String, Value> {
+    match text.map(serde_json::from_str::<Value>) {
+        Some(Ok(Value::Object(m))) => m,
+        _ => Map::new(),
+    }
+}
+
+/// [`apply`] for any settings file: `keys` are the changed keys as paths inside `parent`'s
+/// document, `object` reads the file's text as data (JSON, or TOML as JSON) for the ledger.
+fn apply_keys(
+    plan: &Plan,
+    keys: &[Vec<String>],
+    parent: &str,
+    object: fn(Option<&str>) -> Map<String, Value>,
+) -> Result<(), SetupError> {
+    if plan.is_noop() {
+        return Ok(());
+    }
+    let backup = backup_path(&plan.path);
+    let marker = absent_marker(&plan.path);
+    if !backup.exists() && !marker.exists() {
+        match &plan.before {
+            Some(original) => write_atomic(&backup, original)?,
+            None => {
+                let name = plan.path.file_name().unwrap_or_default().to_string_lossy();
+                write_atomic(
+                    &marker,
+                    &format!(
+                        "tokentray setup created {name}; `tokentray setup --undo` removes it\n"
+                    ),
+                )?
+            }
+        }
+    }
+    write_atomic(&plan.path, &plan.after)?;
     ledger::record(
         &plan.path,
         plan.before.as_deref(),
         &object(plan.before.as_deref()),
         &object(Some(&plan.after)),
-        &keys,
+        keys,
+        parent,
     )
 }
 
@@ -382,13 +425,21 @@ pub enum Undone {
 /// Removes what `setup` added: the original bytes when the file is still as tokentray left it,
 /// else key by key (see [`ledger`]).
 pub fn undo(path: &Path) -> Result<Undone, SetupError> {
+    undo_with(path, |text, ledger, created| revert_edited(path, text, ledger, created, "env"))
+}
+
+/// [`undo`] for any settings file; `revert` takes tokentray's keys out of a file edited since.
+fn undo_with(
+    path: &Path,
+    revert: impl FnOnce(&str, &ledger::Ledger, bool) -> Result<Undone, SetupError>,
+) -> Result<Undone, SetupError> {
     let backup = backup_path(path);
     let marker = absent_marker(path);
     if let Some(ledger) = ledger::load(path)? {
         let current = read_optional(path)?;
         let edited = ledger.edited_between || current.as_deref() != Some(ledger.written.as_str());
         if let Some(text) = current.filter(|_| edited) {
-            let undone = revert_edited(path, &text, &ledger, marker.exists())?;
+            let undone = revert(&text, &ledger, marker.exists())?;
             for leftover in [&backup, &marker] {
                 if leftover.exists() {
                     remove(leftover)?;
@@ -414,12 +465,13 @@ pub fn undo(path: &Path) -> Result<Undone, SetupError> {
     Err(SetupError::NothingToUndo { path: path.to_path_buf(), backup })
 }
 
-/// Undo on a file the user edited after tokentray: only tokentray's keys go.
+/// Undo on a JSON file the user edited after tokentray: only tokentray's keys (in `parent`) go.
 fn revert_edited(
     path: &Path,
     text: &str,
     ledger: &ledger::Ledger,
     created: bool,
+    parent: &str,
 ) -> Result<Undone, SetupError> {
     let mut root = match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => map,
@@ -428,7 +480,7 @@ fn revert_edited(
             return Err(SetupError::InvalidJson { path: path.to_path_buf(), reason: e.to_string() })
         }
     };
-    let changed_by_hand = ledger::revert(ledger, &mut root);
+    let changed_by_hand = ledger::revert(ledger, &mut root, parent);
     if created && root.is_empty() {
         remove(path)?;
         return Ok(Undone::Removed);
