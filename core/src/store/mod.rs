@@ -387,15 +387,14 @@ impl Store {
         Ok(())
     }
 
+    /// The writer's queue, while the store is open.
+    fn writer_queue(&self) -> Result<mpsc::Sender<writer::Job>, StoreError> {
+        self.inner.jobs.lock().map_err(|_| StoreError::Poisoned)?.clone().ok_or(StoreError::Closed)
+    }
+
     /// Stores a batch; resolves once it is committed to disk.
     pub async fn ingest(&self, batch: Batch) -> Result<Ack, StoreError> {
-        let sender = self
-            .inner
-            .jobs
-            .lock()
-            .map_err(|_| StoreError::Poisoned)?
-            .clone()
-            .ok_or(StoreError::Closed)?;
+        let sender = self.writer_queue()?;
         let (reply, rx) = oneshot::channel();
         sender.send(writer::Job::Ingest { batch, reply }).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
@@ -405,13 +404,7 @@ impl Store {
     /// (nothing happens for a store opened with [`Store::open`]). Returns how many `/metrics`
     /// rows left memory; their totals stay in the history and come back with their next point.
     pub async fn release_idle_series(&self) -> Result<usize, StoreError> {
-        let sender = self
-            .inner
-            .jobs
-            .lock()
-            .map_err(|_| StoreError::Poisoned)?
-            .clone()
-            .ok_or(StoreError::Closed)?;
+        let sender = self.writer_queue()?;
         let (reply, rx) = oneshot::channel();
         sender
             .send(writer::Job::ReleaseIdle { reply: Some(reply) })
