@@ -185,3 +185,38 @@ fn pricing_override_and_the_last_request_of_a_transcript_only_request() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Issue 15's benchmark generator, scaled down to four days: `tokentray import` and
+/// `report all --json` give exactly the totals the generator says it wrote (tokens, requests,
+/// sessions, API errors, the money, one row per project), so the year's figures in
+/// BENCHMARKS.md are about an import that counts right.
+#[test]
+fn the_benchmark_generator_s_totals_are_what_import_and_report_give() {
+    use tokentray_core::testkit::transcripts_year::TranscriptPlan;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let end = chrono::Utc::now().timestamp_nanos_opt().expect("ns") as u64;
+    let plan = TranscriptPlan::heavy_user(4, end);
+    let t = plan.write(&dir.path().join("home/.claude")).expect("write");
+    assert_eq!((t.files, t.requests), (48, 1_440));
+    let out = tokentray(dir.path()).arg("import").output().expect("import");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = report(dir.path(), "project");
+    for (kind, want) in [
+        ("input", t.input),
+        ("output", t.output),
+        ("cacheRead", t.cache_read),
+        ("cacheCreation", t.cache_creation),
+    ] {
+        assert_eq!(r["tokens"][kind].as_f64(), Some(want as f64), "{kind}: {r:#}");
+    }
+    assert_eq!(r["api_requests"]["count"].as_u64(), Some(t.requests));
+    assert_eq!(r["sessions"].as_f64(), Some(t.sessions as f64));
+    assert_eq!(r["transcripts"]["api_errors"].as_u64(), Some(t.api_errors));
+    let cost = r["cost_usd"].as_f64().expect("cost");
+    assert!((cost - t.cost_usd).abs() < 1e-9 * t.cost_usd, "{cost} vs {}", t.cost_usd);
+    // Every tenth session wrote no cost-state: those are priced from the table.
+    assert!(r["transcripts"]["cost_usd_price_table"].as_f64().expect("n") > 0.0);
+    let groups = r["groups"].as_array().expect("groups");
+    assert_eq!(groups.len() as u64, t.projects, "{groups:#?}");
+}
