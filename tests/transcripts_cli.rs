@@ -111,3 +111,112 @@ fn serve_imports_the_transcripts_on_disk_when_it_starts() {
     let _ = serve.wait();
     assert_expected(&last);
 }
+
+/// One `assistant` line of a request only the transcripts see (no cost-state yet), at `time`.
+fn assistant_line(session: &str, request: &str, model: &str, time: &str) -> String {
+    format!(
+        "{{\"type\":\"assistant\",\"sessionId\":\"{session}\",\"requestId\":\"{request}\",\"timestamp\":\"{time}\",\"cwd\":\"/tmp/priced\",\"gitBranch\":\"main\",\"message\":{{\"id\":\"msg_{request}\",\"model\":\"{model}\",\"content\":[{{\"type\":\"text\",\"text\":\"hi\"}}],\"usage\":{{\"input_tokens\":1000,\"output_tokens\":2000,\"cache_read_input_tokens\":0,\"cache_creation_input_tokens\":0}}}}}}\n"
+    )
+}
+
+/// Issue 15: a `[pricing]` override prices a request only the transcripts saw in every view
+/// (`report`, `serve`'s `/api/dashboard` with its budgets, `statusline`), and the dashboard's
+/// last request is that request, with its model, tokens and the overridden price.
+#[test]
+fn pricing_override_and_the_last_request_of_a_transcript_only_request() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let claude = home.path().join(".claude");
+    let folder = claude.join("projects/-tmp-priced");
+    std::fs::create_dir_all(&folder).unwrap();
+    let now = chrono::Utc::now() - chrono::Duration::seconds(2);
+    let time = now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    std::fs::write(
+        folder.join("s-priced.jsonl"),
+        assistant_line("s-priced", "req_priced", "claude-sonnet-4-5", &time),
+    )
+    .unwrap();
+    // $100 / $1000 per million instead of Sonnet 4.5's $3 / $15: 1000 in + 2000 out = $2.10.
+    let config = "[budgets]\ndaily = 10\n\n[pricing.models.claude-sonnet-4-5]\ninput = 100\noutput = 1000\ncache_read = 0\ncache_write_5m = 0\ncache_write_1h = 0\n";
+    let want = 2.1;
+    let serve = support::Serve::start_with(support::serve::ServeOptions {
+        config_toml: Some(config.into()),
+        env: vec![
+            ("HOME".into(), home.path().display().to_string()),
+            ("CLAUDE_CONFIG_DIR".into(), claude.display().to_string()),
+        ],
+        ..Default::default()
+    });
+    let url = format!("http://{}/api/dashboard", serve.metrics);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut d = Value::Null;
+    while Instant::now() < deadline {
+        d = reqwest::blocking::get(&url).expect("GET").json().expect("JSON");
+        if d["last_request"]["model"] == "claude-sonnet-4-5" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let close = |v: &Value| v.as_f64().is_some_and(|c| (c - want).abs() < 1e-9);
+    let last = &d["last_request"];
+    assert_eq!(last["session_id"], "s-priced", "{d:#}");
+    assert_eq!(
+        (last["input_tokens"].as_i64(), last["output_tokens"].as_i64()),
+        (Some(1000), Some(2000))
+    );
+    assert!(close(&last["cost_usd"]), "the last request at the [pricing] price: {last:#}");
+    let parsed = chrono::DateTime::parse_from_rfc3339(last["time"].as_str().expect("time"));
+    assert_eq!(parsed.expect("rfc3339").timestamp_millis(), now.timestamp_millis());
+    assert!(close(&d["today"]["cost_usd"]), "dashboard today: {:#}", d["today"]);
+    assert!(close(&d["month"]["cost_usd"]), "dashboard month: {:#}", d["month"]);
+    assert!(close(&d["budgets"]["budgets"][0]["spent_usd"]), "budgets: {:#}", d["budgets"]);
+
+    let report = serve.report(&["all", "--json"]);
+    assert!(close(&report["cost_usd"]), "report: {report:#}");
+    assert_eq!(report["transcripts"]["cost_usd_price_table"].as_f64(), Some(want), "{report:#}");
+    let out = support::serve::command(&serve.data_dir, &serve.config)
+        .args(["statusline", "--format", "{today}"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("statusline");
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        line.starts_with("$2.10"),
+        "statusline: {line} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Issue 15's benchmark generator, scaled down to four days: `tokentray import` and
+/// `report all --json` give exactly the totals the generator says it wrote (tokens, requests,
+/// sessions, API errors, the money, one row per project), so the year's figures in
+/// BENCHMARKS.md are about an import that counts right.
+#[test]
+fn the_benchmark_generator_s_totals_are_what_import_and_report_give() {
+    use tokentray_core::testkit::transcripts_year::TranscriptPlan;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let end = chrono::Utc::now().timestamp_nanos_opt().expect("ns") as u64;
+    let plan = TranscriptPlan::heavy_user(4, end);
+    let t = plan.write(&dir.path().join("home/.claude")).expect("write");
+    assert_eq!((t.files, t.requests), (48, 1_440));
+    let out = tokentray(dir.path()).arg("import").output().expect("import");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = report(dir.path(), "project");
+    for (kind, want) in [
+        ("input", t.input),
+        ("output", t.output),
+        ("cacheRead", t.cache_read),
+        ("cacheCreation", t.cache_creation),
+    ] {
+        assert_eq!(r["tokens"][kind].as_f64(), Some(want as f64), "{kind}: {r:#}");
+    }
+    assert_eq!(r["api_requests"]["count"].as_u64(), Some(t.requests));
+    assert_eq!(r["sessions"].as_f64(), Some(t.sessions as f64));
+    assert_eq!(r["transcripts"]["api_errors"].as_u64(), Some(t.api_errors));
+    let cost = r["cost_usd"].as_f64().expect("cost");
+    assert!((cost - t.cost_usd).abs() < 1e-9 * t.cost_usd, "{cost} vs {}", t.cost_usd);
+    // Every tenth session wrote no cost-state: those are priced from the table.
+    assert!(r["transcripts"]["cost_usd_price_table"].as_f64().expect("n") > 0.0);
+    let groups = r["groups"].as_array().expect("groups");
+    assert_eq!(groups.len() as u64, t.projects, "{groups:#?}");
+}

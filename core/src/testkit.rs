@@ -19,6 +19,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
+pub mod transcripts_year;
 pub mod year;
 
 /// The leaf pages of `table` in the database file at `path`, in key order (tests damage one).

@@ -39,6 +39,13 @@
 //! tokentray-loadgen forward --bin target/release/tokentray [--duration-secs 10]
 //! ```
 //!
+//! ```text
+//! tokentray-loadgen transcripts --dir DIR [--days 365]
+//! ```
+//!
+//! `transcripts` writes a heavy user's Claude Code transcripts under `DIR/projects`
+//! (`testkit::transcripts_year`) and prints what they add up to, for the import benchmark.
+//!
 //! `forward` starts a second `serve` as the team collector, then loads a local `serve` over gRPC
 //! twice, forwarding off and on (to the collector, over gRPC): local ingest throughput and
 //! latency side by side, and how fast the forwarder empties its queue.
@@ -148,6 +155,16 @@ enum Probe {
         #[arg(long, default_value_t = 1000)]
         points_per_request: usize,
     },
+    /// Writes a heavy user's Claude Code transcripts (issue 15's benchmark: 12 sessions a day,
+    /// 30 requests each) under DIR/projects, as the CLI writes `~/.claude`, and prints their
+    /// totals as JSON
+    Transcripts {
+        /// The config directory to write (point `CLAUDE_CONFIG_DIR` or `~/.claude` at it)
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -158,6 +175,7 @@ fn main() -> ExitCode {
         Some(Probe::Forward { bin, duration_secs, connections, points_per_request }) => {
             forward(bin, *duration_secs, *connections, *points_per_request)
         }
+        Some(Probe::Transcripts { dir, days }) => transcripts(dir, *days),
         None => load(&args).map(|_| ()),
     };
     match result {
@@ -167,6 +185,30 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `transcripts`: a year (or `days`) of transcripts ending now, and their totals.
+fn transcripts(dir: &Path, days: u64) -> anyhow::Result<()> {
+    let now = tokentray_core::ingest::now_ns() as u64;
+    let plan = testkit::transcripts_year::TranscriptPlan::heavy_user(days, now);
+    let started = Instant::now();
+    let t = plan.write(dir).with_context(|| format!("writing under {}", dir.display()))?;
+    let json = serde_json::json!({
+        "dir": dir.display().to_string(),
+        "days": days,
+        "files": t.files,
+        "sessions": t.sessions,
+        "requests": t.requests,
+        "api_errors": t.api_errors,
+        "lines": t.lines,
+        "bytes": t.bytes,
+        "projects": t.projects,
+        "tokens": {"input": t.input, "output": t.output, "cacheRead": t.cache_read, "cacheCreation": t.cache_creation},
+        "cost_usd": t.cost_usd,
+        "write_secs": started.elapsed().as_secs_f64(),
+    });
+    println!("{json}");
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -143,6 +143,8 @@ pub fn load_config_for(
         config.data_dir = Some(dir.to_path_buf());
     }
     config.data_dir().context("finding the data directory")?;
+    // Every view of this process prices transcript requests with `[pricing]`.
+    tokentray_core::pricing::PriceTable::configure(&config.pricing);
     Ok(config)
 }
 

@@ -24,11 +24,11 @@ use serde::Serialize;
 
 use crate::budget::{self, BudgetStatus};
 use crate::config::BudgetsConfig;
-use crate::query::report::{names, Figures, Report};
+use crate::query::report::{Figures, Report};
 use crate::query::{local_midnight_ns, GroupBy, Period, TimeRange, Tokens};
 use crate::store::read::SessionTimes;
 use crate::store::transcripts::SessionPlace;
-use crate::store::{EventFigures, EventRow, Reader, StoreError};
+use crate::store::{EventFigures, NewestRequest, Reader, StoreError};
 
 /// Today's sessions listed in the dashboard JSON, most recently started first; the rest are
 /// counted in [`Dashboard::sessions_today_count`], so the JSON stays small on a busy day.
@@ -345,7 +345,7 @@ pub fn build(
     let session_models = reader.session_models(today_range)?;
     let places = reader.session_places()?;
     let machines_today = machine_rows(reader.usage_by_machine(today_range)?);
-    let last = reader.recent_events(1, None, Some(names::API_REQUEST))?;
+    let last = reader.newest_request()?;
     let has_data = reader.has_any_data()?;
     let plan_limits = crate::plan::load(reader)?;
 
@@ -496,9 +496,10 @@ fn hourly_costs(by_hour: &Report) -> Vec<HourCost> {
         .collect()
 }
 
-fn last_request(last: Vec<EventRow>, now: &DateTime<Local>) -> Option<LastRequest> {
+/// The newest request of either source: telemetry's event or a request only the transcripts saw.
+fn last_request(last: Option<NewestRequest>, now: &DateTime<Local>) -> Option<LastRequest> {
     let now_ns = now.timestamp_nanos_opt().unwrap_or(i64::MAX);
-    last.into_iter().next().map(|e| LastRequest {
+    last.map(|e| LastRequest {
         time: rfc3339(e.time_ns),
         seconds_ago: (now_ns.saturating_sub(e.time_ns) / 1_000_000_000).max(0),
         figures: e.figures,

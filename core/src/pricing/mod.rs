@@ -95,6 +95,9 @@ pub struct PricingConfig {
     pub models: BTreeMap<String, ModelPrice>,
 }
 
+/// The table [`PriceTable::configure`] set for this process.
+static CONFIGURED: std::sync::RwLock<Option<PriceTable>> = std::sync::RwLock::new(None);
+
 /// The embedded table plus the config's overrides.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PriceTable {
@@ -231,6 +234,29 @@ impl PriceTable {
     /// The model names `agent` has a price for, in name order.
     pub fn models<'a>(&'a self, agent: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.prices.keys().filter(move |(a, _)| a == agent).map(|(_, m)| m.as_str())
+    }
+
+    /// Makes the config's `[pricing]` this process's table: every [`Reader`] opened from now
+    /// on prices with it (report, statusline, budgets, the dashboard of `serve` and the tray),
+    /// so no view can forget the overrides. Called where the config is loaded.
+    ///
+    /// [`Reader`]: crate::store::Reader
+    pub fn configure(config: &PricingConfig) {
+        let table = PriceTable::with_overrides(config);
+        match CONFIGURED.write() {
+            Ok(mut slot) => *slot = Some(table),
+            Err(poisoned) => *poisoned.into_inner() = Some(table),
+        }
+    }
+
+    /// This process's table: the embedded one plus the overrides [`PriceTable::configure`]
+    /// was given (the embedded one alone before it was called).
+    pub fn configured() -> PriceTable {
+        let slot = match CONFIGURED.read() {
+            Ok(slot) => slot,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        slot.clone().unwrap_or_else(PriceTable::embedded)
     }
 
     /// The embedded table with the config's models replacing or adding to it.

@@ -41,6 +41,7 @@ pub use lock::{running_engine, EngineInfo, LockError, LOCK_FILE};
 pub use machines::MachineUsage;
 pub use read::{EventFigures, EventRow, Reader};
 pub use repair::{repair, RepairOutcome, RepairReport, TableRecovery};
+pub use transcripts::NewestRequest;
 pub use writer::SLOT_SECONDS;
 
 use std::path::{Path, PathBuf};

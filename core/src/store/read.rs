@@ -165,9 +165,11 @@ impl Reader {
         Ok(Reader::with_connection(super::open_migrated(path)?))
     }
 
-    /// Transcript requests are priced with the embedded table until `with_prices` says otherwise.
+    /// Transcript requests are priced with the process's table (the embedded one plus the
+    /// `[pricing]` given to [`crate::pricing::PriceTable::configure`]) until `with_prices` says
+    /// otherwise.
     fn with_connection(conn: Connection) -> Reader {
-        Reader { conn, prices: crate::pricing::PriceTable::embedded() }
+        Reader { conn, prices: crate::pricing::PriceTable::configured() }
     }
 
     /// Prices transcript requests with `prices` (the embedded table plus `[pricing]`).

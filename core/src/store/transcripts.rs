@@ -11,7 +11,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{read::Reader, StoreError};
+use super::{read::Reader, EventFigures, StoreError};
 use crate::query::report::{names, Figures};
 use crate::query::{local_bucket, Group, GroupBy};
 use crate::transcripts::counting::{self, Share};
@@ -302,15 +302,22 @@ impl Reader {
         start_ns: i64,
         end_ns: i64,
     ) -> Result<TranscriptFacts, StoreError> {
-        let conn = self.conn();
-        let mut sessions: Vec<String> = conn
+        let sessions: Vec<String> = self
+            .conn()
             .prepare_cached(
                 "SELECT DISTINCT session_id FROM transcript_requests WHERE time_ns >= ?1 AND time_ns < ?2
                  UNION SELECT session_id FROM transcript_sessions WHERE first_ns >= ?1 AND first_ns < ?2",
             )?
             .query_map(params![start_ns, end_ns], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
+        self.facts_of(sessions)
+    }
+
+    /// The facts of the given sessions (every request of each, all time).
+    fn facts_of(&self, mut sessions: Vec<String>) -> Result<TranscriptFacts, StoreError> {
+        let conn = self.conn();
         sessions.sort();
+        sessions.dedup();
         let mut facts = TranscriptFacts::default();
         if sessions.is_empty() {
             return Ok(facts);
@@ -465,6 +472,79 @@ impl Reader {
             params![start_ns, end_ns],
             |r| r.get::<_, i64>(0),
         )? as u64)
+    }
+}
+
+/// The newest API request of either source (the dashboard's "last request").
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewestRequest {
+    /// When the request happened, in nanoseconds since the Unix epoch.
+    pub time_ns: i64,
+    /// Its session, model, tokens and cost. For a request only the transcripts saw, the cost
+    /// is Claude Code's own (its `cost-state`) where it stated one, else the price table's, and
+    /// `None` for a model without any price; `duration_ms` is then `None`.
+    pub figures: EventFigures,
+    /// Only Claude Code's transcripts saw it (no telemetry `claude_code.api_request` event).
+    pub from_transcripts: bool,
+}
+
+impl Reader {
+    /// The newest API request: telemetry's newest `claude_code.api_request` event, or the
+    /// newest request of the transcripts when that one is newer and telemetry did not see it.
+    pub fn newest_request(&self) -> Result<Option<NewestRequest>, StoreError> {
+        let telemetry = self.recent_events(1, None, Some(names::API_REQUEST))?.into_iter().next();
+        let from_telemetry = telemetry.as_ref().map(|e| NewestRequest {
+            time_ns: e.time_ns,
+            figures: e.figures.clone(),
+            from_transcripts: false,
+        });
+        let newest = self
+            .conn()
+            .prepare_cached(
+                "SELECT request_id, session_id, time_ns FROM transcript_requests
+                 ORDER BY time_ns DESC, request_id DESC LIMIT 1",
+            )?
+            .query_row([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?)))
+            .optional()?;
+        let Some((request_id, session, time_ns)) = newest else { return Ok(from_telemetry) };
+        if telemetry.as_ref().is_some_and(|e| e.time_ns >= time_ns) {
+            return Ok(from_telemetry);
+        }
+        let facts = self.facts_of(vec![session.clone()])?;
+        if facts.telemetry.get(&session).is_some_and(|t| t.request_ids.contains(&request_id)) {
+            return Ok(from_telemetry);
+        }
+        let Some(request) = facts.requests.iter().find(|r| r.request_id == request_id) else {
+            return Ok(from_telemetry);
+        };
+        let share = counting::shares(&facts, self.prices())
+            .into_iter()
+            .find(|s| s.request_id == request_id);
+        let cost_usd = match share {
+            Some(s) if s.unpriced => None,
+            // Telemetry's metrics already counted the session's money: the table's figure.
+            Some(s) if s.cost_usd == 0.0 && !s.priced_from_table => {
+                counting::table_cost(self.prices(), request).or(Some(0.0))
+            }
+            Some(s) => Some(s.cost_usd),
+            None => counting::table_cost(self.prices(), request),
+        };
+        Ok(Some(NewestRequest {
+            time_ns: request.time_ns,
+            figures: EventFigures {
+                session_id: Some(session),
+                model: Some(request.model.clone()),
+                cost_usd,
+                input_tokens: Some(request.input as i64),
+                output_tokens: Some(request.output as i64),
+                cache_read_tokens: Some(request.cache_read as i64),
+                cache_creation_tokens: Some(
+                    (request.cache_write_5m + request.cache_write_1h) as i64,
+                ),
+                duration_ms: None,
+            },
+            from_transcripts: true,
+        }))
     }
 }
 

@@ -19,6 +19,7 @@ use crate::store::transcripts::{StoredRequest, TranscriptFacts};
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Share {
     pub session_id: String,
+    pub request_id: String,
     pub model: String,
     pub time_ns: i64,
     pub input: f64,
@@ -110,6 +111,7 @@ fn session_shares(
             };
             out.push(Share {
                 session_id: session.to_string(),
+                request_id: r.request_id.clone(),
                 model: model.to_string(),
                 time_ns: r.time_ns,
                 input: f(r, "input"),
@@ -170,6 +172,11 @@ fn kinds(r: &StoredRequest) -> [(&'static str, u64); 4] {
         ("cacheRead", r.cache_read),
         ("cacheCreation", r.cache_write_5m + r.cache_write_1h),
     ]
+}
+
+/// The price table's cost of one request; `None` for a model without any price.
+pub(crate) fn table_cost(prices: &PriceTable, r: &StoredRequest) -> Option<f64> {
+    prices.cost(CLAUDE_CODE, &r.model, &usage_of(r))
 }
 
 fn usage_of(r: &StoredRequest) -> Usage {

@@ -348,3 +348,84 @@ async fn doctor_finds_a_session_telemetry_saw_only_half_of() {
     assert_eq!((found[0].telemetry_only, found[0].transcripts_only), (0, 1));
     store.close();
 }
+
+/// The dashboard's last request is the newest of either source: a request only the
+/// transcripts saw (with Claude Code's cost-state money, or the table's price without one),
+/// until a newer telemetry event arrives; a transcript request telemetry also saw is
+/// telemetry's event.
+#[test]
+fn newest_request_is_the_newest_of_either_source() {
+    use crate::ingest::{self, Privacy};
+    use crate::testkit::{self, kv, Usage};
+    let env = env(1);
+    env.import();
+    let newest = Reader::open(&env.data).expect("reader").newest_request().expect("newest");
+    let newest = newest.expect("a request from the transcripts");
+    assert!(newest.from_transcripts);
+    // The captured sessions' newest request: b/hi's single Opus request, cost-state covered.
+    let e = expected();
+    let hi = &e["per_session"]["77eb25e3-2de8-440b-8f11-668bc735ad21"];
+    let f = &newest.figures;
+    assert_eq!(f.session_id.as_deref(), Some("77eb25e3-2de8-440b-8f11-668bc735ad21"));
+    assert_eq!(f.model.as_deref(), Some("claude-opus-5-5"));
+    assert_eq!(f.input_tokens, hi["tokens"]["input"].as_i64());
+    assert_eq!(f.output_tokens, hi["tokens"]["output"].as_i64());
+    assert_eq!(f.cache_read_tokens, hi["tokens"]["cacheRead"].as_i64());
+    assert_eq!(f.cache_creation_tokens, hi["tokens"]["cacheCreation"].as_i64());
+    let stated = hi["cost_state_usd"].as_f64().expect("n");
+    assert!((f.cost_usd.expect("cost") - stated).abs() < 1e-12, "{f:?}");
+
+    // A later transcript-only request without a cost-state: the table's price.
+    let dir = &env.config_dirs[0];
+    let late = assistant("s9", "r9", "claude-sonnet-4-5", 300, "x")
+        .replace("2026-12-02T05:00:00.000Z", "2026-12-03T05:00:00.000Z");
+    write_session(dir, "s9.jsonl", &[late]);
+    env.import();
+    let reader = Reader::open(&env.data).expect("reader");
+    let n = reader.newest_request().expect("newest").expect("some");
+    assert!(n.from_transcripts);
+    assert_eq!(
+        (n.figures.model.as_deref(), n.figures.output_tokens),
+        (Some("claude-sonnet-4-5"), Some(300))
+    );
+    let priced = (1000.0 * 3.0 + 300.0 * 15.0) / 1e6;
+    assert!((n.figures.cost_usd.expect("priced") - priced).abs() < 1e-12);
+    // An unpriced model: its tokens, no cost.
+    let unknown = assistant("s10", "r10", "claude-unknown-9", 7, "x")
+        .replace("2026-12-02T05:00:00.000Z", "2026-12-03T06:00:00.000Z");
+    write_session(dir, "s10.jsonl", &[unknown]);
+    env.import();
+    let n =
+        Reader::open(&env.data).expect("reader").newest_request().expect("newest").expect("some");
+    assert_eq!((n.figures.output_tokens, n.figures.cost_usd), (Some(7), None));
+
+    // Telemetry: an older event does not replace it; the same request id as the newest
+    // transcript request, or a newer event, is telemetry's.
+    let store = Store::open(&env.data).expect("store");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let ts = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s).expect("ts").timestamp_nanos_opt().expect("ns")
+            as u64
+    };
+    let send = |session: &str, id: &str, t: u64| {
+        let mut r = testkit::api_request_record(session, "u", testkit::MODEL, Usage::TYPICAL, t);
+        r.attributes.push(kv("request_id", id));
+        let batch = ingest::logs::normalize(
+            testkit::logs_request(vec![r]),
+            ingest::now_ns(),
+            Privacy::default(),
+        );
+        rt.block_on(store.ingest(batch)).expect("ingest");
+    };
+    send("old", "req_old", ts("2026-12-01T00:00:00Z"));
+    let n = store.reader().expect("reader").newest_request().expect("newest").expect("some");
+    assert_eq!(n.figures.session_id.as_deref(), Some("s10"));
+    send("s10", "r10", ts("2026-12-03T05:59:59Z"));
+    let n = store.reader().expect("reader").newest_request().expect("newest").expect("some");
+    assert!(!n.from_transcripts, "the request telemetry saw is telemetry's: {n:?}");
+    assert_eq!(n.figures.cost_usd, Some(Usage::TYPICAL.cost_usd));
+    send("new", "req_new", ts("2026-12-04T00:00:00Z"));
+    let n = store.reader().expect("reader").newest_request().expect("newest").expect("some");
+    assert_eq!((n.from_transcripts, n.figures.session_id.as_deref()), (false, Some("new")));
+    store.close();
+}
