@@ -186,19 +186,20 @@ fn pricing_override_and_the_last_request_of_a_transcript_only_request() {
     );
 }
 
-/// Issue 15's benchmark generator, scaled down to four days: `tokentray import` and
+/// Issue 15's benchmark generator, scaled down to twenty days: `tokentray import` and
 /// `report all --json` give exactly the totals the generator says it wrote (tokens, requests,
 /// sessions, API errors, the money, one row per project), so the year's figures in
-/// BENCHMARKS.md are about an import that counts right.
+/// BENCHMARKS.md are about an import that counts right. 240 sessions: more than the store
+/// looks up one by one, so `report all` reads them in its one pass over the table.
 #[test]
 fn the_benchmark_generator_s_totals_are_what_import_and_report_give() {
     use tokentray_core::testkit::transcripts_year::TranscriptPlan;
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
     let end = chrono::Utc::now().timestamp_nanos_opt().expect("ns") as u64;
-    let plan = TranscriptPlan::heavy_user(4, end);
+    let plan = TranscriptPlan::heavy_user(20, end);
     let t = plan.write(&dir.path().join("home/.claude")).expect("write");
-    assert_eq!((t.files, t.requests), (48, 1_440));
+    assert_eq!((t.files, t.requests), (240, 7_200));
     let out = tokentray(dir.path()).arg("import").output().expect("import");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r = report(dir.path(), "project");

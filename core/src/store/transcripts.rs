@@ -323,8 +323,13 @@ impl Reader {
             return Ok(facts);
         }
         let wanted: HashSet<&str> = sessions.iter().map(String::as_str).collect();
+        if sessions.len() > SESSIONS_PER_LOOKUP {
+            self.requests_of_many(&wanted, &mut facts.requests)?;
+        }
         for session in &sessions {
-            self.requests_of(session, &mut facts.requests)?;
+            if sessions.len() <= SESSIONS_PER_LOOKUP {
+                self.requests_of(session, &mut facts.requests)?;
+            }
             if let Some(place) = self.session_place(session)? {
                 facts.places.insert(session.clone(), place);
             }
@@ -348,28 +353,38 @@ impl Reader {
         Ok(facts)
     }
 
+    /// Every request of one session, through the session index.
     fn requests_of(&self, session: &str, out: &mut Vec<StoredRequest>) -> Result<(), StoreError> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT request_id, model, time_ns, input_tokens, output_tokens, cache_read_tokens,
-                    cache_5m_tokens, cache_1h_tokens, fast
+                    cache_5m_tokens, cache_1h_tokens, fast, session_id
              FROM transcript_requests WHERE session_id = ?1",
         )?;
-        let rows = stmt.query_map([session], |r| {
-            Ok(StoredRequest {
-                request_id: r.get(0)?,
-                session_id: session.to_string(),
-                model: r.get(1)?,
-                time_ns: r.get(2)?,
-                input: r.get::<_, i64>(3)? as u64,
-                output: r.get::<_, i64>(4)? as u64,
-                cache_read: r.get::<_, i64>(5)? as u64,
-                cache_write_5m: r.get::<_, i64>(6)? as u64,
-                cache_write_1h: r.get::<_, i64>(7)? as u64,
-                fast: r.get(8)?,
-            })
-        })?;
+        let rows = stmt.query_map([session], stored_request)?;
         for row in rows {
             out.push(row?);
+        }
+        Ok(())
+    }
+
+    /// Every request of many sessions in one pass over the table, in its own order: one
+    /// index lookup per request would read a page per row (the table is ordered by request id,
+    /// so a session's rows are scattered), which on a year of history cost seconds.
+    fn requests_of_many(
+        &self,
+        sessions: &HashSet<&str>,
+        out: &mut Vec<StoredRequest>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT request_id, model, time_ns, input_tokens, output_tokens, cache_read_tokens,
+                    cache_5m_tokens, cache_1h_tokens, fast, session_id
+             FROM transcript_requests",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            if sessions.contains(r.get_ref(9)?.as_str()?) {
+                out.push(stored_request(r)?);
+            }
         }
         Ok(())
     }
@@ -552,6 +567,25 @@ impl Reader {
 ///
 /// The one place that knows where telemetry keeps an event's request id: the typed, indexed
 /// `events.request_id` column (schema v5).
+/// Above this many sessions, their requests are read in one pass over the table
+/// ([`Reader::requests_of_many`]) instead of one index lookup per session.
+const SESSIONS_PER_LOOKUP: usize = 200;
+
+fn stored_request(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRequest> {
+    Ok(StoredRequest {
+        request_id: r.get(0)?,
+        model: r.get(1)?,
+        time_ns: r.get(2)?,
+        input: r.get::<_, i64>(3)? as u64,
+        output: r.get::<_, i64>(4)? as u64,
+        cache_read: r.get::<_, i64>(5)? as u64,
+        cache_write_5m: r.get::<_, i64>(6)? as u64,
+        cache_write_1h: r.get::<_, i64>(7)? as u64,
+        fast: r.get(8)?,
+        session_id: r.get(9)?,
+    })
+}
+
 fn telemetry_request_ids(conn: &Connection, session: &str) -> Result<HashSet<String>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT request_id FROM events
