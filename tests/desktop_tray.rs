@@ -113,6 +113,13 @@ fn wait_icon(item: &Item, want: &str, out: &app::Output) {
         .unwrap_or_else(|| panic!("tray icon {}, want {want}\n{}", shown_icon(item), out.text()));
 }
 
+/// Quits from the menu, as a user does; the app exits with 0.
+fn quit(item: &Item, app: &mut App) {
+    item.click(entry(&item.menu(), "Quit").id);
+    let code = app.wait_exit(Duration::from_secs(20)).and_then(|s| s.code());
+    assert_eq!(code, Some(0), "{}", app.out.text());
+}
+
 fn autostart_file() -> std::path::PathBuf {
     std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME"))
         .join(".config/autostart/tokentray.desktop")
@@ -345,13 +352,7 @@ fn tray_shows_spend_and_its_menu_works_over_dbus() {
     let menu = menu_with(&item, "Start at login");
     assert_eq!(entry(&menu, "Start at login").toggle_state, 0, "start at login turned on again");
     assert!(!file.exists(), "the login entry came back");
-    item.click(entry(&menu, "Quit").id);
-    assert_eq!(
-        again.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()),
-        Some(0),
-        "{}",
-        again.out.text()
-    );
+    quit(&item, &mut again);
 }
 
 #[test]
@@ -616,13 +617,7 @@ fn forward_to_team_follows_setup_and_switches_forwarding() {
         wait_for(Duration::from_secs(3), || dirs.forward_enabled().then_some(())).is_some(),
         "forward.enabled not set"
     );
-    item.click(entry(&item.menu(), "Quit").id);
-    assert_eq!(
-        tray.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()),
-        Some(0),
-        "{}",
-        tray.out.text()
-    );
+    quit(&item, &mut tray);
     let (mut again, ports) = App::start(&dirs, &[]);
     let item = watcher
         .wait_item(1, REGISTER_TIMEOUT)
@@ -663,13 +658,7 @@ fn forward_to_team_follows_setup_and_switches_forwarding() {
     .expect("unticked");
     assert_eq!(e.label, "Forward to team");
     assert!(!dirs.forward_enabled());
-    item.click(entry(&item.menu(), "Quit").id);
-    assert_eq!(
-        again.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()),
-        Some(0),
-        "{}",
-        again.out.text()
-    );
+    quit(&item, &mut again);
 }
 
 /// A port held by a program that is not tokentray: the engine cannot start, and the icon says
@@ -695,13 +684,7 @@ fn ports_held_by_another_program_show_the_problem_icon() {
     assert!(entry(&menu, "Ports in use")
         .label
         .contains(&format!("port {}", foreign.local_addr().unwrap().port())));
-    item.click(entry(&menu, "Quit").id);
-    assert_eq!(
-        tray.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()),
-        Some(0),
-        "{}",
-        tray.out.text()
-    );
+    quit(&item, &mut tray);
 }
 
 /// Stock GNOME has no tray host (no StatusNotifierWatcher on the session bus): the app says so
@@ -831,11 +814,5 @@ fn open_dashboard_without_the_window_program_says_how_to_build_it() {
     assert_eq!(window_processes(tray.pid), 0, "no window process");
     assert!(tray.try_status().is_none(), "the tray keeps running:\n{}", tray.out.text());
 
-    item.click(entry(&menu, "Quit").id);
-    assert_eq!(
-        tray.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()),
-        Some(0),
-        "{}",
-        tray.out.text()
-    );
+    quit(&item, &mut tray);
 }

@@ -2,8 +2,8 @@
 //!
 //! Order matters: GTK first (the single-instance check needs it), then the check, before any
 //! port is bound; then the engine, the tray (and a look for a tray host to show it), and the
-//! event loop until Quit; then the window
-//! process and the engine are ended, in that order (the window reads the history).
+//! event loop until Quit; then the window process and the engine are ended, in that order (the
+//! window reads the history).
 
 use std::process::ExitCode;
 use std::sync::Arc;
