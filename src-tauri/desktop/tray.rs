@@ -43,9 +43,6 @@ pub const ID_AUTOSTART: &str = "autostart";
 pub const ID_PAUSE: &str = "pause-alerts";
 pub const ID_QUIT: &str = "quit";
 
-/// The application name notification servers show and group by.
-const APP_NAME: &str = "tokentray";
-
 /// How long a missing tray host is waited for at start: a login session may start the panel a
 /// moment after the apps in its autostart folder.
 const HOST_GRACE: Duration = Duration::from_secs(6);
@@ -67,7 +64,8 @@ pub enum IconState {
 /// The panel the icon sits on: the icon's edge contrasts with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Panel {
-    /// A dark panel (GNOME's top bar, most defaults): icons with a light edge.
+    /// A dark panel (GNOME's top bar; also assumed when the desktop states no preference):
+    /// icons with a light edge.
     Dark,
     /// A light panel: icons with a dark edge.
     Light,
@@ -212,7 +210,10 @@ pub fn watch_host(handle: &TrayHandle) {
 /// The one notification a desktop without a tray host gets.
 fn notify_no_host() {
     let mut n = notify_rust::Notification::new();
-    n.appname(APP_NAME).summary(NO_HOST_SUMMARY).body(NO_HOST_BODY).icon("dialog-information");
+    n.appname(crate::alerts::desktop::APP_NAME)
+        .summary(NO_HOST_SUMMARY)
+        .body(NO_HOST_BODY)
+        .icon("dialog-information");
     if let Err(e) = n.show() {
         tracing::warn!("cannot show a desktop notification: {e}");
     }
