@@ -185,6 +185,21 @@ fn save(s: &Session, name: &str) {
     println!("screenshot: {}", path.display());
 }
 
+/// Clicks the Settings tab and waits until its view is the one shown.
+fn show_settings(s: &Session) {
+    let tab = s.find("[data-testid=tab-settings]").unwrap_or_else(|e| panic!("{e}"));
+    s.click(&tab).unwrap_or_else(|e| panic!("click the Settings tab: {e}"));
+    let shown = wait_for(Duration::from_secs(10), || {
+        s.execute(
+            "const v = document.querySelector('#settings'); return !!v && !v.hidden && document.querySelector('#dashboard').hidden;",
+            json!([]),
+        )
+        .ok()
+        .filter(|v| *v == json!(true))
+    });
+    assert!(shown.is_some(), "the Settings view did not open");
+}
+
 /// Luminance (0–1) of a CSS `rgb(r, g, b)` colour.
 fn luminance(css: &str) -> Option<f64> {
     let inner = css.split_once('(')?.1.trim_end_matches(')');
@@ -502,6 +517,9 @@ fn window_settings_set_and_clear_budgets() {
         e
     });
 
+    // Usage comes first: the settings are in their own view, one click away.
+    show_settings(&s);
+
     // No `[forward]` either: the forwarding section says how to set it up, and offers no switch.
     let section = || s.execute(FORWARD, json!([])).expect("read the forwarding section");
     let shown = wait_for(Duration::from_secs(10), || {
@@ -509,17 +527,15 @@ fn window_settings_set_and_clear_budgets() {
             .filter(|v| v["shown"] == json!(true) && v["state"] == json!("not configured"))
     });
     assert!(shown.is_some_and(|v| v["setupShown"] == json!(true)), "{:#}", section());
+    // The instruction is given once, not repeated by the explanation under it.
     let setup = s
-        .execute(
-            "return document.querySelector('[data-testid=forward-setup]').textContent;",
-            json!([]),
-        )
-        .expect("setup text");
-    assert!(
-        setup
-            .as_str()
-            .is_some_and(|t| t.contains("tokentray forward setup --endpoint URL --protocol grpc")),
-        "{setup}"
+        .execute("return document.querySelector('[data-testid=forward]').innerText;", json!([]))
+        .expect("section text");
+    let text = setup.as_str().unwrap_or("");
+    assert_eq!(
+        text.matches("tokentray forward setup --endpoint URL --protocol grpc").count(),
+        1,
+        "{text}"
     );
     assert_eq!(
         s.execute("return document.querySelector('#forward-controls').hidden;", json!([]))
@@ -712,6 +728,7 @@ fn window_forward_section_keeps_headers_in_the_keychain_and_switches() {
         .wait_listening(Duration::from_secs(30))
         .unwrap_or_else(|| panic!("no listening line:\n{}", driver.out.text()));
     otlp::send(ports.http, &otlp::history());
+    show_settings(&s);
     let forward = || s.execute(FORWARD, json!([])).unwrap_or_else(|e| json!({ "script_error": e }));
     let until = |what: &str, check: &dyn Fn(&Value) -> Option<String>| {
         let mut last = (Value::Null, String::new());
@@ -1225,5 +1242,409 @@ return {
     s.execute("document.getElementById('projects').scrollIntoView(); return true;", json!([]))
         .expect("scroll");
     save(&s, &format!("window-{theme}-projects.png"));
+    s.end();
+}
+
+/// Codex's captured OTLP/JSON logs (`tests/fixtures/codex/0004_logs.json`: one turn with its
+/// `response.completed` token counts), re-timed to `now_ns` as if Codex had just sent them.
+fn codex_logs_now(now_ns: u64) -> Vec<u8> {
+    fn retime(v: &mut Value, now_ns: u64, rfc3339: &str) {
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o.iter_mut() {
+                    if k == "timeUnixNano" || k == "observedTimeUnixNano" {
+                        *x = json!(now_ns.to_string());
+                    } else {
+                        retime(x, now_ns, rfc3339);
+                    }
+                }
+                if o.get("key") == Some(&json!("event.timestamp")) {
+                    o.insert("value".into(), json!({ "stringValue": rfc3339 }));
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| retime(x, now_ns, rfc3339)),
+            _ => {}
+        }
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/codex/0004_logs.json");
+    let mut v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("codex capture"))
+            .expect("json");
+    let when = chrono::DateTime::from_timestamp_nanos(now_ns as i64)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    retime(&mut v, now_ns, &when);
+    serde_json::to_vec(&v).expect("json")
+}
+
+/// `tokentray report today --by agent --json` on the window's history: the per-agent figures
+/// the window must agree with.
+fn report_by_agent(dirs: &Dirs) -> Value {
+    let out = app::command()
+        .args(["--data-dir", &dirs.data_dir.to_string_lossy(), "--config"])
+        .arg(&dirs.config)
+        .args(["report", "today", "--by", "agent", "--json"])
+        .output()
+        .expect("run tokentray report");
+    assert!(out.status.success(), "report: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("report JSON")
+}
+
+/// What the daily-use checks read off the page in one script.
+const DAILY: &str = r#"
+const q = (s) => document.querySelector(s);
+const rows = (t) => Array.from(document.querySelectorAll('[data-testid=' + t + ']'));
+const visible = (e) => !!e && e.getClientRects().length > 0;
+return {
+  locale: document.documentElement.dataset.locale,
+  todayText: (q('#spend-today') || {}).textContent || '',
+  today: Number((q('#spend-today') || { dataset: {} }).dataset.value),
+  tabs: visible(q('#tabs')),
+  usageShown: visible(q('#dashboard')),
+  settingsShown: visible(q('#settings')),
+  // Cards a person sees in the Usage view, top to bottom.
+  usageCards: Array.from(document.querySelectorAll('#dashboard > section')).filter(visible).map((e) => e.getAttribute('aria-labelledby') || e.getAttribute('aria-label') || e.id),
+  budgetFormVisible: visible(q('#budget-form')),
+  sessions: rows('session-row').map((r) => Object.assign({ text: r.textContent, started: (r.querySelector('[data-testid=session-started]') || {}).textContent }, r.dataset)),
+  agents: rows('agent-row').map((r) => Object.assign({ text: r.textContent }, r.dataset)),
+  agentsShown: visible(q('#agents')),
+  activity: rows('activity-row').map((r) => ({ kind: r.dataset.kind, time: (r.querySelector('[data-testid=activity-time]') || {}).textContent, text: r.textContent })),
+  plan: visible(q('#plan-limits')) ? q('#plan-limits').textContent : null,
+  planButton: visible(q('[data-testid=setup-statusline]')),
+  planResult: (q('[data-testid=setup-statusline-result]') || {}).textContent || '',
+  columns: getComputedStyle(q('#dashboard')).gridTemplateColumns,
+  width: document.body.getBoundingClientRect().width,
+  viewport: window.innerWidth,
+  error: q('#error').hidden ? null : q('#error').textContent,
+};
+"#;
+
+/// Issue 16's window, with issue 17's per-agent split: the Usage view comes first and settings
+/// are a view of their own; today's sessions show start, duration, model(s), cost, an error
+/// marker and their project; "By agent" splits today between Claude Code and Codex as
+/// `report --by agent` does; Activity dates what is not from today and keeps internal events
+/// behind its filter; money follows the user's locale (de-DE here, en-US in the other window
+/// tests); the Plan usage card offers its one click (the same as `setup --statusline`); a wide
+/// window uses its width. Screenshots at 420 and 1280 px.
+#[test]
+fn window_daily_use_light() {
+    if session::enter("window_daily_use_light", &["WebKitWebDriver"]) {
+        daily_use_flow("light");
+    }
+}
+
+#[test]
+fn window_daily_use_dark() {
+    if session::enter("window_daily_use_dark", &["WebKitWebDriver"]) {
+        daily_use_flow("dark");
+    }
+}
+
+fn daily_use_flow(theme: &str) {
+    const SONNET: &str = "claude-sonnet-4-5";
+    let (s_two, s_err, s_old) = (
+        "77777777-aaaa-4000-8000-000000000007",
+        "88888888-bbbb-4000-8000-000000000008",
+        "99999999-cccc-4000-8000-000000000009",
+    );
+    let s_transcript = "aaaaaaaa-dddd-4000-8000-00000000000a";
+    // A session Claude Code ran in the folder "alpha" with telemetry off: its transcript.
+    let work = tempfile::Builder::new().prefix("tokentray-daily-").tempdir().expect("tempdir");
+    let alpha = work.path().join("alpha");
+    let claude = work.path().join("claude");
+    let transcripts = claude.join("projects").join("-alpha");
+    for d in [&alpha, &transcripts] {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    std::fs::write(
+        transcripts.join(format!("{s_transcript}.jsonl")),
+        transcript_assistant(s_transcript, "d1", &alpha, SONNET, 2_000, 300)
+            + &transcript_cost_state(s_transcript, SONNET, 0.4),
+    )
+    .expect("write transcript");
+    let home = std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME"));
+    let settings = home.join(".claude/settings.json");
+    std::fs::create_dir_all(home.join(".claude")).expect("mkdir ~/.claude");
+    std::fs::write(&settings, "{\n  \"theme\": \"dark\"\n}\n").expect("write settings");
+
+    let dark = theme == "dark";
+    let driver = Driver::start(&[
+        ("GTK_THEME", if dark { "Adwaita:dark" } else { "Adwaita" }),
+        ("LANG", "de_DE.UTF-8"),
+        ("LC_ALL", "de_DE.UTF-8"),
+        ("TOKENTRAY_CLAUDE_MANAGED_SETTINGS", "/nonexistent/managed-settings.json"),
+    ]);
+    let dirs = Dirs::new();
+    std::fs::write(
+        &dirs.config,
+        format!("[transcripts]\npaths = [{:?}]\n", claude.display().to_string()),
+    )
+    .expect("write config");
+    let s = driver.session(&app::bin(), &dirs.args(&["--open"]));
+    let ports = driver
+        .out
+        .wait_listening(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no listening line:\n{}", driver.out.text()));
+
+    // Telemetry: one session on two models, one with a failed request, an internal event, and
+    // a tool result from nine days ago; then a Codex turn.
+    let mut second = otlp::point(s_two, "claude-sonnet-4-5", 0.5, [400.0, 100.0, 0.0, 0.0], 0);
+    second.new_session = false;
+    otlp::send(
+        ports.http,
+        &[
+            otlp::point(s_two, "claude-opus-4-5", 1.25, [1200.0, 300.0, 5000.0, 700.0], 0),
+            second,
+            otlp::point(s_err, "claude-haiku-4-5", 0.25, [800.0, 50.0, 0.0, 0.0], 0),
+        ],
+    );
+    let t = otlp::now_ns();
+    let nine_days_ago = t - 9 * 86_400 * 1_000_000_000;
+    otlp::send_events(
+        ports.http,
+        vec![
+            tokentray_core::testkit::event_record(
+                s_err,
+                "api_error",
+                &[("error", "Overloaded"), ("status_code", "529")],
+                t + 1_000_000,
+            ),
+            tokentray_core::testkit::event_record(
+                s_err,
+                "plugin_loaded",
+                &[("plugin.name", "internal-marker-plugin")],
+                t + 2_000_000,
+            ),
+            tokentray_core::testkit::event_record(
+                s_old,
+                "tool_result",
+                &[("tool_name", "Bash"), ("success", "true"), ("duration_ms", "120")],
+                nine_days_ago,
+            ),
+        ],
+    );
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("http://{}/v1/logs", ports.http))
+        .header("content-type", "application/json")
+        .body(codex_logs_now(t))
+        .send()
+        .expect("POST Codex logs");
+    assert!(resp.status().is_success(), "Codex logs answered {}", resp.status());
+
+    // The figures the window must agree with: `report --by agent` on the same history.
+    let mut report = Value::Null;
+    let have_both = wait_for(Duration::from_secs(30), || {
+        report = report_by_agent(&dirs);
+        let keys: Vec<String> = report["groups"]
+            .as_array()
+            .map(|g| g.iter().filter_map(|g| g["key"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        (keys.contains(&"claude-code".to_string()) && keys.contains(&"codex".to_string()))
+            .then_some(())
+    });
+    assert!(have_both.is_some(), "report --by agent: {report:#}");
+    let cost_of = |g: &Value| g["cost_usd"].as_f64().or_else(|| g["figures"]["cost_usd"].as_f64());
+    let agent_cost = |key: &str| {
+        report["groups"]
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["key"] == key))
+            .and_then(cost_of)
+            .unwrap_or_else(|| panic!("no {key} in {report:#}"))
+    };
+    let (claude_cost, codex_cost) = (agent_cost("claude-code"), agent_cost("codex"));
+    assert!(codex_cost > 0.0, "Codex's turn is priced: {report:#}");
+    let total = report["cost_usd"].as_f64().or_else(|| report["figures"]["cost_usd"].as_f64());
+    let total = total.unwrap_or_else(|| panic!("no total in {report:#}"));
+    // The user's locale: German decimals, the sign after the amount.
+    let de_usd = |v: f64| format!("{:.2}", v).replace('.', ",");
+
+    let read = || s.execute(DAILY, json!([])).unwrap_or_else(|e| json!({ "script_error": e }));
+    let text = |v: &Value| v["text"].as_str().unwrap_or("").to_string();
+    let mut last = (Value::Null, Vec::new());
+    let v = wait_for(Duration::from_secs(60), || {
+        let v = read();
+        let mut errs: Vec<String> = Vec::new();
+        if !v["error"].is_null() {
+            errs.push(format!("error shown: {}", v["error"]));
+        }
+        if v["locale"] != json!("de-DE") {
+            errs.push(format!("locale {}", v["locale"]));
+        }
+        let today = v["todayText"].as_str().unwrap_or("");
+        if !v["today"].as_f64().is_some_and(|c| approx(c, total))
+            || !today.contains(&de_usd(total))
+            || !today.trim_end().ends_with('$')
+        {
+            errs.push(format!("today {today:?}, want {} $ (de-DE)", de_usd(total)));
+        }
+        if v["tabs"] != json!(true)
+            || v["usageShown"] != json!(true)
+            || v["settingsShown"] != json!(false)
+        {
+            errs.push("the Usage view is not the one shown first".into());
+        }
+        if v["budgetFormVisible"] != json!(false) {
+            errs.push("budget settings visible in the Usage view".into());
+        }
+        // Sessions: start, duration, models, cost, error marker, project.
+        let sessions = v["sessions"].as_array().cloned().unwrap_or_default();
+        let row = |id: &str| sessions.iter().find(|r| r["session"] == json!(id)).cloned();
+        match row(s_two) {
+            Some(r)
+                if r["models"] == json!("claude-opus-4-5,claude-sonnet-4-5")
+                    && text(&r).contains("claude-opus-4-5, claude-sonnet-4-5")
+                    && r["cost"]
+                        .as_str()
+                        .and_then(|c| c.parse::<f64>().ok())
+                        .is_some_and(|c| approx(c, 1.75))
+                    && text(&r).contains(&de_usd(1.75))
+                    && r["started"].as_str().is_some_and(|t| t.contains(':'))
+                    && r["errors"] == json!("0") => {}
+            other => errs.push(format!("two-model session: {other:?}")),
+        }
+        match row(s_err) {
+            Some(r) if r["errors"] == json!("1") && text(&r).contains("1 error") => {}
+            other => errs.push(format!("failed session without its marker: {other:?}")),
+        }
+        match row(s_transcript) {
+            Some(r) if r["project"] == json!("alpha") && text(&r).contains("in alpha") => {}
+            other => errs.push(format!("transcript session without its project: {other:?}")),
+        }
+        // By agent: the same split as `report --by agent`.
+        let agents = v["agents"].as_array().cloned().unwrap_or_default();
+        let agent = |a: &str| {
+            agents
+                .iter()
+                .find(|r| r["agent"] == json!(a))
+                .and_then(|r| r["cost"].as_str().and_then(|c| c.parse::<f64>().ok()))
+        };
+        if v["agentsShown"] != json!(true)
+            || !agent("claude-code").is_some_and(|c| approx(c, claude_cost))
+            || !agent("codex").is_some_and(|c| approx(c, codex_cost))
+            || !agents.iter().any(|r| text(r).contains("Codex CLI"))
+        {
+            errs.push(format!(
+                "agent rows {agents:?}, want claude-code {claude_cost}, codex {codex_cost}"
+            ));
+        }
+        // Activity: internal events hidden; the old one dated, today's by the time alone.
+        let activity = v["activity"].as_array().cloned().unwrap_or_default();
+        if activity.iter().any(|r| r["kind"] == json!("plugin_loaded")) {
+            errs.push("an internal event is listed by default".into());
+        }
+        let old_day = chrono::Local::now() - chrono::Duration::days(9);
+        let day = chrono::Datelike::day(&old_day).to_string();
+        match activity.iter().find(|r| r["kind"] == json!("tool_result")) {
+            Some(r) if r["time"].as_str().is_some_and(|t| t.contains(&day) && t.len() > 5) => {}
+            other => {
+                errs.push(format!("the nine-day-old event is not dated (day {day}): {other:?}"))
+            }
+        }
+        match activity.iter().find(|r| r["kind"] == json!("api_error")) {
+            Some(r) if r["time"].as_str().is_some_and(|t| t.len() == 5 && t.contains(':')) => {}
+            other => errs.push(format!("today's event shows more than its time: {other:?}")),
+        }
+        // Plan usage: visible before any report, with its one click.
+        if !v["plan"].as_str().is_some_and(|p| p.contains("status line"))
+            || v["planButton"] != json!(true)
+        {
+            errs.push(format!("plan card {}", v["plan"]));
+        }
+        if errs.is_empty() {
+            Some(v)
+        } else {
+            last = (v, errs);
+            None
+        }
+    })
+    .unwrap_or_else(|| {
+        panic!("daily use: {}\npage: {:#}\n{}", last.1.join("; "), last.0, driver.out.text())
+    });
+    // Usage first: spend, budgets/plan, tokens and charts before the lists.
+    let cards: Vec<String> = v["usageCards"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let at = |c: &str| {
+        cards.iter().position(|x| x == c).unwrap_or_else(|| panic!("no {c} in {cards:?}"))
+    };
+    assert!(
+        at("Spend") < at("Plan limits")
+            && at("Plan limits") < at("tokens-title")
+            && at("tokens-title") < at("models-title")
+            && at("models-title") < at("sessions-title"),
+        "Usage view order {cards:?}"
+    );
+    save(&s, &format!("window-{theme}-420-usage.png"));
+
+    // Internal events are one choice away.
+    let pick = |css: &str| {
+        s.click(&s.find(css).unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("click {css}: {e}"))
+    };
+    s.execute(
+        "document.querySelector('[data-testid=activity]').scrollIntoView(); return true;",
+        json!([]),
+    )
+    .expect("scroll");
+    pick("#activity-kind");
+    pick("#activity-kind option[value=all]");
+    let internal = wait_for(Duration::from_secs(10), || {
+        let v = read();
+        v["activity"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|r| r["kind"] == json!("plugin_loaded")))
+            .then_some(v)
+    });
+    assert!(internal.is_some(), "internal events not listed with the filter: {:#}", read());
+    save(&s, &format!("window-{theme}-420-activity.png"));
+
+    // "Show plan limits": Claude Code's status line becomes tokentray's, telemetry set up too,
+    // the user's other keys kept.
+    s.execute("document.getElementById('plan-limits').scrollIntoView(); return true;", json!([]))
+        .expect("scroll");
+    pick("[data-testid=setup-statusline]");
+    let said = wait_for(Duration::from_secs(15), || {
+        let v = read();
+        v["planResult"].as_str().filter(|t| !t.is_empty()).map(str::to_string)
+    })
+    .unwrap_or_else(|| panic!("no answer from Show plan limits:\n{}", driver.out.text()));
+    assert!(said.contains("status line"), "{said}");
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&settings).expect("read settings"))
+            .expect("settings JSON");
+    assert_eq!(written["theme"], "dark", "other keys kept: {written:#}");
+    let command = written["statusLine"]["command"].as_str().unwrap_or("");
+    assert!(
+        command.contains("tokentray")
+            && !command.contains("tokentray-window")
+            && command.ends_with(" statusline")
+            && command.contains(&*dirs.data_dir.to_string_lossy()),
+        "statusLine {written:#}"
+    );
+    assert_eq!(
+        written["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"],
+        format!("http://127.0.0.1:{}", ports.grpc.port()),
+        "{written:#}"
+    );
+
+    // Settings: their own view.
+    show_settings(&s);
+    save(&s, &format!("window-{theme}-420-settings.png"));
+    pick("[data-testid=tab-usage]");
+
+    // A wide window: two columns of cards across the width.
+    s.set_window_size(1280, 900).expect("resize the window");
+    let wide = wait_for(Duration::from_secs(15), || {
+        let v = read();
+        let cols = v["columns"].as_str().unwrap_or("").split_whitespace().count();
+        (v["viewport"].as_f64().is_some_and(|w| w >= 1200.0)
+            && v["width"].as_f64().is_some_and(|w| w > 1000.0)
+            && cols == 2)
+            .then_some(v)
+    });
+    assert!(wide.is_some(), "the page does not use a wide window: {:#}", read());
+    s.execute("window.scrollTo(0, 0); return true;", json!([])).expect("scroll");
+    save(&s, &format!("window-{theme}-1280-usage.png"));
     s.end();
 }

@@ -18,26 +18,46 @@
 
   // ---- formatting (user's locale, USD) -------------------------------------------------------
 
-  const usdCache = new Map();
+  // Built for the user's locale: the app's window asks the tray for it (WebKit's own default
+  // follows the C library's locale, "C" where the user's is not installed, which formats
+  // `$ 1.02`); a browser uses its own.
+  let LOCALE;
+  let usdCache, compactFmt, exactFmt, pctFmt, timeFmt, dayTimeFmt, dateTimeFmt, shortDateFmt, longDateFmt, relFmt;
+  function useLocale(locale) {
+    try { new Intl.NumberFormat(locale); LOCALE = locale; } catch (_) { LOCALE = undefined; }
+    document.documentElement.dataset.locale = LOCALE || '';
+    usdCache = new Map();
+    compactFmt = new Intl.NumberFormat(LOCALE, { notation: 'compact', maximumFractionDigits: 1 });
+    exactFmt = new Intl.NumberFormat(LOCALE, { maximumFractionDigits: 0 });
+    pctFmt = new Intl.NumberFormat(LOCALE, { style: 'percent', maximumFractionDigits: 0 });
+    timeFmt = new Intl.DateTimeFormat(LOCALE, { hour: '2-digit', minute: '2-digit' });
+    dayTimeFmt = new Intl.DateTimeFormat(LOCALE, { weekday: 'short', hour: '2-digit', minute: '2-digit' });
+    dateTimeFmt = new Intl.DateTimeFormat(LOCALE, { day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
+    shortDateFmt = new Intl.DateTimeFormat(LOCALE, { day: 'numeric', month: 'short' });
+    longDateFmt = new Intl.DateTimeFormat(LOCALE, { weekday: 'short', day: 'numeric', month: 'short' });
+    relFmt = typeof Intl.RelativeTimeFormat === 'function' ? new Intl.RelativeTimeFormat(LOCALE, { numeric: 'auto', style: 'short' }) : null;
+  }
+  useLocale(undefined);
+
   function usd(v) {
     const value = Number(v) || 0;
     // As `tokentray report`: cents, or four decimals for amounts under a cent.
     const digits = value !== 0 && Math.abs(value) < 0.01 ? 4 : 2;
     let f = usdCache.get(digits);
     if (!f) {
-      f = new Intl.NumberFormat(undefined, { style: 'currency', currency: 'USD', minimumFractionDigits: digits, maximumFractionDigits: digits });
+      f = new Intl.NumberFormat(LOCALE, { style: 'currency', currency: 'USD', minimumFractionDigits: digits, maximumFractionDigits: digits });
       usdCache.set(digits, f);
     }
     return f.format(value);
   }
-  const compactFmt = new Intl.NumberFormat(undefined, { notation: 'compact', maximumFractionDigits: 1 });
-  const exactFmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
-  const pctFmt = new Intl.NumberFormat(undefined, { style: 'percent', maximumFractionDigits: 0 });
-  const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-  const dayTimeFmt = new Intl.DateTimeFormat(undefined, { weekday: 'short', hour: '2-digit', minute: '2-digit' });
-  const shortDateFmt = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short' });
-  const longDateFmt = new Intl.DateTimeFormat(undefined, { weekday: 'short', day: 'numeric', month: 'short' });
-  const relFmt = typeof Intl.RelativeTimeFormat === 'function' ? new Intl.RelativeTimeFormat(undefined, { numeric: 'auto', style: 'short' }) : null;
+
+  /** A moment as a person reads it: the time of day today, else the date and time. */
+  function moment(t) {
+    if (!(t instanceof Date) || isNaN(t)) return '';
+    const now = new Date();
+    const sameDay = t.getFullYear() === now.getFullYear() && t.getMonth() === now.getMonth() && t.getDate() === now.getDate();
+    return sameDay ? timeFmt.format(t) : dateTimeFmt.format(t);
+  }
 
   const tokens = (v) => compactFmt.format(Number(v) || 0);
   const exact = (v) => exactFmt.format(Number(v) || 0);
@@ -122,6 +142,8 @@
       load: () => tauri.core.invoke('dashboard'),
       saveBudgets: (limits) => tauri.core.invoke('set_budgets', { limits }),
       setupClaudeCode: () => tauri.core.invoke('setup_claude_code'),
+      setupStatusline: () => tauri.core.invoke('setup_statusline'),
+      locale: () => tauri.core.invoke('locale'),
       activity: (session, kind) => tauri.core.invoke('activity', { session, kind }),
       forwardStatus: (withHeaders) => tauri.core.invoke('forward_status', { withHeaders }),
       setForwardEnabled: (on) => tauri.core.invoke('set_forward_enabled', { on }),
@@ -233,12 +255,37 @@
 
   // ---- rendering -----------------------------------------------------------------------------
 
+  // ---- views: Usage first, Settings (the app's window only) ---------------------------------
+
+  let view = 'usage';
+  let hasData = false;
+
+  function showView(next) {
+    view = next;
+    for (const b of document.querySelectorAll('#tabs [role=tab]')) {
+      const on = b.dataset.view === view;
+      b.setAttribute('aria-selected', String(on));
+      b.classList.toggle('active', on);
+    }
+    applyView();
+  }
+
+  function applyView() {
+    const loaded = current !== null;
+    $('empty-state').hidden = !loaded || view !== 'usage' || hasData;
+    $('dashboard').hidden = !loaded || view !== 'usage' || !hasData;
+    $('settings').hidden = view !== 'settings';
+    document.body.dataset.view = view;
+  }
+
   function render(d) {
     $('loading').hidden = true;
     const empty = !d.has_data;
-    $('empty-state').hidden = !empty;
-    $('dashboard').hidden = empty;
+    hasData = !empty;
+    applyView();
     setTextIfChanged($('setup-env'), d.setup_env || '');
+    renderBudgetSettings(d.budgets);
+    loadForward();
     if (empty) return;
 
     setMoney($('spend-today'), d.today.cost_usd);
@@ -253,8 +300,6 @@
     $('today-sub').textContent = sub.join(' · ');
 
     renderBudgets(d.budgets, d.budgets_error);
-    renderBudgetSettings(d.budgets);
-    loadForward();
     renderPlanLimits(d.plan_limits, d.plan_outlook);
     renderSessionFilter(d.sessions_today || []);
     loadActivity();
@@ -262,6 +307,7 @@
     renderLastRequest();
     renderDaily(d.daily || []);
     renderHourly(d.hourly || [], d.generated_at);
+    renderAgents(d.agents_today || []);
     renderModels(d.models || []);
     renderMachines(d.machines_today || []);
     renderProjects(d.projects || []);
@@ -638,8 +684,24 @@
   function renderPlanLimits(p, outlook) {
     const section = $('plan-limits');
     const windows = p ? [['five_hour', '5-hour window', p.five_hour], ['seven_day', '7-day window', p.seven_day]].filter((w) => w[2]) : [];
-    section.hidden = windows.length === 0;
-    if (section.hidden) return;
+    section.hidden = false;
+    if (windows.length === 0) {
+      // Known only once Claude Code's status line reports here: say so, with the one click.
+      if (section.dataset.state === 'offer') return;
+      section.dataset.state = 'offer';
+      const offer = typeof source.setupStatusline === 'function'
+        ? el('button', { id: 'setup-statusline', type: 'button', 'data-testid': 'setup-statusline', text: 'Show plan limits' })
+        : el('code', { text: 'tokentray setup --statusline' });
+      const result = el('p', { id: 'setup-statusline-result', class: 'sub', 'data-testid': 'setup-statusline-result', role: 'status', 'aria-live': 'polite' });
+      section.replaceChildren(
+        el('h2', { text: 'Plan usage' }),
+        el('p', { class: 'sub', text: "Your Claude plan's 5-hour and 7-day limits, with when they reset, come from Claude Code's status line." },
+          ' ', typeof source.setupStatusline === 'function' ? 'One click makes tokentray its status line:' : 'To show them, run', ' ', offer),
+        result);
+      if (offer.tagName === 'BUTTON') offer.addEventListener('click', () => { setupStatusline(offer, result); });
+      return;
+    }
+    section.dataset.state = 'limits';
     const head = el('h2', { text: 'Plan usage' });
     const reported = new Date(p.reported_at);
     if (!isNaN(reported)) head.append(' ', el('span', { class: 'muted', text: `· as of ${when(p.reported_at)}` }));
@@ -660,6 +722,18 @@
         bar);
     });
     section.replaceChildren(head, ...rows);
+  }
+
+  async function setupStatusline(button, result) {
+    button.disabled = true;
+    try {
+      result.textContent = await source.setupStatusline();
+      result.dataset.state = 'done';
+    } catch (e) {
+      result.textContent = `Could not set up the status line: ${describeError(e)}`;
+      result.dataset.state = 'error';
+      button.disabled = false;
+    }
   }
 
   // ---- activity ----------------------------------------------------------------------------
@@ -699,7 +773,7 @@
       const t = new Date(r.time);
       const right = r.cost_usd != null ? usd(r.cost_usd) : (r.duration_ms != null ? (r.duration_ms < 1000 ? `${r.duration_ms} ms` : duration(r.duration_ms / 1000)) : '');
       return el('li', { 'data-testid': 'activity-row', 'data-kind': r.kind, 'data-session': r.session_id || '', class: `act act-${r.kind}` },
-        el('span', { class: 'act-time', text: isNaN(t) ? '' : timeFmt.format(t) }),
+        el('span', { class: 'act-time', 'data-testid': 'activity-time', title: isNaN(t) ? '' : t.toLocaleString(LOCALE), text: moment(t) }),
         el('span', { class: 'act-kind', text: KIND_LABEL[r.kind] || r.kind }),
         el('span', { class: 'act-summary', title: [r.model, r.session_id].filter(Boolean).join(' · '), text: (r.model ? `${r.model} · ` : '') + r.summary }),
         el('span', { class: 'act-right', text: right }));
@@ -802,23 +876,48 @@
     body.replaceChildren(...sessions.map((s) => {
       const id = s.session_id || '';
       const started = s.started_at ? new Date(s.started_at) : null;
-      let startedText = '–';
-      if (started && !isNaN(started)) {
-        const sameDay = todayDate && s.started_at.slice(0, 10) === todayDate;
-        startedText = sameDay ? timeFmt.format(started) : dayTimeFmt.format(started);
-      }
+      // A session that began before today shows its date, one of today only the time.
+      const startedText = started && !isNaN(started) ? moment(started) : '–';
       // exact: all of it Claude Code's own cost; priced: some from the price table. An older
       // engine sends no cost_source: no badge rather than a guess.
       const unpriced = Number(s.unpriced_tokens) || 0;
       const src = s.cost_source === undefined ? null : (Number(s.priced_usd) > 0 ? 'priced' : (unpriced > 0 ? null : 'exact'));
-      return el('tr', { 'data-session': id, 'data-testid': 'session-row', 'data-cost': String(s.cost_usd), 'data-source': src || s.cost_source || '', 'data-unpriced-tokens': String(unpriced) },
-        el('td', { class: 'name mono' }, el('span', { text: id ? id.slice(0, 8) : '(no session id)', title: id ? `Session ${id}` : 'Usage sent without session.id' }), unpricedNote(unpriced)),
-        el('td', { text: startedText }),
+      const models = s.models || [];
+      const errors = Number(s.api_errors) || 0;
+      const details = [models.join(', '), s.project ? `in ${s.project}` : ''].filter(Boolean).join(' · ');
+      const nameCell = el('td', { class: 'name' },
+        el('span', { class: 'mono', text: id ? id.slice(0, 8) : '(no session id)', title: id ? `Session ${id}` : 'Usage sent without session.id' }),
+        errors > 0 ? el('span', { class: 'err-mark', 'data-testid': 'session-errors', 'data-value': String(errors), title: `${exact(errors)} API error${errors === 1 ? '' : 's'} in this session today`, text: `⚠ ${exact(errors)} error${errors === 1 ? '' : 's'}` }) : null,
+        details ? el('span', { class: 'note session-details', 'data-testid': 'session-details', title: s.project_path || details, text: details }) : null,
+        unpricedNote(unpriced));
+      return el('tr', { 'data-session': id, 'data-testid': 'session-row', 'data-cost': String(s.cost_usd), 'data-source': src || s.cost_source || '',
+          'data-unpriced-tokens': String(unpriced), 'data-models': models.join(','), 'data-errors': String(errors), 'data-project': s.project || '',
+          'data-started': s.started_at || '', 'data-duration': String(s.duration_seconds), class: errors > 0 ? 'failed' : '' },
+        nameCell,
+        el('td', { 'data-testid': 'session-started', text: startedText }),
         el('td', { class: 'num', text: duration(s.duration_seconds) }),
         costCell(s.cost_usd, unpriced, src ? [sourceBadge(src)] : []));
     }), ...moreRow);
     $('sessions-empty').hidden = sessions.length > 0;
     $('sessions').hidden = sessions.length === 0;
+  }
+
+  const AGENT_NAME = { 'claude-code': 'Claude Code', codex: 'Codex CLI', 'gemini-cli': 'Gemini CLI' };
+
+  // Today per agent; shown once a second agent (or only another agent) sent anything today.
+  function renderAgents(agents) {
+    const others = agents.some((a) => a.agent !== 'claude-code');
+    $('agents').hidden = !others;
+    if (!others) return;
+    const max = agents.reduce((m, r) => Math.max(m, r.cost_usd), 0);
+    $('agents-body').replaceChildren(...agents.map((a) => {
+      const name = AGENT_NAME[a.agent] || a.agent;
+      return el('tr', { 'data-testid': 'agent-row', 'data-agent': a.agent, 'data-cost': String(a.cost_usd), 'data-sessions': String(a.sessions), 'data-tokens': String(a.tokens.total) },
+        el('td', { class: 'name' }, el('span', { text: name, title: `${name}: ${exact(a.api_requests)} request${a.api_requests === 1 ? '' : 's'} today` }), minibar(max > 0 ? a.cost_usd / max : 0)),
+        el('td', { class: 'num', text: exact(a.sessions) }),
+        el('td', { class: 'num', title: `${exact(a.tokens.total)} tokens`, text: tokens(a.tokens.total) }),
+        el('td', { class: 'num cost', text: usd(a.cost_usd) }));
+    }));
   }
 
   function renderFooter(d) {
@@ -900,8 +999,17 @@
         }
       });
     }
-    source.subscribe(refresh, setStatus);
-    refresh();
+    if (typeof source.saveBudgets === 'function') {
+      $('tabs').hidden = false;
+      for (const b of document.querySelectorAll('#tabs [role=tab]')) b.addEventListener('click', () => showView(b.dataset.view));
+    }
+    const begin = () => { source.subscribe(refresh, setStatus); refresh(); };
+    if (typeof source.locale === 'function') {
+      // The C locale (none set) reads as en-US rather than WebKit's `$ 1.02`.
+      Promise.resolve().then(() => source.locale()).then((l) => useLocale(l || 'en-US'), () => useLocale('en-US')).finally(begin);
+    } else {
+      begin();
+    }
     setInterval(tick, 1000);
     setInterval(refresh, BACKSTOP_REFRESH_MS);
     document.addEventListener('visibilitychange', () => { if (!document.hidden) refresh(); });

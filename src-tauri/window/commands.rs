@@ -78,16 +78,68 @@ pub async fn setup_claude_code(
     shared: tauri::State<'_, Arc<Shared>>,
 ) -> Result<String, DesktopError> {
     let shared = Arc::clone(&shared);
-    tauri::async_runtime::spawn_blocking(move || {
-        let env = setup::telemetry_env(&shared.endpoints, Protocol::Grpc);
-        let path = setup::user_settings_path()?;
-        let plan = setup::plan(&path, &env, &setup::managed_settings_paths())?;
-        setup::apply(&plan)?;
-        tracing::info!(settings = %path.display(), changed = plan.changed_keys.len(), "Claude Code set up from the window");
-        Ok(setup::describe(&plan, &env))
-    })
-    .await
-    .map_err(|e| DesktopError::Interrupted(e.to_string()))?
+    tauri::async_runtime::spawn_blocking(move || setup_claude(&shared, false))
+        .await
+        .map_err(|e| DesktopError::Interrupted(e.to_string()))?
+}
+
+/// The Plan usage card's "Show plan limits" button: what `tokentray setup --statusline` does
+/// (telemetry as `setup`, and `tokentray statusline` as Claude Code's status line, which reports
+/// the plan's 5-hour and 7-day usage). Returns the sentence to show.
+#[tauri::command]
+pub async fn setup_statusline(
+    shared: tauri::State<'_, Arc<Shared>>,
+) -> Result<String, DesktopError> {
+    let shared = Arc::clone(&shared);
+    tauri::async_runtime::spawn_blocking(move || setup_claude(&shared, true))
+        .await
+        .map_err(|e| DesktopError::Interrupted(e.to_string()))?
+}
+
+/// `tokentray setup` (with `--statusline`) for the ports this engine listens on, keeping the
+/// protocol an earlier setup chose.
+fn setup_claude(shared: &Shared, statusline: bool) -> Result<String, DesktopError> {
+    let path = setup::user_settings_path()?;
+    let protocol = setup::current_protocol(&path).unwrap_or(Protocol::Grpc);
+    let env = setup::telemetry_env(&shared.endpoints, protocol);
+    let mut plan = setup::plan(&path, &env, &setup::managed_settings_paths())?;
+    if statusline {
+        plan = setup::with_statusline(plan, &statusline_command(shared.data_dir())?)?;
+    }
+    setup::apply(&plan)?;
+    tracing::info!(settings = %path.display(), changed = plan.changed_keys.len(), statusline, "Claude Code set up from the window");
+    let mut said = setup::describe(&plan, &env);
+    if statusline {
+        said.push_str(" Its status line now reports the plan's usage here: it shows after Claude Code's next reply.");
+    }
+    Ok(said)
+}
+
+/// `tokentray --data-dir D statusline`, with the `tokentray` installed next to this window
+/// program (the statusline runs outside the app, so it must name the CLI, not the window).
+fn statusline_command(data_dir: &std::path::Path) -> Result<String, DesktopError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| DesktopError::Window(format!("cannot find this program: {e}")))?;
+    let cli = exe.with_file_name("tokentray");
+    if !cli.is_file() {
+        return Err(DesktopError::Window(format!(
+            "cannot find the tokentray command next to {}; run `tokentray setup --statusline` instead",
+            exe.display()
+        )));
+    }
+    Ok(format!(
+        "{} --data-dir {} statusline",
+        setup::shell_quote(&cli.to_string_lossy()),
+        setup::shell_quote(&data_dir.to_string_lossy())
+    ))
+}
+
+/// The user's locale for money, numbers and dates, as a BCP 47 tag (`de-DE`) from
+/// `LC_ALL` / `LC_MONETARY` / `LANG`; `None` for the C locale. WebKit's own default follows
+/// the process's C library locale, which is "C" where that locale is not installed.
+#[tauri::command]
+pub fn locale() -> Option<String> {
+    tokentray_core::query::format::user_locale()
 }
 
 /// The Activity list: recent events, optionally of one session and one kind (`api_request`, …).

@@ -94,6 +94,8 @@ fn run(config: Config, args: WindowArgs) -> Result<ExitCode, WindowError> {
             commands::dashboard,
             commands::set_budgets,
             commands::setup_claude_code,
+            commands::setup_statusline,
+            commands::locale,
             commands::activity,
             commands::forward_status,
             commands::set_forward_enabled,

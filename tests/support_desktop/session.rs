@@ -55,7 +55,7 @@ pub fn enter_with_timeout(test_name: &str, extra_tools: &[&str], timeout: Durati
     let exe = std::env::current_exe().expect("current test binary");
 
     let mut cmd = Command::new("xvfb-run");
-    cmd.args(["-a", "-s", "-screen 0 1024x768x24 -nolisten tcp", "dbus-run-session", "--"])
+    cmd.args(["-a", "-s", "-screen 0 1400x1000x24 -nolisten tcp", "dbus-run-session", "--"])
         .arg(&exe)
         // `--include-ignored`: the outer run already chose this test (measurements are ignored).
         .args([test_name, "--exact", "--nocapture", "--test-threads=1", "--include-ignored"])

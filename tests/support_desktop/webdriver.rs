@@ -179,6 +179,16 @@ impl Session {
             .map(|_| ())
     }
 
+    /// Resizes the window (W3C "Set Window Rect"), as a user dragging its edge would.
+    pub fn set_window_size(&self, width: u32, height: u32) -> Result<(), String> {
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        )
+        .map(|_| ())
+    }
+
     /// The window content as PNG.
     pub fn screenshot(&self) -> Vec<u8> {
         let v = self

@@ -34,22 +34,33 @@ pub struct ActivityRow {
     pub summary: String,
 }
 
+/// The `kind` that lists every event, internal ones (`plugin_loaded`,
+/// `managed_settings_resolved`, other agents' stream events, …) included.
+pub const ALL_KINDS: &str = "all";
+
 /// Up to `limit` events (capped at [`MAX_ROWS`]), newest first; `kind` without the
-/// `claude_code.` prefix.
+/// `claude_code.` prefix. Without a kind, the events a person acts on ([`KINDS`]); internal
+/// events only with `kind` = [`ALL_KINDS`].
 pub fn activity(
     reader: &Reader,
     session: Option<&str>,
     kind: Option<&str>,
     limit: usize,
 ) -> Result<Vec<ActivityRow>, StoreError> {
-    let name = kind.map(|k| {
+    let full = |k: &str| {
         if k.starts_with("claude_code.") {
             k.to_string()
         } else {
             format!("claude_code.{k}")
         }
-    });
-    let rows = reader.recent_events(limit.min(MAX_ROWS), session, name.as_deref())?;
+    };
+    let names: Vec<String> = match kind {
+        Some(ALL_KINDS) => Vec::new(),
+        Some(k) => vec![full(k)],
+        None => KINDS.iter().map(|k| full(k)).collect(),
+    };
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let rows = reader.recent_events_named(limit.min(MAX_ROWS), session, &names)?;
     Ok(rows.into_iter().map(row).collect())
 }
 

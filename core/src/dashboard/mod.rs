@@ -17,7 +17,7 @@ pub mod endpoints;
 
 pub use endpoints::Endpoints;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Local, TimeZone};
 use serde::Serialize;
@@ -27,11 +27,15 @@ use crate::config::BudgetsConfig;
 use crate::query::report::{names, Figures, Report};
 use crate::query::{local_midnight_ns, GroupBy, Period, TimeRange, Tokens};
 use crate::store::read::SessionTimes;
+use crate::store::transcripts::SessionPlace;
 use crate::store::{EventFigures, EventRow, Reader, StoreError};
 
 /// Today's sessions listed in the dashboard JSON, most recently started first; the rest are
 /// counted in [`Dashboard::sessions_today_count`], so the JSON stays small on a busy day.
 pub(crate) const SESSIONS_SHOWN: usize = 50;
+
+/// Claude Code's event for a failed API request.
+const API_ERROR: &str = "claude_code.api_error";
 
 /// Days in the daily chart, today included.
 pub(crate) const DAILY_DAYS: i64 = 30;
@@ -82,6 +86,24 @@ pub struct Dashboard {
     pub setup_env: String,
     /// This month by project (git work tree of the sessions' cwd), most expensive first.
     pub projects: Vec<ProjectRow>,
+    /// Today's spend per agent (Claude Code, Codex CLI, Gemini CLI), most expensive first; their
+    /// sum is `today`.
+    pub agents_today: Vec<AgentRow>,
+}
+
+/// One agent's share of today.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AgentRow {
+    /// `claude-code`, `codex` or `gemini-cli`.
+    pub agent: String,
+    /// The agent's spend today, in USD.
+    pub cost_usd: f64,
+    /// The agent's tokens today, by kind.
+    pub tokens: Tokens,
+    /// The agent's sessions that started today.
+    pub sessions: f64,
+    /// Its API requests today.
+    pub api_requests: u64,
 }
 
 /// One project of the month: its name, full path, and how its money is known.
@@ -245,6 +267,14 @@ pub struct SessionRow {
     /// How the session's money is known: `exact` (telemetry or Claude Code's own cost),
     /// `priced` (some from the price table) or `unpriced`.
     pub cost_source: CostSource,
+    /// The models the session used today, in name order.
+    pub models: Vec<String>,
+    /// Today's API errors of the session (`claude_code.api_error` events).
+    pub api_errors: u64,
+    /// The session's project (its git work tree's folder name), when its transcript says.
+    pub project: Option<String>,
+    /// The project's full path.
+    pub project_path: Option<String>,
 }
 
 /// Spend of one local day, for the daily chart.
@@ -310,13 +340,17 @@ pub fn build(
     let by_hour = reader.report("today", today_range, Some(GroupBy::Hour))?;
     let by_day = reader.report("daily", daily_range, Some(GroupBy::Day))?;
     let by_project = reader.report("month", month_range, Some(GroupBy::Project))?;
+    let by_agent = reader.report("today", today_range, Some(GroupBy::Agent))?;
     let times = reader.session_times(today_range)?;
+    let session_models = reader.session_models(today_range)?;
+    let places = reader.session_places()?;
     let machines_today = machine_rows(reader.usage_by_machine(today_range)?);
     let last = reader.recent_events(1, None, Some(names::API_REQUEST))?;
     let has_data = reader.has_any_data()?;
     let plan_limits = crate::plan::load(reader)?;
 
-    let (sessions_today, sessions_today_count) = session_rows(&today, &times);
+    let (sessions_today, sessions_today_count) =
+        session_rows(&today, &times, &session_models, &places);
     let (budgets, budgets_error) = budget_status(reader, budgets, &now)?;
     Ok(Dashboard {
         generated_at: now.to_rfc3339(),
@@ -341,7 +375,27 @@ pub fn build(
         endpoints: endpoints.clone(),
         setup_env: endpoints.claude_code_env(),
         projects: project_rows(&by_project),
+        agents_today: agent_rows(&by_agent),
     })
+}
+
+/// Today's agents with usage, most expensive first.
+fn agent_rows(by_agent: &Report) -> Vec<AgentRow> {
+    let mut rows: Vec<AgentRow> = by_agent
+        .groups
+        .iter()
+        .flatten()
+        .filter(|g| has_usage(&g.figures))
+        .map(|g| AgentRow {
+            agent: g.key.clone(),
+            cost_usd: g.figures.cost_usd,
+            tokens: g.figures.tokens.clone(),
+            sessions: g.figures.sessions,
+            api_requests: g.figures.api_requests.count + g.figures.agents.requests,
+        })
+        .collect();
+    rows.sort_by(|a, b| b.cost_usd.total_cmp(&a.cost_usd).then_with(|| a.agent.cmp(&b.agent)));
+    rows
 }
 
 /// The month's models with usage, most expensive first.
@@ -374,6 +428,8 @@ fn model_rows(month: &Report) -> Vec<ModelRow> {
 fn session_rows(
     today: &Report,
     times: &BTreeMap<String, SessionTimes>,
+    models: &BTreeMap<String, Vec<String>>,
+    places: &HashMap<String, SessionPlace>,
 ) -> (Vec<SessionRow>, usize) {
     let mut sessions: Vec<(Option<i64>, SessionRow)> = today
         .groups
@@ -396,6 +452,10 @@ fn session_rows(
                 priced_usd: g.figures.transcripts.cost_usd_price_table,
                 unpriced_tokens: unpriced_total(&g.figures.transcripts),
                 cost_source: CostSource::of(&g.figures.transcripts),
+                models: models.get(&g.key).cloned().unwrap_or_default(),
+                api_errors: g.figures.events.get(API_ERROR).copied().unwrap_or(0),
+                project: places.get(&g.key).map(|p| p.project.clone()),
+                project_path: places.get(&g.key).map(|p| p.project_path.clone()),
             };
             (t.map(|t| t.first_ns), row)
         })
@@ -508,6 +568,65 @@ mod tests {
         assert_eq!(unpriced_total(&unpriced), 1290.0);
         let json = serde_json::to_value(CostSource::Priced).expect("json");
         assert_eq!(json, serde_json::json!("priced"));
+    }
+
+    /// Today's session rows say which models a session used and how many of its requests
+    /// failed; the Activity list keeps internal events behind `kind = all`.
+    #[test]
+    fn session_rows_carry_models_and_errors_and_activity_hides_internal_events() {
+        use crate::ingest::{logs, metrics, Privacy};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = Local::now();
+        let t = now.timestamp_nanos_opt().expect("ns") as u64 - 60_000_000_000;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+        let usage = testkit::Usage {
+            cost_usd: 0.5,
+            input: 10.0,
+            output: 1.0,
+            cache_read: 0.0,
+            cache_creation: 0.0,
+        };
+        let store = rt.block_on(async {
+            let store = Store::open(dir.path()).expect("store");
+            let mut points = Vec::new();
+            for (i, model) in ["claude-sonnet-4-5", "claude-opus-4-5"].into_iter().enumerate() {
+                let at = t + i as u64 * 1_000_000;
+                points.extend(testkit::usage_metrics("two", "u", model, usage, at - 1, at, false));
+            }
+            let req = testkit::metrics_request(points);
+            store.ingest(metrics::normalize(req, t as i64)).await.expect("metrics");
+            let records = vec![
+                testkit::api_request_record("two", "u", "claude-opus-4-5", usage, t),
+                testkit::event_record("two", "api_error", &[("error", "Overloaded")], t + 1),
+                testkit::event_record("two", "api_error", &[("error", "Overloaded")], t + 2),
+                testkit::event_record("two", "plugin_loaded", &[], t + 3),
+            ];
+            let req = testkit::logs_request(records);
+            store.ingest(logs::normalize(req, t as i64, Privacy::default())).await.expect("logs");
+            store
+        });
+        let reader = store.reader().expect("reader");
+        let endpoints = Endpoints::from_listen(&Listen::default());
+        let d = build(&reader, now, &endpoints, &BudgetsConfig::default()).expect("dashboard");
+        let row = d.sessions_today.iter().find(|r| r.session_id == "two").expect("session row");
+        assert_eq!(row.models, ["claude-opus-4-5", "claude-sonnet-4-5"]);
+        assert_eq!(row.api_errors, 2);
+        assert_eq!(d.agents_today.len(), 1, "{:?}", d.agents_today);
+        assert_eq!(d.agents_today[0].agent, "claude-code");
+        assert!((d.agents_today[0].cost_usd - d.today.cost_usd).abs() < 1e-9);
+
+        let kinds = |kind: Option<&str>| -> Vec<String> {
+            activity::activity(&reader, None, kind, 100)
+                .expect("activity")
+                .into_iter()
+                .map(|r| r.kind)
+                .collect()
+        };
+        assert_eq!(kinds(None), ["api_error", "api_error", "api_request"]);
+        assert_eq!(kinds(Some(activity::ALL_KINDS))[0], "plugin_loaded");
+        assert_eq!(kinds(Some("api_request")), ["api_request"]);
+        drop(reader);
+        store.close();
     }
 
     /// Issue 14: a busy day must not make the dashboard JSON grow with its sessions.

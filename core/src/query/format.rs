@@ -33,9 +33,40 @@ pub fn count(v: f64) -> String {
     }
 }
 
+/// The user's locale as a BCP 47 tag (`de-DE`), from the first of `LC_ALL`, `LC_MONETARY` and
+/// `LANG` that is set, as the C library would choose it for money; `None` for `C` / `POSIX`.
+/// The window formats its amounts, numbers and dates with it.
+pub fn user_locale() -> Option<String> {
+    let value = ["LC_ALL", "LC_MONETARY", "LANG"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|v| !v.is_empty())?;
+    bcp47_of_posix_locale(&value)
+}
+
+/// `de_DE.UTF-8@euro` → `de-DE`; `None` for `C`, `POSIX` or anything that is not a locale name.
+fn bcp47_of_posix_locale(value: &str) -> Option<String> {
+    let name = value.split(['.', '@']).next().unwrap_or("");
+    if name.is_empty() || name == "C" || name == "POSIX" {
+        return None;
+    }
+    let tag = name.replace('_', "-");
+    tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-').then_some(tag)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn posix_locale_names_become_bcp47_tags() {
+        assert_eq!(bcp47_of_posix_locale("de_DE.UTF-8").as_deref(), Some("de-DE"));
+        assert_eq!(bcp47_of_posix_locale("fr_FR.UTF-8@euro").as_deref(), Some("fr-FR"));
+        assert_eq!(bcp47_of_posix_locale("en_US").as_deref(), Some("en-US"));
+        assert_eq!(bcp47_of_posix_locale("C.UTF-8"), None);
+        assert_eq!(bcp47_of_posix_locale("POSIX"), None);
+        assert_eq!(bcp47_of_posix_locale("x;rm"), None);
+    }
 
     #[test]
     fn reads_like_a_receipt() {

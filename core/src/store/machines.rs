@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::params;
 
-use super::{Reader, StoreError, SLOT_SECONDS};
+use super::{Reader, StoreError};
 use crate::query::report::Figures;
 use crate::query::TimeRange;
 
@@ -22,8 +22,6 @@ pub struct MachineUsage {
     pub figures: Figures,
 }
 
-const SLOT_NS: i64 = SLOT_SECONDS * 1_000_000_000;
-
 impl Reader {
     /// Spend, tokens and the other sums of `range`, one entry per machine (this machine's
     /// own data first), from the same increments as [`Reader::report`].
@@ -32,12 +30,7 @@ impl Reader {
         range: TimeRange,
     ) -> Result<Vec<MachineUsage>, StoreError> {
         let (start_ns, end_ns) = range.bounds_ns();
-        let slot_lo = start_ns.div_euclid(SLOT_NS);
-        let slot_hi = if end_ns == i64::MAX {
-            i64::MAX
-        } else {
-            end_ns.div_euclid(SLOT_NS) + i64::from(end_ns.rem_euclid(SLOT_NS) != 0)
-        };
+        let (slot_lo, slot_hi) = super::read::slots_of(start_ns, end_ns);
         let mut stmt = self.conn().prepare_cached(
             "SELECT json_extract(r.attrs, '$.\"host.name\"') AS machine,
                     json_extract(r.attrs, '$.developer') AS developer,

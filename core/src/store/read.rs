@@ -266,12 +266,7 @@ impl Reader {
         by: Option<GroupBy>,
     ) -> Result<Vec<UsageRow>, StoreError> {
         let (start_ns, end_ns) = range.bounds_ns();
-        let slot_lo = start_ns.div_euclid(SLOT_NS);
-        let slot_hi = if end_ns == i64::MAX {
-            i64::MAX
-        } else {
-            end_ns.div_euclid(SLOT_NS) + i64::from(end_ns.rem_euclid(SLOT_NS) != 0)
-        };
+        let (slot_lo, slot_hi) = slots_of(start_ns, end_ns);
         let by_agent = super::agents::agent_of_resource_sql("s.resource_id");
         let series_key = match by {
             None | Some(GroupBy::Type) => "''",
@@ -354,15 +349,41 @@ impl Reader {
         session: Option<&str>,
         name: Option<&str>,
     ) -> Result<Vec<EventRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        match name {
+            Some(name) => self.recent_events_named(limit, session, &[name]),
+            None => self.recent_events_named(limit, session, &[]),
+        }
+    }
+
+    /// The most recent events, newest first, optionally of one session, of any of `names` (all
+    /// names when empty).
+    pub(crate) fn recent_events_named(
+        &self,
+        limit: usize,
+        session: Option<&str>,
+        names: &[&str],
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let name_filter = if names.is_empty() {
+            String::new()
+        } else {
+            let marks: Vec<String> = (0..names.len()).map(|i| format!("?{}", i + 3)).collect();
+            format!("AND e.name IN ({})", marks.join(", "))
+        };
+        let sql = format!(
             "SELECT e.time_ns, e.name, e.session_id, e.model, e.cost_usd, e.input_tokens, e.output_tokens,
                     e.cache_read_tokens, e.cache_creation_tokens, e.duration_ms, e.prompt_id, e.request_id,
                     e.promoted, a.attrs, e.attr_values
              FROM events e LEFT JOIN event_attr_sets a ON a.id = e.attr_set
-             WHERE (?1 IS NULL OR e.session_id = ?1) AND (?2 IS NULL OR e.name = ?2)
-             ORDER BY e.time_ns DESC, e.id DESC LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(params![session, name, limit as i64], |r| {
+             WHERE (?1 IS NULL OR e.session_id = ?1) {name_filter}
+             ORDER BY e.time_ns DESC, e.id DESC LIMIT ?2"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut values: Vec<rusqlite::types::Value> = vec![
+            session.map(str::to_string).into(),
+            rusqlite::types::Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)),
+        ];
+        values.extend(names.iter().map(|n| rusqlite::types::Value::Text((*n).to_string())));
+        let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
             let columns = super::events::Columns {
                 time_ns: r.get(0)?,
                 session_id: r.get(2)?,
@@ -469,12 +490,7 @@ impl Reader {
         range: TimeRange,
     ) -> Result<BTreeMap<String, SessionTimes>, StoreError> {
         let (start_ns, end_ns) = range.bounds_ns();
-        let slot_lo = start_ns.div_euclid(SLOT_NS);
-        let slot_hi = if end_ns == i64::MAX {
-            i64::MAX
-        } else {
-            end_ns.div_euclid(SLOT_NS) + i64::from(end_ns.rem_euclid(SLOT_NS) != 0)
-        };
+        let (slot_lo, slot_hi) = slots_of(start_ns, end_ns);
         let mut stmt = self.conn.prepare_cached(
             "WITH in_range AS (
                  SELECT s.session_id AS sid, MIN(s.created_ns) AS t0, MAX(st.last_time_ns) AS t1
@@ -506,4 +522,51 @@ impl Reader {
         })?;
         Ok(rows.collect::<Result<BTreeMap<_, _>, _>>()?)
     }
+
+    /// The models each session used in `range`, in name order: from its usage series, its
+    /// `api_request` events, its transcript's requests and other agents' requests (the
+    /// dashboard's session rows, one query for every session).
+    pub(crate) fn session_models(
+        &self,
+        range: TimeRange,
+    ) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
+        let (start_ns, end_ns) = range.bounds_ns();
+        let (slot_lo, slot_hi) = slots_of(start_ns, end_ns);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT s.session_id, s.model FROM usage u JOIN series s ON s.id = u.series_id
+             WHERE u.slot >= ?1 AND u.slot < ?2 AND s.session_id IS NOT NULL AND s.model IS NOT NULL
+             UNION
+             SELECT session_id, model FROM events
+             WHERE time_ns >= ?3 AND time_ns < ?4 AND name = ?5
+               AND session_id IS NOT NULL AND model IS NOT NULL
+             UNION
+             SELECT session_id, model FROM transcript_requests WHERE time_ns >= ?3 AND time_ns < ?4
+             UNION
+             SELECT session_id, model FROM agent_requests WHERE time_ns >= ?3 AND time_ns < ?4
+             ORDER BY 1, 2",
+        )?;
+        let rows = stmt
+            .query_map(params![slot_lo, slot_hi, start_ns, end_ns, names::API_REQUEST], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+        let mut models: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for row in rows {
+            let (session, model) = row?;
+            if !model.is_empty() {
+                models.entry(session).or_default().push(model);
+            }
+        }
+        Ok(models)
+    }
+}
+
+/// The 15-minute usage slots that cover `[start_ns, end_ns)`.
+pub(super) fn slots_of(start_ns: i64, end_ns: i64) -> (i64, i64) {
+    let slot_lo = start_ns.div_euclid(SLOT_NS);
+    let slot_hi = if end_ns == i64::MAX {
+        i64::MAX
+    } else {
+        end_ns.div_euclid(SLOT_NS) + i64::from(end_ns.rem_euclid(SLOT_NS) != 0)
+    };
+    (slot_lo, slot_hi)
 }
