@@ -120,6 +120,31 @@ fn quit(item: &Item, app: &mut App) {
     assert_eq!(code, Some(0), "{}", app.out.text());
 }
 
+/// The app started on `dirs` where a tray host (the test's watcher) is there: the watcher, the
+/// app, its ports and the item it registered.
+fn start_with_host(dirs: &Dirs) -> (Watcher, App, app::Listening, Item) {
+    let watcher = Watcher::start();
+    let (tray, ports) = App::start(dirs, &[]);
+    let item = watcher
+        .wait_item(0, REGISTER_TIMEOUT)
+        .unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
+    (watcher, tray, ports, item)
+}
+
+/// Waits until the menu's "Today: …" row satisfies `ok` (`want` says what it should read).
+fn wait_info_row(item: &Item, want: &str, ok: impl Fn(&str) -> bool) {
+    assert!(
+        wait_for(Duration::from_secs(10), || item
+            .menu()
+            .find("Today:")
+            .filter(|n| ok(&n.label))
+            .map(|_| ()))
+        .is_some(),
+        "info row {:?}, want {want}",
+        item.menu().find("Today:").map(|n| n.label.clone())
+    );
+}
+
 fn autostart_file() -> std::path::PathBuf {
     std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME"))
         .join(".config/autostart/tokentray.desktop")
@@ -130,12 +155,8 @@ fn tray_shows_spend_and_its_menu_works_over_dbus() {
     if !session::enter("tray_shows_spend_and_its_menu_works_over_dbus", &[]) {
         return;
     }
-    let watcher = Watcher::start();
     let dirs = Dirs::new();
-    let (mut tray, ports) = App::start(&dirs, &[]);
-    let item = watcher
-        .wait_item(0, REGISTER_TIMEOUT)
-        .unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
+    let (watcher, mut tray, ports, item) = start_with_host(&dirs);
 
     // Empty history: $0.00, and the menu has its final shape.
     wait_label(&item, "$0.00", Duration::from_secs(10))
@@ -195,16 +216,7 @@ fn tray_shows_spend_and_its_menu_works_over_dbus() {
     println!("tray label updated {} ms after the data was acknowledged", latency.as_millis());
     assert!(latency <= Duration::from_secs(1), "label took {latency:?}");
     let want_info = info_line(&expected.today);
-    assert!(
-        wait_for(Duration::from_secs(3), || item
-            .menu()
-            .find("Today:")
-            .filter(|n| n.label == want_info)
-            .map(|_| ()))
-        .is_some(),
-        "info row {:?}, want {want_info:?}",
-        item.menu().find("Today:").map(|n| n.label.clone())
-    );
+    wait_info_row(&item, &format!("{want_info:?}"), |l| l == want_info);
 
     // Open dashboard: a window appears on the display.
     assert_eq!(dashboards(), 0, "no window before it is asked for");
@@ -415,16 +427,7 @@ fn beside_a_running_engine_the_tray_views_its_history() {
     otlp::send(held.http, &history);
     let today = otlp::expected(&history).today;
     let want = info_line(&today);
-    assert!(
-        wait_for(Duration::from_secs(10), || item
-            .menu()
-            .find("Today:")
-            .filter(|n| n.label == want)
-            .map(|_| ()))
-        .is_some(),
-        "info row {:?}, want {want:?}",
-        item.menu().find("Today:").map(|n| n.label.clone())
-    );
+    wait_info_row(&item, &format!("{want:?}"), |l| l == want);
     let label = tokentray_core::query::format::usd(today.cost);
     wait_label(&item, &label, Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
@@ -440,6 +443,62 @@ fn beside_a_running_engine_the_tray_views_its_history() {
     serve.kill();
 }
 
+/// Issue 17: the label is today's spend of every agent together. Claude Code's usage (OTLP
+/// metrics) and a Codex turn (OTLP/JSON logs, priced by tokentray) arrive at the same engine; the
+/// label and the info row show the sum of the two agents' rows of `report today --by agent`.
+#[test]
+fn tray_label_is_the_sum_of_every_agents_spend() {
+    if !session::enter("tray_label_is_the_sum_of_every_agents_spend", &[]) {
+        return;
+    }
+    let dirs = Dirs::new();
+    let (_watcher, mut tray, ports, item) = start_with_host(&dirs);
+    wait_label(&item, "$0.00", Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+
+    // Below a cent, where the label has four decimals: Codex's turn costs $0.00135, which in
+    // whole cents would vanish in the sum. No sum lies on a rounding boundary.
+    let claude_points = [
+        otlp::point(
+            "12121212-aaaa-4000-8000-000000000012",
+            "claude-haiku-4-5",
+            0.00421,
+            [1200.0, 300.0, 0.0, 0.0],
+            0,
+        ),
+        otlp::point(
+            "13131313-bbbb-4000-8000-000000000013",
+            "claude-haiku-4-5",
+            0.00102,
+            [400.0, 100.0, 0.0, 0.0],
+            0,
+        ),
+    ];
+    otlp::send(ports.http, &claude_points);
+    otlp::send_codex_turn(ports.http, otlp::now_ns());
+
+    let report = app::report_with_agents(&dirs, &["claude-code", "codex"]);
+    let cost = |agent: &str| {
+        app::agent_cost(&report, agent).unwrap_or_else(|| panic!("no {agent} in {report:#}"))
+    };
+    let (claude, codex) = (cost("claude-code"), cost("codex"));
+    let sent = otlp::expected(&claude_points).today.cost;
+    assert!(otlp::approx(claude, sent), "Claude Code {claude}, sent {sent}: {report:#}");
+    assert!(codex > 0.0, "Codex's turn is priced: {report:#}");
+    let total = report["cost_usd"].as_f64().unwrap_or_else(|| panic!("no total in {report:#}"));
+    assert!(otlp::approx(total, claude + codex), "the report's total is the agents' sum");
+    let want = otlp::usd(claude + codex);
+    // The sum, not one agent's spend: it reads differently from either alone.
+    assert!(want != otlp::usd(claude) && want != otlp::usd(codex), "{want}: {report:#}");
+    println!("Claude Code {claude} + Codex {codex}: tray label {want}");
+
+    wait_label(&item, &want, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\n{report:#}\n{}", tray.out.text()));
+    let info = format!("Today: {want} · ");
+    wait_info_row(&item, &format!("it to start with {info:?}"), |l| l.starts_with(&info));
+    quit(&item, &mut tray);
+}
+
 /// With a daily budget the label reads `$spent / $limit`; crossing a threshold pops one desktop
 /// notification from the tray app itself; "Pause alerts" silences the next crossing and
 /// unpausing lets the following one through.
@@ -449,13 +508,9 @@ fn budget_in_the_label_alerts_on_the_desktop_and_pause_silences_them() {
         return;
     }
     let notifications = Notifications::start();
-    let watcher = Watcher::start();
     let dirs = Dirs::new();
     std::fs::write(&dirs.config, "[budgets]\ndaily = 2\n").expect("write config");
-    let (mut tray, ports) = App::start(&dirs, &[]);
-    let item = watcher
-        .wait_item(0, REGISTER_TIMEOUT)
-        .unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
+    let (_watcher, mut tray, ports, item) = start_with_host(&dirs);
     wait_label(&item, "$0.00 / $2", Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
     wait_icon(&item, "normal-dark", &tray.out);
@@ -556,12 +611,8 @@ fn forward_to_team_follows_setup_and_switches_forwarding() {
     }
     // The forwarder reads its headers from the keychain (none stored here) before each send.
     session::unlock_keyring();
-    let watcher = Watcher::start();
     let dirs = Dirs::new();
-    let (mut tray, _ports) = App::start(&dirs, &[]);
-    let item = watcher
-        .wait_item(0, REGISTER_TIMEOUT)
-        .unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
+    let (watcher, mut tray, _ports, item) = start_with_host(&dirs);
     let forward = |item: &Item| entry(&item.menu(), "Forward to team").clone();
 
     // No config file: nothing to forward to.
