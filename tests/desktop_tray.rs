@@ -14,7 +14,7 @@ use support_desktop::app::{self, App, Dirs};
 use support_desktop::notifications::Notifications;
 use support_desktop::otlp;
 use support_desktop::session;
-use support_desktop::sni::{Item, MenuNode, Watcher};
+use support_desktop::sni::{self, Item, MenuNode, Portal, Watcher};
 use support_desktop::{proc, wait_for, x11};
 
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -81,6 +81,70 @@ fn menu_with(item: &Item, label: &str) -> MenuNode {
     })
 }
 
+/// The pixels of `icons/tray-<state>-<panel>.png`, the picture the tray should show.
+fn icon_file(state: &str, panel: &str) -> Vec<u8> {
+    let path = format!("{}/icons/tray-{state}-{panel}.png", env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    sni::decode_png(&bytes).unwrap_or_else(|| panic!("{path} is not a PNG")).2
+}
+
+/// Which committed icon the item shows (compared by content), or what it shows instead.
+fn shown_icon(item: &Item) -> String {
+    let Some((w, h, rgba)) = item.icon_rgba() else {
+        return format!("<no icon readable at {:?}>", item.icon_name());
+    };
+    for state in ["normal", "warning", "over", "problem", "paused"] {
+        for panel in ["dark", "light"] {
+            if icon_file(state, panel) == rgba {
+                return format!("{state}-{panel}");
+            }
+        }
+    }
+    // Not one of ours: say what it mostly is.
+    let opaque: Vec<&[u8]> = rgba.chunks_exact(4).filter(|p| p[3] == 255).collect();
+    let n = opaque.len().max(1);
+    let mean = |c: usize| opaque.iter().map(|p| usize::from(p[c])).sum::<usize>() / n;
+    format!("<unknown {w}x{h} icon, mean colour {:?}>", (mean(0), mean(1), mean(2)))
+}
+
+/// Waits until the item shows the icon `want` (`state-panel`, e.g. `over-dark`).
+fn wait_icon(item: &Item, want: &str, out: &app::Output) {
+    wait_for(Duration::from_secs(10), || (shown_icon(item) == want).then_some(()))
+        .unwrap_or_else(|| panic!("tray icon {}, want {want}\n{}", shown_icon(item), out.text()));
+}
+
+/// Quits from the menu, as a user does; the app exits with 0.
+fn quit(item: &Item, app: &mut App) {
+    item.click(entry(&item.menu(), "Quit").id);
+    let code = app.wait_exit(Duration::from_secs(20)).and_then(|s| s.code());
+    assert_eq!(code, Some(0), "{}", app.out.text());
+}
+
+/// The app started on `dirs` where a tray host (the test's watcher) is there: the watcher, the
+/// app, its ports and the item it registered.
+fn start_with_host(dirs: &Dirs) -> (Watcher, App, app::Listening, Item) {
+    let watcher = Watcher::start();
+    let (tray, ports) = App::start(dirs, &[]);
+    let item = watcher
+        .wait_item(0, REGISTER_TIMEOUT)
+        .unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
+    (watcher, tray, ports, item)
+}
+
+/// Waits until the menu's "Today: …" row satisfies `ok` (`want` says what it should read).
+fn wait_info_row(item: &Item, want: &str, ok: impl Fn(&str) -> bool) {
+    assert!(
+        wait_for(Duration::from_secs(10), || item
+            .menu()
+            .find("Today:")
+            .filter(|n| ok(&n.label))
+            .map(|_| ()))
+        .is_some(),
+        "info row {:?}, want {want}",
+        item.menu().find("Today:").map(|n| n.label.clone())
+    );
+}
+
 fn autostart_file() -> std::path::PathBuf {
     std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME"))
         .join(".config/autostart/tokentray.desktop")
@@ -91,12 +155,8 @@ fn tray_shows_spend_and_its_menu_works_over_dbus() {
     if !session::enter("tray_shows_spend_and_its_menu_works_over_dbus", &[]) {
         return;
     }
-    let watcher = Watcher::start();
     let dirs = Dirs::new();
-    let (mut tray, ports) = App::start(&dirs, &[]);
-    let item = watcher
-        .wait_item(0, REGISTER_TIMEOUT)
-        .unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
+    let (watcher, mut tray, ports, item) = start_with_host(&dirs);
 
     // Empty history: $0.00, and the menu has its final shape.
     wait_label(&item, "$0.00", Duration::from_secs(10))
@@ -122,7 +182,19 @@ fn tray_shows_spend_and_its_menu_works_over_dbus() {
     );
     assert!(entry(&menu, "Open dashboard").enabled);
     assert!(!entry(&menu, "Today:").enabled, "the info row is not clickable");
-    // The first run turns start-at-login on; the rest starts unchecked.
+    // The first run turns start-at-login on, once it knows a tray host shows the icon; the rest
+    // starts unchecked.
+    assert!(
+        wait_for(Duration::from_secs(10), || autostart_file().exists().then_some(())).is_some(),
+        "the first run writes the login entry (a tray host is there):\n{}",
+        tray.out.text()
+    );
+    let menu = wait_for(Duration::from_secs(5), || {
+        Some(item.menu()).filter(|m| m.find("Start at login").is_some_and(|e| e.toggle_state == 1))
+    })
+    .unwrap_or_else(|| {
+        panic!("Start at login not checked: {:?}", item.menu().find("Start at login"))
+    });
     for (label, enabled, checked) in
         [("Forward to team", false, 0), ("Start at login", true, 1), ("Pause alerts", true, 0)]
     {
@@ -131,7 +203,8 @@ fn tray_shows_spend_and_its_menu_works_over_dbus() {
         assert_eq!(e.enabled, enabled, "{label} enabled");
         assert_eq!(e.toggle_state, checked, "{label} checked at start");
     }
-    assert!(autostart_file().exists(), "the first run writes the login entry");
+    // No desktop preference known (no settings portal here): the variant for dark panels.
+    wait_icon(&item, "normal-dark", &tray.out);
     assert!(entry(&menu, "Quit").enabled);
 
     // Spend arrives over OTLP: the label and the info row follow within a second.
@@ -143,16 +216,7 @@ fn tray_shows_spend_and_its_menu_works_over_dbus() {
     println!("tray label updated {} ms after the data was acknowledged", latency.as_millis());
     assert!(latency <= Duration::from_secs(1), "label took {latency:?}");
     let want_info = info_line(&expected.today);
-    assert!(
-        wait_for(Duration::from_secs(3), || item
-            .menu()
-            .find("Today:")
-            .filter(|n| n.label == want_info)
-            .map(|_| ()))
-        .is_some(),
-        "info row {:?}, want {want_info:?}",
-        item.menu().find("Today:").map(|n| n.label.clone())
-    );
+    wait_info_row(&item, &format!("{want_info:?}"), |l| l == want_info);
 
     // Open dashboard: a window appears on the display.
     assert_eq!(dashboards(), 0, "no window before it is asked for");
@@ -300,13 +364,7 @@ fn tray_shows_spend_and_its_menu_works_over_dbus() {
     let menu = menu_with(&item, "Start at login");
     assert_eq!(entry(&menu, "Start at login").toggle_state, 0, "start at login turned on again");
     assert!(!file.exists(), "the login entry came back");
-    item.click(entry(&menu, "Quit").id);
-    assert_eq!(
-        again.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()),
-        Some(0),
-        "{}",
-        again.out.text()
-    );
+    quit(&item, &mut again);
 }
 
 #[test]
@@ -369,19 +427,13 @@ fn beside_a_running_engine_the_tray_views_its_history() {
     otlp::send(held.http, &history);
     let today = otlp::expected(&history).today;
     let want = info_line(&today);
-    assert!(
-        wait_for(Duration::from_secs(10), || item
-            .menu()
-            .find("Today:")
-            .filter(|n| n.label == want)
-            .map(|_| ()))
-        .is_some(),
-        "info row {:?}, want {want:?}",
-        item.menu().find("Today:").map(|n| n.label.clone())
-    );
+    wait_info_row(&item, &format!("{want:?}"), |l| l == want);
     let label = tokentray_core::query::format::usd(today.cost);
     wait_label(&item, &label, Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+    // Viewing a running tokentray engine is no problem: the normal icon, as with its own.
+    wait_icon(&item, "normal-dark", &tray.out);
+    assert!(!tray.out.contains("state=Problem"), "{}", tray.out.text());
 
     // SIGTERM (logout, `kill`) ends it as Quit does; `serve` keeps its ports.
     proc::signal(tray.pid, "TERM");
@@ -389,6 +441,62 @@ fn beside_a_running_engine_the_tray_views_its_history() {
     assert_eq!(code, Some(0), "{}", tray.out.text());
     assert!(app::metrics_ok(held.metrics), "serve lost its ports");
     serve.kill();
+}
+
+/// Issue 17: the label is today's spend of every agent together. Claude Code's usage (OTLP
+/// metrics) and a Codex turn (OTLP/JSON logs, priced by tokentray) arrive at the same engine; the
+/// label and the info row show the sum of the two agents' rows of `report today --by agent`.
+#[test]
+fn tray_label_is_the_sum_of_every_agents_spend() {
+    if !session::enter("tray_label_is_the_sum_of_every_agents_spend", &[]) {
+        return;
+    }
+    let dirs = Dirs::new();
+    let (_watcher, mut tray, ports, item) = start_with_host(&dirs);
+    wait_label(&item, "$0.00", Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+
+    // Below a cent, where the label has four decimals: Codex's turn costs $0.00135, which in
+    // whole cents would vanish in the sum. No sum lies on a rounding boundary.
+    let claude_points = [
+        otlp::point(
+            "12121212-aaaa-4000-8000-000000000012",
+            "claude-haiku-4-5",
+            0.00421,
+            [1200.0, 300.0, 0.0, 0.0],
+            0,
+        ),
+        otlp::point(
+            "13131313-bbbb-4000-8000-000000000013",
+            "claude-haiku-4-5",
+            0.00102,
+            [400.0, 100.0, 0.0, 0.0],
+            0,
+        ),
+    ];
+    otlp::send(ports.http, &claude_points);
+    otlp::send_codex_turn(ports.http, otlp::now_ns());
+
+    let report = app::report_with_agents(&dirs, &["claude-code", "codex"]);
+    let cost = |agent: &str| {
+        app::agent_cost(&report, agent).unwrap_or_else(|| panic!("no {agent} in {report:#}"))
+    };
+    let (claude, codex) = (cost("claude-code"), cost("codex"));
+    let sent = otlp::expected(&claude_points).today.cost;
+    assert!(otlp::approx(claude, sent), "Claude Code {claude}, sent {sent}: {report:#}");
+    assert!(codex > 0.0, "Codex's turn is priced: {report:#}");
+    let total = report["cost_usd"].as_f64().unwrap_or_else(|| panic!("no total in {report:#}"));
+    assert!(otlp::approx(total, claude + codex), "the report's total is the agents' sum");
+    let want = otlp::usd(claude + codex);
+    // The sum, not one agent's spend: it reads differently from either alone.
+    assert!(want != otlp::usd(claude) && want != otlp::usd(codex), "{want}: {report:#}");
+    println!("Claude Code {claude} + Codex {codex}: tray label {want}");
+
+    wait_label(&item, &want, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\n{report:#}\n{}", tray.out.text()));
+    let info = format!("Today: {want} · ");
+    wait_info_row(&item, &format!("it to start with {info:?}"), |l| l.starts_with(&info));
+    quit(&item, &mut tray);
 }
 
 /// With a daily budget the label reads `$spent / $limit`; crossing a threshold pops one desktop
@@ -400,15 +508,12 @@ fn budget_in_the_label_alerts_on_the_desktop_and_pause_silences_them() {
         return;
     }
     let notifications = Notifications::start();
-    let watcher = Watcher::start();
     let dirs = Dirs::new();
     std::fs::write(&dirs.config, "[budgets]\ndaily = 2\n").expect("write config");
-    let (mut tray, ports) = App::start(&dirs, &[]);
-    let item = watcher
-        .wait_item(0, REGISTER_TIMEOUT)
-        .unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
+    let (_watcher, mut tray, ports, item) = start_with_host(&dirs);
     wait_label(&item, "$0.00 / $2", Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+    wait_icon(&item, "normal-dark", &tray.out);
 
     let spend = |session: &str, cost: f64| {
         otlp::send(
@@ -427,6 +532,8 @@ fn budget_in_the_label_alerts_on_the_desktop_and_pause_silences_them() {
     assert_eq!(shown[0].app_name, "tokentray");
     assert_eq!(shown[0].summary, "Daily budget: 50% reached");
     assert!(shown[0].body.starts_with("50% of your $2 daily budget ($1.25)."), "{:?}", shown[0]);
+    // Past a threshold: the warning icon.
+    wait_icon(&item, "warning-dark", &tray.out);
 
     // Paused: crossing 80 % shows nothing; the checkbox says so.
     item.click(entry(&item.menu(), "Pause alerts").id);
@@ -442,6 +549,8 @@ fn budget_in_the_label_alerts_on_the_desktop_and_pause_silences_them() {
         "{}",
         tray.out.text()
     );
+    // Paused alerts: the paused icon.
+    wait_icon(&item, "paused-dark", &tray.out);
     spend("11111111-aaaa-4000-8000-00000000000a", 0.5);
     wait_label(&item, "$1.75 / $2", Duration::from_secs(5))
         .unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
@@ -471,6 +580,15 @@ fn budget_in_the_label_alerts_on_the_desktop_and_pause_silences_them() {
     assert_eq!(shown.len(), 2, "{shown:?}");
     assert_eq!(shown[1].summary, "Daily budget: 100% reached");
     assert!(shown[1].body.starts_with("100% of your $2 daily budget ($2.00)."), "{:?}", shown[1]);
+    // Resumed and at the limit: the over icon; paused again: the paused icon; resumed: over.
+    wait_icon(&item, "over-dark", &tray.out);
+    item.click(entry(&item.menu(), "Pause alerts").id);
+    wait_icon(&item, "paused-dark", &tray.out);
+    item.click(entry(&item.menu(), "Pause alerts").id);
+    wait_icon(&item, "over-dark", &tray.out);
+    // Set only when the state changes: one change per state reached above.
+    let changes = tray.out.count("tray icon changed");
+    assert_eq!(changes, 6, "icon changes:\n{}", tray.out.text());
 
     item.click(entry(&item.menu(), "Quit").id);
     let status = tray
@@ -493,12 +611,8 @@ fn forward_to_team_follows_setup_and_switches_forwarding() {
     }
     // The forwarder reads its headers from the keychain (none stored here) before each send.
     session::unlock_keyring();
-    let watcher = Watcher::start();
     let dirs = Dirs::new();
-    let (mut tray, _ports) = App::start(&dirs, &[]);
-    let item = watcher
-        .wait_item(0, REGISTER_TIMEOUT)
-        .unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
+    let (watcher, mut tray, _ports, item) = start_with_host(&dirs);
     let forward = |item: &Item| entry(&item.menu(), "Forward to team").clone();
 
     // No config file: nothing to forward to.
@@ -554,13 +668,7 @@ fn forward_to_team_follows_setup_and_switches_forwarding() {
         wait_for(Duration::from_secs(3), || dirs.forward_enabled().then_some(())).is_some(),
         "forward.enabled not set"
     );
-    item.click(entry(&item.menu(), "Quit").id);
-    assert_eq!(
-        tray.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()),
-        Some(0),
-        "{}",
-        tray.out.text()
-    );
+    quit(&item, &mut tray);
     let (mut again, ports) = App::start(&dirs, &[]);
     let item = watcher
         .wait_item(1, REGISTER_TIMEOUT)
@@ -601,13 +709,93 @@ fn forward_to_team_follows_setup_and_switches_forwarding() {
     .expect("unticked");
     assert_eq!(e.label, "Forward to team");
     assert!(!dirs.forward_enabled());
-    item.click(entry(&item.menu(), "Quit").id);
-    assert_eq!(
-        again.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()),
-        Some(0),
-        "{}",
-        again.out.text()
+    quit(&item, &mut again);
+}
+
+/// A port held by a program that is not tokentray: the engine cannot start, and the icon says
+/// there is a problem (here on a desktop that prefers light, so in the light panel's variant).
+#[test]
+fn ports_held_by_another_program_show_the_problem_icon() {
+    if !session::enter("ports_held_by_another_program_show_the_problem_icon", &[]) {
+        return;
+    }
+    let _portal = Portal::start(2);
+    let watcher = Watcher::start();
+    let dirs = Dirs::new();
+    let foreign = TcpListener::bind("127.0.0.1:0").expect("bind a foreign listener");
+    let held = foreign.local_addr().expect("its address").to_string();
+    let mut tray = App::spawn(&dirs.args(&["--otlp-grpc", &held]));
+    let item = watcher
+        .wait_item(0, REGISTER_TIMEOUT)
+        .unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
+    wait_label(&item, "Ports in use — engine not started", Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+    wait_icon(&item, "problem-light", &tray.out);
+    let menu = menu_with(&item, "Ports in use");
+    assert!(entry(&menu, "Ports in use")
+        .label
+        .contains(&format!("port {}", foreign.local_addr().unwrap().port())));
+    quit(&item, &mut tray);
+}
+
+/// Stock GNOME has no tray host (no StatusNotifierWatcher on the session bus): the app says so
+/// once, in its log and as a desktop notification, opens the dashboard window instead, and does
+/// not turn on start-at-login for an icon nobody can see.
+#[test]
+fn without_a_tray_host_it_says_so_and_opens_the_window() {
+    if !session::enter("without_a_tray_host_it_says_so_and_opens_the_window", &[]) {
+        return;
+    }
+    let notifications = Notifications::start();
+    let dirs = Dirs::new();
+    let (mut tray, ports) = App::start(&dirs, &[]);
+    assert!(
+        tray.out.wait_for("no tray host on this desktop", Duration::from_secs(30)),
+        "no log line:\n{}",
+        tray.out.text()
     );
+    let shown = notifications
+        .wait_count(1, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no notification:\n{}", tray.out.text()));
+    assert_eq!(shown[0].app_name, "tokentray");
+    assert_eq!(shown[0].summary, "tokentray: no tray on this desktop");
+    assert!(
+        shown[0].body.contains("shows no tray icons")
+            && shown[0].body.contains("AppIndicator")
+            && shown[0].body.contains("the dashboard window is open now"),
+        "{:?}",
+        shown[0]
+    );
+    // The window instead.
+    assert!(
+        tray.out.wait_for("window opened", Duration::from_secs(20)),
+        "no window opened:\n{}",
+        tray.out.text()
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), || (window_processes(tray.pid) >= 2).then_some(()))
+            .is_some(),
+        "no window process with WebKit: {:?}",
+        proc::descendants(tray.pid)
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || (dashboards() == 1).then_some(())).is_some(),
+        "no dashboard window mapped"
+    );
+    // The engine runs all the same.
+    assert!(app::metrics_ok(ports.metrics), "the engine serves /metrics");
+    // No login entry for an app without an icon, and nothing recorded as offered: a later run
+    // on a desktop with a tray does its first-run turn-on then.
+    assert!(!autostart_file().exists(), "start at login turned on without a tray host");
+    assert!(!dirs.data_dir.join("autostart-offered").exists());
+    // Said once.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(notifications.shown().len(), 1, "{:?}", notifications.shown());
+    assert_eq!(tray.out.count("no tray host on this desktop"), 1, "{}", tray.out.text());
+
+    proc::signal(tray.pid, "TERM");
+    let code = tray.wait_exit(Duration::from_secs(20)).and_then(|s| s.code());
+    assert_eq!(code, Some(0), "{}", tray.out.text());
 }
 
 /// An OTLP/HTTP collector that answers every request with 401, as one does for a wrong token.
@@ -677,11 +865,5 @@ fn open_dashboard_without_the_window_program_says_how_to_build_it() {
     assert_eq!(window_processes(tray.pid), 0, "no window process");
     assert!(tray.try_status().is_none(), "the tray keeps running:\n{}", tray.out.text());
 
-    item.click(entry(&menu, "Quit").id);
-    assert_eq!(
-        tray.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()),
-        Some(0),
-        "{}",
-        tray.out.text()
-    );
+    quit(&item, &mut tray);
 }

@@ -1245,51 +1245,6 @@ return {
     s.end();
 }
 
-/// Codex's captured OTLP/JSON logs (`tests/fixtures/codex/0004_logs.json`: one turn with its
-/// `response.completed` token counts), re-timed to `now_ns` as if Codex had just sent them.
-fn codex_logs_now(now_ns: u64) -> Vec<u8> {
-    fn retime(v: &mut Value, now_ns: u64, rfc3339: &str) {
-        match v {
-            Value::Object(o) => {
-                for (k, x) in o.iter_mut() {
-                    if k == "timeUnixNano" || k == "observedTimeUnixNano" {
-                        *x = json!(now_ns.to_string());
-                    } else {
-                        retime(x, now_ns, rfc3339);
-                    }
-                }
-                if o.get("key") == Some(&json!("event.timestamp")) {
-                    o.insert("value".into(), json!({ "stringValue": rfc3339 }));
-                }
-            }
-            Value::Array(a) => a.iter_mut().for_each(|x| retime(x, now_ns, rfc3339)),
-            _ => {}
-        }
-    }
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/codex/0004_logs.json");
-    let mut v: Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("codex capture"))
-            .expect("json");
-    let when = chrono::DateTime::from_timestamp_nanos(now_ns as i64)
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    retime(&mut v, now_ns, &when);
-    serde_json::to_vec(&v).expect("json")
-}
-
-/// `tokentray report today --by agent --json` on the window's history: the per-agent figures
-/// the window must agree with.
-fn report_by_agent(dirs: &Dirs) -> Value {
-    let out = app::command()
-        .args(["--data-dir", &dirs.data_dir.to_string_lossy(), "--config"])
-        .arg(&dirs.config)
-        .args(["report", "today", "--by", "agent", "--json"])
-        .output()
-        .expect("run tokentray report");
-    assert!(out.status.success(), "report: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("report JSON")
-}
-
 /// What the daily-use checks read off the page in one script.
 const DAILY: &str = r#"
 const q = (s) => document.querySelector(s);
@@ -1423,33 +1378,12 @@ fn daily_use_flow(theme: &str) {
             ),
         ],
     );
-    let resp = reqwest::blocking::Client::new()
-        .post(format!("http://{}/v1/logs", ports.http))
-        .header("content-type", "application/json")
-        .body(codex_logs_now(t))
-        .send()
-        .expect("POST Codex logs");
-    assert!(resp.status().is_success(), "Codex logs answered {}", resp.status());
+    otlp::send_codex_turn(ports.http, t);
 
     // The figures the window must agree with: `report --by agent` on the same history.
-    let mut report = Value::Null;
-    let have_both = wait_for(Duration::from_secs(30), || {
-        report = report_by_agent(&dirs);
-        let keys: Vec<String> = report["groups"]
-            .as_array()
-            .map(|g| g.iter().filter_map(|g| g["key"].as_str().map(str::to_string)).collect())
-            .unwrap_or_default();
-        (keys.contains(&"claude-code".to_string()) && keys.contains(&"codex".to_string()))
-            .then_some(())
-    });
-    assert!(have_both.is_some(), "report --by agent: {report:#}");
-    let cost_of = |g: &Value| g["cost_usd"].as_f64().or_else(|| g["figures"]["cost_usd"].as_f64());
+    let report = app::report_with_agents(&dirs, &["claude-code", "codex"]);
     let agent_cost = |key: &str| {
-        report["groups"]
-            .as_array()
-            .and_then(|g| g.iter().find(|g| g["key"] == key))
-            .and_then(cost_of)
-            .unwrap_or_else(|| panic!("no {key} in {report:#}"))
+        app::agent_cost(&report, key).unwrap_or_else(|| panic!("no {key} in {report:#}"))
     };
     let (claude_cost, codex_cost) = (agent_cost("claude-code"), agent_cost("codex"));
     assert!(codex_cost > 0.0, "Codex's turn is priced: {report:#}");

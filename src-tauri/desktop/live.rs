@@ -16,7 +16,7 @@ use tokio::time::{sleep, Instant};
 
 use super::engine::{db_fingerprint, Changes, Engine};
 use super::launcher::Launcher;
-use super::tray::{Today, TrayHandle};
+use super::tray::{BudgetLevel, Today, TrayHandle};
 use super::{DesktopError, Shared};
 
 /// Changes arrive in bursts (one per commit); waiting this long after the first folds a burst
@@ -139,7 +139,8 @@ async fn refresh(shared: &Arc<Shared>, tray: &TrayHandle) {
             .iter()
             .find(|b| b.period == BudgetPeriod::Daily && b.model.is_none() && b.agent.is_none())
             .map(|b| b.limit_usd);
-        Ok::<_, DesktopError>((Today::of(&report.figures, daily), status.paused_until_ns.is_some()))
+        let today = Today::of(&report.figures, daily, BudgetLevel::of(&status));
+        Ok::<_, DesktopError>((today, status.paused_until_ns.is_some()))
     })
     .await
     .map_err(|e| DesktopError::Interrupted(e.to_string()))

@@ -14,7 +14,8 @@
 //! * [`tray_app`] — the tray process: single instance, engine, tray, login entry, event loop.
 //! * [`event_loop`] — GTK's main loop on Linux (tao elsewhere), and sending events into it.
 //! * [`engine`] — bind, open the history, serve on a Tokio runtime, stop on Quit.
-//! * [`tray`] — the icon, its label (today's spend) and menu, and what the menu does.
+//! * [`tray`] — the icon (one per state), its label (today's spend) and menu, what the menu
+//!   does, and what happens on a desktop without a tray host.
 //! * [`live`] — reacts to committed changes: refreshes the tray, tells the window.
 //! * [`launcher`] — starts, shows, feeds and ends the window process from the tray.
 //! * [`forward`] — "Forward to team": the switch, the status and the headers, for both.

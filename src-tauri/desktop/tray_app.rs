@@ -1,8 +1,9 @@
 //! The tray process: one per user session, with the engine inside and no webview of its own.
 //!
 //! Order matters: GTK first (the single-instance check needs it), then the check, before any
-//! port is bound; then the engine, the tray, and the event loop until Quit; then the window
-//! process and the engine are ended, in that order (the window reads the history).
+//! port is bound; then the engine, the tray (and a look for a tray host to show it), and the
+//! event loop until Quit; then the window process and the engine are ended, in that order (the
+//! window reads the history).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use super::engine::Engine;
 use super::event_loop::EventLoop;
 use super::launcher::Launcher;
 use super::single_instance::{self, Instance};
-use super::tray::{MenuContext, Tray, TrayHandle};
+use super::tray::{self, MenuContext, Tray, TrayHandle};
 use super::{live, DesktopError, Launch, Shared, TrayArgs};
 use crate::process::{init_logging, terminated};
 
@@ -85,11 +86,11 @@ fn start(
     let login = LoginEntry::new(launch)
         .inspect_err(|e| tracing::warn!("start at login is not available: {e}"))
         .ok();
-    if let Some(login) = &login {
-        login.enable_on_first_run(&engine.data_dir);
-    }
     let tray = Tray::build(&engine.status, login.as_ref())?;
     handle.follow_menu();
+    // Start-at-login is turned on by a first run only where the icon can be seen: without a
+    // tray host the app says so and opens the window instead (`TrayEvent::Host`).
+    tray::watch_host(handle);
     live::spawn(engine, shared.clone(), handle.clone(), launcher.clone());
     // A session logout or `kill` ends the app as Quit does: window first, then the engine.
     let quit = handle.clone();

@@ -170,6 +170,34 @@ fn path(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// `tokentray report today --by agent --json` on `dirs`' history once every one of `agents`
+/// (`claude-code`, `codex`) has a row in it (waits up to 30 s for the data to be stored): the
+/// per-agent split the window and the tray must agree with.
+pub fn report_with_agents(dirs: &Dirs, agents: &[&str]) -> serde_json::Value {
+    let report = || {
+        let out = command()
+            .args(["--data-dir", &dirs.data_dir.to_string_lossy(), "--config"])
+            .arg(&dirs.config)
+            .args(["report", "today", "--by", "agent", "--json"])
+            .output()
+            .expect("run tokentray report");
+        assert!(out.status.success(), "report: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("report JSON")
+    };
+    let mut last = serde_json::Value::Null;
+    super::wait_for(Duration::from_secs(30), || {
+        last = report();
+        agents.iter().all(|a| agent_cost(&last, a).is_some()).then(|| last.clone())
+    })
+    .unwrap_or_else(|| panic!("report --by agent has no row for each of {agents:?}: {last:#}"))
+}
+
+/// One agent's cost in a [`report_with_agents`] answer, if the agent has a row.
+pub fn agent_cost(report: &serde_json::Value, agent: &str) -> Option<f64> {
+    let row = report["groups"].as_array()?.iter().find(|g| g["key"] == agent)?;
+    row["cost_usd"].as_f64().or_else(|| row["figures"]["cost_usd"].as_f64())
+}
+
 /// A command for the binary without any `TOKENTRAY_*` from the developer's environment.
 pub fn command() -> Command {
     command_for(&bin())

@@ -1,6 +1,7 @@
 //! Claude Code-shaped usage sent over OTLP/HTTP (protobuf), at times relative to now, with the
 //! figures the window must show computed independently of the app: each point is counted in
-//! today/week/month by the local calendar (weeks start on Monday, as `tokentray report`).
+//! today/week/month by the local calendar (weeks start on Monday, as `tokentray report`). Also a
+//! Codex turn, as Codex's captured OTLP/JSON logs.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -8,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{Local, Weekday};
 use prost::Message;
+use serde_json::{json, Value};
 use tokentray_core::query::{Period, TimeRange};
 use tokentray_core::testkit::{self, Usage};
 
@@ -158,6 +160,50 @@ pub fn send_events(
         .send()
         .unwrap_or_else(|e| panic!("POST /v1/logs to {http}: {e}"));
     assert!(resp.status().is_success(), "POST /v1/logs answered {}", resp.status());
+}
+
+/// Codex's captured OTLP/JSON logs (`tests/fixtures/codex/0004_logs.json`: one turn with its
+/// `response.completed` token counts), re-timed to `now_ns` as if Codex had just sent them.
+fn codex_logs_now(now_ns: u64) -> Vec<u8> {
+    fn retime(v: &mut Value, now_ns: u64, rfc3339: &str) {
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o.iter_mut() {
+                    if k == "timeUnixNano" || k == "observedTimeUnixNano" {
+                        *x = json!(now_ns.to_string());
+                    } else {
+                        retime(x, now_ns, rfc3339);
+                    }
+                }
+                if o.get("key") == Some(&json!("event.timestamp")) {
+                    o.insert("value".into(), json!({ "stringValue": rfc3339 }));
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| retime(x, now_ns, rfc3339)),
+            _ => {}
+        }
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/codex/0004_logs.json");
+    let mut v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("codex capture"))
+            .expect("json");
+    let when = chrono::DateTime::from_timestamp_nanos(now_ns as i64)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    retime(&mut v, now_ns, &when);
+    serde_json::to_vec(&v).expect("json")
+}
+
+/// Sends one Codex turn at `now_ns` (see [`codex_logs_now`]) as Codex does, OTLP/JSON logs;
+/// panics unless accepted. tokentray prices it from its token counts.
+pub fn send_codex_turn(http: SocketAddr, now_ns: u64) {
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("http://{http}/v1/logs"))
+        .header("content-type", "application/json")
+        .body(codex_logs_now(now_ns))
+        .send()
+        .unwrap_or_else(|e| panic!("POST Codex logs to {http}: {e}"));
+    assert!(resp.status().is_success(), "Codex logs answered {}", resp.status());
 }
 
 /// Now, in unix nanoseconds.

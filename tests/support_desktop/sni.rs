@@ -165,6 +165,57 @@ fn node(v: &Value<'_>) -> Option<MenuNode> {
     Some(n)
 }
 
+/// Width, height and RGBA pixels of a PNG (any PNG colour type, expanded to 8-bit RGBA).
+pub fn decode_png(bytes: &[u8]) -> Option<(u32, u32, Vec<u8>)> {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    decoder.set_transformations(
+        png::Transformations::normalize_to_color8() | png::Transformations::ALPHA,
+    );
+    let mut reader = decoder.read_info().ok()?;
+    let mut buf = vec![0; reader.output_buffer_size()?];
+    let frame = reader.next_frame(&mut buf).ok()?;
+    buf.truncate(frame.buffer_size());
+    Some((frame.width, frame.height, buf))
+}
+
+/// The desktop's settings portal as far as the tray asks it: `org.freedesktop.portal.Settings`
+/// answering `Read("org.freedesktop.appearance", "color-scheme")` with a fixed preference
+/// (1 dark, 2 light), owned on the session bus while alive.
+pub struct Portal {
+    _conn: Connection,
+}
+
+struct SettingsIface {
+    color_scheme: u32,
+}
+
+#[zbus5::interface(name = "org.freedesktop.portal.Settings", crate = "zbus5")]
+impl SettingsIface {
+    /// Answers `v` holding a `v` holding the value, as xdg-desktop-portal's `Read` does.
+    fn read(&self, namespace: &str, key: &str) -> zbus5::fdo::Result<OwnedValue> {
+        if (namespace, key) != ("org.freedesktop.appearance", "color-scheme") {
+            return Err(zbus5::fdo::Error::Failed(format!("no setting {namespace} {key}")));
+        }
+        OwnedValue::try_from(Value::Value(Box::new(Value::U32(self.color_scheme))))
+            .map_err(|e| zbus5::fdo::Error::Failed(e.to_string()))
+    }
+}
+
+impl Portal {
+    pub fn start(color_scheme: u32) -> Portal {
+        let conn = zbus5::blocking::connection::Builder::session()
+            .and_then(|b| b.name("org.freedesktop.portal.Desktop"))
+            .and_then(|b| {
+                b.serve_at("/org/freedesktop/portal/desktop", SettingsIface { color_scheme })
+            })
+            .and_then(|b| b.build())
+            .unwrap_or_else(|e| {
+                panic!("own org.freedesktop.portal.Desktop on the session bus: {e}")
+            });
+        Portal { _conn: conn }
+    }
+}
+
 impl Item {
     fn property(&self, iface: &str, name: &str) -> Result<OwnedValue, String> {
         let reply = self
@@ -201,6 +252,36 @@ impl Item {
 
     pub fn title(&self) -> String {
         self.string_property("Title")
+    }
+
+    /// `IconName`: with tray-icon on appindicator, the path of a PNG it wrote for this icon.
+    pub fn icon_name(&self) -> String {
+        self.string_property("IconName")
+    }
+
+    /// The icon's pixels as a panel would load them: `IconPixmap` when the item exports one
+    /// (ARGB32, converted to RGBA), else the PNG that `IconName` names (a path, or a name in
+    /// `IconThemePath`). `None` while there is nothing to read (the file is being replaced).
+    pub fn icon_rgba(&self) -> Option<(u32, u32, Vec<u8>)> {
+        if let Some(pixmap) = self.icon_pixmap() {
+            return Some(pixmap);
+        }
+        let name = self.icon_name();
+        let path = if name.starts_with('/') {
+            std::path::PathBuf::from(&name)
+        } else {
+            std::path::Path::new(&self.string_property("IconThemePath")).join(format!("{name}.png"))
+        };
+        decode_png(&std::fs::read(path).ok()?)
+    }
+
+    /// The largest `IconPixmap` entry, if any.
+    fn icon_pixmap(&self) -> Option<(u32, u32, Vec<u8>)> {
+        let v = self.property(ITEM_IFACE, "IconPixmap").ok()?;
+        let list: Vec<(i32, i32, Vec<u8>)> = v.try_into().ok()?;
+        let (w, h, argb) = list.into_iter().max_by_key(|(w, h, _)| w * h)?;
+        let rgba = argb.chunks_exact(4).flat_map(|p| [p[1], p[2], p[3], p[0]]).collect();
+        Some((u32::try_from(w).ok()?, u32::try_from(h).ok()?, rgba))
     }
 
     fn menu_path(&self) -> String {
