@@ -19,6 +19,16 @@ use crate::store::transcripts::{FileBatch, FileState, TranscriptWriter};
 
 const CHUNK: usize = 4 << 20;
 const HEAD: u64 = 4096;
+/// A group of files read in one transaction ends after this long or this many bytes.
+const GROUP_TIME: std::time::Duration = std::time::Duration::from_millis(100);
+const GROUP_BYTES: u64 = 16 << 20;
+
+/// The files read since the group's transaction began.
+#[derive(Default)]
+struct Group {
+    started: Option<std::time::Instant>,
+    bytes: u64,
+}
 
 /// Where an import stands (for a progress bar or line).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,6 +53,9 @@ pub struct Progress {
 pub struct Importer {
     writer: TranscriptWriter,
     resolver: ProjectResolver,
+    /// The read buffer, kept across files: a fresh 4 MiB buffer per file was a large share of
+    /// a first import's system time.
+    chunk: Vec<u8>,
 }
 
 /// Every transcript file of the configured directories.
@@ -63,6 +76,7 @@ impl Importer {
         Ok(Importer {
             writer: TranscriptWriter::open(db_path)?,
             resolver: ProjectResolver::default(),
+            chunk: Vec::new(),
         })
     }
 
@@ -82,19 +96,51 @@ impl Importer {
             ..Progress::default()
         };
         progress(&p);
+        let mut group = Group::default();
         for (file, size) in files.iter().zip(sizes) {
             if stop.load(Ordering::Relaxed) {
                 p.stopped = true;
                 break;
             }
             let before = p.bytes_done;
-            self.import_file(file, stop, &mut p, &mut progress)?;
+            let read =
+                self.import_file_in_group(file, size, stop, &mut p, &mut progress, &mut group);
+            if let Err(e) = read {
+                // What the group read before the failure is kept, as with one commit per file.
+                let _ = self.writer.end_group();
+                return Err(e);
+            }
             p.bytes_done = before + size;
             p.files_done += 1;
             progress(&p);
         }
+        self.writer.end_group()?;
         p.stopped |= stop.load(Ordering::Relaxed) && p.files_done < p.files_total;
         Ok(p)
+    }
+
+    /// [`Importer::import_file`] inside the open group, committing the group first when it
+    /// is big or old enough: the engine's writer waits for the importer's open transaction, so
+    /// a group holds the file only briefly.
+    fn import_file_in_group(
+        &mut self,
+        file: &Path,
+        size: u64,
+        stop: &AtomicBool,
+        p: &mut Progress,
+        progress: &mut impl FnMut(&Progress),
+        group: &mut Group,
+    ) -> Result<(), TranscriptError> {
+        if group.started.is_some_and(|t| t.elapsed() >= GROUP_TIME) || group.bytes >= GROUP_BYTES {
+            self.writer.end_group()?;
+            *group = Group::default();
+        }
+        if group.started.is_none() {
+            self.writer.begin_group()?;
+            group.started = Some(std::time::Instant::now());
+        }
+        group.bytes += size;
+        self.import_file(file, stop, p, progress)
     }
 
     /// Reads what is new in one file. A file that vanished keeps what was read from it.
@@ -129,26 +175,32 @@ impl Importer {
         let mut restarted = offset == 0;
         file.seek(SeekFrom::Start(offset)).map_err(read_err)?;
         let mut buf: Vec<u8> = Vec::with_capacity(CHUNK.min(size as usize + 1));
-        let mut chunk = vec![0u8; CHUNK];
-        loop {
-            let n = file.read(&mut chunk).map_err(read_err)?;
-            buf.extend_from_slice(&chunk[..n]);
-            let complete = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            if complete > 0 || n == 0 {
-                let consumed = &buf[..complete];
-                offset += complete as u64;
-                let hash = head_hash(&mut std::fs::File::open(path).map_err(read_err)?, offset)
-                    .map_err(read_err)?;
-                let state = FileState { inode, size, mtime_ns, offset, head_hash: hash };
-                p.new_requests += self.apply_chunk(path, consumed, state, restarted, p)?;
-                restarted = false;
-                buf.drain(..complete);
-                progress(p);
+        let mut chunk = std::mem::take(&mut self.chunk);
+        chunk.resize(CHUNK, 0);
+        let mut read_all = || -> Result<(), TranscriptError> {
+            loop {
+                let n = file.read(&mut chunk).map_err(read_err)?;
+                buf.extend_from_slice(&chunk[..n]);
+                let complete = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                if complete > 0 || n == 0 {
+                    let consumed = &buf[..complete];
+                    offset += complete as u64;
+                    let hash = head_hash(&mut std::fs::File::open(path).map_err(read_err)?, offset)
+                        .map_err(read_err)?;
+                    let state = FileState { inode, size, mtime_ns, offset, head_hash: hash };
+                    p.new_requests += self.apply_chunk(path, consumed, state, restarted, p)?;
+                    restarted = false;
+                    buf.drain(..complete);
+                    progress(p);
+                }
+                if n == 0 || stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
             }
-            if n == 0 || stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-        }
+        };
+        let result = read_all();
+        self.chunk = chunk;
+        result
     }
 
     fn apply_chunk(
