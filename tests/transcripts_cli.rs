@@ -147,16 +147,18 @@ fn pricing_override_and_the_last_request_of_a_transcript_only_request() {
         ..Default::default()
     });
     let url = format!("http://{}/api/dashboard", serve.metrics);
+    let close = |v: &Value| v.as_f64().is_some_and(|c| (c - want).abs() < 1e-9);
+    // The dashboard is not built from one snapshot: a build racing the import's commit can see
+    // the request in `last_request` but not yet in `today`, so wait for both.
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut d = Value::Null;
     while Instant::now() < deadline {
         d = reqwest::blocking::get(&url).expect("GET").json().expect("JSON");
-        if d["last_request"]["model"] == "claude-sonnet-4-5" {
+        if d["last_request"]["model"] == "claude-sonnet-4-5" && close(&d["today"]["cost_usd"]) {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let close = |v: &Value| v.as_f64().is_some_and(|c| (c - want).abs() < 1e-9);
     let last = &d["last_request"];
     assert_eq!(last["session_id"], "s-priced", "{d:#}");
     assert_eq!(
