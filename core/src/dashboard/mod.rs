@@ -343,7 +343,7 @@ pub fn build(
     let by_agent = reader.report("today", today_range, Some(GroupBy::Agent))?;
     let times = reader.session_times(today_range)?;
     let session_models = reader.session_models(today_range)?;
-    let places = reader.session_places()?;
+    let places = today_places(reader, &today)?;
     let machines_today = machine_rows(reader.usage_by_machine(today_range)?);
     let last = reader.newest_request()?;
     let has_data = reader.has_any_data()?;
@@ -377,6 +377,20 @@ pub fn build(
         projects: project_rows(&by_project),
         agents_today: agent_rows(&by_agent),
     })
+}
+
+/// Project, branch and PR of today's sessions only (not every session ever imported).
+fn today_places(
+    reader: &Reader,
+    today: &Report,
+) -> Result<HashMap<String, SessionPlace>, StoreError> {
+    let mut places = HashMap::new();
+    for g in today.groups.iter().flatten() {
+        if let Some(place) = reader.session_place(&g.key)? {
+            places.insert(g.key.clone(), place);
+        }
+    }
+    Ok(places)
 }
 
 /// Today's agents with usage, most expensive first.

@@ -99,14 +99,17 @@ pub(crate) struct FileBatch<'a> {
     pub projects: &'a HashMap<String, Project>,
 }
 
+/// How long a group of file reads stays open before it commits.
+const GROUP_TIME: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The importer's page cache, KiB (negative: SQLite's unit for a size in KiB).
 const IMPORT_CACHE_KIB: i64 = -24 * 1024;
 
 /// The importer's connection (its own, beside the engine's writer; SQLite serialises them).
 pub(crate) struct TranscriptWriter {
     conn: Connection,
-    /// A group of file reads is open ([`TranscriptWriter::begin_group`]): they commit together.
-    in_group: bool,
+    /// When the open group of file reads began ([`TranscriptWriter::begin_group`]).
+    group_started: Option<std::time::Instant>,
 }
 
 impl TranscriptWriter {
@@ -118,25 +121,27 @@ impl TranscriptWriter {
         // (1.4 M page writes for a 49 MB file). The cache is memory only while importing.
         conn.pragma_update(None, "cache_size", IMPORT_CACHE_KIB)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
-        Ok(TranscriptWriter { conn, in_group: false })
+        Ok(TranscriptWriter { conn, group_started: None })
     }
 
     /// Opens a group: the reads applied until [`TranscriptWriter::end_group`] commit in one
     /// transaction, each with its file's new position, so a stop anywhere still resumes exactly
     /// (a group not committed is read again). One commit per file cost a WAL sync per file:
     /// most of a first import's time on a year of transcripts.
+    /// The group is committed and a new one begun once it is [`GROUP_TIME`] old (checked after
+    /// each read, so also inside a large file): the engine's writer waits for the importer's
+    /// open transaction only briefly.
     pub(crate) fn begin_group(&mut self) -> Result<(), StoreError> {
-        if !self.in_group {
+        if self.group_started.is_none() {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
-            self.in_group = true;
+            self.group_started = Some(std::time::Instant::now());
         }
         Ok(())
     }
 
     /// Commits the open group, if any.
     pub(crate) fn end_group(&mut self) -> Result<(), StoreError> {
-        if self.in_group {
-            self.in_group = false;
+        if self.group_started.take().is_some() {
             self.conn.execute_batch("COMMIT")?;
         }
         Ok(())
@@ -166,11 +171,15 @@ impl TranscriptWriter {
     /// Stores one read of a file and its new position in one transaction: stopped at any
     /// point, the next import starts exactly where this one committed.
     pub(crate) fn apply(&mut self, batch: &FileBatch) -> Result<u64, StoreError> {
-        if self.in_group {
+        if let Some(started) = self.group_started {
             // A savepoint: a failed read leaves the group's earlier reads intact.
             let sp = self.conn.savepoint()?;
             let new_requests = apply_batch(&sp, batch)?;
             sp.commit()?;
+            if started.elapsed() >= GROUP_TIME {
+                self.end_group()?;
+                self.begin_group()?;
+            }
             return Ok(new_requests);
         }
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -369,11 +378,12 @@ impl Reader {
         let wanted: HashSet<&str> = sessions.iter().map(String::as_str).collect();
         if sessions.len() > SESSIONS_PER_LOOKUP {
             self.requests_of_many(&wanted, &mut facts.requests)?;
-        }
-        for session in &sessions {
-            if sessions.len() <= SESSIONS_PER_LOOKUP {
+        } else {
+            for session in &sessions {
                 self.requests_of(session, &mut facts.requests)?;
             }
+        }
+        for session in &sessions {
             if let Some(place) = self.session_place(session)? {
                 facts.places.insert(session.clone(), place);
             }

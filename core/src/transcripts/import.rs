@@ -19,17 +19,6 @@ use crate::store::transcripts::{FileBatch, FileState, TranscriptWriter};
 
 const CHUNK: usize = 4 << 20;
 const HEAD: u64 = 4096;
-/// A group of files read in one transaction ends after this long or this many bytes.
-const GROUP_TIME: std::time::Duration = std::time::Duration::from_millis(100);
-const GROUP_BYTES: u64 = 16 << 20;
-
-/// The files read since the group's transaction began.
-#[derive(Default)]
-struct Group {
-    started: Option<std::time::Instant>,
-    bytes: u64,
-}
-
 /// Where an import stands (for a progress bar or line).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -96,16 +85,14 @@ impl Importer {
             ..Progress::default()
         };
         progress(&p);
-        let mut group = Group::default();
+        self.writer.begin_group()?;
         for (file, size) in files.iter().zip(sizes) {
             if stop.load(Ordering::Relaxed) {
                 p.stopped = true;
                 break;
             }
             let before = p.bytes_done;
-            let read =
-                self.import_file_in_group(file, size, stop, &mut p, &mut progress, &mut group);
-            if let Err(e) = read {
+            if let Err(e) = self.import_file(file, stop, &mut p, &mut progress) {
                 // What the group read before the failure is kept, as with one commit per file.
                 let _ = self.writer.end_group();
                 return Err(e);
@@ -117,30 +104,6 @@ impl Importer {
         self.writer.end_group()?;
         p.stopped |= stop.load(Ordering::Relaxed) && p.files_done < p.files_total;
         Ok(p)
-    }
-
-    /// [`Importer::import_file`] inside the open group, committing the group first when it
-    /// is big or old enough: the engine's writer waits for the importer's open transaction, so
-    /// a group holds the file only briefly.
-    fn import_file_in_group(
-        &mut self,
-        file: &Path,
-        size: u64,
-        stop: &AtomicBool,
-        p: &mut Progress,
-        progress: &mut impl FnMut(&Progress),
-        group: &mut Group,
-    ) -> Result<(), TranscriptError> {
-        if group.started.is_some_and(|t| t.elapsed() >= GROUP_TIME) || group.bytes >= GROUP_BYTES {
-            self.writer.end_group()?;
-            *group = Group::default();
-        }
-        if group.started.is_none() {
-            self.writer.begin_group()?;
-            group.started = Some(std::time::Instant::now());
-        }
-        group.bytes += size;
-        self.import_file(file, stop, p, progress)
     }
 
     /// Reads what is new in one file. A file that vanished keeps what was read from it.
