@@ -484,7 +484,13 @@ fn tray_label_is_the_sum_of_every_agents_spend() {
     let (claude, codex) = (cost("claude-code"), cost("codex"));
     let sent = otlp::expected(&claude_points).today.cost;
     assert!(otlp::approx(claude, sent), "Claude Code {claude}, sent {sent}: {report:#}");
+    // The capture's request (tests/fixtures/codex/expected.json): 500 uncached + 1000 cached
+    // input, 60 output tokens of gpt-5-codex, at LiteLLM's prices (BerriAI/litellm commit
+    // 00035b69f416, read 2026-12-02; USD per million: 1.25 input, 0.125 cached, 10 output),
+    // written here so that a wrong table fails this test.
+    let codex_want = (500.0 * 1.25 + 1000.0 * 0.125 + 60.0 * 10.0) / 1e6;
     assert!(codex > 0.0, "Codex's turn is priced: {report:#}");
+    assert!(otlp::approx(codex, codex_want), "Codex {codex}, want {codex_want}: {report:#}");
     let total = report["cost_usd"].as_f64().unwrap_or_else(|| panic!("no total in {report:#}"));
     assert!(otlp::approx(total, claude + codex), "the report's total is the agents' sum");
     let want = otlp::usd(claude + codex);
