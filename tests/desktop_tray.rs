@@ -505,6 +505,53 @@ fn tray_label_is_the_sum_of_every_agents_spend() {
     quit(&item, &mut tray);
 }
 
+/// Issue 16's "one money format everywhere": in a German locale the label, the menu's "Today"
+/// row and the budget alert write amounts as `report` and the window do there (`1.234,50 $`,
+/// checked for the CLI in tests/money_locale.rs), not `$1234.50`.
+#[test]
+fn the_tray_writes_money_the_way_the_users_locale_does() {
+    if !session::enter("the_tray_writes_money_the_way_the_users_locale_does", &[]) {
+        return;
+    }
+    let notifications = Notifications::start();
+    let dirs = Dirs::new();
+    std::fs::write(&dirs.config, "[budgets]\ndaily = 2000\n").expect("write config");
+    let watcher = Watcher::start();
+    let de = [("LC_ALL", "de_DE.UTF-8"), ("LANG", "de_DE.UTF-8")];
+    let (mut tray, ports) = App::start_with_env(&dirs, &[], &de);
+    let item = watcher
+        .wait_item(0, REGISTER_TIMEOUT)
+        .unwrap_or_else(|| panic!("no StatusNotifierItem registered:\n{}", tray.out.text()));
+    wait_label(&item, "0,00\u{a0}$ / 2.000\u{a0}$", Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+
+    // $1,234.50 of $2,000: past 50 %.
+    otlp::send(
+        ports.http,
+        &[otlp::point(
+            "14141414-aaaa-4000-8000-000000000014",
+            "claude-opus-4-5",
+            1234.5,
+            [100.0, 10.0, 0.0, 0.0],
+            0,
+        )],
+    );
+    wait_label(&item, "1.234,50\u{a0}$ / 2.000\u{a0}$", Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\n{}", tray.out.text()));
+    wait_info_row(&item, "Today: 1.234,50 $ · …", |l| {
+        l.starts_with("Today: 1.234,50\u{a0}$ · ")
+    });
+    let shown = notifications
+        .wait_count(1, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no notification:\n{}", tray.out.text()));
+    assert!(
+        shown[0].body.starts_with("50% of your 2.000\u{a0}$ daily budget (1.234,50\u{a0}$)."),
+        "{:?}",
+        shown[0]
+    );
+    quit(&item, &mut tray);
+}
+
 /// With a daily budget the label reads `$spent / $limit`; crossing a threshold pops one desktop
 /// notification from the tray app itself; "Pause alerts" silences the next crossing and
 /// unpausing lets the following one through.

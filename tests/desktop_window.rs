@@ -1391,6 +1391,9 @@ fn daily_use_flow(theme: &str) {
     let total = total.unwrap_or_else(|| panic!("no total in {report:#}"));
     // The user's locale: German decimals, the sign after the amount.
     let de_usd = |v: f64| format!("{:.2}", v).replace('.', ",");
+    // And exactly as the tray, the statusline and `report` write it in that locale (their text
+    // is checked literally in tests/money_locale.rs): one money format everywhere.
+    let de_text = tokentray_core::query::format::MoneyStyle::of_locale("de-DE").usd(total);
 
     let read = || s.execute(DAILY, json!([])).unwrap_or_else(|e| json!({ "script_error": e }));
     let text = |v: &Value| v["text"].as_str().unwrap_or("").to_string();
@@ -1407,9 +1410,10 @@ fn daily_use_flow(theme: &str) {
         let today = v["todayText"].as_str().unwrap_or("");
         if !v["today"].as_f64().is_some_and(|c| approx(c, total))
             || !today.contains(&de_usd(total))
+            || !today.contains(&de_text)
             || !today.trim_end().ends_with('$')
         {
-            errs.push(format!("today {today:?}, want {} $ (de-DE)", de_usd(total)));
+            errs.push(format!("today {today:?}, want {de_text:?} (de-DE, as the CLI writes it)"));
         }
         if v["tabs"] != json!(true)
             || v["usageShown"] != json!(true)

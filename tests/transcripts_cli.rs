@@ -119,6 +119,21 @@ fn assistant_line(session: &str, request: &str, model: &str, time: &str) -> Stri
     )
 }
 
+/// `[pricing]` for Sonnet 4.5 at $100 / $1000 per million: an [`assistant_line`] costs $2.10.
+const SONNET_AT_2_10: &str = "[pricing.models.claude-sonnet-4-5]\ninput = 100\noutput = 1000\ncache_read = 0\ncache_write_5m = 0\ncache_write_1h = 0\n";
+
+/// `serve` with `config` and its HOME and Claude config dir at `home` and `claude`.
+fn serve_on_transcripts(home: &Path, claude: &Path, config: &str) -> support::Serve {
+    support::Serve::start_with(support::serve::ServeOptions {
+        config_toml: Some(config.into()),
+        env: vec![
+            ("HOME".into(), home.display().to_string()),
+            ("CLAUDE_CONFIG_DIR".into(), claude.display().to_string()),
+        ],
+        ..Default::default()
+    })
+}
+
 /// Issue 15: a `[pricing]` override prices a request only the transcripts saw in every view
 /// (`report`, `serve`'s `/api/dashboard` with its budgets, `statusline`), and the dashboard's
 /// last request is that request, with its model, tokens and the overridden price.
@@ -136,16 +151,9 @@ fn pricing_override_and_the_last_request_of_a_transcript_only_request() {
     )
     .unwrap();
     // $100 / $1000 per million instead of Sonnet 4.5's $3 / $15: 1000 in + 2000 out = $2.10.
-    let config = "[budgets]\ndaily = 10\n\n[pricing.models.claude-sonnet-4-5]\ninput = 100\noutput = 1000\ncache_read = 0\ncache_write_5m = 0\ncache_write_1h = 0\n";
+    let config = format!("[budgets]\ndaily = 10\n\n{SONNET_AT_2_10}");
     let want = 2.1;
-    let serve = support::Serve::start_with(support::serve::ServeOptions {
-        config_toml: Some(config.into()),
-        env: vec![
-            ("HOME".into(), home.path().display().to_string()),
-            ("CLAUDE_CONFIG_DIR".into(), claude.display().to_string()),
-        ],
-        ..Default::default()
-    });
+    let serve = serve_on_transcripts(home.path(), &claude, &config);
     let url = format!("http://{}/api/dashboard", serve.metrics);
     let close = |v: &Value| v.as_f64().is_some_and(|c| (c - want).abs() < 1e-9);
     // The dashboard is not built from one snapshot: a build racing the import's commit can see
@@ -186,6 +194,44 @@ fn pricing_override_and_the_last_request_of_a_transcript_only_request() {
         "statusline: {line} {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Issue 16's burn rate counts what only the transcripts saw: six requests of a session with
+/// telemetry off, one in each of the last six minutes, at `[pricing]` prices of $2.10 each,
+/// are $12.60 over six active minutes: `$126.00/h` in the statusline.
+#[test]
+fn the_statusline_burn_rate_counts_requests_only_the_transcripts_saw() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let claude = home.path().join(".claude");
+    let folder = claude.join("projects/-tmp-priced");
+    std::fs::create_dir_all(&folder).unwrap();
+    let now = chrono::Utc::now();
+    let lines: String = (1..=6)
+        .map(|m| {
+            let t = now - chrono::Duration::seconds(60 * m - 20);
+            let time = t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            assistant_line("s-burn", &format!("req_burn_{m}"), "claude-sonnet-4-5", &time)
+        })
+        .collect();
+    std::fs::write(folder.join("s-burn.jsonl"), lines).unwrap();
+    let serve = serve_on_transcripts(home.path(), &claude, SONNET_AT_2_10);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut report = Value::Null;
+    while Instant::now() < deadline {
+        report = serve.report(&["all", "--json"]);
+        if report["cost_usd"].as_f64().is_some_and(|c| (c - 12.6).abs() < 1e-9) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(report["cost_usd"].as_f64().is_some_and(|c| (c - 12.6).abs() < 1e-9), "{report:#}");
+    let out = support::serve::command(&serve.data_dir, &serve.config)
+        .args(["statusline", "--format", "{burn}"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("statusline");
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(line, "$126.00/h\n", "statusline: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Issue 15's benchmark generator, scaled down to twenty days: `tokentray import` and

@@ -39,10 +39,25 @@
   }
   useLocale(undefined);
 
+  // The app's money style (`MoneyStyle` in the core): the tray, statusline, alerts and reports
+  // write amounts with it, so the window does too; a browser has none and uses Intl.
+  let MONEY = null;
+
+  /** `value` with `digits` decimals in the app's money style, as the core's `MoneyStyle`. */
+  function styledUsd(value, digits, m) {
+    const [whole, fraction] = Math.abs(value).toFixed(digits).split('.');
+    const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, m.group);
+    const number = fraction ? grouped + m.decimal + fraction : grouped;
+    const gap = m.space ? '\u00a0' : '';
+    const sign = value < 0 && /[1-9]/.test(whole + (fraction || '')) ? '-' : '';
+    return sign + (m.symbol_first ? `$${gap}${number}` : `${number}${gap}$`);
+  }
+
   function usd(v) {
     const value = Number(v) || 0;
     // As `tokentray report`: cents, or four decimals for amounts under a cent.
     const digits = value !== 0 && Math.abs(value) < 0.01 ? 4 : 2;
+    if (MONEY) return styledUsd(value, digits, MONEY);
     let f = usdCache.get(digits);
     if (!f) {
       f = new Intl.NumberFormat(LOCALE, { style: 'currency', currency: 'USD', minimumFractionDigits: digits, maximumFractionDigits: digits });
@@ -144,6 +159,7 @@
       setupClaudeCode: () => tauri.core.invoke('setup_claude_code'),
       setupStatusline: () => tauri.core.invoke('setup_statusline'),
       locale: () => tauri.core.invoke('locale'),
+      moneyStyle: () => tauri.core.invoke('money_style'),
       activity: (session, kind) => tauri.core.invoke('activity', { session, kind }),
       forwardStatus: (withHeaders) => tauri.core.invoke('forward_status', { withHeaders }),
       setForwardEnabled: (on) => tauri.core.invoke('set_forward_enabled', { on }),
@@ -1006,7 +1022,11 @@
     const begin = () => { source.subscribe(refresh, setStatus); refresh(); };
     if (typeof source.locale === 'function') {
       // The C locale (none set) reads as en-US rather than WebKit's `$ 1.02`.
-      Promise.resolve().then(() => source.locale()).then((l) => useLocale(l || 'en-US'), () => useLocale('en-US')).finally(begin);
+      const money = typeof source.moneyStyle === 'function'
+        ? Promise.resolve().then(() => source.moneyStyle()).then((m) => { if (m && m.decimal) MONEY = m; }, () => {})
+        : Promise.resolve();
+      Promise.resolve().then(() => source.locale()).then((l) => useLocale(l || 'en-US'), () => useLocale('en-US'))
+        .then(() => money).finally(begin);
     } else {
       begin();
     }

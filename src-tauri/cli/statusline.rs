@@ -115,9 +115,14 @@ fn ours(
             if ahead.is_empty() { String::new() } else { format!(" ({})", ahead.join(", ")) };
         Some(format!("{label} {:.0}%{ahead}", w.used_percentage))
     };
+    // Every request of the last hour once: telemetry's events, and what only the transcripts
+    // saw (a session with telemetry off, or started before tokentray).
+    let hour_ago_ns = now_ns - 3_600_000_000_000;
     let burn = reader
         .and_then(|r| {
-            r.event_costs_since(report::names::API_REQUEST, now_ns - 3_600_000_000_000).ok()
+            let mut spends = r.event_costs_since(report::names::API_REQUEST, hour_ago_ns).ok()?;
+            spends.extend(r.transcript_request_costs(hour_ago_ns, now_ns + 1).ok()?);
+            Some(spends)
         })
         .and_then(|spends| statusline::burn_rate_per_hour(now_ns, &spends));
     let parts = [

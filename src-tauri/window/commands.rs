@@ -142,6 +142,13 @@ pub fn locale() -> Option<String> {
     tokentray_core::query::format::user_locale()
 }
 
+/// How amounts are written in the user's locale: the same style the tray label, the statusline,
+/// alerts and `tokentray report` use, so the window's `1,75 $` is theirs.
+#[tauri::command]
+pub fn money_style() -> tokentray_core::query::format::MoneyStyle {
+    tokentray_core::query::format::MoneyStyle::user()
+}
+
 /// The Activity list: recent events, optionally of one session and one kind (`api_request`, …).
 #[tauri::command]
 pub async fn activity(

@@ -96,6 +96,7 @@ fn run(config: Config, args: WindowArgs) -> Result<ExitCode, WindowError> {
             commands::setup_claude_code,
             commands::setup_statusline,
             commands::locale,
+            commands::money_style,
             commands::activity,
             commands::forward_status,
             commands::set_forward_enabled,

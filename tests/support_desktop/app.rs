@@ -229,7 +229,13 @@ impl App {
 
     /// [`spawn`](Self::spawn) for a given copy of the binary.
     pub fn spawn_bin(program: &str, args: &[String]) -> App {
+        App::spawn_bin_env(program, args, &[])
+    }
+
+    /// [`spawn_bin`](Self::spawn_bin) with `env` added to the app's environment.
+    pub fn spawn_bin_env(program: &str, args: &[String], env: &[(&str, &str)]) -> App {
         let mut child = command_for(program)
+            .envs(env.iter().copied())
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -244,7 +250,12 @@ impl App {
 
     /// Starts it and waits for the engine's listening line.
     pub fn start(dirs: &Dirs, extra: &[&str]) -> (App, Listening) {
-        let app = App::spawn(&dirs.args(extra));
+        App::start_with_env(dirs, extra, &[])
+    }
+
+    /// [`start`](Self::start) with `env` added to the app's environment.
+    pub fn start_with_env(dirs: &Dirs, extra: &[&str], env: &[(&str, &str)]) -> (App, Listening) {
+        let app = App::spawn_bin_env(&bin(), &dirs.args(extra), env);
         let listening = app
             .out
             .wait_listening(Duration::from_secs(30))

@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeZone};
 use serde::Serialize;
 
 use super::{rfc3339, BudgetPeriod, BudgetState};
-use crate::query::format::usd_short;
+use crate::query::format::{usd, usd_short};
 
 /// One threshold of one budget crossed for the first time in its period.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -186,7 +186,7 @@ impl Alert {
             ),
         };
         let limit = usd_short(state.limit_usd);
-        let mut body = format!("{threshold}% of your {limit} {what} (${:.2}).", state.spent_usd);
+        let mut body = format!("{threshold}% of your {limit} {what} ({}).", usd(state.spent_usd));
         if state.spent_usd < state.limit_usd {
             if let Some(at) = state.reach_limit_at_ns {
                 body +=
@@ -194,9 +194,9 @@ impl Alert {
             }
         } else if state.forecast_usd >= state.spent_usd + 0.01 {
             body += &format!(
-                " At this pace the {} ends around ${:.2}.",
+                " At this pace the {} ends around {}.",
                 period.noun(),
-                state.forecast_usd
+                usd(state.forecast_usd)
             );
         }
         Alert {

@@ -719,6 +719,22 @@ impl Reader {
             .collect())
     }
 
+    /// Time and cost of each request from `start_ns` to `end_ns` that the transcripts add to
+    /// telemetry (the counting rule's shares: what telemetry's `api_request` events did not
+    /// already count), for the statusline's burn rate next to those events.
+    pub fn transcript_request_costs(
+        &self,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Vec<(i64, f64)>, StoreError> {
+        let facts = self.transcript_facts(start_ns, end_ns)?;
+        Ok(counting::shares(&facts, self.prices())
+            .into_iter()
+            .filter(|s| s.time_ns >= start_ns && s.time_ns < end_ns && s.cost_usd > 0.0)
+            .map(|s| (s.time_ns, s.cost_usd))
+            .collect())
+    }
+
     /// Groups keyed by session, folded into projects, branches or PRs.
     pub(super) fn fold_by_place(
         &self,
