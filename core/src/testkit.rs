@@ -20,6 +20,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 pub mod transcripts_year;
+pub mod v4;
 pub mod year;
 
 /// The leaf pages of `table` in the database file at `path`, in key order (tests damage one).
@@ -379,6 +380,47 @@ pub fn active_time_metric(
     )
 }
 
+/// `session` with the attributes Claude Code 2.1 puts on an `api_request` beyond
+/// [`api_request_record`]'s (shared/reference/claude-code-telemetry.md) added to each of its
+/// events: `request_id` (unique per request), `prompt.id` (a prompt per five requests),
+/// `event.timestamp` (the record's time to the millisecond, as Claude Code writes it),
+/// `event.sequence`, `speed`, `query_source`, `effort`, `ttft_ms` and `cost_usd_micros`. The
+/// figures the session adds up to are unchanged.
+pub fn with_request_details(mut session: SyntheticSession) -> SyntheticSession {
+    let compact = session.session_id.replace('-', "");
+    let records = session
+        .logs
+        .resource_logs
+        .iter_mut()
+        .flat_map(|r| r.scope_logs.iter_mut())
+        .flat_map(|s| s.log_records.iter_mut());
+    for (k, record) in records.enumerate() {
+        let cost = record.attributes.iter().find(|a| a.key == "cost_usd").and_then(|a| {
+            match a.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(any_value::Value::DoubleValue(d)) => Some(*d),
+                _ => None,
+            }
+        });
+        let stamp = chrono::DateTime::from_timestamp_nanos(record.time_unix_nano as i64)
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        record.attributes.extend([
+            kv("request_id", &format!("req_011C{compact}{k:04x}")),
+            kv("prompt.id", &format!("{:08x}-7000-4000-8000-{compact:.12}", k / 5)),
+            kv("event.timestamp", &stamp),
+            kv_int("event.sequence", k as i64),
+            kv("speed", "normal"),
+            kv("query_source", "sdk"),
+            kv("effort", "medium"),
+            kv_int("ttft_ms", 600 + (k as i64 * 37) % 900),
+        ]);
+        if let Some(cost) = cost {
+            record.attributes.push(kv_int("cost_usd_micros", (cost * 1e6).round() as i64));
+        }
+    }
+    session
+}
+
 /// Models a heavy user switches between in [`synthetic_session`].
 pub const MODELS: [&str; 3] = [MODEL, "claude-sonnet-5", "claude-haiku-5"];
 
@@ -402,6 +444,8 @@ pub struct SessionPlan {
 /// real client.
 #[derive(Debug, Clone)]
 pub struct SyntheticSession {
+    /// Its `session.id`.
+    pub session_id: String,
     pub metrics: Vec<ExportMetricsServiceRequest>,
     pub logs: ExportLogsServiceRequest,
     /// What the requests add up to.
@@ -481,6 +525,7 @@ pub fn synthetic_session(plan: SessionPlan) -> SyntheticSession {
         metrics.push(metrics_request(ms));
     }
     SyntheticSession {
+        session_id: session.clone(),
         metrics,
         logs: logs_request(records),
         cost_usd: total.cost_usd,

@@ -20,6 +20,8 @@ pub mod disk;
 mod events;
 mod integrity;
 mod kinds;
+#[cfg(any(test, feature = "testkit"))]
+pub(crate) mod legacy;
 pub(crate) mod live;
 mod lock;
 mod machines;

@@ -632,32 +632,7 @@ impl Writer {
             }
         };
         let resource_id = self.resource_id(tx, pending, &desc.resource)?;
-        let get = |k| attrs::get_str(&desc.attrs, k);
-        tx.prepare_cached(
-            "INSERT INTO series (key, metric, unit, description, shape, resource_id, scope_name, scope_version, attrs,
-                session_id, model, type, user_id, created_ns, expo_family, expo_unit, expo_labels)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-        )?
-        .execute(params![
-            desc.key.to_be_bytes().as_slice(),
-            desc.metric,
-            desc.unit,
-            desc.description,
-            desc.shape.code(),
-            resource_id,
-            desc.scope_name,
-            desc.scope_version,
-            attrs::to_json(&desc.attrs),
-            get("session.id"),
-            get("model"),
-            get("type"),
-            get("user.id"),
-            clamp_i64(point.time_ns),
-            expo.family,
-            expo.unit,
-            &*expo.labels,
-        ])?;
-        let id = tx.last_insert_rowid();
+        let id = insert_series(tx, desc, resource_id, point.time_ns, &expo)?;
         // In the series' transaction: counted once per series, for `tokentray doctor`.
         if !dropped_labels.is_empty() {
             super::settings::note_dropped_labels(tx, &dropped_labels)?;
@@ -676,20 +651,7 @@ impl Writer {
         {
             return Ok(id);
         }
-        let key = resource.key.to_be_bytes();
-        let existing: Option<i64> = tx
-            .query_row("SELECT id FROM resources WHERE key = ?1", [key.as_slice()], |r| r.get(0))
-            .optional()?;
-        let id = match existing {
-            Some(id) => id,
-            None => {
-                tx.execute(
-                    "INSERT INTO resources (key, attrs) VALUES (?1, ?2)",
-                    params![key.as_slice(), attrs::to_json(&resource.attrs)],
-                )?;
-                tx.last_insert_rowid()
-            }
-        };
+        let id = stored_resource_id(tx, resource)?;
         pending.resources.insert(resource.key, id);
         Ok(id)
     }
@@ -701,41 +663,7 @@ impl Writer {
         pending: &Pending,
         client: Option<String>,
     ) -> Result<(), StoreError> {
-        // Upserts: a series created in this transaction has no state row yet. In id order, so
-        // consecutive statements walk the B-tree forward through the same pages.
-        let mut update = tx.prepare_cached(
-            "INSERT INTO series_state (series_id, total, hist, cum_start_ns, cum_time_ns, cum_value, last_time_ns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (series_id) DO UPDATE SET total = excluded.total, hist = excluded.hist,
-                cum_start_ns = excluded.cum_start_ns, cum_time_ns = excluded.cum_time_ns,
-                cum_value = excluded.cum_value, last_time_ns = excluded.last_time_ns",
-        )?;
-        let mut states: Vec<&SeriesState> = pending.series.values().collect();
-        states.sort_unstable_by_key(|s| s.id);
-        for state in states {
-            let t = &state.totals;
-            let hist = t
-                .hist
-                .as_ref()
-                .map(serde_json::to_string)
-                .transpose()
-                .map_err(|e| StoreError::Encode(e.to_string()))?;
-            let cum_value = t
-                .cum
-                .as_ref()
-                .map(|c| serde_json::to_string(&c.value))
-                .transpose()
-                .map_err(|e| StoreError::Encode(e.to_string()))?;
-            update.execute(params![
-                state.id,
-                t.total,
-                hist,
-                t.cum.as_ref().map(|c| clamp_i64(c.start_ns)),
-                t.cum.as_ref().map(|c| clamp_i64(c.time_ns)),
-                cum_value,
-                clamp_i64(t.last_time_ns),
-            ])?;
-        }
+        store_states(tx, pending.series.values().map(|s| (s.id, &s.totals)).collect())?;
         if pending.remote_write {
             let mut dirty =
                 tx.prepare_cached("INSERT OR REPLACE INTO forward_dirty (series_id) VALUES (?1)")?;
@@ -743,15 +671,7 @@ impl Writer {
                 dirty.execute([state.id])?;
             }
         }
-        let mut usage = tx.prepare_cached(
-            "INSERT INTO usage (slot, series_id, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (slot, series_id) DO UPDATE SET value = value + excluded.value",
-        )?;
-        let mut increments: Vec<(&(i64, i64), &f64)> = pending.usage.iter().collect();
-        increments.sort_unstable_by_key(|(k, _)| **k);
-        for (&(slot, series_id), &value) in increments {
-            usage.execute(params![slot, series_id, value])?;
-        }
+        add_usage(tx, &pending.usage)?;
         let mut meta = tx.prepare_cached(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )?;
@@ -783,6 +703,123 @@ impl Writer {
         self.series.extend(pending.series);
         self.resources.extend(pending.resources);
         self.kinds.apply(pending.kinds);
+    }
+}
+
+/// Stores the running state of each series `(id, totals)` (the statement is unchanged since v4,
+/// so the v4 history of the migration tests is written with it too).
+pub(super) fn store_states(
+    conn: &Connection,
+    mut states: Vec<(i64, &SeriesTotals)>,
+) -> Result<(), StoreError> {
+    // Upserts: a series created in this transaction has no state row yet. In id order, so
+    // consecutive statements walk the B-tree forward through the same pages.
+    let mut update = conn.prepare_cached(
+        "INSERT INTO series_state (series_id, total, hist, cum_start_ns, cum_time_ns, cum_value, last_time_ns)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (series_id) DO UPDATE SET total = excluded.total, hist = excluded.hist,
+            cum_start_ns = excluded.cum_start_ns, cum_time_ns = excluded.cum_time_ns,
+            cum_value = excluded.cum_value, last_time_ns = excluded.last_time_ns",
+    )?;
+    states.sort_unstable_by_key(|(id, _)| *id);
+    for (id, t) in states {
+        let hist = t
+            .hist
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Encode(e.to_string()))?;
+        let cum_value = t
+            .cum
+            .as_ref()
+            .map(|c| serde_json::to_string(&c.value))
+            .transpose()
+            .map_err(|e| StoreError::Encode(e.to_string()))?;
+        update.execute(params![
+            id,
+            t.total,
+            hist,
+            t.cum.as_ref().map(|c| clamp_i64(c.start_ns)),
+            t.cum.as_ref().map(|c| clamp_i64(c.time_ns)),
+            cum_value,
+            clamp_i64(t.last_time_ns),
+        ])?;
+    }
+    Ok(())
+}
+
+/// Adds the increments of monotonic sums, by (slot, series id), to `usage`, in key order.
+pub(super) fn add_usage(
+    conn: &Connection,
+    usage: &HashMap<(i64, i64), f64>,
+) -> Result<(), StoreError> {
+    let mut add = conn.prepare_cached(
+        "INSERT INTO usage (slot, series_id, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (slot, series_id) DO UPDATE SET value = value + excluded.value",
+    )?;
+    let mut increments: Vec<(&(i64, i64), &f64)> = usage.iter().collect();
+    increments.sort_unstable_by_key(|(k, _)| **k);
+    for (&(slot, series_id), &value) in increments {
+        add.execute(params![slot, series_id, value])?;
+    }
+    Ok(())
+}
+
+/// Stores a new series' identity (the layout of `series` has not changed since v4, so the
+/// v4 history of the migration tests is written with this too); returns its id.
+pub(super) fn insert_series(
+    conn: &Connection,
+    desc: &SeriesDesc,
+    resource_id: i64,
+    created_ns: u64,
+    expo: &ExpoKey,
+) -> Result<i64, StoreError> {
+    let get = |k| attrs::get_str(&desc.attrs, k);
+    conn.prepare_cached(
+        "INSERT INTO series (key, metric, unit, description, shape, resource_id, scope_name, scope_version, attrs,
+            session_id, model, type, user_id, created_ns, expo_family, expo_unit, expo_labels)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    )?
+    .execute(params![
+        desc.key.to_be_bytes().as_slice(),
+        desc.metric,
+        desc.unit,
+        desc.description,
+        desc.shape.code(),
+        resource_id,
+        desc.scope_name,
+        desc.scope_version,
+        attrs::to_json(&desc.attrs),
+        get("session.id"),
+        get("model"),
+        get("type"),
+        get("user.id"),
+        clamp_i64(created_ns),
+        expo.family,
+        expo.unit,
+        &*expo.labels,
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The id of `resource`'s row, stored now if it is new.
+pub(super) fn stored_resource_id(
+    conn: &Connection,
+    resource: &Resource,
+) -> Result<i64, StoreError> {
+    let key = resource.key.to_be_bytes();
+    let existing: Option<i64> = conn
+        .query_row("SELECT id FROM resources WHERE key = ?1", [key.as_slice()], |r| r.get(0))
+        .optional()?;
+    match existing {
+        Some(id) => Ok(id),
+        None => {
+            conn.execute(
+                "INSERT INTO resources (key, attrs) VALUES (?1, ?2)",
+                params![key.as_slice(), attrs::to_json(&resource.attrs)],
+            )?;
+            Ok(conn.last_insert_rowid())
+        }
     }
 }
 
