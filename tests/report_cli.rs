@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use chrono::{Local, NaiveDate, TimeZone, Timelike};
+use chrono::{Datelike, Local, NaiveDate, TimeZone, Timelike};
 use serde_json::{json, Value};
 use tokentray_core::ingest;
 use tokentray_core::store::Store;
@@ -177,6 +177,26 @@ fn periods_and_groupings_over_a_known_history() {
         .map(|g| g["cost_usd"].as_f64().unwrap_or(0.0))
         .sum();
     assert!((weeks - 3.5579).abs() < 1e-9, "weeks add up: {r}");
+
+    // This week and last week (weeks start on Monday): on a Monday yesterday is last week's.
+    let monday = today.weekday() == chrono::Weekday::Mon;
+    let r = json_of(&data, &["week"]);
+    assert_eq!(r["cost_usd"], json!(if monday { 1.5579 } else { 3.5579 }), "{r}");
+    let r = json_of(&data, &["last-week"]);
+    assert_eq!(r["cost_usd"], json!(if monday { 2.0 } else { 0.0 }), "{r}");
+
+    // By hour: today's spend in rows keyed by the local date and hour.
+    let r = json_of(&data, &["today", "--by", "hour"]);
+    let hours = r["groups"].as_array().expect("groups");
+    let day = format!("{today}T");
+    for g in hours {
+        let key = g["key"].as_str().unwrap_or("");
+        assert!(key.starts_with(&day) && key.ends_with(":00"), "hour key {key}: {r}");
+    }
+    let by_hour: f64 = hours.iter().map(|g| g["cost_usd"].as_f64().unwrap_or(0.0)).sum();
+    assert!((by_hour - 1.5579).abs() < 1e-9, "hours add up to today: {r}");
+    let sessions: f64 = hours.iter().map(|g| g["sessions"].as_f64().unwrap_or(0.0)).sum();
+    assert!(sessions >= 2.0, "each of today's sessions is in an hour row: {r}");
     let _ = NaiveDate::MIN;
 }
 
