@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::accounting::{Effect, HistAcc, Refusal, SeriesTotals};
 use super::kinds::{self, KindBook, NameSpace, NewKinds};
 use super::live::{self, ExpoKey, Live, RowRef};
+use super::rollups;
 use super::{Ack, Change, StoreError};
 use crate::exposition::{naming, Labels};
 use crate::ingest::attrs;
@@ -86,6 +87,9 @@ struct SeriesState {
     shape: Shape,
     row: RowRef,
     totals: SeriesTotals,
+    /// Its place in the rollups (store/rollups.rs); `None` until looked up for a series whose
+    /// state row names none.
+    rollup: Option<rollups::SeriesRollup>,
 }
 
 pub(super) struct Writer {
@@ -111,6 +115,8 @@ struct Pending {
     series: KeyMap<SeriesState>,
     resources: KeyMap<i64>,
     usage: HashMap<(i64, i64), f64>,
+    /// The same increments and the transaction's events, by day (store/rollups.rs).
+    rollups: rollups::PendingRollups,
     live_ops: Vec<(RowRef, Effect, u64)>,
     /// Mark the touched series for remote write (forwarding on, with that protocol).
     remote_write: bool,
@@ -217,7 +223,11 @@ impl Writer {
             };
             Self::replay_into_live(&mut live_w, row, shape, &totals);
             self.resources.insert(resource.0.key, r.get(6)?);
-            self.series.insert(key, SeriesState { id, shape, row, totals });
+            let rollup = match (r.get(20)?, r.get(21)?) {
+                (Some(key), Some(session)) => Some(rollups::SeriesRollup { key, session }),
+                _ => None,
+            };
+            self.series.insert(key, SeriesState { id, shape, row, totals, rollup });
             loaded += 1;
         }
         Ok(loaded)
@@ -486,6 +496,7 @@ impl Writer {
             for event in &batch.events {
                 let resource_id = self.resource_id(&tx, &mut pending, &event.resource)?;
                 insert_event(&tx, event, resource_id)?;
+                pending.rollups.add_event(event, resource_id);
                 ack.accepted += 1;
             }
             // Other agents' requests among them, each once however often it is sent.
@@ -576,7 +587,14 @@ impl Writer {
         };
         if let (Shape::MonotonicSum, Effect::Add(inc)) = (state.shape, &effect) {
             if *inc != 0.0 {
-                *pending.usage.entry((slot_of(point.time_ns), state.id)).or_insert(0.0) += inc;
+                let slot = slot_of(point.time_ns);
+                *pending.usage.entry((slot, state.id)).or_insert(0.0) += inc;
+                if state.rollup.is_none() {
+                    state.rollup = rollups::rollup_of_series(tx, state.id)?;
+                }
+                if let Some(rollup) = state.rollup {
+                    pending.rollups.add_usage(slot, rollup, *inc);
+                }
             }
         }
         if effect != Effect::None {
@@ -662,7 +680,21 @@ impl Writer {
         if !dropped_labels.is_empty() {
             super::settings::note_dropped_labels(tx, &dropped_labels)?;
         }
-        Ok(Ok(SeriesState { id, shape: desc.shape, row, totals: SeriesTotals::default() }))
+        let rollup = rollups::series_rollup(
+            tx,
+            &desc.metric,
+            get("type"),
+            get("model"),
+            get("session.id"),
+            resource_id,
+        )?;
+        Ok(Ok(SeriesState {
+            id,
+            shape: desc.shape,
+            row,
+            totals: SeriesTotals::default(),
+            rollup: Some(rollup),
+        }))
     }
 
     fn resource_id(
@@ -704,11 +736,12 @@ impl Writer {
         // Upserts: a series created in this transaction has no state row yet. In id order, so
         // consecutive statements walk the B-tree forward through the same pages.
         let mut update = tx.prepare_cached(
-            "INSERT INTO series_state (series_id, total, hist, cum_start_ns, cum_time_ns, cum_value, last_time_ns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO series_state (series_id, total, hist, cum_start_ns, cum_time_ns, cum_value, last_time_ns, rollup_key, rollup_session)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (series_id) DO UPDATE SET total = excluded.total, hist = excluded.hist,
                 cum_start_ns = excluded.cum_start_ns, cum_time_ns = excluded.cum_time_ns,
-                cum_value = excluded.cum_value, last_time_ns = excluded.last_time_ns",
+                cum_value = excluded.cum_value, last_time_ns = excluded.last_time_ns,
+                rollup_key = excluded.rollup_key, rollup_session = excluded.rollup_session",
         )?;
         let mut states: Vec<&SeriesState> = pending.series.values().collect();
         states.sort_unstable_by_key(|s| s.id);
@@ -734,6 +767,8 @@ impl Writer {
                 t.cum.as_ref().map(|c| clamp_i64(c.time_ns)),
                 cum_value,
                 clamp_i64(t.last_time_ns),
+                state.rollup.map(|r| r.key),
+                state.rollup.map(|r| r.session),
             ])?;
         }
         if pending.remote_write {
@@ -752,6 +787,7 @@ impl Writer {
         for (&(slot, series_id), &value) in increments {
             usage.execute(params![slot, series_id, value])?;
         }
+        pending.rollups.flush(tx)?;
         let mut meta = tx.prepare_cached(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )?;
@@ -845,7 +881,8 @@ const SERIES_COLUMNS: &str =
             CASE WHEN s.expo_labels IS NULL THEN s.scope_name END,
             CASE WHEN s.expo_labels IS NULL THEN s.scope_version END,
             CASE WHEN s.expo_labels IS NULL THEN s.attrs END,
-            COALESCE(st.total, 0), st.hist, st.cum_start_ns, st.cum_time_ns, st.cum_value, COALESCE(st.last_time_ns, 0)
+            COALESCE(st.total, 0), st.hist, st.cum_start_ns, st.cum_time_ns, st.cum_value, COALESCE(st.last_time_ns, 0),
+            st.rollup_key, st.rollup_session
      FROM series s LEFT JOIN series_state st ON st.series_id = s.id";
 
 /// Which stored series a load reads.
