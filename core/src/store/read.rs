@@ -278,6 +278,10 @@ impl Reader {
     ) -> Result<Vec<UsageRow>, StoreError> {
         let mut rows = Vec::new();
         for (sql, lo, hi) in self.usage_statements(range, bucket)? {
+            if sql == SLOT_BUCKETS_SQL {
+                self.usage_slot_buckets(lo, hi, bucket, &mut rows)?;
+                continue;
+            }
             let mut stmt = self.conn.prepare_cached(&sql)?;
             let found = stmt.query_map(params![lo, hi], |r| {
                 Ok(UsageRow {
@@ -322,10 +326,73 @@ impl Reader {
                 (Part::Days(lo, hi), true) => {
                     (usage_rollup_sql(by, UsageGrain::SessionDays), lo, hi)
                 }
+                (Part::Rest(lo, hi), false) if has_time_buckets(by) => {
+                    (SLOT_BUCKETS_SQL.to_string(), lo, hi)
+                }
                 (Part::Rest(lo, hi), false) => (usage_rollup_sql(by, UsageGrain::Slots), lo, hi),
                 (Part::Rest(lo, hi), true) => (usage_detail_sql(by), lo, hi),
             })
             .collect())
+    }
+
+    /// Slots `[lo, hi)` of `usage_slots` for a breakdown by local day, week, month or hour: the
+    /// rows come in slot order, so each run of slots with one label is summed per rollup key as
+    /// it is read (a month is ~20 000 rows and ~500 sums), one row per run and key.
+    fn usage_slot_buckets(
+        &self,
+        lo: i64,
+        hi: i64,
+        bucket: &Bucketing,
+        rows: &mut Vec<UsageRow>,
+    ) -> Result<(), StoreError> {
+        let mut dims: BTreeMap<i64, (String, Option<String>)> = BTreeMap::new();
+        let mut stmt = self.conn.prepare_cached("SELECT id, metric, type FROM rollup_keys")?;
+        for row in stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))? {
+            let (id, dim) = row?;
+            dims.insert(id, dim);
+        }
+        let mut emit = |first_slot: i64, sums: &mut BTreeMap<i64, f64>| {
+            for (key, value) in std::mem::take(sums) {
+                if let Some((metric, kind)) = dims.get(&key) {
+                    rows.push(UsageRow {
+                        metric: metric.clone(),
+                        kind: kind.clone(),
+                        key: rusqlite::types::Value::Integer(first_slot),
+                        session: None,
+                        value,
+                        models_of_session: Vec::new(),
+                    });
+                }
+            }
+        };
+        let mut stmt = self.conn.prepare_cached(SLOT_BUCKETS_SQL)?;
+        let mut found = stmt.query(params![lo, hi])?;
+        // The current run: its label, its first slot, the last slot seen, the sums per key.
+        let mut run: Option<(String, i64, i64)> = None;
+        let mut sums: BTreeMap<i64, f64> = BTreeMap::new();
+        while let Some(r) = found.next()? {
+            let (slot, key, value): (i64, i64, f64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            match &mut run {
+                Some((_, _, last)) if *last == slot => {}
+                _ => {
+                    let label = bucket.key(rusqlite::types::Value::Integer(slot), None);
+                    match &mut run {
+                        Some((current, _, last)) if *current == label => *last = slot,
+                        _ => {
+                            if let Some((_, first, _)) = run.take() {
+                                emit(first, &mut sums);
+                            }
+                            run = Some((label, slot, slot));
+                        }
+                    }
+                }
+            }
+            *sums.entry(key).or_insert(0.0) += value;
+        }
+        if let Some((_, first, _)) = run {
+            emit(first, &mut sums);
+        }
+        Ok(())
     }
 
     /// The first and last day a rollup table holds, if any.
@@ -708,6 +775,10 @@ fn usage_detail_sql(by: Option<GroupBy>) -> String {
          GROUP BY s.metric, s.type, k, sid"
     )
 }
+
+/// The slot rollup's rows as they are, for [`Reader::usage_slot_buckets`].
+const SLOT_BUCKETS_SQL: &str =
+    "SELECT slot, key, value FROM usage_slots WHERE slot >= ?1 AND slot < ?2";
 
 /// Which usage rollup a statement reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
