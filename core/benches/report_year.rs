@@ -9,7 +9,8 @@
 //!
 //! Printed before the timings (stderr): ingest time, file sizes before and after a WAL checkpoint
 //! and bytes per stored point; then criterion times `Reader::report` for today / week / month /
-//! all, and all by day / by model, plus month by day and all by session.
+//! all, and all by day / by model, plus month by day and all by session; then the dashboard's
+//! JSON now and at the end of last month (`dashboard::build`).
 //!
 //! `cargo bench -p tokentray-core --bench report_year`. Set `TOKENTRAY_BENCH_YEAR_DIR=/some/dir`
 //! to keep the populated data dir (a later run reuses it instead of filling it again, and
@@ -21,8 +22,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chrono::Weekday;
+use chrono::{Local, TimeZone, Weekday};
 use criterion::{BenchmarkId, Criterion};
+use tokentray_core::config::{BudgetsConfig, Listen};
+use tokentray_core::dashboard::{self, Endpoints};
 use tokentray_core::ingest;
 use tokentray_core::query::{GroupBy, Period, TimeRange};
 use tokentray_core::store::{disk, Reader, Store, DB_FILE};
@@ -184,6 +187,18 @@ fn main() {
                     let r = reader.report(&period.name(), range, by).expect("report");
                     r.groups.map(|g| g.len()).unwrap_or(0)
                 })
+            });
+        }
+        // The window's JSON (`/api/dashboard`) now, and as it was on the last evening of the
+        // previous month, when "this month" and the daily chart are whole months of the year.
+        let endpoints = Endpoints::from_listen(&Listen::default());
+        let budgets = BudgetsConfig::default();
+        let now = Local::now();
+        let first_of_month = Period::Month.range_at(&now, Weekday::Mon).start_ns.expect("start");
+        let month_end = Local.timestamp_nanos(first_of_month - 3_600_000_000_000);
+        for (id, at) in [("dashboard_now", now), ("dashboard_month_end", month_end)] {
+            group.bench_function(BenchmarkId::from_parameter(id), |b| {
+                b.iter(|| dashboard::build(&reader, at, &endpoints, &budgets).expect("dashboard"))
             });
         }
         group.finish();

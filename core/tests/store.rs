@@ -390,6 +390,14 @@ async fn a_v2_database_upgrades_with_exact_state() {
          DROP TABLE transcript_cost_state;
          DROP TABLE pushed_groups;
          DROP TABLE agent_requests;
+         DROP TABLE rollup_keys;
+         DROP TABLE rollup_sessions;
+         DROP TABLE usage_days;
+         DROP TABLE usage_slots;
+         DROP TABLE usage_session_days;
+         DROP TABLE event_days;
+         DROP TABLE event_slots;
+         DROP TABLE event_session_days;
          ALTER TABLE series ADD COLUMN total REAL NOT NULL DEFAULT 0;
          ALTER TABLE series ADD COLUMN hist TEXT;
          ALTER TABLE series ADD COLUMN cum_start_ns INTEGER;

@@ -156,6 +156,9 @@ impl Reader {
         start_ns: i64,
         end_ns: i64,
     ) -> Result<Vec<StoredAgentRequest>, StoreError> {
+        if !self.has_series_of(GEMINI_TOKENS)? {
+            return Ok(Vec::new());
+        }
         let slot_ns = super::SLOT_SECONDS * 1_000_000_000;
         let slot_lo = start_ns.div_euclid(slot_ns);
         let slot_hi = if end_ns == i64::MAX {
@@ -213,6 +216,9 @@ impl Reader {
 
     /// Where each Gemini CLI session known only from its metrics began (its first slot), all time.
     fn gemini_metric_only_starts(&self) -> Result<HashMap<(String, String), i64>, StoreError> {
+        if !self.has_series_of(GEMINI_TOKENS)? {
+            return Ok(HashMap::new());
+        }
         let slot_ns = super::SLOT_SECONDS * 1_000_000_000;
         let sql = format!(
             "SELECT s.session_id, MIN(u.slot) FROM usage u JOIN series s ON s.id = u.series_id
@@ -227,6 +233,15 @@ impl Reader {
             Ok(((GEMINI_CLI.to_string(), r.get(0)?), r.get::<_, i64>(1)?.saturating_mul(slot_ns)))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether any series of `metric` is stored (through its index): the queries over Gemini
+    /// CLI's token metric read the usage of every slot they cover, and most histories have none.
+    fn has_series_of(&self, metric: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM series WHERE metric = ?1)")?
+            .query_row([metric], |r| r.get(0))?)
     }
 
     /// Other agents' spend in `[start_ns, end_ns)` as (15-minute slot, agent, model, USD), each

@@ -158,7 +158,7 @@ impl V4Writer {
     /// file (its WAL folded back in: one file to copy).
     pub(crate) fn finish(self) -> Result<(), StoreError> {
         let V4Writer { conn, series, usage, .. } = self;
-        writer::store_states(&conn, series.values().map(|s| (s.id, &s.totals)).collect())?;
+        store_states_v4(&conn, series.values().map(|s| (s.id, &s.totals)).collect())?;
         writer::add_usage(&conn, &usage)?;
         conn.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -177,6 +177,37 @@ pub(crate) fn schema_version(path: &Path) -> Result<i64, StoreError> {
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
+
+/// Stores the running state of each series `(id, totals)` with the writer's statement of v4 to
+/// v12 (v13 added the rollup key columns, which a v4 file does not have yet).
+fn store_states_v4(
+    conn: &Connection,
+    mut states: Vec<(i64, &SeriesTotals)>,
+) -> Result<(), StoreError> {
+    // Upserts: a series created in this transaction has no state row yet. In id order, so
+    // consecutive statements walk the B-tree forward through the same pages.
+    let mut update = conn.prepare_cached(
+        "INSERT INTO series_state (series_id, total, hist, cum_start_ns, cum_time_ns, cum_value, last_time_ns)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (series_id) DO UPDATE SET total = excluded.total, hist = excluded.hist,
+            cum_start_ns = excluded.cum_start_ns, cum_time_ns = excluded.cum_time_ns,
+            cum_value = excluded.cum_value, last_time_ns = excluded.last_time_ns",
+    )?;
+    states.sort_unstable_by_key(|(id, _)| *id);
+    for (id, t) in states {
+        let (hist, cum_value) = writer::encoded_state(t)?;
+        update.execute(params![
+            id,
+            t.total,
+            hist,
+            t.cum.as_ref().map(|c| writer::clamp_i64(c.start_ns)),
+            t.cum.as_ref().map(|c| writer::clamp_i64(c.time_ns)),
+            cum_value,
+            writer::clamp_i64(t.last_time_ns),
+        ])?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ pub(crate) mod read;
 mod read_settings;
 mod repair;
 mod request_ids;
+mod rollups;
 pub(crate) mod schema;
 pub(crate) mod settings;
 pub(crate) mod transcripts;

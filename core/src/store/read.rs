@@ -7,6 +7,7 @@ use chrono::{Local, TimeZone, Weekday};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use super::rollups::{self, Part};
 use super::{data_dir, StoreError, DB_FILE, SLOT_SECONDS};
 use crate::query::report::{names, EventSums, Figures};
 use crate::query::{local_bucket, Group, GroupBy, Report, TimeRange};
@@ -103,6 +104,8 @@ fn attach_session_models(rows: &mut [UsageRow]) {
 struct Bucketing {
     by: Option<GroupBy>,
     week_start: Weekday,
+    /// Labels of the slots seen so far: the rollups give many rows per slot and local bucket.
+    labels: std::cell::RefCell<std::collections::HashMap<i64, String>>,
 }
 
 impl Bucketing {
@@ -124,7 +127,13 @@ impl Bucketing {
             (
                 Some(g @ (GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour)),
                 Value::Integer(v),
-            ) => local_bucket(&Local, v.saturating_mul(SLOT_NS), g, self.week_start),
+            ) => {
+                let label = || local_bucket(&Local, v.saturating_mul(SLOT_NS), g, self.week_start);
+                match self.labels.try_borrow_mut() {
+                    Ok(mut labels) => labels.entry(v).or_insert_with(label).clone(),
+                    Err(_) => label(),
+                }
+            }
             (_, Value::Text(t)) => t,
             _ => String::new(),
         }
@@ -215,10 +224,10 @@ impl Reader {
         by: Option<GroupBy>,
         week_start: Weekday,
     ) -> Result<Report, StoreError> {
-        let bucket = Bucketing { by, week_start };
+        let bucket = Bucketing { by, week_start, labels: Default::default() };
         let mut total = Figures::default();
         let mut groups: BTreeMap<String, Figures> = BTreeMap::new();
-        for row in self.usage_rows(range, by)? {
+        for row in self.usage_rows(range, &bucket)? {
             total.add_metric(&row.metric, row.kind.as_deref(), row.value);
             if let Some(keys) = bucket.metric_keys(&row) {
                 for key in keys {
@@ -230,7 +239,7 @@ impl Reader {
                 }
             }
         }
-        for (name, raw_key, sums) in self.event_rows(range, by)? {
+        for (name, raw_key, sums) in self.event_rows(range, &bucket)? {
             total.add_events(&name, &sums);
             if by.is_some() && by != Some(GroupBy::Type) {
                 let key = bucket.key(raw_key, None);
@@ -265,83 +274,230 @@ impl Reader {
     fn usage_rows(
         &self,
         range: TimeRange,
-        by: Option<GroupBy>,
+        bucket: &Bucketing,
     ) -> Result<Vec<UsageRow>, StoreError> {
-        let (start_ns, end_ns) = range.bounds_ns();
-        let (slot_lo, slot_hi) = slots_of(start_ns, end_ns);
-        let by_agent = super::agents::agent_of_resource_sql("s.resource_id");
-        let series_key = match by {
-            None | Some(GroupBy::Type) => "''",
-            Some(GroupBy::Model) => "COALESCE(s.model, '')",
-            Some(GroupBy::Session | GroupBy::Project | GroupBy::Branch | GroupBy::Pr) => {
-                "COALESCE(s.session_id, '')"
+        let mut rows = Vec::new();
+        for (sql, lo, hi) in self.usage_statements(range, bucket)? {
+            if sql == SLOT_BUCKETS_SQL {
+                self.usage_slot_buckets(lo, hi, bucket, &mut rows)?;
+                continue;
             }
-            Some(GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour) => "u.slot",
-            Some(GroupBy::Agent) => by_agent.as_str(),
-        };
-        let session = if by == Some(GroupBy::Model) { "s.session_id" } else { "NULL" };
-        let sql = format!(
-            "SELECT s.metric, s.type, {series_key} AS k, {session} AS sid, SUM(u.value)
-             FROM usage u JOIN series s ON s.id = u.series_id
-             WHERE u.slot >= ?1 AND u.slot < ?2
-             GROUP BY s.metric, s.type, k, sid"
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![slot_lo, slot_hi], |r| {
-            Ok(UsageRow {
-                metric: r.get(0)?,
-                kind: r.get(1)?,
-                key: r.get(2)?,
-                session: r.get(3)?,
-                value: r.get(4)?,
-                models_of_session: Vec::new(),
-            })
-        })?;
-        let mut rows = rows.collect::<Result<Vec<_>, _>>()?;
-        if by == Some(GroupBy::Model) {
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let found = stmt.query_map(params![lo, hi], |r| {
+                Ok(UsageRow {
+                    metric: r.get(0)?,
+                    kind: r.get(1)?,
+                    key: r.get(2)?,
+                    session: r.get(3)?,
+                    value: r.get(4)?,
+                    models_of_session: Vec::new(),
+                })
+            })?;
+            for row in found {
+                rows.push(row?);
+            }
+        }
+        if bucket.by == Some(GroupBy::Model) {
             attach_session_models(&mut rows);
         }
         Ok(rows)
+    }
+
+    /// The statements (SQL, bounds) that read a report's usage: whole days from a day rollup,
+    /// the rest from the slot rollup or, for the session groupings, the increments
+    /// (store/rollups.rs).
+    fn usage_statements(
+        &self,
+        range: TimeRange,
+        bucket: &Bucketing,
+    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let (start_ns, end_ns) = range.bounds_ns();
+        let (slot_lo, slot_hi) = slots_of(start_ns, end_ns);
+        let by = bucket.by;
+        let data = self.rollup_days("usage_days")?;
+        let aligned = |day: i64| bucket.aligned(day);
+        let sessions = needs_session(by, false);
+        let check = (!sessions && has_time_buckets(by)).then_some(&aligned as &dyn Fn(i64) -> bool);
+        let parts = rollups::plan(slot_lo, slot_hi, rollups::DAY_SLOTS, data, check);
+        Ok(parts
+            .into_iter()
+            .map(|part| match (part, sessions) {
+                (Part::Days(lo, hi), false) => (usage_rollup_sql(by, UsageGrain::Days), lo, hi),
+                (Part::Days(lo, hi), true) => {
+                    (usage_rollup_sql(by, UsageGrain::SessionDays), lo, hi)
+                }
+                (Part::Rest(lo, hi), false) if has_time_buckets(by) => {
+                    (SLOT_BUCKETS_SQL.to_string(), lo, hi)
+                }
+                (Part::Rest(lo, hi), false) => (usage_rollup_sql(by, UsageGrain::Slots), lo, hi),
+                (Part::Rest(lo, hi), true) => (usage_detail_sql(by), lo, hi),
+            })
+            .collect())
+    }
+
+    /// Slots `[lo, hi)` of `usage_slots` for a breakdown by local day, week, month or hour: the
+    /// rows come in slot order, so each run of slots with one label is summed per rollup key as
+    /// it is read (a month is ~20 000 rows and ~500 sums), one row per run and key.
+    fn usage_slot_buckets(
+        &self,
+        lo: i64,
+        hi: i64,
+        bucket: &Bucketing,
+        rows: &mut Vec<UsageRow>,
+    ) -> Result<(), StoreError> {
+        let mut dims: BTreeMap<i64, (String, Option<String>)> = BTreeMap::new();
+        let mut stmt = self.conn.prepare_cached("SELECT id, metric, type FROM rollup_keys")?;
+        for row in stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))? {
+            let (id, dim) = row?;
+            dims.insert(id, dim);
+        }
+        let mut emit = |first_slot: i64, sums: &mut BTreeMap<i64, f64>| {
+            for (key, value) in std::mem::take(sums) {
+                if let Some((metric, kind)) = dims.get(&key) {
+                    rows.push(UsageRow {
+                        metric: metric.clone(),
+                        kind: kind.clone(),
+                        key: rusqlite::types::Value::Integer(first_slot),
+                        session: None,
+                        value,
+                        models_of_session: Vec::new(),
+                    });
+                }
+            }
+        };
+        let mut stmt = self.conn.prepare_cached(SLOT_BUCKETS_SQL)?;
+        let mut found = stmt.query(params![lo, hi])?;
+        // The current run: its label, its first slot, the last slot seen, the sums per key.
+        let mut run: Option<(String, i64, i64)> = None;
+        let mut sums: BTreeMap<i64, f64> = BTreeMap::new();
+        while let Some(r) = found.next()? {
+            let (slot, key, value): (i64, i64, f64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            match &mut run {
+                Some((_, _, last)) if *last == slot => {}
+                _ => {
+                    let label = bucket.key(rusqlite::types::Value::Integer(slot), None);
+                    match &mut run {
+                        Some((current, _, last)) if *current == label => *last = slot,
+                        _ => {
+                            if let Some((_, first, _)) = run.take() {
+                                emit(first, &mut sums);
+                            }
+                            run = Some((label, slot, slot));
+                        }
+                    }
+                }
+            }
+            *sums.entry(key).or_insert(0.0) += value;
+        }
+        if let Some((_, first, _)) = run {
+            emit(first, &mut sums);
+        }
+        Ok(())
+    }
+
+    /// The first and last day a rollup table holds, if any.
+    fn rollup_days(&self, table: &str) -> Result<Option<(i64, i64)>, StoreError> {
+        let sql = format!("SELECT MIN(day), MAX(day) FROM {table}");
+        let (first, last): (Option<i64>, Option<i64>) =
+            self.conn.prepare_cached(&sql)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(first.zip(last))
     }
 
     /// Sums of events by name and grouping key.
     fn event_rows(
         &self,
         range: TimeRange,
-        by: Option<GroupBy>,
+        bucket: &Bucketing,
     ) -> Result<Vec<(String, rusqlite::types::Value, EventSums)>, StoreError> {
+        let mut rows = Vec::new();
+        for (sql, lo, hi) in self.event_statements(range, bucket)? {
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let found = stmt.query_map(params![lo, hi], |r| {
+                let sums = EventSums {
+                    count: r.get::<_, i64>(2)? as u64,
+                    cost_usd: r.get(3)?,
+                    input_tokens: r.get(4)?,
+                    output_tokens: r.get(5)?,
+                    cache_read_tokens: r.get(6)?,
+                    cache_creation_tokens: r.get(7)?,
+                };
+                Ok((r.get(0)?, r.get(1)?, sums))
+            })?;
+            for row in found {
+                rows.push(row?);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The statements (SQL, bounds) that read a report's events, as [`Reader::usage_statements`]
+    /// does for usage (the plan in nanoseconds; what is not on a slot boundary from the events).
+    fn event_statements(
+        &self,
+        range: TimeRange,
+        bucket: &Bucketing,
+    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
         let (start_ns, end_ns) = range.bounds_ns();
-        let by_agent = super::agents::agent_of_resource_sql("resource_id");
-        let event_key = match by {
-            Some(GroupBy::Agent) => by_agent.as_str(),
-            None | Some(GroupBy::Type) => "''",
-            Some(GroupBy::Model) => "COALESCE(model, '')",
-            Some(GroupBy::Session | GroupBy::Project | GroupBy::Branch | GroupBy::Pr) => {
-                "COALESCE(session_id, '')"
+        let by = bucket.by;
+        let data = self.rollup_days("event_days")?;
+        let aligned = |day: i64| bucket.aligned(day);
+        let sessions = needs_session(by, true);
+        let check = (!sessions && has_time_buckets(by)).then_some(&aligned as &dyn Fn(i64) -> bool);
+        let parts = rollups::plan(start_ns, end_ns, rollups::DAY_NS, data, check);
+        let mut statements = Vec::new();
+        for part in parts {
+            match (part, sessions) {
+                (Part::Days(lo, hi), false) => {
+                    statements.push((event_rollup_sql(by, EventGrain::Days), lo, hi))
+                }
+                (Part::Days(lo, hi), true) => {
+                    statements.push((event_rollup_sql(by, EventGrain::SessionDays), lo, hi))
+                }
+                (Part::Rest(lo, hi), true) => statements.push((event_detail_sql(by), lo, hi)),
+                (Part::Rest(lo, hi), false) => {
+                    // Whole slots from the slot rollup, the partial ones at either end from the
+                    // events.
+                    let first = lo.div_euclid(SLOT_NS) + i64::from(lo.rem_euclid(SLOT_NS) != 0);
+                    let last = hi.div_euclid(SLOT_NS);
+                    if first >= last {
+                        statements.push((event_detail_sql(by), lo, hi));
+                        continue;
+                    }
+                    if lo < first * SLOT_NS {
+                        statements.push((event_detail_sql(by), lo, first * SLOT_NS));
+                    }
+                    statements.push((event_rollup_sql(by, EventGrain::Slots), first, last));
+                    if last * SLOT_NS < hi {
+                        statements.push((event_detail_sql(by), last * SLOT_NS, hi));
+                    }
+                }
             }
-            // Grouped by 15-minute slot in SQL, then folded into local days, weeks, months or hours.
-            Some(GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour) => {
-                "(time_ns / 900000000000)"
-            }
-        };
-        let sql = format!(
-            "SELECT name, {event_key} AS k, COUNT(*), COALESCE(SUM(cost_usd), 0), COALESCE(SUM(input_tokens), 0),
-                    COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cache_read_tokens), 0), COALESCE(SUM(cache_creation_tokens), 0)
-             FROM events WHERE time_ns >= ?1 AND time_ns < ?2 GROUP BY name, k"
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![start_ns, end_ns], |r| {
-            let sums = EventSums {
-                count: r.get::<_, i64>(2)? as u64,
-                cost_usd: r.get(3)?,
-                input_tokens: r.get(4)?,
-                output_tokens: r.get(5)?,
-                cache_read_tokens: r.get(6)?,
-                cache_creation_tokens: r.get(7)?,
-            };
-            Ok((r.get(0)?, r.get(1)?, sums))
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        }
+        Ok(statements)
+    }
+
+    /// `EXPLAIN QUERY PLAN` of every statement a report of `range` by `by` runs on usage and
+    /// events (tests check that period reports read the rollups).
+    #[cfg(test)]
+    pub(crate) fn explain_report(
+        &self,
+        range: TimeRange,
+        by: Option<GroupBy>,
+    ) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let bucket = Bucketing { by, week_start: Weekday::Mon, labels: Default::default() };
+        let mut out = Vec::new();
+        let statements = self
+            .usage_statements(range, &bucket)?
+            .into_iter()
+            .chain(self.event_statements(range, &bucket)?);
+        for (sql, lo, hi) in statements {
+            let mut stmt = self.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+            let plan = stmt
+                .query_map(params![lo, hi], |r| r.get::<_, String>(3))?
+                .collect::<Result<Vec<_>, _>>()?;
+            out.push((sql, plan));
+        }
+        Ok(out)
     }
 
     /// The most recent events, newest first, optionally of one session and/or one name.
@@ -571,4 +727,171 @@ pub(super) fn slots_of(start_ns: i64, end_ns: i64) -> (i64, i64) {
         end_ns.div_euclid(SLOT_NS) + i64::from(end_ns.rem_euclid(SLOT_NS) != 0)
     };
     (slot_lo, slot_hi)
+}
+
+/// Whether a grouping needs the session of each figure: by session, project, branch and PR,
+/// and for usage by model (a session's model-less figures go to the models it used).
+fn needs_session(by: Option<GroupBy>, events: bool) -> bool {
+    match by {
+        Some(GroupBy::Session | GroupBy::Project | GroupBy::Branch | GroupBy::Pr) => true,
+        Some(GroupBy::Model) => !events,
+        _ => false,
+    }
+}
+
+/// Whether a grouping is by local day, week, month or hour.
+fn has_time_buckets(by: Option<GroupBy>) -> bool {
+    matches!(by, Some(GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour))
+}
+
+impl Bucketing {
+    /// Whether UTC day `day` lies within one local bucket of the grouping (its first and last
+    /// slot have the same label), so that its rollup rows can stand for it.
+    fn aligned(&self, day: i64) -> bool {
+        use rusqlite::types::Value;
+        let first = day.saturating_mul(rollups::DAY_SLOTS);
+        let last = first.saturating_add(rollups::DAY_SLOTS - 1);
+        self.key(Value::Integer(first), None) == self.key(Value::Integer(last), None)
+    }
+}
+
+/// The usage grouping key over the increments (`u` usage, `s` series).
+fn usage_detail_sql(by: Option<GroupBy>) -> String {
+    let by_agent = super::agents::agent_of_resource_sql("s.resource_id");
+    let series_key = match by {
+        None | Some(GroupBy::Type) => "''",
+        Some(GroupBy::Model) => "COALESCE(s.model, '')",
+        Some(GroupBy::Session | GroupBy::Project | GroupBy::Branch | GroupBy::Pr) => {
+            "COALESCE(s.session_id, '')"
+        }
+        Some(GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour) => "u.slot",
+        Some(GroupBy::Agent) => by_agent.as_str(),
+    };
+    let session = if by == Some(GroupBy::Model) { "s.session_id" } else { "NULL" };
+    format!(
+        "SELECT s.metric, s.type, {series_key} AS k, {session} AS sid, SUM(u.value)
+         FROM usage u JOIN series s ON s.id = u.series_id
+         WHERE u.slot >= ?1 AND u.slot < ?2
+         GROUP BY s.metric, s.type, k, sid"
+    )
+}
+
+/// The slot rollup's rows as they are, for [`Reader::usage_slot_buckets`].
+const SLOT_BUCKETS_SQL: &str =
+    "SELECT slot, key, value FROM usage_slots WHERE slot >= ?1 AND slot < ?2";
+
+/// Which usage rollup a statement reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UsageGrain {
+    /// `usage_days`, whole UTC days `[?1, ?2)`.
+    Days,
+    /// `usage_slots`, slots `[?1, ?2)`.
+    Slots,
+    /// `usage_session_days`, whole UTC days `[?1, ?2)`, by session.
+    SessionDays,
+}
+
+/// The rows of a rollup with what [`usage_detail_sql`] sums by (`k` rollup_keys, `rs`
+/// rollup_sessions); time buckets are keyed by the first slot of the day or by the slot. Not
+/// summed in SQL: a `GROUP BY` over the text columns sorts every row in a temporary B-tree, ten
+/// times the cost of reading them; the report adds them up.
+fn usage_rollup_sql(by: Option<GroupBy>, grain: UsageGrain) -> String {
+    let (table, column) = match grain {
+        UsageGrain::Days => ("usage_days", "day"),
+        UsageGrain::Slots => ("usage_slots", "slot"),
+        UsageGrain::SessionDays => ("usage_session_days", "day"),
+    };
+    let by_agent = super::agents::agent_of_resource_sql("k.resource_id");
+    let bucket = match grain {
+        UsageGrain::Slots => format!("{table}.slot"),
+        _ => format!("{table}.day * 96"),
+    };
+    let key = match by {
+        Some(GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour) => bucket.as_str(),
+        Some(GroupBy::Agent) => by_agent.as_str(),
+        Some(GroupBy::Model) => "COALESCE(k.model, '')",
+        Some(GroupBy::Session | GroupBy::Project | GroupBy::Branch | GroupBy::Pr) => {
+            "COALESCE(rs.session_id, '')"
+        }
+        None | Some(GroupBy::Type) => "''",
+    };
+    let (session, join) = match grain {
+        UsageGrain::SessionDays => {
+            let sid = if by == Some(GroupBy::Model) { "rs.session_id" } else { "NULL" };
+            (sid, format!("LEFT JOIN rollup_sessions rs ON rs.id = {table}.session"))
+        }
+        _ => ("NULL", String::new()),
+    };
+    format!(
+        "SELECT k.metric, k.type, {key} AS kk, {session} AS sid, {table}.value
+         FROM {table} JOIN rollup_keys k ON k.id = {table}.key {join}
+         WHERE {table}.{column} >= ?1 AND {table}.{column} < ?2"
+    )
+}
+
+/// Event sums over the stored events in `[?1, ?2)` ns.
+fn event_detail_sql(by: Option<GroupBy>) -> String {
+    let by_agent = super::agents::agent_of_resource_sql("resource_id");
+    let event_key = match by {
+        Some(GroupBy::Agent) => by_agent.as_str(),
+        None | Some(GroupBy::Type) => "''",
+        Some(GroupBy::Model) => "COALESCE(model, '')",
+        Some(GroupBy::Session | GroupBy::Project | GroupBy::Branch | GroupBy::Pr) => {
+            "COALESCE(session_id, '')"
+        }
+        // Grouped by 15-minute slot in SQL, then folded into local days, weeks, months or hours.
+        Some(GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour) => {
+            "(time_ns / 900000000000)"
+        }
+    };
+    format!(
+        "SELECT name, {event_key} AS k, COUNT(*), COALESCE(SUM(cost_usd), 0), COALESCE(SUM(input_tokens), 0),
+                COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cache_read_tokens), 0), COALESCE(SUM(cache_creation_tokens), 0)
+         FROM events WHERE time_ns >= ?1 AND time_ns < ?2 GROUP BY name, k"
+    )
+}
+
+/// Which event rollup a statement reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EventGrain {
+    /// `event_days`, whole UTC days `[?1, ?2)`.
+    Days,
+    /// `event_slots`, slots `[?1, ?2)`.
+    Slots,
+    /// `event_session_days`, whole UTC days `[?1, ?2)`, by session.
+    SessionDays,
+}
+
+/// The rows of an event rollup with what [`event_detail_sql`] sums by (added up by the report).
+fn event_rollup_sql(by: Option<GroupBy>, grain: EventGrain) -> String {
+    let (table, column) = match grain {
+        EventGrain::Days => ("event_days", "day"),
+        EventGrain::Slots => ("event_slots", "slot"),
+        EventGrain::SessionDays => ("event_session_days", "day"),
+    };
+    let by_agent = super::agents::agent_of_resource_sql(&format!("{table}.resource_id"));
+    let bucket = match grain {
+        EventGrain::Slots => format!("{table}.slot"),
+        _ => format!("{table}.day * 96"),
+    };
+    let key = match by {
+        Some(GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour) => bucket.as_str(),
+        Some(GroupBy::Agent) => by_agent.as_str(),
+        Some(GroupBy::Model) => "model",
+        Some(GroupBy::Session | GroupBy::Project | GroupBy::Branch | GroupBy::Pr) => {
+            "COALESCE(rs.session_id, '')"
+        }
+        None | Some(GroupBy::Type) => "''",
+    };
+    let join = match grain {
+        EventGrain::SessionDays => {
+            format!("LEFT JOIN rollup_sessions rs ON rs.id = {table}.session")
+        }
+        _ => String::new(),
+    };
+    format!(
+        "SELECT {table}.name, {key} AS k, count, cost_usd, input_tokens, output_tokens,
+                cache_read_tokens, cache_creation_tokens
+         FROM {table} {join} WHERE {table}.{column} >= ?1 AND {table}.{column} < ?2"
+    )
 }

@@ -217,6 +217,9 @@ const MIGRATIONS: &[Migration] = &[
     DROP INDEX transcript_requests_time;
     "#,
     ),
+    // v13 (issue 13): per-day rollups of usage and events, so that period reports do not read
+    // every stored increment and event (store/rollups.rs).
+    Migration::Sql(super::rollups::MIGRATION),
 ];
 
 /// One schema version's change, applied in one transaction.
@@ -257,6 +260,7 @@ pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
 /// An object each migration creates, newest first: what a damaged file whose header (and with
 /// it `user_version`) was lost is taken to be (`tokentray repair`).
 const CREATED_BY: &[(i64, &str)] = &[
+    (13, "usage_days"),
     (12, "transcript_requests_time_session"),
     (11, "event_attr_sets"),
     (10, "series_state_newest"),

@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::accounting::{Effect, HistAcc, Refusal, SeriesTotals};
 use super::kinds::{self, KindBook, NameSpace, NewKinds};
 use super::live::{self, ExpoKey, Live, RowRef};
+use super::rollups;
 use super::{Ack, Change, StoreError};
 use crate::exposition::{naming, Labels};
 use crate::ingest::attrs;
@@ -86,6 +87,9 @@ struct SeriesState {
     shape: Shape,
     row: RowRef,
     totals: SeriesTotals,
+    /// Its place in the rollups (store/rollups.rs); `None` until looked up for a series whose
+    /// state row names none.
+    rollup: Option<rollups::SeriesRollup>,
 }
 
 pub(super) struct Writer {
@@ -111,6 +115,8 @@ struct Pending {
     series: KeyMap<SeriesState>,
     resources: KeyMap<i64>,
     usage: HashMap<(i64, i64), f64>,
+    /// The same increments and the transaction's events, by day (store/rollups.rs).
+    rollups: rollups::PendingRollups,
     live_ops: Vec<(RowRef, Effect, u64)>,
     /// Mark the touched series for remote write (forwarding on, with that protocol).
     remote_write: bool,
@@ -121,7 +127,18 @@ fn slot_of(time_ns: u64) -> i64 {
     (time_ns / 1_000_000_000) as i64 / SLOT_SECONDS
 }
 
-fn clamp_i64(v: u64) -> i64 {
+/// A series' histogram and cumulative value as the JSON `series_state` stores them.
+pub(super) fn encoded_state(
+    t: &SeriesTotals,
+) -> Result<(Option<String>, Option<String>), StoreError> {
+    let encode = |e: serde_json::Error| StoreError::Encode(e.to_string());
+    let hist = t.hist.as_ref().map(serde_json::to_string).transpose().map_err(encode)?;
+    let cum_value =
+        t.cum.as_ref().map(|c| serde_json::to_string(&c.value)).transpose().map_err(encode)?;
+    Ok((hist, cum_value))
+}
+
+pub(super) fn clamp_i64(v: u64) -> i64 {
     v.min(i64::MAX as u64) as i64
 }
 
@@ -217,7 +234,11 @@ impl Writer {
             };
             Self::replay_into_live(&mut live_w, row, shape, &totals);
             self.resources.insert(resource.0.key, r.get(6)?);
-            self.series.insert(key, SeriesState { id, shape, row, totals });
+            let rollup = match (r.get(20)?, r.get(21)?) {
+                (Some(key), Some(session)) => Some(rollups::SeriesRollup { key, session }),
+                _ => None,
+            };
+            self.series.insert(key, SeriesState { id, shape, row, totals, rollup });
             loaded += 1;
         }
         Ok(loaded)
@@ -486,6 +507,7 @@ impl Writer {
             for event in &batch.events {
                 let resource_id = self.resource_id(&tx, &mut pending, &event.resource)?;
                 insert_event(&tx, event, resource_id)?;
+                pending.rollups.add_event(event, resource_id);
                 ack.accepted += 1;
             }
             // Other agents' requests among them, each once however often it is sent.
@@ -576,7 +598,14 @@ impl Writer {
         };
         if let (Shape::MonotonicSum, Effect::Add(inc)) = (state.shape, &effect) {
             if *inc != 0.0 {
-                *pending.usage.entry((slot_of(point.time_ns), state.id)).or_insert(0.0) += inc;
+                let slot = slot_of(point.time_ns);
+                *pending.usage.entry((slot, state.id)).or_insert(0.0) += inc;
+                if state.rollup.is_none() {
+                    state.rollup = rollups::rollup_of_series(tx, state.id)?;
+                }
+                if let Some(rollup) = state.rollup {
+                    pending.rollups.add_usage(slot, rollup, *inc);
+                }
             }
         }
         if effect != Effect::None {
@@ -637,7 +666,22 @@ impl Writer {
         if !dropped_labels.is_empty() {
             super::settings::note_dropped_labels(tx, &dropped_labels)?;
         }
-        Ok(Ok(SeriesState { id, shape: desc.shape, row, totals: SeriesTotals::default() }))
+        let get = |k| attrs::get_str(&desc.attrs, k);
+        let rollup = rollups::series_rollup(
+            tx,
+            &desc.metric,
+            get("type"),
+            get("model"),
+            get("session.id"),
+            resource_id,
+        )?;
+        Ok(Ok(SeriesState {
+            id,
+            shape: desc.shape,
+            row,
+            totals: SeriesTotals::default(),
+            rollup: Some(rollup),
+        }))
     }
 
     fn resource_id(
@@ -663,7 +707,33 @@ impl Writer {
         pending: &Pending,
         client: Option<String>,
     ) -> Result<(), StoreError> {
-        store_states(tx, pending.series.values().map(|s| (s.id, &s.totals)).collect())?;
+        // Upserts: a series created in this transaction has no state row yet. In id order, so
+        // consecutive statements walk the B-tree forward through the same pages.
+        let mut update = tx.prepare_cached(
+            "INSERT INTO series_state (series_id, total, hist, cum_start_ns, cum_time_ns, cum_value, last_time_ns, rollup_key, rollup_session)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (series_id) DO UPDATE SET total = excluded.total, hist = excluded.hist,
+                cum_start_ns = excluded.cum_start_ns, cum_time_ns = excluded.cum_time_ns,
+                cum_value = excluded.cum_value, last_time_ns = excluded.last_time_ns,
+                rollup_key = excluded.rollup_key, rollup_session = excluded.rollup_session",
+        )?;
+        let mut states: Vec<&SeriesState> = pending.series.values().collect();
+        states.sort_unstable_by_key(|s| s.id);
+        for state in states {
+            let t = &state.totals;
+            let (hist, cum_value) = encoded_state(t)?;
+            update.execute(params![
+                state.id,
+                t.total,
+                hist,
+                t.cum.as_ref().map(|c| clamp_i64(c.start_ns)),
+                t.cum.as_ref().map(|c| clamp_i64(c.time_ns)),
+                cum_value,
+                clamp_i64(t.last_time_ns),
+                state.rollup.map(|r| r.key),
+                state.rollup.map(|r| r.session),
+            ])?;
+        }
         if pending.remote_write {
             let mut dirty =
                 tx.prepare_cached("INSERT OR REPLACE INTO forward_dirty (series_id) VALUES (?1)")?;
@@ -672,6 +742,7 @@ impl Writer {
             }
         }
         add_usage(tx, &pending.usage)?;
+        pending.rollups.flush(tx)?;
         let mut meta = tx.prepare_cached(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )?;
@@ -704,48 +775,6 @@ impl Writer {
         self.resources.extend(pending.resources);
         self.kinds.apply(pending.kinds);
     }
-}
-
-/// Stores the running state of each series `(id, totals)` (the statement is unchanged since v4,
-/// so the v4 history of the migration tests is written with it too).
-pub(super) fn store_states(
-    conn: &Connection,
-    mut states: Vec<(i64, &SeriesTotals)>,
-) -> Result<(), StoreError> {
-    // Upserts: a series created in this transaction has no state row yet. In id order, so
-    // consecutive statements walk the B-tree forward through the same pages.
-    let mut update = conn.prepare_cached(
-        "INSERT INTO series_state (series_id, total, hist, cum_start_ns, cum_time_ns, cum_value, last_time_ns)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (series_id) DO UPDATE SET total = excluded.total, hist = excluded.hist,
-            cum_start_ns = excluded.cum_start_ns, cum_time_ns = excluded.cum_time_ns,
-            cum_value = excluded.cum_value, last_time_ns = excluded.last_time_ns",
-    )?;
-    states.sort_unstable_by_key(|(id, _)| *id);
-    for (id, t) in states {
-        let hist = t
-            .hist
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| StoreError::Encode(e.to_string()))?;
-        let cum_value = t
-            .cum
-            .as_ref()
-            .map(|c| serde_json::to_string(&c.value))
-            .transpose()
-            .map_err(|e| StoreError::Encode(e.to_string()))?;
-        update.execute(params![
-            id,
-            t.total,
-            hist,
-            t.cum.as_ref().map(|c| clamp_i64(c.start_ns)),
-            t.cum.as_ref().map(|c| clamp_i64(c.time_ns)),
-            cum_value,
-            clamp_i64(t.last_time_ns),
-        ])?;
-    }
-    Ok(())
 }
 
 /// Adds the increments of monotonic sums, by (slot, series id), to `usage`, in key order.
@@ -882,7 +911,8 @@ const SERIES_COLUMNS: &str =
             CASE WHEN s.expo_labels IS NULL THEN s.scope_name END,
             CASE WHEN s.expo_labels IS NULL THEN s.scope_version END,
             CASE WHEN s.expo_labels IS NULL THEN s.attrs END,
-            COALESCE(st.total, 0), st.hist, st.cum_start_ns, st.cum_time_ns, st.cum_value, COALESCE(st.last_time_ns, 0)
+            COALESCE(st.total, 0), st.hist, st.cum_start_ns, st.cum_time_ns, st.cum_value, COALESCE(st.last_time_ns, 0),
+            st.rollup_key, st.rollup_session
      FROM series s LEFT JOIN series_state st ON st.series_id = s.id";
 
 /// Which stored series a load reads.
