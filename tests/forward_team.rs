@@ -296,8 +296,9 @@ fn a_full_queue_drops_the_oldest_and_says_so() {
         c
     })
     .assert_ok("the queue is trimmed to its limit");
-    let err = st["last_error"].as_str().unwrap_or_default();
-    assert!(err.starts_with("queue full: dropped the") && err.contains("max_queue_mib"), "{err}");
+    // Said in `last_drop`: a delivery attempt to the down collector may replace `last_error`.
+    let drop = st["last_drop"].as_str().unwrap_or_default();
+    assert!(drop.starts_with("queue full: dropped the") && drop.contains("max_queue_mib"), "{st}");
     assert!(
         prom::sum(&prom::parse(&local.scrape()), "claude_code_cost_usage_USD_total") > 0.0,
         "local history keeps everything"

@@ -274,6 +274,9 @@ fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     if let Some(e) = &st.last_error {
         println!("last error:   {e} ({})", when(st.last_error_ns));
     }
+    if let Some(d) = st.last_drop.as_ref().filter(|d| Some(*d) != st.last_error.as_ref()) {
+        println!("last drop:    {d}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -164,6 +164,9 @@ pub struct ForwardStatus {
     pub last_error: Option<String>,
     /// When `last_error` happened, in nanoseconds since the Unix epoch.
     pub last_error_ns: Option<i64>,
+    /// Why requests were last dropped to keep the queue within its limits, in words (kept
+    /// apart from `last_error`, which the next failed delivery replaces); `None` if never.
+    pub last_drop: Option<String>,
     /// Why sending stopped for wrong credentials (the collector's error); `None` unless paused.
     /// Lifted by `forward on` or a headers change.
     pub paused: Option<String>,
@@ -227,6 +230,7 @@ pub fn status(
         last_success_ns: num(key::LAST_SUCCESS_NS),
         last_error,
         last_error_ns: num(key::LAST_ERROR_NS),
+        last_drop: settings.get(key::LAST_DROP).filter(|s| !s.is_empty()).cloned(),
         paused,
         retry_at_ns,
         resource_attributes: config

@@ -21,6 +21,7 @@ pub(crate) mod key {
     pub(crate) const LAST_SUCCESS_NS: &str = key::FORWARD_LAST_SUCCESS_NS;
     pub(crate) const LAST_ERROR: &str = key::FORWARD_LAST_ERROR;
     pub(crate) const LAST_ERROR_NS: &str = key::FORWARD_LAST_ERROR_NS;
+    pub(crate) const LAST_DROP: &str = key::FORWARD_LAST_DROP;
     pub(crate) const PAUSED: &str = key::FORWARD_PAUSED;
     pub(crate) const RETRY_AT_NS: &str = key::FORWARD_RETRY_AT_NS;
     pub(crate) const HEADERS_CHANGED_NS: &str = key::FORWARD_HEADERS_CHANGED_NS;

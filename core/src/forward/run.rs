@@ -558,6 +558,8 @@ impl Loop {
                 config.endpoint.as_deref().unwrap_or("the endpoint"),
             );
             self.record_error(&error)?;
+            // Also on its own: the next delivery error replaces `last_error`, not this.
+            queue::set(&self.queue, key::LAST_DROP, &error)?;
         }
         Ok(())
     }

@@ -22,6 +22,7 @@ pub(crate) mod key {
     pub(crate) const FORWARD_LAST_SUCCESS_NS: &str = "forward.last_success_ns";
     pub(crate) const FORWARD_LAST_ERROR: &str = "forward.last_error";
     pub(crate) const FORWARD_LAST_ERROR_NS: &str = "forward.last_error_ns";
+    pub(crate) const FORWARD_LAST_DROP: &str = "forward.last_drop";
     pub(crate) const FORWARD_PAUSED: &str = "forward.paused";
     pub(crate) const FORWARD_RETRY_AT_NS: &str = "forward.retry_at_ns";
     pub(crate) const FORWARD_HEADERS_CHANGED_NS: &str = "forward.headers_changed_ns";
