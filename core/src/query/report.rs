@@ -208,8 +208,8 @@ impl TranscriptFigures {
     }
 }
 
-/// Aggregated events of one name within one group.
-#[derive(Debug, Clone, Default)]
+/// Aggregated events of one name within one group (a report's rows, and the store's rollups).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct EventSums {
     /// Events of that name.
     pub count: u64,
@@ -223,6 +223,18 @@ pub(crate) struct EventSums {
     pub cache_read_tokens: i64,
     /// Their `cache_creation_tokens` summed.
     pub cache_creation_tokens: i64,
+}
+
+impl EventSums {
+    /// Adds the count and sums of `other`.
+    pub(crate) fn merge(&mut self, other: &EventSums) {
+        self.count += other.count;
+        self.cost_usd += other.cost_usd;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cache_read_tokens += other.cache_read_tokens;
+        self.cache_creation_tokens += other.cache_creation_tokens;
+    }
 }
 
 impl Figures {

@@ -29,6 +29,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
 
 use super::{StoreError, SLOT_SECONDS};
+use crate::query::report::EventSums;
 
 /// Usage slots per UTC day.
 pub(super) const DAY_SLOTS: i64 = 86_400 / SLOT_SECONDS;
@@ -230,47 +231,28 @@ pub(super) struct SeriesRollup {
     pub session: i64,
 }
 
-/// The count and sums of some events.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(super) struct EventSums {
-    pub count: i64,
-    pub cost_usd: f64,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub cache_read_tokens: i64,
-    pub cache_creation_tokens: i64,
+/// One event as sums: a count of one and its figures.
+fn sums_of(event: &crate::ingest::EventRecord) -> EventSums {
+    EventSums {
+        count: 1,
+        cost_usd: event.cost_usd.unwrap_or(0.0),
+        input_tokens: event.input_tokens.unwrap_or(0),
+        output_tokens: event.output_tokens.unwrap_or(0),
+        cache_read_tokens: event.cache_read_tokens.unwrap_or(0),
+        cache_creation_tokens: event.cache_creation_tokens.unwrap_or(0),
+    }
 }
 
-impl EventSums {
-    fn add(&mut self, event: &crate::ingest::EventRecord) {
-        self.count += 1;
-        self.cost_usd += event.cost_usd.unwrap_or(0.0);
-        self.input_tokens += event.input_tokens.unwrap_or(0);
-        self.output_tokens += event.output_tokens.unwrap_or(0);
-        self.cache_read_tokens += event.cache_read_tokens.unwrap_or(0);
-        self.cache_creation_tokens += event.cache_creation_tokens.unwrap_or(0);
-    }
-
-    /// Adds the count and sums of `other`.
-    fn merge(&mut self, other: &EventSums) {
-        self.count += other.count;
-        self.cost_usd += other.cost_usd;
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
-        self.cache_read_tokens += other.cache_read_tokens;
-        self.cache_creation_tokens += other.cache_creation_tokens;
-    }
-
-    fn values(&self) -> [Value; 6] {
-        [
-            Value::Integer(self.count),
-            Value::Real(self.cost_usd),
-            Value::Integer(self.input_tokens),
-            Value::Integer(self.output_tokens),
-            Value::Integer(self.cache_read_tokens),
-            Value::Integer(self.cache_creation_tokens),
-        ]
-    }
+/// The sums as the rollup tables' columns after the key: count, cost, the four token counts.
+fn event_values(sums: &EventSums) -> [Value; 6] {
+    [
+        Value::Integer(sums.count.min(i64::MAX as u64) as i64),
+        Value::Real(sums.cost_usd),
+        Value::Integer(sums.input_tokens),
+        Value::Integer(sums.output_tokens),
+        Value::Integer(sums.cache_read_tokens),
+        Value::Integer(sums.cache_creation_tokens),
+    ]
 }
 
 /// (day or slot, name, model or `''`, resource id): a row of `event_days` / `event_slots`.
@@ -305,18 +287,19 @@ impl PendingRollups {
         let day = event.time_ns.div_euclid(DAY_NS);
         let model = event.model.clone().unwrap_or_default();
         let slot = event.time_ns.div_euclid(SLOT_NS);
+        let one = sums_of(event);
         self.event_days
             .entry((day, event.name.clone(), model.clone(), resource_id))
             .or_default()
-            .add(event);
+            .merge(&one);
         self.event_slots
             .entry((slot, event.name.clone(), model, resource_id))
             .or_default()
-            .add(event);
+            .merge(&one);
         self.event_sessions
             .entry((day, event.session_id.clone(), event.name.clone()))
             .or_default()
-            .add(event);
+            .merge(&one);
     }
 
     /// Adds everything to the rollup tables, in key order.
@@ -435,7 +418,7 @@ fn add_events<K: Ord>(
     rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
     for (k, sums) in rows {
         let mut values = dims(k);
-        values.extend(sums.values());
+        values.extend(event_values(sums));
         stmt.execute(params_from_iter(values))?;
     }
     Ok(())

@@ -710,11 +710,10 @@ impl Reader {
         start_ns: i64,
         end_ns: i64,
     ) -> Result<Vec<(i64, String, f64)>, StoreError> {
-        let facts = self.transcript_facts(start_ns, end_ns)?;
         let slot_ns = super::SLOT_SECONDS * 1_000_000_000;
-        Ok(counting::shares(&facts, self.prices())
+        Ok(self
+            .costed_shares(start_ns, end_ns)?
             .into_iter()
-            .filter(|s| s.time_ns >= start_ns && s.time_ns < end_ns && s.cost_usd > 0.0)
             .map(|s| (s.time_ns.div_euclid(slot_ns), s.model, s.cost_usd))
             .collect())
     }
@@ -727,11 +726,19 @@ impl Reader {
         start_ns: i64,
         end_ns: i64,
     ) -> Result<Vec<(i64, f64)>, StoreError> {
+        Ok(self
+            .costed_shares(start_ns, end_ns)?
+            .into_iter()
+            .map(|s| (s.time_ns, s.cost_usd))
+            .collect())
+    }
+
+    /// The counting rule's shares of requests from `start_ns` to `end_ns` that add money.
+    fn costed_shares(&self, start_ns: i64, end_ns: i64) -> Result<Vec<Share>, StoreError> {
         let facts = self.transcript_facts(start_ns, end_ns)?;
         Ok(counting::shares(&facts, self.prices())
             .into_iter()
             .filter(|s| s.time_ns >= start_ns && s.time_ns < end_ns && s.cost_usd > 0.0)
-            .map(|s| (s.time_ns, s.cost_usd))
             .collect())
     }
 
