@@ -198,6 +198,10 @@ pub struct Batch {
     pub client: Option<String>,
     /// The request as it goes to the team (OTLP forwarding on), queued in the same transaction.
     pub outgoing: Option<Outgoing>,
+    /// Points this engine made from its own transcripts (`[transcripts] expose`): shown on
+    /// `/metrics` and forwarded like telemetry, but not added to the history's usage, which
+    /// already counts the transcripts through the counting rule.
+    pub(crate) from_own_transcripts: bool,
 }
 
 /// An export request queued for forwarding: protobuf, prompt text already redacted, snappy

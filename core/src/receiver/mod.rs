@@ -86,7 +86,25 @@ impl Receiver {
     /// Stores one OTLP export request (after the attribute limits), queueing it for forwarding
     /// when forwarding of its signal is on, prompt text redacted unless `store_prompts` is on;
     /// the [`Ack`] says what was accepted and rejected.
-    pub(crate) async fn export<S: OtlpSignal>(&self, mut req: S) -> Result<Ack, StoreError> {
+    pub(crate) async fn export<S: OtlpSignal>(&self, req: S) -> Result<Ack, StoreError> {
+        self.store.ingest(self.prepare(req)).await
+    }
+
+    /// Stores the series this engine made from its own transcripts (`[transcripts] expose`) the
+    /// way [`Receiver::export`] stores a request, forwarding included, but outside the
+    /// history's usage (reports count the transcripts already).
+    pub(crate) async fn export_own_transcripts(
+        &self,
+        req: opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest,
+    ) -> Result<Ack, StoreError> {
+        let mut batch = self.prepare(req);
+        batch.from_own_transcripts = true;
+        self.store.ingest(batch).await
+    }
+
+    /// The request's batch: limits applied, normalised, and its copy for the team when
+    /// forwarding of its signal is on.
+    fn prepare<S: OtlpSignal>(&self, mut req: S) -> ingest::Batch {
         let refused = req.enforce_limits(&self.limits);
         let outgoing = S::SIGNAL.is_forwarded(self.store.forward_mode()).then(|| {
             let redacted = if self.privacy.store_prompts { None } else { req.redacted() };
@@ -101,7 +119,7 @@ impl Receiver {
             batch.reject(refused.count, || reason);
         }
         batch.outgoing = outgoing;
-        self.store.ingest(batch).await
+        batch
     }
 }
 

@@ -298,8 +298,24 @@ pub async fn run(
         }
     });
 
+    // `[transcripts] expose`: the transcripts' share as series of this engine's own.
+    let exposer = (config.transcripts.enabled && config.transcripts.expose).then(|| {
+        let settle = std::time::Duration::from_secs(config.transcripts.settle_seconds);
+        tokio::spawn(crate::transcripts::expose::run(
+            receiver.clone(),
+            settle,
+            stopped(stop_rx.clone()),
+        ))
+    });
+
     shutdown.await;
     let _ = stop_tx.send(true);
+    if let Some(task) = exposer {
+        // A round in flight either committed or did not; the next start redoes it.
+        if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
+            tracing::warn!("exposing the transcripts did not stop in time");
+        }
+    }
     let mut first_error = None;
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     for (what, mut task) in

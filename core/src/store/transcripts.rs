@@ -15,6 +15,7 @@ use super::{read::Reader, EventFigures, StoreError};
 use crate::query::report::{names, Figures};
 use crate::query::{local_bucket, Group, GroupBy};
 use crate::transcripts::counting::{self, Share};
+use crate::transcripts::expose::{self, ExposedKey};
 use crate::transcripts::project::Project;
 use crate::transcripts::record::Line;
 
@@ -497,9 +498,11 @@ impl Reader {
         let mut stmt = self.conn().prepare_cached(
             "SELECT s.session_id, s.metric, COALESCE(s.model, ''), COALESCE(s.type, ''), st.total
              FROM series s JOIN series_state st ON st.series_id = s.id
-             WHERE s.metric IN (?1, ?2, ?3) AND s.session_id IS NOT NULL",
+             WHERE s.metric IN (?1, ?2, ?3) AND s.session_id IS NOT NULL AND s.scope_name != ?4",
         )?;
-        let mut rows = stmt.query(params![names::COST, names::TOKENS, names::SESSIONS])?;
+        // The engine's own exposed transcript series are the counting rule's output, not input.
+        let mut rows =
+            stmt.query(params![names::COST, names::TOKENS, names::SESSIONS, expose::SCOPE])?;
         while let Some(r) = rows.next()? {
             let session: String = r.get(0)?;
             if !wanted.contains(session.as_str()) {
@@ -740,6 +743,34 @@ impl Reader {
             .into_iter()
             .filter(|s| s.time_ns >= start_ns && s.time_ns < end_ns && s.cost_usd > 0.0)
             .collect())
+    }
+
+    /// What this engine has put on `/metrics` from its transcripts so far (`[transcripts]
+    /// expose`): the running total of each of its series, by session, model and kind.
+    pub(crate) fn exposed_transcript_totals(&self) -> Result<HashMap<ExposedKey, f64>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT s.session_id, s.metric, COALESCE(s.model, ''), COALESCE(s.type, ''), st.total
+             FROM series s JOIN series_state st ON st.series_id = s.id
+             WHERE s.scope_name = ?1 AND s.session_id IS NOT NULL",
+        )?;
+        let mut rows = stmt.query([expose::SCOPE])?;
+        let mut out = HashMap::new();
+        while let Some(r) = rows.next()? {
+            let metric: String = r.get(1)?;
+            let kind = match metric.as_str() {
+                names::COST => expose::COST_KIND.to_string(),
+                _ => r.get(3)?,
+            };
+            out.insert(ExposedKey { session_id: r.get(0)?, model: r.get(2)?, kind }, r.get(4)?);
+        }
+        Ok(out)
+    }
+
+    /// The counting rule's share of every transcript request (all time), for `[transcripts]
+    /// expose`.
+    pub(crate) fn all_transcript_shares(&self) -> Result<Vec<Share>, StoreError> {
+        let facts = self.transcript_facts(i64::MIN, i64::MAX)?;
+        Ok(counting::shares(&facts, self.prices()))
     }
 
     /// Groups keyed by session, folded into projects, branches or PRs.

@@ -54,7 +54,7 @@ type KeyMap<V> = HashMap<u128, V, BuildHasherDefault<KeyHasher>>;
 
 pub(super) enum Job {
     /// Store a batch and answer once it is committed.
-    Ingest { batch: Batch, reply: oneshot::Sender<Result<Ack, StoreError>> },
+    Ingest { batch: Box<Batch>, reply: oneshot::Sender<Result<Ack, StoreError>> },
     /// Let idle series go from memory; answers how many rows of `/metrics` left (the timer in
     /// `Store::open_shaped` sends these without waiting for the answer).
     ReleaseIdle { reply: Option<oneshot::Sender<usize>> },
@@ -418,12 +418,12 @@ impl Writer {
             let mut group = Vec::new();
             let mut release = None;
             match first {
-                Job::Ingest { batch, reply } => group.push((batch, reply)),
+                Job::Ingest { batch, reply } => group.push((*batch, reply)),
                 Job::ReleaseIdle { reply } => release = Some(reply),
             }
             while release.is_none() && !group.is_empty() && group.len() < MAX_GROUP {
                 match jobs.try_recv() {
-                    Ok(Job::Ingest { batch, reply }) => group.push((batch, reply)),
+                    Ok(Job::Ingest { batch, reply }) => group.push((*batch, reply)),
                     Ok(Job::ReleaseIdle { reply }) => release = Some(reply),
                     Err(_) => break,
                 }
@@ -495,8 +495,9 @@ impl Writer {
         for batch in batches {
             let mut ack =
                 Ack { accepted: 0, rejected: batch.rejected, reason: batch.reject_reason.clone() };
+            let history = !batch.from_own_transcripts;
             for point in &batch.points {
-                match self.apply_point(&tx, &mut pending, point)? {
+                match self.apply_point(&tx, &mut pending, point, history)? {
                     Ok(()) => ack.accepted += 1,
                     Err(reason) => {
                         ack.rejected += 1;
@@ -518,7 +519,7 @@ impl Writer {
             // ack (the client sent events); a refusal (the name already taken by a metric of
             // another kind) loses that count, never the event.
             for point in &batch.derived {
-                if let Err(reason) = self.apply_point(&tx, &mut pending, point)? {
+                if let Err(reason) = self.apply_point(&tx, &mut pending, point, history)? {
                     tracing::warn!(%reason, "a counter derived from events was refused");
                 }
             }
@@ -548,13 +549,15 @@ impl Writer {
         Ok((pending, acks))
     }
 
-    /// Applies one point to the pending state. The outer error aborts the transaction; the inner
-    /// one refuses just this point (OTLP partial success).
+    /// Applies one point to the pending state; with `history` its increments also go to `usage`
+    /// and the rollups. The outer error aborts the transaction; the inner one refuses just this
+    /// point (OTLP partial success).
     fn apply_point(
         &self,
         tx: &Transaction,
         pending: &mut Pending,
         point: &MetricPoint,
+        history: bool,
     ) -> Result<Result<(), String>, StoreError> {
         let desc = &point.series;
         if !pending.series.contains_key(&desc.key) {
@@ -597,7 +600,7 @@ impl Writer {
             }
         };
         if let (Shape::MonotonicSum, Effect::Add(inc)) = (state.shape, &effect) {
-            if *inc != 0.0 {
+            if *inc != 0.0 && history {
                 let slot = slot_of(point.time_ns);
                 *pending.usage.entry((slot, state.id)).or_insert(0.0) += inc;
                 if state.rollup.is_none() {

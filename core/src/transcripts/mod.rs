@@ -10,10 +10,13 @@
 //! * `requested` — an import asked of the running engine over HTTP (`tokentray import`
 //!   beside a running engine): [`ImportStatus`] is what it reports.
 //! * [`counting`] — the counting rule every view reads through.
+//! * [`expose`] — `[transcripts] expose = true`: the transcripts' share on `/metrics` and to
+//!   the team, each request once with telemetry.
 
 pub mod background;
 pub(crate) mod counting;
 pub(crate) mod discover;
+pub(crate) mod expose;
 mod follow;
 pub mod import;
 pub(crate) mod line;
@@ -39,11 +42,14 @@ pub struct TranscriptsConfig {
     pub paths: Vec<PathBuf>,
     /// Also carry transcript-only requests to `/metrics` and forwarding (off: only telemetry).
     pub expose: bool,
+    /// With `expose`: how old a transcript request must be before it is exposed, so that
+    /// telemetry for it, if any, has arrived (seconds; telemetry sends within a minute).
+    pub settle_seconds: u64,
 }
 
 impl Default for TranscriptsConfig {
     fn default() -> Self {
-        TranscriptsConfig { enabled: true, paths: Vec::new(), expose: false }
+        TranscriptsConfig { enabled: true, paths: Vec::new(), expose: false, settle_seconds: 300 }
     }
 }
 
