@@ -56,7 +56,6 @@ struct SessionFigures {
 
 /// The v4 file and what it holds.
 struct History {
-    _dir: tempfile::TempDir,
     db: PathBuf,
     totals: HistoryTotals,
     sessions: Vec<SessionFigures>,
@@ -76,7 +75,11 @@ fn history() -> &'static History {
             end_ns: support::now_ns(),
             first_index: 0,
         };
-        let dir = support::tempdir("tokentray-v4-");
+        // A static is never dropped, so a `TempDir` here would leave 39 MB in /tmp on every
+        // run: the history lives in the target's scratch dir instead, replaced by each run.
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("migration-v4-history");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the v4 history dir");
         let mut sessions = Vec::new();
         let generated = plan.generate().map(testkit::with_request_details).inspect(|s| {
             let t = s.tokens;
@@ -92,9 +95,9 @@ fn history() -> &'static History {
                 active_seconds: s.active_seconds,
             });
         });
-        let totals = v4::write_v4_history(dir.path(), generated).expect("write the v4 history");
+        let totals = v4::write_v4_history(&dir, generated).expect("write the v4 history");
         assert_eq!(totals, plan.totals(), "the file holds the plan's whole history");
-        let db = dir.path().join(DB_FILE);
+        let db = dir.join(DB_FILE);
         assert_eq!(v4::schema_version(&db).expect("version"), v4::SCHEMA);
         eprintln!(
             "v4 history: {} sessions, {} series, {} points, {} events, {} bytes",
@@ -104,7 +107,7 @@ fn history() -> &'static History {
             totals.records,
             std::fs::metadata(&db).expect("size").len()
         );
-        History { _dir: dir, db, totals, sessions }
+        History { db, totals, sessions }
     })
 }
 

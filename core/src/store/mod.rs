@@ -400,7 +400,10 @@ impl Store {
     pub async fn ingest(&self, batch: Batch) -> Result<Ack, StoreError> {
         let sender = self.writer_queue()?;
         let (reply, rx) = oneshot::channel();
-        sender.send(writer::Job::Ingest { batch: Box::new(batch), reply }).await.map_err(|_| StoreError::Closed)?;
+        sender
+            .send(writer::Job::Ingest { batch: Box::new(batch), reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
