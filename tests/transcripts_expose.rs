@@ -228,3 +228,41 @@ fn the_team_gets_the_transcripts_share_once() {
     let cost = r["cost_usd"].as_f64().expect("cost");
     assert!((cost - 8.4).abs() < 1e-9, "the team's report: {r:#}");
 }
+
+#[test]
+fn remote_write_gives_prometheus_the_whole_session_once() {
+    let prometheus = support::prometheus::Prometheus::start_receiver();
+    let (home, requests) = home_with_session();
+    let hidden = home.path().join(".claude-later");
+    std::fs::rename(home.path().join(".claude"), &hidden).unwrap();
+    let mut options = support::forward::forwarding_options(
+        &prometheus.remote_write_url(),
+        "prometheus-remote-write",
+        None,
+    );
+    options.config_toml = options.config_toml.map(|c| format!("{c}\n{}", transcripts_config(true)));
+    let mut local = Serve::start_with(with_home(options, home.path()));
+    post_telemetry_of_the_first_two(&local, &requests);
+    std::fs::rename(&hidden, home.path().join(".claude")).unwrap();
+    local.restart();
+
+    eventually(WAIT, || check_all_four(&local, 4.2)).assert_ok("local /metrics");
+    // The samples are dated at each series' newest request (minutes ago): a range query.
+    let total = |expr: &str| prometheus.query_one(expr).unwrap_or(f64::NAN);
+    eventually(support::forward::DELIVERY, || {
+        let mut c = Checker::new();
+        c.num("cost", total("sum(max_over_time(claude_code_cost_usage_USD_total[1h]))"), 8.4);
+        c.num(
+            "cost from the transcripts",
+            total("sum(max_over_time(claude_code_cost_usage_USD_total{otel_scope_name=\"tokentray.transcripts\"}[1h]))"),
+            4.2,
+        );
+        c.num(
+            "input tokens",
+            total("sum(max_over_time(claude_code_token_usage_tokens_total{type=\"input\"}[1h]))"),
+            4000.0,
+        );
+        c
+    })
+    .assert_ok(&format!("Prometheus\n{}\n{}", prometheus.log(), local.stderr()));
+}
