@@ -173,6 +173,35 @@ fn exposed_transcripts_complete_telemetry_on_metrics_once_and_survive_a_restart(
     std::thread::sleep(Duration::from_secs(4));
     check_all_four(&serve, 4.2).assert_ok("after a restart");
     assert_report_counts_four(&serve);
+
+    // A fifth request Claude Code writes while the engine runs, telemetry off: followed, then
+    // exposed once it has settled (a round of the recent sessions, not of the whole history).
+    let line = std::fs::read_to_string(
+        home.path().join(format!(".claude/projects/-tmp-exposed/{SESSION}.jsonl")),
+    )
+    .unwrap()
+    .lines()
+    .next()
+    .unwrap()
+    .replace("req_expose_0", "req_expose_live");
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let first_time =
+        line.split("\"timestamp\":\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let line = line.replace(&first_time, &now);
+    let file = home.path().join(format!(".claude/projects/-tmp-exposed/{SESSION}.jsonl"));
+    let mut f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+    std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()).unwrap();
+    eventually(WAIT, || {
+        let s = sums(&serve.scrape());
+        let mut c = Checker::new();
+        c.num("cost", s.cost, 10.5);
+        c.num("cost from the transcripts", s.cost_from_transcripts, 6.3);
+        c.num("output tokens", s.tokens.get("output").copied().unwrap_or(0.0), 10000.0);
+        c
+    })
+    .assert_ok(&format!("/metrics after a live request\n{}", serve.stderr()));
+    let r = serve.report(&["all", "--json"]);
+    assert!((r["cost_usd"].as_f64().unwrap() - 10.5).abs() < 1e-9, "{r:#}");
 }
 
 #[test]

@@ -766,10 +766,10 @@ impl Reader {
         Ok(out)
     }
 
-    /// The counting rule's share of every transcript request (all time), for `[transcripts]
-    /// expose`.
-    pub(crate) fn all_transcript_shares(&self) -> Result<Vec<Share>, StoreError> {
-        let facts = self.transcript_facts(i64::MIN, i64::MAX)?;
+    /// The counting rule's share of every request (all time) of each session with a transcript
+    /// request since `since_ns` (`i64::MIN`: every session), for `[transcripts] expose`.
+    pub(crate) fn transcript_shares_since(&self, since_ns: i64) -> Result<Vec<Share>, StoreError> {
+        let facts = self.transcript_facts(since_ns, i64::MAX)?;
         Ok(counting::shares(&facts, self.prices()))
     }
 

@@ -25,7 +25,12 @@
 //!   gave its requests before), the series keeps its total.
 //!
 //! Rounds run at start, after committed changes (coalesced) and when the next request settles;
-//! with nothing pending the task sleeps without waking up.
+//! with nothing pending the task sleeps without waking up. A round reads the sessions with a
+//! request in the last [`RECENT`] (every request of each, so their totals are whole): a live
+//! session costs milliseconds, not a re-count of the year. Every session is counted again at
+//! start and, after changes, once [`FULL_EVERY`] has passed since the last full round, for
+//! what changes in older sessions (an import of old transcripts, a `cost-state` written when a
+//! session left open for days ends).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -52,6 +57,10 @@ pub(crate) const COST_KIND: &str = "cost";
 /// Changes arrive in bursts (an import commits every 100 ms, telemetry every few seconds):
 /// one round after the burst instead of one per commit.
 const COALESCE: Duration = Duration::from_secs(2);
+/// A round after a change reads the sessions with a request this recent.
+const RECENT: Duration = Duration::from_secs(48 * 3600);
+/// A change this long after the last full round brings the next full one.
+const FULL_EVERY: Duration = Duration::from_secs(3600);
 /// Smallest raise worth a point: below it the difference is summation noise.
 const COST_EPSILON: f64 = 1e-9;
 const TOKEN_EPSILON: f64 = 0.5;
@@ -199,30 +208,69 @@ enum ExposeError {
     Store(#[from] StoreError),
     #[error("the round's task failed: {0}")]
     Task(String),
+    #[error("the store refused some of the exposed points")]
+    Refused,
 }
 
-/// Reads the settled shares and what is exposed (on a blocking thread: a year of requests takes
-/// a moment), then sends the raises through the receiver. Returns when the next share settles.
-async fn round(receiver: &Receiver, settle_ns: i64) -> Result<Option<i64>, ExposeError> {
-    let store = receiver.store().clone();
-    let (raises, next) = tokio::task::spawn_blocking(move || {
-        let reader: Reader = store.reader()?;
-        let shares = reader.all_transcript_shares()?;
-        let now_ns = crate::ingest::now_ns();
-        let settled = settle(&shares, now_ns.saturating_sub(settle_ns), settle_ns);
-        let exposed = reader.exposed_transcript_totals()?;
-        Ok::<_, StoreError>((raises(&settled, &exposed), settled.next_settles_ns))
-    })
-    .await
-    .map_err(|e| ExposeError::Task(e.to_string()))??;
-    if !raises.is_empty() {
-        let ack = receiver.export_own_transcripts(export_request(&raises)).await?;
-        tracing::debug!(series = raises.len(), accepted = ack.accepted, "transcripts exposed");
-        if ack.rejected > 0 {
-            tracing::warn!(reason = ?ack.reason, "some exposed transcript points were refused");
+/// What the task knows between rounds: the exposed totals (it is their only writer), read
+/// again at each full round.
+#[derive(Default)]
+struct Exposer {
+    exposed: HashMap<ExposedKey, f64>,
+}
+
+impl Exposer {
+    /// Reads the settled shares (of every session when `full`, else of the recent ones; on a
+    /// blocking thread: a year of requests takes a moment) and sends the raises through the
+    /// receiver. Returns when the next share settles.
+    async fn round(
+        &mut self,
+        receiver: &Receiver,
+        settle_ns: i64,
+        full: bool,
+    ) -> Result<Option<i64>, ExposeError> {
+        let store = receiver.store().clone();
+        let known = (!full).then(|| std::mem::take(&mut self.exposed));
+        let (exposed, raises, next) = tokio::task::spawn_blocking(move || {
+            let reader: Reader = store.reader()?;
+            let now_ns = crate::ingest::now_ns();
+            let since_ns = match full {
+                true => i64::MIN,
+                false => now_ns.saturating_sub(RECENT.as_nanos() as i64),
+            };
+            let shares = reader.transcript_shares_since(since_ns)?;
+            let settled = settle(&shares, now_ns.saturating_sub(settle_ns), settle_ns);
+            let exposed = match known {
+                Some(known) => known,
+                None => reader.exposed_transcript_totals()?,
+            };
+            let raises = raises(&settled, &exposed);
+            Ok::<_, StoreError>((exposed, raises, settled.next_settles_ns))
+        })
+        .await
+        .map_err(|e| ExposeError::Task(e.to_string()))??;
+        self.exposed = exposed;
+        if raises.is_empty() {
+            return Ok(next);
         }
+        let ack = receiver.export_own_transcripts(export_request(&raises)).await?;
+        tracing::debug!(
+            series = raises.len(),
+            full,
+            accepted = ack.accepted,
+            "transcripts exposed"
+        );
+        if ack.rejected > 0 {
+            // What was refused is not exposed: the next full round reads the store's totals.
+            tracing::warn!(reason = ?ack.reason, "some exposed transcript points were refused");
+            self.exposed.clear();
+            return Err(ExposeError::Refused);
+        }
+        for r in raises {
+            *self.exposed.entry(r.key).or_insert(0.0) += r.by;
+        }
+        Ok(next)
     }
-    Ok(next)
 }
 
 /// Keeps the exposed series in step with the counting rule until `stop` resolves.
@@ -230,7 +278,10 @@ pub(crate) async fn run(receiver: Receiver, settle: Duration, stop: impl Future<
     let settle_ns = i64::try_from(settle.as_nanos()).unwrap_or(i64::MAX);
     let mut changes = receiver.store().subscribe();
     tokio::pin!(stop);
+    let mut exposer = Exposer::default();
     let mut due = Some(tokio::time::Instant::now());
+    // `None`: the next round is a full one.
+    let mut last_full: Option<tokio::time::Instant> = None;
     loop {
         let sleep = async {
             match due {
@@ -241,13 +292,20 @@ pub(crate) async fn run(receiver: Receiver, settle: Duration, stop: impl Future<
         tokio::select! {
             () = &mut stop => return,
             () = sleep => {
-                due = match round(&receiver, settle_ns).await {
-                    Ok(next) => next.map(|at_ns| {
-                        let wait = at_ns.saturating_sub(crate::ingest::now_ns()).max(0);
-                        tokio::time::Instant::now() + Duration::from_nanos(wait as u64)
-                    }),
+                let full = last_full.is_none_or(|at| at.elapsed() >= FULL_EVERY);
+                due = match exposer.round(&receiver, settle_ns, full).await {
+                    Ok(next) => {
+                        if full {
+                            last_full = Some(tokio::time::Instant::now());
+                        }
+                        next.map(|at_ns| {
+                            let wait = at_ns.saturating_sub(crate::ingest::now_ns()).max(0);
+                            tokio::time::Instant::now() + Duration::from_nanos(wait as u64)
+                        })
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "exposing the transcripts failed; trying again");
+                        last_full = None;
                         Some(tokio::time::Instant::now() + COALESCE)
                     }
                 };
