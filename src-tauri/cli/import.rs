@@ -44,7 +44,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
 /// No engine runs: this process is the only writer.
 fn here(config: &Config, data_dir: &Path, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
     let files = all_files(&config.transcripts);
-    let mut importer = Importer::open(&data_dir.join(DB_FILE))?;
+    let mut importer = Importer::open_alone(&data_dir.join(DB_FILE))?;
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut last_draw = Instant::now() - std::time::Duration::from_secs(1);

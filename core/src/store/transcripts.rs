@@ -6,6 +6,7 @@
 //! position is kept with its inode, size, mtime and a hash of its first bytes, so a restart
 //! reads only what is new and a rewritten file is read again from the start.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
@@ -100,29 +101,45 @@ pub(crate) struct FileBatch<'a> {
     pub projects: &'a HashMap<String, Project>,
 }
 
-/// How long a group of file reads stays open before it commits.
+/// How long a group of file reads stays open before it commits, beside a running engine.
 const GROUP_TIME: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The same for an importer that is the only writer ([`TranscriptWriter::open`] `alone`): each
+/// commit writes every page its group touched (the requests' table is keyed by a random id, so
+/// that is about a page per request), so longer groups write each page fewer times.
+const GROUP_TIME_ALONE: std::time::Duration = std::time::Duration::from_millis(1000);
 
 /// The importer's page cache, KiB (negative: SQLite's unit for a size in KiB).
 const IMPORT_CACHE_KIB: i64 = -24 * 1024;
+
+/// The importer's page cache when alone: a group's dirty pages stay in memory until it commits.
+const IMPORT_CACHE_ALONE_KIB: i64 = -32 * 1024;
 
 /// The importer's connection (its own, beside the engine's writer; SQLite serialises them).
 pub(crate) struct TranscriptWriter {
     conn: Connection,
     /// When the open group of file reads began ([`TranscriptWriter::begin_group`]).
     group_started: Option<std::time::Instant>,
+    group_time: std::time::Duration,
 }
 
 impl TranscriptWriter {
-    pub(crate) fn open(db_path: &Path) -> Result<TranscriptWriter, StoreError> {
+    /// `alone`: no other process writes the database (no engine runs), so the group of reads
+    /// committed together may stay open longer (nobody waits for it) and use a larger cache.
+    pub(crate) fn open(db_path: &Path, alone: bool) -> Result<TranscriptWriter, StoreError> {
         let mut conn = super::connect(db_path)?;
         super::schema::migrate(&mut conn)?;
         // Requests are keyed by a random id, so each insert lands on a random page of the
         // tables: with SQLite's default 2 MiB cache a first import rewrote and re-read its pages
         // (1.4 M page writes for a 49 MB file). The cache is memory only while importing.
-        conn.pragma_update(None, "cache_size", IMPORT_CACHE_KIB)?;
+        let (cache, group_time) = if alone {
+            (IMPORT_CACHE_ALONE_KIB, GROUP_TIME_ALONE)
+        } else {
+            (IMPORT_CACHE_KIB, GROUP_TIME)
+        };
+        conn.pragma_update(None, "cache_size", cache)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
-        Ok(TranscriptWriter { conn, group_started: None })
+        Ok(TranscriptWriter { conn, group_started: None, group_time })
     }
 
     /// Opens a group: the reads applied until [`TranscriptWriter::end_group`] commit in one
@@ -148,25 +165,13 @@ impl TranscriptWriter {
         Ok(())
     }
 
-    /// Where the last read of `path` stopped, if it was ever read.
-    pub(crate) fn file_state(&self, path: &Path) -> Result<Option<FileState>, StoreError> {
+    /// Where the last read of each file stopped, by path.
+    pub(crate) fn file_states(&self) -> Result<HashMap<String, FileState>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT inode, size, mtime_ns, offset, head_hash FROM transcript_files WHERE path = ?1",
+            "SELECT path, inode, size, mtime_ns, offset, head_hash FROM transcript_files",
         )?;
-        Ok(stmt
-            .query_row([path.to_string_lossy()], |r| {
-                let hash: Vec<u8> = r.get(4)?;
-                let mut bytes = [0u8; 8];
-                bytes.iter_mut().zip(hash).for_each(|(b, h)| *b = h);
-                Ok(FileState {
-                    inode: r.get::<_, i64>(0)? as u64,
-                    size: r.get::<_, i64>(1)? as u64,
-                    mtime_ns: r.get(2)?,
-                    offset: r.get::<_, i64>(3)? as u64,
-                    head_hash: u64::from_le_bytes(bytes),
-                })
-            })
-            .optional()?)
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, file_state_of(r, 1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Stores one read of a file and its new position in one transaction: stopped at any
@@ -177,7 +182,7 @@ impl TranscriptWriter {
             let sp = self.conn.savepoint()?;
             let new_requests = apply_batch(&sp, batch)?;
             sp.commit()?;
-            if started.elapsed() >= GROUP_TIME {
+            if started.elapsed() >= self.group_time {
                 self.end_group()?;
                 self.begin_group()?;
             }
@@ -190,11 +195,33 @@ impl TranscriptWriter {
     }
 }
 
+/// A [`FileState`] from the columns inode, size, mtime_ns, offset, head_hash from `first` on.
+fn file_state_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<FileState> {
+    let hash: Vec<u8> = r.get(first + 4)?;
+    let mut bytes = [0u8; 8];
+    bytes.iter_mut().zip(hash).for_each(|(b, h)| *b = h);
+    Ok(FileState {
+        inode: r.get::<_, i64>(first)? as u64,
+        size: r.get::<_, i64>(first + 1)? as u64,
+        mtime_ns: r.get(first + 2)?,
+        offset: r.get::<_, i64>(first + 3)? as u64,
+        head_hash: u64::from_le_bytes(bytes),
+    })
+}
+
 /// The statements of one read: its lines, then the file's new position.
 fn apply_batch(tx: &Connection, batch: &FileBatch) -> Result<u64, StoreError> {
     let mut new_requests = 0u64;
+    // Nearly every line names its session's place; folded here, each session of the read is
+    // written once instead of once per line (most of the import's statements).
+    let mut sessions: HashMap<String, Option<SessionRow>> = HashMap::new();
     for line in &batch.lines {
-        new_requests += apply_line(tx, line, batch.projects)?;
+        new_requests += apply_line(tx, line, batch.projects, &mut sessions)?;
+    }
+    for (session, row) in &sessions {
+        if let Some(row) = row.as_ref().filter(|r| r.changed) {
+            write_session(tx, session, row)?;
+        }
     }
     let s = &batch.state;
     tx.prepare_cached(
@@ -217,10 +244,87 @@ fn apply_batch(tx: &Connection, batch: &FileBatch) -> Result<u64, StoreError> {
     Ok(new_requests)
 }
 
+/// A session's row of `transcript_sessions` while one read is applied.
+#[derive(Debug, Clone)]
+struct SessionRow {
+    first_ns: i64,
+    last_ns: i64,
+    cwd: String,
+    git_branch: Option<String>,
+    project: String,
+    project_path: String,
+    pr_number: Option<i64>,
+    pr_url: Option<String>,
+    pr_repository: Option<String>,
+    /// Differs from what is stored.
+    changed: bool,
+}
+
+/// The session's row as stored, read once per read of a file (`None`: not stored yet).
+fn session_row<'m>(
+    tx: &Connection,
+    sessions: &'m mut HashMap<String, Option<SessionRow>>,
+    session: &str,
+) -> Result<&'m mut Option<SessionRow>, StoreError> {
+    let vacant = match sessions.entry(session.to_string()) {
+        Entry::Occupied(o) => return Ok(o.into_mut()),
+        Entry::Vacant(v) => v,
+    };
+    let row = tx
+        .prepare_cached(
+            "SELECT first_ns, last_ns, cwd, git_branch, project, project_path, pr_number, pr_url,
+                        pr_repository
+                 FROM transcript_sessions WHERE session_id = ?1",
+        )?
+        .query_row([session], |r| {
+            Ok(SessionRow {
+                first_ns: r.get(0)?,
+                last_ns: r.get(1)?,
+                cwd: r.get(2)?,
+                git_branch: r.get(3)?,
+                project: r.get(4)?,
+                project_path: r.get(5)?,
+                pr_number: r.get(6)?,
+                pr_url: r.get(7)?,
+                pr_repository: r.get(8)?,
+                changed: false,
+            })
+        })
+        .optional()?;
+    Ok(vacant.insert(row))
+}
+
+fn write_session(tx: &Connection, session: &str, row: &SessionRow) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO transcript_sessions (session_id, first_ns, last_ns, cwd, git_branch, project,
+             project_path, pr_number, pr_url, pr_repository)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT(session_id) DO UPDATE SET first_ns = excluded.first_ns,
+             last_ns = excluded.last_ns, cwd = excluded.cwd, git_branch = excluded.git_branch,
+             project = excluded.project, project_path = excluded.project_path,
+             pr_number = excluded.pr_number, pr_url = excluded.pr_url,
+             pr_repository = excluded.pr_repository",
+    )?
+    .execute(params![
+        session,
+        row.first_ns,
+        row.last_ns,
+        row.cwd,
+        row.git_branch,
+        row.project,
+        row.project_path,
+        row.pr_number,
+        row.pr_url,
+        row.pr_repository,
+    ])?;
+    Ok(())
+}
+
 fn apply_line(
     tx: &Connection,
     line: &Line,
     projects: &HashMap<String, Project>,
+    sessions: &mut HashMap<String, Option<SessionRow>>,
 ) -> Result<u64, StoreError> {
     let mut added = 0;
     if let Some(c) = &line.context {
@@ -230,18 +334,37 @@ fn apply_line(
         // Outside any work tree the `gitBranch` Claude Code wrote (`HEAD`) is no branch.
         let branch =
             if project.is_some_and(|p| p.outside_git) { None } else { c.git_branch.as_deref() };
-        tx.prepare_cached(
-            "INSERT INTO transcript_sessions (session_id, first_ns, last_ns, cwd, git_branch, project, project_path)
-             VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT(session_id) DO UPDATE SET
-                 cwd = CASE WHEN excluded.first_ns < first_ns THEN excluded.cwd ELSE cwd END,
-                 git_branch = CASE WHEN excluded.first_ns < first_ns OR git_branch IS NULL THEN COALESCE(excluded.git_branch, git_branch) ELSE git_branch END,
-                 project = CASE WHEN excluded.first_ns < first_ns THEN excluded.project ELSE project END,
-                 project_path = CASE WHEN excluded.first_ns < first_ns THEN excluded.project_path ELSE project_path END,
-                 first_ns = MIN(first_ns, excluded.first_ns),
-                 last_ns = MAX(last_ns, excluded.last_ns)",
-        )?
-        .execute(params![c.session_id, c.time_ns, c.cwd, branch, name, path])?;
+        let row = session_row(tx, sessions, &c.session_id)?;
+        match row {
+            None => {
+                *row = Some(SessionRow {
+                    first_ns: c.time_ns,
+                    last_ns: c.last_ns,
+                    cwd: c.cwd.clone(),
+                    git_branch: branch.map(str::to_string),
+                    project: name.to_string(),
+                    project_path: path.to_string(),
+                    pr_number: None,
+                    pr_url: None,
+                    pr_repository: None,
+                    changed: true,
+                })
+            }
+            // The first line seen (by time) names the place; a later branch fills one missing.
+            Some(r) => {
+                let earlier = c.time_ns < r.first_ns;
+                if earlier {
+                    (r.cwd, r.project, r.project_path) =
+                        (c.cwd.clone(), name.to_string(), path.to_string());
+                }
+                if (earlier || r.git_branch.is_none()) && branch.is_some() {
+                    r.git_branch = branch.map(str::to_string);
+                }
+                let (first, last) = (r.first_ns.min(c.time_ns), r.last_ns.max(c.last_ns));
+                (r.first_ns, r.last_ns) = (first, last);
+                r.changed = true;
+            }
+        }
     }
     if let Some(r) = &line.request {
         added += tx
@@ -283,11 +406,14 @@ fn apply_line(
         }
     }
     if let Some(pr) = &line.pr_link {
-        tx.prepare_cached(
-            "UPDATE transcript_sessions SET pr_number = ?2, pr_url = ?3, pr_repository = ?4
-             WHERE session_id = ?1 AND pr_number IS NULL",
-        )?
-        .execute(params![pr.session_id, pr.number, pr.url, pr.repository])?;
+        // The first PR a session names is kept (a session without a place gets none).
+        if let Some(r) = session_row(tx, sessions, &pr.session_id)?.as_mut() {
+            if r.pr_number.is_none() {
+                (r.pr_number, r.pr_url, r.pr_repository) =
+                    (Some(pr.number), pr.url.clone(), pr.repository.clone());
+                r.changed = true;
+            }
+        }
     }
     Ok(added)
 }

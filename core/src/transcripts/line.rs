@@ -104,6 +104,7 @@ pub(crate) fn parse_line(text: &[u8]) -> Result<Line, LineError> {
         line.context = Some(SessionContext {
             session_id: session.to_string(),
             time_ns,
+            last_ns: time_ns,
             cwd: cwd.to_string(),
             git_branch: raw.git_branch.as_deref().map(str::to_string),
         });

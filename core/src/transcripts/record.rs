@@ -27,11 +27,13 @@ pub(crate) struct ApiError {
     pub time_ns: i64,
 }
 
-/// Where and on which branch a session ran (from any line carrying `cwd`).
+/// Where and on which branch a session ran (from any line carrying `cwd`; the import folds
+/// successive lines naming the same place into one, from `time_ns` to `last_ns`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SessionContext {
     pub session_id: String,
     pub time_ns: i64,
+    pub last_ns: i64,
     pub cwd: String,
     pub git_branch: Option<String>,
 }
