@@ -17,6 +17,7 @@ use super::accounting::{Effect, HistAcc, Refusal, SeriesTotals};
 use super::kinds::{self, KindBook, NameSpace, NewKinds};
 use super::live::{self, ExpoKey, Live, RowRef};
 use super::rollups;
+use super::series_texts::{self, ATTRS_SQL, LABELS_SQL};
 use super::{Ack, Change, StoreError};
 use crate::exposition::{naming, Labels};
 use crate::ingest::attrs;
@@ -176,10 +177,10 @@ impl Writer {
     }
 
     /// Series stored before schema v3 have no rendered `/metrics` identity: render and store it
-    /// once, so that rows can be found by it (the `series_expo` index).
+    /// once, so that rows can be found by it (the `series_expo_hash` index).
     fn render_missing_expo_keys(&mut self) -> Result<(), StoreError> {
         let mut backfill: Backfill = Vec::new();
-        let sql = format!("{SERIES_COLUMNS} WHERE s.expo_family IS NULL ORDER BY s.id");
+        let sql = format!("{} WHERE s.labels_text IS NULL ORDER BY s.id", series_columns());
         let mut stmt = self.conn.prepare(&sql)?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
@@ -261,16 +262,20 @@ impl Writer {
         missing.sort_unstable();
         missing.dedup();
         for key in missing {
-            let row_identity: Option<(Option<String>, Option<String>)> = self
+            let row_identity: Option<(Option<i64>, Option<String>, Option<String>)> = self
                 .conn
-                .prepare_cached("SELECT expo_family, expo_labels FROM series WHERE key = ?1")?
-                .query_row([key.to_be_bytes().as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .prepare_cached(&format!(
+                    "SELECT s.expo_hash, s.expo_family, {LABELS_SQL} FROM series s WHERE s.key = ?1"
+                ))?
+                .query_row([key.to_be_bytes().as_slice()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
                 .optional()?;
             match row_identity {
                 // A new series: created by the transaction.
                 None => {}
-                Some((Some(family), Some(labels))) => {
-                    self.load_series(SeriesFilter::Row, params![family, labels])?;
+                Some((Some(hash), Some(family), Some(labels))) => {
+                    self.load_series(SeriesFilter::Row, params![hash, family, labels])?;
                 }
                 // No rendered identity (its metric has no Prometheus form): the series alone.
                 Some(_) => {
@@ -391,9 +396,13 @@ impl Writer {
         }
         let tx = conn.unchecked_transaction()?;
         {
-            let mut update = tx.prepare("UPDATE series SET expo_family = ?2, expo_unit = ?3, expo_labels = ?4 WHERE id = ?1")?;
+            let mut session = tx.prepare("SELECT session_id FROM series WHERE id = ?1")?;
+            let mut update = tx.prepare("UPDATE series SET expo_family = ?2, expo_unit = ?3, labels_text = ?4, expo_hash = ?5 WHERE id = ?1")?;
             for (id, expo) in backfill {
-                update.execute(params![id, expo.family, expo.unit, &*expo.labels])?;
+                let session: Option<String> = session.query_row([id], |r| r.get(0))?;
+                let labels = series_texts::text_id(&tx, &expo.labels, session.as_deref())?;
+                let hash = series_texts::expo_hash(&expo.family, &expo.labels);
+                update.execute(params![id, expo.family, expo.unit, labels, hash])?;
             }
         }
         tx.commit()?;
@@ -794,8 +803,8 @@ pub(super) fn add_usage(
     Ok(())
 }
 
-/// Stores a new series' identity (the layout of `series` has not changed since v4, so the
-/// v4 history of the migration tests is written with this too); returns its id.
+/// Stores a new series' identity, its texts in the dictionary (store/series_texts.rs); returns
+/// its id.
 pub(super) fn insert_series(
     conn: &Connection,
     desc: &SeriesDesc,
@@ -804,10 +813,13 @@ pub(super) fn insert_series(
     expo: &ExpoKey,
 ) -> Result<i64, StoreError> {
     let get = |k| attrs::get_str(&desc.attrs, k);
+    let session = get("session.id");
+    let attrs_text = series_texts::text_id(conn, &attrs::to_json(&desc.attrs), session)?;
+    let labels_text = series_texts::text_id(conn, &expo.labels, session)?;
     conn.prepare_cached(
-        "INSERT INTO series (key, metric, unit, description, shape, resource_id, scope_name, scope_version, attrs,
-            session_id, model, type, user_id, created_ns, expo_family, expo_unit, expo_labels)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        "INSERT INTO series (key, metric, unit, description, shape, resource_id, scope_name, scope_version, attrs_text,
+            session_id, model, type, user_id, created_ns, expo_family, expo_unit, labels_text, expo_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?
     .execute(params![
         desc.key.to_be_bytes().as_slice(),
@@ -818,15 +830,16 @@ pub(super) fn insert_series(
         resource_id,
         desc.scope_name,
         desc.scope_version,
-        attrs::to_json(&desc.attrs),
-        get("session.id"),
+        attrs_text,
+        session,
         get("model"),
         get("type"),
         get("user.id"),
         clamp_i64(created_ns),
         expo.family,
         expo.unit,
-        &*expo.labels,
+        labels_text,
+        series_texts::expo_hash(&expo.family, &expo.labels),
     ])?;
     Ok(conn.last_insert_rowid())
 }
@@ -905,15 +918,21 @@ fn insert_event(
 
 /// The columns every series load reads: the series, its rendered identity, the attributes to
 /// render one from where it is missing, and its running state.
-const SERIES_COLUMNS: &str =
-    "SELECT s.id, s.key, s.metric, s.unit, s.description, s.shape, s.resource_id, s.created_ns,
-            s.expo_family, s.expo_unit, s.expo_labels,
-            CASE WHEN s.expo_labels IS NULL THEN s.scope_name END,
-            CASE WHEN s.expo_labels IS NULL THEN s.scope_version END,
-            CASE WHEN s.expo_labels IS NULL THEN s.attrs END,
-            COALESCE(st.total, 0), st.hist, st.cum_start_ns, st.cum_time_ns, st.cum_value, COALESCE(st.last_time_ns, 0),
-            st.rollup_key, st.rollup_session
-     FROM series s LEFT JOIN series_state st ON st.series_id = s.id";
+fn series_columns() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT s.id, s.key, s.metric, s.unit, s.description, s.shape, s.resource_id, s.created_ns,
+                s.expo_family, s.expo_unit, {LABELS_SQL},
+                CASE WHEN s.labels_text IS NULL THEN s.scope_name END,
+                CASE WHEN s.labels_text IS NULL THEN s.scope_version END,
+                CASE WHEN s.labels_text IS NULL THEN {ATTRS_SQL} END,
+                COALESCE(st.total, 0), st.hist, st.cum_start_ns, st.cum_time_ns, st.cum_value, COALESCE(st.last_time_ns, 0),
+                st.rollup_key, st.rollup_session
+             FROM series s LEFT JOIN series_state st ON st.series_id = s.id"
+        )
+    })
+}
 
 /// Which stored series a load reads.
 #[derive(Debug, Clone, Copy)]
@@ -922,7 +941,7 @@ enum SeriesFilter {
     Every,
     /// Those of every `/metrics` row with a point at or after `?1` (ns): the active rows.
     ActiveSince,
-    /// Those of the `/metrics` row `?1` (family), `?2` (labels).
+    /// Those of the `/metrics` row of hash `?1`, family `?2` and labels `?3`.
     Row,
     /// The one with key `?1`.
     Key,
@@ -933,16 +952,22 @@ impl SeriesFilter {
         // Built once per filter; `prepare_cached` keeps the statements.
         static SQL: std::sync::OnceLock<[String; 4]> = std::sync::OnceLock::new();
         let sql = SQL.get_or_init(|| {
+            let columns = series_columns();
             [
-                format!("{SERIES_COLUMNS} ORDER BY s.id"),
+                format!("{columns} ORDER BY s.id"),
+                // By hash alone: a series of another row with the same hash (2^-64) would only
+                // be loaded early, with its own exact state.
                 format!(
-                    "{SERIES_COLUMNS} WHERE (s.expo_family, s.expo_labels) IN (
-                        SELECT x.expo_family, x.expo_labels FROM series_state a
+                    "{columns} WHERE s.expo_hash IN (
+                        SELECT x.expo_hash FROM series_state a
                         JOIN series x ON x.id = a.series_id WHERE a.last_time_ns >= ?1)
                      ORDER BY s.id"
                 ),
-                format!("{SERIES_COLUMNS} WHERE s.expo_family = ?1 AND s.expo_labels = ?2 ORDER BY s.id"),
-                format!("{SERIES_COLUMNS} WHERE s.key = ?1"),
+                format!(
+                    "{columns} WHERE s.expo_hash = ?1 AND s.expo_family = ?2 AND {LABELS_SQL} = ?3
+                     ORDER BY s.id"
+                ),
+                format!("{columns} WHERE s.key = ?1"),
             ]
         });
         match self {
