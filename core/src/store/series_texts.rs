@@ -16,6 +16,8 @@
 //! marker by the session id) exactly as [`render`] does it in Rust; a text that would not come
 //! back byte for byte (it holds the marker itself) is stored whole (`templated = 0`).
 
+use std::collections::HashMap;
+
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
@@ -60,6 +62,43 @@ pub(crate) fn render(templated: bool, text: &str, session: Option<&str>) -> Stri
     }
 }
 
+/// Dictionary rows by their stored form (templated, text): the writer's committed ones, and
+/// those a transaction found or added (kept once it committed).
+pub(crate) type TextIds = HashMap<(bool, String), i64>;
+
+/// How many dictionary rows the writer keeps in memory at most: the shapes of text the sessions
+/// of its users share are a few dozen; texts of one series each are not worth keeping.
+const KEPT: usize = 4096;
+
+/// Moves what a committed transaction found or added into `known` (emptied when full, so the
+/// memory stays bounded whatever the history).
+pub(crate) fn keep(known: &mut TextIds, found: TextIds) {
+    if known.len() + found.len() > KEPT {
+        known.clear();
+    }
+    if found.len() <= KEPT {
+        known.extend(found);
+    }
+}
+
+/// [`text_id`], first asking the rows of committed transactions (`known`) and of this one
+/// (`found`, where a row found or added now goes).
+pub(crate) fn text_id_in(
+    conn: &Connection,
+    text: &str,
+    session: Option<&str>,
+    known: &TextIds,
+    found: &mut TextIds,
+) -> Result<i64, StoreError> {
+    let key = template(text, session);
+    if let Some(&id) = known.get(&key).or_else(|| found.get(&key)) {
+        return Ok(id);
+    }
+    let id = stored_text_id(conn, key.0, &key.1)?;
+    found.insert(key, id);
+    Ok(id)
+}
+
 /// The id of the dictionary row of `text` for a series of `session`, stored now if it is new.
 pub(crate) fn text_id(
     conn: &Connection,
@@ -67,7 +106,11 @@ pub(crate) fn text_id(
     session: Option<&str>,
 ) -> Result<i64, StoreError> {
     let (templated, stored) = template(text, session);
-    let hash = text_hash(templated, &stored);
+    stored_text_id(conn, templated, &stored)
+}
+
+fn stored_text_id(conn: &Connection, templated: bool, stored: &str) -> Result<i64, StoreError> {
+    let hash = text_hash(templated, stored);
     let found: Option<i64> = conn
         .prepare_cached(
             "SELECT id FROM series_texts WHERE hash = ?1 AND templated = ?2 AND text = ?3",

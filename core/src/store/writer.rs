@@ -108,6 +108,8 @@ pub(super) struct Writer {
     forward: Arc<AtomicU8>,
     /// The first kind of every metric name (see [`kinds`]).
     kinds: KindBook,
+    /// Committed rows of `series_texts` (bounded), so a new series of a known shape reads none.
+    texts: series_texts::TextIds,
 }
 
 /// Changes of one transaction, applied to memory only once it has committed.
@@ -115,6 +117,8 @@ pub(super) struct Writer {
 struct Pending {
     series: KeyMap<SeriesState>,
     resources: KeyMap<i64>,
+    /// Rows of `series_texts` the new series named (store/series_texts.rs).
+    texts: series_texts::TextIds,
     usage: HashMap<(i64, i64), f64>,
     /// The same increments and the transaction's events, by day (store/rollups.rs).
     rollups: rollups::PendingRollups,
@@ -160,6 +164,7 @@ impl Writer {
             residency,
             resources: KeyMap::default(),
             resource_rows: HashMap::new(),
+            texts: HashMap::new(),
             live,
             changes,
             forward,
@@ -670,7 +675,8 @@ impl Writer {
             }
         };
         let resource_id = self.resource_id(tx, pending, &desc.resource)?;
-        let id = insert_series(tx, desc, resource_id, point.time_ns, &expo)?;
+        let texts = SeriesTexts::of(tx, desc, &expo, &self.texts, &mut pending.texts)?;
+        let id = insert_series(tx, desc, resource_id, point.time_ns, &expo, texts)?;
         // In the series' transaction: counted once per series, for `tokentray doctor`.
         if !dropped_labels.is_empty() {
             super::settings::note_dropped_labels(tx, &dropped_labels)?;
@@ -782,6 +788,7 @@ impl Writer {
         }
         self.series.extend(pending.series);
         self.resources.extend(pending.resources);
+        series_texts::keep(&mut self.texts, pending.texts);
         self.kinds.apply(pending.kinds);
     }
 }
@@ -803,19 +810,40 @@ pub(super) fn add_usage(
     Ok(())
 }
 
-/// Stores a new series' identity, its texts in the dictionary (store/series_texts.rs); returns
-/// its id.
-pub(super) fn insert_series(
+/// The dictionary rows of a new series' attributes and labels (store/series_texts.rs).
+struct SeriesTexts {
+    attrs: i64,
+    labels: i64,
+}
+
+impl SeriesTexts {
+    fn of(
+        conn: &Connection,
+        desc: &SeriesDesc,
+        expo: &ExpoKey,
+        known: &series_texts::TextIds,
+        found: &mut series_texts::TextIds,
+    ) -> Result<SeriesTexts, StoreError> {
+        let session = attrs::get_str(&desc.attrs, "session.id");
+        let json = attrs::to_json(&desc.attrs);
+        Ok(SeriesTexts {
+            attrs: series_texts::text_id_in(conn, &json, session, known, found)?,
+            labels: series_texts::text_id_in(conn, &expo.labels, session, known, found)?,
+        })
+    }
+}
+
+/// Stores a new series' identity, its texts by their dictionary rows; returns its id.
+fn insert_series(
     conn: &Connection,
     desc: &SeriesDesc,
     resource_id: i64,
     created_ns: u64,
     expo: &ExpoKey,
+    texts: SeriesTexts,
 ) -> Result<i64, StoreError> {
     let get = |k| attrs::get_str(&desc.attrs, k);
     let session = get("session.id");
-    let attrs_text = series_texts::text_id(conn, &attrs::to_json(&desc.attrs), session)?;
-    let labels_text = series_texts::text_id(conn, &expo.labels, session)?;
     conn.prepare_cached(
         "INSERT INTO series (key, metric, unit, description, shape, resource_id, scope_name, scope_version, attrs_text,
             session_id, model, type, user_id, created_ns, expo_family, expo_unit, labels_text, expo_hash)
@@ -830,7 +858,7 @@ pub(super) fn insert_series(
         resource_id,
         desc.scope_name,
         desc.scope_version,
-        attrs_text,
+        texts.attrs,
         session,
         get("model"),
         get("type"),
@@ -838,7 +866,7 @@ pub(super) fn insert_series(
         clamp_i64(created_ns),
         expo.family,
         expo.unit,
-        labels_text,
+        texts.labels,
         series_texts::expo_hash(&expo.family, &expo.labels),
     ])?;
     Ok(conn.last_insert_rowid())
