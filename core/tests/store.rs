@@ -372,7 +372,14 @@ async fn a_v2_database_upgrades_with_exact_state() {
     let path = dir.path().join(tokentray_core::store::DB_FILE);
     let conn = rusqlite::Connection::open(&path).expect("sqlite");
     conn.execute_batch(
-        "DROP INDEX series_expo;
+        "DROP INDEX series_expo_hash;
+         ALTER TABLE series ADD COLUMN attrs TEXT NOT NULL DEFAULT '{}';
+         UPDATE series SET attrs = (SELECT CASE WHEN a.templated THEN replace(a.text, char(1), series.session_id) ELSE a.text END
+             FROM series_texts a WHERE a.id = series.attrs_text);
+         ALTER TABLE series DROP COLUMN attrs_text;
+         ALTER TABLE series DROP COLUMN labels_text;
+         ALTER TABLE series DROP COLUMN expo_hash;
+         DROP TABLE series_texts;
          DROP INDEX events_request;
          ALTER TABLE events DROP COLUMN request_id;
          ALTER TABLE events DROP COLUMN promoted;
@@ -408,7 +415,6 @@ async fn a_v2_database_upgrades_with_exact_state() {
              (SELECT total, hist, cum_start_ns, cum_time_ns, cum_value, last_time_ns FROM series_state WHERE series_id = series.id);
          ALTER TABLE series DROP COLUMN expo_family;
          ALTER TABLE series DROP COLUMN expo_unit;
-         ALTER TABLE series DROP COLUMN expo_labels;
          DROP TABLE series_state;
          PRAGMA user_version = 2;",
     )
@@ -420,7 +426,7 @@ async fn a_v2_database_upgrades_with_exact_state() {
     assert_eq!(cost_of(dir.path(), TimeRange::ALL), cost);
     let conn = rusqlite::Connection::open(&path).expect("sqlite");
     let missing: i64 = conn
-        .query_row("SELECT COUNT(*) FROM series WHERE expo_labels IS NULL", [], |r| r.get(0))
+        .query_row("SELECT COUNT(*) FROM series WHERE labels_text IS NULL", [], |r| r.get(0))
         .expect("count");
     assert_eq!(missing, 0, "the first start stores every series' rendered identity");
 

@@ -5,11 +5,13 @@
 //! The tables are created by the migrations 1–4 themselves (released migrations are never
 //! edited), and the rows are written as the v4 writer wrote them (`git show
 //! 6fbaa57^:core/src/store/writer.rs`, the last commit at v4): a series row with its rendered
-//! `/metrics` identity and its resource, its running state in `series_state` and the increments
-//! of monotonic sums per 15-minute slot in `usage` (with the writer's own statements for these,
-//! unchanged since v4), and every event with all of its attributes as one JSON document (v4's
-//! statement: no `request_id` column, no dictionary). The running state of each series is
-//! written once, at the end, as the last of the v4 writer's transactions would have left it.
+//! `/metrics` identity and its resource (the series row with v4's statement, its attributes and
+//! labels as text: v14 moved them to a dictionary), its running state in `series_state` and the
+//! increments of monotonic sums per 15-minute slot in `usage` (with the writer's own statements
+//! for these, unchanged since v4), and every event with all of its attributes as one JSON
+//! document (v4's statement: no `request_id` column, no dictionary). The running state of each
+//! series is written once, at the end, as the last of the v4 writer's transactions would have
+//! left it.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -141,7 +143,7 @@ impl V4Writer {
     fn create_series(&mut self, desc: &SeriesDesc, time_ns: u64) -> Result<V4Series, StoreError> {
         let (expo, _) = live::expo_key(live::SeriesNaming::of(desc));
         let resource_id = self.resource_id(&desc.resource)?;
-        let id = writer::insert_series(&self.conn, desc, resource_id, time_ns, &expo)?;
+        let id = insert_v4_series(&self.conn, desc, resource_id, time_ns, &expo)?;
         Ok(V4Series { id, shape: desc.shape, totals: SeriesTotals::default() })
     }
 
@@ -208,6 +210,43 @@ fn store_states_v4(
         ])?;
     }
     Ok(())
+}
+
+/// The v4 writer's statement for a new series (the layout of `series` from v4 to v13): its
+/// attributes as JSON and its rendered labels as text in the row.
+fn insert_v4_series(
+    conn: &Connection,
+    desc: &SeriesDesc,
+    resource_id: i64,
+    created_ns: u64,
+    expo: &live::ExpoKey,
+) -> Result<i64, StoreError> {
+    let get = |k| attrs::get_str(&desc.attrs, k);
+    conn.prepare_cached(
+        "INSERT INTO series (key, metric, unit, description, shape, resource_id, scope_name, scope_version, attrs,
+            session_id, model, type, user_id, created_ns, expo_family, expo_unit, expo_labels)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    )?
+    .execute(params![
+        desc.key.to_be_bytes().as_slice(),
+        desc.metric,
+        desc.unit,
+        desc.description,
+        desc.shape.code(),
+        resource_id,
+        desc.scope_name,
+        desc.scope_version,
+        attrs::to_json(&desc.attrs),
+        get("session.id"),
+        get("model"),
+        get("type"),
+        get("user.id"),
+        writer::clamp_i64(created_ns),
+        expo.family,
+        expo.unit,
+        &*expo.labels,
+    ])?;
+    Ok(conn.last_insert_rowid())
 }
 
 #[cfg(test)]

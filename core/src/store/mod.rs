@@ -33,6 +33,7 @@ mod repair;
 mod request_ids;
 mod rollups;
 pub(crate) mod schema;
+mod series_texts;
 pub(crate) mod settings;
 pub(crate) mod transcripts;
 mod writer;

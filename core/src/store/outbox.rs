@@ -10,6 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::accounting::HistAcc;
+use super::series_texts::LABELS_SQL;
 use super::settings::{self, key};
 use super::StoreError;
 use crate::exposition::FamilyKind;
@@ -246,20 +247,22 @@ impl Outbox {
     pub(crate) fn changed_rows(&self, max: usize) -> Result<(Vec<RowValue>, Vec<i64>), StoreError> {
         let tx = self.conn.unchecked_transaction()?;
         let mut seqs = Vec::new();
-        let mut wanted: Vec<(String, String)> = Vec::new();
+        let mut wanted: Vec<(i64, String, String)> = Vec::new();
         let mut seen: HashMap<(String, String), ()> = HashMap::new();
         {
-            let mut stmt = tx.prepare_cached(
-                "SELECT d.seq, s.expo_family, s.expo_labels FROM forward_dirty d JOIN series s ON s.id = d.series_id ORDER BY d.seq LIMIT ?1",
-            )?;
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT d.seq, s.expo_hash, s.expo_family, {LABELS_SQL} FROM forward_dirty d JOIN series s ON s.id = d.series_id ORDER BY d.seq LIMIT ?1",
+            ))?;
             let mut rows = stmt.query([max as i64])?;
             while let Some(r) = rows.next()? {
                 seqs.push(r.get(0)?);
-                if let (Some(family), Some(labels)) =
-                    (r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?)
-                {
+                if let (Some(hash), Some(family), Some(labels)) = (
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ) {
                     if seen.insert((family.clone(), labels.clone()), ()).is_none() {
-                        wanted.push((family, labels));
+                        wanted.push((hash, family, labels));
                     }
                 }
             }
@@ -273,12 +276,13 @@ impl Outbox {
         }
         let mut out = Vec::with_capacity(wanted.len());
         {
-            let mut stmt = tx.prepare_cached(
+            let mut stmt = tx.prepare_cached(&format!(
                 "SELECT s.shape, COALESCE(st.total, 0), st.hist, st.cum_value IS NULL, COALESCE(st.last_time_ns, 0)
-                 FROM series s LEFT JOIN series_state st ON st.series_id = s.id WHERE s.expo_family = ?1 AND s.expo_labels = ?2",
-            )?;
-            for (family, labels) in wanted {
-                let mut rows = stmt.query(params![family, labels])?;
+                 FROM series s LEFT JOIN series_state st ON st.series_id = s.id
+                 WHERE s.expo_hash = ?1 AND s.expo_family = ?2 AND {LABELS_SQL} = ?3",
+            ))?;
+            for (hash, family, labels) in wanted {
+                let mut rows = stmt.query(params![hash, family, labels])?;
                 let mut row =
                     RowValue { family, labels, kind: FamilyKind::Counter, value: 0.0, hist: None };
                 let mut latest = 0i64;

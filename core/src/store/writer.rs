@@ -17,6 +17,7 @@ use super::accounting::{Effect, HistAcc, Refusal, SeriesTotals};
 use super::kinds::{self, KindBook, NameSpace, NewKinds};
 use super::live::{self, ExpoKey, Live, RowRef};
 use super::rollups;
+use super::series_texts::{self, ATTRS_SQL, LABELS_SQL};
 use super::{Ack, Change, StoreError};
 use crate::exposition::{naming, Labels};
 use crate::ingest::attrs;
@@ -107,6 +108,8 @@ pub(super) struct Writer {
     forward: Arc<AtomicU8>,
     /// The first kind of every metric name (see [`kinds`]).
     kinds: KindBook,
+    /// Committed rows of `series_texts` (bounded), so a new series of a known shape reads none.
+    texts: series_texts::TextIds,
 }
 
 /// Changes of one transaction, applied to memory only once it has committed.
@@ -114,6 +117,8 @@ pub(super) struct Writer {
 struct Pending {
     series: KeyMap<SeriesState>,
     resources: KeyMap<i64>,
+    /// Rows of `series_texts` the new series named (store/series_texts.rs).
+    texts: series_texts::TextIds,
     usage: HashMap<(i64, i64), f64>,
     /// The same increments and the transaction's events, by day (store/rollups.rs).
     rollups: rollups::PendingRollups,
@@ -159,6 +164,7 @@ impl Writer {
             residency,
             resources: KeyMap::default(),
             resource_rows: HashMap::new(),
+            texts: HashMap::new(),
             live,
             changes,
             forward,
@@ -176,10 +182,10 @@ impl Writer {
     }
 
     /// Series stored before schema v3 have no rendered `/metrics` identity: render and store it
-    /// once, so that rows can be found by it (the `series_expo` index).
+    /// once, so that rows can be found by it (the `series_expo_hash` index).
     fn render_missing_expo_keys(&mut self) -> Result<(), StoreError> {
         let mut backfill: Backfill = Vec::new();
-        let sql = format!("{SERIES_COLUMNS} WHERE s.expo_family IS NULL ORDER BY s.id");
+        let sql = format!("{} WHERE s.labels_text IS NULL ORDER BY s.id", series_columns());
         let mut stmt = self.conn.prepare(&sql)?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
@@ -261,16 +267,20 @@ impl Writer {
         missing.sort_unstable();
         missing.dedup();
         for key in missing {
-            let row_identity: Option<(Option<String>, Option<String>)> = self
+            let row_identity: Option<(Option<i64>, Option<String>, Option<String>)> = self
                 .conn
-                .prepare_cached("SELECT expo_family, expo_labels FROM series WHERE key = ?1")?
-                .query_row([key.to_be_bytes().as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .prepare_cached(&format!(
+                    "SELECT s.expo_hash, s.expo_family, {LABELS_SQL} FROM series s WHERE s.key = ?1"
+                ))?
+                .query_row([key.to_be_bytes().as_slice()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
                 .optional()?;
             match row_identity {
                 // A new series: created by the transaction.
                 None => {}
-                Some((Some(family), Some(labels))) => {
-                    self.load_series(SeriesFilter::Row, params![family, labels])?;
+                Some((Some(hash), Some(family), Some(labels))) => {
+                    self.load_series(SeriesFilter::Row, params![hash, family, labels])?;
                 }
                 // No rendered identity (its metric has no Prometheus form): the series alone.
                 Some(_) => {
@@ -391,9 +401,13 @@ impl Writer {
         }
         let tx = conn.unchecked_transaction()?;
         {
-            let mut update = tx.prepare("UPDATE series SET expo_family = ?2, expo_unit = ?3, expo_labels = ?4 WHERE id = ?1")?;
+            let mut session = tx.prepare("SELECT session_id FROM series WHERE id = ?1")?;
+            let mut update = tx.prepare("UPDATE series SET expo_family = ?2, expo_unit = ?3, labels_text = ?4, expo_hash = ?5 WHERE id = ?1")?;
             for (id, expo) in backfill {
-                update.execute(params![id, expo.family, expo.unit, &*expo.labels])?;
+                let session: Option<String> = session.query_row([id], |r| r.get(0))?;
+                let labels = series_texts::text_id(&tx, &expo.labels, session.as_deref())?;
+                let hash = series_texts::expo_hash(&expo.family, &expo.labels);
+                update.execute(params![id, expo.family, expo.unit, labels, hash])?;
             }
         }
         tx.commit()?;
@@ -664,7 +678,8 @@ impl Writer {
             }
         };
         let resource_id = self.resource_id(tx, pending, &desc.resource)?;
-        let id = insert_series(tx, desc, resource_id, point.time_ns, &expo)?;
+        let texts = SeriesTexts::of(tx, desc, &expo, &self.texts, &mut pending.texts)?;
+        let id = insert_series(tx, desc, resource_id, point.time_ns, &expo, texts)?;
         // In the series' transaction: counted once per series, for `tokentray doctor`.
         if !dropped_labels.is_empty() {
             super::settings::note_dropped_labels(tx, &dropped_labels)?;
@@ -776,6 +791,7 @@ impl Writer {
         }
         self.series.extend(pending.series);
         self.resources.extend(pending.resources);
+        series_texts::keep(&mut self.texts, pending.texts);
         self.kinds.apply(pending.kinds);
     }
 }
@@ -797,20 +813,44 @@ pub(super) fn add_usage(
     Ok(())
 }
 
-/// Stores a new series' identity (the layout of `series` has not changed since v4, so the
-/// v4 history of the migration tests is written with this too); returns its id.
-pub(super) fn insert_series(
+/// The dictionary rows of a new series' attributes and labels (store/series_texts.rs).
+struct SeriesTexts {
+    attrs: i64,
+    labels: i64,
+}
+
+impl SeriesTexts {
+    fn of(
+        conn: &Connection,
+        desc: &SeriesDesc,
+        expo: &ExpoKey,
+        known: &series_texts::TextIds,
+        found: &mut series_texts::TextIds,
+    ) -> Result<SeriesTexts, StoreError> {
+        let session = attrs::get_str(&desc.attrs, "session.id");
+        let json = attrs::to_json(&desc.attrs);
+        Ok(SeriesTexts {
+            attrs: series_texts::text_id_in(conn, &json, session, known, found)?,
+            labels: series_texts::text_id_in(conn, &expo.labels, session, known, found)?,
+        })
+    }
+}
+
+/// Stores a new series' identity, its texts by their dictionary rows; returns its id.
+fn insert_series(
     conn: &Connection,
     desc: &SeriesDesc,
     resource_id: i64,
     created_ns: u64,
     expo: &ExpoKey,
+    texts: SeriesTexts,
 ) -> Result<i64, StoreError> {
     let get = |k| attrs::get_str(&desc.attrs, k);
+    let session = get("session.id");
     conn.prepare_cached(
-        "INSERT INTO series (key, metric, unit, description, shape, resource_id, scope_name, scope_version, attrs,
-            session_id, model, type, user_id, created_ns, expo_family, expo_unit, expo_labels)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        "INSERT INTO series (key, metric, unit, description, shape, resource_id, scope_name, scope_version, attrs_text,
+            session_id, model, type, user_id, created_ns, expo_family, expo_unit, labels_text, expo_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?
     .execute(params![
         desc.key.to_be_bytes().as_slice(),
@@ -821,15 +861,16 @@ pub(super) fn insert_series(
         resource_id,
         desc.scope_name,
         desc.scope_version,
-        attrs::to_json(&desc.attrs),
-        get("session.id"),
+        texts.attrs,
+        session,
         get("model"),
         get("type"),
         get("user.id"),
         clamp_i64(created_ns),
         expo.family,
         expo.unit,
-        &*expo.labels,
+        texts.labels,
+        series_texts::expo_hash(&expo.family, &expo.labels),
     ])?;
     Ok(conn.last_insert_rowid())
 }
@@ -908,15 +949,21 @@ fn insert_event(
 
 /// The columns every series load reads: the series, its rendered identity, the attributes to
 /// render one from where it is missing, and its running state.
-const SERIES_COLUMNS: &str =
-    "SELECT s.id, s.key, s.metric, s.unit, s.description, s.shape, s.resource_id, s.created_ns,
-            s.expo_family, s.expo_unit, s.expo_labels,
-            CASE WHEN s.expo_labels IS NULL THEN s.scope_name END,
-            CASE WHEN s.expo_labels IS NULL THEN s.scope_version END,
-            CASE WHEN s.expo_labels IS NULL THEN s.attrs END,
-            COALESCE(st.total, 0), st.hist, st.cum_start_ns, st.cum_time_ns, st.cum_value, COALESCE(st.last_time_ns, 0),
-            st.rollup_key, st.rollup_session
-     FROM series s LEFT JOIN series_state st ON st.series_id = s.id";
+fn series_columns() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT s.id, s.key, s.metric, s.unit, s.description, s.shape, s.resource_id, s.created_ns,
+                s.expo_family, s.expo_unit, {LABELS_SQL},
+                CASE WHEN s.labels_text IS NULL THEN s.scope_name END,
+                CASE WHEN s.labels_text IS NULL THEN s.scope_version END,
+                CASE WHEN s.labels_text IS NULL THEN {ATTRS_SQL} END,
+                COALESCE(st.total, 0), st.hist, st.cum_start_ns, st.cum_time_ns, st.cum_value, COALESCE(st.last_time_ns, 0),
+                st.rollup_key, st.rollup_session
+             FROM series s LEFT JOIN series_state st ON st.series_id = s.id"
+        )
+    })
+}
 
 /// Which stored series a load reads.
 #[derive(Debug, Clone, Copy)]
@@ -925,7 +972,7 @@ enum SeriesFilter {
     Every,
     /// Those of every `/metrics` row with a point at or after `?1` (ns): the active rows.
     ActiveSince,
-    /// Those of the `/metrics` row `?1` (family), `?2` (labels).
+    /// Those of the `/metrics` row of hash `?1`, family `?2` and labels `?3`.
     Row,
     /// The one with key `?1`.
     Key,
@@ -936,16 +983,22 @@ impl SeriesFilter {
         // Built once per filter; `prepare_cached` keeps the statements.
         static SQL: std::sync::OnceLock<[String; 4]> = std::sync::OnceLock::new();
         let sql = SQL.get_or_init(|| {
+            let columns = series_columns();
             [
-                format!("{SERIES_COLUMNS} ORDER BY s.id"),
+                format!("{columns} ORDER BY s.id"),
+                // By hash alone: a series of another row with the same hash (2^-64) would only
+                // be loaded early, with its own exact state.
                 format!(
-                    "{SERIES_COLUMNS} WHERE (s.expo_family, s.expo_labels) IN (
-                        SELECT x.expo_family, x.expo_labels FROM series_state a
+                    "{columns} WHERE s.expo_hash IN (
+                        SELECT x.expo_hash FROM series_state a
                         JOIN series x ON x.id = a.series_id WHERE a.last_time_ns >= ?1)
                      ORDER BY s.id"
                 ),
-                format!("{SERIES_COLUMNS} WHERE s.expo_family = ?1 AND s.expo_labels = ?2 ORDER BY s.id"),
-                format!("{SERIES_COLUMNS} WHERE s.key = ?1"),
+                format!(
+                    "{columns} WHERE s.expo_hash = ?1 AND s.expo_family = ?2 AND {LABELS_SQL} = ?3
+                     ORDER BY s.id"
+                ),
+                format!("{columns} WHERE s.key = ?1"),
             ]
         });
         match self {
