@@ -17,6 +17,7 @@ use tokentray_core::testkit::{self, Usage};
 #[path = "support/mod.rs"]
 mod support;
 
+use support::serve::ServeOptions;
 use support::{prom, Serve};
 
 const DB: &str = "tokentray.sqlite3";
@@ -47,7 +48,11 @@ fn post(serve: &Serve, path: &str, body: Vec<u8>) {
 }
 
 fn history() -> History {
-    let mut serve = Serve::start();
+    history_of(Serve::start())
+}
+
+/// [`history`] written by the given (just started) `serve`.
+fn history_of(mut serve: Serve) -> History {
     let now = now_ns();
     for batch in 0..10 {
         post(&serve, "/v1/metrics", testkit::load_request(100, batch * 20, now).encode_to_vec());
@@ -324,4 +329,35 @@ fn serve_then_scrape(data: &Path) -> String {
     let _ = child.kill();
     let _ = child.wait();
     body
+}
+
+/// Issue 13: on a year of history SQLite's page check was most of the time to bound ports. A
+/// clean stop leaves a stamp of the file it left (store/clean_close.rs), and the next start
+/// skips the page check only while the file is exactly that one: a page damaged in place after
+/// the stop (the same file, the same size) is still refused before a port is bound.
+#[test]
+fn a_clean_stop_spares_the_next_start_its_page_check_but_not_a_page_damaged_since() {
+    let options = ServeOptions {
+        env: vec![("TOKENTRAY_LOG".into(), "info,tokentray_core::store=debug".into())],
+        ..ServeOptions::default()
+    };
+    let mut history = history_of(Serve::start_with(options));
+    let serve = &mut history.serve;
+    let first = serve.stderr();
+    assert!(first.contains("checking every page"), "a first start checks every page: {first}");
+    serve.start_again();
+    let second = serve.stderr()[first.len()..].to_string();
+    assert!(second.contains("no page check"), "after a clean stop the file is trusted: {second}");
+    assert!(!second.contains("checking every page"), "{second}");
+    assert_eq!(serve.report(&["all", "--json"])["cost_usd"].as_f64(), Some(history.cost_report));
+    let db = serve.data_dir.join(DB);
+    let page = middle_events_page(&db);
+    serve.stop();
+    assert!(serve.data_dir.join("clean-close.json").exists(), "a clean stop leaves its stamp");
+
+    // Damage in place: the same inode and size; only the file's change time moved.
+    let len = std::fs::metadata(&db).expect("db").len();
+    damage_page(&db, page);
+    assert_eq!(std::fs::metadata(&db).expect("db").len(), len);
+    assert_refused(&serve.data_dir, "SQLite's check says");
 }

@@ -15,6 +15,7 @@
 pub(crate) mod accounting;
 pub(crate) mod agents;
 pub(crate) mod alerts;
+mod clean_close;
 pub mod data_dir;
 pub mod disk;
 mod events;
@@ -213,11 +214,15 @@ pub struct Store {
 }
 
 struct Inner {
+    data_dir: PathBuf,
     path: PathBuf,
+    /// When the file was last checked in full (Unix seconds), for the clean-close stamp.
+    checked_at: i64,
     jobs: Mutex<Option<mpsc::Sender<writer::Job>>>,
     live: Arc<RwLock<Live>>,
     changes: broadcast::Sender<Change>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    /// The writer thread; it returns whether it ended cleanly.
+    writer: Mutex<Option<JoinHandle<bool>>>,
     forward: Arc<AtomicU8>,
     /// This process is the data directory's one engine while it holds this; `close` lets go.
     engine_lock: Mutex<Option<lock::EngineLock>>,
@@ -342,7 +347,23 @@ impl Store {
         let history_expected = integrity::history_expected(&path);
         // Before the database is touched: a second engine must change nothing.
         let engine_lock = lock::EngineLock::acquire(data_dir)?;
-        let conn = open_checked(&path, history_expected, true)?;
+        let now = chrono::Utc::now().timestamp();
+        // The file-level checks always run; SQLite's page check only when no clean close
+        // vouches for the file (store/clean_close.rs).
+        let (page_check, checked_at) = match clean_close::take(data_dir, &path, now) {
+            clean_close::StartCheck::Trusted { checked_at } => {
+                tracing::debug!(
+                    checked_at,
+                    "the history is as its clean close left it: no page check"
+                );
+                (false, checked_at)
+            }
+            clean_close::StartCheck::Needed => {
+                tracing::debug!("checking every page of the history");
+                (true, now)
+            }
+        };
+        let conn = open_checked(&path, history_expected, page_check)?;
         let live = Arc::new(RwLock::new(Live::default()));
         let (changes, _) = broadcast::channel(64);
         let forward = Arc::new(AtomicU8::new(0));
@@ -360,6 +381,8 @@ impl Store {
         };
         Ok(Store {
             inner: Arc::new(Inner {
+                data_dir: data_dir.to_path_buf(),
+                checked_at,
                 path,
                 jobs: Mutex::new(Some(tx)),
                 live,
@@ -488,16 +511,7 @@ impl Store {
 
     /// Stops accepting batches, lets the writer finish what is queued, and waits for it.
     pub fn close(&self) {
-        if let Ok(mut timer) = self.inner.release_timer.lock() {
-            timer.take();
-        }
-        if let Ok(mut jobs) = self.inner.jobs.lock() {
-            jobs.take();
-        }
-        let handle = self.inner.writer.lock().ok().and_then(|mut h| h.take());
-        if let Some(handle) = handle {
-            let _ = handle.join();
-        }
+        self.inner.stop_writer();
         // Nothing writes any more: another engine may take the directory now.
         if let Ok(mut lock) = self.inner.engine_lock.lock() {
             lock.take();
@@ -505,13 +519,27 @@ impl Store {
     }
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
+impl Inner {
+    /// Closes the writer's queue and waits for it to finish what is queued; after a clean end,
+    /// leaves the stamp that spares the next start its full check (store/clean_close.rs).
+    /// Called with the engine lock still held.
+    fn stop_writer(&self) {
+        if let Ok(mut timer) = self.release_timer.lock() {
+            timer.take();
+        }
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.take();
         }
-        if let Some(handle) = self.writer.lock().ok().and_then(|mut h| h.take()) {
-            let _ = handle.join();
+        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(Ok(true)) = handle.map(JoinHandle::join) {
+            clean_close::leave(&self.data_dir, &self.path, self.checked_at);
         }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The lock is a field: it is let go after this, once the writer has stopped.
+        self.stop_writer();
     }
 }

@@ -110,6 +110,8 @@ pub(super) struct Writer {
     kinds: KindBook,
     /// Committed rows of `series_texts` (bounded), so a new series of a known shape reads none.
     texts: series_texts::TextIds,
+    /// A commit failed on a damaged file: this run does not end in a clean close.
+    met_damage: bool,
 }
 
 /// Changes of one transaction, applied to memory only once it has committed.
@@ -169,6 +171,7 @@ impl Writer {
             changes,
             forward,
             kinds,
+            met_damage: false,
         };
         writer.render_missing_expo_keys()?;
         match residency {
@@ -427,7 +430,9 @@ impl Writer {
     }
 
     /// Serves jobs until every sender is gone.
-    pub(super) fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+    /// Writes what the queue brings until it closes. True when it ended cleanly: no commit met
+    /// damage and the write-ahead log is folded into the file (see store/clean_close.rs).
+    pub(super) fn run(mut self, mut jobs: mpsc::Receiver<Job>) -> bool {
         while let Some(first) = jobs.blocking_recv() {
             let mut group = Vec::new();
             let mut release = None;
@@ -454,7 +459,12 @@ impl Writer {
         }
         // The store is closing: fold the write-ahead log into the database file, so that the
         // file alone is the whole history (a copy, a backup, the start-up check all see it).
-        let _ = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        // Its first column is 1 when a reader kept it from finishing.
+        let folded = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0))
+            .is_ok_and(|busy| busy == 0);
+        folded && !self.met_damage
     }
 
     fn commit_group(&mut self, group: Vec<IngestJob>) {
@@ -484,6 +494,7 @@ impl Writer {
                 let _ = self.changes.send(change);
             }
             Err(e) => {
+                self.met_damage |= e.is_damage();
                 tracing::error!(error = %e, requests = batches.len(), "could not store telemetry; clients will retry");
                 for reply in replies {
                     let _ = reply.send(Err(e.clone()));
