@@ -429,8 +429,8 @@ impl Writer {
         Ok(())
     }
 
-    /// Serves jobs until every sender is gone. Writes what the queue brings until it closes. True when it ended cleanly: no commit met
-    /// damage and the write-ahead log is folded into the file (see store/clean_close.rs).
+    /// Serves jobs until every sender is gone. True when it ended cleanly: no commit met damage
+    /// and the write-ahead log is folded into the file (see store/clean_close.rs).
     pub(super) fn run(mut self, mut jobs: mpsc::Receiver<Job>) -> bool {
         while let Some(first) = jobs.blocking_recv() {
             let mut group = Vec::new();
