@@ -14,10 +14,12 @@ pub(crate) fn whole_as_int<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Err
     }
 }
 
-/// Dollars as the decimal they stand for: a sum of doubles comes out as `0.059699999999999996`;
-/// JSON gets `0.0597`. Rounded to the nano-dollar (9 decimals), finer than any price Claude
-/// Code sends (7 decimals), coarser than the noise of summing doubles (README, "report").
-pub(crate) fn decimal_usd<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+/// A sum as the decimal it stands for: a sum of doubles comes out as `0.059699999999999996`;
+/// JSON gets `0.0597`. Rounded to 9 decimals (the nano-dollar, the nanosecond), finer than
+/// anything Claude Code sends (prices have 7 decimals, active time 3), coarser than the noise of
+/// summing doubles, which depends on the order the points arrived in: a team's history that got
+/// the same points forwarded in other batches must report the same figures (README, "report").
+pub(crate) fn decimal<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(round_decimal(*v))
 }
 
@@ -34,9 +36,8 @@ fn map_whole_as_int<S: Serializer>(m: &BTreeMap<String, f64>, s: S) -> Result<S:
     use serde::ser::SerializeMap;
     let mut map = s.serialize_map(Some(m.len()))?;
     for (k, v) in m {
-        // Money as a decimal (see `decimal_usd`); other sums as sent.
-        let v = if k == names::COST { round_decimal(*v) } else { *v };
-        map.serialize_entry(k, &AsInt(v))?;
+        // Every sum as a decimal (see `decimal`); whole ones stay whole.
+        map.serialize_entry(k, &AsInt(round_decimal(*v)))?;
     }
     map.end()
 }
@@ -116,7 +117,7 @@ pub struct ApiRequests {
     /// Requests counted (each `request_id` once, transcript-only requests included).
     pub count: u64,
     /// The sum of the events' own `cost_usd`, in USD.
-    #[serde(serialize_with = "decimal_usd")]
+    #[serde(serialize_with = "decimal")]
     pub cost_usd: f64,
     /// The events' `input_tokens`.
     pub input_tokens: i64,
@@ -132,7 +133,7 @@ pub struct ApiRequests {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Figures {
     /// Spend in USD under the counting rule (Claude Code's own cost first, then the price table).
-    #[serde(serialize_with = "decimal_usd")]
+    #[serde(serialize_with = "decimal")]
     pub cost_usd: f64,
     /// Tokens by type.
     pub tokens: Tokens,
@@ -140,6 +141,7 @@ pub struct Figures {
     #[serde(serialize_with = "whole_as_int")]
     pub sessions: f64,
     /// Active time (`claude_code.active_time.total`), in seconds.
+    #[serde(serialize_with = "decimal")]
     pub active_time_seconds: f64,
     /// Every monotonic sum by OTel metric name.
     #[serde(serialize_with = "map_whole_as_int")]
@@ -165,10 +167,10 @@ pub struct AgentFigures {
     /// Their sessions (the agent's own session / conversation id) that started in the period.
     pub sessions: u64,
     /// Of `cost_usd`: the cost the agent itself stated.
-    #[serde(serialize_with = "decimal_usd")]
+    #[serde(serialize_with = "decimal")]
     pub cost_usd_agent: f64,
     /// Of `cost_usd`: priced from the table by (agent, model), request by request.
-    #[serde(serialize_with = "decimal_usd")]
+    #[serde(serialize_with = "decimal")]
     pub cost_usd_price_table: f64,
     /// Models (`agent/model`) whose requests have no price anywhere, with their tokens.
     #[serde(skip_serializing_if = "BTreeMap::is_empty", serialize_with = "map_whole_as_int")]
@@ -191,8 +193,10 @@ pub struct TranscriptFigures {
     /// Sessions only the transcripts saw.
     pub sessions: u64,
     /// Of `cost_usd`: Claude Code's own (cost-state) money.
+    #[serde(serialize_with = "decimal")]
     pub cost_usd_claude_code: f64,
     /// Of `cost_usd`: priced from the table.
+    #[serde(serialize_with = "decimal")]
     pub cost_usd_price_table: f64,
     /// Models whose requests have no price anywhere, with their tokens (never a silent $0).
     #[serde(skip_serializing_if = "BTreeMap::is_empty", serialize_with = "map_whole_as_int")]
@@ -428,6 +432,38 @@ mod tests {
         assert_eq!(v["metrics"][names::COST], serde_json::json!(0.0193));
         assert_eq!(v["metrics"][names::TOKENS], serde_json::json!(27334));
         assert_eq!(f.tokens.cache_hit_ratio(), Some(0.0));
+    }
+
+    /// The same points summed in another order (a team's history, fed by a forwarder that
+    /// batches differently) differ in the last bit of a double; the JSON must not.
+    #[test]
+    fn the_same_points_in_another_order_give_the_same_json() {
+        let points = [0.1, 0.2, 0.3];
+        let (mut forward, mut backward) = (Figures::default(), Figures::default());
+        for (a, b) in points.iter().zip(points.iter().rev()) {
+            for (f, v) in [(&mut forward, *a), (&mut backward, *b)] {
+                f.add_metric(names::ACTIVE_TIME, None, v);
+                f.add_metric(names::COST, Some("m"), v / 10.0);
+                f.add_metric("claude_code.lines_of_code.count", Some("added"), v);
+                f.add_transcript(&crate::transcripts::counting::Share {
+                    session_id: "s".into(),
+                    request_id: "r".into(),
+                    model: "m".into(),
+                    time_ns: 0,
+                    input: 1.0,
+                    output: 1.0,
+                    cache_read: 0.0,
+                    cache_creation: 0.0,
+                    request: true,
+                    cost_usd: v,
+                    priced_from_table: true,
+                    unpriced: false,
+                });
+            }
+        }
+        assert_ne!(forward.active_time_seconds, backward.active_time_seconds, "the test's premise");
+        let (a, b) = (serde_json::to_value(&forward), serde_json::to_value(&backward));
+        assert_eq!(a.expect("json"), b.expect("json"));
     }
 
     #[test]
