@@ -76,8 +76,12 @@ fn history() -> &'static History {
             first_index: 0,
         };
         // A static is never dropped, so a `TempDir` here would leave 39 MB in /tmp on every
-        // run: the history lives in the target's scratch dir instead, replaced by each run.
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("migration-v4-history");
+        // run: the history lives in the target's scratch dir instead. One per process, because
+        // nextest runs each test in a process of its own, at the same time; the dirs of
+        // processes that have ended are removed.
+        let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        remove_histories_of_ended_processes(&scratch);
+        let dir = scratch.join(format!("{HISTORY_DIR_PREFIX}{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the v4 history dir");
         let mut sessions = Vec::new();
@@ -109,6 +113,20 @@ fn history() -> &'static History {
         );
         History { db, totals, sessions }
     })
+}
+
+const HISTORY_DIR_PREFIX: &str = "migration-v4-history-";
+
+/// Removes the history dirs (`…-PID`) of test processes that are no longer running.
+fn remove_histories_of_ended_processes(scratch: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(scratch) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(HISTORY_DIR_PREFIX) else { continue };
+        if !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// A data directory holding a copy of the v4 file, and a config path that does not exist.
@@ -273,9 +291,9 @@ fn expected_report(t: &HistoryTotals) -> Value {
             "total": whole(t.tokens()),
         },
         "sessions": whole(t.sessions as f64),
-        "active_time_seconds": t.active_seconds,
+        "active_time_seconds": round_decimal(t.active_seconds),
         "metrics": {
-            "claude_code.active_time.total": whole(t.active_seconds),
+            "claude_code.active_time.total": whole(round_decimal(t.active_seconds)),
             "claude_code.cost.usage": cost,
             "claude_code.session.count": whole(t.sessions as f64),
             "claude_code.token.usage": whole(t.tokens()),
