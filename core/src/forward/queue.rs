@@ -63,14 +63,16 @@ impl Queue {
         Ok(self.outbox.remove(ids, counter, now_ns, success)?)
     }
 
-    /// Keeps the queue within `max_bytes` and `max_age_ns`, oldest out first.
+    /// Keeps the queue within `max_bytes` and `max_age_ns`, oldest out first; what `describe`
+    /// says of a drop is stored with it (see `Outbox::trim`).
     pub fn trim(
         &self,
         max_bytes: u64,
         max_age_ns: i64,
         now_ns: i64,
+        describe: impl FnOnce(&Trimmed) -> String,
     ) -> Result<Trimmed, ForwardError> {
-        Ok(self.outbox.trim(max_bytes, max_age_ns, now_ns)?)
+        Ok(self.outbox.trim(max_bytes, max_age_ns, now_ns, describe)?)
     }
 
     /// How much is queued: requests, their bytes, when the oldest was queued, changed series.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{broadcast, watch};
 
 use super::exporter::{Exporter, Outcome};
-use super::queue::{self, key, Queue};
+use super::queue::{self, key, Queue, Trimmed};
 use super::{remote_write, secret, ForwardError};
 use crate::config::{file_stamp, Config, FileStamp, ForwardConfig, ForwardProtocol};
 use crate::store::{ForwardMode, Store};
@@ -507,11 +507,16 @@ impl Loop {
         let conn = &self.queue;
         queue::set(conn, key::LAST_ERROR, error)?;
         queue::set(conn, key::LAST_ERROR_NS, &crate::ingest::now_ns().to_string())?;
+        self.log_error(error);
+        Ok(())
+    }
+
+    /// Logs `error` once, not again while it repeats.
+    fn log_error(&mut self, error: &str) {
         if self.last_logged_error.as_deref() != Some(error) {
             tracing::warn!(%error, "forwarding");
             self.last_logged_error = Some(error.to_string());
         }
-        Ok(())
     }
 
     fn failed(&mut self, outcome: Outcome, config: &ForwardConfig) -> Result<(), ForwardError> {
@@ -544,22 +549,24 @@ impl Loop {
         let max_age_ns = (config.max_queue_age_hours.saturating_mul(3600))
             .saturating_mul(1_000_000_000)
             .min(i64::MAX as u64) as i64;
-        let trimmed = self.queue.trim(max_bytes, max_age_ns, crate::ingest::now_ns())?;
-        if trimmed.requests > 0 {
+        let describe = |trimmed: &Trimmed| {
             let why = if trimmed.by_age == trimmed.requests {
                 format!("older than {} hours", config.max_queue_age_hours)
             } else {
                 format!("the queue is limited to {} MiB", config.max_queue_mib)
             };
-            let error = format!(
+            format!(
                 "queue full: dropped the {} oldest request(s) ({} KiB) waiting for {} ({why}); raise [forward] max_queue_mib / max_queue_age_hours to keep more",
                 trimmed.requests,
                 trimmed.bytes / 1024,
                 config.endpoint.as_deref().unwrap_or("the endpoint"),
-            );
-            self.record_error(&error)?;
-            // Also on its own: the next delivery error replaces `last_error`, not this.
-            queue::set(&self.queue, key::LAST_DROP, &error)?;
+            )
+        };
+        // The words are stored with the drop (last drop and last error, one commit); here
+        // they are only logged. A later delivery error replaces `last_error`, not `last_drop`.
+        let trimmed = self.queue.trim(max_bytes, max_age_ns, crate::ingest::now_ns(), describe)?;
+        if trimmed.requests > 0 {
+            self.log_error(&describe(&trimmed));
         }
         Ok(())
     }

@@ -171,12 +171,16 @@ impl Outbox {
         Ok(())
     }
 
-    /// Keeps the queue within `max_bytes` and `max_age_ns`, oldest out first.
+    /// Keeps the queue within `max_bytes` and `max_age_ns`, oldest out first. When anything is
+    /// dropped, `describe` words it and the words become the forwarder's last drop and last
+    /// error in the same commit as the drop and its count, so a status never shows a count
+    /// without the reason.
     pub(crate) fn trim(
         &self,
         max_bytes: u64,
         max_age_ns: i64,
         now_ns: i64,
+        describe: impl FnOnce(&Trimmed) -> String,
     ) -> Result<Trimmed, StoreError> {
         let tx = self.write_transaction()?;
         let mut out = Trimmed::default();
@@ -219,6 +223,10 @@ impl Outbox {
         }
         if out.requests > 0 {
             settings::add_counter(&tx, key::FORWARD_DROPPED_OVERFLOW, out.requests)?;
+            let words = describe(&out);
+            settings::set(&tx, key::FORWARD_LAST_DROP, &words)?;
+            settings::set(&tx, key::FORWARD_LAST_ERROR, &words)?;
+            settings::set(&tx, key::FORWARD_LAST_ERROR_NS, &now_ns.to_string())?;
         }
         tx.commit()?;
         Ok(out)
@@ -406,7 +414,7 @@ mod tests {
             (now - 2 * hour, 100),
             (now - hour, 100),
         ]);
-        let t = q.trim(250, 24 * hour, now).expect("trim");
+        let t = q.trim(250, 24 * hour, now, |t| format!("dropped {}", t.requests)).expect("trim");
         assert_eq!(t, Trimmed { requests: 3, bytes: 300, by_age: 2 });
         let st = q.stats().expect("stats");
         assert_eq!(
@@ -418,8 +426,12 @@ mod tests {
             q.setting(key::FORWARD_DROPPED_OVERFLOW).expect("counter").as_deref(),
             Some("3")
         );
+        // The reason is stored in the drop's own commit: a status never has the count alone.
+        for k in [key::FORWARD_LAST_DROP, key::FORWARD_LAST_ERROR] {
+            assert_eq!(q.setting(k).expect("reason").as_deref(), Some("dropped 3"), "{k}");
+        }
         assert_eq!(
-            q.trim(250, 24 * hour, now).expect("again"),
+            q.trim(250, 24 * hour, now, |_| "again".into()).expect("again"),
             Trimmed::default(),
             "nothing more to trim"
         );
