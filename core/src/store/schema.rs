@@ -225,7 +225,8 @@ const MIGRATIONS: &[Migration] = &[
     // (store/series_texts.rs); ~60 % of the `series` bytes and nearly all of `series_expo`.
     Migration::Steps(&[Step::Rust(super::series_texts::migrate)]),
     // v15 (issue 13): events name their session by a key into the session dictionary of the
-    // rollups, and `events_session` indexes that key (store/events.rs); ~15 MB of a year's ~100.
+    // rollups, and `events_session_key` indexes that key (store/events.rs); ~16 MB of a year's
+    // ~100 (BENCHMARKS.md, "Events name their session by a key").
     Migration::Sql(super::events::SESSION_MIGRATION),
 ];
 
