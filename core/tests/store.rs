@@ -380,6 +380,12 @@ async fn a_v2_database_upgrades_with_exact_state() {
          ALTER TABLE series DROP COLUMN labels_text;
          ALTER TABLE series DROP COLUMN expo_hash;
          DROP TABLE series_texts;
+         ALTER TABLE events ADD COLUMN session_id TEXT;
+         UPDATE events SET session_id =
+             (SELECT session_id FROM rollup_sessions WHERE id = events.session_key);
+         DROP INDEX events_session_key;
+         ALTER TABLE events DROP COLUMN session_key;
+         CREATE INDEX events_session ON events(session_id, time_ns);
          DROP INDEX events_request;
          ALTER TABLE events DROP COLUMN request_id;
          ALTER TABLE events DROP COLUMN promoted;

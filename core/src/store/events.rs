@@ -13,6 +13,8 @@
 //!
 //! [`join`] puts the original attributes back together, value for value.
 
+use std::collections::HashMap;
+
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde_json::{Map, Value};
 
@@ -154,6 +156,69 @@ pub(crate) fn attr_set_id(tx: &Transaction<'_>, strings: &str) -> Result<i64, St
     tx.prepare_cached("INSERT INTO event_attr_sets (attrs) VALUES (?1)")?.execute([strings])?;
     Ok(tx.last_insert_rowid())
 }
+
+/// The session id of the event row `e`, as text: schema v15 keeps a key into
+/// `rollup_sessions` (the dictionary the rollups already hold every session in) instead of the
+/// id itself, which was 37 of an event's ~164 bytes and again ~40 of each `events_session`
+/// index entry.
+pub(crate) const SESSION_SQL: &str =
+    "(SELECT rs.session_id FROM rollup_sessions rs WHERE rs.id = e.session_key)";
+
+/// The `session_key` of the session id `?N` (NULL, so matching no event, for one never seen).
+pub(crate) fn session_key_sql(param: usize) -> String {
+    format!("(SELECT id FROM rollup_sessions WHERE session_id = ?{param})")
+}
+
+/// Committed session keys the writer keeps (bounded): the sessions of a user are active a few
+/// at a time, and each event of one would otherwise cost a dictionary lookup.
+pub(crate) type SessionKeys = HashMap<String, i64>;
+
+/// How many session keys the writer keeps in memory at most.
+const KEPT_SESSIONS: usize = 4096;
+
+/// Moves the keys a committed transaction found or added into `known` (emptied when full).
+pub(crate) fn keep_session_keys(known: &mut SessionKeys, found: SessionKeys) {
+    if known.len() + found.len() > KEPT_SESSIONS {
+        known.clear();
+    }
+    if found.len() <= KEPT_SESSIONS {
+        known.extend(found);
+    }
+}
+
+/// The `rollup_sessions` id of an event's session, added if it is new; `None` without one.
+/// Asks the keys of committed transactions (`known`) and of this one (`found`) first: a key
+/// found in a transaction that rolls back is never kept.
+pub(crate) fn session_key(
+    tx: &Transaction<'_>,
+    session: Option<&str>,
+    known: &SessionKeys,
+    found: &mut SessionKeys,
+) -> Result<Option<i64>, StoreError> {
+    let Some(session) = session else { return Ok(None) };
+    if let Some(&id) = known.get(session).or_else(|| found.get(session)) {
+        return Ok(Some(id));
+    }
+    let id = super::rollups::session_id(tx, Some(session))?;
+    found.insert(session.to_string(), id);
+    Ok(Some(id))
+}
+
+/// Schema v15 (issue 13): events name their session by its key in `rollup_sessions`, and the
+/// per-session index is on that key. Every event session is in the dictionary already (the
+/// v13 migration and the writer's rollups put it there); `INSERT OR IGNORE` makes sure.
+/// `DROP COLUMN` rewrites every row, in this one transaction.
+pub(crate) const SESSION_MIGRATION: &str = r#"
+    INSERT OR IGNORE INTO rollup_sessions (session_id)
+        SELECT DISTINCT session_id FROM events WHERE session_id IS NOT NULL ORDER BY 1;
+    ALTER TABLE events ADD COLUMN session_key INTEGER;   -- rollup_sessions.id, NULL for none
+    UPDATE events SET session_key =
+        (SELECT rs.id FROM rollup_sessions rs WHERE rs.session_id = events.session_id)
+        WHERE session_id IS NOT NULL;
+    DROP INDEX events_session;
+    ALTER TABLE events DROP COLUMN session_id;
+    CREATE INDEX events_session_key ON events(session_key, time_ns);
+"#;
 
 /// Schema v11, before its Rust step: the dictionary and the new columns.
 pub(crate) const MIGRATION_BEFORE: &str = r#"
@@ -318,7 +383,8 @@ mod tests {
             )
             .expect("insert");
         }
-        super::super::schema::migrate(&mut conn).expect("migrate");
+        // The v11 step (v15 moves the session column: its own test below).
+        super::super::schema::migrate_to(&mut conn, 11).expect("migrate");
         let mut stmt = conn
             .prepare(
                 "SELECT e.time_ns, e.session_id, e.model, e.cost_usd, e.input_tokens, e.output_tokens,
@@ -354,5 +420,174 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM event_attr_sets", [], |r| r.get(0))
             .expect("count");
         assert_eq!(sets, 3, "{{user.id}}, {{tool_name, success, user.id}}, {{}}");
+    }
+
+    /// Schema v15 on a v14 history: every event reads back as before, session and all, and the
+    /// per-session queries find the same events (by the key, through the new index).
+    #[test]
+    fn the_session_key_migration_keeps_every_event_as_it_was() {
+        use rusqlite::types::Value as Sql;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(super::super::DB_FILE);
+        let mut conn = rusqlite::Connection::open(&path).expect("open");
+        super::super::schema::migrate_to(&mut conn, 14).expect("v14");
+        conn.execute("INSERT INTO resources (id, key, attrs) VALUES (1, x'00', '{}')", [])
+            .expect("resource");
+        conn.execute(
+            "INSERT INTO event_attr_sets (id, attrs) VALUES (7, '{\"user.id\":\"u\"}')",
+            [],
+        )
+        .expect("attr set");
+        // A session the rollups know from a series only, and one of the events' sessions known
+        // already: the migration adds the others and keeps these ids.
+        conn.execute_batch(
+            "INSERT INTO rollup_sessions (id, session_id) VALUES (3, 'series-only'),
+                 (5, '0b7c3c1e-1f7a-4d2e-9a51-2f6d8e4c9b10');",
+        )
+        .expect("sessions");
+        let sessions: [Option<&str>; 8] = [
+            Some("0b7c3c1e-1f7a-4d2e-9a51-2f6d8e4c9b10"),
+            Some("f3e1a2b4-5c6d-4e7f-8a9b-0c1d2e3f4a5b"),
+            None,
+            Some(""),
+            Some("0"),
+            Some("NULL"),
+            Some("it's a \u{1} session ✓"),
+            Some("session"),
+        ];
+        for i in 0..64i64 {
+            let session = sessions[(i % 8) as usize];
+            let api = i % 3 != 0;
+            conn.execute(
+                "INSERT INTO events (time_ns, name, resource_id, session_id, prompt_id, model, cost_usd,
+                    input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, duration_ms,
+                    request_id, promoted, attr_set, attr_values)
+                 VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                params![
+                    // Two events at the same instant now and then, and times out of id order.
+                    1_795_330_210_000_000_000 + (i / 2) * 1_000_000_000 - (i % 5) * 7,
+                    if api { "claude_code.api_request" } else { "claude_code.tool_result" },
+                    session,
+                    (i % 4 == 0).then(|| format!("prompt-{}", i / 4)),
+                    api.then_some("claude-opus-4-5"),
+                    api.then_some(0.001 * i as f64),
+                    api.then_some(100 + i),
+                    api.then_some(10 + i),
+                    (i % 2 == 0).then_some(i * 1000),
+                    (i % 5 == 0).then_some(i),
+                    api.then_some(800 + i),
+                    api.then(|| format!("req_{i}")),
+                    if api { 0b101 } else { 0 },
+                    (i % 7 != 0).then_some(7),
+                    (i % 2 == 1).then(|| format!("{{\"event.sequence\":{i}}}")),
+                ],
+            )
+            .expect("event");
+        }
+        let all_columns = |session: &str| {
+            format!(
+                "SELECT id, time_ns, name, resource_id, {session}, prompt_id, model, cost_usd, input_tokens,
+                        output_tokens, cache_read_tokens, cache_creation_tokens, duration_ms, request_id,
+                        promoted, attr_set, attr_values
+                 FROM events e ORDER BY id"
+            )
+        };
+        let rows = |conn: &rusqlite::Connection, sql: &str| -> Vec<Vec<Sql>> {
+            let mut stmt = conn.prepare(sql).expect("prepare");
+            let n = stmt.column_count();
+            stmt.query_map([], |r| (0..n).map(|i| r.get::<_, Sql>(i)).collect())
+                .expect("query")
+                .map(|r| r.expect("row"))
+                .collect()
+        };
+        let before = rows(&conn, &all_columns("e.session_id"));
+        assert_eq!(before.len(), 64);
+        drop(conn);
+
+        let reader = super::super::Reader::open(dir.path()).expect("migrates");
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        let version: i64 =
+            conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+        assert_eq!(version, 15);
+        assert_eq!(rows(&conn, &all_columns(SESSION_SQL)), before, "every column of every event");
+        let kept: Vec<(i64, String)> = conn
+            .prepare("SELECT id, session_id FROM rollup_sessions WHERE id IN (3, 5) ORDER BY id")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .map(|r| r.expect("row"))
+            .collect();
+        assert_eq!(
+            kept,
+            [(3, "series-only".into()), (5, "0b7c3c1e-1f7a-4d2e-9a51-2f6d8e4c9b10".into())]
+        );
+        let no_session: i64 = conn
+            .query_row("SELECT COUNT(*) FROM events WHERE session_key IS NULL", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(no_session, 8, "events without a session stay without one");
+
+        // The reader's views: every event, newest first, with its session; per session, its
+        // events, request ids and first and last instant.
+        let session_of = |row: &Vec<Sql>| match &row[4] {
+            Sql::Text(s) => Some(s.clone()),
+            _ => None,
+        };
+        let time_of = |row: &Vec<Sql>| match row[1] {
+            Sql::Integer(t) => t,
+            _ => unreachable!(),
+        };
+        let id_of = |row: &Vec<Sql>| match row[0] {
+            Sql::Integer(id) => id,
+            _ => unreachable!(),
+        };
+        let mut newest_first: Vec<&Vec<Sql>> = before.iter().collect();
+        newest_first.sort_by_key(|r| std::cmp::Reverse((time_of(r), id_of(r))));
+        let recent = reader.recent_events(1000, None, None).expect("recent");
+        let seen: Vec<(i64, Option<String>)> =
+            recent.iter().map(|e| (e.time_ns, e.figures.session_id.clone())).collect();
+        let wanted: Vec<(i64, Option<String>)> =
+            newest_first.iter().map(|r| (time_of(r), session_of(r))).collect();
+        assert_eq!(seen, wanted);
+        let times = reader.session_times(crate::query::TimeRange::ALL).expect("times");
+        for session in sessions.iter().flatten() {
+            let of: Vec<&&Vec<Sql>> = newest_first
+                .iter()
+                .filter(|r| session_of(r).as_deref() == Some(*session))
+                .collect();
+            let got = reader.recent_events(1000, Some(session), None).expect("recent of session");
+            assert_eq!(
+                got.iter().map(|e| e.time_ns).collect::<Vec<_>>(),
+                of.iter().map(|r| time_of(r)).collect::<Vec<_>>(),
+                "{session:?}"
+            );
+            assert!(got.iter().all(|e| e.figures.session_id.as_deref() == Some(*session)));
+            let ids = reader.telemetry_request_ids_of_session(session).expect("ids");
+            let wanted: std::collections::HashSet<String> = of
+                .iter()
+                .filter(|r| r[2] == Sql::Text("claude_code.api_request".into()))
+                .filter_map(|r| match &r[13] {
+                    Sql::Text(id) => Some(id.clone()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(ids, wanted, "{session:?}");
+            let t = times.get(*session).expect("session times");
+            let lo = of.iter().map(|r| time_of(r)).min().expect("events");
+            let hi = of.iter().map(|r| time_of(r)).max().expect("events");
+            assert_eq!((t.first_ns, t.last_ns), (lo, hi), "{session:?}");
+        }
+        assert!(!times.contains_key("series-only"), "a session without events or usage");
+        assert!(reader.recent_events(10, Some("unknown"), None).expect("none").is_empty());
+        let plan: Vec<String> = conn
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN SELECT request_id FROM events WHERE session_key = {} AND name = ?2",
+                session_key_sql(1)
+            ))
+            .expect("explain")
+            .query_map(params!["x", "y"], |r| r.get::<_, String>(3))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("plan");
+        assert!(plan.iter().any(|l| l.contains("events_session_key")), "{plan:?}");
     }
 }

@@ -527,12 +527,14 @@ impl Reader {
             let marks: Vec<String> = (0..names.len()).map(|i| format!("?{}", i + 3)).collect();
             format!("AND e.name IN ({})", marks.join(", "))
         };
+        let session_sql = super::events::SESSION_SQL;
+        let session_key = super::events::session_key_sql(1);
         let sql = format!(
-            "SELECT e.time_ns, e.name, e.session_id, e.model, e.cost_usd, e.input_tokens, e.output_tokens,
+            "SELECT e.time_ns, e.name, {session_sql}, e.model, e.cost_usd, e.input_tokens, e.output_tokens,
                     e.cache_read_tokens, e.cache_creation_tokens, e.duration_ms, e.prompt_id, e.request_id,
                     e.promoted, a.attrs, e.attr_values
              FROM events e LEFT JOIN event_attr_sets a ON a.id = e.attr_set
-             WHERE (?1 IS NULL OR e.session_id = ?1) {name_filter}
+             WHERE (?1 IS NULL OR e.session_key = {session_key}) {name_filter}
              ORDER BY e.time_ns DESC, e.id DESC LIMIT ?2"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -659,15 +661,17 @@ impl Reader {
              ids AS (
                  SELECT sid FROM in_range
                  UNION
-                 SELECT session_id FROM events WHERE time_ns >= ?3 AND time_ns < ?4 AND session_id IS NOT NULL
+                 SELECT rs.session_id FROM events e JOIN rollup_sessions rs ON rs.id = e.session_key
+                 WHERE e.time_ns >= ?3 AND e.time_ns < ?4
                  UNION
                  SELECT session_id FROM transcript_requests WHERE time_ns >= ?3 AND time_ns < ?4
              ),
              spans_of AS (
                  SELECT sid, t0, t1 FROM in_range
                  UNION ALL
-                 SELECT e.session_id, MIN(e.time_ns), MAX(e.time_ns) FROM events e
-                 WHERE e.session_id IN (SELECT sid FROM ids) GROUP BY e.session_id
+                 SELECT rs.session_id, MIN(e.time_ns), MAX(e.time_ns)
+                 FROM rollup_sessions rs JOIN events e ON e.session_key = rs.id
+                 WHERE rs.session_id IN (SELECT sid FROM ids) GROUP BY rs.id
                  UNION ALL
                  -- Sessions with telemetry off are known from their transcript's requests only.
                  SELECT t.session_id, MIN(t.time_ns), MAX(t.time_ns) FROM transcript_requests t
@@ -694,9 +698,8 @@ impl Reader {
             "SELECT s.session_id, s.model FROM usage u JOIN series s ON s.id = u.series_id
              WHERE u.slot >= ?1 AND u.slot < ?2 AND s.session_id IS NOT NULL AND s.model IS NOT NULL
              UNION
-             SELECT session_id, model FROM events
-             WHERE time_ns >= ?3 AND time_ns < ?4 AND name = ?5
-               AND session_id IS NOT NULL AND model IS NOT NULL
+             SELECT rs.session_id, e.model FROM events e JOIN rollup_sessions rs ON rs.id = e.session_key
+             WHERE e.time_ns >= ?3 AND e.time_ns < ?4 AND e.name = ?5 AND e.model IS NOT NULL
              UNION
              SELECT session_id, model FROM transcript_requests WHERE time_ns >= ?3 AND time_ns < ?4
              UNION
@@ -837,7 +840,8 @@ fn event_detail_sql(by: Option<GroupBy>) -> String {
         None | Some(GroupBy::Type) => "''",
         Some(GroupBy::Model) => "COALESCE(model, '')",
         Some(GroupBy::Session | GroupBy::Project | GroupBy::Branch | GroupBy::Pr) => {
-            "COALESCE(session_id, '')"
+            static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+            SQL.get_or_init(|| format!("COALESCE({}, '')", super::events::SESSION_SQL))
         }
         // Grouped by 15-minute slot in SQL, then folded into local days, weeks, months or hours.
         Some(GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour) => {
@@ -847,7 +851,7 @@ fn event_detail_sql(by: Option<GroupBy>) -> String {
     format!(
         "SELECT name, {event_key} AS k, COUNT(*), COALESCE(SUM(cost_usd), 0), COALESCE(SUM(input_tokens), 0),
                 COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cache_read_tokens), 0), COALESCE(SUM(cache_creation_tokens), 0)
-         FROM events WHERE time_ns >= ?1 AND time_ns < ?2 GROUP BY name, k"
+         FROM events e WHERE time_ns >= ?1 AND time_ns < ?2 GROUP BY name, k"
     )
 }
 

@@ -42,10 +42,11 @@ impl Reader {
         &self,
         session_id: &str,
     ) -> Result<HashSet<String>, StoreError> {
-        let mut stmt = self.conn().prepare_cached(
+        let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT request_id FROM events
-             WHERE session_id = ?1 AND name = ?2 AND request_id IS NOT NULL",
-        )?;
+             WHERE session_key = {} AND name = ?2 AND request_id IS NOT NULL",
+            super::events::session_key_sql(1)
+        ))?;
         let rows = stmt.query_map(params![session_id, names::API_REQUEST], |r| {
             r.get::<_, Option<String>>(0)
         })?;

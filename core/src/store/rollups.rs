@@ -269,8 +269,9 @@ pub(super) struct PendingRollups {
     usage_sessions: HashMap<(i64, i64, i64), f64>,
     event_days: HashMap<EventKey, EventSums>,
     event_slots: HashMap<EventKey, EventSums>,
-    /// `(day, session id, name)`: the session is looked up when written.
-    event_sessions: HashMap<(i64, Option<String>, String), EventSums>,
+    /// `(day, session, name)`: the session's `rollup_sessions` id (0 for none), which the
+    /// writer looked up for the event's row.
+    event_sessions: HashMap<(i64, i64, String), EventSums>,
 }
 
 impl PendingRollups {
@@ -282,8 +283,13 @@ impl PendingRollups {
         *self.usage_sessions.entry((day, series.session, series.key)).or_insert(0.0) += inc;
     }
 
-    /// One stored event.
-    pub(super) fn add_event(&mut self, event: &crate::ingest::EventRecord, resource_id: i64) {
+    /// One stored event, of the session `session` (its `rollup_sessions` id, 0 for none).
+    pub(super) fn add_event(
+        &mut self,
+        event: &crate::ingest::EventRecord,
+        resource_id: i64,
+        session: i64,
+    ) {
         let day = event.time_ns.div_euclid(DAY_NS);
         let model = event.model.clone().unwrap_or_default();
         let slot = event.time_ns.div_euclid(SLOT_NS);
@@ -296,10 +302,7 @@ impl PendingRollups {
             .entry((slot, event.name.clone(), model, resource_id))
             .or_default()
             .merge(&one);
-        self.event_sessions
-            .entry((day, event.session_id.clone(), event.name.clone()))
-            .or_default()
-            .merge(&one);
+        self.event_sessions.entry((day, session, event.name.clone())).or_default().merge(&one);
     }
 
     /// Adds everything to the rollup tables, in key order.
@@ -347,23 +350,7 @@ impl PendingRollups {
             &self.event_slots,
             by_resource,
         )?;
-        let mut sessions: HashMap<&str, i64> = HashMap::new();
-        let mut by_session: HashMap<(i64, i64, String), EventSums> = HashMap::new();
-        for ((day, session, name), sums) in &self.event_sessions {
-            let id = match session.as_deref() {
-                None => 0,
-                Some(s) => match sessions.get(s) {
-                    Some(id) => *id,
-                    None => {
-                        let id = session_id(tx, Some(s))?;
-                        sessions.insert(s, id);
-                        id
-                    }
-                },
-            };
-            by_session.entry((*day, id, name.clone())).or_default().merge(sums);
-        }
-        add_events(tx, "event_session_days", "day, session, name", &by_session, |k| {
+        add_events(tx, "event_session_days", "day, session, name", &self.event_sessions, |k| {
             vec![Value::Integer(k.0), Value::Integer(k.1), Value::Text(k.2.clone())]
         })
     }
@@ -685,8 +672,8 @@ mod tests {
                 "event_session_days",
                 format!("SELECT d.day, rs.session_id, d.name, {stored_sums} FROM event_session_days d
                  LEFT JOIN rollup_sessions rs ON rs.id = d.session ORDER BY 1, 2, 3"),
-                format!("SELECT time_ns / 86400000000000, session_id, name, {sums}
-                 FROM events GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"),
+                format!("SELECT time_ns / 86400000000000, {}, name, {sums}
+                 FROM events e GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", crate::store::events::SESSION_SQL),
                 3,
             ),
         ];
@@ -782,6 +769,11 @@ mod tests {
         conn.execute_batch(
             "DROP TABLE usage_days; DROP TABLE usage_slots; DROP TABLE usage_session_days;
              DROP TABLE event_days; DROP TABLE event_slots; DROP TABLE event_session_days;
+             ALTER TABLE events ADD COLUMN session_id TEXT;
+             UPDATE events SET session_id =
+                 (SELECT session_id FROM rollup_sessions WHERE id = events.session_key);
+             DROP INDEX events_session_key; ALTER TABLE events DROP COLUMN session_key;
+             CREATE INDEX events_session ON events(session_id, time_ns);
              DROP TABLE rollup_keys; DROP TABLE rollup_sessions;
              ALTER TABLE series_state DROP COLUMN rollup_key;
              ALTER TABLE series_state DROP COLUMN rollup_session; PRAGMA user_version = 12;",

@@ -224,6 +224,10 @@ const MIGRATIONS: &[Migration] = &[
     // dictionary, and its `/metrics` identity indexed by a hash instead of its text
     // (store/series_texts.rs); ~60 % of the `series` bytes and nearly all of `series_expo`.
     Migration::Steps(&[Step::Rust(super::series_texts::migrate)]),
+    // v15 (issue 13): events name their session by a key into the session dictionary of the
+    // rollups, and `events_session_key` indexes that key (store/events.rs); ~16 MB of a year's
+    // ~100 (BENCHMARKS.md, "Events name their session by a key").
+    Migration::Sql(super::events::SESSION_MIGRATION),
 ];
 
 /// One schema version's change, applied in one transaction.
@@ -256,8 +260,9 @@ impl Migration {
 }
 
 /// The versions that free most of a table's pages (compact events, store/events.rs; compact
-/// series texts, store/series_texts.rs); the file is vacuumed after them.
-const COMPACTING: [i64; 2] = [11, 14];
+/// series texts, store/series_texts.rs; event session keys, store/events.rs); the file is
+/// vacuumed after them.
+const COMPACTING: [i64; 3] = [11, 14, 15];
 
 /// The schema version this build writes.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -265,6 +270,7 @@ pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
 /// An object each migration creates, newest first: what a damaged file whose header (and with
 /// it `user_version`) was lost is taken to be (`tokentray repair`).
 const CREATED_BY: &[(i64, &str)] = &[
+    (15, "events_session_key"),
     (14, "series_texts"),
     (13, "usage_days"),
     (12, "transcript_requests_time_session"),

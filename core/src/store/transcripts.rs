@@ -770,10 +770,11 @@ fn stored_request(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRequest> {
 }
 
 fn telemetry_request_ids(conn: &Connection, session: &str) -> Result<HashSet<String>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT request_id FROM events
-         WHERE session_id = ?1 AND name = ?2 AND request_id IS NOT NULL",
-    )?;
+         WHERE session_key = {} AND name = ?2 AND request_id IS NOT NULL",
+        super::events::session_key_sql(1)
+    ))?;
     let rows = stmt.query_map(params![session, names::API_REQUEST], |r| r.get::<_, String>(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -112,6 +112,8 @@ pub(super) struct Writer {
     texts: series_texts::TextIds,
     /// A commit failed on a damaged file: this run does not end in a clean close.
     met_damage: bool,
+    /// Committed session keys of events (bounded, store/events.rs).
+    sessions: super::events::SessionKeys,
 }
 
 /// Changes of one transaction, applied to memory only once it has committed.
@@ -121,6 +123,8 @@ struct Pending {
     resources: KeyMap<i64>,
     /// Rows of `series_texts` the new series named (store/series_texts.rs).
     texts: series_texts::TextIds,
+    /// Session keys the transaction's events found or added.
+    sessions: super::events::SessionKeys,
     usage: HashMap<(i64, i64), f64>,
     /// The same increments and the transaction's events, by day (store/rollups.rs).
     rollups: rollups::PendingRollups,
@@ -167,6 +171,7 @@ impl Writer {
             resources: KeyMap::default(),
             resource_rows: HashMap::new(),
             texts: HashMap::new(),
+            sessions: HashMap::new(),
             live,
             changes,
             forward,
@@ -531,8 +536,14 @@ impl Writer {
             }
             for event in &batch.events {
                 let resource_id = self.resource_id(&tx, &mut pending, &event.resource)?;
-                insert_event(&tx, event, resource_id)?;
-                pending.rollups.add_event(event, resource_id);
+                let session = super::events::session_key(
+                    &tx,
+                    event.session_id.as_deref(),
+                    &self.sessions,
+                    &mut pending.sessions,
+                )?;
+                insert_event(&tx, event, resource_id, session)?;
+                pending.rollups.add_event(event, resource_id, session.unwrap_or(0));
                 ack.accepted += 1;
             }
             // Other agents' requests among them, each once however often it is sent.
@@ -802,6 +813,7 @@ impl Writer {
         self.series.extend(pending.series);
         self.resources.extend(pending.resources);
         series_texts::keep(&mut self.texts, pending.texts);
+        super::events::keep_session_keys(&mut self.sessions, pending.sessions);
         self.kinds.apply(pending.kinds);
     }
 }
@@ -906,12 +918,13 @@ pub(super) fn stored_resource_id(
     }
 }
 
-/// Stores one event: its figures in their columns, the rest of its attributes compactly
-/// (store/events.rs).
+/// Stores one event: its figures in their columns (its session by `session`, the key
+/// [`super::events::session_key`] gave), the rest of its attributes compactly (store/events.rs).
 fn insert_event(
     tx: &Transaction<'_>,
     event: &crate::ingest::EventRecord,
     resource_id: i64,
+    session: Option<i64>,
 ) -> Result<(), StoreError> {
     let columns = super::events::Columns {
         time_ns: event.time_ns,
@@ -931,7 +944,7 @@ fn insert_event(
     let stored = super::events::split(&attrs, &columns);
     let attr_set = super::events::attr_set_id(tx, &stored.strings)?;
     tx.prepare_cached(
-        "INSERT INTO events (time_ns, name, resource_id, session_id, prompt_id, model, cost_usd, input_tokens,
+        "INSERT INTO events (time_ns, name, resource_id, session_key, prompt_id, model, cost_usd, input_tokens,
             output_tokens, cache_read_tokens, cache_creation_tokens, duration_ms, request_id, promoted,
             attr_set, attr_values)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
@@ -940,7 +953,7 @@ fn insert_event(
         columns.time_ns,
         event.name,
         resource_id,
-        columns.session_id,
+        session,
         columns.prompt_id,
         columns.model,
         columns.cost_usd,
