@@ -81,8 +81,10 @@ struct ParsedChunk {
     projects: HashMap<String, Project>,
 }
 
-/// Parsed chunks waiting for the writer; each holds only the few facts of its lines.
-const QUEUE: usize = 16;
+/// Parsed chunks waiting for the writer; each holds only the few facts of its lines (about
+/// 1 % of the bytes read). Long enough that the reading thread can go on parsing while the
+/// writer waits on a commit's sync and checkpoint (16 chunks are about 16 files).
+const QUEUE: usize = 256;
 
 impl Importer {
     /// Opens the database at `db_path` for writing transcripts beside a running engine (its
@@ -144,7 +146,8 @@ impl Importer {
             let written = write_reads(writer, &reads, &sizes, stop, &mut p, &mut progress);
             // Ends the reading thread at its next send, if it is not done yet.
             drop(reads);
-            // What the group read before a failure is kept, as with one commit per file.
+            // What the group read before a failed read of a file is kept, as with one commit
+            // per file (a read that failed to apply has already rolled its group back).
             let ended = writer.end_group();
             written?;
             Ok(ended?)
@@ -302,7 +305,7 @@ fn parse_chunk(bytes: &[u8], resolver: &mut ProjectResolver) -> ParsedChunk {
     // (the earliest line names the place, the branch is the same), and it is one row to apply
     // instead of one per line.
     let mut last_place: Option<usize> = None;
-    for text in bytes.split(|&b| b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
+    for text in lines(bytes).filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
         let Ok(mut line) = parse_line(text) else {
             parsed.malformed += 1;
             continue;
@@ -335,6 +338,17 @@ fn parse_chunk(bytes: &[u8], resolver: &mut ProjectResolver) -> ParsedChunk {
         }
     }
     parsed
+}
+
+/// The lines of `bytes`, split at `\n` found with memchr (a first import splits 685 MB; the
+/// byte-at-a-time split was inlined in the reading thread's largest own-code profile entry).
+fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len())).map(move |end| {
+        let line = bytes.get(start..end).unwrap_or_default();
+        start = end + 1;
+        line
+    })
 }
 
 fn identity(meta: &std::fs::Metadata) -> (u64, u64, i64) {
