@@ -174,17 +174,7 @@ pub(crate) fn session_key_sql(param: usize) -> String {
 pub(crate) type SessionKeys = HashMap<String, i64>;
 
 /// How many session keys the writer keeps in memory at most.
-const KEPT_SESSIONS: usize = 4096;
-
-/// Moves the keys a committed transaction found or added into `known` (emptied when full).
-pub(crate) fn keep_session_keys(known: &mut SessionKeys, found: SessionKeys) {
-    if known.len() + found.len() > KEPT_SESSIONS {
-        known.clear();
-    }
-    if found.len() <= KEPT_SESSIONS {
-        known.extend(found);
-    }
-}
+pub(crate) const KEPT_SESSIONS: usize = 4096;
 
 /// The `rollup_sessions` id of an event's session, added if it is new; `None` without one.
 /// Asks the keys of committed transactions (`known`) and of this one (`found`) first: a key

@@ -68,15 +68,20 @@ pub(crate) type TextIds = HashMap<(bool, String), i64>;
 
 /// How many dictionary rows the writer keeps in memory at most: the shapes of text the sessions
 /// of its users share are a few dozen; texts of one series each are not worth keeping.
-const KEPT: usize = 4096;
+pub(crate) const KEPT: usize = 4096;
 
-/// Moves what a committed transaction found or added into `known` (emptied when full, so the
-/// memory stays bounded whatever the history).
-pub(crate) fn keep(known: &mut TextIds, found: TextIds) {
-    if known.len() + found.len() > KEPT {
+/// Moves what a committed transaction found or added into `known`, at most `kept` entries
+/// (emptied when full, so the memory stays bounded whatever the history). The writer's
+/// dictionary caches (series texts here, event session keys in store/events.rs) share it.
+pub(crate) fn keep<K: Eq + std::hash::Hash, V>(
+    known: &mut HashMap<K, V>,
+    found: HashMap<K, V>,
+    kept: usize,
+) {
+    if known.len() + found.len() > kept {
         known.clear();
     }
-    if found.len() <= KEPT {
+    if found.len() <= kept {
         known.extend(found);
     }
 }

@@ -812,8 +812,8 @@ impl Writer {
         }
         self.series.extend(pending.series);
         self.resources.extend(pending.resources);
-        series_texts::keep(&mut self.texts, pending.texts);
-        super::events::keep_session_keys(&mut self.sessions, pending.sessions);
+        series_texts::keep(&mut self.texts, pending.texts, series_texts::KEPT);
+        series_texts::keep(&mut self.sessions, pending.sessions, super::events::KEPT_SESSIONS);
         self.kinds.apply(pending.kinds);
     }
 }
