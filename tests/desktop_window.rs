@@ -612,6 +612,20 @@ fn window_settings_set_and_clear_budgets() {
     });
 
     // Plan usage handed over by the statusline command shows in the window.
+    // 80% of the 5-hour window two hours after it began: at that pace it is full in 30 minutes,
+    // before its reset in three hours.
+    let now = chrono::Local::now();
+    let resets = now.timestamp() + 3 * 3600 + 30;
+    // The window began 1 h 59 m 30 s before `now`; at the statusline's own clock `t` it is full
+    // at t + (t - began) / 4 (20 % more at 80 % so far). `t` lies between `now` and the moment
+    // the command returns, so any minute in that span is right: a fixed guess of `t` fails when
+    // a minute turns over while the command runs.
+    let began = now.timestamp() - 7170;
+    // Seconds since the epoch at which the window is full, for a statusline clock of `t` seconds.
+    let full_at = move |t: i64| t + (t - began) / 4;
+    let input = format!(
+        r#"{{"rate_limits": {{"five_hour": {{"used_percentage": 80, "resets_at": {resets}}}, "seven_day": {{"used_percentage": 12.5}}}}}}"#
+    );
     let mut child = app::command()
         .args([
             "--data-dir",
@@ -624,24 +638,27 @@ fn window_settings_set_and_clear_budgets() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("run statusline");
-    // 80% of the 5-hour window two hours after it began: at that pace it is full in 30 minutes,
-    // before its reset in three hours.
-    let now = chrono::Local::now();
-    let resets = now.timestamp() + 3 * 3600 + 30;
-    // The window began 1 h 59 m 30 s ago: 20% more takes a quarter of that (29 m 52 s), counted
-    // from when the statusline runs (within seconds of now).
-    let full_at =
-        (now + chrono::Duration::milliseconds(1_792_500 + 2_000)).format("%H:%M").to_string();
-    let input = format!(
-        r#"{{"rate_limits": {{"five_hour": {{"used_percentage": 80, "resets_at": {resets}}}, "seven_day": {{"used_percentage": 12.5}}}}}}"#
-    );
     std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), input.as_bytes())
         .expect("stdin");
     let line = child.wait_with_output().expect("statusline");
+    let returned = chrono::Local::now();
     let line = String::from_utf8_lossy(&line.stdout).into_owned();
+    // Every local `HH:MM` the window could be full at, for a clock read between `now` and `until`.
+    let full_minutes = move |until: chrono::DateTime<chrono::Local>| -> Vec<String> {
+        let (earliest, latest) = (full_at(now.timestamp()), full_at(until.timestamp() + 1));
+        (earliest.div_euclid(60)..=latest.div_euclid(60))
+            .filter_map(|minute| {
+                chrono::TimeZone::timestamp_opt(&chrono::Local, minute * 60, 0).single()
+            })
+            .map(|m| m.format("%H:%M").to_string())
+            .collect()
+    };
+    let minutes = full_minutes(returned);
     assert!(
-        line.contains(&format!("5h 80% (resets in 3 h 00 m, 100% at {full_at}) · 7d 12%")),
-        "{line}"
+        minutes.iter().any(|clock| {
+            line.contains(&format!("5h 80% (resets in 3 h 00 m, 100% at {clock}) · 7d 12%"))
+        }),
+        "{line} (expected full at one of {minutes:?})"
     );
     otlp::send(ports.http, &[otlp::live_point()]);
     wait_until(&s, "plan usage shown", Duration::from_secs(10), |v| {
@@ -661,7 +678,9 @@ fn window_settings_set_and_clear_budgets() {
         let five_hour_text = v["plan"][0]["text"].as_str().unwrap_or_default().to_string();
         if plan == [("five_hour".to_string(), 80.0), ("seven_day".to_string(), 12.5)]
             && five_hour_text.contains("resets in ")
-            && five_hour_text.contains(&format!("100% at {full_at}"))
+            && full_minutes(chrono::Local::now())
+                .iter()
+                .any(|clock| five_hour_text.contains(&format!("100% at {clock}")))
         {
             Vec::new()
         } else {
