@@ -42,9 +42,17 @@ fn dashboard(serve: &Serve) -> Value {
         .expect("JSON")
 }
 
-const WITH_LIMITS: &str = r#"{"session_id": "abc", "model": {"id": "claude-opus-4-5", "display_name": "Opus"},
-  "cost": {"total_cost_usd": 0.42},
-  "rate_limits": {"five_hour": {"used_percentage": 37.4, "resets_at": 1796400000}, "seven_day": {"used_percentage": 12}}}"#;
+/// The statusline JSON of a subscriber whose 5-hour window resets three hours from now (a fixed
+/// time would turn into "resets now" once the clock passes it) and that reset time.
+fn with_limits() -> (String, i64) {
+    let resets_at = chrono::Utc::now().timestamp() + 3 * 3600;
+    let json = format!(
+        r#"{{"session_id": "abc", "model": {{"id": "claude-opus-4-5", "display_name": "Opus"}},
+  "cost": {{"total_cost_usd": 0.42}},
+  "rate_limits": {{"five_hour": {{"used_percentage": 37.4, "resets_at": {resets_at}}}, "seven_day": {{"used_percentage": 12}}}}}}"#
+    );
+    (json, resets_at)
+}
 const WITHOUT_LIMITS: &str = r#"{"session_id": "abc", "model": {"id": "claude-opus-4-5", "display_name": "Opus"}, "cost": {"total_cost_usd": 0.42}}"#;
 
 #[test]
@@ -53,7 +61,8 @@ fn prints_todays_spend_and_plan_usage_and_hands_the_limits_to_the_engine() {
     spend(&serve, 3.42);
     assert!(dashboard(&serve)["plan_limits"].is_null());
 
-    let (ok, out, err) = statusline(&serve, &[], WITH_LIMITS);
+    let (with_limits, resets_at) = with_limits();
+    let (ok, out, err) = statusline(&serve, &[], &with_limits);
     assert!(ok, "{err}");
     assert!(out.starts_with("$3.42 today · $0.42 session · 5h 37% (resets in "), "{out} {err}");
     assert!(out.ends_with(") · 7d 12%\n"), "{out}");
@@ -63,7 +72,7 @@ fn prints_todays_spend_and_plan_usage_and_hands_the_limits_to_the_engine() {
     let reset = d["plan_limits"]["five_hour"]["resets_at"].as_str().expect("reset time");
     assert_eq!(
         chrono::DateTime::parse_from_rfc3339(reset).expect("RFC 3339").timestamp(),
-        1_796_400_000
+        resets_at
     );
 
     // Without rate limits (API-key users): the spend only; the last known limits stay.
@@ -114,7 +123,7 @@ fn setup_statusline_chains_the_previous_command() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("sh");
-    child.stdin.take().expect("stdin").write_all(WITH_LIMITS.as_bytes()).expect("write");
+    child.stdin.take().expect("stdin").write_all(with_limits().0.as_bytes()).expect("write");
     let out = child.wait_with_output().expect("wait");
     let line = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -398,6 +398,7 @@ async fn a_v2_database_upgrades_with_exact_state() {
          DROP TABLE metric_kinds;
          DROP TABLE transcript_files;
          DROP TABLE transcript_requests;
+         DROP TABLE transcript_session_models;
          DROP TABLE transcript_api_errors;
          DROP TABLE transcript_sessions;
          DROP TABLE transcript_cost_state;

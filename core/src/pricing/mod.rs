@@ -298,6 +298,12 @@ impl ModelPrice {
     pub fn cost(&self, u: &Usage) -> f64 {
         let prompt = u.input + u.cache_read + u.cache_write_5m + u.cache_write_1h;
         let long = self.long_context_threshold.is_some_and(|t| prompt > t);
+        self.cost_of_class(u, long)
+    }
+
+    /// USD for requests (`u` may be the sums of several) that are all above the long-context
+    /// threshold (`long`) or all below it: the price is linear within each side.
+    pub(crate) fn cost_of_class(&self, u: &Usage, long: bool) -> f64 {
         let rates = match (long, self.long_context) {
             (true, Some(l)) => l,
             _ => LongContext {

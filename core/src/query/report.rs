@@ -262,10 +262,8 @@ impl Figures {
         self.tokens.add(Some("cacheCreation"), s.cache_creation);
         self.cost_usd += s.cost_usd;
         let t = &mut self.transcripts;
-        if s.request {
-            t.requests += 1;
-            self.api_requests.count += 1;
-        }
+        t.requests += s.requests;
+        self.api_requests.count += s.requests;
         if s.priced_from_table {
             t.cost_usd_price_table += s.cost_usd;
         } else if !s.unpriced {
@@ -454,7 +452,7 @@ mod tests {
                     output: 1.0,
                     cache_read: 0.0,
                     cache_creation: 0.0,
-                    request: true,
+                    requests: 1,
                     cost_usd: v,
                     priced_from_table: true,
                     unpriced: false,

@@ -166,7 +166,12 @@ pub(crate) const SESSION_SQL: &str =
 
 /// The `session_key` of the session id `?N` (NULL, so matching no event, for one never seen).
 pub(crate) fn session_key_sql(param: usize) -> String {
-    format!("(SELECT id FROM rollup_sessions WHERE session_id = ?{param})")
+    session_key_sql_of(&format!("?{param}"))
+}
+
+/// [`session_key_sql`] of a session id that an SQL expression gives (a column of the query).
+pub(crate) fn session_key_sql_of(session_id: &str) -> String {
+    format!("(SELECT id FROM rollup_sessions WHERE session_id = {session_id})")
 }
 
 /// Committed session keys the writer keeps (bounded): the sessions of a user are active a few
@@ -498,7 +503,7 @@ mod tests {
         let conn = rusqlite::Connection::open(&path).expect("open");
         let version: i64 =
             conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 15);
+        assert_eq!(version, super::super::schema::LATEST);
         assert_eq!(rows(&conn, &all_columns(SESSION_SQL)), before, "every column of every event");
         let kept: Vec<(i64, String)> = conn
             .prepare("SELECT id, session_id FROM rollup_sessions WHERE id IN (3, 5) ORDER BY id")

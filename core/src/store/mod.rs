@@ -36,6 +36,7 @@ mod rollups;
 pub(crate) mod schema;
 mod series_texts;
 pub(crate) mod settings;
+mod transcript_sums;
 pub(crate) mod transcripts;
 mod writer;
 

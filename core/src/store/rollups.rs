@@ -776,7 +776,8 @@ mod tests {
              CREATE INDEX events_session ON events(session_id, time_ns);
              DROP TABLE rollup_keys; DROP TABLE rollup_sessions;
              ALTER TABLE series_state DROP COLUMN rollup_key;
-             ALTER TABLE series_state DROP COLUMN rollup_session; PRAGMA user_version = 12;",
+             ALTER TABLE series_state DROP COLUMN rollup_session;
+             DROP TABLE transcript_session_models; PRAGMA user_version = 12;",
         )
         .expect("back to v12");
         drop(conn);

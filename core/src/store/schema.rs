@@ -228,6 +228,9 @@ const MIGRATIONS: &[Migration] = &[
     // rollups, and `events_session_key` indexes that key (store/events.rs); ~16 MB of a year's
     // ~100 (BENCHMARKS.md, "Events name their session by a key").
     Migration::Sql(super::events::SESSION_MIGRATION),
+    // v16 (issue 15): per session and model, the sums of the transcripts' requests, so that a
+    // report reads a row per session instead of every request (store/transcript_sums.rs).
+    Migration::Sql(super::transcript_sums::MIGRATION),
 ];
 
 /// One schema version's change, applied in one transaction.
@@ -270,6 +273,7 @@ pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
 /// An object each migration creates, newest first: what a damaged file whose header (and with
 /// it `user_version`) was lost is taken to be (`tokentray repair`).
 const CREATED_BY: &[(i64, &str)] = &[
+    (16, "transcript_session_models"),
     (15, "events_session_key"),
     (14, "series_texts"),
     (13, "usage_days"),

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use super::transcript_sums::NewRequests;
 use super::{read::Reader, EventFigures, StoreError};
 use crate::query::report::{names, Figures};
 use crate::query::{local_bucket, Group, GroupBy};
@@ -230,14 +231,16 @@ fn apply_batch(tx: &Connection, batch: &FileBatch) -> Result<u64, StoreError> {
     // Nearly every line names its session's place; folded here, each session of the read is
     // written once instead of once per line (most of the import's statements).
     let mut sessions: HashMap<String, Option<SessionRow>> = HashMap::new();
+    let mut stored = NewRequests::default();
     for line in &batch.lines {
-        new_requests += apply_line(tx, line, batch.projects, &mut sessions)?;
+        new_requests += apply_line(tx, line, batch.projects, &mut sessions, &mut stored)?;
     }
     for (session, row) in &sessions {
         if let Some(row) = row.as_ref().filter(|r| r.changed) {
             write_session(tx, session, row)?;
         }
     }
+    stored.write(tx)?;
     let s = &batch.state;
     tx.prepare_cached(
             "INSERT INTO transcript_files (path, inode, size, mtime_ns, offset, head_hash, malformed)
@@ -340,6 +343,7 @@ fn apply_line(
     line: &Line,
     projects: &HashMap<String, Project>,
     sessions: &mut HashMap<String, Option<SessionRow>>,
+    stored: &mut NewRequests,
 ) -> Result<u64, StoreError> {
     let mut added = 0;
     if let Some(c) = &line.context {
@@ -382,7 +386,7 @@ fn apply_line(
         }
     }
     if let Some(r) = &line.request {
-        added += tx
+        let inserted = tx
             .prepare_cached(
                 "INSERT OR IGNORE INTO transcript_requests (request_id, message_id, session_id, model, time_ns,
                      input_tokens, output_tokens, cache_read_tokens, cache_5m_tokens, cache_1h_tokens, fast)
@@ -401,6 +405,10 @@ fn apply_line(
                 r.cache_write_1h as i64,
                 r.fast,
             ])? as u64;
+        if inserted > 0 {
+            stored.add(r);
+        }
+        added += inserted;
     }
     if let Some(e) = &line.api_error {
         tx.prepare_cached(
@@ -631,7 +639,7 @@ impl Reader {
 
     /// All-time cost and tokens telemetry's metrics hold per session (from the running totals,
     /// not the usage history), and whether it counted the session.
-    fn telemetry_totals(
+    pub(super) fn telemetry_totals(
         &self,
         wanted: &HashSet<&str>,
         out: &mut HashMap<String, TelemetrySession>,
@@ -805,11 +813,10 @@ impl Reader {
         total: &mut Figures,
         groups: &mut BTreeMap<String, Figures>,
     ) -> Result<(), StoreError> {
-        let facts = self.transcript_facts(start_ns, end_ns)?;
         let tz = chrono::Local;
-        let in_range = |ns: i64| ns >= start_ns && ns < end_ns;
-        for share in counting::shares(&facts, self.prices()).iter().filter(|s| in_range(s.time_ns))
-        {
+        let bucket = |ns: i64, g: GroupBy| local_bucket(&tz, ns, g, week_start);
+        let (shares, new_sessions) = self.period_shares(start_ns, end_ns, by)?;
+        for share in &shares {
             total.add_transcript(share);
             let Some(by) = by else { continue };
             if by == GroupBy::Type {
@@ -822,30 +829,60 @@ impl Reader {
                 GroupBy::Model => share.model.clone(),
                 GroupBy::Agent => crate::pricing::CLAUDE_CODE.to_string(),
                 GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour => {
-                    local_bucket(&tz, share.time_ns, by, week_start)
+                    bucket(share.time_ns, by)
                 }
                 _ => share.session_id.clone(),
             };
             groups.entry(key).or_default().add_transcript(share);
         }
-        for (session, place) in &facts.places {
-            let counted = facts.telemetry.get(session).is_some_and(|t| t.counted_session);
-            if counted || !in_range(place.first_ns) {
-                continue;
-            }
+        for (session, first_ns) in new_sessions {
             total.add_transcript_session();
             let key = match by {
                 None | Some(GroupBy::Type | GroupBy::Model) => continue,
                 Some(GroupBy::Agent) => crate::pricing::CLAUDE_CODE.to_string(),
                 Some(g @ (GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour)) => {
-                    local_bucket(&tz, place.first_ns, g, week_start)
+                    bucket(first_ns, g)
                 }
-                Some(_) => session.clone(),
+                Some(_) => session,
             };
             groups.entry(key).or_default().add_transcript_session();
         }
         total.transcripts.api_errors += self.transcript_api_errors(start_ns, end_ns)?;
         Ok(())
+    }
+
+    /// The counting rule's shares of `[start_ns, end_ns)`, and the sessions it adds that
+    /// began in it (with when) and that telemetry did not count.
+    ///
+    /// Where no grouping splits a session by time, a session whose outcome is its sums
+    /// (store/transcript_sums.rs) gives one share per model instead of one per request.
+    #[allow(clippy::type_complexity)]
+    fn period_shares(
+        &self,
+        start_ns: i64,
+        end_ns: i64,
+        by: Option<GroupBy>,
+    ) -> Result<(Vec<Share>, Vec<(String, i64)>), StoreError> {
+        let in_range = |ns: i64| ns >= start_ns && ns < end_ns;
+        let by_whole_sessions = !matches!(
+            by,
+            Some(GroupBy::Type | GroupBy::Day | GroupBy::Week | GroupBy::Month | GroupBy::Hour)
+        );
+        let (facts, mut shares, mut new_sessions) = if by_whole_sessions {
+            let period = self.period_sessions(start_ns, end_ns)?;
+            (self.facts_of(period.rest)?, period.summed, period.summed_began)
+        } else {
+            (self.transcript_facts(start_ns, end_ns)?, Vec::new(), Vec::new())
+        };
+        let read = counting::shares(&facts, self.prices());
+        shares.extend(read.into_iter().filter(|s| in_range(s.time_ns)));
+        for (session, place) in facts.places {
+            let counted = facts.telemetry.get(&session).is_some_and(|t| t.counted_session);
+            if !counted && in_range(place.first_ns) {
+                new_sessions.push((session, place.first_ns));
+            }
+        }
+        Ok((shares, new_sessions))
     }
 
     /// What the transcripts add to spend per (15-minute slot, model) in `[start_ns, end_ns)`:
@@ -952,7 +989,7 @@ fn split_by_type(s: &Share) -> Vec<(&'static str, Share)> {
         output: 0.0,
         cache_read: 0.0,
         cache_creation: 0.0,
-        request: false,
+        requests: 0,
         cost_usd: 0.0,
         ..s.clone()
     };

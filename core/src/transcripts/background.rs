@@ -76,6 +76,11 @@ fn start_up_import(
             store.announce_change();
         }
     });
+    // The announcements above come while the last group is still open: this one comes after
+    // its commit, so a reader woken by it (the exposer) sees every request.
+    if announced > 0 {
+        store.announce_change();
+    }
     match result {
         Ok(p) => tracing::info!(
             files = p.files_done,

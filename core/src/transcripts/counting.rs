@@ -26,8 +26,9 @@ pub(crate) struct Share {
     pub output: f64,
     pub cache_read: f64,
     pub cache_creation: f64,
-    /// Counts as one API request.
-    pub request: bool,
+    /// The API requests it counts: 1 for one request's share, more for a session's sums
+    /// (store/transcript_sums.rs).
+    pub requests: u64,
     pub cost_usd: f64,
     /// The cost comes from the price table, not from Claude Code.
     pub priced_from_table: bool,
@@ -119,7 +120,7 @@ fn session_shares(
                 cache_read: f(r, "cacheRead"),
                 cache_creation: f(r, "cacheCreation"),
                 // Without events telemetry counts no requests: each one is counted here.
-                request: true,
+                requests: 1,
                 cost_usd,
                 priced_from_table,
                 unpriced,

@@ -335,7 +335,7 @@ mod tests {
             output: 0.0,
             cache_read: 0.0,
             cache_creation: 0.0,
-            request: true,
+            requests: 1,
             cost_usd: cost,
             priced_from_table: false,
             unpriced: false,

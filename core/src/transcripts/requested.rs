@@ -161,6 +161,11 @@ fn run(store: &Store, config: &TranscriptsConfig, status: &Mutex<ImportStatus>, 
             }
         })
     });
+    // The announcements above come while the last group is still open: this one comes after
+    // its commit.
+    if announced > 0 {
+        store.announce_change();
+    }
     let mut status = lock(status);
     status.running = false;
     match result {

@@ -429,3 +429,127 @@ fn newest_request_is_the_newest_of_either_source() {
     assert_eq!((n.from_transcripts, n.figures.session_id.as_deref()), (false, Some("new")));
     store.close();
 }
+
+/// A session's sums (store/transcript_sums.rs) stand in for its requests only where they are
+/// the counting rule's outcome: each grouping that reads them gives what reading every request
+/// (by day) gives, with telemetry for part of a session (with and without its events), a
+/// session without a cost-state, one whose cost-state covers only its first request, and a
+/// session without requests.
+#[tokio::test]
+async fn session_sums_give_what_reading_every_request_gives() {
+    for with_events in [true, false] {
+        let env = env(1);
+        let store = Store::open(&env.data).expect("store");
+        telemetry_for_part_of_session(&store, 2, with_events).await;
+        let dir = &env.config_dirs[0];
+        let later = |line: String| line.replace("05:00:00.000Z", "06:00:00.000Z");
+        // Above the long-context threshold: priced at the long-context rates.
+        let long = assistant("s5", "p3", "claude-sonnet-4-5", 10, "x")
+            .replace("\"input_tokens\":1000", "\"input_tokens\":250000");
+        let unstated = [
+            assistant("s5", "p1", "claude-sonnet-4-5", 100, "x"),
+            later(assistant("s5", "p2", "claude-sonnet-4-5", 200, "x")),
+            long,
+        ];
+        write_session(dir, "s5.jsonl", &unstated);
+        let cost_state = "{\"type\":\"cost-state\",\"sessionId\":\"s6\",\"totalCostUSD\":0.5,\"modelUsage\":{\"claude-sonnet-4-5\":{\"costUSD\":0.5}}}\n";
+        let partly_stated = [
+            assistant("s6", "q1", "claude-sonnet-4-5", 100, "x"),
+            cost_state.to_string(),
+            later(assistant("s6", "q2", "claude-sonnet-4-5", 300, "x")),
+        ];
+        write_session(dir, "s6.jsonl", &partly_stated);
+        env.import();
+        let reader = Reader::open(&env.data).expect("reader");
+
+        // The premise: some sessions are summed, the others read request by request.
+        let period = reader.period_sessions(i64::MIN, i64::MAX).expect("split");
+        let mut summed: Vec<&str> = period.summed.iter().map(|s| s.session_id.as_str()).collect();
+        summed.sort();
+        summed.dedup();
+        let captured_with_requests = [
+            "525995f9-df9f-4ea7-94b0-1dfc603afaf1",
+            "77eb25e3-2de8-440b-8f11-668bc735ad21",
+            "7c6e1e92-4a19-4ed3-a17d-44945c0e4e4b",
+            "c370a214-dcea-4967-9770-35cf2e0370fe",
+        ];
+        assert_eq!(summed, [&captured_with_requests[..], &["s5"]].concat());
+        for rest in ["8255e9da-a4ea-45c0-b0c0-1312c5488bce", "s6"] {
+            assert!(period.rest.iter().any(|s| s == rest), "{rest} in {:?}", period.rest);
+        }
+
+        let every_request = reader.report("all", TimeRange::ALL, Some(GroupBy::Day)).expect("r");
+        let want = &every_request.figures;
+        assert!(want.transcripts.cost_usd_price_table > 0.0, "s5 and s6's last: the table");
+        let s5 = |r: &Report| {
+            let groups = r.groups.as_ref().expect("groups");
+            groups.iter().find(|g| g.key == "s5").expect("s5").figures.cost_usd
+        };
+        let summed_s5 = reader.report("all", TimeRange::ALL, Some(GroupBy::Session));
+        let long_rate = (250_000.0 * 6.0 + 10.0 * 22.5) / 1e6;
+        let short_rate = (2000.0 * 3.0 + 300.0 * 15.0) / 1e6;
+        assert!((s5(&summed_s5.expect("r")) - (long_rate + short_rate)).abs() < 1e-12);
+        for by in [
+            None,
+            Some(GroupBy::Project),
+            Some(GroupBy::Session),
+            Some(GroupBy::Model),
+            Some(GroupBy::Branch),
+            Some(GroupBy::Pr),
+            Some(GroupBy::Agent),
+        ] {
+            let got = reader.report("all", TimeRange::ALL, by).expect("report");
+            let f = &got.figures;
+            let what = format!("{by:?} (events: {with_events})");
+            assert_eq!(f.tokens.input, want.tokens.input, "{what}");
+            assert_eq!(f.tokens.output, want.tokens.output, "{what}");
+            assert_eq!(f.tokens.cache_read, want.tokens.cache_read, "{what}");
+            assert_eq!(f.tokens.cache_creation, want.tokens.cache_creation, "{what}");
+            assert_eq!(f.api_requests.count, want.api_requests.count, "{what}");
+            assert_eq!(f.sessions, want.sessions, "{what}");
+            assert_eq!(f.transcripts.requests, want.transcripts.requests, "{what}");
+            assert!((f.cost_usd - want.cost_usd).abs() < 1e-9, "{what}");
+            let (a, b) = (&f.transcripts, &want.transcripts);
+            assert!((a.cost_usd_claude_code - b.cost_usd_claude_code).abs() < 1e-9, "{what}");
+            assert!((a.cost_usd_price_table - b.cost_usd_price_table).abs() < 1e-9, "{what}");
+            let groups = got.groups.unwrap_or_default();
+            let in_groups: f64 = groups.iter().map(|g| g.figures.cost_usd).sum();
+            if by.is_some() {
+                assert!((in_groups - want.cost_usd).abs() < 1e-9, "{what}: groups add up");
+            }
+        }
+
+        // By session, a summed session is its stated cost and its requests.
+        let by_session = reader.report("all", TimeRange::ALL, Some(GroupBy::Session)).expect("r");
+        let e = expected();
+        for id in captured_with_requests {
+            let g = by_session.groups.as_ref().expect("groups").iter().find(|g| g.key == id);
+            let g = g.expect("session row");
+            let truth = &e["per_session"][id];
+            assert_eq!(g.figures.api_requests.count, truth["requests"].as_u64().expect("n"));
+            let stated = truth["cost_state_usd"].as_f64().expect("n");
+            assert!((g.figures.cost_usd - stated).abs() < 1e-12, "{id}");
+            assert_eq!(g.figures.sessions, 1.0, "{id}");
+        }
+
+        // A period that ends at a summed session's last request reads that session request by
+        // request, and still gives what the per-request path gives.
+        let (id, last) = period
+            .summed
+            .iter()
+            .map(|s| (s.session_id.clone(), s.time_ns))
+            .max_by_key(|(_, t)| *t)
+            .expect("summed");
+        let cut = TimeRange { start_ns: None, end_ns: Some(last) };
+        let split = reader.period_sessions(i64::MIN, last).expect("split");
+        assert!(split.rest.contains(&id) && split.summed.iter().all(|s| s.session_id != id));
+        let want = reader.report("cut", cut, Some(GroupBy::Day)).expect("report").figures;
+        let got = reader.report("cut", cut, Some(GroupBy::Project)).expect("report").figures;
+        assert_eq!(got.api_requests.count, want.api_requests.count);
+        assert!(got.api_requests.count < every_request.figures.api_requests.count);
+        assert_eq!(got.tokens.output, want.tokens.output);
+        assert_eq!(got.sessions, want.sessions);
+        assert!((got.cost_usd - want.cost_usd).abs() < 1e-9);
+        store.close();
+    }
+}
